@@ -1,0 +1,36 @@
+# growth-sim: `make demo` runs the default scenario, `make test` runs the suite.
+# Both create .venv on first use; nothing else needs installing by hand.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SIM    := $(VENV)/bin/sim
+
+.PHONY: setup setup-test demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Stamps are rebuilt when pyproject.toml changes, so a dependency added later is installed.
+$(VENV)/.stamp-run: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(VENV)/.stamp-run $@
+
+setup: $(VENV)/.stamp-run
+setup-test: $(VENV)/.stamp-test
+
+demo: setup
+	$(SIM) run
+
+test: setup-test
+	$(PY) -m pytest -q -n 2
+
+bench: setup
+	$(SIM) bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

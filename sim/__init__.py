@@ -1,0 +1,18 @@
+"""growth-sim: an agent-based simulator of user growth on social e-commerce platforms.
+
+Python entry points::
+
+    import sim
+    result = sim.run("default", overrides=["mechanisms.referral.inviter_reward=20"], seed=1)
+    result.daily       # one row per day (DESIGN section 4 columns)
+    result.summary     # horizon metrics
+"""
+
+__version__ = "0.1.0"
+
+from sim.config import SimConfig, compose  # noqa: E402
+from sim.engine import GrowthModel  # noqa: E402
+from sim.runs import RunResult, load_run, run, simulate  # noqa: E402
+from sim.schema import ConfigError  # noqa: E402
+
+__all__ = ["ConfigError", "GrowthModel", "RunResult", "SimConfig", "__version__", "compose", "load_run", "run", "simulate"]

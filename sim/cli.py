@@ -1,0 +1,191 @@
+"""The ``sim`` command.
+
+    sim run [scenario=NAME] [key=value ...] [out=DIR]     one run; prints the run folder
+    sim run --config RUN/config.yaml [key=value ...]      rerun a resolved config exactly
+    sim config [scenario=NAME] [key=value ...]            print the resolved configuration
+    sim keys [PREFIX]                                     every key: default, unit, allowed values
+    sim scenarios                                         the named scenarios, presets and strategies
+
+Bad input (an unknown key, a value out of range, a broken edge list) prints one line naming the key,
+the value and what is allowed, and exits with code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class Progress:
+    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, total: int, label: str, enabled: bool | None = None):
+        self.total, self.label = max(total, 1), label
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.t0 = time.perf_counter()
+        self.last = -1.0
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last < 0.1 and done < self.total:
+            return
+        self.last = now
+        frac = done / self.total
+        bar = "#" * int(30 * frac)
+        eta = (now - self.t0) / frac * (1 - frac) if frac > 0 else 0
+        sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} {now - self.t0:5.1f}s eta {eta:4.0f}s")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``key=value`` overrides (Hydra value grammar) to a plain config dict."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from sim.schema import ConfigError
+
+    cfg = OmegaConf.create(data)
+    parser = OverridesParser.create()
+    for text in overrides:
+        try:
+            ov = parser.parse_override(text)
+        except Exception as exc:  # hydra raises its own parse errors; report them in one line
+            raise ConfigError(f"override {text!r}: {str(exc).splitlines()[0]}") from None
+        key = ov.key_or_group
+        if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
+            raise ConfigError(f"{key}: unknown key (a resolved config.yaml takes key=value overrides only)")
+        OmegaConf.update(cfg, key, ov.value(), merge=False)
+    return OmegaConf.to_container(cfg)
+
+
+def cmd_run(args) -> int:
+    from sim.config import compose, load_yaml, validate
+    from sim.runs import prepare_parent, simulate, write_run_folder
+    from sim.schema import to_plain
+
+    if args.config:
+        cfg = load_yaml(args.config)
+        if args.overrides:
+            cfg = validate(_apply_overrides(to_plain(cfg), args.overrides))
+    else:
+        cfg = compose(None, args.overrides)
+    out = Path(cfg.out)
+    prepare_parent(out)  # fail before simulating if results cannot be written
+    bar = Progress(cfg.horizon, f"{cfg.scenario} seed {cfg.seed}", enabled=None if not args.quiet else False)
+    result = simulate(cfg, progress=lambda m: bar.update(m.day + 1))
+    bar.close()
+    path = write_run_folder(result, out, plots=not args.no_plots)
+    if not args.quiet:
+        s = result.summary
+        print(f"{cfg.scenario}: {s['users_total']:,} users acquired, MAU {s['mau_end']:,} at day {s['days'] - 1}, "
+              f"GMV {s['gmv']:,.0f} RMB, profit {s['profit']:,.0f} RMB; simulated in {s['simulate_seconds']:.1f} s", file=sys.stderr)
+    print(path)
+    return 0
+
+
+def cmd_config(args) -> int:
+    from sim.config import compose, dump_yaml
+
+    print(dump_yaml(compose(None, args.overrides)), end="")
+    return 0
+
+
+def cmd_keys(args) -> int:
+    from sim.config import SimConfig
+    from sim.mechanisms import REGISTRY
+    from sim.schema import describe
+
+    rows = [r for r in describe(SimConfig) if not r[0].startswith("mechanisms")]
+    for name, cls in REGISTRY.items():
+        rows += describe(cls.Config, f"mechanisms.{name}")
+    prefix = args.prefix or ""
+    rows = [r for r in rows if r[0].startswith(prefix)]
+    if not rows:
+        print(f"error: no key starts with {prefix!r}", file=sys.stderr)
+        return EXIT_USAGE
+    for key, default, unit, allowed, doc in rows:
+        if isinstance(default, dict):
+            default = "{" + ", ".join(default) + "}"
+        extra = "; ".join(x for x in (unit, allowed) if x)
+        print(f"{key} = {default}\n    {doc}" + (f" [{extra}]" if extra else ""))
+    return 0
+
+
+def cmd_scenarios(args) -> int:
+    from sim.config import available_scenarios, scenario_dirs
+
+    found = available_scenarios()
+    for group in ("named", "platform", "strategy"):
+        names = sorted(n for n, g in found.items() if g == group)
+        if not names:
+            continue
+        print(f"{group}:")
+        for name in names:
+            path = next(p for p in (r / group / f"{name}.yaml" for r in scenario_dirs()) if p.exists())
+            doc = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines()
+                        if ln.startswith("#") and "@package" not in ln), "")
+            print(f"  {name:<26} {doc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser = argparse.ArgumentParser(prog="sim", parents=[common], description="growth-sim: agent-based simulation of social e-commerce growth")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", parents=[common], help="run one scenario and write a run folder")
+    p.add_argument("overrides", nargs="*", help="scenario=NAME and key=value overrides (Hydra grammar)")
+    p.add_argument("--config", help="a resolved config.yaml to rerun exactly (e.g. from a run folder)")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots (faster)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the run folder")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("config", parents=[common], help="print the resolved configuration")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("keys", parents=[common], help="list configuration keys with defaults, units and ranges")
+    p.add_argument("prefix", nargs="?")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("scenarios", parents=[common], help="list named scenarios, platform presets and strategies")
+    p.set_defaults(func=cmd_scenarios)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sim.schema import ConfigError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,390 @@
+"""The configuration of a run: the schema of every core key, and scenario composition with Hydra.
+
+The schema below is the single source of defaults. ``scenarios/`` holds only what differs from it:
+graph choices, platform presets, named scenarios and strategies, composed by Hydra's defaults lists
+and overridden with Hydra's command-line grammar (``key=value``, ``group=option``). The composed
+dictionary is validated at the edge into frozen dataclasses; the engine trusts it from there on.
+
+A scenario name (``scenario=NAME``) is looked up in three config groups, in this order:
+``named/`` (default, all_mechanisms, the classic diffusion models), ``platform/`` (the platform
+presets) and ``strategy/`` (named strategies, each overriding a preset).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from sim.schema import ConfigError, build, param, require, suggest, to_plain
+
+CHANNELS = ("organic", "paid", "referral", "group_buy", "assist", "content", "distribution")
+SCENARIO_GROUPS = ("named", "platform", "strategy")
+
+
+# --------------------------------------------------------------------------------------------
+# Population
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """A user segment: a parameter set of the shared behaviour model (DESIGN section 3)."""
+
+    share: float = param(0.25, lo=0, hi=1, unit="fraction of people", doc="share of the population in this segment")
+    visit_rate: float = param(0.35, lo=0, hi=1, unit="probability per day", doc="visit probability of an engaged user at baseline satisfaction, before habit")
+    need_rate: float = param(0.04, lo=0, hi=5, unit="orders per day", doc="latent demand accrued per day")
+    basket_rmb: float = param(60.0, lo=0, lo_open=True, unit="RMB", doc="mean order value")
+    share_rate: float = param(0.05, lo=0, hi=1, unit="probability per visit", doc="chance a visit includes word of mouth to one friend")
+    invite_propensity: float = param(1.0, lo=0, hi=20, unit="multiplier", doc="how readily this segment sends referral invitations")
+    deal_sensitivity: float = param(1.0, lo=0, hi=20, unit="multiplier", doc="response to discounts and rewards")
+    content_affinity: float = param(1.0, lo=0, hi=20, unit="multiplier", doc="response to content and livestreams")
+    frailty: float = param(1.0, lo=0, lo_open=True, unit="multiplier", doc="mean churn-hazard multiplier")
+    satisfaction: float = param(0.5, lo=0, hi=1, unit="fraction", doc="baseline satisfaction the segment reverts to")
+
+
+def _default_segments() -> dict[str, SegmentConfig]:
+    # Magnitudes follow the domain documents: deal seekers are many, cheap and fickle; loyal value
+    # buyers are few, buy often and stay (seed 001: loyal users repurchase about 40 % more).
+    return {
+        "deal_seeker": SegmentConfig(share=0.35, visit_rate=0.30, need_rate=0.035, basket_rmb=45.0, share_rate=0.06, invite_propensity=1.3, deal_sensitivity=2.0, content_affinity=0.6, frailty=1.4, satisfaction=0.45),
+        "social_sharer": SegmentConfig(share=0.25, visit_rate=0.35, need_rate=0.04, basket_rmb=60.0, share_rate=0.12, invite_propensity=2.0, deal_sensitivity=1.2, content_affinity=1.2, frailty=1.0, satisfaction=0.5),
+        "content_lover": SegmentConfig(share=0.20, visit_rate=0.42, need_rate=0.035, basket_rmb=85.0, share_rate=0.07, invite_propensity=0.8, deal_sensitivity=0.8, content_affinity=2.5, frailty=0.85, satisfaction=0.55),
+        "loyal_value": SegmentConfig(share=0.20, visit_rate=0.40, need_rate=0.06, basket_rmb=120.0, share_rate=0.04, invite_propensity=0.6, deal_sensitivity=0.5, content_affinity=0.8, frailty=0.6, satisfaction=0.6),
+    }
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    size: int = param(100_000, lo=2, hi=200_000_000, unit="people", doc="people in the addressable market (graph nodes); an edge list sets it to its node count")
+    segments: dict[str, SegmentConfig] = param(factory=_default_segments, doc="segment name -> parameters; shares must sum to 1")
+    frailty_cv: float = param(1.3, lo=0, hi=10, unit="coefficient of variation", doc="spread of individual churn hazards (gamma frailty); 0 makes everyone alike")
+
+    def check(self, path: str) -> None:
+        require(len(self.segments) > 0, f"{path}.segments", {}, "allowed is at least one segment")
+        require(len(self.segments) <= 64, f"{path}.segments", len(self.segments), "allowed is at most 64 segments")
+        total = sum(s.share for s in self.segments.values())
+        require(abs(total - 1.0) < 1e-6, f"{path}.segments", round(total, 6), "segment shares must sum to 1")
+
+
+# --------------------------------------------------------------------------------------------
+# Graph, adoption and the behaviour model
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    kind: Literal["er", "ba", "ws", "holme_kim", "sbm", "complete", "edgelist"] = param("holme_kim", doc="generator, or 'complete' (well mixed, no edges stored) or 'edgelist' (load graph.path)")
+    avg_degree: float = param(20.0, lo=1, hi=10_000, unit="friends per person", doc="mean number of friends (generators only)")
+    rewire: float = param(0.1, lo=0, hi=1, unit="probability", doc="ws: chance each lattice edge is rewired")
+    triangle_prob: float = param(0.5, lo=0, hi=1, unit="probability", doc="holme_kim: chance an attachment closes a triangle")
+    communities: int = param(100, lo=1, hi=1_000_000, unit="communities", doc="sbm: number of equal-sized communities")
+    homophily: float = param(0.8, lo=0, hi=1, unit="fraction of edges", doc="sbm: share of edges inside a community")
+    path: str | None = param(None, doc="edgelist: file of 'u v' pairs (whitespace or comma separated, '#' comments)")
+
+    def check(self, path: str) -> None:
+        if self.kind == "edgelist":
+            require(bool(self.path), f"{path}.path", self.path, "graph.kind=edgelist needs graph.path, the edge-list file")
+            require(Path(self.path).expanduser().is_file(), f"{path}.path", self.path, "no such file")
+
+
+@dataclass(frozen=True)
+class AdoptionConfig:
+    contagion: Literal["simple", "complex"] = param("simple", doc="simple: each social exposure converts independently; complex: needs `threshold` distinct adopting contacts first")
+    threshold: int = param(2, lo=1, hi=1000, unit="distinct contacts", doc="complex contagion: adopting contacts needed before social exposures can convert")
+    external_rate: float = param(0.0002, lo=0, hi=1, unit="probability per day", doc="chance a non-user hears of the platform from outside the graph (press, app stores)")
+    external_conversion: float = param(0.5, lo=0, hi=1, unit="probability", doc="chance an outside exposure leads to joining")
+    word_of_mouth_conversion: float = param(0.08, lo=0, hi=1, unit="probability", doc="chance an unpaid mention by a friend leads to joining")
+    seed_users: int = param(50, lo=0, unit="people", doc="users on day 0, picked at random")
+
+
+@dataclass(frozen=True)
+class VisitConfig:
+    satisfaction_weight: float = param(3.0, lo=0, hi=50, unit="log-odds per unit satisfaction", doc="how much satisfaction raises visit odds")
+    habit_weight: float = param(0.1, lo=0, hi=10, unit="log-odds per log visit", doc="habit: visit odds rise with log(1 + past visits)")
+    dormant_odds: float = param(0.1, lo=0, hi=1, unit="odds ratio", doc="visit odds of a dormant user relative to an active one")
+    loyal_odds: float = param(1.5, lo=1, hi=20, unit="odds ratio", doc="visit odds of a loyal user relative to an active one")
+
+
+@dataclass(frozen=True)
+class PurchaseConfig:
+    conversion: float = param(0.45, lo=0, hi=20, unit="per order of need per visit", doc="purchase intensity: P(buy) = 1 - exp(-conversion x need x relevance x deal factor)")
+    need_cap: float = param(3.0, lo=0, lo_open=True, unit="orders", doc="latent demand stops accruing at this stock")
+    initial_need: float = param(0.8, lo=0, unit="orders", doc="demand stock of a new user (why they came)")
+    basket_sigma: float = param(0.5, lo=0, hi=3, unit="log RMB", doc="spread of order values (lognormal)")
+    loyal_need_ratio: float = param(1.4, lo=0, hi=10, unit="multiplier", doc="demand accrual of loyal users relative to active (seed 001: +40 % repurchase)")
+
+
+@dataclass(frozen=True)
+class ChurnConfig:
+    base_hazard: float = param(0.45, lo=0, hi=20, unit="per day", doc="churn hazard on the joining day for frailty 1 at baseline satisfaction")
+    tenure_days: float = param(3.0, lo=0, lo_open=True, unit="days", doc="tenure scale: hazard x (1 + age / tenure_days)^-tenure_decay")
+    tenure_decay: float = param(0.1, lo=0, hi=10, unit="exponent", doc="how fast hazard falls with tenure (0: constant)")
+    satisfaction_weight: float = param(3.0, lo=0, hi=50, unit="log-hazard per unit satisfaction", doc="how much satisfaction lowers hazard")
+    friends_weight: float = param(0.3, lo=0, hi=10, unit="log-hazard per log friend", doc="social embeddedness: hazard x (1 + friends on platform)^-friends_weight")
+    loyal_ratio: float = param(0.6, lo=0, hi=1, unit="hazard ratio", doc="hazard of loyal users relative to active")
+    dormant_ratio: float = param(1.5, lo=0, hi=20, unit="hazard ratio", doc="hazard of dormant users relative to active")
+    dormant_after_days: int = param(14, lo=1, hi=100_000, unit="days", doc="days without a visit before a user counts as dormant")
+    churn_after_days: int = param(90, lo=1, hi=100_001, unit="days", doc="days without a visit before a dormant user counts as churned")
+
+
+@dataclass(frozen=True)
+class SatisfactionConfig:
+    reversion: float = param(0.02, lo=0, hi=1, unit="fraction per day", doc="pull of satisfaction back to the segment baseline")
+    purchase_gain: float = param(0.04, lo=0, hi=1, unit="satisfaction", doc="gain from a good purchase")
+    service_failure_rate: float = param(0.05, lo=0, hi=1, unit="probability per order", doc="chance an order goes wrong (late, damaged, bad service)")
+    service_failure_shock: float = param(0.12, lo=0, hi=1, unit="satisfaction", doc="loss from a failed order")
+    onboarding_friction: float = param(0.1, lo=0, hi=1, unit="satisfaction", doc="loss on the joining day from sign-up complexity (seed 001: complexity drives churn)")
+
+
+@dataclass(frozen=True)
+class SocialConfig:
+    saturation: float = param(0.7, lo=0, hi=1, lo_open=True, unit="multiplier", doc="each earlier invitation received scales the next one's effect by this (Leskovec et al. 2007)")
+    repeat_fade: float = param(0.5, lo=0, hi=1, unit="multiplier", doc="each repeat from the same sender scales its effect by this")
+    novelty_boost: float = param(2.0, lo=0, hi=100, unit="multiplier", doc="extra sharing and inviting by a brand-new user: x (1 + novelty_boost) on the joining day")
+    novelty_days: float = param(5.0, lo=0, lo_open=True, unit="days", doc="time scale over which the novelty boost fades (exponentially)")
+
+
+@dataclass(frozen=True)
+class LifecycleConfig:
+    loyal_min_orders: int = param(3, lo=1, unit="orders", doc="orders before an active user can become loyal")
+    loyal_min_satisfaction: float = param(0.6, lo=0, hi=1, unit="satisfaction", doc="satisfaction needed to become (and stay) loyal")
+
+
+@dataclass(frozen=True)
+class BehaviourConfig:
+    visit: VisitConfig = param(factory=VisitConfig, doc="visit decision")
+    purchase: PurchaseConfig = param(factory=PurchaseConfig, doc="purchase decision")
+    churn: ChurnConfig = param(factory=ChurnConfig, doc="churn hazard and dormancy")
+    satisfaction: SatisfactionConfig = param(factory=SatisfactionConfig, doc="satisfaction dynamics")
+    social: SocialConfig = param(factory=SocialConfig, doc="response to invitations")
+    lifecycle: LifecycleConfig = param(factory=LifecycleConfig, doc="loyalty thresholds")
+
+    def check(self, path: str) -> None:
+        c = self.churn
+        require(c.churn_after_days > c.dormant_after_days, f"{path}.churn.churn_after_days", c.churn_after_days,
+                f"must exceed behaviour.churn.dormant_after_days ({c.dormant_after_days})")
+
+
+@dataclass(frozen=True)
+class CatalogueConfig:
+    categories: int = param(20, lo=1, hi=10_000, unit="categories", doc="product categories")
+    popularity_exponent: float = param(1.0, lo=0, hi=5, unit="Zipf exponent", doc="how unequal category popularity is")
+    taste_strength: float = param(0.6, lo=0, hi=1, unit="probability", doc="chance an order falls in the buyer's favourite category")
+    price_spread: float = param(0.4, lo=0, hi=3, unit="log RMB", doc="spread of category price levels")
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    name: str = param("generic", doc="preset name (informational)")
+    take_rate: float = param(0.05, lo=0, hi=1, unit="fraction of GMV", doc="commission the platform keeps")
+    ad_revenue_per_visit_rmb: float = param(0.02, lo=0, unit="RMB per visit", doc="advertising revenue per daily visit")
+    price_level: float = param(1.0, lo=0, lo_open=True, unit="multiplier", doc="scales every price (a metamorphic-test knob)")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int = param(0, lo=0, hi=2**63 - 1, doc="seed of every random stream of the run")
+    horizon: int = param(365, lo=1, hi=36_500, unit="days", doc="days simulated")
+    scenario: str = param("default", doc="name of the scenario this config was composed from")
+    out: str = param("results/runs", doc="folder in which run folders are created")
+    population: PopulationConfig = param(factory=PopulationConfig, doc="people")
+    graph: GraphConfig = param(factory=GraphConfig, doc="social graph")
+    adoption: AdoptionConfig = param(factory=AdoptionConfig, doc="joining the platform")
+    behaviour: BehaviourConfig = param(factory=BehaviourConfig, doc="the shared behaviour model")
+    catalogue: CatalogueConfig = param(factory=CatalogueConfig, doc="products")
+    platform: PlatformConfig = param(factory=PlatformConfig, doc="platform economics")
+    mechanisms: dict[str, Any] = param(factory=dict, doc="mechanism name -> its settings")
+
+    def enabled(self) -> list[str]:
+        """Names of the enabled mechanisms, in registry order."""
+        return [name for name, mc in self.mechanisms.items() if mc.enabled]
+
+    def with_seed(self, seed: int) -> SimConfig:
+        return replace(self, seed=int(seed))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def validate(data: Mapping[str, Any]) -> SimConfig:
+    """Turn a composed mapping into a validated :class:`SimConfig` (raises :class:`ConfigError`)."""
+    from sim.mechanisms import REGISTRY
+
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config = {data!r}: allowed is a mapping of settings")
+    data = dict(data)
+    raw_mechs = data.pop("mechanisms", None) or {}
+    if not isinstance(raw_mechs, Mapping):
+        raise ConfigError(f"mechanisms = {raw_mechs!r}: allowed is a mapping of mechanism names to settings")
+    for name in raw_mechs:
+        if name not in REGISTRY:
+            raise ConfigError(f"mechanisms.{name}: unknown mechanism{suggest(str(name), REGISTRY)}; registered: {', '.join(REGISTRY)}")
+    mechs = {name: build(cls.Config, raw_mechs.get(name, {}), f"mechanisms.{name}") for name, cls in REGISTRY.items()}
+    cfg = build(SimConfig, data)
+    return replace(cfg, mechanisms=mechs)
+
+
+def defaults() -> dict[str, Any]:
+    """Every key with its default value, mechanisms included (the Hydra schema node)."""
+    from sim.mechanisms import REGISTRY
+
+    plain = to_plain(SimConfig())
+    plain["mechanisms"] = {name: to_plain(cls.Config()) for name, cls in REGISTRY.items()}
+    return plain
+
+
+# --------------------------------------------------------------------------------------------
+# Composition
+
+
+def scenario_dirs() -> list[Path]:
+    """Scenario roots: the project's ``scenarios/`` then any listed in ``SIM_SCENARIO_PATH``."""
+    roots = []
+    env = os.environ.get("SIM_SCENARIO_PATH", "")
+    for part in env.split(os.pathsep):
+        if part.strip():
+            roots.append(Path(part).expanduser().resolve())
+    builtin = Path(__file__).resolve().parent.parent / "scenarios"
+    return [builtin, *[r for r in roots if r != builtin]]
+
+
+def available_scenarios() -> dict[str, str]:
+    """Scenario name -> the config group that defines it."""
+    found: dict[str, str] = {}
+    for root in scenario_dirs():
+        for group in SCENARIO_GROUPS:
+            for path in sorted((root / group).glob("*.yaml")):
+                if path.stem != "none":
+                    found.setdefault(path.stem, group)
+    return found
+
+
+def scenario_override(name: str) -> str:
+    """The Hydra group override that selects scenario ``name``."""
+    found = available_scenarios()
+    if name not in found:
+        raise ConfigError(f"scenario = {name!r}: no such scenario{suggest(name, found)}; available: {', '.join(sorted(found))}")
+    return f"{found[name]}={name}"
+
+
+_OVERRIDE = re.compile(r"^(?P<prefix>[+~]{0,2})(?P<key>[A-Za-z_][\w./@-]*)(?P<eq>=?)(?P<value>.*)$", re.S)
+
+
+def _split(overrides: Iterable[str]) -> tuple[str | None, list[str]]:
+    """Pull ``scenario=NAME`` out of an override list."""
+    scenario, rest = None, []
+    for ov in overrides:
+        m = _OVERRIDE.match(ov)
+        if m is None or not m.group("eq"):
+            raise ConfigError(f"override {ov!r}: allowed is key=value (Hydra override grammar)")
+        if m.group("key") == "scenario" and not m.group("prefix"):
+            scenario = m.group("value")
+        else:
+            rest.append(ov)
+    return scenario, rest
+
+
+def _check_override_keys(overrides: Sequence[str], plain_defaults: Mapping[str, Any]) -> None:
+    """Name unknown keys and unknown group options before Hydra does, in one line."""
+    groups = _group_options()
+    for ov in overrides:
+        m = _OVERRIDE.match(ov)
+        key, prefix = m.group("key"), m.group("prefix")
+        if key.startswith("hydra") or prefix.startswith("+"):
+            continue
+        if key in groups:
+            value = m.group("value")
+            if value not in groups[key] and not any(c in value for c in ",()[]*"):
+                raise ConfigError(f"{key} = {value!r}: no such option{suggest(value, groups[key])}; available: {', '.join(sorted(groups[key]))}")
+            continue
+        node: Any = plain_defaults
+        walked = []
+        for part in key.split("."):
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+                walked.append(part)
+                continue
+            if isinstance(node, Mapping) and walked == ["population", "segments"]:
+                raise ConfigError(f"{key}: unknown segment '{part}'{suggest(part, node)}; add one with +{key}=...")
+            options = list(node) if isinstance(node, Mapping) else []
+            where = ".".join(walked + [part])
+            raise ConfigError(f"{where}: unknown key{suggest(part, options)}")
+
+
+def _group_options() -> dict[str, set[str]]:
+    options: dict[str, set[str]] = {}
+    for root in scenario_dirs():
+        for path in root.rglob("*.yaml"):
+            rel = path.relative_to(root)
+            if len(rel.parts) >= 2:
+                options.setdefault("/".join(rel.parts[:-1]), set()).add(path.stem)
+    return options
+
+
+def _register_schema() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="schema", node=defaults())
+
+
+def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Compose a scenario with overrides into a plain dict (not yet validated)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    name_in_overrides, rest = _split(overrides)
+    name = name_in_overrides or scenario or "default"
+    _check_override_keys(rest, defaults())
+    hydra_overrides = [scenario_override(name), *rest]
+    extra = [r for r in scenario_dirs()[1:]]
+    if extra:
+        hydra_overrides.append("hydra.searchpath=[" + ",".join(f"file://{r}" for r in extra) + "]")
+    _register_schema()
+    try:
+        gh = GlobalHydra.instance()
+        if gh.is_initialized():
+            gh.clear()
+        with initialize_config_dir(config_dir=str(scenario_dirs()[0]), version_base="1.3", job_name="sim"):
+            cfg = compose(config_name="config", overrides=hydra_overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"overrides {' '.join(overrides) or '(none)'}: {first}") from None
+    data = OmegaConf.to_container(cfg, resolve=True)
+    data["scenario"] = name
+    return data
+
+
+def compose(scenario: str | None = None, overrides: Sequence[str] = (), seed: int | None = None) -> SimConfig:
+    """Compose and validate: the one way a configuration is made from scenario files."""
+    data = compose_dict(scenario, overrides)
+    if seed is not None:
+        data["seed"] = int(seed)
+    return validate(data)
+
+
+def load_yaml(path: str | os.PathLike) -> SimConfig:
+    """Validate a fully resolved ``config.yaml`` (for example from an earlier run folder)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" line {line + 1}" if line is not None else ""
+        raise ConfigError(f"{p}{where}: not valid YAML") from None
+    return validate(data or {})
+
+
+def dump_yaml(cfg: SimConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(to_plain(cfg), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,375 @@
+"""GrowthModel: the state, the random streams and the daily stage loop.
+
+One ``step()`` is one day and runs the stages of DESIGN section 3 in a fixed order:
+exposure -> adoption -> visit -> browse -> purchase -> share -> retention -> settle. The core work of
+each stage is a short vectorised function here; the decision rules live in ``sim.behaviour`` and the
+platform mechanisms hook the stages (see ``sim/mechanisms/base.py`` for where each hook runs).
+
+Randomness: one ``SeedSequence`` per run; every subsystem draws from its own stream, re-derived each
+day from (seed, stream name, day). Switching a mechanism on therefore does not shift the draws of
+the others, and strategies compared with the same seed share their base randomness (common random
+numbers): the same graph, the same people, the same daily draws until their states diverge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import mesa
+import numpy as np
+
+from sim import behaviour as bh
+from sim.config import CHANNELS, SimConfig
+from sim.economics import Economics
+from sim.graph import build_graph
+from sim.mechanisms import REGISTRY, STAGES
+from sim.metrics import Recorder
+from sim.population import Population, State, category_popularity
+
+ORGANIC = CHANNELS.index("organic")
+EMPTY = np.zeros(0, dtype=np.int64)
+
+
+class Streams:
+    """Named, independent random streams derived from one seed."""
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+        self.day = 0
+        self._today: dict[str, np.random.Generator] = {}
+
+    @staticmethod
+    def _key(name: str) -> int:
+        return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+
+    def _make(self, name: str, slot: int) -> np.random.Generator:
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(self._key(name), slot))))
+
+    def setup(self, name: str) -> np.random.Generator:
+        """A stream for building the model (graph, people)."""
+        return self._make(name, 0)
+
+    def today(self, name: str) -> np.random.Generator:
+        """Today's stream ``name``: the same draws for the same (seed, name, day) in any scenario."""
+        rng = self._today.get(name)
+        if rng is None:
+            rng = self._today[name] = self._make(name, self.day + 1)
+        return rng
+
+    def new_day(self, day: int) -> None:
+        self.day = day
+        self._today.clear()
+
+
+@dataclass
+class Today:
+    """Scratch state of the current day, handed to mechanisms (reset every day)."""
+
+    day: int
+    n: int
+    exposures: bh.Exposures
+    next_exposures: bh.Exposures = field(default_factory=bh.Exposures)
+    new_users: np.ndarray = field(default_factory=lambda: EMPTY)
+    visitors: np.ndarray = field(default_factory=lambda: EMPTY)
+    relevance: np.ndarray | None = None  # per visitor, multiplies purchase intensity
+    discount: np.ndarray | None = None  # per visitor, fraction off the price
+    buyers: np.ndarray = field(default_factory=lambda: EMPTY)
+    basket: np.ndarray = field(default_factory=lambda: np.zeros(0))  # RMB per buyer
+    order_category: np.ndarray = field(default_factory=lambda: EMPTY)
+    counters: dict[str, float] = field(default_factory=dict)
+    _visit_boost: np.ndarray | None = None
+    _hazard_ratio: np.ndarray | None = None
+
+    def count(self, name: str, value: float = 1.0) -> None:
+        self.counters[name] = self.counters.get(name, 0.0) + float(value)
+
+    @property
+    def visit_boost(self) -> np.ndarray:
+        """Today's additive visit log-odds per person (allocated on first use)."""
+        if self._visit_boost is None:
+            self._visit_boost = np.zeros(self.n, dtype=np.float32)
+        return self._visit_boost
+
+    @property
+    def hazard_ratio(self) -> np.ndarray:
+        """Today's multiplicative churn-hazard ratio per person (allocated on first use)."""
+        if self._hazard_ratio is None:
+            self._hazard_ratio = np.ones(self.n, dtype=np.float32)
+        return self._hazard_ratio
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    categories: int
+    popularity: np.ndarray
+    price_level: np.ndarray  # mean 1 across categories
+
+
+class GrowthModel(mesa.Model):
+    """The growth simulation. Build it from a validated :class:`SimConfig`, then ``step()`` daily."""
+
+    def __init__(self, cfg: SimConfig):
+        super().__init__(seed=cfg.seed)
+        self.cfg = cfg
+        self.streams = Streams(cfg.seed)
+        self.graph = build_graph(cfg.graph, cfg.population.size, self.streams.setup("graph"))
+        self.pop = Population(cfg, self.graph.n, self.streams.setup("population"))
+        self.catalogue = self._catalogue(self.streams.setup("catalogue"))
+        self.economics = Economics(cfg.horizon)
+        self.metrics = Recorder(self)
+        self.edge_sends = np.zeros(self.graph.indices.size, dtype=np.uint8) if hasattr(self.graph, "indices") else None
+        self.channel_frailty = np.ones(len(CHANNELS))  # churn-frailty multiplier by acquisition channel
+        self.day = -1
+        self.pending = bh.Exposures()  # shares made yesterday, evaluated today
+        self.mechanisms = [REGISTRY[name](mc) for name, mc in cfg.mechanisms.items() if mc.enabled]
+        for m in self.mechanisms:
+            for account, category in m.accounts.items():
+                self.economics.declare(account, category)
+            for column in m.columns:
+                self.metrics.declare(column)
+            m.setup(self)
+        self.hooks = {stage: [getattr(m, stage) for m in self.mechanisms if stage in m.stages()] for stage in STAGES}
+
+    def _catalogue(self, rng: np.random.Generator) -> Catalogue:
+        c = self.cfg.catalogue
+        level = np.exp(rng.normal(0.0, c.price_spread, c.categories))
+        return Catalogue(c.categories, category_popularity(self.cfg), level / level.mean())
+
+    # ================================================================== the daily stage loop
+    def step(self) -> None:
+        self.day += 1
+        self.streams.new_day(self.day)
+        self.economics.day = self.day
+        self.today = Today(self.day, self.pop.n, exposures=self.pending)
+        self.pending = self.today.next_exposures
+        for stage in STAGES:
+            getattr(self, f"_{stage}")()
+        self.metrics.record(self)
+        self.running = self.day + 1 < self.cfg.horizon
+
+    def run(self) -> GrowthModel:
+        while self.day + 1 < self.cfg.horizon:
+            self.step()
+        return self
+
+    def _run_hooks(self, stage: str) -> None:
+        for hook in self.hooks[stage]:
+            hook(self)
+
+    # ------------------------------------------------------------------ 1. exposure
+    def _exposure(self) -> None:
+        self._run_hooks("exposure")
+        a = self.cfg.adoption
+        rng = self.streams.today("exposure")
+        if self.day == 0 and a.seed_users:
+            seeds = rng.choice(self.pop.n, size=min(a.seed_users, self.pop.n), replace=False)
+            self.today.exposures.add(seeds, ORGANIC, 1.0)
+        if a.external_rate > 0:
+            nonusers = int(np.count_nonzero(self.pop.non_users_mask()))
+            k = rng.binomial(nonusers, a.external_rate)
+            self.today.exposures.add(self.sample_non_users(k, rng), ORGANIC, a.external_conversion)
+
+    def sample_non_users(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        """Up to ``k`` distinct non-users picked uniformly (rejection sampling, no full scan)."""
+        pop = self.pop
+        if k <= 0:
+            return EMPTY
+        frac = np.count_nonzero(pop.non_users_mask()) / pop.n
+        picked = EMPTY
+        for _ in range(8):
+            draw = rng.integers(0, pop.n, size=int((k - picked.size) / max(frac, 1e-3) * 1.3) + 8)
+            draw = draw[pop.state[draw] <= State.AWARE]
+            picked = np.concatenate([picked, draw])
+            _, first = np.unique(picked, return_index=True)
+            picked = picked[np.sort(first)]
+            if picked.size >= k:
+                return picked[:k]
+        return picked
+
+    # ------------------------------------------------------------------ 2. adoption
+    def _adoption(self) -> None:
+        pop, today, cfg = self.pop, self.today, self.cfg
+        receiver, channel, prob, sender, edge = today.exposures.arrays()
+        ok = pop.state[receiver] <= State.AWARE
+        receiver, channel, prob, sender, edge = receiver[ok], channel[ok], prob[ok], sender[ok], edge[ok]
+        newly_aware = receiver[pop.state[receiver] == State.POTENTIAL]
+        pop.state[newly_aware] = State.AWARE
+        pop.aware_day[newly_aware] = self.day
+        social = sender >= 0
+        if social.any():
+            prob = prob.copy()
+            prob[social] *= self._social_response(receiver[social], edge[social], cfg)
+            if cfg.adoption.contagion == "complex":
+                below = pop.contacts[receiver[social]] < cfg.adoption.threshold
+                idx = np.flatnonzero(social)[below]
+                prob[idx] = 0.0
+        u = self.streams.today("adoption").random(receiver.size)
+        win = np.flatnonzero(u < prob)
+        if win.size:
+            # Competing channels: the success with the smallest u / p (uniform given success) wins.
+            pick = win[bh.first_success(receiver[win], u[win] / prob[win])]
+            self._join(receiver[pick], channel[pick], sender[pick])
+        self._run_hooks("adoption")
+
+    def _social_response(self, receiver: np.ndarray, edge: np.ndarray, cfg: SimConfig) -> np.ndarray:
+        """Saturation and same-sender fading for today's social events; updates the memories."""
+        pop = self.pop
+        prior = pop.invites_received[receiver] + bh.rank_within(receiver)
+        if self.edge_sends is not None:
+            repeats = self.edge_sends[edge] + bh.rank_within(edge)
+            first_contact = repeats == 0
+            np.add.at(self.edge_sends, edge, 1)
+            np.minimum(self.edge_sends, 250, out=self.edge_sends)
+        else:
+            repeats = np.zeros(receiver.size, dtype=np.int64)
+            first_contact = np.ones(receiver.size, dtype=bool)
+        np.add.at(pop.contacts, receiver[first_contact], 1)
+        np.add.at(pop.invites_received, receiver, 1)
+        return bh.social_response(prior, repeats, cfg.behaviour.social)
+
+    def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:
+        pop, day, b = self.pop, self.day, self.cfg.behaviour
+        pop.state[idx] = State.ACTIVE
+        pop.joined_day[idx] = day
+        pop.channel[idx] = channel
+        pop.referrer[idx] = sender
+        pop.last_visit[idx] = day
+        pop.visits[idx] = 1
+        pop.need[idx] = b.purchase.initial_need
+        pop.need_day[idx] = day
+        pop.satisfaction[idx] = np.clip(pop.satisfaction[idx] - b.satisfaction.onboarding_friction, 0, 1)
+        pop.frailty[idx] *= self.channel_frailty[channel].astype(np.float32)
+        self._gain_users(idx)
+        self.today.new_users = np.concatenate([self.today.new_users, idx])
+        self.today.count("new_users", idx.size)
+        self.metrics.joined(idx, pop)
+
+    def _gain_users(self, idx: np.ndarray) -> None:
+        """Keep ``friends`` (friends who are users) up to date when people become users."""
+        self.graph.add_to_neighbours(idx, self.pop.friends, +1)
+
+    def _lose_users(self, idx: np.ndarray) -> None:
+        self.graph.add_to_neighbours(idx, self.pop.friends, -1)
+
+    def reactivate(self, idx: np.ndarray) -> None:
+        """Bring dormant or churned users back to active today (visits, win-back)."""
+        pop = self.pop
+        was_churned = idx[pop.state[idx] == State.CHURNED]
+        pop.state[idx] = State.ACTIVE
+        pop.churn_day[was_churned] = -1
+        self._gain_users(was_churned)
+        self.metrics.joined(was_churned, pop)
+        self.today.count("reactivated_users", idx.size)
+
+    # ------------------------------------------------------------------ 3. visit
+    def _visit(self) -> None:
+        self._run_hooks("visit")
+        pop, today = self.pop, self.today
+        cand = pop.alive()
+        cand = cand[pop.joined_day[cand] < self.day]  # today's joiners have visited by joining
+        p = bh.visit_probability(pop, cand, self.cfg.behaviour.visit, today._visit_boost)
+        u = self.streams.today("visit").random(cand.size)
+        visitors = cand[u < p]
+        back = visitors[pop.state[visitors] == State.DORMANT]
+        if back.size:
+            self.reactivate(back)
+        pop.last_visit[visitors] = self.day
+        pop.visits[visitors] += 1
+        today.visitors = np.concatenate([today.new_users, visitors])
+
+    # ------------------------------------------------------------------ 4. browse
+    def _browse(self) -> None:
+        self._run_hooks("browse")
+
+    # ------------------------------------------------------------------ 5. purchase
+    def _purchase(self) -> None:
+        pop, today, b, day = self.pop, self.today, self.cfg.behaviour, self.day
+        rng = self.streams.today("purchase")
+        v = today.visitors
+        need = bh.need_now(pop, v, day, b.purchase)
+        relevance = today.relevance if today.relevance is not None else 1.0
+        discount = today.discount if today.discount is not None else np.zeros(v.size)
+        p = bh.purchase_probability(need, relevance, bh.deal_factor(pop, v, discount), b.purchase.conversion)
+        u = rng.random(v.size)
+        buy = u < p
+        pop.need[v] = np.where(buy, np.maximum(need - 1.0, 0.0), need)
+        pop.need_day[v] = day
+        buyers = v[buy]
+        category = self.choose_category(buyers, rng)
+        price = pop.seg["basket_rmb"][pop.segment[buyers]] * self.catalogue.price_level[category] * self.cfg.platform.price_level
+        sigma = b.purchase.basket_sigma
+        basket = price * np.exp(rng.normal(-0.5 * sigma**2, sigma, buyers.size)) * (1.0 - discount[buy])
+        pop.orders[buyers] += 1
+        pop.spend[buyers] += basket
+        failed = rng.random(buyers.size) < b.satisfaction.service_failure_rate
+        delta = np.where(failed, -b.satisfaction.service_failure_shock, b.satisfaction.purchase_gain)
+        pop.satisfaction[buyers] = np.clip(pop.satisfaction[buyers] + delta, 0, 1)
+        today.buyers, today.basket, today.order_category = buyers, basket, category
+        today.count("orders", buyers.size)
+        today.count("buyers", buyers.size)
+        self.economics.book_gmv(float(basket.sum()))
+        self._run_hooks("purchase")
+
+    def choose_category(self, buyers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Category of each order: the buyer's favourite, or one drawn by popularity."""
+        taste = rng.random(buyers.size) < self.cfg.catalogue.taste_strength
+        other = rng.choice(self.catalogue.categories, size=buyers.size, p=self.catalogue.popularity)
+        return np.where(taste, self.pop.favourite[buyers], other).astype(np.int64)
+
+    # ------------------------------------------------------------------ 6. share
+    def _share(self) -> None:
+        self._run_hooks("share")
+        pop, today = self.pop, self.today
+        rng = self.streams.today("share")
+        v = today.visitors
+        rate = np.minimum(pop.param("share_rate", v) * bh.sharing_propensity(pop, v, self.day, self.cfg.behaviour.social), 1.0)
+        talkers = v[rng.random(v.size) < rate]
+        target, edge = self.graph.sample_neighbours(talkers, rng)
+        ok = target >= 0
+        today.next_exposures.add(target[ok], ORGANIC, self.cfg.adoption.word_of_mouth_conversion, talkers[ok], edge[ok])
+
+    # ------------------------------------------------------------------ 7. retention
+    def _retention(self) -> None:
+        self._run_hooks("retention")
+        pop, day, c = self.pop, self.day, self.cfg.behaviour.churn
+        alive = pop.alive()
+        base = pop.seg["satisfaction"][pop.segment[alive]]
+        s = pop.satisfaction[alive]
+        pop.satisfaction[alive] = s + (base - s) * self.cfg.behaviour.satisfaction.reversion
+        idle = day - pop.last_visit[alive]
+        state = pop.state[alive]
+        to_dormant = alive[(idle >= c.dormant_after_days) & (state != State.DORMANT)]
+        pop.state[to_dormant] = State.DORMANT
+        hazard = bh.churn_hazard(pop, alive, day, c, self.today._hazard_ratio)
+        u = self.streams.today("retention").random(alive.size)
+        gone = alive[(u < bh.churn_probability(hazard)) | (idle >= c.churn_after_days)]
+        self.churn(gone)
+        self._loyalty_transitions()
+
+    def churn(self, idx: np.ndarray) -> None:
+        """Users ``idx`` leave the platform today."""
+        pop = self.pop
+        idx = idx[pop.state[idx] != State.CHURNED]
+        pop.state[idx] = State.CHURNED
+        pop.churn_day[idx] = self.day
+        self._lose_users(idx)
+        self.metrics.left(idx, pop)
+        self.today.count("churned_users", idx.size)
+
+    def _loyalty_transitions(self) -> None:
+        pop, lc = self.pop, self.cfg.behaviour.lifecycle
+        engaged = pop.engaged()
+        s, state = pop.satisfaction[engaged], pop.state[engaged]
+        up = (state == State.ACTIVE) & (pop.orders[engaged] >= lc.loyal_min_orders) & (s >= lc.loyal_min_satisfaction)
+        down = (state == State.LOYAL) & (s < lc.loyal_min_satisfaction - 0.1)
+        pop.state[engaged[up]] = State.LOYAL
+        pop.state[engaged[down]] = State.ACTIVE
+
+    # ------------------------------------------------------------------ 8. settle
+    def _settle(self) -> None:
+        p = self.cfg.platform
+        today = self.today
+        self.economics.book("commission", p.take_rate * float(today.basket.sum()))
+        self.economics.book("ads", p.ad_revenue_per_visit_rmb * today.visitors.size)
+        self._run_hooks("settle")

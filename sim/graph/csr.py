@@ -1,0 +1,210 @@
+"""Social graphs as compressed sparse rows (CSR), and the well-mixed ``complete`` graph.
+
+Every graph offers the same small interface the engine needs: degrees, random neighbours (with the
+id of the edge used, so per-edge state such as repeated invitations can be kept), the neighbours of
+a set of nodes, and neighbour sums. Nothing here loops over people in Python.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INDEX = np.int32
+
+
+def unique_sorted(x: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique hashes in recent numpy, which is far slower for int64 keys)."""
+    s = np.sort(x)
+    if s.size == 0:
+        return s
+    keep = np.empty(s.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
+def _segments(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenate ``arange(s, s + c)`` for each pair, vectorised."""
+    counts = counts.astype(np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts)
+    shift = np.repeat(starts.astype(np.int64) - (ends - counts), counts)
+    return shift + np.arange(total, dtype=np.int64)
+
+
+class _Sampling:
+    def sample_neighbours_where(self, nodes: np.ndarray, rng: np.random.Generator, accept: np.ndarray,
+                                tries: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """A random neighbour with ``accept[neighbour]`` true, trying up to ``tries`` times per node;
+        (-1, -1) where none was found (a person who looks for a friend not yet on the platform)."""
+        target = np.full(nodes.size, -1, dtype=INDEX)
+        edge = np.full(nodes.size, -1, dtype=np.int64)
+        todo = np.arange(nodes.size)
+        for _ in range(tries):
+            t, e = self._sample(nodes[todo], rng)
+            ok = (t >= 0) & accept[np.maximum(t, 0)]
+            target[todo[ok]], edge[todo[ok]] = t[ok], e[ok]
+            todo = todo[~ok & (t >= 0)]
+            if todo.size == 0:
+                break
+        return target, edge
+
+
+class Graph(_Sampling):
+    """An undirected simple graph held as CSR adjacency (``indptr``, ``indices``)."""
+
+    well_mixed = False
+
+    def __init__(self, n: int, indptr: np.ndarray, indices: np.ndarray, community: np.ndarray | None = None):
+        self.n = int(n)
+        self.indptr = indptr
+        self.indices = indices
+        self.degree = np.diff(indptr).astype(INDEX)
+        self.community = community
+
+    @classmethod
+    def from_edges(cls, n: int, u: np.ndarray, v: np.ndarray, community: np.ndarray | None = None) -> Graph:
+        """Build from undirected edge endpoints; drops self-loops and duplicate edges."""
+        u = np.asarray(u, dtype=np.int64)
+        v = np.asarray(v, dtype=np.int64)
+        keep = u != v
+        lo, hi = np.minimum(u[keep], v[keep]), np.maximum(u[keep], v[keep])
+        key = unique_sorted(lo * n + hi)
+        lo, hi = key // n, key % n
+        # Sorting one int64 key per directed entry is several times faster than an argsort.
+        directed = np.sort(np.concatenate([key, hi * n + lo]))
+        rows, cols = directed // n, directed % n
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+        return cls(n, indptr, cols.astype(INDEX), community)
+
+    # ------------------------------------------------------------------------ structure
+    @property
+    def n_edges(self) -> int:
+        """Undirected edges."""
+        return int(self.indices.size // 2)
+
+    @property
+    def avg_degree(self) -> float:
+        return float(self.indices.size / max(self.n, 1))
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each undirected edge once, as (u, v) with u < v."""
+        rows = np.repeat(np.arange(self.n, dtype=INDEX), self.degree)
+        keep = rows < self.indices
+        return rows[keep], self.indices[keep]
+
+    def neighbours(self, node: int) -> np.ndarray:
+        return self.indices[self.indptr[node]:self.indptr[node + 1]]
+
+    def neighbours_of(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All neighbours of ``nodes``: (source position in ``nodes``, neighbour)."""
+        counts = self.degree[nodes]
+        slots = _segments(self.indptr[nodes], counts)
+        return np.repeat(np.arange(nodes.size), counts), self.indices[slots]
+
+    def add_to_neighbours(self, nodes: np.ndarray, target: np.ndarray, delta: int) -> None:
+        """``target[j] += delta`` for every neighbour j of every node in ``nodes``."""
+        if nodes.size:
+            _, nbrs = self.neighbours_of(nodes)
+            np.add.at(target, nbrs, delta)
+
+    def neighbour_sum(self, x: np.ndarray) -> np.ndarray:
+        """(A @ x): the sum of ``x`` over each node's neighbours."""
+        csum = np.concatenate([[0], np.cumsum(x[self.indices], dtype=np.float64)])
+        return csum[self.indptr[1:]] - csum[self.indptr[:-1]]
+
+    # ------------------------------------------------------------------------ sampling
+    def sample_neighbours(self, nodes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One uniformly random neighbour per node: (neighbour, edge id); -1 where a node has none."""
+        return self._sample(nodes, rng)
+
+    def _sample(self, nodes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        deg = self.degree[nodes]
+        u = rng.random(nodes.size)
+        slot = self.indptr[nodes] + (u * deg).astype(np.int64)
+        has = deg > 0
+        edge = np.where(has, slot, -1)
+        target = np.where(has, self.indices[np.minimum(slot, self.indices.size - 1)], -1)
+        return target.astype(INDEX), edge
+
+    # ------------------------------------------------------------------------ analysis
+    def to_networkx(self):
+        import networkx as nx
+
+        g = nx.Graph()
+        g.add_nodes_from(range(self.n))
+        u, v = self.edges()
+        g.add_edges_from(zip(u.tolist(), v.tolist()))
+        return g
+
+    def clustering_sample(self, rng: np.random.Generator, nodes: int = 2000) -> float:
+        """Mean local clustering coefficient over a random sample of nodes of degree >= 2."""
+        cand = np.flatnonzero(self.degree >= 2)
+        if cand.size == 0:
+            return 0.0
+        pick = rng.choice(cand, size=min(nodes, cand.size), replace=False)
+        values = []
+        for node in pick.tolist():  # analysis only, on a small sample
+            nb = self.neighbours(node)  # rows are sorted, so membership is a binary search
+            second = self.neighbours_of(nb)[1]
+            pos = np.minimum(np.searchsorted(nb, second), nb.size - 1)
+            links = int((nb[pos] == second).sum()) // 2
+            k = nb.size
+            values.append(2.0 * links / (k * (k - 1)))
+        return float(np.mean(values))
+
+    def components(self) -> np.ndarray:
+        """Connected-component label per node."""
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        mat = csr_matrix((np.ones(self.indices.size, dtype=np.int8), self.indices, self.indptr), shape=(self.n, self.n))
+        return connected_components(mat, directed=False)[1]
+
+    def nbytes(self) -> int:
+        return self.indptr.nbytes + self.indices.nbytes + self.degree.nbytes
+
+
+class CompleteGraph(_Sampling):
+    """A well-mixed population: everyone knows everyone; no edges are stored.
+
+    Used for mean-field oracles (the Bass equation). Edge ids are -1, so per-edge memory such as
+    repeated invitations from the same sender is not tracked.
+    """
+
+    well_mixed = True
+    community = None
+
+    def __init__(self, n: int):
+        self.n = int(n)
+        self.degree = np.full(self.n, self.n - 1, dtype=INDEX)
+
+    @property
+    def n_edges(self) -> int:
+        return self.n * (self.n - 1) // 2
+
+    @property
+    def avg_degree(self) -> float:
+        return float(self.n - 1)
+
+    def sample_neighbours(self, nodes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return self._sample(nodes, rng)
+
+    def _sample(self, nodes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        other = rng.integers(0, self.n - 1, size=nodes.size)
+        other = other + (other >= nodes)  # skip oneself
+        return other.astype(INDEX), np.full(nodes.size, -1, dtype=np.int64)
+
+    def add_to_neighbours(self, nodes: np.ndarray, target: np.ndarray, delta: int) -> None:
+        if nodes.size:
+            target += delta * nodes.size
+            np.add.at(target, nodes, -delta)
+
+    def neighbour_sum(self, x: np.ndarray) -> np.ndarray:
+        return x.sum(dtype=np.float64) - x
+
+    def nbytes(self) -> int:
+        return self.degree.nbytes

@@ -1,0 +1,70 @@
+"""The one small interface every mechanism implements.
+
+A mechanism is a frozen ``Config`` dataclass (documented units and ranges, always with ``enabled``)
+and a class with ``setup(model)`` and a method per daily stage it hooks. Hooks run at fixed points
+of the stage loop in ``sim/engine.py``:
+
+=========  ===================================================================================
+stage      when the hook runs and what it typically does
+=========  ===================================================================================
+exposure   before adoption is decided: add exposure events (ads, content reach, shares)
+adoption   after the core decided who joined: see ``today.new_users`` (rewards, welcome coupons)
+visit      before the core visit draw: add visit log-odds boosts (push, promotions), reactivate
+browse     after visitors are known: set relevance and discounts for today's visitors
+purchase   after the core purchase draw: see ``today.buyers`` (points, team orders, fraud orders)
+share      send invitations and shares; they are evaluated in tomorrow's adoption stage
+retention  before the core churn draw: set hazard ratios, contact dormant users (win-back)
+settle     after the core books money: tiers, fraud detection, counters
+=========  ===================================================================================
+
+Rules (checked for every registered mechanism by ``tests/test_mechanism_contract.py``):
+mechanisms change state only through the arrays the model hands them, book money only through
+``model.economics``, count only through ``model.today.count``, draw randomness only from
+``self.rng(model)`` (their own stream), and a disabled mechanism is never instantiated, so it costs
+nothing and consumes no randomness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from sim.schema import param
+
+if TYPE_CHECKING:
+    from sim.engine import GrowthModel
+
+STAGES = ("exposure", "adoption", "visit", "browse", "purchase", "share", "retention", "settle")
+
+
+@dataclass(frozen=True)
+class MechanismConfig:
+    enabled: bool = param(False, doc="switch the mechanism on")
+
+
+class Mechanism:
+    name: ClassVar[str]
+    Config: ClassVar[type[MechanismConfig]]
+    #: daily counter columns this mechanism writes (each becomes a column of daily.parquet)
+    columns: ClassVar[tuple[str, ...]] = ()
+    #: money accounts it books: account -> category (revenue, incentive, acquisition, fraud)
+    accounts: ClassVar[dict[str, str]] = {}
+    #: acquisition channels through which it brings new users
+    channels: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: MechanismConfig):
+        self.config = config
+
+    @classmethod
+    def stages(cls) -> tuple[str, ...]:
+        """The stages this mechanism hooks: those it defines a method for."""
+        return tuple(s for s in STAGES if callable(getattr(cls, s, None)))
+
+    def setup(self, model: GrowthModel) -> None:
+        """Called once after the population exists and before day 0."""
+
+    def rng(self, model: GrowthModel) -> np.random.Generator:
+        """Today's random stream of this mechanism (independent of every other stream)."""
+        return model.streams.today(f"mechanism.{self.name}")

@@ -1,0 +1,287 @@
+"""The recorder: daily series, cohorts by join day and channel, and horizon metrics.
+
+Definitions (also in the README):
+- ``dau``: users who visited today (joining counts as a visit); ``wau`` / ``mau``: distinct visitors
+  in the last 7 / 30 days; ``active_users``: users in state active or loyal;
+- ``new_users``, ``churned_users``, ``reactivated_users``: today's transitions;
+- ``k_factor``: invitations accepted in the last 30 days per user who joined in the last 30 days;
+- cohort ``retained``: members who visited at that age (classic day-N retention); ``alive``: members
+  not churned; ``revenue``: take rate x their GMV plus advertising on their visits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from sim.config import CHANNELS
+from sim.population import STATE_NAMES, State
+
+if TYPE_CHECKING:
+    from sim.engine import GrowthModel
+
+MAX_COHORT_AGE = 366  # ages tracked per cohort: 0 .. 365 days
+K_WINDOW = 30
+
+CORE_COUNTERS = ("new_users", "churned_users", "reactivated_users", "orders", "buyers", "invites_sent", "invites_accepted")
+
+
+def gini(x: np.ndarray) -> float:
+    """Gini coefficient of non-negative values (0: all equal)."""
+    x = np.sort(np.asarray(x, dtype=np.float64))
+    n, total = x.size, x.sum()
+    if n == 0 or total <= 0:
+        return 0.0
+    return float((2.0 * np.sum(np.arange(1, n + 1) * x) / (n * total)) - (n + 1.0) / n)
+
+
+class Recorder:
+    def __init__(self, model: GrowthModel):
+        cfg = model.cfg
+        H, C = cfg.horizon, len(CHANNELS)
+        self.horizon = H
+        self.ages = min(H, MAX_COHORT_AGE)
+        self.take_rate = cfg.platform.take_rate
+        self.ad_rate = cfg.platform.ad_revenue_per_visit_rmb
+        self.series: dict[str, np.ndarray] = {}
+        for name in ("cumulative_users", "dau", "wau", "mau", "active_users", "users", "k_factor", "category_gini",
+                     *CORE_COUNTERS, *(f"new_{c}" for c in CHANNELS), *(f"n_{s}" for s in STATE_NAMES)):
+            self.series[name] = np.zeros(H)
+        self.counter_names: list[str] = list(CORE_COUNTERS)
+        self.cohort_users = np.zeros((H, C), dtype=np.int64)
+        self.alive_now = np.zeros((H, C), dtype=np.int64)  # members not churned, by join day and channel
+        self.cohort_retained = np.zeros((H, C, self.ages), dtype=np.int32)
+        self.cohort_alive = np.zeros((H, C, self.ages), dtype=np.int32)
+        self.cohort_gmv = np.zeros((H, C, self.ages))
+        self.days_recorded = 0
+
+    def declare(self, name: str) -> None:
+        """A mechanism's daily counter column."""
+        if name not in self.series:
+            self.series[name] = np.zeros(self.horizon)
+        if name not in self.counter_names:
+            self.counter_names.append(name)
+
+    # ------------------------------------------------------------------ updates from the engine
+    def joined(self, idx: np.ndarray, pop) -> None:
+        key = pop.joined_day[idx].astype(np.int64) * len(CHANNELS) + pop.channel[idx]
+        add = np.bincount(key, minlength=self.horizon * len(CHANNELS)).reshape(self.horizon, -1)
+        self.alive_now += add
+
+    def left(self, idx: np.ndarray, pop) -> None:
+        key = pop.joined_day[idx].astype(np.int64) * len(CHANNELS) + pop.channel[idx]
+        self.alive_now -= np.bincount(key, minlength=self.horizon * len(CHANNELS)).reshape(self.horizon, -1)
+
+    def record(self, model: GrowthModel) -> None:
+        day, pop, today = model.day, model.pop, model.today
+        s = self.series
+        for name in self.counter_names:
+            s[name][day] = today.counters.get(name, 0.0)
+        new_ch = np.bincount(pop.channel[today.new_users], minlength=len(CHANNELS))
+        for c, name in enumerate(CHANNELS):
+            s[f"new_{name}"][day] = new_ch[c]
+        counts = pop.state_counts()
+        for k, name in enumerate(STATE_NAMES):
+            s[f"n_{name}"][day] = counts[k]
+        s["cumulative_users"][day] = s["new_users"][: day + 1].sum()
+        s["dau"][day] = today.visitors.size
+        s["wau"][day] = np.count_nonzero(pop.last_visit >= max(day - 6, 0))
+        s["mau"][day] = np.count_nonzero(pop.last_visit >= max(day - 29, 0))
+        s["active_users"][day] = counts[State.ACTIVE] + counts[State.LOYAL]
+        s["users"][day] = counts[State.ACTIVE] + counts[State.LOYAL] + counts[State.DORMANT]
+        lo = max(0, day - K_WINDOW + 1)
+        joined = s["new_users"][lo: day + 1].sum()
+        s["k_factor"][day] = s["invites_accepted"][lo: day + 1].sum() / joined if joined else 0.0
+        s["category_gini"][day] = gini(np.bincount(today.order_category, minlength=model.catalogue.categories))
+        self._cohorts(model)
+        self.days_recorded = day + 1
+
+    def _cohorts(self, model: GrowthModel) -> None:
+        day, pop, today = model.day, model.pop, model.today
+        C = len(CHANNELS)
+        self.cohort_users[day] = np.bincount(pop.channel[today.new_users], minlength=C)
+        cohorts = np.arange(day + 1)
+        ages = day - cohorts
+        ok = ages < self.ages
+        cohorts, ages = cohorts[ok], ages[ok]
+        self.cohort_alive[cohorts, :, ages] = self.alive_now[cohorts]
+        visitors = today.visitors
+        key = pop.joined_day[visitors].astype(np.int64) * C + pop.channel[visitors]
+        visits = np.bincount(key, minlength=(day + 1) * C).reshape(day + 1, C)
+        self.cohort_retained[cohorts, :, ages] = visits[cohorts]
+        if today.buyers.size:
+            key = pop.joined_day[today.buyers].astype(np.int64) * C + pop.channel[today.buyers]
+            gmv = np.bincount(key, weights=today.basket, minlength=(day + 1) * C).reshape(day + 1, C)
+            self.cohort_gmv[cohorts, :, ages] = gmv[cohorts]
+
+    # ------------------------------------------------------------------ outputs
+    def daily(self, economics) -> pd.DataFrame:
+        n = self.days_recorded
+        cols = {"day": np.arange(n)}
+        ordered = ["new_users", "cumulative_users", "dau", "wau", "mau", "active_users", "churned_users",
+                   "reactivated_users", "orders", "buyers"]
+        for name in ordered:
+            cols[name] = self.series[name][:n]
+        money = economics.columns()
+        for name in ("gmv", "revenue", "incentive_cost", "acquisition_cost", "profit"):
+            cols[name] = money[name][:n]
+        for name in ("invites_sent", "invites_accepted", "k_factor", "category_gini", *(f"new_{c}" for c in CHANNELS),
+                     "users", *(f"n_{s}" for s in STATE_NAMES)):
+            cols[name] = self.series[name][:n]
+        cols["fraud_loss"] = money["fraud_loss"][:n]
+        for name in self.counter_names:
+            cols.setdefault(name, self.series[name][:n])
+        for name, values in money.items():
+            cols.setdefault(name, values[:n])
+        df = pd.DataFrame(cols)
+        ints = [c for c in df.columns if c not in money and c not in ("k_factor", "category_gini")
+                and np.all(np.mod(df[c].to_numpy(), 1) == 0)]
+        return df.astype({c: "int64" for c in ints})
+
+    def cohorts(self) -> pd.DataFrame:
+        """Tidy cohorts: one row per (cohort_day, channel, age); channel 'all' sums the channels."""
+        n = self.days_recorded
+        frames = []
+        cohort, age = np.meshgrid(np.arange(n), np.arange(self.ages), indexing="ij")
+        valid = cohort + age < n
+        by_channel = [("all", slice(None))] + [(name, c) for c, name in enumerate(CHANNELS)]
+        for name, sel in by_channel:
+            def take(arr, sel=sel):
+                a = arr[:n][:, sel]
+                return a.sum(axis=1) if a.ndim == 3 else a
+            users = take(self.cohort_users)
+            if np.ndim(users) == 2:
+                users = users.sum(axis=1)
+            users = np.broadcast_to(users[:, None], cohort.shape)
+            keep = valid & (users > 0)
+            retained = take(self.cohort_retained)
+            gmv = take(self.cohort_gmv)
+            frames.append(pd.DataFrame({
+                "cohort_day": cohort[keep].astype(np.int32),
+                "channel": name,
+                "age": age[keep].astype(np.int32),
+                "users": users[keep].astype(np.int64),
+                "retained": retained[keep].astype(np.int64),
+                "alive": take(self.cohort_alive)[keep].astype(np.int64),
+                "gmv": gmv[keep],
+                "revenue": self.take_rate * gmv[keep] + self.ad_rate * retained[keep],
+            }))
+        return pd.concat(frames, ignore_index=True)
+
+    def retention_curve(self, channel: int | None = None, max_age: int | None = None) -> np.ndarray:
+        """Pooled day-N retention: visitors at age N over members of cohorts old enough to have age N."""
+        n = self.days_recorded
+        sel = slice(None) if channel is None else channel
+        users = self.cohort_users[:n][:, sel]
+        users = users.sum(axis=1) if users.ndim == 2 else users
+        retained = self.cohort_retained[:n][:, sel]
+        retained = retained.sum(axis=1) if retained.ndim == 3 else retained
+        top = min(self.ages, n) if max_age is None else min(max_age + 1, self.ages, n)
+        out = np.full(top, np.nan)
+        for a in range(top):  # one entry per age (at most 366), not per person
+            old = n - a
+            base = users[:old].sum()
+            out[a] = retained[:old, a].sum() / base if base else np.nan
+        return out
+
+    def ltv_curve(self, channel: int | None = None) -> np.ndarray:
+        """Mean cumulative revenue per cohort member by age (cohorts old enough for each age)."""
+        n = self.days_recorded
+        sel = slice(None) if channel is None else channel
+        users = self.cohort_users[:n][:, sel]
+        users = users.sum(axis=1) if users.ndim == 2 else users
+        gmv = self.cohort_gmv[:n][:, sel]
+        ret = self.cohort_retained[:n][:, sel]
+        if gmv.ndim == 3:
+            gmv, ret = gmv.sum(axis=1), ret.sum(axis=1)
+        rev = self.take_rate * gmv + self.ad_rate * ret
+        top = min(self.ages, n)
+        out = np.full(top, np.nan)
+        for a in range(top):
+            old = n - a
+            base = users[:old].sum()
+            out[a] = rev[:old, : a + 1].sum() / base if base else np.nan
+        return out
+
+
+# ---------------------------------------------------------------------------------- horizon metrics
+def _at(curve: np.ndarray, age: int) -> float:
+    return float(curve[age]) if age < curve.size and np.isfinite(curve[age]) else float("nan")
+
+
+def payback_age(ltv: np.ndarray, cac: float) -> int:
+    """First cohort age (days) at which mean revenue per user covers ``cac``; -1 if never."""
+    hit = np.flatnonzero(np.nan_to_num(ltv, nan=-1.0) >= cac)
+    return int(hit[0]) if hit.size else -1
+
+
+def channel_table(model: GrowthModel, daily: pd.DataFrame) -> pd.DataFrame:
+    """Per acquisition channel: users, retention, LTV, cost per user and payback."""
+    rec = model.metrics
+    rows = []
+    for c, name in enumerate(CHANNELS):
+        users = int(rec.cohort_users[: rec.days_recorded, c].sum())
+        ret = rec.retention_curve(c)
+        ltv = rec.ltv_curve(c)
+        cost = float(channel_cost(model, name))
+        cac = cost / users if users else float("nan")
+        rows.append({
+            "channel": name, "users": users, "cost": cost, "cac": cac,
+            "retention_d1": _at(ret, 1), "retention_d7": _at(ret, 7), "retention_d30": _at(ret, 30),
+            "ltv_30": _at(ltv, 30), "ltv_90": _at(ltv, 90), "ltv_180": _at(ltv, 180),
+            "payback_day": payback_age(ltv, cac) if users and cac > 0 else (0 if users else -1),
+        })
+    return pd.DataFrame(rows)
+
+
+def channel_cost(model: GrowthModel, channel: str) -> float:
+    """Money spent to acquire users of one channel: the accounts of the mechanisms bringing them."""
+    total = 0.0
+    for m in model.mechanisms:
+        if channel in m.channels:
+            total += sum(float(model.economics.daily[a].sum()) for a, cat in m.accounts.items() if cat in ("acquisition", "incentive"))
+    return total
+
+
+def summary(model: GrowthModel, daily: pd.DataFrame) -> dict:
+    """Horizon metrics of one run (plain floats and ints, JSON-ready)."""
+    rec = model.metrics
+    ret = rec.retention_curve()
+    ltv = rec.ltv_curve()
+    total_new = float(daily["new_users"].sum())
+    spend = float(daily["acquisition_cost"].sum() + daily["incentive_cost"].sum())
+    blended_cac = spend / total_new if total_new else float("nan")
+    new = daily["new_users"].rolling(7, min_periods=1).mean().to_numpy()
+    out = {
+        "days": int(len(daily)),
+        "population": int(model.pop.n),
+        "users_total": int(total_new),
+        "users_end": int(daily["users"].iloc[-1]),
+        "adoption_share": total_new / model.pop.n,
+        "dau_end": int(daily["dau"].iloc[-1]),
+        "mau_end": int(daily["mau"].iloc[-1]),
+        "dau_mau_end": float(daily["dau"].iloc[-1] / daily["mau"].iloc[-1]) if daily["mau"].iloc[-1] else 0.0,
+        "peak_new_users_day": int(np.argmax(new)),
+        "retention_d1": _at(ret, 1),
+        "retention_d7": _at(ret, 7),
+        "retention_d30": _at(ret, 30),
+        "orders": int(daily["orders"].sum()),
+        "gmv": float(daily["gmv"].sum()),
+        "revenue": float(daily["revenue"].sum()),
+        "incentive_cost": float(daily["incentive_cost"].sum()),
+        "acquisition_cost": float(daily["acquisition_cost"].sum()),
+        "fraud_loss": float(daily["fraud_loss"].sum()),
+        "profit": float(daily["profit"].sum()),
+        "cac_blended": blended_cac,
+        "ltv_90": _at(ltv, 90),
+        "ltv_180": _at(ltv, 180),
+        "payback_day": payback_age(ltv, blended_cac) if spend > 0 else 0,
+        "invites_sent": int(daily["invites_sent"].sum()),
+        "invites_accepted": int(daily["invites_accepted"].sum()),
+        "k_factor": float(daily["invites_accepted"].sum() / total_new) if total_new else 0.0,
+    }
+    for c in CHANNELS:
+        out[f"new_{c}"] = int(daily[f"new_{c}"].sum())
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in out.items()}

@@ -1,0 +1,181 @@
+"""Plots a strategist reads at a glance. Every function takes the frames of a run folder, so a run
+can be re-plotted from disk without re-simulating.
+
+- ``growth.png``: cumulative users and new users per day, by acquisition channel;
+- ``activity.png``: DAU, WAU, MAU and users, with the DAU/MAU stickiness ratio;
+- ``retention.png``: day-N retention curves by channel and by monthly join cohort;
+- ``cohort_heatmap.png``: weekly join cohorts against weeks since joining;
+- ``money.png``: daily revenue, costs and profit, and their running totals;
+- ``viral.png``: invitations sent and accepted, and the K-factor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sim.config import CHANNELS  # noqa: E402
+
+CHANNEL_COLOURS = dict(zip(CHANNELS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]))
+MONEY_COLOURS = {"revenue": "#2a9d8f", "incentive_cost": "#e9c46a", "acquisition_cost": "#f4a261", "fraud_loss": "#9d0208", "profit": "#264653"}
+
+
+def _style(ax, title: str, ylabel: str = "", xlabel: str = "day") -> None:
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _title(fig, label: str) -> None:
+    fig.suptitle(label, fontsize=12, x=0.01, ha="left", fontweight="bold")
+
+
+def smooth(x: pd.Series, days: int = 7) -> pd.Series:
+    return x.rolling(days, min_periods=1).mean()
+
+
+def retention_by(cohorts: pd.DataFrame, channel: str = "all", max_age: int = 90, cohort_days: tuple[int, int] | None = None) -> pd.Series:
+    """Pooled day-N retention (visitors at age N / members) for one channel and optional join days."""
+    c = cohorts[cohorts["channel"] == channel]
+    if cohort_days is not None:
+        c = c[(c["cohort_day"] >= cohort_days[0]) & (c["cohort_day"] < cohort_days[1])]
+    c = c[c["age"] <= max_age]
+    g = c.groupby("age")[["retained", "users"]].sum()
+    return (g["retained"] / g["users"]).where(g["users"] > 0)
+
+
+def growth(daily: pd.DataFrame, path: Path, label: str) -> Path:
+    used = [c for c in CHANNELS if daily[f"new_{c}"].sum() > 0]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2))
+    cum = np.vstack([daily[f"new_{c}"].cumsum() for c in used])
+    a.stackplot(daily["day"], cum, labels=used, colors=[CHANNEL_COLOURS[c] for c in used], alpha=0.85)
+    a.plot(daily["day"], daily["users"], color="black", lw=1.2, label="users now (not churned)")
+    _style(a, "Cumulative users by acquisition channel", "people")
+    a.legend(loc="upper left", fontsize=8, frameon=False)
+    new = np.vstack([smooth(daily[f"new_{c}"]) for c in used])
+    b.stackplot(daily["day"], new, labels=used, colors=[CHANNEL_COLOURS[c] for c in used], alpha=0.85)
+    _style(b, "New users per day (7-day mean)", "people per day")
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def activity(daily: pd.DataFrame, path: Path, label: str) -> Path:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    for col, colour in (("mau", "#264653"), ("wau", "#2a9d8f"), ("dau", "#e76f51"), ("users", "#8d99ae")):
+        a.plot(daily["day"], daily[col], label=col.upper() if col != "users" else "users (not churned)", color=colour, lw=1.4)
+    _style(a, "Active users", "people")
+    a.legend(fontsize=8, frameon=False)
+    ratio = (daily["dau"] / daily["mau"].where(daily["mau"] > 0)).iloc[30:] if len(daily) > 30 else daily["dau"] / daily["mau"]
+    b.plot(ratio.index, ratio.values, color="#e76f51")
+    b.set_ylim(0, 1)
+    _style(b, "Stickiness: DAU / MAU (from day 30)", "ratio")
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def retention(cohorts: pd.DataFrame, path: Path, label: str, horizon: int) -> Path:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2))
+    max_age = min(90, horizon - 1)
+    for ch in ["all", *CHANNELS]:
+        r = retention_by(cohorts, ch, max_age)
+        members = cohorts[(cohorts["channel"] == ch) & (cohorts["age"] == 0)]["users"].sum()
+        if r.empty or members < 50:
+            continue
+        a.plot(r.index[1:], r.values[1:], label=f"{ch} ({members:,} users)", lw=2.2 if ch == "all" else 1.2,
+               color="black" if ch == "all" else CHANNEL_COLOURS[ch])
+    a.set_yscale("log")
+    _style(a, "Day-N retention by channel (share visiting on day N)", "share of cohort", "days since joining")
+    a.legend(fontsize=8, frameon=False)
+    months = range(0, horizon, 30)
+    cmap = plt.get_cmap("viridis")
+    for k, start in enumerate(months):
+        r = retention_by(cohorts, "all", max_age, (start, start + 30))
+        if r.dropna().size < 8:
+            continue
+        b.plot(r.index[1:], r.values[1:], color=cmap(k / max(len(months) - 1, 1)), lw=1.1, label=f"joined days {start}-{start + 29}")
+    b.set_yscale("log")
+    _style(b, "Retention of monthly join cohorts", "share of cohort", "days since joining")
+    b.legend(fontsize=7, frameon=False, ncol=2)
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def cohort_heatmap(cohorts: pd.DataFrame, path: Path, label: str) -> Path:
+    c = cohorts[cohorts["channel"] == "all"].copy()
+    c["cohort_week"] = c["cohort_day"] // 7
+    c["age_week"] = c["age"] // 7
+    g = c.groupby(["cohort_week", "age_week"])[["retained", "users"]].sum()
+    share = (g["retained"] / g["users"]).unstack("age_week")  # users are summed over the same days
+    rows_in = c.groupby(["cohort_week", "age_week"]).size().unstack("age_week")
+    share = share.where(rows_in == 49)  # whole weeks only: 7 join days x 7 ages
+    share = share.iloc[:, :26]
+    fig, ax = plt.subplots(figsize=(12, 5))
+    im = ax.imshow(share.to_numpy(), aspect="auto", cmap="magma_r", vmin=0, vmax=np.nanpercentile(share.to_numpy()[:, 1:], 99) if share.shape[1] > 1 else None,
+                   interpolation="nearest")
+    ax.set_xlabel("weeks since joining")
+    ax.set_ylabel("join week")
+    ax.set_title("Cohort retention: mean share of each weekly cohort visiting per day", fontsize=11, loc="left")
+    fig.colorbar(im, ax=ax, label="share visiting per day")
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def money(daily: pd.DataFrame, path: Path, label: str) -> Path:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2))
+    cols = [c for c in ("revenue", "incentive_cost", "acquisition_cost", "fraud_loss", "profit") if c in daily and (daily[c] != 0).any()]
+    for col in cols:
+        a.plot(daily["day"], smooth(daily[col]), label=col.replace("_", " "), color=MONEY_COLOURS[col], lw=1.8 if col == "profit" else 1.2)
+        b.plot(daily["day"], daily[col].cumsum(), label=col.replace("_", " "), color=MONEY_COLOURS[col], lw=1.8 if col == "profit" else 1.2)
+    for ax in (a, b):
+        ax.axhline(0, color="grey", lw=0.8)
+    _style(a, "Revenue, costs and profit per day (7-day mean)", "RMB per day")
+    _style(b, "Running totals", "RMB")
+    a.legend(fontsize=8, frameon=False)
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def viral(daily: pd.DataFrame, path: Path, label: str) -> Path:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2))
+    a.plot(daily["day"], smooth(daily["invites_sent"]), label="invitations sent", color="#457b9d")
+    a.plot(daily["day"], smooth(daily["invites_accepted"]), label="invitations accepted", color="#e63946")
+    _style(a, "Invitations per day (7-day mean)", "per day")
+    a.legend(fontsize=8, frameon=False)
+    b.plot(daily["day"], daily["k_factor"], color="#1d3557")
+    b.axhline(1.0, color="grey", ls="--", lw=0.8)
+    _style(b, "K-factor: accepted invitations per new user (30-day window)", "K")
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def run_plots(result, folder: Path) -> dict[str, Path]:
+    """Draw every plot of a run into ``folder``; returns name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = result.config
+    label = f"{cfg.scenario} · seed {cfg.seed} · {cfg.population.size:,} people · {cfg.horizon} days"
+    daily, cohorts = result.daily, result.cohorts
+    out = {
+        "growth": growth(daily, folder / "growth.png", label),
+        "activity": activity(daily, folder / "activity.png", label),
+        "retention": retention(cohorts, folder / "retention.png", label, len(daily)),
+        "cohort_heatmap": cohort_heatmap(cohorts, folder / "cohort_heatmap.png", label),
+        "money": money(daily, folder / "money.png", label),
+    }
+    if daily["invites_sent"].sum() > 0:
+        out["viral"] = viral(daily, folder / "viral.png", label)
+    return out

@@ -1,0 +1,124 @@
+"""People as columns of numpy arrays (a struct of arrays), with lifecycle states and segments.
+
+One row per person in the graph: the graph is the addressable market, and users are the rows whose
+state is past ``AWARE``. The lifecycle (seed documents 000 and 001: potential -> active -> loyal ->
+churned) is
+
+    POTENTIAL -> AWARE -> ACTIVE <-> LOYAL
+                            |  ^       |
+                            v  |       v
+                          DORMANT -> CHURNED  (win-back can bring dormant and churned users back)
+
+Mechanisms that need their own per-person quantities (points, tier, push fatigue, ...) add columns
+with :meth:`Population.add_column` in their ``setup``; nothing holds a Python object per person.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+from sim.config import CHANNELS, SimConfig
+
+
+class State(IntEnum):
+    POTENTIAL = 0
+    AWARE = 1
+    ACTIVE = 2
+    LOYAL = 3
+    DORMANT = 4
+    CHURNED = 5
+
+
+STATE_NAMES = tuple(s.name.lower() for s in State)
+NO_CHANNEL = -1
+
+
+class Population:
+    """Per-person columns. Row ``i`` is graph node ``i``."""
+
+    def __init__(self, cfg: SimConfig, n: int, rng: np.random.Generator):
+        self.n = n
+        self.segment_names = tuple(cfg.population.segments)
+        segs = list(cfg.population.segments.values())
+        shares = np.array([s.share for s in segs])
+        # Exact segment counts (largest remainder), then a random assignment of rows to segments.
+        counts = np.floor(shares * n).astype(np.int64)
+        counts[np.argsort(-(shares * n - counts), kind="stable")[: n - counts.sum()]] += 1
+        self.segment = rng.permutation(np.repeat(np.arange(len(segs), dtype=np.int8), counts))
+        # Segment parameters, looked up per person with seg_param[name][segment].
+        self.seg = {
+            field: np.array([getattr(s, field) for s in segs], dtype=np.float64)
+            for field in ("visit_rate", "need_rate", "basket_rmb", "share_rate", "invite_propensity",
+                          "deal_sensitivity", "content_affinity", "frailty", "satisfaction")
+        }
+        cv = cfg.population.frailty_cv
+        base = rng.gamma(1.0 / cv**2, cv**2, size=n) if cv > 0 else np.ones(n)
+        self.frailty = (base * self.seg["frailty"][self.segment]).astype(np.float32)
+        self.favourite = rng.choice(cfg.catalogue.categories, size=n, p=category_popularity(cfg)).astype(np.int16)
+
+        self.state = np.zeros(n, dtype=np.int8)
+        self.joined_day = np.full(n, -1, dtype=np.int32)
+        self.aware_day = np.full(n, -1, dtype=np.int32)
+        self.channel = np.full(n, NO_CHANNEL, dtype=np.int8)
+        self.referrer = np.full(n, -1, dtype=np.int32)
+        self.last_visit = np.full(n, -1, dtype=np.int32)
+        self.churn_day = np.full(n, -1, dtype=np.int32)
+        self.visits = np.zeros(n, dtype=np.int32)
+        self.orders = np.zeros(n, dtype=np.int32)
+        self.spend = np.zeros(n, dtype=np.float64)
+        self.satisfaction = self.seg["satisfaction"][self.segment].astype(np.float32)
+        self.need = np.zeros(n, dtype=np.float32)
+        self.need_day = np.zeros(n, dtype=np.int32)  # day at which `need` was last brought up to date
+        self.contacts = np.zeros(n, dtype=np.int16)  # distinct users who have reached this person
+        self.invites_received = np.zeros(n, dtype=np.int16)
+        self.friends = np.zeros(n, dtype=np.int32)  # friends who are users (alive)
+        self.extra: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ columns
+    def add_column(self, name: str, dtype, fill=0) -> np.ndarray:
+        """A per-person column owned by a mechanism (``pop.extra[name]``)."""
+        if name in self.extra:
+            raise ValueError(f"column {name!r} already exists")
+        col = np.full(self.n, fill, dtype=dtype)
+        self.extra[name] = col
+        return col
+
+    def param(self, name: str, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """A segment parameter for the people ``idx``."""
+        return self.seg[name][self.segment[idx]]
+
+    # ------------------------------------------------------------------ named selections
+    def users_mask(self) -> np.ndarray:
+        """People who joined and have not churned (active, loyal or dormant)."""
+        return (self.state >= State.ACTIVE) & (self.state <= State.DORMANT)
+
+    def alive(self) -> np.ndarray:
+        """Indices of users (active, loyal or dormant)."""
+        return np.flatnonzero(self.users_mask())
+
+    def engaged(self) -> np.ndarray:
+        """Indices of active or loyal users."""
+        return np.flatnonzero((self.state == State.ACTIVE) | (self.state == State.LOYAL))
+
+    def non_users_mask(self) -> np.ndarray:
+        return self.state <= State.AWARE
+
+    def state_counts(self) -> np.ndarray:
+        return np.bincount(self.state, minlength=len(State))
+
+    def nbytes(self) -> int:
+        cols = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
+        return sum(c.nbytes for c in cols) + sum(c.nbytes for c in self.extra.values())
+
+
+def category_popularity(cfg: SimConfig) -> np.ndarray:
+    """Zipf popularity of product categories (sums to 1)."""
+    ranks = np.arange(1, cfg.catalogue.categories + 1, dtype=np.float64)
+    w = ranks ** -cfg.catalogue.popularity_exponent
+    return w / w.sum()
+
+
+def channel_index(name: str) -> int:
+    return CHANNELS.index(name)

@@ -1,0 +1,178 @@
+"""One run: simulate a validated configuration and write its run folder atomically.
+
+A run folder holds ``config.yaml`` (fully resolved), ``daily.parquet``, ``cohorts.parquet``,
+``channels.parquet``, ``summary.json``, ``plots/*.png`` and ``report.html``. It is assembled in a
+hidden temporary folder next to its destination and renamed into place only when complete, so a
+folder appears whole or not at all; an existing folder is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from sim import __version__
+from sim.config import SimConfig, compose, dump_yaml
+from sim.engine import GrowthModel
+from sim.metrics import channel_table, summary
+from sim.schema import ConfigError
+
+RUN_FILES = ("config.yaml", "daily.parquet", "cohorts.parquet", "channels.parquet", "summary.json", "report.html")
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the frames of its run folder, in memory."""
+
+    config: SimConfig
+    daily: pd.DataFrame
+    cohorts: pd.DataFrame
+    channels: pd.DataFrame
+    summary: dict
+    path: Path | None = None
+    model: GrowthModel | None = field(default=None, repr=False)
+
+    def save(self, out: str | os.PathLike | None = None, plots: bool = True) -> Path:
+        """Write the run folder under ``out`` (default: the config's ``out``) and return its path."""
+        self.path = write_run_folder(self, Path(out if out is not None else self.config.out), plots=plots)
+        return self.path
+
+
+def git_revision() -> str | None:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=5)
+        return rev.stdout.strip() or None if rev.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def simulate(cfg: SimConfig, progress=None) -> RunResult:
+    """Build the model, run it to the horizon, and collect its outputs (no files written)."""
+    t0 = time.perf_counter()
+    model = GrowthModel(cfg)
+    t_build = time.perf_counter() - t0
+    while model.running and model.day + 1 < cfg.horizon:
+        model.step()
+        if progress is not None:
+            progress(model)
+    t_sim = time.perf_counter() - t0 - t_build
+    daily = model.metrics.daily(model.economics)
+    info = summary(model, daily)
+    info.update({
+        "scenario": cfg.scenario, "seed": cfg.seed, "version": __version__, "git_revision": git_revision(),
+        "build_seconds": round(t_build, 4), "simulate_seconds": round(t_sim, 4),
+        "wall_seconds": round(time.perf_counter() - t0, 4),
+        "mechanisms": cfg.enabled(),
+    })
+    return RunResult(cfg, daily, model.metrics.cohorts(), channel_table(model, daily), info, model=model)
+
+
+def run(scenario: str = "default", overrides: Sequence[str] = (), seed: int | None = None,
+        out: str | os.PathLike | None = None, plots: bool = True) -> RunResult:
+    """Compose ``scenario`` with Hydra-style ``overrides``, simulate it and return a :class:`RunResult`.
+
+    With ``out`` the run folder is also written there (``result.path``).
+    """
+    cfg = compose(scenario, overrides, seed=seed)
+    result = simulate(cfg)
+    if out is not None:
+        result.save(out, plots=plots)
+    return result
+
+
+# ---------------------------------------------------------------------------------- writing
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)[:60]
+
+
+def prepare_parent(out: Path) -> Path:
+    """Create ``out`` if needed and check it is writable, before any work is done."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"out = {str(out)!r}: cannot create the results folder ({exc.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"out = {str(out)!r}: the results folder is not writable")
+    return out
+
+
+def publish(tmp: Path, parent: Path, name: str) -> Path:
+    """Rename a finished temporary folder to ``parent/name`` (or name-2, -3, ...) without overwriting."""
+    for k in range(1, 10_000):
+        dest = parent / (name if k == 1 else f"{name}-{k}")
+        if dest.exists():
+            continue
+        try:
+            os.rename(tmp, dest)  # atomic on one filesystem; fails rather than replace a non-empty folder
+            return dest
+        except OSError:
+            if not dest.exists():
+                raise
+    raise OSError(f"no free run-folder name under {parent}")
+
+
+class AtomicFolder:
+    """Context manager: a hidden temporary folder published under ``parent`` on success, removed on failure."""
+
+    def __init__(self, parent: Path, name: str):
+        self.parent = prepare_parent(Path(parent))
+        self.name = name
+        self.path: Path | None = None
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{self.name}-", dir=self.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            try:
+                self.path = publish(self.tmp, self.parent, self.name)
+                return False
+            except BaseException:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                raise
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return False
+
+
+def write_run_folder(result: RunResult, out: Path, plots: bool = True) -> Path:
+    cfg = result.config
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = AtomicFolder(out, f"{stamp}_{_slug(cfg.scenario)}_seed{cfg.seed}")
+    with folder as tmp:
+        (tmp / "config.yaml").write_text(dump_yaml(cfg))
+        result.daily.to_parquet(tmp / "daily.parquet", index=False)
+        result.cohorts.to_parquet(tmp / "cohorts.parquet", index=False)
+        result.channels.to_parquet(tmp / "channels.parquet", index=False)
+        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+        from sim import plots as plotting
+        from sim.report import run_report
+
+        figures = plotting.run_plots(result, tmp / "plots") if plots else {}
+        (tmp / "report.html").write_text(run_report(result, figures))
+    return folder.path
+
+
+def load_run(path: str | os.PathLike) -> RunResult:
+    """Read a run folder back into a :class:`RunResult` (without the model)."""
+    from sim.config import load_yaml
+
+    p = Path(path)
+    missing = [f for f in RUN_FILES if not (p / f).exists()]
+    if missing:
+        raise ConfigError(f"{p}: not a complete run folder (missing {', '.join(missing)})")
+    return RunResult(load_yaml(p / "config.yaml"), pd.read_parquet(p / "daily.parquet"),
+                     pd.read_parquet(p / "cohorts.parquet"), pd.read_parquet(p / "channels.parquet"),
+                     json.loads((p / "summary.json").read_text()), path=p)

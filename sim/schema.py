@@ -1,0 +1,207 @@
+"""Declaring and validating configuration as frozen dataclasses.
+
+Every configurable quantity is declared once, as a dataclass field made with :func:`param`, which
+carries the default, the unit, the allowed range and a one-line description. From these declarations
+the project derives the Hydra defaults (``to_plain``), validates a composed configuration
+(``build``) and documents the keys (``describe``). A value outside its range, a key that does not
+exist or a wrong type raises :class:`ConfigError` whose message is one line naming the key, the value
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal, get_args, get_origin
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described in one line for the user."""
+
+
+def param(
+    default: Any = dataclasses.MISSING,
+    *,
+    doc: str,
+    unit: str = "",
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    factory: Any = None,
+) -> Any:
+    """A configuration field with its documentation, unit and closed (or half-open) range."""
+    meta = {"doc": doc, "unit": unit, "lo": lo, "hi": hi, "lo_open": lo_open}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def suggest(name: str, options: typing.Iterable[str]) -> str:
+    """A ' (did you mean ...?)' suffix when a close match exists, else ''."""
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "null"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _range_text(meta: Mapping[str, Any]) -> str:
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and hi is not None:
+        left = "(" if meta.get("lo_open") else "["
+        return f"a number in {left}{lo}, {hi}]"
+    if lo is not None:
+        return f"a number {'>' if meta.get('lo_open') else '>='} {lo}"
+    if hi is not None:
+        return f"a number <= {hi}"
+    return "a number"
+
+
+def _check_range(value: float, meta: Mapping[str, Any], path: str) -> None:
+    lo, hi = meta.get("lo"), meta.get("hi")
+    bad = (
+        math.isnan(value)
+        or (lo is not None and (value < lo or (meta.get("lo_open") and value == lo)))
+        or (hi is not None and value > hi)
+    )
+    if bad:
+        unit = f" ({meta['unit']})" if meta.get("unit") else ""
+        raise ConfigError(f"{path} = {_fmt(value)}: allowed is {_range_text(meta)}{unit}")
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def convert(tp: Any, value: Any, path: str, meta: Mapping[str, Any] | None = None) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it in canonical form."""
+    meta = meta or {}
+    tp, optional = _unwrap_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{path} = null: a value is required")
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, path)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            allowed = ", ".join(map(str, choices))
+            raise ConfigError(
+                f"{path} = {_fmt(value)}: allowed is one of {allowed}{suggest(str(value), map(str, choices))}"
+            )
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path} = {_fmt(value)}: allowed is true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
+            raise ConfigError(f"{path} = {_fmt(value)}: allowed is a whole number")
+        value = int(value)
+        _check_range(value, meta, path)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path} = {_fmt(value)}: allowed is {_range_text(meta)}")
+        value = float(value)
+        _check_range(value, meta, path)
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path} = {_fmt(value)}: allowed is a text value")
+        return value
+    if origin in (tuple, list):
+        (item_tp, *_rest) = get_args(tp)
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path} = {_fmt(value)}: allowed is a list")
+        return tuple(convert(item_tp, v, f"{path}[{i}]", meta) for i, v in enumerate(value))
+    if origin is dict:
+        _key_tp, item_tp = get_args(tp)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path} = {_fmt(value)}: allowed is a mapping of names to settings")
+        return {str(k): convert(item_tp, v, _join(path, str(k)), meta) for k, v in value.items()}
+    if tp is Any:
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a programming error, not user input
+
+
+def build(cls: type, data: Any, path: str = "") -> Any:
+    """Validate a mapping against dataclass ``cls`` and return the frozen instance."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path or 'config'} = {_fmt(data)}: allowed is a mapping of settings")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"{_join(path, str(key))}: unknown key{suggest(str(key), fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = convert(hints[name], data[name], _join(path, name), f.metadata)
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        check(path)
+    return obj
+
+
+def to_plain(obj: Any) -> Any:
+    """A dataclass tree as plain dicts, lists and scalars (for YAML and Hydra)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    return obj
+
+
+def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str, str, str]]:
+    """Rows of (key, default, unit, allowed, description) for every leaf field of ``cls``."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        key = _join(prefix, f.name)
+        tp, _ = _unwrap_optional(hints[f.name])
+        if dataclasses.is_dataclass(tp):
+            rows.extend(describe(tp, key))
+            continue
+        meta = f.metadata
+        if get_origin(tp) is Literal:
+            allowed = " | ".join(map(str, get_args(tp)))
+        elif tp in (int, float):
+            allowed = _range_text(meta)
+        elif tp is bool:
+            allowed = "true | false"
+        else:
+            allowed = ""
+        rows.append((key, to_plain(getattr(defaults, f.name)), meta.get("unit", ""), allowed, meta.get("doc", "")))
+    return rows
+
+
+def require(condition: bool, path: str, value: Any, allowed: str) -> None:
+    """Raise the standard one-line error unless ``condition`` holds (for cross-field checks)."""
+    if not condition:
+        raise ConfigError(f"{path} = {_fmt(value)}: {allowed}")

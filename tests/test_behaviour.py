@@ -1,0 +1,90 @@
+"""The shared decision model, function by function."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sim import behaviour as bh
+from sim.config import SocialConfig
+
+
+@given(st.floats(0, 1e4), st.floats(0, 1e4), st.floats(0.1, 100))
+def test_incentive_response_is_monotone_and_saturating(a, b, half):
+    lo, hi = sorted((a, b))
+    assert 0 <= bh.incentive_response(lo, half) <= bh.incentive_response(hi, half) < 1
+    assert bh.incentive_response(half, half) == 0.5
+
+
+@given(st.lists(st.floats(0, 50), min_size=1, max_size=50), st.floats(0, 10))
+def test_stochastic_rounding_never_falls_when_the_mean_rises(xs, extra):
+    x = np.array(xs)
+    u = np.random.default_rng(0).random(x.size)
+    assert np.all(bh.stochastic_round(x + extra, u) >= bh.stochastic_round(x, u))
+
+
+def test_stochastic_rounding_is_unbiased():
+    u = np.random.default_rng(1).random(200_000)
+    assert abs(bh.stochastic_round(np.full(u.size, 2.3), u).mean() - 2.3) < 0.01
+
+
+def test_social_response_saturates_and_repeats_fade():
+    cfg = SocialConfig()
+    prior = np.arange(6)
+    r = bh.social_response(prior, np.zeros(6, dtype=int), cfg)
+    assert r[0] == 1.0 and np.all(np.diff(r) < 0)
+    rep = bh.social_response(np.zeros(4, dtype=int), np.arange(4), cfg)
+    assert np.all(np.diff(rep) < 0)
+    assert rep[1] == cfg.repeat_fade
+
+
+def test_rank_within_and_first_success():
+    keys = np.array([5, 3, 5, 5, 3, 9])
+    assert bh.rank_within(keys).tolist() == [0, 0, 1, 2, 1, 0]
+    receiver = np.array([1, 2, 1, 2, 3])
+    key = np.array([0.5, 0.2, 0.1, 0.9, 0.3])
+    picked = bh.first_success(receiver, key)
+    assert sorted(picked.tolist()) == [1, 2, 4]
+
+
+def test_purchase_probability_rises_with_need_relevance_and_discount():
+    need = np.array([0.0, 0.5, 1.0, 2.0])
+    p = bh.purchase_probability(need, 1.0, np.ones(4), 0.5)
+    assert p[0] == 0 and np.all(np.diff(p) > 0) and p[-1] < 1
+    assert bh.purchase_probability(np.ones(1), 1.5, np.ones(1), 0.5) > bh.purchase_probability(np.ones(1), 1.0, np.ones(1), 0.5)
+    assert bh.purchase_probability(np.ones(1), 1.0, np.full(1, 1.4), 0.5) > bh.purchase_probability(np.ones(1), 1.0, np.ones(1), 0.5)
+
+
+def test_churn_hazard_falls_with_tenure_satisfaction_and_friends():
+    import sim
+    from sim.engine import GrowthModel
+    from sim.population import State
+
+    model = GrowthModel(sim.compose("default", ["population.size=200", "horizon=5"]))
+    pop, c = model.pop, model.cfg.behaviour.churn
+    idx = np.arange(4)
+    pop.state[idx] = State.ACTIVE
+    pop.frailty[idx] = 1.0
+    pop.segment[idx] = 0
+    pop.satisfaction[idx] = pop.seg["satisfaction"][0]
+    pop.joined_day[idx] = [100, 90, 100, 100]  # tenure 0 and 10 days at day 100
+    pop.satisfaction[2] += 0.2
+    pop.friends[idx] = [0, 0, 0, 5]
+    h = bh.churn_hazard(pop, idx, 100, c)
+    assert h[1] < h[0] and h[2] < h[0] and h[3] < h[0]
+
+
+def test_visit_probability_rises_with_satisfaction_and_falls_when_dormant():
+    import sim
+    from sim.engine import GrowthModel
+    from sim.population import State
+
+    model = GrowthModel(sim.compose("default", ["population.size=200", "horizon=5"]))
+    pop = model.pop
+    idx = np.arange(3)
+    pop.segment[idx] = 1
+    pop.state[idx] = [State.ACTIVE, State.ACTIVE, State.DORMANT]
+    pop.satisfaction[idx] = [0.5, 0.8, 0.5]
+    p = bh.visit_probability(pop, idx, model.cfg.behaviour.visit)
+    assert p[1] > p[0] > p[2]

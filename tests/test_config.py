@@ -1,0 +1,94 @@
+"""Configuration is validated at the edge: one line naming the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import sim
+from sim.config import SimConfig, available_scenarios, compose, validate
+from sim.schema import ConfigError, to_plain
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("mechanisms.referal.inviter_reward=3", "mechanisms.referal: unknown key (did you mean 'referral'?)"),
+    ("mechanisms.referral.inviter_rewrd=3", "mechanisms.referral.inviter_rewrd: unknown key (did you mean 'inviter_reward'?)"),
+    ("mechanisms.referral.inviter_reward=-3", "mechanisms.referral.inviter_reward = -3.0: allowed is a number in [0, 10000]"),
+    ("horizon=0", "horizon = 0: allowed is a number in [1, 36500]"),
+    ("population.size=-5", "population.size = -5: allowed is a number in [2,"),
+    ("population.size=abc", "population.size = 'abc': allowed is a whole number"),
+    ("population.size=1.5", "population.size = 1.5: allowed is a whole number"),
+    ("adoption.external_rate=1.5", "adoption.external_rate = 1.5: allowed is a number in [0, 1]"),
+    ("adoption.contagion=compex", "adoption.contagion = 'compex': allowed is one of simple, complex (did you mean 'complex'?)"),
+    ("mechanisms.referral.enabled=maybe", "mechanisms.referral.enabled = 'maybe': allowed is true or false"),
+    ("population.segments.deal_seeker.share=0.9", "population.segments = 1.55: segment shares must sum to 1"),
+    ("population.segments.bargain_hunter.share=0.1", "population.segments.bargain_hunter.share: unknown segment 'bargain_hunter'"),
+    ("behaviour.churn.base_hazard=nan", "behaviour.churn.base_hazard = nan: allowed is a number in [0, 20]"),
+    ("graph=bb", "graph = 'bb': no such option"),
+    ("scenario=defualt", "scenario = 'defualt': no such scenario (did you mean 'default'?)"),
+    ("graph=edgelist", "graph.path = null: graph.kind=edgelist needs graph.path"),
+    ("graph=edgelist graph.path=/no/such/file.txt", "graph.path = '/no/such/file.txt': no such file"),
+    ("behaviour.churn.churn_after_days=5", "behaviour.churn.churn_after_days = 5: must exceed behaviour.churn.dormant_after_days (14)"),
+    ("foo", "override 'foo': allowed is key=value"),
+])
+def test_bad_values_give_one_line_naming_key_value_and_range(override, expected):
+    with pytest.raises(ConfigError) as err:
+        sim.compose("default", override.split())
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(expected), message
+
+
+def test_defaults_validate_and_round_trip():
+    cfg = compose("default")
+    assert isinstance(cfg, SimConfig)
+    assert validate(to_plain(cfg)) == cfg
+
+
+def test_every_shipped_scenario_composes_and_validates():
+    for name in available_scenarios():
+        cfg = compose(name)
+        assert cfg.scenario == name
+
+
+def test_scenario_names_are_unique_across_groups():
+    from sim.config import SCENARIO_GROUPS, scenario_dirs
+
+    seen = {}
+    for group in SCENARIO_GROUPS:
+        for path in (scenario_dirs()[0] / group).glob("*.yaml"):
+            if path.stem != "none":
+                assert path.stem not in seen, f"{path.stem} in both {seen.get(path.stem)} and {group}"
+                seen[path.stem] = group
+
+
+def test_overrides_apply_on_top_of_the_scenario():
+    cfg = compose("default", ["mechanisms.referral.inviter_reward=25", "graph=ws", "seed=7"])
+    assert cfg.mechanisms["referral"].inviter_reward == 25
+    assert cfg.graph.kind == "ws"
+    assert cfg.seed == 7
+    assert cfg.mechanisms["referral"].enabled  # from the scenario
+
+
+def test_unknown_key_in_a_yaml_file_is_named(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("horizon: 10\npopulaton:\n  size: 100\n")
+    with pytest.raises(ConfigError, match=r"^populaton: unknown key \(did you mean 'population'\?\)$"):
+        sim.config.load_yaml(bad)
+
+
+def test_cli_bad_input_exits_2_with_one_line_and_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sim.cli", "run", "horizon=0", f"out={tmp_path}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: horizon = 0: allowed is a number in [1, 36500] (days)"
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_cli_debug_shows_the_traceback():
+    proc = subprocess.run([sys.executable, "-m", "sim.cli", "config", "--debug", "horizon=0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr

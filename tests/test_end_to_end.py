@@ -1,0 +1,103 @@
+"""The run folder, from the command line and from Python."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import sim
+from sim.runs import RUN_FILES
+
+PLOTS = {"growth.png", "activity.png", "retention.png", "cohort_heatmap.png", "money.png", "viral.png"}
+DAILY_COLUMNS = ["day", "new_users", "cumulative_users", "dau", "wau", "mau", "active_users", "churned_users",
+                 "reactivated_users", "orders", "buyers", "gmv", "revenue", "incentive_cost", "acquisition_cost",
+                 "profit", "invites_sent", "invites_accepted", "k_factor", "category_gini",
+                 *(f"new_{c}" for c in ("organic", "paid", "referral", "group_buy", "assist", "content", "distribution"))]
+
+
+def assert_complete_run_folder(path: Path, horizon: int) -> None:
+    assert path.is_dir()
+    for name in RUN_FILES:
+        assert (path / name).is_file(), name
+    assert {p.name for p in (path / "plots").glob("*.png")} == PLOTS
+    daily = pd.read_parquet(path / "daily.parquet")
+    assert list(daily.columns[: len(DAILY_COLUMNS)]) == DAILY_COLUMNS
+    assert len(daily) == horizon
+    cohorts = pd.read_parquet(path / "cohorts.parquet")
+    assert {"cohort_day", "age", "users", "retained", "revenue", "channel"} <= set(cohorts.columns)
+    summary = json.loads((path / "summary.json").read_text())
+    for key in ("seed", "version", "git_revision", "wall_seconds", "users_total", "profit", "retention_d1"):
+        assert key in summary
+    html = (path / "report.html").read_text()
+    assert all(f"plots/{p}" in html for p in PLOTS)
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp")]
+
+
+@pytest.mark.slow
+def test_the_demo_scenario_writes_a_complete_run_folder(tmp_path):
+    """What `make demo` runs: the default scenario, 100,000 people for a year."""
+    proc = subprocess.run([sys.executable, "-m", "sim.cli", "run", f"out={tmp_path}"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    path = Path(proc.stdout.strip().splitlines()[-1])
+    assert path.parent == tmp_path
+    assert_complete_run_folder(path, 365)
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["population"] == 100_000 and summary["scenario"] == "default"
+    # The shape the demo promises: word of mouth makes an S-curve (new users peak after the start,
+    # then fall), most users leave early, and the business is measured in money.
+    assert 20 < summary["peak_new_users_day"] < 300
+    assert 0.10 < summary["retention_d1"] < 0.35 and summary["retention_d30"] < summary["retention_d1"] / 2
+    assert summary["gmv"] > 0 and summary["incentive_cost"] > 0 and summary["acquisition_cost"] > 0
+
+
+def test_python_api_writes_and_reads_back_a_run(tmp_path):
+    result = sim.run("default", overrides=["population.size=2000", "horizon=40"], seed=2, out=tmp_path)
+    assert_complete_run_folder(result.path, 40)
+    back = sim.load_run(result.path)
+    pd.testing.assert_frame_equal(back.daily, result.daily)
+    assert back.config == result.config
+
+
+def test_a_run_never_overwrites_an_earlier_one(tmp_path):
+    cfg = sim.compose("default", ["population.size=1000", "horizon=10"])
+    r = sim.simulate(cfg)
+    first, second = r.save(tmp_path, plots=False), r.save(tmp_path, plots=False)
+    assert first != second and first.is_dir() and second.is_dir()
+
+
+def test_a_failure_while_writing_leaves_no_partial_folder(tmp_path, monkeypatch):
+    from sim import plots
+
+    r = sim.simulate(sim.compose("default", ["population.size=1000", "horizon=10"]))
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(plots, "run_plots", boom)
+    with pytest.raises(RuntimeError):
+        r.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_rerun_from_a_resolved_config_is_identical(tmp_path):
+    args = [sys.executable, "-m", "sim.cli", "run", "-q", "--no-plots"]
+    first = subprocess.run([*args, "population.size=1500", "horizon=30", "seed=4", f"out={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    path = Path(first.stdout.strip())
+    again = subprocess.run([*args, "--config", str(path / "config.yaml")], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(path / "daily.parquet"), pd.read_parquet(Path(again.stdout.strip()) / "daily.parquet"))
+
+
+def test_cli_unwritable_results_folder_fails_before_simulating(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = subprocess.run([sys.executable, "-m", "sim.cli", "run", f"out={blocker}/runs", "population.size=500", "horizon=5"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: out = ") and "cannot create the results folder" in proc.stderr
