@@ -29,6 +29,8 @@ from sim.population import Population, State, category_popularity
 
 ORGANIC = CHANNELS.index("organic")
 EMPTY = np.zeros(0, dtype=np.int64)
+#: what drove an order; each becomes a daily column orders_<source>
+ORDER_SOURCES = ("organic", "promotion", "recommendation", "group_buy", "assist", "content", "distribution", "livestream")
 
 
 class Streams:
@@ -72,10 +74,13 @@ class Today:
     next_exposures: bh.Exposures = field(default_factory=bh.Exposures)
     new_users: np.ndarray = field(default_factory=lambda: EMPTY)
     visitors: np.ndarray = field(default_factory=lambda: EMPTY)
-    relevance: np.ndarray | None = None  # per visitor, multiplies purchase intensity
-    discount: np.ndarray | None = None  # per visitor, fraction off the price
-    buyers: np.ndarray = field(default_factory=lambda: EMPTY)
-    basket: np.ndarray = field(default_factory=lambda: np.zeros(0))  # RMB per buyer
+    relevance: np.ndarray | None = None  # per visitor: multiplies purchase intensity (browse stage)
+    discount: np.ndarray | None = None  # per visitor: fraction off the price (browse stage)
+    recommended: np.ndarray | None = None  # per visitor: a recommended category, or -1
+    follow: np.ndarray | None = None  # per visitor: chance an order follows the recommendation
+    order_source: np.ndarray | None = None  # per visitor: index into ORDER_SOURCES of what drove an order
+    buyers: np.ndarray = field(default_factory=lambda: EMPTY)  # one entry per order (a person may repeat)
+    basket: np.ndarray = field(default_factory=lambda: np.zeros(0))  # RMB per order, paid by the buyer
     order_category: np.ndarray = field(default_factory=lambda: EMPTY)
     counters: dict[str, float] = field(default_factory=dict)
     _visit_boost: np.ndarray | None = None
@@ -83,6 +88,34 @@ class Today:
 
     def count(self, name: str, value: float = 1.0) -> None:
         self.counters[name] = self.counters.get(name, 0.0) + float(value)
+
+    # Offers to today's visitors compose: discounts multiply their remaining prices, relevance
+    # factors multiply, and the last mechanism to claim an order's source wins.
+    def offer_discount(self, positions: np.ndarray, fraction: np.ndarray | float) -> None:
+        """Give visitors at ``positions`` (indices into ``visitors``) a discount off the price."""
+        if self.discount is None:
+            self.discount = np.zeros(self.visitors.size)
+        self.discount[positions] = 1.0 - (1.0 - self.discount[positions]) * (1.0 - np.asarray(fraction))
+
+    def boost_relevance(self, positions: np.ndarray, factor: np.ndarray | float) -> None:
+        """Multiply the purchase relevance of visitors at ``positions``."""
+        if self.relevance is None:
+            self.relevance = np.ones(self.visitors.size)
+        self.relevance[positions] *= factor
+
+    def recommend(self, positions: np.ndarray, category: np.ndarray, follow: np.ndarray | float) -> None:
+        """Show visitors at ``positions`` a category; an order follows it with chance ``follow``."""
+        if self.recommended is None:
+            self.recommended = np.full(self.visitors.size, -1, dtype=np.int64)
+            self.follow = np.zeros(self.visitors.size)
+        self.recommended[positions] = category
+        self.follow[positions] = follow
+
+    def attribute(self, positions: np.ndarray, source: str) -> None:
+        """Orders placed today by visitors at ``positions`` are credited to ``source``."""
+        if self.order_source is None:
+            self.order_source = np.zeros(self.visitors.size, dtype=np.int8)
+        self.order_source[positions] = ORDER_SOURCES.index(source)
 
     @property
     def visit_boost(self) -> np.ndarray:
@@ -130,6 +163,10 @@ class GrowthModel(mesa.Model):
                 self.metrics.declare(column)
             m.setup(self)
         self.hooks = {stage: [getattr(m, stage) for m in self.mechanisms if stage in m.stages()] for stage in STAGES}
+
+    def get_mechanism(self, name: str):
+        """The enabled mechanism ``name``, or None (mechanisms that cooperate look each other up)."""
+        return next((m for m in self.mechanisms if m.name == name), None)
 
     def _catalogue(self, rng: np.random.Generator) -> Catalogue:
         c = self.cfg.catalogue
@@ -295,27 +332,58 @@ class GrowthModel(mesa.Model):
         buy = u < p
         pop.need[v] = np.where(buy, np.maximum(need - 1.0, 0.0), need)
         pop.need_day[v] = day
-        buyers = v[buy]
-        category = self.choose_category(buyers, rng)
-        price = pop.seg["basket_rmb"][pop.segment[buyers]] * self.catalogue.price_level[category] * self.cfg.platform.price_level
-        sigma = b.purchase.basket_sigma
-        basket = price * np.exp(rng.normal(-0.5 * sigma**2, sigma, buyers.size)) * (1.0 - discount[buy])
-        pop.orders[buyers] += 1
-        pop.spend[buyers] += basket
-        failed = rng.random(buyers.size) < b.satisfaction.service_failure_rate
-        delta = np.where(failed, -b.satisfaction.service_failure_shock, b.satisfaction.purchase_gain)
-        pop.satisfaction[buyers] = np.clip(pop.satisfaction[buyers] + delta, 0, 1)
-        today.buyers, today.basket, today.order_category = buyers, basket, category
-        today.count("orders", buyers.size)
-        today.count("buyers", buyers.size)
-        self.economics.book_gmv(float(basket.sum()))
+        pos = np.flatnonzero(buy)
+        recommended = today.recommended[pos] if today.recommended is not None else None
+        follow = today.follow[pos] if today.follow is not None else None
+        category = self.choose_category(v[pos], rng, recommended, follow)
+        basket = self.list_price(v[pos], category, rng) * (1.0 - discount[pos])
+        source = today.order_source[pos] if today.order_source is not None else np.zeros(pos.size, dtype=np.int8)
+        self.book_orders(v[pos], basket, category, source, rng)
         self._run_hooks("purchase")
 
-    def choose_category(self, buyers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Category of each order: the buyer's favourite, or one drawn by popularity."""
+    def list_price(self, buyers: np.ndarray, category: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Undiscounted order values (RMB): segment basket x category price level x noise."""
+        price = self.pop.seg["basket_rmb"][self.pop.segment[buyers]] * self.catalogue.price_level[category] * self.cfg.platform.price_level
+        sigma = self.cfg.behaviour.purchase.basket_sigma
+        return price * np.exp(rng.normal(-0.5 * sigma**2, sigma, buyers.size))
+
+    def book_orders(self, buyers: np.ndarray, basket: np.ndarray, category: np.ndarray,
+                    source: np.ndarray | str, rng: np.random.Generator) -> None:
+        """Record real orders (from the core purchase or from a mechanism): the buyers' history and
+        satisfaction (a share of orders goes wrong), GMV, and today's order lists and counters.
+        ``basket`` is what buyers pay; mechanisms book any subsidy on top as an incentive cost."""
+        pop, b, today = self.pop, self.cfg.behaviour, self.today
+        if buyers.size == 0:
+            return
+        if isinstance(source, str):
+            source = np.full(buyers.size, ORDER_SOURCES.index(source), dtype=np.int8)
+        np.add.at(pop.orders, buyers, 1)
+        np.add.at(pop.spend, buyers, basket)
+        failed = rng.random(buyers.size) < b.satisfaction.service_failure_rate
+        delta = np.where(failed, -b.satisfaction.service_failure_shock, b.satisfaction.purchase_gain).astype(np.float32)
+        np.add.at(pop.satisfaction, buyers, delta)
+        pop.satisfaction[buyers] = np.clip(pop.satisfaction[buyers], 0, 1)
+        today.buyers = np.concatenate([today.buyers, buyers])
+        today.basket = np.concatenate([today.basket, basket])
+        today.order_category = np.concatenate([today.order_category, category.astype(np.int64)])
+        today.count("orders", buyers.size)
+        for k, n in enumerate(np.bincount(source, minlength=len(ORDER_SOURCES))):
+            if n:
+                today.count(f"orders_{ORDER_SOURCES[k]}", n)
+        self.economics.book_gmv(float(basket.sum()))
+
+    def choose_category(self, buyers: np.ndarray, rng: np.random.Generator,
+                        recommended: np.ndarray | None = None, follow: np.ndarray | None = None) -> np.ndarray:
+        """Category of each order: a recommended one (when followed), else the buyer's favourite,
+        else one drawn by popularity."""
+        u = rng.random(buyers.size)
         taste = rng.random(buyers.size) < self.cfg.catalogue.taste_strength
         other = rng.choice(self.catalogue.categories, size=buyers.size, p=self.catalogue.popularity)
-        return np.where(taste, self.pop.favourite[buyers], other).astype(np.int64)
+        category = np.where(taste, self.pop.favourite[buyers], other).astype(np.int64)
+        if recommended is not None:
+            take = (recommended >= 0) & (u < follow)
+            category[take] = recommended[take]
+        return category
 
     # ------------------------------------------------------------------ 6. share
     def _share(self) -> None:

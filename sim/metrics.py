@@ -25,7 +25,16 @@ if TYPE_CHECKING:
 MAX_COHORT_AGE = 366  # ages tracked per cohort: 0 .. 365 days
 K_WINDOW = 30
 
-CORE_COUNTERS = ("new_users", "churned_users", "reactivated_users", "orders", "buyers", "invites_sent", "invites_accepted")
+CORE_COUNTERS = ("new_users", "churned_users", "reactivated_users", "orders", "invites_sent", "invites_accepted")
+
+
+def unique_count(idx: np.ndarray, n: int) -> int:
+    """Distinct values among person indices (a sort for few, a mask for many)."""
+    if idx.size < n // 16:
+        return int(np.count_nonzero(np.diff(np.sort(idx))) + 1) if idx.size else 0
+    mask = np.zeros(n, dtype=bool)
+    mask[idx] = True
+    return int(mask.sum())
 
 
 def gini(x: np.ndarray) -> float:
@@ -46,10 +55,12 @@ class Recorder:
         self.take_rate = cfg.platform.take_rate
         self.ad_rate = cfg.platform.ad_revenue_per_visit_rmb
         self.series: dict[str, np.ndarray] = {}
-        for name in ("cumulative_users", "dau", "wau", "mau", "active_users", "users", "k_factor", "category_gini",
-                     *CORE_COUNTERS, *(f"new_{c}" for c in CHANNELS), *(f"n_{s}" for s in STATE_NAMES)):
+        from sim.engine import ORDER_SOURCES
+
+        for name in ("cumulative_users", "dau", "wau", "mau", "active_users", "users", "k_factor", "category_gini", "buyers",
+                     *CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES), *(f"new_{c}" for c in CHANNELS), *(f"n_{s}" for s in STATE_NAMES)):
             self.series[name] = np.zeros(H)
-        self.counter_names: list[str] = list(CORE_COUNTERS)
+        self.counter_names: list[str] = [*CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES)]
         self.cohort_users = np.zeros((H, C), dtype=np.int64)
         self.alive_now = np.zeros((H, C), dtype=np.int64)  # members not churned, by join day and channel
         self.cohort_retained = np.zeros((H, C, self.ages), dtype=np.int32)
@@ -87,6 +98,7 @@ class Recorder:
             s[f"n_{name}"][day] = counts[k]
         s["cumulative_users"][day] = s["new_users"][: day + 1].sum()
         s["dau"][day] = today.visitors.size
+        s["buyers"][day] = unique_count(today.buyers, pop.n)
         s["wau"][day] = np.count_nonzero(pop.last_visit >= max(day - 6, 0))
         s["mau"][day] = np.count_nonzero(pop.last_visit >= max(day - 29, 0))
         s["active_users"][day] = counts[State.ACTIVE] + counts[State.LOYAL]

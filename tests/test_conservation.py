@@ -21,10 +21,12 @@ def test_user_counts_add_up(default_small):
     assert (d["users"] == d["n_active"] + d["n_loyal"] + d["n_dormant"]).all()
     assert (d["active_users"] == d["n_active"] + d["n_loyal"]).all()
     assert (d[[f"new_{c}" for c in CHANNELS]].sum(axis=1) == d["new_users"]).all()
-    ever = d["cumulative_users"] 
+    ever = d["cumulative_users"]
     assert (d["n_active"] + d["n_loyal"] + d["n_dormant"] + d["n_churned"] == ever).all()
     assert (d["dau"] <= d["wau"]).all() and (d["wau"] <= d["mau"]).all()
-    assert (d["buyers"] <= d["dau"]).all()
+    assert (d["buyers"] <= d["orders"]).all()
+    from sim.engine import ORDER_SOURCES
+    assert (d[[f"orders_{s}" for s in ORDER_SOURCES]].sum(axis=1) == d["orders"]).all()
 
 
 def test_money_is_non_negative_and_profit_is_revenue_minus_costs(default_small):
