@@ -6,7 +6,8 @@ can be re-plotted from disk without re-simulating.
 - ``retention.png``: day-N retention curves by channel and by monthly join cohort;
 - ``cohort_heatmap.png``: weekly join cohorts against weeks since joining;
 - ``money.png``: daily revenue, costs and profit, and their running totals;
-- ``viral.png``: invitations sent and accepted, and the K-factor.
+- ``viral.png``: invitations sent and accepted, and the K-factor;
+- ``mechanisms.png``: each enabled mechanism's own daily counters.
 """
 
 from __future__ import annotations
@@ -163,6 +164,28 @@ def viral(daily: pd.DataFrame, path: Path, label: str) -> Path:
     return _save(fig, path)
 
 
+def mechanisms(daily: pd.DataFrame, enabled: list[str], path: Path, label: str) -> Path | None:
+    """One panel per enabled mechanism with the daily counters it declares (7-day means)."""
+    from sim.mechanisms import REGISTRY
+
+    panels = [(name, [c for c in REGISTRY[name].columns if c in daily and (daily[c] != 0).any()]) for name in enabled]
+    panels = [(name, cols) for name, cols in panels if cols]
+    if not panels:
+        return None
+    ncol = min(3, len(panels))
+    nrow = -(-len(panels) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.3 * nrow), squeeze=False)
+    for ax, (name, cols) in zip(axes.flat, panels):
+        for col in cols:
+            ax.plot(daily["day"], smooth(daily[col]), label=col.replace("_", " "), lw=1.3)
+        _style(ax, name.replace("_", " "), "per day")
+        ax.legend(fontsize=7, frameon=False)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    _title(fig, label)
+    return _save(fig, path)
+
+
 def run_plots(result, folder: Path) -> dict[str, Path]:
     """Draw every plot of a run into ``folder``; returns name -> path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -178,4 +201,7 @@ def run_plots(result, folder: Path) -> dict[str, Path]:
     }
     if daily["invites_sent"].sum() > 0:
         out["viral"] = viral(daily, folder / "viral.png", label)
+    panel = mechanisms(daily, cfg.enabled(), folder / "mechanisms.png", label)
+    if panel is not None:
+        out["mechanisms"] = panel
     return out

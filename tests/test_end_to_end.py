@@ -13,7 +13,7 @@ import pytest
 import sim
 from sim.runs import RUN_FILES
 
-PLOTS = {"growth.png", "activity.png", "retention.png", "cohort_heatmap.png", "money.png", "viral.png"}
+PLOTS = {"growth.png", "activity.png", "retention.png", "cohort_heatmap.png", "money.png", "viral.png", "mechanisms.png"}
 DAILY_COLUMNS = ["day", "new_users", "cumulative_users", "dau", "wau", "mau", "active_users", "churned_users",
                  "reactivated_users", "orders", "buyers", "gmv", "revenue", "incentive_cost", "acquisition_cost",
                  "profit", "invites_sent", "invites_accepted", "k_factor", "category_gini",
