@@ -13,6 +13,6 @@ __version__ = "0.1.0"
 from sim.config import SimConfig, compose  # noqa: E402
 from sim.engine import GrowthModel  # noqa: E402
 from sim.runs import RunResult, load_run, run, simulate  # noqa: E402
-from sim.schema import ConfigError  # noqa: E402
+from sim.schema import ConfigError, SimulationError  # noqa: E402
 
-__all__ = ["ConfigError", "GrowthModel", "RunResult", "SimConfig", "__version__", "compose", "load_run", "run", "simulate"]
+__all__ = ["ConfigError", "SimulationError", "GrowthModel", "RunResult", "SimConfig", "__version__", "compose", "load_run", "run", "simulate"]

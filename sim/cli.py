@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
 
 
 class Progress:
@@ -69,10 +70,23 @@ def _apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     return OmegaConf.to_container(cfg)
 
 
+def save_failed_config(cfg, out: Path) -> Path:
+    """Keep the resolved config of a run that broke an invariant, next to the run folders."""
+    from datetime import datetime
+
+    from sim.config import dump_yaml
+
+    folder = out / "failed"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{datetime.now():%Y%m%d-%H%M%S}_{cfg.scenario}_seed{cfg.seed}.yaml"
+    path.write_text(dump_yaml(cfg))
+    return path
+
+
 def cmd_run(args) -> int:
     from sim.config import compose, load_yaml, validate
     from sim.runs import prepare_parent, simulate, write_run_folder
-    from sim.schema import to_plain
+    from sim.schema import SimulationError, to_plain
 
     if args.config:
         cfg = load_yaml(args.config)
@@ -83,8 +97,13 @@ def cmd_run(args) -> int:
     out = Path(cfg.out)
     prepare_parent(out)  # fail before simulating if results cannot be written
     bar = Progress(cfg.horizon, f"{cfg.scenario} seed {cfg.seed}", enabled=None if not args.quiet else False)
-    result = simulate(cfg, progress=lambda m: bar.update(m.day + 1))
-    bar.close()
+    try:
+        result = simulate(cfg, progress=lambda m: bar.update(m.day + 1))
+    except SimulationError as exc:
+        exc.config_path = save_failed_config(cfg, out)
+        raise
+    finally:
+        bar.close()
     path = write_run_folder(result, out, plots=not args.no_plots)
     if not args.quiet:
         s = result.summary
@@ -166,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from sim.schema import ConfigError
+    from sim.schema import ConfigError, SimulationError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -182,6 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SimulationError as exc:
+        if debug:
+            raise
+        where = getattr(exc, "config_path", None)
+        print(f"error: {exc}" + (f"; the config that produced it: {where}" if where else ""), file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)
         return 130

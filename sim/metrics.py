@@ -109,6 +109,19 @@ class Recorder:
         s["category_gini"][day] = gini(np.bincount(today.order_category, minlength=model.catalogue.categories))
         self._cohorts(model)
         self.days_recorded = day + 1
+        self.check(day, model.economics)
+
+    def check(self, day: int, economics) -> None:
+        """Invariants of one day, cheap enough to leave on: every count and amount is a finite,
+        non-negative number. A violation stops the run naming the day and the column."""
+        from sim.schema import SimulationError
+
+        values = {name: arr[day] for name, arr in self.series.items()}
+        values.update({f"account {a}": arr[day] for a, arr in economics.daily.items()})
+        values["gmv"] = economics.gmv[day]
+        for name, value in values.items():
+            if not np.isfinite(value) or value < 0:
+                raise SimulationError(f"day {day}: {name} = {value} (must be a finite, non-negative number)")
 
     def _cohorts(self, model: GrowthModel) -> None:
         day, pop, today = model.day, model.pop, model.today

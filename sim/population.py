@@ -54,7 +54,7 @@ class Population:
                           "deal_sensitivity", "content_affinity", "frailty", "satisfaction")
         }
         cv = cfg.population.frailty_cv
-        base = rng.gamma(1.0 / cv**2, cv**2, size=n) if cv > 0 else np.ones(n)
+        base = rng.gamma(1.0 / cv**2, cv**2, size=n) if cv > 1e-6 else np.ones(n)  # tiny cv: alike
         self.frailty = (base * self.seg["frailty"][self.segment]).astype(np.float32)
         self.favourite = rng.choice(cfg.catalogue.categories, size=n, p=category_popularity(cfg)).astype(np.int16)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -97,14 +98,40 @@ def _slug(text: str) -> str:
 
 
 def prepare_parent(out: Path) -> Path:
-    """Create ``out`` if needed and check it is writable, before any work is done."""
+    """Create ``out`` if needed and check it is writable, before any work is done; remove what
+    killed writers left behind (hidden temporary folders of processes that no longer exist)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"out = {str(out)!r}: cannot create the results folder ({exc.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise ConfigError(f"out = {str(out)!r}: the results folder is not writable")
+    remove_stale_temporaries(out)
     return out
+
+
+_TMP = re.compile(r"^\.tmp-p(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(parent: Path) -> list[Path]:
+    """Delete ``.tmp-p<pid>-*`` folders whose writing process has died (killed mid-write)."""
+    removed = []
+    for path in parent.glob(".tmp-p*"):
+        m = _TMP.match(path.name)
+        if m and path.is_dir() and not _alive(int(m.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def publish(tmp: Path, parent: Path, name: str) -> Path:
@@ -132,7 +159,7 @@ class AtomicFolder:
         self.tmp: Path | None = None
 
     def __enter__(self) -> Path:
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{self.name}-", dir=self.parent))
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-p{os.getpid()}-{self.name}-", dir=self.parent))
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> bool:

@@ -23,6 +23,10 @@ class ConfigError(ValueError):
     """A configuration problem, described in one line for the user."""
 
 
+class SimulationError(RuntimeError):
+    """A run broke an invariant (a NaN or a negative count): one line with the day and the column."""
+
+
 def param(
     default: Any = dataclasses.MISSING,
     *,

@@ -1,0 +1,56 @@
+"""Faults: a run killed at any moment leaves either a complete run folder or none."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sim.runs import RUN_FILES, remove_stale_temporaries
+
+
+def complete(folder) -> bool:
+    return all((folder / f).is_file() for f in RUN_FILES) and len(list((folder / "plots").glob("*.png"))) >= 6
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_any_moment_leaves_no_partial_run_folder(tmp_path):
+    cmd = [sys.executable, "-m", "sim.cli", "run", "-q", "population.size=20000", "horizon=150", f"out={tmp_path}"]
+    for delay in (1.0, 2.5, 4.0, 5.5, 7.0):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for folder in tmp_path.iterdir():
+            if not folder.name.startswith("."):
+                assert complete(folder), f"partial run folder after a kill at {delay}s: {folder.name}"
+    remove_stale_temporaries(tmp_path)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+
+
+def test_an_interrupted_run_cleans_up_after_itself(tmp_path):
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "sim.cli", "run", "-q", "population.size=20000", "horizon=3000", f"out={out}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not out.exists() and time.time() < deadline:  # the results folder appears once the run starts
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted: nothing was written" in err
+    assert list(out.iterdir()) == []
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_but_live_ones_kept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f".tmp-p{dead.pid}-x-abc").mkdir()
+    (tmp_path / f".tmp-p{os.getpid()}-y-abc").mkdir()
+    removed = remove_stale_temporaries(tmp_path)
+    assert [p.name for p in removed] == [f".tmp-p{dead.pid}-x-abc"]
+    assert (tmp_path / f".tmp-p{os.getpid()}-y-abc").exists()
