@@ -111,8 +111,8 @@ class DiffusionConfig:
     model: Literal["none", "ic", "lt", "bass"] = param("none", doc="none: off; ic: independent cascade; lt: linear threshold (uniform random thresholds); bass: Bass on the network (p + q x share of adopted friends)")
     probability: float = param(0.05, lo=0, hi=1, unit="probability per edge", doc="ic: chance a person activated on day t activates each inactive friend on day t+1 (exactly one chance per edge)")
     seed_fraction: float = param(0.01, lo=0, hi=1, unit="fraction of people", doc="share of people activated at random on day 0 (at least one person when above 0), like NDlib's fraction_infected")
-    p: float = param(0.03, lo=0, hi=1, unit="probability per day", doc="bass: innovation, the daily chance a non-adopter adopts on its own (typical 0.03)")
-    q: float = param(0.38, lo=0, hi=1, unit="probability per day", doc="bass: imitation, added daily chance when every friend has adopted; scaled by the share of adopted friends (typical 0.38)")
+    p: float = param(0.03, lo=0, hi=1, unit="probability per day", doc="bass: innovation, the daily chance a non-adopter adopts on its own (the textbook 0.03 is per period; here a period is a day)")
+    q: float = param(0.38, lo=0, hi=1, unit="probability per day", doc="bass: imitation, added daily chance when every friend has adopted; scaled by the share of adopted friends (the textbook 0.38 is per period; here a day)")
 
 
 @dataclass(frozen=True)
