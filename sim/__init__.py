@@ -6,6 +6,7 @@ Python entry points::
     result = sim.run("default", overrides=["mechanisms.referral.inviter_reward=20"], seed=1)
     result.daily       # one row per day (DESIGN section 4 columns)
     result.summary     # horizon metrics
+    check = sim.validate(quick=True)   # stylized facts: check.table, check.passed
 """
 
 __version__ = "0.1.0"
@@ -14,5 +15,7 @@ from sim.config import SimConfig, compose  # noqa: E402
 from sim.engine import GrowthModel  # noqa: E402
 from sim.runs import RunResult, load_run, run, simulate  # noqa: E402
 from sim.schema import ConfigError, SimulationError  # noqa: E402
+from sim.analysis.validation import Validation, validate  # noqa: E402
 
-__all__ = ["ConfigError", "SimulationError", "GrowthModel", "RunResult", "SimConfig", "__version__", "compose", "load_run", "run", "simulate"]
+__all__ = ["ConfigError", "GrowthModel", "RunResult", "SimConfig", "SimulationError", "Validation", "__version__",
+           "compose", "load_run", "run", "simulate", "validate"]

@@ -21,6 +21,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS, SimConfig
+from sim.diffusion import Diffusion
 from sim.economics import Economics
 from sim.graph import build_graph
 from sim.mechanisms import REGISTRY, STAGES
@@ -155,6 +156,7 @@ class GrowthModel(mesa.Model):
         self.channel_frailty = np.ones(len(CHANNELS))  # churn-frailty multiplier by acquisition channel
         self.day = -1
         self.pending = bh.Exposures()  # shares made yesterday, evaluated today
+        self.diffusion = Diffusion.build(cfg.diffusion, self)  # a classic diffusion model, or None
         self.mechanisms = [REGISTRY[name](mc) for name, mc in cfg.mechanisms.items() if mc.enabled]
         for m in self.mechanisms:
             for account, category in m.accounts.items():
@@ -247,6 +249,9 @@ class GrowthModel(mesa.Model):
             # Competing channels: the success with the smallest u / p (uniform given success) wins.
             pick = win[bh.first_success(receiver[win], u[win] / prob[win])]
             self._join(receiver[pick], channel[pick], sender[pick])
+        if self.diffusion is not None:
+            adopters = self.diffusion.activate(self)
+            self._join(adopters, np.full(adopters.size, ORGANIC, dtype=np.int8), np.full(adopters.size, -1))
         self._run_hooks("adoption")
 
     def _social_response(self, receiver: np.ndarray, edge: np.ndarray, cfg: SimConfig) -> np.ndarray:

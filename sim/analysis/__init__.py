@@ -1,0 +1,1 @@
+"""Analyses of model runs: validation against stylized facts (``validation``)."""
