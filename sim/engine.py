@@ -14,7 +14,7 @@ numbers): the same graph, the same people, the same daily draws until their stat
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import mesa
 import numpy as np
@@ -148,6 +148,8 @@ class GrowthModel(mesa.Model):
         self.cfg = cfg
         self.streams = Streams(cfg.seed)
         self.graph = build_graph(cfg.graph, cfg.population.size, self.streams.setup("graph"))
+        if self.graph.n != cfg.population.size:  # an edge list sets the market size: resolve it
+            cfg = self.cfg = replace(cfg, population=replace(cfg.population, size=self.graph.n))
         self.pop = Population(cfg, self.graph.n, self.streams.setup("population"))
         self.catalogue = self._catalogue(self.streams.setup("catalogue"))
         self.economics = Economics(cfg.horizon)
