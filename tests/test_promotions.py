@@ -123,3 +123,22 @@ def test_repeated_campaigns_run_on_their_days_only():
     r = sim.simulate(sim.compose("default", [*CLOSED, campaigns("kind:flash_sale,start:3,days:1,discount:0.2,every:7")]))
     running = np.flatnonzero(r.daily["campaigns_running"].to_numpy())
     assert list(running) == list(range(3, 60, 7))
+
+
+def test_discounts_from_two_mechanisms_compose_and_each_pays_its_share():
+    """Offers multiply what earlier ones left; the shares each mechanism books add up to the discount."""
+    from sim.engine import Today
+
+    today = Today(day=0, n=10, exposures=None)
+    today.visitors = np.arange(4)
+    first = today.offer_discount(np.array([0, 1, 2]), 0.2)
+    second = today.offer_discount(np.array([1, 2, 3]), np.array([0.5, 0.1, 0.3]))
+    np.testing.assert_allclose(today.discount, [0.2, 0.6, 0.28, 0.3])
+    share_a, share_b = np.zeros(4), np.zeros(4)
+    share_a[[0, 1, 2]], share_b[[1, 2, 3]] = first, second
+    np.testing.assert_allclose(share_a + share_b, today.discount)
+    today.bought, today.full_price = np.array([1, 3]), np.array([100.0, 50.0])
+    used, cost = today.subsidy(share_a)
+    assert list(used) == [1] and cost == pytest.approx([20.0])
+    used, cost = today.subsidy(share_b)
+    assert list(used) == [1, 3] and cost == pytest.approx([40.0, 15.0])

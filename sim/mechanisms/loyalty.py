@@ -89,6 +89,7 @@ class Loyalty(Mechanism):
         self.repurchase = np.array([1.0, c.silver_repurchase, c.gold_repurchase])
         self.earn = c.points_per_rmb * np.array([1.0, c.silver_points_multiplier, c.gold_points_multiplier])
         self.redeem_share = self.member_share = None
+        self.checked_in = np.zeros(0, dtype=np.int64)  # who checked in on the last day
         # Expected spend per period of each segment: what a membership would save them.
         seg = pop.seg
         self.period_spend = seg["need_rate"] * seg["basket_rmb"] * model.cfg.platform.price_level * c.period_days
@@ -110,11 +111,11 @@ class Loyalty(Mechanism):
             model.today.count("points_issued", new.size * self.config.welcome_points * self.config.point_value_rmb)
 
     def visit(self, model) -> None:
-        c, pop, day = self.config, model.pop, model.day
+        c, pop = self.config, model.pop
         if c.streak_visit_uplift == 0:
             return
-        users = pop.alive()
-        on = users[self.last_checkin[users] == day - 1]
+        on = self.checked_in  # yesterday's check-ins, if they are still users
+        on = on[(pop.state[on] >= State.ACTIVE) & (pop.state[on] <= State.DORMANT)]
         pull = c.streak_visit_uplift * np.minimum(self.streak[on], c.streak_cap) / c.streak_cap
         model.today.visit_boost[on] += pull.astype(np.float32)
 
@@ -185,10 +186,10 @@ class Loyalty(Mechanism):
 
     def _checkins(self, model, rng: np.random.Generator) -> None:
         c, day, v = self.config, model.day, model.today.visitors
-        who = v[rng.random(v.size) < c.checkin_rate]
+        who = v[rng.random(v.size) < c.checkin_rate]  # visitors are distinct people
+        self.checked_in = who
         if who.size == 0:
             return
-        who = np.unique(who)
         self.streak[who] = np.where(self.last_checkin[who] == day - 1, self.streak[who] + 1, 1).astype(np.int16)
         self.last_checkin[who] = day
         pts = c.checkin_points * (1.0 + c.streak_bonus * (np.minimum(self.streak[who], c.streak_cap) - 1))

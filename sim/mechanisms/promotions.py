@@ -107,12 +107,10 @@ class PromotionsConfig(MechanismConfig):
 
 @dataclass
 class _Run:
-    """A campaign run active today: the campaign, its run key and the discount it still offers."""
+    """A campaign run active today: the campaign and the key of this run (campaign index, repetition)."""
 
-    index: int
     key: int
     campaign: Campaign
-    first_day: bool
 
 
 @register
@@ -132,7 +130,8 @@ class Promotions(Mechanism):
         self.total_spent = 0.0
         self.mean_basket = float(np.sum(pop.seg["basket_rmb"] * np.bincount(pop.segment, minlength=len(pop.seg["basket_rmb"])) / pop.n)) * model.cfg.platform.price_level
         self.runs: list[_Run] = []
-        self.targets = np.zeros(0, dtype=np.int64)
+        self.targets = np.zeros(0, dtype=np.int64)  # non-users who heard of a campaign today
+        self.share = None  # per visitor: the share of the full price today's offer pays
 
     # ------------------------------------------------------------------ the calendar
     def _active(self, day: int) -> list[_Run]:
@@ -147,7 +146,7 @@ class Promotions(Mechanism):
             key = k * 100_000 + r
             if c.budget and self.spent.get(key, 0.0) >= c.budget:
                 continue
-            out.append(_Run(k, key, c, offset == 0))
+            out.append(_Run(key, c))
         if self.config.total_budget and self.total_spent >= self.config.total_budget:
             return []
         return out
@@ -188,7 +187,8 @@ class Promotions(Mechanism):
         today = model.today
         if self.targets.size == 0 or today.new_users.size == 0:
             return
-        drawn = today.new_users[np.isin(today.new_users, self.targets)]
+        new = today.new_users
+        drawn = new[np.isin(new, self.targets) & (model.pop.channel[new] == ORGANIC)]
         self.habit[drawn] = 1.0  # they came for the deal
         today.count("promotion_new_users", drawn.size)
 

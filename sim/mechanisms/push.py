@@ -75,10 +75,10 @@ class Push(Mechanism):
         irrelevant = n - relevant
         # Pushes in a day add up with diminishing effect, relevant ones first: total weight of k
         # pushes is (1 - d^k) / (1 - d); damped by the fatigue carried in from earlier days.
-        d = c.repeat_decay
-        weight = (lambda k: k.astype(np.float64)) if d >= 1 else (lambda k: (1.0 - d ** k) / (1.0 - d))
-        w_rel = weight(relevant)
-        w_irr = weight(n) - w_rel
+        k = np.arange(int(n.max(initial=0)) + 1, dtype=np.float64)
+        weight = k if c.repeat_decay >= 1 else (1.0 - c.repeat_decay ** k) / (1.0 - c.repeat_decay)
+        w_rel = weight[relevant]
+        w_irr = weight[n] - w_rel
         damp = np.exp(-c.fatigue_damping * self.fatigue[sent])
         today.visit_boost[sent] += (damp * (c.relevant_uplift * w_rel + c.irrelevant_uplift * w_irr)).astype(np.float32)
         self.fatigue[sent] += (relevant + c.irrelevant_fatigue * irrelevant).astype(np.float32)

@@ -56,11 +56,13 @@ class Winback(Mechanism):
     def _due(self, model) -> np.ndarray:
         """Users whose absence today reaches a contact day of the schedule."""
         c, pop = self.config, model.pop
-        lapsed = np.flatnonzero(pop.state >= State.ACTIVE)
-        idle = model.day - pop.last_visit[lapsed]
-        k = (idle - c.after_days) // c.every_days
-        on_schedule = (idle >= c.after_days) & ((idle - c.after_days) % c.every_days == 0) & (k < c.max_contacts)
-        return lapsed[on_schedule]
+        due = []
+        for k in range(c.max_contacts):
+            last = model.day - c.after_days - k * c.every_days
+            if last < 0:
+                break
+            due.append(np.flatnonzero(pop.last_visit == last))  # only people who joined have visited
+        return np.concatenate(due) if due else np.zeros(0, dtype=np.int64)
 
     def visit(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
