@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pytest
 
 import sim
@@ -12,21 +14,26 @@ STRATEGIES = sorted(n for n, g in available_scenarios().items() if g == "strateg
 PLATFORM_MECHANISMS = {"recommendations", "promotions", "loyalty", "push", "winback", "fraud", "service"}
 
 
+@lru_cache(maxsize=None)
+def composed(name: str):
+    return sim.compose(name)
+
+
 def first_comment(name: str, group: str) -> str:
     path = scenario_dirs()[0] / group / f"{name}.yaml"
     return next(ln[1:].strip() for ln in path.read_text().splitlines() if ln.startswith("#") and "@package" not in ln)
 
 
 def test_the_library_holds_at_least_ten_strategies_using_platform_mechanisms():
-    using = [n for n in STRATEGIES if PLATFORM_MECHANISMS & set(sim.compose(n).enabled())]
+    using = [n for n in STRATEGIES if PLATFORM_MECHANISMS & set(composed(n).enabled())]
     assert len(using) >= 10, using
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_each_strategy_states_its_idea_and_changes_the_default(name):
     assert len(first_comment(name, "strategy")) > 20
-    base = to_plain(sim.compose("default"))
-    mine = to_plain(sim.compose(name))
+    base = to_plain(composed("default"))
+    mine = to_plain(composed(name))
     base.pop("scenario"), mine.pop("scenario")
     assert mine != base
 
