@@ -182,7 +182,7 @@ def mechanisms(daily: pd.DataFrame, enabled: list[str], path: Path, label: str) 
         return None
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.3 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(max(4.3 * ncol, 7.0), 3.3 * nrow), squeeze=False)  # wide enough for the title
     for ax, (name, cols) in zip(axes.flat, panels):
         # Money (names ending in _rmb) and levels in percent (_pct) get their own axis on the right,
         # dashed; counts spread over orders of magnitude go on a log scale.

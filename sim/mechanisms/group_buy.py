@@ -45,7 +45,7 @@ class GroupBuyConfig(MechanismConfig):
     shares_per_day: float = param(3.0, lo=0, hi=100, unit="links per missing member per day", doc="links an open team's initiator of average sharing propensity sends per day for each place still open")
     click_rate: float = param(0.5, lo=0, hi=1, unit="probability", doc="chance a friend who is a user opens a team link (before fatigue)")
     public_join: float = param(0.6, lo=0, hi=1, unit="probability", doc="chance someone drawn to a group deal first looks for an open team for the same item (any stranger's) before opening one")
-    newcomer_conversion: float = param(0.2, lo=0, hi=1, unit="probability", doc="chance a team link makes a non-user join the platform to join the team, at a saturating discount")
+    newcomer_conversion: float = param(0.2, lo=0, hi=1, unit="probability", doc="chance a team link makes a non-user of deal sensitivity 1 join the platform to join the team, at a saturating discount (x (1 + deal sensitivity) / 2 otherwise)")
     failure_shock: float = param(0.05, lo=0, hi=1, unit="satisfaction", doc="satisfaction each member of a failed team loses")
 
 
