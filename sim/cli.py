@@ -5,6 +5,7 @@
     sim config [scenario=NAME] [key=value ...]            print the resolved configuration
     sim keys [PREFIX]                                     every key: default, unit, allowed values
     sim scenarios                                         the named scenarios, presets and strategies
+    sim dash [--port N] [--host H] [--open]               the interactive dashboard (a local web app)
 
 Bad input (an unknown key, a value out of range, a broken edge list) prints one line naming the key,
 the value and what is allowed, and exits with code 2; ``--debug`` shows the traceback instead.
@@ -139,6 +140,12 @@ def cmd_scenarios(args) -> int:
     return 0
 
 
+def cmd_dash(args) -> int:
+    from sim.dashboard.server import serve
+
+    return serve(args.host, args.port, open_browser=args.open)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -162,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scenarios", parents=[common], help="list named scenarios, platform presets and strategies")
     p.set_defaults(func=cmd_scenarios)
+
+    p = sub.add_parser("dash", parents=[common], help="the interactive dashboard, a local web app (Ctrl+C stops it)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
+    p.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    p.set_defaults(func=cmd_dash)
     return parser
 
 
