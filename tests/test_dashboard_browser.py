@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 
 import pytest
 
@@ -65,7 +66,9 @@ def server():
 def page(server):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
+        pg = context.new_page()
         pg.set_default_timeout(90_000)
         pg.goto(server)
         pg.wait_for_selector("text=Mechanisms")
@@ -146,6 +149,40 @@ def test_a_run_completes_and_draws_its_curves(page):
         return n;
     }""")
     assert drawn > 200, f"only {drawn} pixels of the curve's colour"
+
+
+def test_the_command_copies_and_the_run_folder_downloads(page, tmp_path):
+    small_market(page)
+    page.locator(".run-button").click()
+    command = finished_run(page, "horizon=90")
+    page.locator(".copy-button").first.click()
+    page.wait_for_function("(c) => navigator.clipboard.readText().then(t => t === c)", arg=command)
+    with page.expect_download() as download:
+        page.get_by_text("Download the run folder").click()
+    archive = tmp_path / download.value.suggested_filename
+    download.value.save_as(archive)
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp_path)
+    folder = next(p for p in tmp_path.iterdir() if p.is_dir())
+    from tests.test_end_to_end import assert_complete_run_folder
+
+    assert_complete_run_folder(folder, 90)
+
+
+def test_two_strategies_compare_side_by_side_with_bands(page):
+    small_market(page)
+    type_into(page, "mechanisms-referral-inviter_reward", "30", expect="mechanisms.referral.inviter_reward=30")
+    page.locator(".v-tab").nth(1).click()
+    thumb = page.locator(".replicates .v-slider__thumb-container")
+    thumb.focus()
+    thumb.press("Home")  # the fewest replicates: 2
+    page.locator(".compare-button").click()
+    page.locator(".verdict").first.wait_for()
+    verdicts = page.locator(".verdict").all_inner_texts()
+    assert any(v.startswith("on-screen settings vs default: profit (RMB)") and "of 2 replicates" in v for v in verdicts)
+    assert page.locator(".chart-cmp-users canvas").count() == 1
+    assert "mechanisms.referral.inviter_reward=30" in page.locator("body").inner_text()
+    page.locator(".v-tab").first.click()  # back to the run
 
 
 def test_moving_a_slider_changes_the_result(page):

@@ -445,7 +445,8 @@ def CompareView():
     with solara.Row(gap="12px", style={"align-items": "center", "flex-wrap": "wrap"}):
         solara.Select("strategy A (baseline)", values=options, value=a, on_value=compare_a.set, style={"max-width": "260px"})
         solara.Select("strategy B", values=options, value=compare_b.value, on_value=compare_b.set, style={"max-width": "260px"})
-        solara.SliderInt("replicates", value=replicates, min=2, max=12, thumb_label="always")
+        with solara.Div(classes=["replicates"], style={"min-width": "220px"}):
+            solara.SliderInt("replicates", value=replicates, min=2, max=12, thumb_label="always")
         solara.Button("Compare", icon_name="mdi-scale-balance", color="primary", classes=["compare-button"],
                       on_click=lambda: run_comparison(a, compare_b.value, replicates.value))
     if compare_error.value:

@@ -222,10 +222,14 @@ def _figure_png(cmp: PairComparison) -> bytes:
     from sim.plots import _style
 
     colours = ["#1f5fa8", "#e07a1f", "#2a9d8f", "#9d0208"]
-    fig, axes = plt.subplots(1, 5, figsize=(22, 4))
-    panels = [(c, *CURVES[c]) for c in CURVES] + [("retention", "Day-N retention", "share of cohort")]
+    fig, grid = plt.subplots(2, 3, figsize=(15, 8))
+    axes = grid.ravel()
+    axes[-1].axis("off")
+    panels = [(c, *CURVES[c]) for c in CURVES] + [("retention", "Day-N retention", "share of cohort (log scale)")]
     for ax, (column, title, unit) in zip(axes, panels):
         data = retention_bands(cmp) if column == "retention" else bands(cmp, column)
+        if column == "retention":
+            data = data[data["x"] >= 1]
         for colour, s in zip(colours, cmp.strategies):
             d = data[data["strategy"] == s.label]
             ax.plot(d["x"], d["mean"], color=colour, lw=1.6, label=s.label)
