@@ -35,7 +35,10 @@ def test_a_run_killed_at_any_moment_leaves_no_partial_run_folder(tmp_path):
 def test_an_interrupted_run_cleans_up_after_itself(tmp_path):
     out = tmp_path / "runs"
     cmd = [sys.executable, "-m", "sim.cli", "run", "-q", "population.size=20000", "horizon=3000", f"out={out}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Test runners (xdist workers) may ignore SIGINT, and children inherit that: restore the default,
+    # as in a terminal, so the run sees Ctrl+C.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not out.exists() and time.time() < deadline:  # the results folder appears once the run starts
         time.sleep(0.1)
