@@ -23,6 +23,7 @@ from sim import behaviour as bh
 from sim.config import CHANNELS, SimConfig
 from sim.economics import Economics
 from sim.graph import build_graph
+from sim.graph.csr import scatter_add
 from sim.mechanisms import REGISTRY, STAGES
 from sim.metrics import Recorder
 from sim.population import Population, State, category_popularity
@@ -203,8 +204,7 @@ class GrowthModel(mesa.Model):
             seeds = rng.choice(self.pop.n, size=min(a.seed_users, self.pop.n), replace=False)
             self.today.exposures.add(seeds, ORGANIC, 1.0)
         if a.external_rate > 0:
-            nonusers = int(np.count_nonzero(self.pop.non_users_mask()))
-            k = rng.binomial(nonusers, a.external_rate)
+            k = rng.binomial(self.pop.count_non_users(), a.external_rate)
             self.today.exposures.add(self.sample_non_users(k, rng), ORGANIC, a.external_conversion)
 
     def sample_non_users(self, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -212,7 +212,7 @@ class GrowthModel(mesa.Model):
         pop = self.pop
         if k <= 0:
             return EMPTY
-        frac = np.count_nonzero(pop.non_users_mask()) / pop.n
+        frac = pop.count_non_users() / pop.n
         picked = EMPTY
         for _ in range(8):
             draw = rng.integers(0, pop.n, size=int((k - picked.size) / max(frac, 1e-3) * 1.3) + 8)
@@ -253,20 +253,23 @@ class GrowthModel(mesa.Model):
         """Saturation and same-sender fading for today's social events; updates the memories."""
         pop = self.pop
         prior = pop.invites_received[receiver] + bh.rank_within(receiver)
+        repeats = np.zeros(receiver.size, dtype=np.int64)
         if self.edge_sends is not None:
-            repeats = self.edge_sends[edge] + bh.rank_within(edge)
-            first_contact = repeats == 0
-            np.add.at(self.edge_sends, edge, 1)
-            np.minimum(self.edge_sends, 250, out=self.edge_sends)
-        else:
-            repeats = np.zeros(receiver.size, dtype=np.int64)
-            first_contact = np.ones(receiver.size, dtype=bool)
-        np.add.at(pop.contacts, receiver[first_contact], 1)
-        np.add.at(pop.invites_received, receiver, 1)
+            # Only events that travelled a stored edge have a same-sender memory; only the
+            # touched entries are updated and capped (not a pass over every edge each day).
+            on_edge = np.flatnonzero(edge >= 0)
+            e = edge[on_edge]
+            repeats[on_edge] = self.edge_sends[e] + bh.rank_within(e)
+            scatter_add(self.edge_sends, e, 1)
+            self.edge_sends[e] = np.minimum(self.edge_sends[e], 250)
+        first_contact = repeats == 0
+        scatter_add(pop.contacts, receiver[first_contact], 1)
+        scatter_add(pop.invites_received, receiver, 1)
         return bh.social_response(prior, repeats, cfg.behaviour.social)
 
     def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:
         pop, day, b = self.pop, self.day, self.cfg.behaviour
+        pop.mark_users(idx)
         pop.state[idx] = State.ACTIVE
         pop.joined_day[idx] = day
         pop.channel[idx] = channel
@@ -293,6 +296,7 @@ class GrowthModel(mesa.Model):
         """Bring dormant or churned users back to active today (visits, win-back)."""
         pop = self.pop
         was_churned = idx[pop.state[idx] == State.CHURNED]
+        pop.mark_users(idx)
         pop.state[idx] = State.ACTIVE
         pop.churn_day[was_churned] = -1
         self._gain_users(was_churned)
@@ -357,7 +361,7 @@ class GrowthModel(mesa.Model):
             return
         if isinstance(source, str):
             source = np.full(buyers.size, ORDER_SOURCES.index(source), dtype=np.int8)
-        np.add.at(pop.orders, buyers, 1)
+        scatter_add(pop.orders, buyers, 1)
         np.add.at(pop.spend, buyers, basket)
         failed = rng.random(buyers.size) < b.satisfaction.service_failure_rate
         delta = np.where(failed, -b.satisfaction.service_failure_shock, b.satisfaction.purchase_gain).astype(np.float32)
@@ -419,6 +423,7 @@ class GrowthModel(mesa.Model):
         """Users ``idx`` leave the platform today."""
         pop = self.pop
         idx = idx[pop.state[idx] != State.CHURNED]
+        pop.unmark_users(idx)
         pop.state[idx] = State.CHURNED
         pop.churn_day[idx] = self.day
         self._lose_users(idx)

@@ -75,6 +75,13 @@ class Population:
         self.invites_received = np.zeros(n, dtype=np.int16)
         self.friends = np.zeros(n, dtype=np.int32)  # friends who are users (alive)
         self.extra: dict[str, np.ndarray] = {}
+        # Who is a user, kept up to date by the engine's transitions (GrowthModel._join, reactivate,
+        # churn) so that the daily stages work on the users instead of scanning everyone
+        # (DESIGN section 5: work only on the people a stage touches). Read-only outside
+        # ``mark_users`` / ``unmark_users``; tests check they always agree with ``state``.
+        self._users = np.zeros(0, dtype=np.int64)  # sorted indices of alive users
+        self._non_user = np.ones(n, dtype=bool)  # never joined (potential or aware)
+        self._joined = 0  # people who ever joined
 
     # ------------------------------------------------------------------ columns
     def add_column(self, name: str, dtype, fill=0) -> np.ndarray:
@@ -95,18 +102,50 @@ class Population:
         return (self.state >= State.ACTIVE) & (self.state <= State.DORMANT)
 
     def alive(self) -> np.ndarray:
-        """Indices of users (active, loyal or dormant)."""
-        return np.flatnonzero(self.users_mask())
+        """Indices of users (active, loyal or dormant), ascending (a copy of the kept index)."""
+        return self._users.copy()
 
     def engaged(self) -> np.ndarray:
-        """Indices of active or loyal users."""
-        return np.flatnonzero((self.state == State.ACTIVE) | (self.state == State.LOYAL))
+        """Indices of active or loyal users, ascending."""
+        users = self._users
+        return users[self.state[users] != State.DORMANT]
 
     def non_users_mask(self) -> np.ndarray:
-        return self.state <= State.AWARE
+        """People who never joined (potential or aware), as a new boolean array (a copy of the kept
+        mask: a memory copy instead of a comparison over everyone)."""
+        return self._non_user.copy()
+
+    def count_non_users(self) -> int:
+        """How many people never joined (without a pass over everyone)."""
+        return self.n - self._joined
+
+    # ------------------------------------------------------------------ the user index
+    # Called by the engine just before it changes the state of ``idx`` (any people, in any order,
+    # repeats allowed): whoever is not yet a user becomes one, or whoever is one stops being one.
+    def mark_users(self, idx: np.ndarray) -> None:
+        state = self.state[idx]
+        new = np.unique(idx[(state < State.ACTIVE) | (state > State.DORMANT)])
+        if new.size == 0:
+            return
+        never = new[self._non_user[new]]
+        if never.size:
+            self._non_user[never] = False
+            self._joined += never.size
+        self._users = np.insert(self._users, np.searchsorted(self._users, new), new)
+
+    def unmark_users(self, idx: np.ndarray) -> None:
+        state = self.state[idx]
+        gone = np.unique(idx[(state >= State.ACTIVE) & (state <= State.DORMANT)])
+        if gone.size:
+            self._users = np.delete(self._users, np.searchsorted(self._users, gone))
 
     def state_counts(self) -> np.ndarray:
-        return np.bincount(self.state, minlength=len(State))
+        """People in each state. Users are counted over the user index, the others by one cheap
+        comparison each (a bincount over everyone first widens every int8 to int64)."""
+        counts = np.bincount(self.state[self._users], minlength=len(State))
+        for k in (State.POTENTIAL, State.AWARE, State.CHURNED):
+            counts[k] = np.count_nonzero(self.state == k)
+        return counts
 
     def nbytes(self) -> int:
         cols = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
