@@ -252,19 +252,19 @@ class GrowthModel(mesa.Model):
     def _social_response(self, receiver: np.ndarray, edge: np.ndarray, cfg: SimConfig) -> np.ndarray:
         """Saturation and same-sender fading for today's social events; updates the memories."""
         pop = self.pop
-        prior = pop.invites_received[receiver] + bh.rank_within(receiver)
+        # Speed: one sort per key gives both the order of events and the counts to add, and only
+        # the touched entries are updated (not a pass over every edge each day).
+        rank, who, times = bh.occurrences(receiver)
+        prior = pop.invites_received[receiver] + rank
         repeats = np.zeros(receiver.size, dtype=np.int64)
-        if self.edge_sends is not None:
-            # Only events that travelled a stored edge have a same-sender memory; only the
-            # touched entries are updated and capped (not a pass over every edge each day).
+        if self.edge_sends is not None:  # events that travelled a stored edge remember the sender
             on_edge = np.flatnonzero(edge >= 0)
-            e = edge[on_edge]
-            repeats[on_edge] = self.edge_sends[e] + bh.rank_within(e)
-            scatter_add(self.edge_sends, e, 1)
-            self.edge_sends[e] = np.minimum(self.edge_sends[e], 250)
+            rank, used, sends = bh.occurrences(edge[on_edge])
+            repeats[on_edge] = self.edge_sends[edge[on_edge]] + rank
+            self.edge_sends[used] = np.minimum(self.edge_sends[used] + sends, 250)  # a saturating count
         first_contact = repeats == 0
         scatter_add(pop.contacts, receiver[first_contact], 1)
-        scatter_add(pop.invites_received, receiver, 1)
+        pop.invites_received[who] += times.astype(pop.invites_received.dtype)
         return bh.social_response(prior, repeats, cfg.behaviour.social)
 
     def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:

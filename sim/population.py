@@ -20,6 +20,7 @@ from enum import IntEnum
 import numpy as np
 
 from sim.config import CHANNELS, SimConfig
+from sim.graph.csr import unique_sorted
 
 
 class State(IntEnum):
@@ -99,7 +100,7 @@ class Population:
     # ------------------------------------------------------------------ named selections
     def users_mask(self) -> np.ndarray:
         """People who joined and have not churned (active, loyal or dormant)."""
-        return (self.state >= State.ACTIVE) & (self.state <= State.DORMANT)
+        return (self.state >= int(State.ACTIVE)) & (self.state <= int(State.DORMANT))
 
     def alive(self) -> np.ndarray:
         """Indices of users (active, loyal or dormant), ascending (a copy of the kept index)."""
@@ -124,7 +125,7 @@ class Population:
     # repeats allowed): whoever is not yet a user becomes one, or whoever is one stops being one.
     def mark_users(self, idx: np.ndarray) -> None:
         state = self.state[idx]
-        new = np.unique(idx[(state < State.ACTIVE) | (state > State.DORMANT)])
+        new = unique_sorted(idx[(state < State.ACTIVE) | (state > State.DORMANT)])
         if new.size == 0:
             return
         never = new[self._non_user[new]]
@@ -135,7 +136,7 @@ class Population:
 
     def unmark_users(self, idx: np.ndarray) -> None:
         state = self.state[idx]
-        gone = np.unique(idx[(state >= State.ACTIVE) & (state <= State.DORMANT)])
+        gone = unique_sorted(idx[(state >= State.ACTIVE) & (state <= State.DORMANT)])
         if gone.size:
             self._users = np.delete(self._users, np.searchsorted(self._users, gone))
 
@@ -144,7 +145,7 @@ class Population:
         comparison each (a bincount over everyone first widens every int8 to int64)."""
         counts = np.bincount(self.state[self._users], minlength=len(State))
         for k in (State.POTENTIAL, State.AWARE, State.CHURNED):
-            counts[k] = np.count_nonzero(self.state == k)
+            counts[k] = np.count_nonzero(self.state == int(k))  # an IntEnum would widen the column
         return counts
 
     def nbytes(self) -> int:
