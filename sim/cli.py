@@ -5,6 +5,7 @@
     sim config [scenario=NAME] [key=value ...]            print the resolved configuration
     sim keys [PREFIX]                                     every key: default, unit, allowed values
     sim scenarios                                         the named scenarios, presets and strategies
+    sim bench [--quick] [--sizes 10000,100000]            speed and memory, against Mesa and NDlib
 
 Bad input (an unknown key, a value out of range, a broken edge list) prints one line naming the key,
 the value and what is allowed, and exits with code 2; ``--debug`` shows the traceback instead.
@@ -139,6 +140,12 @@ def cmd_scenarios(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from sim.bench import main_bench
+
+    return main_bench(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -162,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scenarios", parents=[common], help="list named scenarios, platform presets and strategies")
     p.set_defaults(func=cmd_scenarios)
+
+    p = sub.add_parser("bench", parents=[common], help="measure speed and memory at 10k, 100k and 1M people, against Mesa and NDlib")
+    p.add_argument("--sizes", help="comma-separated people counts for the engine table and the scaling sweep (default 10000,100000,1000000)")
+    p.add_argument("--horizon", type=int, help="days simulated (default 365)")
+    p.add_argument("--quick", action="store_true", help="a tiny run of every part (seconds; for a first look and tests)")
+    p.add_argument("--no-reference", action="store_true", help="skip the plain Mesa reference model")
+    p.add_argument("--no-ic", action="store_true", help="skip the independent cascade against NDlib")
+    p.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep and its plot")
+    p.add_argument("--out", default="results/bench", help="folder for <date>.json and <date>.png (default results/bench)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -25,6 +25,7 @@ from sim.economics import Economics
 from sim.graph import build_graph
 from sim.graph.csr import scatter_add
 from sim.mechanisms import REGISTRY, STAGES
+from sim.memory import check_memory
 from sim.metrics import Recorder
 from sim.population import Population, State, category_popularity
 
@@ -144,6 +145,7 @@ class GrowthModel(mesa.Model):
     """The growth simulation. Build it from a validated :class:`SimConfig`, then ``step()`` daily."""
 
     def __init__(self, cfg: SimConfig):
+        check_memory(cfg)  # refuse, before building anything, a run that will not fit in memory
         super().__init__(seed=cfg.seed)
         self.cfg = cfg
         self.streams = Streams(cfg.seed)
