@@ -11,6 +11,13 @@ churned) is
 
 Mechanisms that need their own per-person quantities (points, tier, push fatigue, ...) add columns
 with :meth:`Population.add_column` in their ``setup``; nothing holds a Python object per person.
+
+Who is a user is also kept as an index (``alive()``, ``non_users_mask()``, ``count_non_users()``), so
+that the daily stages touch only users instead of scanning everyone. The index follows the engine's
+transitions: people become users through exposures (``GrowthModel._join``) or ``model.reactivate``,
+and stop through ``model.churn``. Moves between active, loyal and dormant may be written to
+``state`` directly; joining or leaving may not (the mechanism contract test checks the index against
+``state`` every day with each mechanism on).
 """
 
 from __future__ import annotations
