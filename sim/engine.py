@@ -220,8 +220,9 @@ class GrowthModel(mesa.Model):
             draw = rng.integers(0, pop.n, size=int((k - picked.size) / max(frac, 1e-3) * 1.3) + 8)
             draw = draw[pop.state[draw] <= State.AWARE]
             picked = np.concatenate([picked, draw])
-            _, first = np.unique(picked, return_index=True)
-            picked = picked[np.sort(first)]
+            order, sorted_ids = bh.stable_order(picked)  # keep each person's first draw, in order
+            first = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]][: picked.size]
+            picked = picked[np.sort(order[first])]
             if picked.size >= k:
                 return picked[:k]
         return picked

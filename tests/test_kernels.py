@@ -62,3 +62,14 @@ def test_csr_build_matches_a_sort_of_every_directed_edge():
     assert np.array_equal(g.indices, key % n)
     assert np.array_equal(np.repeat(np.arange(n), g.degree), key // n)
     assert g.indices.dtype == np.int32 and g.indptr.dtype == np.int64
+
+
+def test_stable_order_of_many_keys_equals_a_stable_argsort():
+    keys = np.random.default_rng(5).integers(-50, 2_000, 20_000)
+    order, sorted_keys = bh.stable_order(keys)
+    assert np.array_equal(order, np.argsort(keys, kind="stable"))
+    assert np.array_equal(sorted_keys, np.sort(keys))
+    rank, distinct, counts = bh.occurrences(keys)
+    d, c = np.unique(keys, return_counts=True)
+    assert np.array_equal(distinct, d) and np.array_equal(counts, c)
+    assert np.array_equal(np.bincount(keys - keys.min())[keys - keys.min()] - 1 >= rank, np.ones(keys.size, bool))

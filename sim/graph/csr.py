@@ -67,8 +67,8 @@ class _Sampling:
         target = np.full(nodes.size, -1, dtype=INDEX)
         edge = np.full(nodes.size, -1, dtype=np.int64)
         todo = np.arange(nodes.size)
-        for _ in range(tries):
-            t, e = self._sample(nodes[todo], rng)
+        for attempt in range(tries):
+            t, e = self._sample(nodes if attempt == 0 else nodes[todo], rng)
             ok = (t >= 0) & accept[np.maximum(t, 0)]
             target[todo[ok]], edge[todo[ok]] = t[ok], e[ok]
             todo = todo[~ok & (t >= 0)]
@@ -156,6 +156,8 @@ class Graph(_Sampling):
         deg = self.degree[nodes]
         u = rng.random(nodes.size)
         slot = self.indptr[nodes] + (u * deg).astype(np.int64)
+        if deg.all():  # the usual case (everyone has a friend): no masking needed, same result
+            return self.indices[slot].astype(INDEX, copy=False), slot
         has = deg > 0
         edge = np.where(has, slot, -1)
         target = np.where(has, self.indices[np.minimum(slot, self.indices.size - 1)], -1)
