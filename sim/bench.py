@@ -119,8 +119,11 @@ def worker_ic(spec: dict) -> dict:
     """The same independent cascade with NDlib (networkx, one Python step per node) and on CSR."""
     import warnings
 
-    import ndlib.models.ModelConfig as mc
-    import ndlib.models.epidemics as ep
+    try:
+        import ndlib.models.ModelConfig as mc
+        import ndlib.models.epidemics as ep
+    except ImportError as exc:
+        raise RuntimeError(f"NDlib is not installed ({exc}); install the test extras: pip install -e '.[test]'") from None
 
     import sim
     from sim.engine import Streams
