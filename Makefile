@@ -29,7 +29,7 @@ demo: setup
 test: setup-test
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
-bench: setup
+bench: setup-test   # the test extras bring NDlib, which the benchmark compares with
 	$(SIM) bench
 
 clean:

@@ -19,6 +19,7 @@ Sources of the functional forms:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -57,16 +58,64 @@ def stochastic_round(x: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.floor(x + u).astype(np.int64)
 
 
+# --------------------------------------------------------------------------------- lookup tables
+# Speed (DESIGN section 5): functions of a small integer (age in days, visits, friends, state) are
+# looked up in a table computed once with the same numpy expression, instead of calling pow / exp /
+# log1p for every user every day; the values are the same bit for bit.
+def _pow2(k: int) -> int:
+    return 1 << max(int(k), 1).bit_length()
+
+
+@lru_cache(maxsize=64)
+def _table(kind: str, a: float, b: float, size: int) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64)
+    if kind == "tenure":  # (1 + age / a) ** -b
+        t = (1.0 + x / a) ** (-b)
+    elif kind == "friends":  # (1 + friends) ** -b
+        t = (1.0 + x) ** (-b)
+    elif kind == "novelty":  # 1 + a * exp(-age / b)
+        t = 1.0 + a * np.exp(-x / b)
+    else:  # "log1p"
+        t = np.log1p(np.arange(size, dtype=np.int64))
+    t.flags.writeable = False
+    return t
+
+
+def _lookup(kind: str, a: float, b: float, k: np.ndarray) -> np.ndarray:
+    """The table ``kind`` at the non-negative integers ``k`` (direct computation outside its range)."""
+    top = int(k.max()) if k.size else 0
+    if k.size and int(k.min()) < 0:
+        return _table_direct(kind, a, b, k)
+    return _table(kind, a, b, _pow2(top + 1))[k]
+
+
+def _table_direct(kind: str, a: float, b: float, k: np.ndarray) -> np.ndarray:
+    x = k.astype(np.float64)
+    if kind == "tenure":
+        return (1.0 + x / a) ** (-b)
+    if kind == "friends":
+        return (1.0 + x) ** (-b)
+    if kind == "novelty":
+        return 1.0 + a * np.exp(-x / b)
+    return np.log1p(k)
+
+
+def _state_table(values: dict[int, float], default: float) -> np.ndarray:
+    t = np.full(len(State), default, dtype=np.float64)
+    for state, v in values.items():
+        t[state] = v
+    return t
+
+
 # --------------------------------------------------------------------------------- visit
 def visit_probability(pop: Population, idx: np.ndarray, cfg, boost_logit: np.ndarray | None = None) -> np.ndarray:
     """Daily visit probability of users ``idx``: segment rate, satisfaction, habit, state, boosts."""
     seg = pop.segment[idx]
     x = logit(pop.seg["visit_rate"])[seg]
     x = x + cfg.satisfaction_weight * (pop.satisfaction[idx] - pop.seg["satisfaction"][seg])
-    x = x + cfg.habit_weight * np.log1p(pop.visits[idx])
-    state = pop.state[idx]
-    x = x + np.where(state == State.DORMANT, np.log(max(cfg.dormant_odds, 1e-9)), 0.0)
-    x = x + np.where(state == State.LOYAL, np.log(cfg.loyal_odds), 0.0)
+    x = x + cfg.habit_weight * _lookup("log1p", 0.0, 0.0, pop.visits[idx])
+    # log-odds of dormant and loyal users (0 for the others)
+    x = x + _state_table({State.DORMANT: np.log(max(cfg.dormant_odds, 1e-9)), State.LOYAL: np.log(cfg.loyal_odds)}, 0.0)[pop.state[idx]]
     if boost_logit is not None:
         x = x + boost_logit[idx]
     return logistic(x)
@@ -108,14 +157,13 @@ def deal_factor(pop: Population, idx: np.ndarray, discount: np.ndarray) -> np.nd
 # --------------------------------------------------------------------------------- churn
 def churn_hazard(pop: Population, idx: np.ndarray, day: int, cfg, hazard_ratio: np.ndarray | None = None) -> np.ndarray:
     """Daily churn hazard of users ``idx`` (proportional hazards with individual frailty)."""
-    age = (day - pop.joined_day[idx]).astype(np.float64)
+    age = day - pop.joined_day[idx]
     seg = pop.segment[idx]
-    h = cfg.base_hazard * pop.frailty[idx] * (1.0 + age / cfg.tenure_days) ** (-cfg.tenure_decay)
+    h = cfg.base_hazard * pop.frailty[idx] * _lookup("tenure", cfg.tenure_days, cfg.tenure_decay, age)
     h = h * np.exp(-cfg.satisfaction_weight * (pop.satisfaction[idx] - pop.seg["satisfaction"][seg]))
     if cfg.friends_weight:
-        h = h * (1.0 + pop.friends[idx]) ** (-cfg.friends_weight)
-    state = pop.state[idx]
-    h = h * np.where(state == State.LOYAL, cfg.loyal_ratio, np.where(state == State.DORMANT, cfg.dormant_ratio, 1.0))
+        h = h * _lookup("friends", 0.0, cfg.friends_weight, pop.friends[idx])
+    h = h * _state_table({State.LOYAL: cfg.loyal_ratio, State.DORMANT: cfg.dormant_ratio}, 1.0)[pop.state[idx]]
     if hazard_ratio is not None:
         h = h * hazard_ratio[idx]
     return h
@@ -135,8 +183,8 @@ def reactivation_probability(idle_days: np.ndarray, base: float, half_life_days:
 def sharing_propensity(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     """Multiplier on how much users ``idx`` share and invite today: satisfied users share more, and
     new users most of all (the novelty of a just-joined platform fades over ``novelty_days``)."""
-    age = (day - pop.joined_day[idx]).astype(np.float64)
-    return np.clip(2.0 * pop.satisfaction[idx], 0.0, 2.0) * (1.0 + cfg.novelty_boost * np.exp(-age / cfg.novelty_days))
+    age = day - pop.joined_day[idx]
+    return np.clip(2.0 * pop.satisfaction[idx], 0.0, 2.0) * _lookup("novelty", cfg.novelty_boost, cfg.novelty_days, age)
 
 
 # --------------------------------------------------------------------------------- social response
@@ -223,15 +271,38 @@ class Exposures:
 
 def rank_within(keys: np.ndarray) -> np.ndarray:
     """0, 1, 2, ... for successive occurrences of each key, in array order."""
+    return occurrences(keys)[0]
+
+
+def occurrences(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rank_within(keys)``, the distinct keys and how often each occurs, from one sort."""
     if keys.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    order = np.argsort(keys, kind="stable")
-    sk = keys[order]
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, e
+    order, sk = stable_order(keys)
     start = np.r_[True, sk[1:] != sk[:-1]]
     first = np.maximum.accumulate(np.where(start, np.arange(sk.size), 0))
     rank = np.empty(keys.size, dtype=np.int64)
     rank[order] = np.arange(sk.size) - first
-    return rank
+    begin = np.flatnonzero(start)
+    return rank, sk[begin], np.diff(np.append(begin, sk.size))
+
+
+def stable_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``order = argsort(keys, kind="stable")`` and ``keys[order]`` for integer keys, by one plain
+    sort of (key, position) packed into an int64 (several times faster than a stable argsort)."""
+    n = keys.size
+    if n < 256:  # few keys: fewer numpy calls this way
+        order = np.argsort(keys, kind="stable")
+        return order, keys[order]
+    lo, hi = int(keys.min()), int(keys.max())
+    bits = max(n - 1, 1).bit_length()
+    if (hi - lo).bit_length() + bits > 62:
+        order = np.argsort(keys, kind="stable")
+        return order, keys[order]
+    packed = ((keys.astype(np.int64) - lo) << bits) | np.arange(n, dtype=np.int64)
+    packed.sort()
+    return packed & ((1 << bits) - 1), (packed >> bits) + lo
 
 
 def first_success(receiver: np.ndarray, key: np.ndarray) -> np.ndarray:

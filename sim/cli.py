@@ -7,6 +7,7 @@
     sim scenarios                                         the named scenarios, presets and strategies
     sim validate [--quick] [--fact NAME ...] [key=value ...]   stylized facts: pass or fail, report
     sim dash [--port N] [--host H] [--open]               the interactive dashboard (a local web app)
+    sim bench [--quick] [--sizes 10000,100000]            speed and memory, against Mesa and NDlib
 
 Bad input (an unknown key, a value out of range, a broken edge list) prints one line naming the key,
 the value and what is allowed, and exits with code 2; ``--debug`` shows the traceback instead.
@@ -172,10 +173,17 @@ def cmd_validate(args) -> int:
     print(path / "report.html")
     return 0 if result.passed else 1
 
+
 def cmd_dash(args) -> int:
     from sim.dashboard.server import serve
 
     return serve(args.host, args.port, open_browser=args.open)
+
+
+def cmd_bench(args) -> int:
+    from sim.bench import main_bench
+
+    return main_bench(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
     p.set_defaults(func=cmd_dash)
+
+    p = sub.add_parser("bench", parents=[common], help="measure speed and memory at 10k, 100k and 1M people, against Mesa and NDlib")
+    p.add_argument("--sizes", help="comma-separated people counts for the engine table and the scaling sweep (default 10000,100000,1000000)")
+    p.add_argument("--horizon", type=int, help="days simulated (default 365)")
+    p.add_argument("--quick", action="store_true", help="a tiny run of every part (seconds; for a first look and tests)")
+    p.add_argument("--no-reference", action="store_true", help="skip the plain Mesa reference model")
+    p.add_argument("--no-ic", action="store_true", help="skip the independent cascade against NDlib")
+    p.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep and its plot")
+    p.add_argument("--out", default="results/bench", help="folder for <date>.json and <date>.png (default results/bench)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

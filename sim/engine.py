@@ -24,7 +24,9 @@ from sim.config import CHANNELS, SimConfig
 from sim.diffusion import Diffusion
 from sim.economics import Economics
 from sim.graph import build_graph
+from sim.graph.csr import scatter_add
 from sim.mechanisms import REGISTRY, STAGES
+from sim.memory import check_memory
 from sim.metrics import Recorder
 from sim.population import Population, State, category_popularity
 
@@ -169,6 +171,7 @@ class GrowthModel(mesa.Model):
     """The growth simulation. Build it from a validated :class:`SimConfig`, then ``step()`` daily."""
 
     def __init__(self, cfg: SimConfig):
+        check_memory(cfg)  # refuse, before building anything, a run that will not fit in memory
         super().__init__(seed=cfg.seed)
         self.cfg = cfg
         self.streams = Streams(cfg.seed)
@@ -232,8 +235,7 @@ class GrowthModel(mesa.Model):
             seeds = rng.choice(self.pop.n, size=min(a.seed_users, self.pop.n), replace=False)
             self.today.exposures.add(seeds, ORGANIC, 1.0)
         if a.external_rate > 0:
-            nonusers = int(np.count_nonzero(self.pop.non_users_mask()))
-            k = rng.binomial(nonusers, a.external_rate)
+            k = rng.binomial(self.pop.count_non_users(), a.external_rate)
             self.today.exposures.add(self.sample_non_users(k, rng), ORGANIC, a.external_conversion)
 
     def sample_non_users(self, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -241,14 +243,15 @@ class GrowthModel(mesa.Model):
         pop = self.pop
         if k <= 0:
             return EMPTY
-        frac = np.count_nonzero(pop.non_users_mask()) / pop.n
+        frac = pop.count_non_users() / pop.n
         picked = EMPTY
         for _ in range(8):
             draw = rng.integers(0, pop.n, size=int((k - picked.size) / max(frac, 1e-3) * 1.3) + 8)
             draw = draw[pop.state[draw] <= State.AWARE]
             picked = np.concatenate([picked, draw])
-            _, first = np.unique(picked, return_index=True)
-            picked = picked[np.sort(first)]
+            order, sorted_ids = bh.stable_order(picked)  # keep each person's first draw, in order
+            first = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]][: picked.size]
+            picked = picked[np.sort(order[first])]
             if picked.size >= k:
                 return picked[:k]
         return picked
@@ -284,21 +287,24 @@ class GrowthModel(mesa.Model):
     def _social_response(self, receiver: np.ndarray, edge: np.ndarray, cfg: SimConfig) -> np.ndarray:
         """Saturation and same-sender fading for today's social events; updates the memories."""
         pop = self.pop
-        prior = pop.invites_received[receiver] + bh.rank_within(receiver)
-        if self.edge_sends is not None:
-            repeats = self.edge_sends[edge] + bh.rank_within(edge)
-            first_contact = repeats == 0
-            np.add.at(self.edge_sends, edge, 1)
-            np.minimum(self.edge_sends, 250, out=self.edge_sends)
-        else:
-            repeats = np.zeros(receiver.size, dtype=np.int64)
-            first_contact = np.ones(receiver.size, dtype=bool)
-        np.add.at(pop.contacts, receiver[first_contact], 1)
-        np.add.at(pop.invites_received, receiver, 1)
+        # Speed: one sort per key gives both the order of events and the counts to add, and only
+        # the touched entries are updated (not a pass over every edge each day).
+        rank, who, times = bh.occurrences(receiver)
+        prior = pop.invites_received[receiver] + rank
+        repeats = np.zeros(receiver.size, dtype=np.int64)
+        if self.edge_sends is not None:  # events that travelled a stored edge remember the sender
+            on_edge = np.flatnonzero(edge >= 0)
+            rank, used, sends = bh.occurrences(edge[on_edge])
+            repeats[on_edge] = self.edge_sends[edge[on_edge]] + rank
+            self.edge_sends[used] = np.minimum(self.edge_sends[used] + sends, 250)  # a saturating count
+        first_contact = repeats == 0
+        scatter_add(pop.contacts, receiver[first_contact], 1)
+        pop.invites_received[who] += times.astype(pop.invites_received.dtype)
         return bh.social_response(prior, repeats, cfg.behaviour.social)
 
     def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:
         pop, day, b = self.pop, self.day, self.cfg.behaviour
+        pop.mark_users(idx)
         pop.state[idx] = State.ACTIVE
         pop.joined_day[idx] = day
         pop.channel[idx] = channel
@@ -325,6 +331,7 @@ class GrowthModel(mesa.Model):
         """Bring dormant or churned users back to active today (visits, win-back)."""
         pop = self.pop
         was_churned = idx[pop.state[idx] == State.CHURNED]
+        pop.mark_users(idx)
         pop.state[idx] = State.ACTIVE
         pop.churn_day[was_churned] = -1
         self._gain_users(was_churned)
@@ -395,7 +402,7 @@ class GrowthModel(mesa.Model):
             return
         if isinstance(source, str):
             source = np.full(buyers.size, ORDER_SOURCES.index(source), dtype=np.int8)
-        np.add.at(pop.orders, buyers, 1)
+        scatter_add(pop.orders, buyers, 1)
         np.add.at(pop.spend, buyers, basket)
         failed = rng.random(buyers.size) < b.satisfaction.service_failure_rate
         delta = np.where(failed, -b.satisfaction.service_failure_shock, b.satisfaction.purchase_gain).astype(np.float32)
@@ -457,6 +464,7 @@ class GrowthModel(mesa.Model):
         """Users ``idx`` leave the platform today."""
         pop = self.pop
         idx = idx[pop.state[idx] != State.CHURNED]
+        pop.unmark_users(idx)
         pop.state[idx] = State.CHURNED
         pop.churn_day[idx] = self.day
         self._lose_users(idx)

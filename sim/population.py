@@ -11,6 +11,13 @@ churned) is
 
 Mechanisms that need their own per-person quantities (points, tier, push fatigue, ...) add columns
 with :meth:`Population.add_column` in their ``setup``; nothing holds a Python object per person.
+
+Who is a user is also kept as an index (``alive()``, ``non_users_mask()``, ``count_non_users()``), so
+that the daily stages touch only users instead of scanning everyone. The index follows the engine's
+transitions: people become users through exposures (``GrowthModel._join``) or ``model.reactivate``,
+and stop through ``model.churn``. Moves between active, loyal and dormant may be written to
+``state`` directly; joining or leaving may not (the mechanism contract test checks the index against
+``state`` every day with each mechanism on).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from enum import IntEnum
 import numpy as np
 
 from sim.config import CHANNELS, SimConfig
+from sim.graph.csr import unique_sorted
 
 
 class State(IntEnum):
@@ -75,6 +83,13 @@ class Population:
         self.invites_received = np.zeros(n, dtype=np.int16)
         self.friends = np.zeros(n, dtype=np.int32)  # friends who are users (alive)
         self.extra: dict[str, np.ndarray] = {}
+        # Who is a user, kept up to date by the engine's transitions (GrowthModel._join, reactivate,
+        # churn) so that the daily stages work on the users instead of scanning everyone
+        # (DESIGN section 5: work only on the people a stage touches). Read-only outside
+        # ``mark_users`` / ``unmark_users``; tests check they always agree with ``state``.
+        self._users = np.zeros(0, dtype=np.int64)  # sorted indices of alive users
+        self._non_user = np.ones(n, dtype=bool)  # never joined (potential or aware)
+        self._joined = 0  # people who ever joined
 
     # ------------------------------------------------------------------ columns
     def add_column(self, name: str, dtype, fill=0) -> np.ndarray:
@@ -92,21 +107,53 @@ class Population:
     # ------------------------------------------------------------------ named selections
     def users_mask(self) -> np.ndarray:
         """People who joined and have not churned (active, loyal or dormant)."""
-        return (self.state >= State.ACTIVE) & (self.state <= State.DORMANT)
+        return (self.state >= int(State.ACTIVE)) & (self.state <= int(State.DORMANT))
 
     def alive(self) -> np.ndarray:
-        """Indices of users (active, loyal or dormant)."""
-        return np.flatnonzero(self.users_mask())
+        """Indices of users (active, loyal or dormant), ascending (a copy of the kept index)."""
+        return self._users.copy()
 
     def engaged(self) -> np.ndarray:
-        """Indices of active or loyal users."""
-        return np.flatnonzero((self.state == State.ACTIVE) | (self.state == State.LOYAL))
+        """Indices of active or loyal users, ascending."""
+        users = self._users
+        return users[self.state[users] != State.DORMANT]
 
     def non_users_mask(self) -> np.ndarray:
-        return self.state <= State.AWARE
+        """People who never joined (potential or aware), as a new boolean array (a copy of the kept
+        mask: a memory copy instead of a comparison over everyone)."""
+        return self._non_user.copy()
+
+    def count_non_users(self) -> int:
+        """How many people never joined (without a pass over everyone)."""
+        return self.n - self._joined
+
+    # ------------------------------------------------------------------ the user index
+    # Called by the engine just before it changes the state of ``idx`` (any people, in any order,
+    # repeats allowed): whoever is not yet a user becomes one, or whoever is one stops being one.
+    def mark_users(self, idx: np.ndarray) -> None:
+        state = self.state[idx]
+        new = unique_sorted(idx[(state < State.ACTIVE) | (state > State.DORMANT)])
+        if new.size == 0:
+            return
+        never = new[self._non_user[new]]
+        if never.size:
+            self._non_user[never] = False
+            self._joined += never.size
+        self._users = np.insert(self._users, np.searchsorted(self._users, new), new)
+
+    def unmark_users(self, idx: np.ndarray) -> None:
+        state = self.state[idx]
+        gone = unique_sorted(idx[(state >= State.ACTIVE) & (state <= State.DORMANT)])
+        if gone.size:
+            self._users = np.delete(self._users, np.searchsorted(self._users, gone))
 
     def state_counts(self) -> np.ndarray:
-        return np.bincount(self.state, minlength=len(State))
+        """People in each state. Users are counted over the user index, the others by one cheap
+        comparison each (a bincount over everyone first widens every int8 to int64)."""
+        counts = np.bincount(self.state[self._users], minlength=len(State))
+        for k in (State.POTENTIAL, State.AWARE, State.CHURNED):
+            counts[k] = np.count_nonzero(self.state == int(k))  # an IntEnum would widen the column
+        return counts
 
     def nbytes(self) -> int:
         cols = [v for v in vars(self).values() if isinstance(v, np.ndarray)]

@@ -120,3 +120,18 @@ def test_enabled_mechanism_books_non_negative_money_and_declares_its_columns(nam
         assert col in r.daily.columns and (r.daily[col] >= 0).all()
     numeric = r.daily.select_dtypes("number")
     assert np.isfinite(numeric.to_numpy()).all()
+
+
+@pytest.mark.parametrize("name", ["(none)", "(all)", *NAMES])
+def test_user_index_agrees_with_the_state_column_every_day(name):
+    """For speed the engine keeps who is a user as an index (``pop.alive()``), who never joined as
+    a mask and the number who ever joined; with any mechanism on they must agree with ``state``."""
+    enable = {"(none)": [], "(all)": NAMES}.get(name, [name])
+    model = GrowthModel(cfg_with(*(f"mechanisms.{n}.enabled=true" for n in enable), "horizon=40"))
+    pop = model.pop
+    for _ in range(40):
+        model.step()
+        assert np.array_equal(pop.alive(), np.flatnonzero(pop.users_mask())), f"day {model.day}"
+        assert np.array_equal(pop.non_users_mask(), pop.state <= 1)
+        assert pop.count_non_users() == np.count_nonzero(pop.state <= 1)
+        assert np.array_equal(pop.state_counts(), np.bincount(pop.state, minlength=len(STATE_NAMES)))

@@ -34,6 +34,31 @@ def _segments(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return shift + np.arange(total, dtype=np.int64)
 
 
+def scatter_add(target: np.ndarray, idx: np.ndarray, delta: int = 1) -> None:
+    """``np.add.at(target, idx, delta)`` for an integer column and an integer ``delta``, faster.
+
+    ``np.add.at`` costs about 250 ns per element; counting the repeats first costs a sort of ``idx``
+    (few indices) or one ``bincount`` over the column (many). Integer sums do not depend on the
+    order of addition, so the result is identical, wrap-around included. (Float columns keep
+    ``np.add.at``: there the order of additions changes the rounding.)
+    """
+    if idx.size == 0:
+        return
+    if idx.size * 8 >= target.size:  # many: one pass over the column beats sorting idx
+        counts = np.bincount(idx, minlength=target.size)
+        hit = np.flatnonzero(counts)
+        counts = counts[hit]
+    else:
+        s = np.sort(idx)
+        first = np.empty(s.size, dtype=bool)
+        first[0] = True
+        np.not_equal(s[1:], s[:-1], out=first[1:])
+        start = np.flatnonzero(first)
+        hit = s[start]
+        counts = np.diff(np.append(start, s.size))
+    target[hit] += (counts * delta).astype(target.dtype)
+
+
 class _Sampling:
     def sample_neighbours_where(self, nodes: np.ndarray, rng: np.random.Generator, accept: np.ndarray,
                                 tries: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -42,8 +67,8 @@ class _Sampling:
         target = np.full(nodes.size, -1, dtype=INDEX)
         edge = np.full(nodes.size, -1, dtype=np.int64)
         todo = np.arange(nodes.size)
-        for _ in range(tries):
-            t, e = self._sample(nodes[todo], rng)
+        for attempt in range(tries):
+            t, e = self._sample(nodes if attempt == 0 else nodes[todo], rng)
             ok = (t >= 0) & accept[np.maximum(t, 0)]
             target[todo[ok]], edge[todo[ok]] = t[ok], e[ok]
             todo = todo[~ok & (t >= 0)]
@@ -66,19 +91,25 @@ class Graph(_Sampling):
 
     @classmethod
     def from_edges(cls, n: int, u: np.ndarray, v: np.ndarray, community: np.ndarray | None = None) -> Graph:
-        """Build from undirected edge endpoints; drops self-loops and duplicate edges."""
-        u = np.asarray(u, dtype=np.int64)
-        v = np.asarray(v, dtype=np.int64)
-        keep = u != v
-        lo, hi = np.minimum(u[keep], v[keep]), np.maximum(u[keep], v[keep])
-        key = unique_sorted(lo * n + hi)
-        lo, hi = key // n, key % n
-        # Sorting one int64 key per directed entry is several times faster than an argsort.
-        directed = np.sort(np.concatenate([key, hi * n + lo]))
-        rows, cols = directed // n, directed % n
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-        return cls(n, indptr, cols.astype(INDEX), community)
+        """Build from undirected edge endpoints; drops self-loops and duplicate edges.
+
+        Both directions go through scipy's COO -> CSR conversion (a counting sort in C++, linear in
+        the number of entries) and ``sum_duplicates`` (sorts each short row and merges repeats):
+        about three times faster than sorting one int64 key per entry, with the same result
+        (rows in node order, each row's neighbours ascending, no duplicates).
+        """
+        from scipy.sparse import coo_array
+
+        keep = np.asarray(u) != np.asarray(v)
+        idx = INDEX if n <= np.iinfo(INDEX).max else np.int64
+        u = np.asarray(u)[keep].astype(idx, copy=False)
+        v = np.asarray(v)[keep].astype(idx, copy=False)
+        rows, cols = np.concatenate([u, v]), np.concatenate([v, u])
+        del u, v
+        mat = coo_array((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(n, n)).tocsr()
+        del rows, cols
+        mat.sum_duplicates()
+        return cls(n, mat.indptr.astype(np.int64), mat.indices.astype(INDEX, copy=False), community)
 
     # ------------------------------------------------------------------------ structure
     @property
@@ -108,8 +139,8 @@ class Graph(_Sampling):
     def add_to_neighbours(self, nodes: np.ndarray, target: np.ndarray, delta: int) -> None:
         """``target[j] += delta`` for every neighbour j of every node in ``nodes``."""
         if nodes.size:
-            _, nbrs = self.neighbours_of(nodes)
-            np.add.at(target, nbrs, delta)
+            counts = self.degree[nodes]
+            scatter_add(target, self.indices[_segments(self.indptr[nodes], counts)], delta)
 
     def neighbour_sum(self, x: np.ndarray) -> np.ndarray:
         """(A @ x): the sum of ``x`` over each node's neighbours."""
@@ -125,6 +156,8 @@ class Graph(_Sampling):
         deg = self.degree[nodes]
         u = rng.random(nodes.size)
         slot = self.indptr[nodes] + (u * deg).astype(np.int64)
+        if deg.all():  # the usual case (everyone has a friend): no masking needed, same result
+            return self.indices[slot].astype(INDEX, copy=False), slot
         has = deg > 0
         edge = np.where(has, slot, -1)
         target = np.where(has, self.indices[np.minimum(slot, self.indices.size - 1)], -1)

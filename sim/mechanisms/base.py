@@ -18,7 +18,9 @@ settle     after the core books money: tiers, fraud detection, counters
 =========  ===================================================================================
 
 Rules (checked for every registered mechanism by ``tests/test_mechanism_contract.py``):
-mechanisms change state only through the arrays the model hands them, book money only through
+mechanisms change state only through the arrays the model hands them (and make people users or
+stop them being users only through exposures, ``model.reactivate`` and ``model.churn``, which keep
+the user index up to date), book money only through
 ``model.economics``, count only through ``model.today.count``, draw randomness only from
 ``self.rng(model)`` (their own stream), and a disabled mechanism is never instantiated, so it costs
 nothing and consumes no randomness.

@@ -60,7 +60,7 @@ class PaidAcquisition(Mechanism):
         if not c.start_day <= model.day <= c.end_day:
             return
         rng = self.rng(model)
-        remaining = float(np.count_nonzero(model.pop.non_users_mask())) / model.pop.n
+        remaining = model.pop.count_non_users() / model.pop.n
         n, self.avg_cac = installs_for_budget(c.daily_budget, c.cac_rmb, c.volume_half, remaining, c.saturation)
         k = int(bh.stochastic_round(np.array([n]), rng.random(1))[0])
         model.today.exposures.add(model.sample_non_users(k, rng), PAID, 1.0)

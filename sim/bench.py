@@ -1,0 +1,438 @@
+"""``sim bench``: how fast and how big, measured side by side.
+
+One command measures, each in a fresh subprocess (so that peak memory, read from the kernel's
+``ru_maxrss``, belongs to that measurement alone):
+
+1. this engine on 10k, 100k and 1M people (graph average degree 20, 365 days, every registered
+   mechanism enabled): build time, time per simulated day, people-days per second, peak memory;
+2. the plain Mesa reference model (``sim/reference``) against this engine on the same
+   configuration (``scenario=core_growth``, the core dynamics without mechanisms, 10k people): the
+   ratio of people-days per second;
+3. an independent cascade on the same Holme-Kim graph with NDlib's ``IndependentCascadesModel``
+   against a vectorised cascade on this engine's CSR graph (``csr_independent_cascade`` below: the
+   engine's own graph and neighbour gathers, not a full model run): the ratio of node-steps per
+   second, and the mean final cascade sizes of both as a check that they compute the same thing;
+4. scaling: the engine over a sweep of population sizes (degree 20) and of average degrees (100k
+   people), with fits showing that the cost per simulated day grows linearly in people and in edges.
+
+It writes ``results/bench/<date>.json`` and ``results/bench/<date>.png`` (the scaling plot) and prints
+a table. Times are wall-clock seconds; CPU seconds are recorded too, and so is the load average,
+because on a shared machine the wall time of a single-threaded numpy run stretches with the load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+TABLE_SIZES = (10_000, 100_000, 1_000_000)
+SCALING_SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000)
+SCALING_DEGREES = (5, 10, 20, 40)
+SCALING_DEGREE_PEOPLE = 100_000
+DEGREE = 20
+HORIZON = 365
+REFERENCE_PEOPLE = 10_000
+IC_PEOPLE = 10_000
+IC_PROBABILITY = 0.1
+IC_SEED_FRACTION = 0.01
+IC_RUNS = 5
+
+
+def all_mechanisms_overrides() -> list[str]:
+    """Overrides enabling every registered mechanism (with its defaults unless the scenario sets them)."""
+    from sim.mechanisms import REGISTRY
+
+    return [f"mechanisms.{name}.enabled=true" for name in REGISTRY]
+
+
+def no_mechanisms_overrides() -> list[str]:
+    from sim.mechanisms import REGISTRY
+
+    return [f"mechanisms.{name}.enabled=false" for name in REGISTRY]
+
+
+# ================================================================================ workers
+# Each runs in its own process: python -m sim.bench --worker '<json spec>' prints one JSON line.
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _timed(fn):
+    w, c = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
+def worker_model(spec: dict) -> dict:
+    """Build and run the engine (``kind=engine``) or the Mesa reference model (``kind=reference``)."""
+    import sim
+
+    cfg = sim.compose(spec["scenario"], spec["overrides"], seed=spec.get("seed", 0))
+    if spec["kind"] == "reference":
+        from sim.reference import ReferenceModel
+
+        model, build_s, build_cpu = _timed(lambda: ReferenceModel(cfg))
+    else:
+        model, build_s, build_cpu = _timed(lambda: sim.GrowthModel(cfg))
+    _, sim_s, sim_cpu = _timed(model.run)
+    people, days = cfg.population.size, cfg.horizon
+    if spec["kind"] == "reference":
+        edges, user_days = int(model.grid.G.number_of_edges() * 2), float(sum(model.daily["users"]))
+    else:
+        edges, user_days = int(model.graph.indices.size), float(model.metrics.series["users"].sum())
+    return {
+        "kind": spec["kind"], "scenario": cfg.scenario, "people": people, "directed_edges": edges, "days": days,
+        "mechanisms": cfg.enabled(), "build_s": build_s, "build_cpu_s": build_cpu, "simulate_s": sim_s,
+        "simulate_cpu_s": sim_cpu, "ms_per_day": 1e3 * sim_s / days, "cpu_ms_per_day": 1e3 * sim_cpu / days,
+        "people_days_per_s": people * days / sim_s, "user_days": user_days, "user_days_per_s": user_days / sim_s,
+        "peak_mb": _peak_mb(),
+    }
+
+
+def csr_independent_cascade(graph, p: float, seeds: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+    """Independent cascade on a CSR graph: each newly active node gets one chance to activate each
+    inactive neighbour with probability ``p``. Returns (steps until no newly active node, final size)."""
+    active = np.zeros(graph.n, dtype=bool)
+    active[seeds] = True
+    frontier = np.unique(seeds)
+    steps = 0
+    while frontier.size:
+        steps += 1
+        _, nbrs = graph.neighbours_of(frontier)
+        hit = nbrs[(rng.random(nbrs.size) < p) & ~active[nbrs]]
+        frontier = np.unique(hit)
+        active[frontier] = True
+    return steps, int(active.sum())
+
+
+def worker_ic(spec: dict) -> dict:
+    """The same independent cascade with NDlib (networkx, one Python step per node) and on CSR."""
+    import warnings
+
+    try:
+        import ndlib.models.ModelConfig as mc
+        import ndlib.models.epidemics as ep
+    except ImportError as exc:
+        raise RuntimeError(f"NDlib is not installed ({exc}); install the test extras: pip install -e '.[test]'") from None
+
+    import sim
+    from sim.engine import Streams
+    from sim.graph import build_graph
+
+    cfg = sim.compose("default", [f"population.size={spec['people']}", f"graph.avg_degree={spec['degree']}"], seed=0)
+    graph = build_graph(cfg.graph, cfg.population.size, Streams(cfg.seed).setup("graph"))
+    nxg = graph.to_networkx()
+    p, frac, runs = spec["p"], spec["seed_fraction"], spec["runs"]
+    n_seeds = max(1, int(round(frac * graph.n)))
+    out = {"people": graph.n, "directed_edges": int(graph.indices.size), "p": p, "seed_fraction": frac, "runs": runs}
+
+    nd_steps = nd_time = 0.0
+    nd_sizes = []
+    for run in range(runs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = ep.IndependentCascadesModel(nxg, seed=run)
+            config = mc.Configuration()
+            config.add_model_initial_configuration("Infected", np.random.default_rng(run).choice(graph.n, n_seeds, replace=False).tolist())
+            for u, v in nxg.edges():
+                config.add_edge_configuration("threshold", (u, v), p)
+            model.set_initial_status(config)
+        t = time.perf_counter()
+        model.iteration()  # iteration 0 reports the initial state
+        steps = 0
+        while True:
+            it = model.iteration(node_status=False)
+            steps += 1
+            if it["node_count"].get(1, 0) == 0:
+                break
+        nd_time += time.perf_counter() - t
+        nd_steps += steps
+        nd_sizes.append(graph.n - it["node_count"].get(0, 0))
+
+    csr_steps = csr_time = 0.0
+    csr_sizes = []
+    for run in range(runs):
+        rng = np.random.default_rng(1000 + run)
+        seeds = np.random.default_rng(run).choice(graph.n, n_seeds, replace=False)
+        (steps, size), wall, _ = _timed(lambda: csr_independent_cascade(graph, p, seeds, rng))
+        csr_time += wall
+        csr_steps += steps
+        csr_sizes.append(size)
+
+    out["ndlib"] = {"node_steps_per_s": graph.n * nd_steps / nd_time, "steps": nd_steps / runs,
+                    "final_size_mean": float(np.mean(nd_sizes)), "seconds": nd_time}
+    out["engine"] = {"node_steps_per_s": graph.n * csr_steps / csr_time, "steps": csr_steps / runs,
+                     "final_size_mean": float(np.mean(csr_sizes)), "seconds": csr_time}
+    out["ratio"] = out["engine"]["node_steps_per_s"] / out["ndlib"]["node_steps_per_s"]
+    return out
+
+
+def _worker_main(spec_json: str) -> int:
+    spec = json.loads(spec_json)
+    try:
+        if spec["kind"] == "ic":
+            result = worker_ic(spec)
+        elif spec["kind"] == "pair":  # the engine, then the reference model, on one configuration
+            result = {k: worker_model({**spec, "kind": k}) for k in ("engine", "reference")}
+        else:
+            result = worker_model(spec)
+    except Exception as exc:  # reported to the parent as a failed measurement, in one line
+        result = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+    print(json.dumps(result))
+    return 0
+
+
+def run_worker(spec: dict, timeout: float = 3600) -> dict:
+    """Run one measurement in a fresh Python process and return its JSON result."""
+    cmd = [sys.executable, "-m", "sim.bench", "--worker", json.dumps(spec)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"worker failed (exit {done.returncode}): {tail}"}
+    return json.loads(lines[-1])
+
+
+# ================================================================================ the benchmark
+@dataclass
+class Plan:
+    sizes: tuple[int, ...] = TABLE_SIZES
+    scaling_sizes: tuple[int, ...] = SCALING_SIZES
+    degrees: tuple[int, ...] = SCALING_DEGREES
+    degree_people: int = SCALING_DEGREE_PEOPLE
+    horizon: int = HORIZON
+    reference_people: int = REFERENCE_PEOPLE
+    ic_people: int = IC_PEOPLE
+    ic_runs: int = IC_RUNS
+    reference: bool = True
+    ic: bool = True
+    scaling: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def quick(cls) -> Plan:
+        """A tiny plan that exercises every part in seconds (for tests and a first look)."""
+        return cls(sizes=(2_000, 5_000), scaling_sizes=(2_000, 5_000), degrees=(10, 20), degree_people=5_000,
+                   horizon=20, reference_people=2_000, ic_people=2_000, ic_runs=2)
+
+
+def engine_spec(people: int, degree: float, horizon: int) -> dict:
+    return {"kind": "engine", "scenario": "all_mechanisms",
+            "overrides": [f"population.size={people}", f"graph.avg_degree={degree}", f"horizon={horizon}", *all_mechanisms_overrides()]}
+
+
+def run_bench(plan: Plan, progress=print) -> dict:
+    """Every measurement of ``plan``; returns the JSON-ready record."""
+    from sim.runs import git_revision
+
+    record = {"date": datetime.now().isoformat(timespec="seconds"), "git_revision": git_revision(),
+              "machine": {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()},
+              "horizon": plan.horizon, "degree": DEGREE, "mechanisms": [o.split(".")[1] for o in all_mechanisms_overrides()]}
+    cache: dict[tuple[int, float], dict] = {}
+
+    def engine(people: int, degree: float) -> dict:
+        key = (people, degree)
+        if key not in cache:
+            progress(f"engine: {people:,} people, degree {degree}, {plan.horizon} days ...")
+            cache[key] = run_worker(engine_spec(people, degree, plan.horizon))
+        return cache[key]
+
+    record["engine"] = [engine(n, DEGREE) for n in plan.sizes]
+    if plan.reference:
+        progress(f"reference Mesa model and engine: {plan.reference_people:,} people, scenario core_growth ...")
+        overrides = [f"population.size={plan.reference_people}", f"horizon={plan.horizon}", *no_mechanisms_overrides()]
+        pair = run_worker({"kind": "pair", "scenario": "core_growth", "overrides": overrides})
+        ref, eng = pair.get("reference", pair), pair.get("engine", pair)
+        ratio = eng["people_days_per_s"] / ref["people_days_per_s"] if "error" not in ref and "error" not in eng else None
+        record["reference"] = {"reference": ref, "engine": eng, "ratio": ratio}
+    if plan.ic:
+        progress(f"independent cascade: NDlib and CSR on {plan.ic_people:,} people ...")
+        record["ic"] = run_worker({"kind": "ic", "people": plan.ic_people, "degree": DEGREE, "p": IC_PROBABILITY,
+                                   "seed_fraction": IC_SEED_FRACTION, "runs": plan.ic_runs})
+    if plan.scaling:
+        by_people = [engine(n, DEGREE) for n in plan.scaling_sizes]
+        by_degree = [engine(plan.degree_people, d) for d in plan.degrees]
+        record["scaling"] = {"by_people": by_people, "by_degree": by_degree,
+                             "fit_people": scaling_fit(by_people, "people"),
+                             "fit_edges": scaling_fit(by_degree, "directed_edges")}
+    record["machine"]["load_average_end"] = os.getloadavg()
+    return record
+
+
+def scaling_fit(rows: list[dict], x_key: str, t_key: str = "cpu_ms_per_day") -> dict | None:
+    """CPU seconds per simulated day against ``x_key`` (CPU time, because the wall time of one run
+    on a shared machine stretches with the load): the log-log slope (1 is linear) over the whole
+    range and over its upper half, and a straight-line fit t = a + b x with its R^2."""
+    ok = [r for r in rows if "error" not in r]
+    if len(ok) < 2:
+        return None
+    x = np.array([r[x_key] for r in ok], dtype=float)
+    t = np.array([r[t_key] / 1e3 for r in ok])
+    slope = float(np.polyfit(np.log(x), np.log(t), 1)[0])
+    upper = x >= np.sqrt(x.min() * x.max())
+    slope_upper = float(np.polyfit(np.log(x[upper]), np.log(t[upper]), 1)[0]) if upper.sum() >= 2 else None
+    b, a = np.polyfit(x, t, 1)
+    r2 = 1 - np.sum((t - (a + b * x)) ** 2) / np.sum((t - t.mean()) ** 2) if t.size > 2 else 1.0
+    return {"loglog_slope": slope, "loglog_slope_upper": slope_upper, "intercept_s_per_day": float(a),
+            "s_per_day_per_unit": float(b), "linear_r2": float(r2)}
+
+
+# ================================================================================ output
+def _num(x: float, digits: int = 2) -> str:
+    if x >= 1e6:
+        return f"{x / 1e6:.{digits}f}M"
+    if x >= 1e3:
+        return f"{x / 1e3:.{digits}f}k"
+    return f"{x:.{digits}f}"
+
+
+def table(record: dict) -> str:
+    lines = []
+    mech = ", ".join(record["mechanisms"])
+    lines.append(f"engine: scenario all_mechanisms ({mech}), {record['horizon']} days, graph holme_kim, average degree {record['degree']}")
+    lines.append(f"{'people':>10} {'edges':>9} {'build s':>8} {'ms/day':>8} {'people-days/s':>14} {'peak MB':>8} {'cpu s':>7}")
+    for r in record["engine"]:
+        if "error" in r:
+            lines.append(f"{'?':>10} error: {r['error']}")
+            continue
+        lines.append(f"{r['people']:>10,} {_num(r['directed_edges'], 1):>9} {r['build_s']:>8.2f} {r['ms_per_day']:>8.2f} "
+                     f"{_num(r['people_days_per_s']):>14} {r['peak_mb']:>8.0f} {r['build_cpu_s'] + r['simulate_cpu_s']:>7.2f}")
+    ref = record.get("reference")
+    if ref:
+        lines.append("")
+        if ref["ratio"] is None:
+            lines.append(f"reference Mesa model: error: {ref['reference'].get('error') or ref['engine'].get('error')}")
+        else:
+            r, e = ref["reference"], ref["engine"]
+            lines.append(f"reference Mesa model vs engine, scenario core_growth, {r['people']:,} people, {r['days']} days:")
+            lines.append(f"  Mesa agents: build {r['build_s']:.2f} s, {_num(r['people_days_per_s'])} people-days/s "
+                         f"({_num(r['user_days_per_s'])} user-days/s); engine: build {e['build_s']:.2f} s, "
+                         f"{_num(e['people_days_per_s'])} people-days/s ({_num(e['user_days_per_s'])} user-days/s); "
+                         f"engine / Mesa = {ref['ratio']:.1f}x")
+    ic = record.get("ic")
+    if ic:
+        lines.append("")
+        if "error" in ic:
+            lines.append(f"independent cascade: error: {ic['error']}")
+        else:
+            nd, en = ic["ndlib"], ic["engine"]
+            lines.append(f"independent cascade (p={ic['p']}, seeds {ic['seed_fraction']:.0%}), {ic['people']:,} people, "
+                         f"{ic['runs']} runs each:")
+            lines.append(f"  NDlib: {_num(nd['node_steps_per_s'])} node-steps/s (final size {nd['final_size_mean']:.0f}, "
+                         f"{nd['steps']:.1f} steps); engine CSR: {_num(en['node_steps_per_s'])} node-steps/s (final size "
+                         f"{en['final_size_mean']:.0f}, {en['steps']:.1f} steps); engine / NDlib = {ic['ratio']:.0f}x")
+    sc = record.get("scaling")
+    if sc:
+        lines.append("")
+        edge_people = sc["by_degree"][0].get("people", 0) if sc["by_degree"] else 0
+        for label, key in (("people (degree 20)", "fit_people"), (f"edges ({edge_people:,} people)", "fit_edges")):
+            f = sc[key]
+            if f:
+                upper = f" (upper half {f['loglog_slope_upper']:.2f})" if f["loglog_slope_upper"] is not None else ""
+                lines.append(f"scaling of CPU time per simulated day with {label}: log-log slope {f['loglog_slope']:.2f}{upper}; "
+                             f"straight line t = a + b x with R^2 {f['linear_r2']:.3f}")
+    load = record["machine"]
+    lines.append(f"\nload average {load['load_average_start'][0]:.1f} at start, {load['load_average_end'][0]:.1f} at end "
+                 f"on {load['cpus']} CPUs (wall times stretch with load; cpu s is the process's own time)")
+    return "\n".join(lines)
+
+
+def scaling_plot(record: dict, path: Path) -> Path | None:
+    sc = record.get("scaling")
+    if not sc:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    for ax, rows, key, title, fixed in (
+        (axes[0], sc["by_people"], "people", "time against people (average degree 20)", "people"),
+        (axes[1], sc["by_degree"], "directed_edges", f"time against edges ({sc['by_degree'][0].get('people', 0):,} people)", "directed edges"),
+    ):
+        ok = [r for r in rows if "error" not in r]
+        if not ok:
+            continue
+        x = np.array([r[key] for r in ok], dtype=float)
+        for field_, label, marker in ((("simulate_cpu_s",), f"simulate {record['horizon']} days", "o"),
+                                      (("build_cpu_s",), "build (graph + people)", "s"),
+                                      (("build_cpu_s", "simulate_cpu_s"), "total", "^")):
+            y = np.array([sum(r[f] for f in field_) for r in ok])
+            ax.loglog(x, y, marker=marker, label=label)
+        y0 = sum(ok[-1][f] for f in ("build_cpu_s", "simulate_cpu_s"))
+        ax.loglog(x, y0 * x / x[-1], "k--", lw=0.8, label="slope 1 (linear)")
+        ax.set_xlabel(fixed)
+        ax.set_ylabel("CPU seconds")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"growth-sim engine, scenario all_mechanisms, {record['horizon']} days", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write(record: dict, out: Path) -> tuple[Path, Path | None]:
+    from sim.runs import prepare_parent
+
+    prepare_parent(out)
+    stem = datetime.now().strftime("%Y-%m-%d")
+    path = out / f"{stem}.json"
+    k = 2
+    while path.exists():
+        path = out / f"{stem}-{k}.json"
+        k += 1
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    plot = scaling_plot(record, path.with_suffix(".png"))
+    return path, plot
+
+
+def plan_from_args(args) -> Plan:
+    plan = Plan.quick() if args.quick else Plan()
+    if args.sizes:
+        try:
+            sizes = tuple(int(float(s.replace("_", ""))) for s in args.sizes.split(","))
+        except ValueError:
+            from sim.schema import ConfigError
+
+            raise ConfigError(f"--sizes = {args.sizes!r}: allowed is a comma-separated list of people counts, e.g. 10000,100000") from None
+        plan.sizes = sizes
+        plan.scaling_sizes = sizes
+    if args.horizon:
+        plan.horizon = args.horizon
+    plan.reference = not args.no_reference
+    plan.ic = not args.no_ic
+    plan.scaling = not args.no_scaling
+    return plan
+
+
+def main_bench(args) -> int:
+    plan = plan_from_args(args)
+    record = run_bench(plan, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    path, plot = write(record, Path(args.out))
+    print(table(record))
+    print(f"\nwrote {path}" + (f" and {plot}" if plot else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        sys.exit(_worker_main(sys.argv[2]))
+    from sim.cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -1,0 +1,122 @@
+"""How much memory a run will need, estimated from its configuration before anything is built.
+
+The model's memory is a sum of arrays whose sizes the configuration fixes:
+
+- the social graph: ``indices`` (int32) and the per-edge invitation memory (uint8) per directed
+  edge, ``indptr`` (int64) and ``degree`` (int32) per person; while a generator builds it, the
+  edge-endpoint arrays and scipy's conversion to CSR hold several more copies per edge
+  (``BUILD_BYTES_PER_EDGE``, measured on holme_kim, the most demanding generator);
+- the people: about ``BYTES_PER_PERSON`` of columns (state, days, counters, satisfaction, need,
+  ...), plus room for each enabled mechanism's own columns and the day's temporary arrays;
+- the recorder: cohort arrays of horizon x channels x ages;
+- the interpreter and the libraries (numpy, pandas, scipy, mesa, hydra): a fixed base.
+
+The constants below were fitted to the peak resident memory of real runs (``sim bench`` records
+it); the estimate errs on the high side. A configuration whose estimate exceeds the memory the
+machine has available is refused before the run with one line (exit code 2).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sim.config import CHANNELS, SimConfig
+from sim.schema import ConfigError
+
+BASE_BYTES = 250e6  # interpreter, numpy, pandas, scipy, mesa, hydra, matplotlib
+BYTES_PER_PERSON = 120.0  # core columns (~75 B) and the day's temporaries over users
+BYTES_PER_PERSON_PER_MECHANISM = 16.0  # a mechanism's own columns (two float64 or so)
+BYTES_PER_EDGE = 5.0  # int32 neighbour index + uint8 invitation memory, per directed edge
+BUILD_BYTES_PER_EDGE = 40.0  # peak while generating: endpoints, COO copies, CSR conversion
+RECORDER_BYTES_PER_CELL = 16.0  # cohort retained (int32), alive (int32), gmv (float64)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    people: int
+    directed_edges: int
+    graph_bytes: float
+    build_bytes: float
+    people_bytes: float
+    recorder_bytes: float
+
+    @property
+    def peak_bytes(self) -> float:
+        """Peak resident memory: the larger of building the graph and simulating on it."""
+        return BASE_BYTES + max(self.build_bytes, self.graph_bytes + self.people_bytes + self.recorder_bytes)
+
+    def describe(self) -> str:
+        return (f"about {gb(self.peak_bytes)} ({self.people:,} people, {self.directed_edges:,} directed edges: "
+                f"graph {gb(self.graph_bytes)}, people {gb(self.people_bytes)}, building the graph {gb(self.build_bytes)})")
+
+
+def gb(x: float) -> str:
+    return f"{x / 1e9:.2f} GB" if x >= 1e8 else f"{x / 1e6:.0f} MB"
+
+
+def estimate(cfg: SimConfig) -> MemoryEstimate:
+    """The memory a run of ``cfg`` needs (no graph is built; an edge list is sized by its file)."""
+    g, n = cfg.graph, cfg.population.size
+    build_per_edge = BUILD_BYTES_PER_EDGE
+    if g.kind == "complete":
+        edges = 0
+    elif g.kind == "edgelist":
+        # A text edge list takes at least ~4 bytes per line ("1 2\n"); loading it holds Python
+        # tokens per line, so its build cost per edge is larger.
+        size = Path(g.path).expanduser().stat().st_size if g.path and Path(g.path).expanduser().is_file() else 0
+        edges = int(2 * size / 4)
+        n = max(n, 1)
+        build_per_edge = 120.0
+    else:
+        edges = int(n * g.avg_degree)
+    mechanisms = len(cfg.enabled())
+    days = cfg.horizon
+    ages = min(days, 366)
+    return MemoryEstimate(
+        people=n,
+        directed_edges=edges,
+        graph_bytes=edges * BYTES_PER_EDGE + 12.0 * n,
+        build_bytes=edges * build_per_edge + 40.0 * n,
+        people_bytes=n * (BYTES_PER_PERSON + BYTES_PER_PERSON_PER_MECHANISM * mechanisms),
+        recorder_bytes=days * len(CHANNELS) * ages * RECORDER_BYTES_PER_CELL,
+    )
+
+
+def available_bytes() -> float:
+    """Memory this process can still use: MemAvailable, capped by a cgroup limit if there is one."""
+    avail = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = float(line.split()[1]) * 1024
+                break
+    except OSError:
+        pass
+    if avail is None:
+        try:
+            avail = float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            return float("inf")
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            if limit.isdigit() and int(limit) < 1 << 60:
+                avail = min(avail, float(int(limit) - int(Path(usage_file).read_text().strip())))
+                break
+        except (OSError, ValueError):
+            continue
+    return avail
+
+
+def check_memory(cfg: SimConfig, available: float | None = None) -> MemoryEstimate:
+    """Refuse (ConfigError, one line) a configuration that will not fit in the available memory."""
+    est = estimate(cfg)
+    avail = available_bytes() if available is None else available
+    if est.peak_bytes > avail:
+        raise ConfigError(
+            f"population.size = {cfg.population.size:,}: this run needs {est.describe()}, "
+            f"but only {gb(avail)} of memory is available; use fewer people or a sparser graph (graph.avg_degree)")
+    return est

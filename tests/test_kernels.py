@@ -1,0 +1,75 @@
+"""The fast array kernels give exactly what the plain numpy expressions they replace give."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim import behaviour as bh
+from sim.graph.csr import Graph, scatter_add
+
+index_lists = st.lists(st.integers(0, 49), max_size=400)
+
+
+@settings(max_examples=60, deadline=None)
+@given(index_lists, st.sampled_from([np.int16, np.int32, np.uint8]), st.sampled_from([1, -1, 3]))
+def test_scatter_add_equals_add_at(idx, dtype, delta):
+    idx = np.array(idx, dtype=np.int64)
+    if np.dtype(dtype).kind == "u" and delta < 0:
+        delta = 1
+    a = np.random.default_rng(0).integers(0, 100, 50).astype(dtype)
+    b = a.copy()
+    np.add.at(a, idx, np.array(delta).astype(dtype))
+    scatter_add(b, idx, delta)
+    assert np.array_equal(a, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-5, 10**6), max_size=300))
+def test_stable_order_and_occurrences_equal_their_plain_forms(keys):
+    keys = np.array(keys, dtype=np.int64)
+    if keys.size == 0:
+        assert bh.rank_within(keys).size == 0
+        return
+    order, sorted_keys = bh.stable_order(keys)
+    assert np.array_equal(order, np.argsort(keys, kind="stable"))
+    assert np.array_equal(sorted_keys, np.sort(keys))
+    rank, distinct, counts = bh.occurrences(keys)
+    expected = np.array([int(np.sum(keys[:i] == k)) for i, k in enumerate(keys)])
+    assert np.array_equal(rank, expected)
+    d, c = np.unique(keys, return_counts=True)
+    assert np.array_equal(distinct, d) and np.array_equal(counts, c)
+
+
+def test_lookup_tables_equal_the_direct_formulas():
+    k = np.arange(0, 3000, 7)
+    assert np.array_equal(bh._lookup("tenure", 3.0, 0.1, k), (1.0 + k.astype(np.float64) / 3.0) ** -0.1)
+    assert np.array_equal(bh._lookup("friends", 0.0, 0.3, k), (1.0 + k.astype(np.float64)) ** -0.3)
+    assert np.array_equal(bh._lookup("novelty", 2.0, 5.0, k), 1.0 + 2.0 * np.exp(-k.astype(np.float64) / 5.0))
+    assert np.array_equal(bh._lookup("log1p", 0.0, 0.0, k.astype(np.int32)), np.log1p(k.astype(np.int32)))
+    negative = np.array([-2, 0, 5])  # outside the table: computed directly
+    assert np.array_equal(bh._lookup("tenure", 3.0, 0.1, negative), (1.0 + negative / 3.0) ** -0.1)
+
+
+def test_csr_build_matches_a_sort_of_every_directed_edge():
+    rng = np.random.default_rng(3)
+    n = 300
+    u, v = rng.integers(0, n, 4000), rng.integers(0, n, 4000)
+    g = Graph.from_edges(n, u, v)
+    keep = u != v
+    key = np.unique(np.concatenate([u[keep] * n + v[keep], v[keep] * n + u[keep]]))
+    assert np.array_equal(g.indices, key % n)
+    assert np.array_equal(np.repeat(np.arange(n), g.degree), key // n)
+    assert g.indices.dtype == np.int32 and g.indptr.dtype == np.int64
+
+
+def test_stable_order_of_many_keys_equals_a_stable_argsort():
+    keys = np.random.default_rng(5).integers(-50, 2_000, 20_000)
+    order, sorted_keys = bh.stable_order(keys)
+    assert np.array_equal(order, np.argsort(keys, kind="stable"))
+    assert np.array_equal(sorted_keys, np.sort(keys))
+    rank, distinct, counts = bh.occurrences(keys)
+    d, c = np.unique(keys, return_counts=True)
+    assert np.array_equal(distinct, d) and np.array_equal(counts, c)
+    assert np.array_equal(np.bincount(keys - keys.min())[keys - keys.min()] - 1 >= rank, np.ones(keys.size, bool))
