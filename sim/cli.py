@@ -238,13 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _overrides_last(argv: list[str]) -> list[str]:
+    """Let options and key=value overrides mix in any order (``sim run x=1 --no-plots y=2``):
+    argparse wants a positional list in one piece, so the overrides are moved to the end."""
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    return [a for a in argv if a not in overrides] + overrides
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from sim.schema import ConfigError, SimulationError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_overrides_last(argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE

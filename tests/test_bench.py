@@ -19,6 +19,10 @@ from sim.graph import build_graph
 from sim.mechanisms import REGISTRY
 
 
+def test_the_all_mechanisms_scenario_enables_every_registered_mechanism():
+    assert sim.compose("all_mechanisms").enabled() == list(REGISTRY)
+
+
 def test_all_mechanisms_means_every_registered_mechanism():
     cfg = sim.compose("all_mechanisms", ["population.size=1000", *all_mechanisms_overrides()])
     assert cfg.enabled() == list(REGISTRY)

@@ -92,3 +92,10 @@ def test_cli_debug_shows_the_traceback():
     proc = subprocess.run([sys.executable, "-m", "sim.cli", "config", "--debug", "horizon=0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_cli_options_and_overrides_mix_in_any_order():
+    from sim.cli import _overrides_last
+
+    assert _overrides_last(["run", "a=1", "--no-plots", "b=2", "-q"]) == ["run", "--no-plots", "-q", "a=1", "b=2"]
+    assert _overrides_last(["run", "--config", "x.yaml", "seed=3"]) == ["run", "--config", "x.yaml", "seed=3"]
