@@ -110,12 +110,14 @@ def _matrix(table: pd.DataFrame, groups: list[str], metrics: list[str], by: str)
 
     head = "<th>metric</th>" + "".join(f"<th>{html.escape(str(g))}</th>" for g in groups)
     rows = []
+    runs = int(table["n"].max()) if len(table) else 0
     for m in metrics:
         meta = METRICS[m]
         cells = []
         for g in groups:
             r = table[(table[by] == g) & (table["metric"] == m)].iloc[0]
-            cells.append(f"<td>{_cell(r['mean'], r['ci_low'], r['ci_high'], meta.fmt)}</td>")
+            some = f" <span class='ci'>({int(r['n'])} of {runs} runs have a value)</span>" if r["n"] < runs else ""
+            cells.append(f"<td>{_cell(r['mean'], r['ci_low'], r['ci_high'], meta.fmt)}{some}</td>")
         unit = f" ({meta.unit})" if meta.unit else ""
         rows.append(f"<tr><td>{html.escape(meta.label + unit)}</td>{''.join(cells)}</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"

@@ -128,6 +128,13 @@ def test_a_verdict_without_a_clear_winner_says_so():
     assert text.startswith("no clear difference between B and A on profit: B ahead in ")
 
 
+def test_a_baseline_near_zero_gives_the_difference_in_its_unit():
+    a = np.array([-5.0, 5.0, -3.0, 4.0, -1.0])
+    b = a - 1000 + np.array([1.0, -1.0, 2.0, 0.0, -2.0])
+    text = verdict("B", "A", "profit", paired_difference(b, a), "higher", "RMB")
+    assert text == "B falls short of A on profit in 5 of 5 replicates, -1,000 RMB [-1,002 RMB, -998 RMB]"
+
+
 def test_relative_change_of_a_smaller_loss_is_positive():
     a = np.array([-100.0, -110.0, -90.0])
     d = paired_difference(a / 2, a)

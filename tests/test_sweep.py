@@ -65,7 +65,8 @@ def load_sweep_fixture():
     for reward in (5, 20):
         for graph in ("er", "holme_kim"):
             for seed in (0, 1):
-                r = sim.simulate(sim.compose("default", [*TINY, f"graph={graph}", f"mechanisms.referral.inviter_reward={reward}"], seed=seed))
+                r = sim.simulate(sim.compose("default", ["population.size=600", "horizon=15", f"graph={graph}",
+                                                         f"mechanisms.referral.inviter_reward={reward}"], seed=seed))
                 r.summary["sweep"] = {"mechanisms.referral.inviter_reward": reward, "graph": graph, "seed": seed}
                 write_run_folder(r, root / "runs", plots=False, name=f"reward={reward},graph={graph},seed={seed}")
     s = load_sweep(root)

@@ -117,14 +117,16 @@ def _pct(x: float, signed: bool) -> str:
 def _num(x: float, unit: str, signed: bool) -> str:
     if not math.isfinite(x):
         return "–"
-    digits = 0 if round(abs(x), 2) >= 100 else 2
+    digits = 0 if round(abs(x), 2) >= 100 else 1 if round(abs(x), 2) >= 10 else 2
     text = f"{x:+,.{digits}f}" if signed else f"{x:,.{digits}f}"
     return f"{text} {unit}".rstrip()
 
 
 def effect_text(d: PairedDifference, unit: str = "") -> str:
-    """"+12 % [8 %, 16 %]" (relative to the baseline's mean), or absolute when the baseline is 0."""
-    if math.isfinite(d.relative):
+    """"+12 % [8 %, 16 %]" relative to the baseline's mean; in the metric's unit instead when the
+    baseline's mean is 0 or so close to it that percentages mislead (relative interval wider than
+    100 points, e.g. a profit near break-even)."""
+    if math.isfinite(d.relative) and math.isfinite(d.relative_low) and d.relative_high - d.relative_low <= 1.0:
         return f"{_pct(d.relative, True)} [{_pct(d.relative_low, False)}, {_pct(d.relative_high, False)}]"
     return f"{_num(d.mean, unit, True)} [{_num(d.low, unit, False)}, {_num(d.high, unit, False)}]"
 
