@@ -295,6 +295,9 @@ def comparison_horizon(table: pd.DataFrame, strategies: list[str], metrics: list
 
 def comparison_differences(differences: pd.DataFrame, path: Path, label: str) -> Path:
     """Paired differences against the baseline, relative to its mean, with 95 % intervals."""
+    from sim.analysis.comparison import METRICS
+    from sim.analysis.stats import PairedDifference, effect_text
+
     labels = list(dict.fromkeys(differences["label"]))
     strategies = list(dict.fromkeys(differences["strategy"]))
     fig, ax = plt.subplots(figsize=(9, 0.42 * len(labels) * max(1, len(strategies) * 0.6) + 1.5))
@@ -303,11 +306,21 @@ def comparison_differences(differences: pd.DataFrame, path: Path, label: str) ->
     for k, s in enumerate(strategies):
         d = differences[differences["strategy"] == s].set_index("label").reindex(labels)
         y = ys + 0.35 - step * (k + 0.5)
+        colour = STRATEGY_COLOURS[(k + 1) % len(STRATEGY_COLOURS)]
+        # As in the verdicts: a baseline near zero makes percentages meaningless; say it in the unit.
+        width = (d["relative_high"] - d["relative_low"]).to_numpy(dtype=np.float64)
+        ok = np.isfinite(width) & (width <= 1.0)
         rel = 100 * d["relative"].to_numpy(dtype=np.float64)
         err = 100 * np.vstack([d["relative"] - d["relative_low"], d["relative_high"] - d["relative"]]).astype(np.float64)
-        ax.errorbar(rel, y, xerr=np.nan_to_num(err), fmt="o", color=STRATEGY_COLOURS[(k + 1) % len(STRATEGY_COLOURS)],
-                    capsize=3, ms=5, label=f"{s} vs {d['baseline'].iloc[0]}")
+        ax.errorbar(rel[ok], y[ok], xerr=np.nan_to_num(err[:, ok]), fmt="o", color=colour, capsize=3, ms=5,
+                    label=f"{s} vs {d['baseline'].iloc[0]}")
+        for yy, (_, r) in zip(y[~ok], d[~ok].iterrows()):
+            if r["n"] > 0 and np.isfinite(r["mean_difference"]):
+                absolute = PairedDifference(r["mean_difference"], r["ci_low"], r["ci_high"], np.nan, np.nan, np.nan, 0, 0, int(r["n"]))
+                ax.annotate(f"{effect_text(absolute, METRICS[r['metric']].unit)}  (too uncertain in % of the baseline)",
+                            (0, yy), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7.5, color=colour)
     ax.axvline(0, color="black", lw=0.9)
+    ax.set_ylim(-0.6, len(labels) - 0.4)
     ax.set_yticks(ys, labels, fontsize=9)
     _style(ax, "Difference from the baseline (paired over replicates), % of the baseline's mean", "", "% difference")
     ax.legend(fontsize=8, frameon=False)
@@ -345,13 +358,18 @@ def sweep_metric(horizon: pd.DataFrame, param: str, metrics: list[str], path: Pa
     for ax, m in zip(axes.flat, metrics):
         for k, (value, runs) in enumerate(groups):
             t = grouped_table(runs, [param], [m])
-            x = t[param].to_numpy() if numeric else np.arange(len(t))
             colour = STRATEGY_COLOURS[k % len(STRATEGY_COLOURS)]
-            ax.plot(x, t[m], "o-", color=colour, lw=1.5, ms=4, label=None if by is None else f"{_short(by)} = {value}")
-            if t[f"{m}_low"].notna().any():
-                ax.fill_between(x, t[f"{m}_low"], t[f"{m}_high"], color=colour, alpha=0.2, lw=0)
-            if not numeric:
-                ax.set_xticks(x, t[param].astype(str))
+            name = None if by is None else f"{_short(by)} = {value}"
+            if numeric:  # a line with a band: the parameter is a quantity
+                x = t[param].to_numpy()
+                ax.plot(x, t[m], "o-", color=colour, lw=1.5, ms=4, label=name)
+                if t[f"{m}_low"].notna().any():
+                    ax.fill_between(x, t[f"{m}_low"], t[f"{m}_high"], color=colour, alpha=0.2, lw=0)
+            else:  # categories: points with interval bars, side by side, nothing joined
+                x = np.arange(len(t)) + 0.12 * (k - (len(groups) - 1) / 2)
+                err = np.vstack([t[m] - t[f"{m}_low"], t[f"{m}_high"] - t[m]]).astype(np.float64)
+                ax.errorbar(x, t[m], yerr=np.nan_to_num(err), fmt="o", color=colour, capsize=3, ms=5, label=name)
+                ax.set_xticks(np.arange(len(t)), t[param].astype(str))
         meta = METRICS[m]
         _style(ax, meta.label if "horizon" in meta.label else f"{meta.label} at the horizon", meta.unit, param)
         if meta.fmt.endswith("%}"):

@@ -130,7 +130,7 @@ def _experiment_figures(figures: dict[str, Path]) -> str:
         title = name.replace("comparison_", "").replace("sweep_", "").replace("_", " ").capitalize()
         if name.startswith("sweep_") and name != "sweep_heatmap":
             title = f"Against {name[len('sweep_'):]}"
-            caption = ("Each metric at the horizon against this swept parameter: dots are means over seeds, the band the 95 % interval "
+            caption = ("Each metric at the horizon against this swept parameter: dots are means over seeds, the band (or bar) the 95 % interval "
                        "of that mean (other swept parameters are averaged over, or drawn as separate lines).")
         parts.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(caption)}</p>"
                      f"<img src='plots/{Path(path).name}' alt='{html.escape(name)}'>")

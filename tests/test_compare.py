@@ -220,3 +220,14 @@ def test_every_shipped_experiment_is_valid(name):
 
 def test_at_least_three_experiments_ship():
     assert {"referral_reward", "paid_budget", "graph_structure"} <= set(available_experiments())
+
+
+def test_command_line_settings_replace_an_experiments_sweep_values():
+    from sim.experiment import _merge
+
+    _, spec = load_experiment("paid_budget")
+    base = experiment_sweep_overrides(spec)
+    assert "scenario=default" in base and "seed=range(0,5)" in base
+    assert "mechanisms.paid_acquisition.daily_budget=0,250,500,1000,2000,4000,8000" in base
+    merged = _merge(base, ["seed=0,1", "population.size=2000"])
+    assert merged[-2:] == ["seed=0,1", "population.size=2000"] and "seed=range(0,5)" not in merged
