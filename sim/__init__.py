@@ -8,6 +8,7 @@ Python entry points::
     result.summary     # horizon metrics
     comparison = sim.compare(["default", "referral_double"], replicates=30)
     comparison.table, comparison.differences   # horizon metrics with intervals, paired differences
+    check = sim.validate(quick=True)   # stylized facts: check.table, check.passed
 """
 
 __version__ = "0.1.0"
@@ -17,5 +18,7 @@ from sim.engine import GrowthModel  # noqa: E402
 from sim.experiment import Comparison, compare  # noqa: E402
 from sim.runs import RunResult, load_run, run, simulate  # noqa: E402
 from sim.schema import ConfigError, SimulationError  # noqa: E402
+from sim.analysis.validation import Validation, validate  # noqa: E402
 
-__all__ = ["Comparison", "ConfigError", "SimulationError", "GrowthModel", "RunResult", "SimConfig", "__version__", "compare", "compose", "load_run", "run", "simulate"]
+__all__ = ["Comparison", "ConfigError", "GrowthModel", "RunResult", "SimConfig", "SimulationError", "Validation", "__version__",
+           "compare", "compose", "load_run", "run", "simulate", "validate"]

@@ -40,6 +40,18 @@ def incentive_response(reward_rmb: float | np.ndarray, half_rmb: float) -> np.nd
     return reward / (reward + half_rmb) if half_rmb > 0 else np.where(reward > 0, 1.0, 0.0)
 
 
+def nudge_satisfaction(pop: Population, idx: np.ndarray, delta: np.ndarray | float) -> None:
+    """Add ``delta`` to the satisfaction of people ``idx`` (repeats add up), kept within [0, 1].
+
+    The one way mechanisms move satisfaction: relevant recommendations, rewards and tier upgrades raise
+    it; irrelevant pushes, delivery delays and outages lower it."""
+    if np.size(idx) == 0:
+        return
+    delta = np.broadcast_to(np.asarray(delta, dtype=np.float32), np.shape(idx))
+    np.add.at(pop.satisfaction, idx, delta)
+    pop.satisfaction[idx] = np.clip(pop.satisfaction[idx], 0.0, 1.0)
+
+
 def stochastic_round(x: np.ndarray, u: np.ndarray) -> np.ndarray:
     """floor(x + u): an integer with mean x that never falls when x rises for the same u."""
     return np.floor(x + u).astype(np.int64)
@@ -65,6 +77,22 @@ def need_now(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     """Latent demand of ``idx`` today: accrued lazily since it was last brought up to date."""
     rate = pop.seg["need_rate"][pop.segment[idx]] * np.where(pop.state[idx] == State.LOYAL, cfg.loyal_need_ratio, 1.0)
     return np.minimum(cfg.need_cap, pop.need[idx] + rate * (day - pop.need_day[idx]))
+
+
+def add_need(pop: Population, idx: np.ndarray, day: int, amount: np.ndarray | float, cfg) -> None:
+    """Add latent demand (orders) to people ``idx`` today, e.g. the expansion a festival creates.
+
+    The stock is first brought up to date, so later draws today see it; it never exceeds ``need_cap``."""
+    if np.size(idx) == 0:
+        return
+    pop.need[idx] = np.minimum(cfg.need_cap, need_now(pop, idx, day, cfg) + amount)
+    pop.need_day[idx] = day
+
+
+def expected_basket_rmb(pop: Population, idx: np.ndarray, price_level: float = 1.0) -> np.ndarray:
+    """Mean order value (RMB, before discounts) of people ``idx``: what a coupon or points are worth
+    to them (category price levels average 1)."""
+    return pop.seg["basket_rmb"][pop.segment[idx]] * price_level
 
 
 def purchase_probability(need: np.ndarray, relevance: np.ndarray, deal_factor: np.ndarray, conversion: float) -> np.ndarray:
@@ -95,6 +123,12 @@ def churn_hazard(pop: Population, idx: np.ndarray, day: int, cfg, hazard_ratio: 
 
 def churn_probability(hazard: np.ndarray) -> np.ndarray:
     return -np.expm1(-hazard)
+
+
+def reactivation_probability(idle_days: np.ndarray, base: float, half_life_days: float) -> np.ndarray:
+    """Chance a message or coupon brings a lapsed user back: ``base`` at the moment of lapsing, halving
+    every ``half_life_days`` of absence (habits and the app itself are forgotten)."""
+    return base * 0.5 ** (np.maximum(idle_days, 0) / half_life_days)
 
 
 # --------------------------------------------------------------------------------- sharing

@@ -10,6 +10,7 @@
     sim config [scenario=NAME] [key=value ...]            print the resolved configuration
     sim keys [PREFIX]                                     every key: default, unit, allowed values
     sim scenarios                                         the named scenarios, presets and strategies
+    sim validate [--quick] [--fact NAME ...] [key=value ...]   stylized facts: pass or fail, report
 
 Bad input (an unknown key, a value out of range, a broken edge list) prints one line naming the key,
 the value and what is allowed, and exits with code 2; ``--debug`` shows the traceback instead.
@@ -256,6 +257,19 @@ def cmd_scenarios(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from sim.analysis.validation import print_progress, validate
+    from sim.runs import prepare_parent
+
+    prepare_parent(Path(args.out))  # fail before simulating if results cannot be written
+    result = validate(quick=args.quick, overrides=args.overrides, facts=args.fact or None, seed=args.seed,
+                      replicates=args.replicates, progress=None if args.quiet else print_progress)
+    path = result.save(args.out)
+    print(result.text())
+    print(path / "report.html")
+    return 0 if result.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -290,6 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scenarios", parents=[common], help="list named scenarios, platform presets and strategies")
     p.set_defaults(func=cmd_scenarios)
+
+    p = sub.add_parser("validate", parents=[common], help="check the model against stylized facts (exit 1 if any fails)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides applied to every validation run")
+    p.add_argument("--quick", action="store_true", help="small runs (about a minute; for tests)")
+    p.add_argument("--fact", action="append", metavar="NAME", help="run only this fact (repeatable)")
+    p.add_argument("--replicates", type=int, help="seeds per setting (default 3, quick 1)")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--out", default="results/validation", help="folder in which the validation folder is created")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_validate)
     return parser
 
 

@@ -100,6 +100,22 @@ class AdoptionConfig:
 
 
 @dataclass(frozen=True)
+class DiffusionConfig:
+    """A classic diffusion model run on the social graph instead of (or beside) the platform's own
+    adoption (``sim/diffusion.py``; presets ``scenario=ic | lt | bass_network``). One step is one day;
+    adopting means joining the platform through the ``organic`` channel, and adoption is "ever
+    activated" (``cumulative_users``). Linear threshold draws each person's threshold uniformly in
+    [0, 1] once per run and weighs every neighbour equally (1 / degree), as in the textbook model
+    (Kempe, Kleinberg and Tardos 2003)."""
+
+    model: Literal["none", "ic", "lt", "bass"] = param("none", doc="none: off; ic: independent cascade; lt: linear threshold (uniform random thresholds); bass: Bass on the network (p + q x share of adopted friends)")
+    probability: float = param(0.05, lo=0, hi=1, unit="probability per edge", doc="ic: chance a person activated on day t activates each inactive friend on day t+1 (exactly one chance per edge)")
+    seed_fraction: float = param(0.01, lo=0, hi=1, unit="fraction of people", doc="share of people activated at random on day 0 (at least one person when above 0), like NDlib's fraction_infected")
+    p: float = param(0.03, lo=0, hi=1, unit="probability per day", doc="bass: innovation, the daily chance a non-adopter adopts on its own (the textbook 0.03 is per period; here a period is a day)")
+    q: float = param(0.38, lo=0, hi=1, unit="probability per day", doc="bass: imitation, added daily chance when every friend has adopted; scaled by the share of adopted friends (the textbook 0.38 is per period; here a day)")
+
+
+@dataclass(frozen=True)
 class VisitConfig:
     satisfaction_weight: float = param(3.0, lo=0, hi=50, unit="log-odds per unit satisfaction", doc="how much satisfaction raises visit odds")
     habit_weight: float = param(0.1, lo=0, hi=10, unit="log-odds per log visit", doc="habit: visit odds rise with log(1 + past visits)")
@@ -192,6 +208,7 @@ class SimConfig:
     population: PopulationConfig = param(factory=PopulationConfig, doc="people")
     graph: GraphConfig = param(factory=GraphConfig, doc="social graph")
     adoption: AdoptionConfig = param(factory=AdoptionConfig, doc="joining the platform")
+    diffusion: DiffusionConfig = param(factory=DiffusionConfig, doc="classic diffusion models: independent cascade, linear threshold, Bass on the network")
     behaviour: BehaviourConfig = param(factory=BehaviourConfig, doc="the shared behaviour model")
     catalogue: CatalogueConfig = param(factory=CatalogueConfig, doc="products")
     platform: PlatformConfig = param(factory=PlatformConfig, doc="platform economics")

@@ -14,13 +14,14 @@ numbers): the same graph, the same people, the same daily draws until their stat
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import mesa
 import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS, SimConfig
+from sim.diffusion import Diffusion
 from sim.economics import Economics
 from sim.graph import build_graph
 from sim.mechanisms import REGISTRY, STAGES
@@ -79,6 +80,9 @@ class Today:
     recommended: np.ndarray | None = None  # per visitor: a recommended category, or -1
     follow: np.ndarray | None = None  # per visitor: chance an order follows the recommendation
     order_source: np.ndarray | None = None  # per visitor: index into ORDER_SOURCES of what drove an order
+    basket_factor: np.ndarray | None = None  # per visitor: multiplies the order value (topping up a basket)
+    bought: np.ndarray = field(default_factory=lambda: EMPTY)  # positions (into visitors) of the core orders
+    full_price: np.ndarray = field(default_factory=lambda: np.zeros(0))  # RMB per core order before discounts
     buyers: np.ndarray = field(default_factory=lambda: EMPTY)  # one entry per order (a person may repeat)
     basket: np.ndarray = field(default_factory=lambda: np.zeros(0))  # RMB per order, paid by the buyer
     order_category: np.ndarray = field(default_factory=lambda: EMPTY)
@@ -91,11 +95,31 @@ class Today:
 
     # Offers to today's visitors compose: discounts multiply their remaining prices, relevance
     # factors multiply, and the last mechanism to claim an order's source wins.
-    def offer_discount(self, positions: np.ndarray, fraction: np.ndarray | float) -> None:
-        """Give visitors at ``positions`` (indices into ``visitors``) a discount off the price."""
+    def offer_discount(self, positions: np.ndarray, fraction: np.ndarray | float) -> np.ndarray:
+        """Give visitors at ``positions`` (indices into ``visitors``) a discount off the price.
+
+        Returns the share of the full price this offer pays (``fraction`` of what earlier offers left),
+        so the offering mechanism can book its own subsidy with :meth:`subsidy`."""
         if self.discount is None:
             self.discount = np.zeros(self.visitors.size)
+        share = (1.0 - self.discount[positions]) * np.asarray(fraction)
         self.discount[positions] = 1.0 - (1.0 - self.discount[positions]) * (1.0 - np.asarray(fraction))
+        return np.broadcast_to(share, np.shape(positions)).astype(np.float64)
+
+    def enlarge_basket(self, positions: np.ndarray, factor: np.ndarray | float) -> None:
+        """Multiply the order value of visitors at ``positions`` (e.g. topping up to a 满减 threshold)."""
+        if self.basket_factor is None:
+            self.basket_factor = np.ones(self.visitors.size)
+        self.basket_factor[positions] *= factor
+
+    def subsidy(self, share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """After the purchase stage: which core orders used an offer, and what each cost (RMB).
+
+        ``share`` is per visitor (0 where nothing was offered), as returned by :meth:`offer_discount`.
+        Returns the positions (into ``visitors``) of the buyers who used the offer and the cost of each."""
+        used = share[self.bought] > 0
+        pos = self.bought[used]
+        return pos, self.full_price[used] * share[pos]
 
     def boost_relevance(self, positions: np.ndarray, factor: np.ndarray | float) -> None:
         """Multiply the purchase relevance of visitors at ``positions``."""
@@ -149,6 +173,8 @@ class GrowthModel(mesa.Model):
         self.cfg = cfg
         self.streams = Streams(cfg.seed)
         self.graph = graph if graph is not None else self.make_graph(cfg)
+        if self.graph.n != cfg.population.size:  # an edge list sets the market size: resolve it
+            cfg = self.cfg = replace(cfg, population=replace(cfg.population, size=self.graph.n))
         self.pop = Population(cfg, self.graph.n, self.streams.setup("population"))
         self.catalogue = self._catalogue(self.streams.setup("catalogue"))
         self.economics = Economics(cfg.horizon)
@@ -157,6 +183,7 @@ class GrowthModel(mesa.Model):
         self.channel_frailty = np.ones(len(CHANNELS))  # churn-frailty multiplier by acquisition channel
         self.day = -1
         self.pending = bh.Exposures()  # shares made yesterday, evaluated today
+        self.diffusion = Diffusion.build(cfg.diffusion, self)  # a classic diffusion model, or None
         self.mechanisms = [REGISTRY[name](mc) for name, mc in cfg.mechanisms.items() if mc.enabled]
         for m in self.mechanisms:
             for account, category in m.accounts.items():
@@ -254,6 +281,9 @@ class GrowthModel(mesa.Model):
             # Competing channels: the success with the smallest u / p (uniform given success) wins.
             pick = win[bh.first_success(receiver[win], u[win] / prob[win])]
             self._join(receiver[pick], channel[pick], sender[pick])
+        if self.diffusion is not None:
+            adopters = self.diffusion.activate(self)
+            self._join(adopters, np.full(adopters.size, ORGANIC, dtype=np.int8), np.full(adopters.size, -1))
         self._run_hooks("adoption")
 
     def _social_response(self, receiver: np.ndarray, edge: np.ndarray, cfg: SimConfig) -> np.ndarray:
@@ -343,7 +373,11 @@ class GrowthModel(mesa.Model):
         recommended = today.recommended[pos] if today.recommended is not None else None
         follow = today.follow[pos] if today.follow is not None else None
         category = self.choose_category(v[pos], rng, recommended, follow)
-        basket = self.list_price(v[pos], category, rng) * (1.0 - discount[pos])
+        full = self.list_price(v[pos], category, rng)
+        if today.basket_factor is not None:
+            full = full * today.basket_factor[pos]
+        today.bought, today.full_price = pos, full
+        basket = full * (1.0 - discount[pos])
         source = today.order_source[pos] if today.order_source is not None else np.zeros(pos.size, dtype=np.int8)
         self.book_orders(v[pos], basket, category, source, rng)
         self._run_hooks("purchase")

@@ -7,6 +7,7 @@ can be re-plotted from disk without re-simulating.
 - ``cohort_heatmap.png``: weekly join cohorts against weeks since joining;
 - ``money.png``: daily revenue, costs and profit, and their running totals;
 - ``viral.png``: invitations sent and accepted, and the K-factor;
+- ``orders.png``: orders per day by what drove them, and the concentration of sales over categories;
 - ``mechanisms.png``: each enabled mechanism's own daily counters.
 
 Experiments (frames of a comparison or sweep folder):
@@ -172,6 +173,29 @@ def viral(daily: pd.DataFrame, path: Path, label: str) -> Path:
     return _save(fig, path)
 
 
+SOURCE_COLOURS = {"organic": "#8d99ae", "promotion": "#e76f51", "recommendation": "#2a9d8f", "group_buy": "#c44e52",
+                  "assist": "#8172b3", "content": "#937860", "distribution": "#da8bc3", "livestream": "#e9c46a"}
+
+
+def orders(daily: pd.DataFrame, path: Path, label: str) -> Path:
+    """Orders per day stacked by source (daily, so campaign spikes and dips show), and category Gini."""
+    from sim.engine import ORDER_SOURCES
+
+    sources = [s for s in ORDER_SOURCES if f"orders_{s}" in daily and daily[f"orders_{s}"].sum() > 0]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2, 1]})
+    a.stackplot(daily["day"], np.vstack([daily[f"orders_{s}"] for s in sources]), labels=sources,
+                colors=[SOURCE_COLOURS.get(s, "#999999") for s in sources], alpha=0.85, lw=0)
+    _style(a, "Orders per day by what drove them (last touch)", "orders per day")
+    a.legend(loc="upper left", fontsize=8, frameon=False)
+    b.plot(daily["day"], daily["category_gini"], color="#bbbbbb", lw=0.8, label="daily")
+    b.plot(daily["day"], smooth(daily["category_gini"]), color="#264653", lw=1.6, label="7-day mean")
+    b.set_ylim(0, 1)
+    _style(b, "Concentration of sales over categories (Gini)", "Gini")
+    b.legend(fontsize=8, frameon=False)
+    _title(fig, label)
+    return _save(fig, path)
+
+
 def mechanisms(daily: pd.DataFrame, enabled: list[str], path: Path, label: str) -> Path | None:
     """One panel per enabled mechanism with the daily counters it declares (7-day means)."""
     from sim.mechanisms import REGISTRY
@@ -186,6 +210,9 @@ def mechanisms(daily: pd.DataFrame, enabled: list[str], path: Path, label: str) 
     for ax, (name, cols) in zip(axes.flat, panels):
         for col in cols:
             ax.plot(daily["day"], smooth(daily[col]), label=col.replace("_", " "), lw=1.3)
+        peaks = [float(daily[c].abs().max()) for c in cols]
+        if max(peaks) > 50 * min(peaks):  # counters of very different sizes: a log scale shows them all
+            ax.set_yscale("symlog", linthresh=1.0)
         _style(ax, name.replace("_", " "), "per day")
         ax.legend(fontsize=7, frameon=False)
     for ax in list(axes.flat)[len(panels):]:
@@ -209,6 +236,8 @@ def run_plots(result, folder: Path) -> dict[str, Path]:
     }
     if daily["invites_sent"].sum() > 0:
         out["viral"] = viral(daily, folder / "viral.png", label)
+    if (daily["orders"] > daily["orders_organic"]).any():
+        out["orders"] = orders(daily, folder / "orders.png", label)
     panel = mechanisms(daily, cfg.enabled(), folder / "mechanisms.png", label)
     if panel is not None:
         out["mechanisms"] = panel

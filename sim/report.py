@@ -35,6 +35,7 @@ PLOT_CAPTIONS = {
     "retention": "Day-N retention: the share of a cohort that visits on day N after joining (log scale). Steep early loss and flattening curves are typical of apps; curves that sit higher mean a channel brings better users.",
     "cohort_heatmap": "Each row is a week of joiners, each column a week since joining; colour is the mean share visiting per day. Rows that fade faster are worse cohorts.",
     "money": "Money per day (left) and running totals (right). Profit = revenue - incentives - acquisition - fraud losses.",
+    "orders": "Left: orders per day by what drove them, credited to the last touch (a discount, a followed recommendation, ...), so part of the credit is not causal; spikes are campaigns, and the dips after them are purchases pulled forward. Right: the Gini coefficient of the day's orders over product categories; recommendations that favour best-sellers push it up.",
     "mechanisms": "Each enabled mechanism's own daily counters (7-day means): what it did, day by day.",
     "viral": "The viral loop: invitations sent and accepted per day, and the K-factor (accepted invitations per new user). K above 1 means each new user brings more than one more.",
 }

@@ -76,7 +76,7 @@ def simulate(cfg: SimConfig, progress=None) -> RunResult:
         "wall_seconds": round(time.perf_counter() - t0, 4),
         "mechanisms": cfg.enabled(),
     })
-    return RunResult(cfg, daily, model.metrics.cohorts(), channel_table(model, daily), info, model=model)
+    return RunResult(model.cfg, daily, model.metrics.cohorts(), channel_table(model, daily), info, model=model)
 
 
 def run(scenario: str = "default", overrides: Sequence[str] = (), seed: int | None = None,

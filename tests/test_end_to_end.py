@@ -101,3 +101,10 @@ def test_cli_unwritable_results_folder_fails_before_simulating(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: out = ") and "cannot create the results folder" in proc.stderr
+
+
+def test_an_edge_list_sets_the_population_in_the_resolved_config(tmp_path):
+    edges = tmp_path / "g.txt"
+    edges.write_text("# nodes: 300\n" + "".join(f"{i} {(i * 7 + 1) % 300}\n" for i in range(300)))
+    r = sim.simulate(sim.compose("default", ["graph=edgelist", f"graph.path={edges}", "horizon=5"]))
+    assert r.config.population.size == 300 and r.summary["population"] == 300

@@ -1,4 +1,6 @@
-"""Analysis of simulation output: what runs mean, kept apart from which runs to make (``sim.experiment``).
+"""Analysis of model runs: what runs mean, kept apart from which runs to make (``sim.experiment``).
 
-- ``stats``: means with intervals over replicates, paired differences between strategies, verdicts.
+- ``stats``: means with intervals over replicates, paired differences between strategies, verdicts;
+- ``comparison``: the frames of a comparison or sweep (horizon metrics with intervals, differences);
+- ``validation``: validation against stylized facts.
 """

@@ -20,5 +20,6 @@ def register(cls: type[Mechanism]) -> type[Mechanism]:
 
 # Import order is hook order within a stage.
 from sim.mechanisms import paid_acquisition, referral  # noqa: E402,F401
+from sim.mechanisms import recommendations, promotions, loyalty, push, winback, fraud, service  # noqa: E402,F401
 
 __all__ = ["REGISTRY", "STAGES", "Mechanism", "MechanismConfig", "register"]

@@ -1,0 +1,226 @@
+"""Loyalty programme (会员体系): points, daily check-ins, membership tiers and paid membership.
+
+What it models (seed document 003: tiers regular, silver, gold, points; seed 001: loyal users
+repurchase about 40 % more, membership about +25 % repurchase):
+- points: every RMB spent earns ``points_per_rmb`` points (more in higher tiers), new users get
+  ``welcome_points``, worth ``point_value_rmb`` each; a visitor holding at least ``redeem_min_points``
+  pays up to ``max_redeem_share`` of an order with points (with chance ``redeem_propensity``). The
+  redeemed value is booked as an incentive cost when spent; the value of points held by users (not
+  churned) is reported daily as ``points_liability`` (points of churned users lapse: breakage);
+- check-ins (签到): a visitor checks in with chance ``checkin_rate`` and earns ``checkin_points``, more
+  for a longer unbroken streak of daily check-ins (up to ``streak_cap`` days); a running streak raises
+  the next day's visit log-odds (loss aversion: nobody wants to break a streak);
+- tiers: lifetime spend of ``silver_spend_rmb`` / ``gold_spend_rmb`` makes a user silver / gold; a tier
+  multiplies churn hazard (``*_hazard_ratio``) and purchase intensity (``*_repurchase``), and an upgrade
+  raises satisfaction;
+- paid membership (付费会员, optional): a visitor joins for ``fee_rmb`` per ``period_days`` with a chance
+  that grows with the expected saving (``member_discount`` x their expected spend per period against
+  the fee); members get the discount on every order, churn less (``paid_hazard_ratio``, partly the
+  sunk cost) and renew with chance ``renewal`` if still engaged. Fees are revenue; discounts incentives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim import behaviour as bh
+from sim.mechanisms import register
+from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.population import State
+from sim.schema import param, require
+
+TIERS = ("regular", "silver", "gold")
+
+
+@dataclass(frozen=True)
+class LoyaltyConfig(MechanismConfig):
+    points_per_rmb: float = param(1.0, lo=0, hi=1000, unit="points per RMB", doc="points earned per RMB spent by a regular member")
+    point_value_rmb: float = param(0.01, lo=0, hi=100, unit="RMB per point", doc="what a point is worth when redeemed")
+    welcome_points: float = param(200.0, lo=0, hi=1e7, unit="points", doc="points given to every new user")
+    redeem_min_points: float = param(500.0, lo=0, unit="points", doc="balance needed before points can be redeemed")
+    max_redeem_share: float = param(0.3, lo=0, hi=1, unit="fraction of an order", doc="largest share of an order payable with points")
+    redeem_propensity: float = param(0.5, lo=0, hi=1, unit="probability per visit", doc="chance a visitor with enough points uses them")
+    checkin_rate: float = param(0.5, lo=0, hi=1, unit="probability per visit", doc="chance a visitor checks in (签到)")
+    checkin_points: float = param(10.0, lo=0, hi=1e6, unit="points", doc="points for a check-in on the first day of a streak")
+    streak_bonus: float = param(0.2, lo=0, hi=10, unit="fraction per day", doc="extra check-in points per further day of the streak")
+    streak_cap: int = param(7, lo=1, hi=365, unit="days", doc="streak length beyond which the bonus and the pull stop growing")
+    streak_visit_uplift: float = param(0.4, lo=0, hi=10, unit="log-odds", doc="visit log-odds added the day after a check-in, at a full streak")
+    silver_spend_rmb: float = param(300.0, lo=0, unit="RMB", doc="lifetime spend that makes a user silver")
+    gold_spend_rmb: float = param(1000.0, lo=0, unit="RMB", doc="lifetime spend that makes a user gold")
+    silver_hazard_ratio: float = param(0.85, lo=0, hi=1, unit="hazard ratio", doc="churn hazard of silver members relative to regular")
+    gold_hazard_ratio: float = param(0.65, lo=0, hi=1, unit="hazard ratio", doc="churn hazard of gold members relative to regular")
+    silver_repurchase: float = param(1.1, lo=1, hi=10, unit="multiplier", doc="purchase intensity of silver members")
+    gold_repurchase: float = param(1.25, lo=1, hi=10, unit="multiplier", doc="purchase intensity of gold members (seed 001: membership +25 % repurchase)")
+    silver_points_multiplier: float = param(1.25, lo=1, hi=10, unit="multiplier", doc="points earned per RMB by silver members relative to regular")
+    gold_points_multiplier: float = param(1.5, lo=1, hi=10, unit="multiplier", doc="points earned per RMB by gold members relative to regular")
+    upgrade_satisfaction: float = param(0.05, lo=0, hi=1, unit="satisfaction", doc="satisfaction gained on reaching a higher tier")
+    paid_membership: bool = param(False, doc="offer a paid membership (fee, discount on every order)")
+    fee_rmb: float = param(15.0, lo=0, lo_open=True, unit="RMB per period", doc="membership fee")
+    period_days: int = param(30, lo=1, hi=3650, unit="days", doc="length of a paid membership period")
+    member_discount: float = param(0.05, lo=0, hi=0.9, unit="fraction of price", doc="discount members get on every order")
+    uptake: float = param(0.02, lo=0, hi=1, unit="probability per visit", doc="chance a visitor joins when the expected saving far exceeds the fee")
+    renewal: float = param(0.7, lo=0, hi=1, unit="probability", doc="chance an engaged member renews at the end of a period")
+    paid_hazard_ratio: float = param(0.75, lo=0, hi=1, unit="hazard ratio", doc="churn hazard of paid members relative to others of their tier")
+    paid_repurchase: float = param(1.15, lo=1, hi=10, unit="multiplier", doc="purchase intensity of paid members (they buy here to use what they paid for)")
+
+    def check(self, path: str) -> None:
+        require(self.gold_spend_rmb >= self.silver_spend_rmb, f"{path}.gold_spend_rmb", self.gold_spend_rmb,
+                f"must be at least silver_spend_rmb ({self.silver_spend_rmb})")
+
+
+@register
+class Loyalty(Mechanism):
+    name = "loyalty"
+    Config = LoyaltyConfig
+    columns = ("points_issued", "points_redeemed", "points_liability", "checkins", "members_regular", "members_silver",
+               "members_gold", "paid_members", "membership_fees")
+    accounts = {"loyalty_points": "incentive", "member_discounts": "incentive", "membership_fees": "revenue"}
+
+    def setup(self, model) -> None:
+        c, pop = self.config, model.pop
+        self.points = pop.add_column("loyalty_points", np.float64)
+        self.tier = pop.add_column("loyalty_tier", np.int8)
+        self.streak = pop.add_column("checkin_streak", np.int16)
+        self.last_checkin = pop.add_column("last_checkin_day", np.int32, fill=-10)
+        self.member_until = pop.add_column("paid_member_until", np.int32, fill=-1)
+        self.hazard = np.array([1.0, c.silver_hazard_ratio, c.gold_hazard_ratio], dtype=np.float32)
+        self.repurchase = np.array([1.0, c.silver_repurchase, c.gold_repurchase])
+        self.earn = c.points_per_rmb * np.array([1.0, c.silver_points_multiplier, c.gold_points_multiplier])
+        self.redeem_share = self.member_share = None
+        self.checked_in = np.zeros(0, dtype=np.int64)  # who checked in on the last day
+        # Expected spend per period of each segment: what a membership would save them.
+        seg = pop.seg
+        self.period_spend = seg["need_rate"] * seg["basket_rmb"] * model.cfg.platform.price_level * c.period_days
+
+    def farmable(self, model) -> dict[str, float]:
+        """What a fake account could farm (RMB): welcome points, and check-in points per day."""
+        c = self.config
+        full_streak = c.checkin_points * (1.0 + c.streak_bonus * (c.streak_cap - 1))
+        return {"signup": c.welcome_points * c.point_value_rmb, "daily": full_streak * c.point_value_rmb}
+
+    def _members(self, idx: np.ndarray, day: int) -> np.ndarray:
+        return self.member_until[idx] >= day
+
+    # ------------------------------------------------------------------ stage hooks
+    def adoption(self, model) -> None:
+        new = model.today.new_users
+        if new.size and self.config.welcome_points:
+            self.points[new] += self.config.welcome_points
+            model.today.count("points_issued", new.size * self.config.welcome_points * self.config.point_value_rmb)
+
+    def visit(self, model) -> None:
+        c, pop = self.config, model.pop
+        if c.streak_visit_uplift == 0:
+            return
+        on = self.checked_in  # yesterday's check-ins, if they are still users
+        on = on[(pop.state[on] >= State.ACTIVE) & (pop.state[on] <= State.DORMANT)]
+        pull = c.streak_visit_uplift * np.minimum(self.streak[on], c.streak_cap) / c.streak_cap
+        model.today.visit_boost[on] += pull.astype(np.float32)
+
+    def browse(self, model) -> None:
+        c, pop, today, day = self.config, model.pop, model.today, model.day
+        v = today.visitors
+        self.redeem_share = self.member_share = None
+        if v.size == 0:
+            return
+        rng = self.rng(model)
+        factor = self.repurchase[self.tier[v]]
+        member = self._members(v, day)
+        factor = np.where(member, factor * c.paid_repurchase, factor)
+        today.boost_relevance(np.arange(v.size), factor)
+        if c.paid_membership and member.any():
+            pos = np.flatnonzero(member)
+            self.member_share = np.zeros(v.size)
+            self.member_share[pos] = today.offer_discount(pos, c.member_discount)
+        value = self.points[v] * c.point_value_rmb
+        can = (self.points[v] >= max(c.redeem_min_points, 1e-9)) & (rng.random(v.size) < c.redeem_propensity)
+        pos = np.flatnonzero(can)
+        if pos.size and c.point_value_rmb > 0:
+            basket = bh.expected_basket_rmb(pop, v[pos], model.cfg.platform.price_level)
+            self.redeem_share = np.zeros(v.size)
+            self.redeem_share[pos] = today.offer_discount(pos, np.minimum(c.max_redeem_share, value[pos] / basket))
+
+    def purchase(self, model) -> None:
+        c, today = self.config, model.today
+        if self.member_share is not None:
+            _, cost = today.subsidy(self.member_share)
+            model.economics.book("member_discounts", float(cost.sum()))
+        if self.redeem_share is not None:
+            used, cost = today.subsidy(self.redeem_share)
+            buyers = today.visitors[used]
+            # Points pay at most what the buyer holds (the expected basket may differ from the order).
+            cost = np.minimum(cost, self.points[buyers] * c.point_value_rmb)
+            np.subtract.at(self.points, buyers, cost / c.point_value_rmb)
+            np.maximum(self.points, 0.0, out=self.points)
+            model.economics.book("loyalty_points", float(cost.sum()))
+            today.count("points_redeemed", float(cost.sum()))
+
+    def retention(self, model) -> None:
+        pop, day = model.pop, model.day
+        users = pop.alive()
+        ratio = self.hazard[self.tier[users]]
+        if self.config.paid_membership:
+            ratio = np.where(self._members(users, day), ratio * np.float32(self.config.paid_hazard_ratio), ratio)
+        special = ratio != 1.0
+        model.today.hazard_ratio[users[special]] *= ratio[special]
+
+    def settle(self, model) -> None:
+        c, pop, today, day = self.config, model.pop, model.today, model.day
+        rng = self.rng(model)
+        if today.buyers.size:
+            earned = today.basket * self.earn[self.tier[today.buyers]]
+            np.add.at(self.points, today.buyers, earned)
+            today.count("points_issued", float(earned.sum()) * c.point_value_rmb)
+        self._checkins(model, rng)
+        self._tiers(model)
+        if c.paid_membership:
+            self._paid_membership(model, rng)
+        users = pop.alive()
+        today.count("points_liability", float(self.points[users].sum()) * c.point_value_rmb)
+        counts = np.bincount(self.tier[users], minlength=len(TIERS))
+        for k, name in enumerate(TIERS):
+            today.count(f"members_{name}", counts[k])
+        today.count("paid_members", int(np.count_nonzero(self._members(users, day))))
+
+    def _checkins(self, model, rng: np.random.Generator) -> None:
+        c, day, v = self.config, model.day, model.today.visitors
+        who = v[rng.random(v.size) < c.checkin_rate]  # visitors are distinct people
+        self.checked_in = who
+        if who.size == 0:
+            return
+        self.streak[who] = np.where(self.last_checkin[who] == day - 1, self.streak[who] + 1, 1).astype(np.int16)
+        self.last_checkin[who] = day
+        pts = c.checkin_points * (1.0 + c.streak_bonus * (np.minimum(self.streak[who], c.streak_cap) - 1))
+        self.points[who] += pts
+        model.today.count("checkins", who.size)
+        model.today.count("points_issued", float(pts.sum()) * c.point_value_rmb)
+
+    def _tiers(self, model) -> None:
+        c, pop = self.config, model.pop
+        buyers = model.today.buyers
+        if buyers.size == 0:
+            return
+        buyers = np.unique(buyers)
+        spend = pop.spend[buyers]
+        new = np.where(spend >= c.gold_spend_rmb, 2, np.where(spend >= c.silver_spend_rmb, 1, 0)).astype(np.int8)
+        up = new > self.tier[buyers]
+        self.tier[buyers[up]] = new[up]
+        bh.nudge_satisfaction(pop, buyers[up], c.upgrade_satisfaction)
+
+    def _paid_membership(self, model, rng: np.random.Generator) -> None:
+        c, pop, day, today = self.config, model.pop, model.day, model.today
+        users = pop.alive()
+        due = users[self.member_until[users] == day]  # last day of a period: renew or lapse
+        engaged = (pop.state[due] == State.ACTIVE) | (pop.state[due] == State.LOYAL)
+        renew = due[engaged & (rng.random(due.size) < c.renewal)]
+        v = np.unique(today.visitors)
+        v = v[~self._members(v, day)]
+        saving = c.member_discount * self.period_spend[pop.segment[v]] / c.fee_rmb
+        join = v[rng.random(v.size) < c.uptake * saving / (1.0 + saving)]
+        self.member_until[renew] = day + c.period_days
+        self.member_until[join] = day + c.period_days
+        fees = c.fee_rmb * (renew.size + join.size)
+        model.economics.book("membership_fees", fees)
+        today.count("membership_fees", fees)

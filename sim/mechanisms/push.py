@@ -1,0 +1,101 @@
+"""Push notifications (推送): a nudge to open the app, paid for in fatigue.
+
+What it models: every user who has not opted out receives ``per_day`` notifications a day on
+average (a fractional rate is spread over days). Each push raises today's visit log-odds, by
+``relevant_uplift`` if its content matches the user's taste and by ``irrelevant_uplift`` if not;
+several pushes on one day add up with diminishing effect (each further one counts ``repeat_decay``
+times the previous). Push content is relevant with chance ``relevance``, or, when the
+recommendations mechanism is on, with the chance its strategy matches the user's taste (personalised
+recommendation makes pushes relevant). Every push adds fatigue (irrelevant ones ``irrelevant_fatigue``
+times as much); fatigue decays by ``fatigue_decay`` a day and damps the effect of further pushes.
+Past ``tolerance`` users opt out of notifications at a daily rate that grows with the excess
+(``optout_rate``), and a share ``uninstall_share`` of those who opt out uninstall the app (churn).
+Irrelevant pushes also cost satisfaction, which lowers visits and raises churn everywhere.
+
+With these ingredients a moderate frequency raises daily active users; a high one burns the base:
+an interior optimum in the frequency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim import behaviour as bh
+from sim.mechanisms import register
+from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.schema import param
+
+
+@dataclass(frozen=True)
+class PushConfig(MechanismConfig):
+    per_day: float = param(1.0, lo=0, hi=50, unit="notifications per user per day", doc="push frequency")
+    relevance: float = param(0.3, lo=0, hi=1, unit="probability", doc="chance a push matches the user's taste (used when the recommendations mechanism is off)")
+    relevant_uplift: float = param(1.0, lo=0, hi=10, unit="log-odds", doc="visit log-odds added by a relevant push to a rested user")
+    irrelevant_uplift: float = param(0.5, lo=0, hi=10, unit="log-odds", doc="visit log-odds added by an irrelevant push to a rested user")
+    repeat_decay: float = param(0.6, lo=0, hi=1, unit="multiplier", doc="each further push on the same day counts this much of the previous one")
+    fatigue_decay: float = param(0.85, lo=0, hi=1, unit="fraction kept per day", doc="how much fatigue remains after a day")
+    irrelevant_fatigue: float = param(2.0, lo=0, hi=20, unit="multiplier", doc="fatigue added by an irrelevant push relative to a relevant one")
+    fatigue_damping: float = param(0.05, lo=0, hi=10, unit="per unit fatigue", doc="effect of a push x exp(-fatigue_damping x fatigue)")
+    tolerance: float = param(15.0, lo=0, lo_open=True, unit="fatigue", doc="fatigue beyond which users start to opt out")
+    optout_rate: float = param(0.02, lo=0, hi=1, unit="probability per day per unit of excess fatigue / tolerance", doc="daily opt-out chance per relative excess of fatigue over tolerance")
+    uninstall_share: float = param(0.3, lo=0, hi=1, unit="fraction", doc="share of opt-outs who uninstall the app (churn)")
+    annoyance: float = param(0.001, lo=0, hi=1, unit="satisfaction per push", doc="satisfaction lost per irrelevant push")
+
+
+@register
+class Push(Mechanism):
+    name = "push"
+    Config = PushConfig
+    columns = ("pushes_sent", "push_optouts", "push_uninstalls", "push_opted_out_users")
+
+    def setup(self, model) -> None:
+        self.fatigue = model.pop.add_column("push_fatigue", np.float32)
+        self.opted_out = model.pop.add_column("push_opted_out", np.bool_)
+
+    def _relevance(self, model, users: np.ndarray) -> np.ndarray:
+        rec = model.get_mechanism("recommendations")
+        if rec is None or rec.config.strategy == "none":
+            return np.full(users.size, self.config.relevance)
+        return rec.relevance_rate(model, users)
+
+    def visit(self, model) -> None:
+        c, pop, today = self.config, model.pop, model.today
+        self.fatigue *= np.float32(c.fatigue_decay)
+        if c.per_day <= 0:
+            return
+        rng = self.rng(model)
+        users = pop.alive()
+        users = users[~self.opted_out[users]]
+        n = bh.stochastic_round(np.full(users.size, c.per_day), rng.random(users.size))
+        sent = users[n > 0]
+        n = n[n > 0]
+        relevant = rng.binomial(n, self._relevance(model, sent))
+        irrelevant = n - relevant
+        # Pushes in a day add up with diminishing effect, relevant ones first: total weight of k
+        # pushes is (1 - d^k) / (1 - d); damped by the fatigue carried in from earlier days.
+        k = np.arange(int(n.max(initial=0)) + 1, dtype=np.float64)
+        weight = k if c.repeat_decay >= 1 else (1.0 - c.repeat_decay ** k) / (1.0 - c.repeat_decay)
+        w_rel = weight[relevant]
+        w_irr = weight[n] - w_rel
+        damp = np.exp(-c.fatigue_damping * self.fatigue[sent])
+        today.visit_boost[sent] += (damp * (c.relevant_uplift * w_rel + c.irrelevant_uplift * w_irr)).astype(np.float32)
+        self.fatigue[sent] += (relevant + c.irrelevant_fatigue * irrelevant).astype(np.float32)
+        bh.nudge_satisfaction(pop, sent, -c.annoyance * irrelevant)
+        today.count("pushes_sent", int(n.sum()))
+
+    def retention(self, model) -> None:
+        c, pop, today = self.config, model.pop, model.today
+        alive = pop.alive()
+        users = alive[~self.opted_out[alive] & (self.fatigue[alive] > c.tolerance)]
+        if users.size:
+            rng = self.rng(model)
+            excess = self.fatigue[users] / c.tolerance - 1.0
+            out = users[rng.random(users.size) < np.minimum(1.0, c.optout_rate * excess)]
+            self.opted_out[out] = True
+            gone = out[rng.random(out.size) < c.uninstall_share]
+            model.churn(gone)
+            today.count("push_optouts", out.size)
+            today.count("push_uninstalls", gone.size)
+        today.count("push_opted_out_users", int(np.count_nonzero(self.opted_out[alive])))

@@ -1,0 +1,144 @@
+"""Promotions: the bump, the dip after it, what discounts cost, and the deal seekers they draw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim
+
+# A closed population (no invitations, word of mouth, ads or campaign sign-ups) isolates what a
+# campaign does to the purchases of the people already there.
+CLOSED = ("population.size=5000", "horizon=60", "adoption.seed_users=3000", "adoption.word_of_mouth_conversion=0",
+          "mechanisms.referral.enabled=false", "mechanisms.paid_acquisition.enabled=false",
+          "mechanisms.promotions.enabled=true", "mechanisms.promotions.acquisition_rate=0")
+
+
+def campaigns(*items: str) -> str:
+    return "mechanisms.promotions.campaigns=[" + ",".join("{" + i + "}" for i in items) + "]"
+
+
+def orders(seed: int, *overrides: str) -> np.ndarray:
+    return sim.simulate(sim.compose("default", [*CLOSED, *overrides], seed=seed)).daily["orders"].to_numpy()
+
+
+def test_promotion_raises_orders_during_the_campaign_and_a_dip_follows():
+    """Pure acceleration (no expansion): the purchases of the sale come out of later weeks."""
+    during, after = [], []
+    for seed in range(4):
+        base = orders(seed, campaigns(), "mechanisms.promotions.expansion=0")
+        sale = orders(seed, campaigns("kind:festival,start:40,days:3,discount:0.3"), "mechanisms.promotions.expansion=0")
+        diff = sale - base
+        assert (diff[:37] == 0).all()  # nothing changes before anyone knows of the campaign
+        during.append(diff[40:43].sum())
+        after.append(diff[43:50].sum())
+    assert min(during) > 50, during
+    assert max(after) < 0, after  # every seed: orders below the no-promotion baseline after the sale
+
+
+def test_deal_sensitive_users_hold_back_before_a_festival():
+    lull = []
+    for seed in range(2):
+        base = orders(seed, campaigns())
+        sale = orders(seed, campaigns("kind:festival,start:40,days:3,discount:0.3"), "mechanisms.promotions.anticipation_days=3")
+        lull.append((sale - base)[37:40].sum())
+    assert max(lull) < 0, lull
+
+
+def test_discount_cost_is_the_discount_on_the_orders_that_used_it():
+    d = 0.25
+    r = sim.simulate(sim.compose("default", [*CLOSED, campaigns(f"kind:flash_sale,start:10,days:2,discount:{d}")]))
+    day = r.daily.set_index("day")
+    on = day.loc[10:11]
+    assert (on["orders_promotion"] == on["orders"]).all()  # everyone was offered it
+    # Buyers paid (1 - d) of the full price; the platform paid d of it.
+    np.testing.assert_allclose(on["discount_cost"], on["gmv"] * d / (1 - d), rtol=1e-9)
+    assert day["discount_cost"].drop(index=[10, 11]).sum() == 0
+    assert day["cost_promotion_discounts"].sum() == pytest.approx(day["discount_cost"].sum())
+
+
+def test_a_campaign_stops_when_its_budget_is_spent():
+    r = sim.simulate(sim.compose("default", [*CLOSED, campaigns("kind:flash_sale,start:5,days:30,discount:0.3,budget:800")]))
+    cost = r.daily["discount_cost"].to_numpy()
+    spent = np.cumsum(cost)
+    out = int(np.argmax(spent >= 800))
+    assert 5 <= out < 34 and cost[out + 1:].sum() == 0  # no offers after the day the budget ran out
+    assert spent[out] < 800 + cost[out] + 1e-9
+
+
+def test_single_use_coupons_are_used_once_per_user():
+    cfg = sim.compose("default", [*CLOSED, campaigns("kind:coupon,start:0,days:60,discount:0.2")])
+    model = sim.GrowthModel(cfg).run()
+    used = np.count_nonzero(model.pop.extra["promotion_coupon_used"] == 0)  # run key of campaign 0, run 0
+    promo_orders = model.metrics.series["orders_promotion"].sum()
+    assert used == promo_orders > 0
+
+
+def test_threshold_discounts_raise_the_order_value():
+    def value_per_order(kind):
+        r = sim.simulate(sim.compose("default", [*CLOSED, campaigns(f"kind:{kind},start:10,days:5,discount:0.2")]))
+        on = r.daily.iloc[10:15]
+        return (on["gmv"] + on["discount_cost"]).sum() / on["orders"].sum()
+    assert value_per_order("threshold") > 1.15 * value_per_order("flash_sale")
+
+
+def test_deep_discounts_draw_deal_seekers_who_leave_when_the_deals_stop():
+    deep = campaigns("kind:flash_sale,start:0,days:40,discount:0.6")
+    base = ["population.size=8000", "horizon=80", "mechanisms.promotions.enabled=true"]
+    drawn, left_with, left_without = [], [], []
+    for seed in range(2):
+        model = sim.GrowthModel(sim.compose("default", [*base, deep], seed=seed))
+        calm = sim.GrowthModel(sim.compose("default", [*base, deep, "mechanisms.promotions.withdrawal_hazard=0"], seed=seed))
+        seeker = model.pop.segment_names.index("deal_seeker")
+        promotions = model.get_mechanism("promotions")
+        for _ in range(40):
+            model.step()
+            calm.step()
+            new = model.today.new_users
+            drawn.append(model.pop.segment[new[np.isin(new, promotions.targets)]])
+        seekers = [np.count_nonzero((m.pop.segment == seeker) & m.pop.users_mask()) for m in (model, calm)]
+        model.run()
+        calm.run()
+        later = [np.count_nonzero((m.pop.segment == seeker) & m.pop.users_mask()) for m in (model, calm)]
+        left_with.append(1 - later[0] / seekers[0])
+        left_without.append(1 - later[1] / seekers[1])
+    drawn = np.concatenate(drawn)
+    # Deal seekers (35 % of people) are over-represented among those the deep discounts drew in ...
+    assert drawn.size > 30 and np.mean(drawn == seeker) > 0.45
+    # ... and once the deals stop, deal seekers leave faster than they would without the habit.
+    assert all(w > wo for w, wo in zip(left_with, left_without)), (left_with, left_without)
+    assert np.mean(left_with) > 1.1 * np.mean(left_without), (left_with, left_without)
+
+
+def test_a_campaign_calendar_is_checked_at_the_edge():
+    with pytest.raises(sim.ConfigError, match=r"campaigns\[0\]\.kind = 'flash': allowed is one of"):
+        sim.compose("default", [campaigns("kind:flash,start:1,days:2,discount:0.2")])
+    with pytest.raises(sim.ConfigError, match=r"campaigns\[0\]\.every = 3: allowed is 0 \(once\) or at least"):
+        sim.compose("default", [campaigns("kind:coupon,start:1,days:5,discount:0.2,every:3")])
+    with pytest.raises(sim.ConfigError, match=r"campaigns\[0\]\.discount = 0.95"):
+        sim.compose("default", [campaigns("kind:coupon,start:1,days:5,discount:0.95")])
+
+
+def test_repeated_campaigns_run_on_their_days_only():
+    r = sim.simulate(sim.compose("default", [*CLOSED, campaigns("kind:flash_sale,start:3,days:1,discount:0.2,every:7")]))
+    running = np.flatnonzero(r.daily["campaigns_running"].to_numpy())
+    assert list(running) == list(range(3, 60, 7))
+
+
+def test_discounts_from_two_mechanisms_compose_and_each_pays_its_share():
+    """Offers multiply what earlier ones left; the shares each mechanism books add up to the discount."""
+    from sim.engine import Today
+
+    today = Today(day=0, n=10, exposures=None)
+    today.visitors = np.arange(4)
+    first = today.offer_discount(np.array([0, 1, 2]), 0.2)
+    second = today.offer_discount(np.array([1, 2, 3]), np.array([0.5, 0.1, 0.3]))
+    np.testing.assert_allclose(today.discount, [0.2, 0.6, 0.28, 0.3])
+    share_a, share_b = np.zeros(4), np.zeros(4)
+    share_a[[0, 1, 2]], share_b[[1, 2, 3]] = first, second
+    np.testing.assert_allclose(share_a + share_b, today.discount)
+    today.bought, today.full_price = np.array([1, 3]), np.array([100.0, 50.0])
+    used, cost = today.subsidy(share_a)
+    assert list(used) == [1] and cost == pytest.approx([20.0])
+    used, cost = today.subsidy(share_b)
+    assert list(used) == [1, 3] and cost == pytest.approx([40.0, 15.0])

@@ -1,0 +1,47 @@
+"""Service quality: festival peaks overload delivery, outages empty the app, both cost goodwill."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim
+
+FESTIVAL = "mechanisms.promotions.campaigns=[{kind:festival,start:40,days:3,discount:0.3}]"
+BASE = ("population.size=6000", "horizon=70", "mechanisms.service.enabled=true", "mechanisms.promotions.enabled=true", FESTIVAL)
+
+
+def test_festival_peaks_overload_delivery_and_cost_satisfaction():
+    r = sim.simulate(sim.compose("default", list(BASE)))
+    late = r.daily["late_orders"].to_numpy()
+    assert late[40:43].sum() > 0.2 * r.daily["orders"][40:43].sum()
+    assert late[50:].sum() == 0  # capacity suffices in ordinary weeks after the ramp-up
+    model = sim.GrowthModel(sim.compose("default", list(BASE))).run()
+    calm = sim.GrowthModel(sim.compose("default", [*BASE, "mechanisms.service.delay_shock=0"])).run()
+    users = model.pop.alive()
+    assert model.pop.satisfaction[model.pop.joined_day >= 0].mean() < calm.pop.satisfaction[calm.pop.joined_day >= 0].mean()
+    assert users.size <= calm.pop.alive().size
+
+
+def test_late_orders_are_the_orders_beyond_capacity():
+    r = sim.simulate(sim.compose("default", list(BASE)))
+    d = r.daily
+    over = (d["orders"] - d["delivery_capacity"]).clip(lower=0)
+    busy = over > 30
+    assert busy.any()
+    # Each order beyond capacity is late with the matching chance: about (orders - capacity) late.
+    np.testing.assert_allclose(d["late_orders"][busy], over[busy], rtol=0.35)
+
+
+def test_compensation_is_paid_per_late_order():
+    r = sim.simulate(sim.compose("default", [*BASE, "mechanisms.service.delay_compensation_rmb=4"]))
+    assert r.daily["cost_delay_compensation"].sum() == pytest.approx(4 * r.daily["late_orders"].sum())
+
+
+def test_an_outage_day_empties_the_app():
+    r = sim.simulate(sim.compose("default", ["population.size=5000", "horizon=40", "mechanisms.service.enabled=true",
+                                             "mechanisms.service.outage_days=[30]"]))
+    dau = r.daily["dau"].to_numpy()
+    new = r.daily["new_users"].to_numpy()
+    assert r.daily["outage"].sum() == 1
+    assert dau[30] - new[30] < 0.3 * (dau[29] - new[29])  # returning visitors mostly could not get in
