@@ -219,7 +219,7 @@ def test_every_shipped_experiment_is_valid(name):
 
 
 def test_at_least_three_experiments_ship():
-    assert {"referral_reward", "paid_budget", "graph_structure"} <= set(available_experiments())
+    assert {"referral_reward", "paid_budget", "graph_structure", "recommendations"} <= set(available_experiments())
 
 
 def test_command_line_settings_replace_an_experiments_sweep_values():

@@ -122,11 +122,15 @@ def _num(x: float, unit: str, signed: bool) -> str:
     return f"{text} {unit}".rstrip()
 
 
+def _in_percent(d: PairedDifference) -> bool:
+    return math.isfinite(d.relative) and math.isfinite(d.relative_low) and d.relative_high - d.relative_low <= 1.0
+
+
 def effect_text(d: PairedDifference, unit: str = "") -> str:
     """"+12 % [8 %, 16 %]" relative to the baseline's mean; in the metric's unit instead when the
     baseline's mean is 0 or so close to it that percentages mislead (relative interval wider than
     100 points, e.g. a profit near break-even)."""
-    if math.isfinite(d.relative) and math.isfinite(d.relative_low) and d.relative_high - d.relative_low <= 1.0:
+    if _in_percent(d):
         return f"{_pct(d.relative, True)} [{_pct(d.relative_low, False)}, {_pct(d.relative_high, False)}]"
     return f"{_num(d.mean, unit, True)} [{_num(d.low, unit, False)}, {_num(d.high, unit, False)}]"
 
@@ -142,7 +146,8 @@ def verdict(b: str, a: str, label: str, d: PairedDifference, better: str | None 
     if d.higher == 0 and d.lower == 0:
         return f"{b} and {a} are identical on {label} in all {d.n} replicates"
     effect = effect_text(d, unit)
-    clear = math.isfinite(d.low) and (d.low > 0 or d.high < 0)
+    low, high = (d.relative_low, d.relative_high) if _in_percent(d) else (d.low, d.high)  # the interval shown
+    clear = math.isfinite(low) and (low > 0 or high < 0)
     up = d.mean > 0
     if not clear:
         ahead = d.higher if better != "lower" else d.lower
