@@ -27,7 +27,7 @@ demo: setup
 	$(SIM) run
 
 test: setup-test
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 bench: setup
 	$(SIM) bench

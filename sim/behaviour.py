@@ -146,6 +146,49 @@ def social_response(prior_received: np.ndarray, repeats: np.ndarray, cfg) -> np.
     return cfg.saturation ** prior_received.astype(np.float64) * cfg.repeat_fade ** repeats.astype(np.float64)
 
 
+# --------------------------------------------------------------------------------- requests to friends
+# Group buys (拼团) and friend assists (助力 / 砍价) both ask friends for something. Being asked often
+# wears people out: their response to the next request fades and their satisfaction falls. The
+# memory of recent requests is one shared per-person quantity, so a friend pestered by team links is
+# also slower to click an assist link (the columns exist only once such a mechanism is enabled).
+ASKED, ASKED_DAY = "asked_recently", "asked_recently_day"
+
+
+def ensure_ask_memory(pop: Population) -> None:
+    """Create the shared memory of recent requests (idempotent; called in a mechanism's setup)."""
+    if ASKED not in pop.extra:
+        pop.add_column(ASKED, np.float32)
+        pop.add_column(ASKED_DAY, np.int32)
+
+
+def recent_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
+    """Requests ``idx`` received lately, each worth 0.5 ** (days since / ask_half_life_days)."""
+    since = (day - pop.extra[ASKED_DAY][idx]).astype(np.float64)
+    return pop.extra[ASKED][idx] * 0.5 ** (since / cfg.ask_half_life_days)
+
+
+def ask_response(recent: np.ndarray, cfg) -> np.ndarray:
+    """Multiplier on the response to one more request after ``recent`` recent ones (fatigue)."""
+    return cfg.ask_fade ** recent
+
+
+def note_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
+    """Record one request per entry of ``idx`` (repeats allowed) and annoy the over-asked: each
+    request beyond ``ask_tolerance`` recent ones costs ``ask_annoyance`` satisfaction. Returns the
+    distinct people asked."""
+    if idx.size == 0:
+        return idx
+    people, times = np.unique(idx, return_counts=True)
+    before = recent_asks(pop, people, day, cfg)
+    after = before + times
+    pop.extra[ASKED][people] = after
+    pop.extra[ASKED_DAY][people] = day
+    excess = np.maximum(after - np.maximum(before, cfg.ask_tolerance), 0.0)
+    if cfg.ask_annoyance:
+        pop.satisfaction[people] = np.clip(pop.satisfaction[people] - cfg.ask_annoyance * excess, 0, 1)
+    return people
+
+
 # --------------------------------------------------------------------------------- exposures
 @dataclass
 class Exposures:

@@ -11,6 +11,7 @@
     sim keys [PREFIX]                                     every key: default, unit, allowed values
     sim scenarios                                         the named scenarios, presets and strategies
     sim validate [--quick] [--fact NAME ...] [key=value ...]   stylized facts: pass or fail, report
+    sim dash [--port N] [--host H] [--open]               the interactive dashboard (a local web app)
 
 Bad input (an unknown key, a value out of range, a broken edge list) prints one line naming the key,
 the value and what is allowed, and exits with code 2; ``--debug`` shows the traceback instead.
@@ -269,6 +270,11 @@ def cmd_validate(args) -> int:
     print(path / "report.html")
     return 0 if result.passed else 1
 
+def cmd_dash(args) -> int:
+    from sim.dashboard.server import serve
+
+    return serve(args.host, args.port, open_browser=args.open)
+
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -314,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/validation", help="folder in which the validation folder is created")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("dash", parents=[common], help="the interactive dashboard, a local web app (Ctrl+C stops it)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
+    p.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    p.set_defaults(func=cmd_dash)
     return parser
 
 

@@ -160,6 +160,10 @@ class SocialConfig:
     repeat_fade: float = param(0.5, lo=0, hi=1, unit="multiplier", doc="each repeat from the same sender scales its effect by this")
     novelty_boost: float = param(2.0, lo=0, hi=100, unit="multiplier", doc="extra sharing and inviting by a brand-new user: x (1 + novelty_boost) on the joining day")
     novelty_days: float = param(5.0, lo=0, lo_open=True, unit="days", doc="time scale over which the novelty boost fades (exponentially)")
+    ask_fade: float = param(0.8, lo=0, hi=1, unit="multiplier", doc="requests for help (group-buy links, assist clicks): each recent request a person received scales their response to the next by this")
+    ask_half_life_days: float = param(7.0, lo=0, lo_open=True, unit="days", doc="how fast the memory of requests received fades (half-life)")
+    ask_tolerance: float = param(3.0, lo=0, unit="requests", doc="recent requests a person takes without annoyance")
+    ask_annoyance: float = param(0.02, lo=0, hi=1, unit="satisfaction per request", doc="satisfaction lost per request beyond the tolerance")
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ class Today:
     buyers: np.ndarray = field(default_factory=lambda: EMPTY)  # one entry per order (a person may repeat)
     basket: np.ndarray = field(default_factory=lambda: np.zeros(0))  # RMB per order, paid by the buyer
     order_category: np.ndarray = field(default_factory=lambda: EMPTY)
+    core_orders: slice = field(default_factory=lambda: slice(0, 0))  # the core purchase's orders within buyers / basket
+    core_positions: np.ndarray = field(default_factory=lambda: EMPTY)  # their buyers' positions in visitors
     counters: dict[str, float] = field(default_factory=dict)
     _visit_boost: np.ndarray | None = None
     _hazard_ratio: np.ndarray | None = None
@@ -379,7 +381,9 @@ class GrowthModel(mesa.Model):
         today.bought, today.full_price = pos, full
         basket = full * (1.0 - discount[pos])
         source = today.order_source[pos] if today.order_source is not None else np.zeros(pos.size, dtype=np.int8)
+        start = today.buyers.size
         self.book_orders(v[pos], basket, category, source, rng)
+        today.core_orders, today.core_positions = slice(start, start + pos.size), pos
         self._run_hooks("purchase")
 
     def list_price(self, buyers: np.ndarray, category: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -196,6 +196,14 @@ def orders(daily: pd.DataFrame, path: Path, label: str) -> Path:
     return _save(fig, path)
 
 
+def _unit(columns: list[str]) -> str:
+    if all(c.endswith("_rmb") for c in columns):
+        return "RMB per day"
+    if all(c.endswith("_pct") for c in columns):
+        return "percent"
+    return "per day"
+
+
 def mechanisms(daily: pd.DataFrame, enabled: list[str], path: Path, label: str) -> Path | None:
     """One panel per enabled mechanism with the daily counters it declares (7-day means)."""
     from sim.mechanisms import REGISTRY
@@ -206,15 +214,27 @@ def mechanisms(daily: pd.DataFrame, enabled: list[str], path: Path, label: str) 
         return None
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.3 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(max(4.3 * ncol, 7.0), 3.3 * nrow), squeeze=False)  # wide enough for the title
     for ax, (name, cols) in zip(axes.flat, panels):
-        for col in cols:
-            ax.plot(daily["day"], smooth(daily[col]), label=col.replace("_", " "), lw=1.3)
-        peaks = [float(daily[c].abs().max()) for c in cols]
-        if max(peaks) > 50 * min(peaks):  # counters of very different sizes: a log scale shows them all
+        # Money (names ending in _rmb) and levels in percent (_pct) get their own axis on the right,
+        # dashed; counts spread over orders of magnitude go on a log scale.
+        right = [c for c in cols if c.endswith(("_rmb", "_pct"))]
+        left = [c for c in cols if c not in right] or right
+        right = [c for c in right if c not in left]
+        lines = []
+        for k, col in enumerate(left):
+            lines += ax.plot(daily["day"], smooth(daily[col]), label=col.replace("_", " "), lw=1.3, color=f"C{k}")
+        peaks = [float(smooth(daily[c]).max()) for c in left]
+        if len(peaks) > 1 and max(peaks) > 100 * max(min(peaks), 1e-9):
             ax.set_yscale("symlog", linthresh=1.0)
-        _style(ax, name.replace("_", " "), "per day")
-        ax.legend(fontsize=7, frameon=False)
+        _style(ax, name.replace("_", " "), _unit(left))
+        if right:
+            rax = ax.twinx()
+            for k, col in enumerate(right, start=len(left)):
+                lines += rax.plot(daily["day"], smooth(daily[col]), label=col.replace("_", " "), lw=1.3, ls="--", color=f"C{k}")
+            rax.set_ylabel(f"{_unit(right)} (dashed)", fontsize=8)
+            rax.spines["top"].set_visible(False)
+        ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, frameon=False)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     _title(fig, label)

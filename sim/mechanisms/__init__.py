@@ -20,6 +20,7 @@ def register(cls: type[Mechanism]) -> type[Mechanism]:
 
 # Import order is hook order within a stage.
 from sim.mechanisms import paid_acquisition, referral  # noqa: E402,F401
+from sim.mechanisms import group_buy, assist, distribution, content  # noqa: E402,F401
 from sim.mechanisms import recommendations, promotions, loyalty, push, winback, fraud, service  # noqa: E402,F401
 
 __all__ = ["REGISTRY", "STAGES", "Mechanism", "MechanismConfig", "register"]

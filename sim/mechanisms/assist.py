@@ -1,0 +1,168 @@
+"""Friend assist (助力 / 砍价): a user needs ``clicks_needed`` friends to click to unlock a deal.
+
+What it models (seed documents 000 and 004: 砍价 and 助力 as fission tools): a visitor with demand
+starts a request — more readily the bigger the prize and the more deal-sensitive their segment —
+and asks friends for a click each day until the request is unlocked or expires after
+``window_days``. Friends on the platform click with ``click_rate``; friends who are not users can
+only click by joining, so for them the request is an invitation to the platform (channel ``assist``,
+through the shared exposure and adoption machinery with the requester as sender). An unlocked
+request becomes an order at ``discount`` off (1.0: the item is free), paid by the platform; an
+expired one disappoints the requester.
+
+Being asked wears friends out: every request a person receives is remembered (the shared memory of
+requests in ``sim.behaviour``, which group-buy links also fill), their response to the next one
+fades with the requests they received lately, and beyond a tolerance each request costs them
+satisfaction. Asking too often therefore annoys friends and spoils later requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim import behaviour as bh
+from sim.config import CHANNELS
+from sim.mechanisms import register
+from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.population import State
+from sim.schema import param
+
+ASSIST = CHANNELS.index("assist")
+NONE = -1
+
+
+@dataclass(frozen=True)
+class AssistConfig(MechanismConfig):
+    clicks_needed: int = param(3, lo=1, hi=1000, unit="clicks", doc="friends' clicks that unlock the deal")
+    discount: float = param(0.5, lo=0, hi=1, unit="fraction of price", doc="price cut once unlocked (1: the item is free, 砍价免费拿)")
+    window_days: int = param(2, lo=1, hi=30, unit="days", doc="a request started on day d expires at the end of day d + window_days")
+    start_rate: float = param(0.03, lo=0, hi=1, unit="probability per visit", doc="chance a visitor with a full unit of need and average deal sensitivity starts a request, for a free item")
+    asks_per_click: float = param(2.0, lo=0, hi=100, unit="asks per missing click per day", doc="friends a requester asks per day for each click still missing")
+    click_rate: float = param(0.5, lo=0, hi=1, unit="probability", doc="chance a friend on the platform clicks a first request")
+    newcomer_conversion: float = param(0.1, lo=0, hi=1, unit="probability", doc="chance a request makes a non-user join the platform to click")
+    failure_shock: float = param(0.03, lo=0, hi=1, unit="satisfaction", doc="satisfaction a requester loses when the request expires")
+
+
+@register
+class Assist(Mechanism):
+    name = "assist"
+    Config = AssistConfig
+    columns = ("assist_requests", "assist_asks", "assist_clicks", "assist_unlocked", "assist_expired", "assist_subsidy_rmb")
+    accounts = {"assist_subsidy": "incentive"}
+    channels = ("assist",)
+
+    def setup(self, model) -> None:
+        pop = model.pop
+        self.request = pop.add_column("assist_request", np.int64, NONE)  # the open request of a requester
+        bh.ensure_ask_memory(pop)
+        # One row per open request; ids increase, so a request's row is a binary search away.
+        self.ids = np.zeros(0, np.int64)
+        self.requester = np.zeros(0, np.int64)
+        self.deadline = np.zeros(0, np.int32)
+        self.clicks = np.zeros(0, np.int32)
+        self.next_id = 0
+
+    def _close(self, rows: np.ndarray) -> None:
+        self.request[self.requester[rows]] = NONE
+        keep = np.ones(self.ids.size, dtype=bool)
+        keep[rows] = False
+        for name in ("ids", "requester", "deadline", "clicks"):
+            setattr(self, name, getattr(self, name)[keep])
+
+    # ------------------------------------------------------------------ daily hooks
+    def adoption(self, model) -> None:
+        """Non-users who joined to help click for the request of the friend who asked them."""
+        pop, today = model.pop, model.today
+        new = today.new_users[pop.channel[today.new_users] == ASSIST]
+        if new.size:
+            today.count("invites_accepted", new.size)  # a request to a non-user is an invitation
+            req = self.request[pop.referrer[new]]
+            self._click(model, req[req >= 0])
+
+    def share(self, model) -> None:
+        rng = self.rng(model)
+        self._start(model, rng)
+        self._ask(model, rng)
+
+    def settle(self, model) -> None:
+        rows = np.flatnonzero(self.deadline <= model.day)
+        if rows.size == 0:
+            return
+        pop, who = model.pop, self.requester[rows]
+        pop.satisfaction[who] = np.clip(pop.satisfaction[who] - self.config.failure_shock, 0, 1)
+        model.today.count("assist_expired", rows.size)
+        self._close(rows)
+
+    # ------------------------------------------------------------------ steps
+    def _start(self, model, rng) -> None:
+        c, pop, today = self.config, model.pop, model.today
+        v = today.visitors
+        v = v[self.request[v] == NONE]
+        need = np.minimum(bh.need_now(pop, v, model.day, model.cfg.behaviour.purchase), 1.0)
+        p = np.minimum(c.start_rate * c.discount * pop.param("deal_sensitivity", v) * need, 1.0)
+        who = v[rng.random(v.size) < p]
+        n = who.size
+        if n == 0:
+            return
+        ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+        self.next_id += n
+        self.ids = np.concatenate([self.ids, ids])
+        self.requester = np.concatenate([self.requester, who.astype(np.int64)])
+        self.deadline = np.concatenate([self.deadline, np.full(n, model.day + c.window_days, np.int32)])
+        self.clicks = np.concatenate([self.clicks, np.zeros(n, np.int32)])
+        self.request[who] = ids
+        today.count("assist_requests", n)
+
+    def _ask(self, model, rng) -> None:
+        c, pop, today, day = self.config, model.pop, model.today, model.day
+        if self.ids.size == 0:
+            return
+        social = model.cfg.behaviour.social
+        n = bh.stochastic_round(c.asks_per_click * (c.clicks_needed - self.clicks), rng.random(self.ids.size))
+        rows = np.repeat(np.arange(self.ids.size), n)
+        target, edge = model.graph.sample_neighbours(self.requester[rows], rng)
+        ok = target >= 0
+        rows, target, edge = rows[ok], target[ok].astype(np.int64), edge[ok]
+        today.count("assist_asks", target.size)
+        if target.size == 0:
+            return
+        fatigue = bh.ask_response(bh.recent_asks(pop, target, day, social), social)
+        bh.note_asks(pop, target, day, social)
+        state = pop.state[target]
+        out = state <= State.AWARE
+        today.next_exposures.add(target[out], ASSIST, c.newcomer_conversion * fatigue[out], self.requester[rows[out]], edge[out])
+        today.count("invites_sent", int(out.sum()))
+        users = (state >= State.ACTIVE) & (state <= State.DORMANT)
+        p = c.click_rate * fatigue[users] * np.where(state[users] == State.DORMANT, 0.5, 1.0)
+        click = rng.random(p.size) < p
+        self._click(model, self.ids[rows[users][click]])
+
+    def _click(self, model, request_ids: np.ndarray) -> None:
+        """Count clicks on open requests; requests that reach the goal are unlocked."""
+        if request_ids.size == 0:
+            return
+        live = request_ids[np.isin(request_ids, self.ids)]
+        rows = np.searchsorted(self.ids, live)
+        np.add.at(self.clicks, rows, 1)
+        model.today.count("assist_clicks", live.size)
+        done = np.unique(rows[self.clicks[rows] >= self.config.clicks_needed])
+        if done.size:
+            self._unlock(model, done)
+
+    def _unlock(self, model, rows: np.ndarray) -> None:
+        c, pop, day = self.config, model.pop, model.day
+        rng = self.rng(model)
+        who = self.requester[rows]
+        category = model.choose_category(who, rng)
+        price = model.list_price(who, category, rng)
+        need = bh.need_now(pop, who, day, model.cfg.behaviour.purchase)
+        pop.need[who] = np.maximum(need - 1.0, 0.0)
+        pop.need_day[who] = day
+        model.book_orders(who, price * (1.0 - c.discount), category, "assist", rng)
+        subsidy = float((price * c.discount).sum())
+        if subsidy > 0:
+            model.economics.book("assist_subsidy", subsidy)
+            model.today.count("assist_subsidy_rmb", subsidy)
+        model.today.count("assist_unlocked", rows.size)
+        self._close(rows)

@@ -1,0 +1,247 @@
+"""Content: reviews and 晒单 by buyers, KOC and KOL posts, and scheduled livestreams.
+
+What it models (seed documents 002, 003 and 004: the content-community model of Xiaohongshu and
+the embedded livestream commerce of Douyin and Kuaishou):
+
+- user-generated content: a buyer posts a review or a 晒单 (show-off) post with ``ugc_rate`` (more
+  often in content-loving segments, more with a reward ``ugc_reward_rmb``); well-connected users
+  (KOC, at least ``koc_min_friends`` friends) post on their visits. A post reaches a number of the
+  poster's friends that grows with their degree, and the platform's feed carries it beyond the
+  graph (``beyond_graph_ratio`` impressions outside per impression inside). KOL posts are bought
+  with ``kol_budget_rmb_per_day`` and reach ``kol_reach`` people across the platform and outside;
+- an impression on a non-user is a chance to join (channel ``content``; people reached beyond the
+  graph are picked with ``model.sample_non_users``); an impression on a user draws them to visit
+  the next day and, good content being worth the visit, raises their satisfaction;
+- trust: the platform keeps a stock of quality-weighted posts that decays (``half_life_days``);
+  relative to the number of users it makes a trust level in [0, 1) that raises the purchase
+  probability of every visitor and the conversion of content impressions, and makes browsing
+  itself satisfying for content lovers — slow to build, lasting once built;
+- livestreams on a schedule (a list of ``{start, days}`` events and/or one every ``live_every_days``
+  days): on a stream day users are drawn to the app, viewers convert far more readily at a
+  merchant-funded stream price (orders credited to ``livestream``), and the stream reaches people
+  outside the platform. The host's fee is a marketing cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim import behaviour as bh
+from sim.config import CHANNELS
+from sim.mechanisms import register
+from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.population import State
+from sim.schema import param
+
+CONTENT = CHANNELS.index("content")
+EMPTY = np.zeros(0, np.int64)
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    start: int = param(0, lo=0, unit="day", doc="first day of the livestream")
+    days: int = param(1, lo=1, hi=36_500, unit="days", doc="days it lasts")
+
+
+@dataclass(frozen=True)
+class ContentConfig(MechanismConfig):
+    # user-generated content
+    ugc_rate: float = param(0.08, lo=0, hi=1, unit="posts per order", doc="chance a buyer of average content affinity posts a review or 晒单")
+    ugc_reward_rmb: float = param(0.0, lo=0, hi=1000, unit="RMB per post", doc="reward for a post; posting rises along the saturating incentive response (x3 at most)")
+    ugc_quality: float = param(0.5, lo=0, hi=1, unit="quality in [0, 1]", doc="quality of a buyer's post")
+    ugc_friends_reached: float = param(3.0, lo=0, hi=1000, unit="friends per post", doc="friends who see a buyer's post")
+    # KOC: well-connected users
+    koc_min_friends: int = param(40, lo=1, hi=1_000_000, unit="friends", doc="users with at least this many friends post as KOC")
+    koc_post_rate: float = param(0.05, lo=0, hi=1, unit="posts per visit", doc="chance a KOC of average content affinity posts on a visit")
+    koc_quality: float = param(0.7, lo=0, hi=1, unit="quality in [0, 1]", doc="quality of a KOC post")
+    friends_reached_share: float = param(0.3, lo=0, hi=1, unit="fraction of friends", doc="share of a KOC's friends a post reaches")
+    beyond_graph_ratio: float = param(0.5, lo=0, hi=100, unit="impressions per impression", doc="the feed carries a post to this many people outside the poster's friends per friend reached")
+    # KOL: bought posts
+    kol_budget_rmb_per_day: float = param(0.0, lo=0, hi=1e9, unit="RMB per day", doc="spend on KOL posts")
+    kol_cost_per_post_rmb: float = param(3000.0, lo=0, lo_open=True, unit="RMB per post", doc="price of one KOL post")
+    kol_reach: float = param(4000.0, lo=0, hi=1e9, unit="people per post", doc="people a KOL post reaches (anywhere)")
+    kol_quality: float = param(0.8, lo=0, hi=1, unit="quality in [0, 1]", doc="quality of a KOL post")
+    # reading and trust
+    read_conversion: float = param(0.01, lo=0, hi=1, unit="probability", doc="chance an impression of a quality-1 post makes a non-user of average affinity join, before trust")
+    read_visit_boost: float = param(0.8, lo=0, hi=10, unit="log-odds", doc="added to the next day's visit log-odds of a user who saw a quality-1 post")
+    read_satisfaction: float = param(0.01, lo=0, hi=1, unit="satisfaction", doc="gain of a user who saw a quality-1 post (x content affinity)")
+    discovery_per_post: float = param(0.3, lo=0, hi=1000, unit="impressions per post per day", doc="people (anywhere) who find a post of the stock each day through search and the feed, per quality-weighted post")
+    half_life_days: float = param(30.0, lo=0, lo_open=True, unit="days", doc="half-life of the stock of posts that builds trust")
+    trust_half_posts: float = param(0.5, lo=0, lo_open=True, unit="quality posts per user", doc="stock of posts per user at which trust is 0.5")
+    trust_purchase_uplift: float = param(0.4, lo=0, hi=10, unit="multiplier", doc="at full trust, every visitor's purchase intensity is x (1 + uplift)")
+    trust_adoption_uplift: float = param(1.0, lo=0, hi=10, unit="multiplier", doc="at full trust, content impressions convert (1 + uplift) times as often")
+    browse_satisfaction: float = param(0.004, lo=0, hi=1, unit="satisfaction per visit", doc="gain per visit at full trust for a user of average content affinity (a feed worth reading)")
+    # livestreams
+    live_events: tuple[LiveEvent, ...] = param((), doc="livestreams as a list of {start, days}")
+    live_every_days: int = param(7, lo=0, hi=3650, unit="days", doc="a one-day livestream every this many days from live_first_day (0: none)")
+    live_first_day: int = param(3, lo=0, unit="day", doc="day of the first scheduled weekly stream")
+    live_visit_boost: float = param(1.0, lo=0, hi=10, unit="log-odds", doc="added to every user's visit log-odds on a stream day (x content affinity)")
+    live_watch_rate: float = param(0.4, lo=0, hi=1, unit="probability", doc="chance a visitor of average content affinity watches the stream")
+    live_conversion_uplift: float = param(2.0, lo=0, hi=50, unit="multiplier", doc="a viewer's purchase intensity is x (1 + uplift)")
+    live_discount: float = param(0.15, lo=0, hi=0.95, unit="fraction of price", doc="stream price cut (funded by merchants)")
+    live_reach: float = param(3000.0, lo=0, hi=1e9, unit="people per stream day", doc="people outside the platform the stream reaches")
+    live_cost_rmb_per_day: float = param(2000.0, lo=0, hi=1e9, unit="RMB per stream day", doc="host and production fee")
+
+
+@register
+class Content(Mechanism):
+    name = "content"
+    Config = ContentConfig
+    columns = ("content_ugc_posts", "content_koc_posts", "content_kol_posts", "content_reach", "content_trust_pct",
+               "livestream_viewers")
+    accounts = {"content_ugc_rewards": "incentive", "content_kol_fees": "acquisition", "content_live_fees": "acquisition"}
+    channels = ("content",)
+
+    def setup(self, model) -> None:
+        c = self.config
+        self.stock = 0.0  # quality-weighted posts, decaying
+        self.posts = 0.0  # posts, decaying alike (stock / posts is the stock's mean quality)
+        self.trust = 0.0
+        self.readers = EMPTY  # users who saw a post yesterday (one entry per impression)
+        self.reader_quality = np.zeros(0)
+        live = np.zeros(model.cfg.horizon, dtype=bool)
+        for ev in c.live_events:
+            live[ev.start: ev.start + ev.days] = True
+        if c.live_every_days:
+            live[c.live_first_day:: c.live_every_days] = True
+        self.live = live
+        mean_affinity = float(np.mean(model.pop.param("content_affinity")))
+        self.affinity_scale = 1.0 / mean_affinity if mean_affinity > 0 else 1.0
+
+    def _affinity(self, pop, idx: np.ndarray) -> np.ndarray:
+        """Content affinity of ``idx`` relative to the population's average."""
+        return pop.param("content_affinity", idx) * self.affinity_scale
+
+    def streaming(self, day: int) -> bool:
+        return 0 <= day < self.live.size and bool(self.live[day])
+
+    # ------------------------------------------------------------------ daily hooks
+    def exposure(self, model) -> None:
+        """KOL posts and livestreams reach people today; yesterday's posts bring readers back."""
+        c, today = self.config, model.today
+        rng = self.rng(model)
+        posts = 0
+        if c.kol_budget_rmb_per_day > 0:
+            posts = int(bh.stochastic_round(np.array([c.kol_budget_rmb_per_day / c.kol_cost_per_post_rmb]), rng.random(1))[0])
+            if posts:
+                model.economics.book("content_kol_fees", posts * c.kol_cost_per_post_rmb)
+                today.count("content_kol_posts", posts)
+                self._add_to_stock(c.kol_quality, posts)
+                self._reach_anyone(model, rng, rng.poisson(c.kol_reach * posts), c.kol_quality, today.exposures, now=True)
+        if self.streaming(model.day):
+            if c.live_cost_rmb_per_day > 0:
+                model.economics.book("content_live_fees", c.live_cost_rmb_per_day)
+            self._reach_anyone(model, rng, rng.poisson(c.live_reach), 1.0, today.exposures, now=True, users=False)
+
+    def visit(self, model) -> None:
+        c, pop, today = self.config, model.pop, model.today
+        r, q = self.readers, self.reader_quality
+        if r.size:  # a person who saw several posts is drawn back once
+            today.visit_boost[r] += (c.read_visit_boost * q).astype(np.float32)
+            gain = (c.read_satisfaction * q * self._affinity(pop, r)).astype(np.float32)
+            pop.satisfaction[r] = np.clip(pop.satisfaction[r] + gain, 0, 1)
+        self.readers, self.reader_quality = EMPTY, np.zeros(0)
+        if self.streaming(model.day) and c.live_visit_boost:
+            users = pop.engaged()
+            today.visit_boost[users] += (c.live_visit_boost * self._affinity(pop, users)).astype(np.float32)
+
+    def browse(self, model) -> None:
+        c, pop, today = self.config, model.pop, model.today
+        v = today.visitors
+        if v.size == 0:
+            return
+        if self.trust > 0:
+            today.boost_relevance(np.arange(v.size), 1.0 + c.trust_purchase_uplift * self.trust)
+            gain = (c.browse_satisfaction * self.trust * self._affinity(pop, v)).astype(np.float32)
+            pop.satisfaction[v] = np.clip(pop.satisfaction[v] + gain, 0, 1)
+        if self.streaming(model.day):
+            rng = self.rng(model)
+            watch = np.flatnonzero(rng.random(v.size) < np.minimum(c.live_watch_rate * self._affinity(pop, v), 1.0))
+            today.boost_relevance(watch, 1.0 + c.live_conversion_uplift)
+            if c.live_discount:
+                today.offer_discount(watch, c.live_discount)
+            today.attribute(watch, "livestream")
+            today.count("livestream_viewers", watch.size)
+
+    def share(self, model) -> None:
+        """Buyers post reviews and 晒单, KOC post on their visits; the posts reach people tomorrow."""
+        c, pop, today = self.config, model.pop, model.today
+        rng = self.rng(model)
+        buyers = today.buyers
+        reward = 1.0 + 2.0 * bh.incentive_response(c.ugc_reward_rmb, 5.0)
+        p = np.minimum(c.ugc_rate * reward * self._affinity(pop, buyers), 1.0)
+        ugc = buyers[rng.random(buyers.size) < p]
+        if ugc.size:
+            today.count("content_ugc_posts", ugc.size)
+            if c.ugc_reward_rmb:
+                model.economics.book("content_ugc_rewards", c.ugc_reward_rmb * ugc.size)
+        v = today.visitors
+        deg = model.graph.degree[v]
+        kocs = v[deg >= c.koc_min_friends]
+        kocs = kocs[rng.random(kocs.size) < np.minimum(c.koc_post_rate * self._affinity(pop, kocs), 1.0)]
+        if kocs.size:
+            today.count("content_koc_posts", kocs.size)
+        self._add_to_stock(c.ugc_quality, ugc.size)
+        self._add_to_stock(c.koc_quality, kocs.size)
+        ugc_reach = bh.stochastic_round(np.full(ugc.size, c.ugc_friends_reached), rng.random(ugc.size))
+        koc_reach = bh.stochastic_round(c.friends_reached_share * model.graph.degree[kocs], rng.random(kocs.size))
+        poster = np.concatenate([np.repeat(ugc, ugc_reach), np.repeat(kocs, koc_reach)]).astype(np.int64)
+        quality = np.concatenate([np.full(int(ugc_reach.sum()), c.ugc_quality), np.full(int(koc_reach.sum()), c.koc_quality)])
+        target, edge = model.graph.sample_neighbours(poster, rng)
+        ok = target >= 0
+        poster, target, edge, quality = poster[ok], target[ok].astype(np.int64), edge[ok], quality[ok]
+        self._impressions(model, target, quality, today.next_exposures, poster, edge)
+        if quality.size:
+            beyond = int(rng.poisson(c.beyond_graph_ratio * quality.size))
+            self._reach_anyone(model, rng, beyond, float(quality.mean()), today.next_exposures, now=False)
+
+    def settle(self, model) -> None:
+        """The stock of posts keeps being found (tomorrow), ages, and sets tomorrow's trust."""
+        c = self.config
+        if c.discovery_per_post and self.stock > 0:
+            rng = self.rng(model)
+            quality = self.stock / self.posts
+            self._reach_anyone(model, rng, int(rng.poisson(c.discovery_per_post * self.stock)), quality, model.today.next_exposures, now=False)
+        self.stock *= 0.5 ** (1.0 / c.half_life_days)
+        self.posts *= 0.5 ** (1.0 / c.half_life_days)
+        users = max(int(np.count_nonzero(model.pop.users_mask())), 1)
+        self.trust = self.stock / (self.stock + c.trust_half_posts * users)
+        model.today.count("content_trust_pct", 100.0 * self.trust)
+
+    def _add_to_stock(self, quality: float, n: int) -> None:
+        self.stock += quality * n
+        self.posts += n
+
+    # ------------------------------------------------------------------ reach
+    def _reach_anyone(self, model, rng, k: int, quality: float, exposures, now: bool, users: bool = True) -> None:
+        """``k`` impressions on people anywhere: non-users via ``sample_non_users``, users at random."""
+        if k <= 0:
+            return
+        pop = model.pop
+        share_out = np.count_nonzero(pop.non_users_mask()) / pop.n
+        k_out = int(rng.binomial(k, share_out))
+        out = model.sample_non_users(k_out, rng)
+        target = out
+        if users and k - k_out > 0:
+            alive = pop.alive()
+            if alive.size:
+                target = np.concatenate([out, alive[rng.integers(0, alive.size, size=k - k_out)]])
+        self._impressions(model, target.astype(np.int64), np.full(target.size, quality), exposures, None, None, now)
+
+    def _impressions(self, model, target, quality, exposures, sender, edge, now: bool = False) -> None:
+        """Non-users reached get a chance to join; users reached come back (tomorrow unless ``now``)."""
+        c, pop, today = self.config, model.pop, model.today
+        today.count("content_reach", target.size)
+        if target.size == 0:
+            return
+        out = pop.state[target] <= State.AWARE
+        p = np.minimum(c.read_conversion * quality[out] * (1.0 + c.trust_adoption_uplift * self.trust) * self._affinity(pop, target[out]), 1.0)
+        exposures.add(target[out], CONTENT, p, None if sender is None else sender[out], None if edge is None else edge[out])
+        users = (pop.state[target] >= State.ACTIVE) & (pop.state[target] <= State.DORMANT)
+        if now:
+            today.visit_boost[target[users]] += (c.read_visit_boost * quality[users]).astype(np.float32)
+        else:
+            self.readers = np.concatenate([self.readers, target[users]])
+            self.reader_quality = np.concatenate([self.reader_quality, quality[users]])

@@ -1,0 +1,249 @@
+"""Group buying (拼团): a team of ``team_size`` buys together at a discount, or nobody buys.
+
+What it models (seed document 004, the share-and-group-buy model of Pinduoduo): a visitor with
+demand opens a team — more readily the larger the discount and the more deal-sensitive their
+segment — and shares its link with friends every day while it is open. Friends who are users join
+with the shared purchase decision (their need, the discount through their deal sensitivity, and
+their fatigue with requests); friends who are not yet users may join the platform to join the team,
+through the ordinary exposure and adoption machinery with the initiator as sender (channel
+``group_buy``: saturation, same-sender fading and complex contagion all apply). A team that fills
+within ``window_days`` buys: every member's order is booked at the discounted price (order source
+``group_buy``) and the platform pays ``subsidy_share`` of the discount. A team that does not fill is
+refunded: no GMV, and every member is disappointed (satisfaction falls by ``failure_shock``).
+
+Trade-offs: a larger team reaches more friends and brings more new users per team, but fails more
+often; a larger discount fills teams faster and converts more, at a higher subsidy.
+
+Teams are arrays (one row per open team, and a team id per person), not objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim import behaviour as bh
+from sim.config import CHANNELS
+from sim.mechanisms import register
+from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.population import State
+from sim.schema import param
+
+GROUP_BUY = CHANNELS.index("group_buy")
+NO_TEAM = -1
+
+
+@dataclass(frozen=True)
+class GroupBuyConfig(MechanismConfig):
+    team_size: int = param(3, lo=2, hi=50, unit="people", doc="members a team needs, the initiator included")
+    discount: float = param(0.3, lo=0, hi=0.95, unit="fraction of price", doc="price cut a filled team gets")
+    subsidy_share: float = param(0.5, lo=0, hi=1, unit="fraction of the discount", doc="share of the discount the platform pays (the merchant funds the rest)")
+    window_days: int = param(1, lo=1, hi=30, unit="days", doc="a team opened on day d must fill by the end of day d + window_days, or it fails")
+    open_rate: float = param(0.3, lo=0, hi=1, unit="probability per visit", doc="chance a visitor with a full unit of need and average deal sensitivity opens a team, at a saturating discount")
+    discount_half: float = param(0.2, lo=0, lo_open=True, hi=1, unit="fraction of price", doc="discount at which the pull of a team (opening and joining) is half its maximum")
+    shares_per_day: float = param(3.0, lo=0, hi=100, unit="links per missing member per day", doc="links an open team's initiator of average sharing propensity sends per day for each place still open")
+    click_rate: float = param(0.5, lo=0, hi=1, unit="probability", doc="chance a friend who is a user opens a team link (before fatigue)")
+    public_join: float = param(0.6, lo=0, hi=1, unit="probability", doc="chance someone drawn to a group deal first looks for an open team for the same item (any stranger's) before opening one")
+    newcomer_conversion: float = param(0.2, lo=0, hi=1, unit="probability", doc="chance a team link makes a non-user of deal sensitivity 1 join the platform to join the team, at a saturating discount (x (1 + deal sensitivity) / 2 otherwise)")
+    failure_shock: float = param(0.05, lo=0, hi=1, unit="satisfaction", doc="satisfaction each member of a failed team loses")
+
+
+@register
+class GroupBuy(Mechanism):
+    name = "group_buy"
+    Config = GroupBuyConfig
+    columns = ("group_buy_teams_opened", "group_buy_teams_filled", "group_buy_teams_failed", "group_buy_joins",
+               "group_buy_links_sent", "group_buy_subsidy_rmb")
+    accounts = {"group_buy_subsidy": "incentive"}
+    channels = ("group_buy",)
+
+    def setup(self, model) -> None:
+        pop = model.pop
+        self.team = pop.add_column("group_buy_team", np.int64, NO_TEAM)  # the open team a person is in
+        bh.ensure_ask_memory(pop)
+        # One row per open team; ids are never reused, and row r holds team id self.ids[r].
+        self.ids = np.zeros(0, np.int64)
+        self.initiator = np.zeros(0, np.int64)
+        self.deadline = np.zeros(0, np.int32)
+        self.members = np.zeros(0, np.int32)
+        self.category = np.zeros(0, np.int64)
+        self.price = np.zeros(0)
+        self.m_person = np.zeros(0, np.int64)  # one row per member of an open team
+        self.m_team = np.zeros(0, np.int64)
+        self.next_id = 0
+        self.pull = bh.incentive_response(self.config.discount, self.config.discount_half) / bh.incentive_response(1.0, self.config.discount_half)
+
+    # ------------------------------------------------------------------ team table
+    def _rows(self, team_ids: np.ndarray) -> np.ndarray:
+        """Rows of the open teams ``team_ids`` (ids are increasing, so a binary search)."""
+        return np.searchsorted(self.ids, team_ids)
+
+    def _members_of(self, rows: np.ndarray) -> np.ndarray:
+        """Everyone in the teams at ``rows``."""
+        return self.m_person[np.isin(self.m_team, self.ids[rows])]
+
+    def _enrol(self, people: np.ndarray, team_ids: np.ndarray) -> None:
+        self.team[people] = team_ids
+        self.m_person = np.concatenate([self.m_person, people.astype(np.int64)])
+        self.m_team = np.concatenate([self.m_team, team_ids])
+
+    def _close(self, rows: np.ndarray) -> None:
+        """Drop the teams at ``rows`` and free their members."""
+        gone = np.isin(self.m_team, self.ids[rows])
+        self.team[self.m_person[gone]] = NO_TEAM
+        self.m_person, self.m_team = self.m_person[~gone], self.m_team[~gone]
+        keep = np.ones(self.ids.size, dtype=bool)
+        keep[rows] = False
+        for name in ("ids", "initiator", "deadline", "members", "category", "price"):
+            setattr(self, name, getattr(self, name)[keep])
+
+    # ------------------------------------------------------------------ daily hooks
+    def adoption(self, model) -> None:
+        """Non-users who joined the platform through a team link join that team if it is open."""
+        pop, today = model.pop, model.today
+        new = today.new_users[pop.channel[today.new_users] == GROUP_BUY]
+        if new.size == 0:
+            return
+        today.count("invites_accepted", new.size)  # a team link is an invitation (K-factor)
+        team = self.team[pop.referrer[new]]
+        self._add_members(model, new[team >= 0], team[team >= 0], self.rng(model))
+
+    def share(self, model) -> None:
+        rng = self.rng(model)
+        self._open(model, rng)
+        self._send_links(model, rng)
+
+    def settle(self, model) -> None:
+        """Teams whose window ends today without filling fail: refunded, members disappointed."""
+        rows = np.flatnonzero(self.deadline <= model.day)
+        if rows.size == 0:
+            return
+        members = self._members_of(rows)
+        pop = model.pop
+        pop.satisfaction[members] = np.clip(pop.satisfaction[members] - self.config.failure_shock, 0, 1)
+        self._close(rows)
+        model.today.count("group_buy_teams_failed", rows.size)
+
+    # ------------------------------------------------------------------ steps
+    def _open(self, model, rng) -> None:
+        """Visitors drawn to a group deal join an open team for their item, or open their own."""
+        c, pop, today = self.config, model.pop, model.today
+        v = today.visitors
+        v = v[self.team[v] == NO_TEAM]
+        need = np.minimum(bh.need_now(pop, v, model.day, model.cfg.behaviour.purchase), 1.0)
+        p = np.minimum(c.open_rate * pop.param("deal_sensitivity", v) * need * self.pull, 1.0)
+        keen = v[rng.random(v.size) < p]
+        if keen.size == 0:
+            return
+        category = model.choose_category(keen, rng)
+        looks = rng.random(keen.size) < c.public_join
+        joined = np.zeros(keen.size, dtype=bool)
+        joined[looks] = self._join_public(model, keen[looks], category[looks], rng)
+        heads, category = keen[~joined], category[~joined]
+        n = heads.size
+        if n == 0:
+            return
+        ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+        self.next_id += n
+        self.ids = np.concatenate([self.ids, ids])
+        self.initiator = np.concatenate([self.initiator, heads.astype(np.int64)])
+        self.deadline = np.concatenate([self.deadline, np.full(n, model.day + c.window_days, np.int32)])
+        self.members = np.concatenate([self.members, np.ones(n, np.int32)])
+        self.category = np.concatenate([self.category, category])
+        self.price = np.concatenate([self.price, model.list_price(heads, category, rng)])
+        self._enrol(heads, ids)
+        today.count("group_buy_teams_opened", n)
+
+    def _join_public(self, model, people: np.ndarray, category: np.ndarray, rng) -> np.ndarray:
+        """People who look at the open teams for their item join one at random if a place is left
+        (the 'join a team in progress' list); returns which of them joined."""
+        joined = np.zeros(people.size, dtype=bool)
+        if people.size == 0 or self.ids.size == 0:
+            return joined
+        # Open teams with places, grouped by category: a random one of the person's category.
+        open_rows = np.flatnonzero(self.members < self.config.team_size)
+        order = open_rows[np.argsort(self.category[open_rows], kind="stable")]
+        cats = self.category[order]
+        start = np.searchsorted(cats, category, side="left")
+        count = np.searchsorted(cats, category, side="right") - start
+        has = count > 0
+        pick = np.full(people.size, -1, dtype=np.int64)
+        pick[has] = order[start[has] + (rng.random(int(has.sum())) * count[has]).astype(np.int64)]
+        idx = np.flatnonzero(has)
+        if idx.size == 0:
+            return joined
+        joined[idx] = self._add_members(model, people[idx], self.ids[pick[idx]], rng)
+        return joined
+
+    def _send_links(self, model, rng) -> None:
+        """Each open team's initiator shares links to random friends, more while more places are open."""
+        c, pop, today, day = self.config, model.pop, model.today, model.day
+        if self.ids.size == 0:
+            return
+        social = model.cfg.behaviour.social
+        missing = c.team_size - self.members
+        keen = bh.sharing_propensity(pop, self.initiator, day, social)  # the satisfied and the new share more
+        n = bh.stochastic_round(c.shares_per_day * missing * keen, rng.random(self.ids.size))
+        rows = np.repeat(np.arange(self.ids.size), n)
+        target, edge = model.graph.sample_neighbours(self.initiator[rows], rng)
+        ok = target >= 0
+        rows, target, edge = rows[ok], target[ok].astype(np.int64), edge[ok]
+        today.count("group_buy_links_sent", target.size)
+        if target.size == 0:
+            return
+        fatigue = bh.ask_response(bh.recent_asks(pop, target, day, social), social)
+        bh.note_asks(pop, target, day, social)
+        state = pop.state[target]
+        # Friends not yet on the platform: a chance to join it (evaluated tomorrow) and then the team.
+        out = state <= State.AWARE
+        p_new = np.minimum(c.newcomer_conversion * self.pull * (1.0 + pop.param("deal_sensitivity", target[out])) / 2.0 * fatigue[out], 1.0)
+        today.next_exposures.add(target[out], GROUP_BUY, p_new, self.initiator[rows[out]], edge[out])
+        today.count("invites_sent", int(out.sum()))
+        # Friends on the platform join now if the deal meets their need.
+        engaged = ((state == State.ACTIVE) | (state == State.LOYAL)) & (self.team[target] == NO_TEAM)
+        rows, target, fatigue = rows[engaged], target[engaged], fatigue[engaged]
+        need = bh.need_now(pop, target, day, model.cfg.behaviour.purchase)
+        deal = bh.deal_factor(pop, target, np.full(target.size, c.discount))
+        p = c.click_rate * fatigue * bh.purchase_probability(need, 1.0, deal, model.cfg.behaviour.purchase.conversion)
+        join = rng.random(target.size) < p
+        self._add_members(model, target[join], self.ids[rows[join]], rng)
+
+    def _add_members(self, model, people: np.ndarray, team_ids: np.ndarray, rng) -> np.ndarray:
+        """Put ``people`` into teams (first come, while places are left; one team per person); full
+        teams buy. Returns which entries of ``people`` were placed."""
+        placed = np.zeros(people.size, dtype=bool)
+        if people.size == 0:
+            return placed
+        first = np.zeros(people.size, dtype=bool)
+        first[np.unique(people, return_index=True)[1]] = True
+        idx = np.flatnonzero(first & np.isin(team_ids, self.ids) & (self.team[people] == NO_TEAM))
+        rows = self._rows(team_ids[idx])
+        fit = bh.rank_within(rows) < self.config.team_size - self.members[rows]
+        idx, rows = idx[fit], rows[fit]
+        placed[idx] = True
+        self._enrol(people[idx], self.ids[rows])
+        np.add.at(self.members, rows, 1)
+        model.today.count("group_buy_joins", idx.size)
+        full = np.unique(rows[self.members[rows] >= self.config.team_size])
+        if full.size:
+            self._buy(model, full, rng)
+        return placed
+
+    def _buy(self, model, rows: np.ndarray, rng) -> None:
+        """Full teams buy: every member orders the team's item at the discounted price."""
+        c, pop, day = self.config, model.pop, model.day
+        members = self._members_of(rows)
+        row_of = self._rows(self.team[members])
+        price = self.price[row_of]
+        paid = price * (1.0 - c.discount)
+        need = bh.need_now(pop, members, day, model.cfg.behaviour.purchase)
+        pop.need[members] = np.maximum(need - 1.0, 0.0)
+        pop.need_day[members] = day
+        model.book_orders(members, paid, self.category[row_of], "group_buy", rng)
+        subsidy = float((price * c.discount).sum()) * c.subsidy_share
+        if subsidy > 0:
+            model.economics.book("group_buy_subsidy", subsidy)
+            model.today.count("group_buy_subsidy_rmb", subsidy)
+        model.today.count("group_buy_teams_filled", rows.size)
+        self._close(rows)

@@ -1,0 +1,76 @@
+"""Content: UGC and KOC posts, KOL reach beyond the graph, trust, and scheduled livestreams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim
+
+BASE = ("population.size=5000", "horizon=60", "adoption.seed_users=500")
+
+
+def run(*overrides: str, seed: int = 0, scenario: str = "content_community"):
+    return sim.simulate(sim.compose(scenario, [*BASE, *overrides], seed=seed))
+
+
+def test_livestreams_run_on_their_schedule_and_spike_conversion():
+    r = run("mechanisms.content.live_every_days=0", "mechanisms.content.live_events=[{start: 10, days: 3}, {start: 40, days: 1}]")
+    d = r.daily
+    live = d["livestream_viewers"] > 0
+    assert np.flatnonzero(live).tolist() == [10, 11, 12, 40]
+    assert (d.loc[live, "orders_livestream"] > 0).all() and d.loc[~live, "orders_livestream"].sum() == 0
+    conv = d["orders"] / d["dau"]
+    assert conv[live].mean() > 1.5 * conv[~live & (d["day"] >= 5)].mean()
+    assert d["dau"][live].mean() > d["dau"][~live & (d["day"] >= 5)].mean()
+    weekly = run("mechanisms.content.live_every_days=7", "mechanisms.content.live_first_day=3").daily
+    assert np.flatnonzero(weekly["livestream_viewers"] > 0).tolist() == list(range(3, 60, 7))
+    assert weekly["cost_content_live_fees"].sum() == 9 * r.config.mechanisms["content"].live_cost_rmb_per_day
+
+
+def test_a_kol_budget_buys_posts_that_reach_people_outside_the_graph():
+    quiet = ("mechanisms.content.ugc_rate=0", "mechanisms.content.koc_post_rate=0", "mechanisms.content.discovery_per_post=0")
+    none = run(*quiet, "mechanisms.content.kol_budget_rmb_per_day=0").daily
+    kol = run(*quiet, "mechanisms.content.kol_budget_rmb_per_day=1500", "mechanisms.content.kol_cost_per_post_rmb=1000",
+              "mechanisms.content.kol_reach=400").daily
+    assert kol["content_kol_posts"].sum() == pytest.approx(1.5 * 60, abs=15)
+    assert kol["cost_content_kol_fees"].sum() == 1000 * kol["content_kol_posts"].sum()
+    assert none["new_content"].sum() == 0 and kol["new_content"].sum() > 50
+    assert kol["content_reach"].sum() == pytest.approx(400 * kol["content_kol_posts"].sum(), rel=0.05)
+
+
+def test_koc_reach_grows_with_their_friends():
+    """A KOC post reaches a share of the poster's friends and, through the feed, people beyond them."""
+    def reach_per_post(min_friends):
+        d = run("mechanisms.content.ugc_rate=0", "mechanisms.content.discovery_per_post=0",
+                f"mechanisms.content.koc_min_friends={min_friends}").daily
+        return d["content_reach"].sum() / d["content_koc_posts"].sum()
+
+    assert reach_per_post(60) > 1.5 * reach_per_post(10)
+
+
+def test_content_builds_trust_that_raises_purchases():
+    def orders_per_visit(uplift):
+        d = run(f"mechanisms.content.trust_purchase_uplift={uplift}", "mechanisms.content.live_every_days=0").daily.iloc[20:]
+        return d["orders"].sum() / d["dau"].sum()
+
+    assert orders_per_visit(3.0) > 1.1 * orders_per_visit(0.0)
+    d = run().daily
+    trust = d["content_trust_pct"].to_numpy()
+    assert 0 < trust[10] < trust[-1] < 100
+
+
+def test_better_content_keeps_users_longer():
+    def retained(quality):
+        alive = 0
+        for seed in range(2):
+            r = run(f"mechanisms.content.ugc_quality={quality}", f"mechanisms.content.koc_quality={quality}", seed=seed)
+            alive += r.daily["users"].iloc[-1]
+        return alive
+
+    assert retained(1.0) > retained(0.1)
+
+
+def test_posts_that_cannot_reach_anyone_add_no_users():
+    d = run("mechanisms.content.read_conversion=0", "mechanisms.content.live_reach=0", "mechanisms.content.kol_budget_rmb_per_day=0").daily
+    assert d["new_content"].sum() == 0 and d["content_reach"].sum() > 0
