@@ -6,6 +6,8 @@ Python entry points::
     result = sim.run("default", overrides=["mechanisms.referral.inviter_reward=20"], seed=1)
     result.daily       # one row per day (DESIGN section 4 columns)
     result.summary     # horizon metrics
+    comparison = sim.compare(["default", "referral_double"], replicates=30)
+    comparison.table, comparison.differences   # horizon metrics with intervals, paired differences
     check = sim.validate(quick=True)   # stylized facts: check.table, check.passed
 """
 
@@ -13,9 +15,10 @@ __version__ = "0.1.0"
 
 from sim.config import SimConfig, compose  # noqa: E402
 from sim.engine import GrowthModel  # noqa: E402
+from sim.experiment import Comparison, compare  # noqa: E402
 from sim.runs import RunResult, load_run, run, simulate  # noqa: E402
 from sim.schema import ConfigError, SimulationError  # noqa: E402
 from sim.analysis.validation import Validation, validate  # noqa: E402
 
-__all__ = ["ConfigError", "GrowthModel", "RunResult", "SimConfig", "SimulationError", "Validation", "__version__",
-           "compose", "load_run", "run", "simulate", "validate"]
+__all__ = ["Comparison", "ConfigError", "GrowthModel", "RunResult", "SimConfig", "SimulationError", "Validation", "__version__",
+           "compare", "compose", "load_run", "run", "simulate", "validate"]

@@ -2,6 +2,11 @@
 
     sim run [scenario=NAME] [key=value ...] [out=DIR]     one run; prints the run folder
     sim run --config RUN/config.yaml [key=value ...]      rerun a resolved config exactly
+    sim run -m key=a,b seed=range(0,10) [hydra/launcher=ray]   a sweep (Hydra multirun); prints its folder
+    sim run -m experiment=NAME                            the sweep of experiments/NAME.yaml
+    sim compare scenario=A,B [replicates=30] [baseline=A] [key=value ...] [out=DIR]
+    sim compare experiment=NAME                           rerun a named comparison exactly
+    sim experiments                                       the named experiments
     sim config [scenario=NAME] [key=value ...]            print the resolved configuration
     sim keys [PREFIX]                                     every key: default, unit, allowed values
     sim scenarios                                         the named scenarios, presets and strategies
@@ -20,6 +25,8 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from sim.schema import ConfigError
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -91,6 +98,8 @@ def cmd_run(args) -> int:
     from sim.runs import prepare_parent, simulate, write_run_folder
     from sim.schema import SimulationError, to_plain
 
+    if args.multirun:
+        return cmd_sweep(args)
     if args.config:
         cfg = load_yaml(args.config)
         if args.overrides:
@@ -113,6 +122,95 @@ def cmd_run(args) -> int:
         print(f"{cfg.scenario}: {s['users_total']:,} users acquired, MAU {s['mau_end']:,} at day {s['days'] - 1}, "
               f"GMV {s['gmv']:,.0f} RMB, profit {s['profit']:,.0f} RMB; simulated in {s['simulate_seconds']:.1f} s", file=sys.stderr)
     print(path)
+    return 0
+
+
+def _take(overrides: Sequence[str], keys: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """Split ``key=value`` settings of the command itself (``keys``) from model overrides."""
+    taken, rest = {}, []
+    for text in overrides:
+        key, eq, value = text.partition("=")
+        if eq and key in keys:
+            taken[key] = value
+        else:
+            rest.append(text)
+    return taken, rest
+
+
+def cmd_sweep(args) -> int:
+    from sim.experiment import DEFAULT_SWEEP_METRICS, _merge, experiment_sweep_overrides, load_experiment, sweep
+
+    if args.config:
+        raise ConfigError("--config and -m cannot be combined: sweep over key=value overrides instead")
+    taken, overrides = _take(args.overrides, ("experiment", "out"))
+    metrics = DEFAULT_SWEEP_METRICS
+    if "experiment" in taken:
+        _, spec = load_experiment(taken["experiment"])
+        overrides = _merge(experiment_sweep_overrides(spec), overrides)
+        metrics = spec.sweep.metrics
+    folder = sweep(overrides, out=taken.get("out", "results/sweeps"), metrics=metrics, run_plots=not args.no_plots and args.run_plots)
+    if not args.quiet:
+        print(f"sweep collected: {folder / 'report.html'} (rerun the same command with hydra.sweep.dir={folder} to resume or extend it)",
+              file=sys.stderr)
+    print(folder)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from sim.experiment import _unique_names, experiment_spec, load_experiment, run_comparison
+    from sim.runs import prepare_parent
+    from sim.schema import to_plain
+
+    taken, overrides = _take(args.overrides, ("experiment", "scenario", "replicates", "baseline", "out", "workers", "seed"))
+    if "experiment" in taken:
+        name, spec = load_experiment(taken.pop("experiment"))
+        data = to_plain(spec)
+    else:
+        if "scenario" not in taken:
+            raise ConfigError("scenario: allowed is scenario=A,B,... (the strategies to compare) or experiment=NAME")
+        data, name = {}, None
+    if "scenario" in taken:
+        data["strategies"] = _unique_names(taken["scenario"])
+        data["baseline"] = None
+    for key in ("replicates", "seed"):
+        if key in taken:
+            data[key] = _number(key, taken[key])
+    if "baseline" in taken:
+        data["baseline"] = taken["baseline"]
+    data["overrides"] = [*data.get("overrides", []), *overrides]
+    spec = experiment_spec(data)
+    workers = _number("workers", taken["workers"]) if "workers" in taken else None
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers = {workers}: allowed is a whole number >= 1")
+    out = Path(taken.get("out", "results/comparisons"))
+    prepare_parent(out)
+    bar = Progress(spec.replicates, f"compare {len(spec.strategies)} strategies x {spec.replicates} replicates",
+                   enabled=None if not args.quiet else False)
+    result = run_comparison(spec, name or "-vs-".join(spec.strategies), workers=workers, progress=lambda done, total: bar.update(done))
+    bar.close()
+    path = result.save(out, plots=not args.no_plots)
+    if not args.quiet:
+        for line in result.verdicts("profit") + result.verdicts("users_total"):
+            print(line, file=sys.stderr)
+        print(f"{len(result.horizon)} runs in {result.wall_seconds:.1f} s", file=sys.stderr)
+    print(path)
+    return 0
+
+
+def _number(key: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{key} = {text!r}: allowed is a whole number") from None
+
+
+def cmd_experiments(args) -> int:
+    from sim.experiment import available_experiments, load_experiment
+
+    for name in sorted(available_experiments()):
+        _, spec = load_experiment(name)
+        kinds = [k for k, on in (("compare", bool(spec.strategies)), ("sweep", spec.sweep is not None)) if on]
+        print(f"  {name:<22} [{', '.join(kinds)}] {spec.description}")
     return 0
 
 
@@ -197,7 +295,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="a resolved config.yaml to rerun exactly (e.g. from a run folder)")
     p.add_argument("--no-plots", action="store_true", help="skip the plots (faster)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the run folder")
+    p.add_argument("-m", "--multirun", action="store_true", help="sweep: one job per combination of comma-separated values (Hydra multirun)")
+    p.add_argument("--run-plots", action="store_true", help="with -m: draw the plots of every run folder too (slower)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compare", parents=[common], help="compare strategies over paired replicates (common random numbers)")
+    p.add_argument("overrides", nargs="*", help="scenario=A,B replicates=N baseline=A seed=S workers=N out=DIR experiment=NAME, then key=value overrides for every strategy")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the comparison folder")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("experiments", parents=[common], help="list the named experiments in experiments/")
+    p.set_defaults(func=cmd_experiments)
 
     p = sub.add_parser("config", parents=[common], help="print the resolved configuration")
     p.add_argument("overrides", nargs="*")

@@ -170,12 +170,14 @@ class Catalogue:
 class GrowthModel(mesa.Model):
     """The growth simulation. Build it from a validated :class:`SimConfig`, then ``step()`` daily."""
 
-    def __init__(self, cfg: SimConfig):
+    def __init__(self, cfg: SimConfig, graph=None):
+        """``graph``: the graph :meth:`make_graph` gives for ``cfg``, when already built (experiments
+        share one between strategies of the same replicate; graphs are never modified)."""
         check_memory(cfg)  # refuse, before building anything, a run that will not fit in memory
         super().__init__(seed=cfg.seed)
         self.cfg = cfg
         self.streams = Streams(cfg.seed)
-        self.graph = build_graph(cfg.graph, cfg.population.size, self.streams.setup("graph"))
+        self.graph = graph if graph is not None else self.make_graph(cfg)
         if self.graph.n != cfg.population.size:  # an edge list sets the market size: resolve it
             cfg = self.cfg = replace(cfg, population=replace(cfg.population, size=self.graph.n))
         self.pop = Population(cfg, self.graph.n, self.streams.setup("population"))
@@ -195,6 +197,11 @@ class GrowthModel(mesa.Model):
                 self.metrics.declare(column)
             m.setup(self)
         self.hooks = {stage: [getattr(m, stage) for m in self.mechanisms if stage in m.stages()] for stage in STAGES}
+
+    @staticmethod
+    def make_graph(cfg: SimConfig):
+        """The social graph of ``cfg``: it depends only on the graph settings, the size and the seed."""
+        return build_graph(cfg.graph, cfg.population.size, Streams(cfg.seed).setup("graph"))
 
     def get_mechanism(self, name: str):
         """The enabled mechanism ``name``, or None (mechanisms that cooperate look each other up)."""

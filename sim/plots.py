@@ -9,6 +9,14 @@ can be re-plotted from disk without re-simulating.
 - ``viral.png``: invitations sent and accepted, and the K-factor;
 - ``orders.png``: orders per day by what drove them, and the concentration of sales over categories;
 - ``mechanisms.png``: each enabled mechanism's own daily counters.
+
+Experiments (frames of a comparison or sweep folder):
+
+- comparison ``curves.png``: users, MAU, GMV and cumulative profit per strategy, mean and 95 % band;
+- comparison ``horizon.png``: each horizon metric per strategy with its 95 % interval;
+- comparison ``differences.png``: paired differences against the baseline, in % of its mean;
+- sweep ``sweep_<param>.png``: horizon metrics against one swept parameter, with intervals over seeds;
+- sweep ``heatmap.png``: the mean of a metric over two swept parameters.
 """
 
 from __future__ import annotations
@@ -253,4 +261,215 @@ def run_plots(result, folder: Path) -> dict[str, Path]:
     panel = mechanisms(daily, cfg.enabled(), folder / "mechanisms.png", label)
     if panel is not None:
         out["mechanisms"] = panel
+    return out
+
+
+# ============================================================================ experiments
+# Comparisons and sweeps: every curve is a mean over replicates (or seeds) with its 95 % interval.
+STRATEGY_COLOURS = plt.get_cmap("tab10").colors
+CURVES = (("cumulative_users", "Users acquired (cumulative)", "people"), ("mau", "MAU", "people"),
+          ("gmv", "GMV per day (7-day mean)", "RMB per day"), ("profit", "Cumulative profit", "RMB"))
+
+
+def _curve(daily: pd.DataFrame, column: str) -> np.ndarray:
+    """Replicates x days of one column, smoothed or accumulated as its panel shows it."""
+    wide = daily.pivot(index="replicate", columns="day", values=column).to_numpy(dtype=np.float64)
+    if column == "gmv":
+        return pd.DataFrame(wide.T).rolling(7, min_periods=1).mean().to_numpy().T
+    if column == "profit":
+        return np.cumsum(wide, axis=1)
+    return wide
+
+
+def comparison_curves(daily: pd.DataFrame, strategies: list[str], path: Path, label: str) -> Path:
+    """Each key curve per strategy: the mean over replicates and a 95 % band."""
+    from sim.analysis.stats import band
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
+    for ax, (column, title, unit) in zip(axes.flat, CURVES):
+        for k, s in enumerate(strategies):
+            d = daily[daily["strategy"] == s]
+            days = np.sort(d["day"].unique())
+            mean, lo, hi = band(_curve(d, column))
+            colour = STRATEGY_COLOURS[k % len(STRATEGY_COLOURS)]
+            ax.plot(days, mean, color=colour, lw=1.6, label=s)
+            ax.fill_between(days, lo, hi, color=colour, alpha=0.2, lw=0)
+        if column == "profit":
+            ax.axhline(0, color="grey", lw=0.8)
+        _style(ax, title, unit)
+    axes.flat[0].legend(fontsize=8, frameon=False, loc="upper left")
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def _compact(x: float, _pos=None) -> str:
+    """Axis numbers short enough not to collide: 45k, 1.2M."""
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def comparison_horizon(table: pd.DataFrame, strategies: list[str], metrics: list[str], path: Path, label: str) -> Path:
+    """Each horizon metric per strategy: the mean (dot) and its 95 % interval (bar)."""
+    from sim.analysis.comparison import METRICS
+
+    ncol = min(4, len(metrics))
+    nrow = -(-len(metrics) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 0.45 * len(strategies) * nrow + 1.6 * nrow), squeeze=False)
+    ys = np.arange(len(strategies))[::-1]
+    for ax, m in zip(axes.flat, metrics):
+        rows = table[table["metric"] == m].set_index("strategy").reindex(strategies)
+        for y, s, colour in zip(ys, strategies, STRATEGY_COLOURS * 10):
+            r = rows.loc[s]
+            err = np.array([[r["mean"] - r["ci_low"]], [r["ci_high"] - r["mean"]]]) if np.isfinite(r["ci_low"]) else None
+            ax.errorbar(r["mean"], y, xerr=err, fmt="o", color=colour, capsize=3, ms=5)
+        ax.set_yticks(ys, strategies, fontsize=8)
+        meta = METRICS[m]
+        ax.set_title(meta.label + (f" ({meta.unit})" if meta.unit else ""), fontsize=9, loc="left")
+        ax.grid(alpha=0.3, axis="x")
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.tick_params(axis="x", labelsize=8)
+        if meta.fmt.endswith("%}"):
+            ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        else:
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+        ax.margins(y=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def comparison_differences(differences: pd.DataFrame, path: Path, label: str) -> Path:
+    """Paired differences against the baseline, relative to its mean, with 95 % intervals."""
+    from sim.analysis.comparison import METRICS
+    from sim.analysis.stats import PairedDifference, effect_text
+
+    labels = list(dict.fromkeys(differences["label"]))
+    strategies = list(dict.fromkeys(differences["strategy"]))
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(labels) * max(1, len(strategies) * 0.6) + 1.5))
+    step = 0.7 / max(len(strategies), 1)
+    ys = np.arange(len(labels))[::-1]
+    for k, s in enumerate(strategies):
+        d = differences[differences["strategy"] == s].set_index("label").reindex(labels)
+        y = ys + 0.35 - step * (k + 0.5)
+        colour = STRATEGY_COLOURS[(k + 1) % len(STRATEGY_COLOURS)]
+        # As in the verdicts: a baseline near zero makes percentages meaningless; say it in the unit.
+        width = (d["relative_high"] - d["relative_low"]).to_numpy(dtype=np.float64)
+        ok = np.isfinite(width) & (width <= 1.0)
+        rel = 100 * d["relative"].to_numpy(dtype=np.float64)
+        err = 100 * np.vstack([d["relative"] - d["relative_low"], d["relative_high"] - d["relative"]]).astype(np.float64)
+        ax.errorbar(rel[ok], y[ok], xerr=np.nan_to_num(err[:, ok]), fmt="o", color=colour, capsize=3, ms=5,
+                    label=f"{s} vs {d['baseline'].iloc[0]}")
+        for yy, (_, r) in zip(y[~ok], d[~ok].iterrows()):
+            if r["n"] > 0 and np.isfinite(r["mean_difference"]):
+                absolute = PairedDifference(r["mean_difference"], r["ci_low"], r["ci_high"], np.nan, np.nan, np.nan, 0, 0, int(r["n"]))
+                ax.annotate(f"{effect_text(absolute, METRICS[r['metric']].unit)}  (too uncertain in % of the baseline)",
+                            (0, yy), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7.5, color=colour)
+    ax.axvline(0, color="black", lw=0.9)
+    ax.set_ylim(-0.6, len(labels) - 0.4)
+    ax.set_yticks(ys, labels, fontsize=9)
+    _style(ax, "Difference from the baseline (paired over replicates), % of the baseline's mean", "", "% difference")
+    ax.legend(fontsize=8, frameon=False)
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def comparison_plots(comparison, folder: Path) -> dict[str, Path]:
+    """Every plot of a comparison folder; returns name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    c = comparison
+    cfg = next(iter(c.configs.values()))
+    label = f"{c.name} · {len(c.seeds)} replicates · {cfg.population.size:,} people · {cfg.horizon} days"
+    out = {"comparison_curves": comparison_curves(c.daily, c.strategies, folder / "curves.png", label),
+           "comparison_horizon": comparison_horizon(c.table, c.strategies, list(c.spec.metrics), folder / "horizon.png", label)}
+    if len(c.differences):
+        out["comparison_differences"] = comparison_differences(c.differences, folder / "differences.png", label)
+    return out
+
+
+def _short(key: str) -> str:
+    return key.split(".")[-1].replace("_", " ")
+
+
+def sweep_metric(horizon: pd.DataFrame, param: str, metrics: list[str], path: Path, label: str, by: str | None = None) -> Path:
+    """Horizon metrics against one swept parameter: mean and 95 % interval over seeds (and over the
+    other parameters, or one line per value of ``by``)."""
+    from sim.analysis.comparison import METRICS, grouped_table
+
+    ncol = min(2, len(metrics))
+    nrow = -(-len(metrics) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6 * ncol, 3.8 * nrow), squeeze=False)
+    groups = [(None, horizon)] if by is None else list(horizon.groupby(by, sort=True))
+    numeric = pd.api.types.is_numeric_dtype(horizon[param])
+    for ax, m in zip(axes.flat, metrics):
+        for k, (value, runs) in enumerate(groups):
+            t = grouped_table(runs, [param], [m])
+            colour = STRATEGY_COLOURS[k % len(STRATEGY_COLOURS)]
+            name = None if by is None else f"{_short(by)} = {value}"
+            if numeric:  # a line with a band: the parameter is a quantity
+                x = t[param].to_numpy()
+                ax.plot(x, t[m], "o-", color=colour, lw=1.5, ms=4, label=name)
+                if t[f"{m}_low"].notna().any():
+                    ax.fill_between(x, t[f"{m}_low"], t[f"{m}_high"], color=colour, alpha=0.2, lw=0)
+            else:  # categories: points with interval bars, side by side, nothing joined
+                x = np.arange(len(t)) + 0.12 * (k - (len(groups) - 1) / 2)
+                err = np.vstack([t[m] - t[f"{m}_low"], t[f"{m}_high"] - t[m]]).astype(np.float64)
+                ax.errorbar(x, t[m], yerr=np.nan_to_num(err), fmt="o", color=colour, capsize=3, ms=5, label=name)
+                ax.set_xticks(np.arange(len(t)), t[param].astype(str))
+        meta = METRICS[m]
+        _style(ax, meta.label if "horizon" in meta.label else f"{meta.label} at the horizon", meta.unit, param)
+        if meta.fmt.endswith("%}"):
+            ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        if by is not None:
+            ax.legend(fontsize=8, frameon=False)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def sweep_heatmap(horizon: pd.DataFrame, rows: str, cols: str, metrics: list[str], path: Path, label: str) -> Path:
+    """Mean of each metric over seeds for every pair of values of two swept parameters."""
+    from sim.analysis.comparison import METRICS, grouped_table
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6.2 * len(metrics), 4.8), squeeze=False)
+    for ax, m in zip(axes.flat, metrics):
+        grid = grouped_table(horizon, [rows, cols], [m]).pivot(index=rows, columns=cols, values=m)
+        values = grid.to_numpy(dtype=np.float64)
+        diverging = np.nanmin(values) < 0 < np.nanmax(values)
+        lim = np.nanmax(np.abs(values)) if diverging else None
+        im = ax.imshow(values, aspect="auto", origin="lower", cmap="RdBu" if diverging else "viridis",
+                       vmin=-lim if diverging else None, vmax=lim, interpolation="nearest")
+        ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns], fontsize=8)
+        ax.set_yticks(range(len(grid.index)), [str(i) for i in grid.index], fontsize=8)
+        ax.set_xlabel(cols)
+        ax.set_ylabel(rows)
+        meta = METRICS[m]
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, meta.fmt.format(v), ha="center", va="center", fontsize=8,
+                        color="black" if diverging or v > np.nanmean(values) else "white")
+        ax.set_title(f"{meta.label} (mean over seeds)", fontsize=11, loc="left")
+        fig.colorbar(im, ax=ax, label=meta.unit)
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def sweep_plots(sweep, folder: Path) -> dict[str, Path]:
+    """The plots of a sweep folder: each metric against each swept parameter, and a heatmap over the
+    first two; returns name -> path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    h, varied, metrics = sweep.horizon, sweep.varied, list(sweep.metrics)
+    seeds = h["seed"].nunique() if "seed" in h else 1
+    label = f"sweep of {', '.join(varied) or 'seeds'} · {len(h)} runs · {seeds} seed{'s' if seeds > 1 else ''} per point"
+    out = {}
+    for p in varied[:3]:
+        others = [q for q in varied if q != p]
+        by = others[0] if len(varied) == 2 else None
+        out[f"sweep_{p}"] = sweep_metric(h, p, metrics, folder / f"sweep_{p.replace('/', '_')}.png", label, by=by)
+    if len(varied) >= 2:
+        out["sweep_heatmap"] = sweep_heatmap(h, varied[0], varied[1], metrics[:2], folder / "heatmap.png", label)
     return out

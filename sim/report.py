@@ -88,3 +88,123 @@ def run_report(result, figures: dict[str, Path]) -> str:
     subtitle = (f"scenario {cfg.scenario} · seed {cfg.seed} · {cfg.population.size:,} people · {cfg.horizon} days · "
                 f"mechanisms: {', '.join(cfg.enabled()) or 'none'} · simulated in {s.get('simulate_seconds', 0):.1f} s")
     return page(f"growth-sim run: {cfg.scenario}", subtitle, body)
+
+
+# ============================================================================ experiments
+EXPERIMENT_CAPTIONS = {
+    "comparison_curves": "How each strategy unfolds over the year. Lines are the mean over replicates; the shaded band is the 95 % interval of that mean. Bands that do not overlap mean the strategies really differ; overlapping bands need the paired differences below to decide.",
+    "comparison_horizon": "Where each strategy ends up at the horizon. Dots are means over replicates, bars their 95 % intervals.",
+    "comparison_differences": "How much each strategy changes each metric compared with the baseline, replicate by replicate (the same simulated people and luck for both), in % of the baseline's mean. A bar that does not cross the zero line is a difference the simulation is sure of.",
+    "sweep_heatmap": "The mean of a metric (over seeds) for every combination of the first two swept parameters; read across a row to see one parameter's effect at a fixed value of the other.",
+}
+
+
+def _cell(mean: float, low: float, high: float, pattern: str) -> str:
+    if not math.isfinite(low):
+        return fmt(mean, pattern)
+    return f"{fmt(mean, pattern)} <span class='ci'>[{fmt(low, pattern)}, {fmt(high, pattern)}]</span>"
+
+
+def _matrix(table: pd.DataFrame, groups: list[str], metrics: list[str], by: str) -> str:
+    """Metrics as rows, groups as columns, each cell 'mean [low, high]'."""
+    from sim.analysis.comparison import METRICS
+
+    head = "<th>metric</th>" + "".join(f"<th>{html.escape(str(g))}</th>" for g in groups)
+    rows = []
+    runs = int(table["n"].max()) if len(table) else 0
+    for m in metrics:
+        meta = METRICS[m]
+        cells = []
+        for g in groups:
+            r = table[(table[by] == g) & (table["metric"] == m)].iloc[0]
+            some = f" <span class='ci'>({int(r['n'])} of {runs} runs have a value)</span>" if r["n"] < runs else ""
+            cells.append(f"<td>{_cell(r['mean'], r['ci_low'], r['ci_high'], meta.fmt)}{some}</td>")
+        unit = f" ({meta.unit})" if meta.unit else ""
+        rows.append(f"<tr><td>{html.escape(meta.label + unit)}</td>{''.join(cells)}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _experiment_figures(figures: dict[str, Path]) -> str:
+    parts = []
+    for name, path in figures.items():
+        caption = EXPERIMENT_CAPTIONS.get(name, "")
+        title = name.replace("comparison_", "").replace("sweep_", "").replace("_", " ").capitalize()
+        if name.startswith("sweep_") and name != "sweep_heatmap":
+            title = f"Against {name[len('sweep_'):]}"
+            caption = ("Each metric at the horizon against this swept parameter: dots are means over seeds, the band (or bar) the 95 % interval "
+                       "of that mean (other swept parameters are averaged over, or drawn as separate lines).")
+        parts.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(caption)}</p>"
+                     f"<img src='plots/{Path(path).name}' alt='{html.escape(name)}'>")
+    return "".join(parts)
+
+
+COMPARISON_CSS = ".ci{color:#777;font-size:.8rem} ul.verdicts li{margin:.3rem 0} .win{color:#1b7f3b} .loss{color:#b42318}"
+
+
+def comparison_report(comparison, figures: dict[str, Path]) -> str:
+    """The comparison folder's report: the verdicts first, then the numbers, the plots and the method."""
+    from sim.experiment import experiment_yaml
+
+    c = comparison
+    cfg = next(iter(c.configs.values()))
+    metrics = list(c.spec.metrics)
+    items = []
+    for s in c.strategies:
+        if s == c.baseline:
+            continue
+        d = c.differences[c.differences["strategy"] == s]
+        for _, r in d.iterrows():
+            cls = "win" if " beats " in r["verdict"] else "loss" if " falls short of " in r["verdict"] else ""
+            items.append(f"<li class='{cls}'>{html.escape(r['verdict'])}</li>")
+    verdicts = f"<ul class='verdicts'>{''.join(items)}</ul>" if items else "<p>Only one strategy: nothing to compare with.</p>"
+    diffs = c.differences.copy()
+    if len(diffs):
+        diffs = diffs[["strategy", "label", "mean_difference", "ci_low", "ci_high", "relative", "relative_low", "relative_high", "higher", "n"]]
+        diffs.columns = ["strategy", "metric", "difference", "low", "high", "relative", "rel. low", "rel. high", "replicates higher", "replicates"]
+    resolved = "".join(f"<details><summary>Resolved configuration of {html.escape(s)}</summary><pre>{html.escape(dump_yaml(cfg_s))}</pre></details>"
+                       for s, cfg_s in c.configs.items())
+    body = (f"<style>{COMPARISON_CSS}</style>"
+            f"<h2>The answer</h2><p>Each strategy against the baseline <b>{html.escape(c.baseline)}</b>, metric by metric: "
+            f"how many of the {len(c.seeds)} paired replicates it came out ahead in, and the difference in % of the baseline "
+            f"with its 95 % interval in brackets. “No clear difference” means the interval includes zero.</p>{verdicts}"
+            f"<h2>Horizon metrics</h2><p>Mean over {len(c.seeds)} replicates with the 95 % interval of the mean in brackets.</p>"
+            f"{_matrix(c.table, c.strategies, metrics, 'strategy')}"
+            f"{_experiment_figures(figures)}"
+            + (f"<h2>Paired differences</h2><p>Strategy minus baseline, replicate by replicate, then averaged; relative columns are in "
+               f"fractions of the baseline's mean.</p>{table(diffs)}" if len(diffs) else "")
+            + f"<h2>How this was computed</h2><p>Every strategy ran the same {len(c.seeds)} replicates. Replicate r of every strategy "
+            f"used the same seed (derived from base seed {c.spec.seed}), so it saw the same social graph, the same people and the same "
+            f"everyday luck (common random numbers); differences are therefore measured within each replicate, which removes the noise "
+            f"the strategies share. Intervals are Student-t intervals over replicates. Rerun one replicate on its own with "
+            f"<code>sim run scenario=NAME seed=SEED</code> (seeds are in <code>horizon.parquet</code>); rerun the whole comparison with "
+            f"<code>sim compare experiment=config.yaml</code> from this folder.</p>"
+            f"<details><summary>Experiment definition (config.yaml)</summary><pre>{html.escape(experiment_yaml(c.spec, c.name))}</pre></details>"
+            f"{resolved}")
+    subtitle = (f"{len(c.strategies)} strategies · {len(c.seeds)} replicates each · {cfg.population.size:,} people · {cfg.horizon} days · "
+                f"baseline {c.baseline} · computed in {c.wall_seconds:.0f} s")
+    title = f"growth-sim comparison: {c.name}"
+    if c.spec.description:
+        subtitle = f"{c.spec.description} — {subtitle}"
+    return page(title, subtitle, body)
+
+
+def sweep_report(sweep, figures: dict[str, Path]) -> str:
+    """The sweep folder's report: the grouped table of horizon metrics and the sweep plots."""
+    from sim.analysis.comparison import METRICS
+
+    s = sweep
+    t = s.table()
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in [*s.varied, "runs", *(METRICS[m].label for m in s.metrics)])
+    rows = []
+    for _, r in t.iterrows():
+        cells = [f"<td>{html.escape(str(r[p]))}</td>" for p in s.varied] + [f"<td>{int(r['runs'])}</td>"]
+        cells += [f"<td>{_cell(r[m], r[f'{m}_low'], r[f'{m}_high'], METRICS[m].fmt)}</td>" for m in s.metrics]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    rows = "".join(rows)
+    seeds = s.horizon["seed"].nunique() if "seed" in s.horizon else 1
+    body = (f"<style>{COMPARISON_CSS}</style>"
+            f"<h2>Horizon metrics by swept value</h2><p>Mean over the runs of each combination ({seeds} seed(s)) with the 95 % interval "
+            f"in brackets. Every run is a folder in <code>runs/</code>; all of them are in <code>sweep.parquet</code> (daily) and "
+            f"<code>horizon.parquet</code> (one row per run).</p><table><tr>{head}</tr>{rows}</table>"
+            f"{_experiment_figures(figures)}")
+    return page(f"growth-sim sweep: {', '.join(s.varied) or 'seeds'}", f"{len(s.horizon)} runs in {s.path}", body)

@@ -174,10 +174,11 @@ class AtomicFolder:
         return False
 
 
-def write_run_folder(result: RunResult, out: Path, plots: bool = True) -> Path:
+def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str | None = None) -> Path:
+    """Write the run folder under ``out`` (named ``name``, default: time stamp, scenario and seed)."""
     cfg = result.config
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = AtomicFolder(out, f"{stamp}_{_slug(cfg.scenario)}_seed{cfg.seed}")
+    folder = AtomicFolder(out, name or f"{stamp}_{_slug(cfg.scenario)}_seed{cfg.seed}")
     with folder as tmp:
         (tmp / "config.yaml").write_text(dump_yaml(cfg))
         result.daily.to_parquet(tmp / "daily.parquet", index=False)

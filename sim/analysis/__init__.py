@@ -1,1 +1,6 @@
-"""Analyses of model runs: validation against stylized facts (``validation``)."""
+"""Analysis of model runs: what runs mean, kept apart from which runs to make (``sim.experiment``).
+
+- ``stats``: means with intervals over replicates, paired differences between strategies, verdicts;
+- ``comparison``: the frames of a comparison or sweep (horizon metrics with intervals, differences);
+- ``validation``: validation against stylized facts.
+"""

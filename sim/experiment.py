@@ -1,0 +1,636 @@
+"""Experiments: which runs to make, making them, and collecting what they wrote.
+
+Two kinds of experiment, both described by the same plan (an ``experiments/*.yaml`` file or the
+command line) and analysed by ``sim.analysis``:
+
+- **comparison** (``sim compare``, :func:`compare`): several strategies, each run for the same
+  replicates. Replicate r of every strategy uses the same seed, derived from one base seed, and the
+  engine derives every random stream from (seed, stream name, day): the strategies see the same
+  graph, the same people and the same base randomness (common random numbers), so their differences
+  are paired and a scenario compared with itself differs by exactly zero. Replicates run in parallel
+  (one task per replicate, so the graph of a replicate is built once for all its strategies); the
+  results do not depend on the number of workers.
+- **sweep** (``sim run -m``, :func:`sweep`): Hydra's multirun over parameter values, through its real
+  sweeper and launchers (joblib locally by default; Ray or SLURM by a ``hydra/launcher=`` override).
+  Each job recomposes its configuration from its own overrides with :func:`sim.config.compose` (a
+  ``scenario=NAME`` is resolved by this project, not by a Hydra group) and writes one run folder named
+  after its swept values; a job whose folder exists is skipped, so rerunning an interrupted sweep
+  into the same folder resumes it. When the jobs are done, every run is collected into
+  ``sweep.parquet`` and ``horizon.parquet`` with the swept parameters as columns.
+
+This module knows which runs to make and where results go; it never decides what they mean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from sim.analysis.comparison import DEFAULT_METRICS, METRICS, difference_table, grouped_table, horizon_table, horizon_values
+from sim.config import SimConfig, compose, dump_yaml
+from sim.schema import ConfigError, build, param, require, suggest, to_plain
+
+PROJECT = Path(__file__).resolve().parent.parent
+MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
+DEFAULT_SWEEP_METRICS = ("profit", "users_total", "mau_end", "gmv")
+
+
+# ============================================================================ the plan, as data
+@dataclass(frozen=True)
+class StrategySpec:
+    scenario: str = param("default", doc="the scenario the strategy starts from (`sim scenarios` lists them; default: the strategy's name)")
+    overrides: tuple[str, ...] = param((), doc="key=value overrides on top of the scenario (Hydra grammar)")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    params: dict[str, Any] = param(factory=dict, doc="swept key -> a list of values, or a Hydra sweep expression such as 'range(0,10)'")
+    scenario: str = param("default", doc="the scenario every job starts from (unless `scenario` is swept)")
+    metrics: tuple[MetricName, ...] = param(DEFAULT_SWEEP_METRICS, doc="horizon metrics plotted against the swept parameters")
+
+    def check(self, path: str) -> None:
+        require(bool(self.params), f"{path}.params", {}, "allowed is at least one swept key")
+        for key, values in self.params.items():
+            ok = (isinstance(values, str) and values.strip()) or (
+                isinstance(values, (list, tuple)) and values and all(isinstance(v, (int, float, str, bool)) for v in values))
+            require(bool(ok), f"{path}.params.{key}", values, "allowed is a non-empty list of values or a sweep expression such as 'range(0,10)'")
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    description: str = param("", doc="what the experiment asks, in a sentence")
+    strategies: dict[str, StrategySpec] = param(factory=dict, doc="strategy name -> its scenario and overrides")
+    baseline: str | None = param(None, doc="the strategy the others are compared with (default: the first)")
+    replicates: int = param(30, lo=2, hi=100_000, unit="runs per strategy", doc="replicates of each strategy (intervals need at least two)")
+    seed: int = param(0, lo=0, hi=2**63 - 1, doc="base seed: replicate seeds are derived from it")
+    overrides: tuple[str, ...] = param((), doc="key=value overrides applied to every strategy and sweep job first")
+    metrics: tuple[MetricName, ...] = param(DEFAULT_METRICS, doc="horizon metrics reported")
+    sweep: SweepSpec | None = param(None, doc="a parameter sweep (`sim run -m experiment=NAME`)")
+
+    def check(self, path: str) -> None:
+        where = f"{path}.baseline" if path else "baseline"
+        if self.baseline is not None and self.strategies:
+            require(self.baseline in self.strategies, where, self.baseline,
+                    f"allowed is one of the strategies: {', '.join(self.strategies)}{suggest(self.baseline, self.strategies)}")
+
+    @property
+    def baseline_name(self) -> str:
+        return self.baseline or next(iter(self.strategies))
+
+
+def _normalise_strategies(raw: Any) -> Any:
+    """``[a, b]`` or ``{a: null}`` mean strategies running the scenarios of those names."""
+    if isinstance(raw, (list, tuple)):
+        raw = {str(s): None for s in raw}
+    if isinstance(raw, Mapping):
+        out = {}
+        for name, spec in raw.items():
+            spec = {} if spec is None else spec
+            if isinstance(spec, str):
+                spec = {"scenario": spec}
+            if isinstance(spec, Mapping) and "scenario" not in spec:
+                spec = {**spec, "scenario": str(name)}
+            out[str(name)] = spec
+        return out
+    return raw
+
+
+def experiment_spec(data: Mapping[str, Any], where: str = "") -> ExperimentSpec:
+    """Validate a plain mapping (an experiment file, or the command line) into an :class:`ExperimentSpec`."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'experiment'}: allowed is a mapping of experiment settings")
+    data = dict(data)
+    if "strategies" in data:
+        data["strategies"] = _normalise_strategies(data["strategies"])
+    try:
+        return build(ExperimentSpec, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+def experiment_dirs() -> list[Path]:
+    """Folders searched for ``experiments/NAME.yaml``: the project's, then ``SIM_EXPERIMENT_PATH``."""
+    extra = [Path(p).expanduser() for p in os.environ.get("SIM_EXPERIMENT_PATH", "").split(os.pathsep) if p.strip()]
+    return [PROJECT / "experiments", *extra]
+
+
+def available_experiments() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for root in experiment_dirs():
+        for path in sorted(root.glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def load_experiment(name: str) -> tuple[str, ExperimentSpec]:
+    """An experiment by name (``experiments/NAME.yaml``) or by path; returns (name, spec)."""
+    import yaml
+
+    path = Path(name).expanduser()
+    if not (name.endswith((".yaml", ".yml")) or os.sep in name) or not path.is_file():
+        found = available_experiments()
+        if name not in found:
+            raise ConfigError(f"experiment = {name!r}: no such experiment{suggest(name, found)}; available: {', '.join(sorted(found)) or 'none'}")
+        path = found[name]
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"{path}{f' line {mark.line + 1}' if mark else ''}: not valid YAML") from None
+    return path.stem, experiment_spec(data, str(path))
+
+
+def replicate_seeds(base_seed: int, replicates: int) -> list[int]:
+    """Seeds of replicates 0..n-1, derived from ``base_seed``; replicate r's seed does not depend on n."""
+    state = np.random.SeedSequence(int(base_seed)).generate_state(int(replicates), dtype=np.uint32)
+    return [int(s) for s in state]
+
+
+# ============================================================================ comparisons
+@dataclass
+class Comparison:
+    """The runs of a comparison and what they mean (the frames of a comparison folder)."""
+
+    name: str
+    spec: ExperimentSpec
+    configs: dict[str, SimConfig]  # strategy -> resolved configuration (seed of replicate 0)
+    seeds: list[int]
+    daily: pd.DataFrame  # strategy, replicate, day, daily columns
+    horizon: pd.DataFrame  # strategy, replicate, seed, horizon metrics
+    table: pd.DataFrame  # strategy, metric, mean and interval
+    differences: pd.DataFrame  # strategy, metric, paired difference against the baseline, verdict
+    wall_seconds: float = 0.0
+    path: Path | None = None
+
+    @property
+    def strategies(self) -> list[str]:
+        return list(self.spec.strategies)
+
+    @property
+    def baseline(self) -> str:
+        return self.spec.baseline_name
+
+    def verdicts(self, metric: str = "profit") -> list[str]:
+        d = self.differences
+        return list(d.loc[d["metric"] == metric, "verdict"])
+
+    def save(self, out: str | os.PathLike = "results/comparisons", plots: bool = True) -> Path:
+        """Write the comparison folder under ``out`` atomically and return its path."""
+        from sim.runs import AtomicFolder, _slug
+
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        folder = AtomicFolder(Path(out), f"{stamp}_{_slug(self.name)}")
+        with folder as tmp:
+            (tmp / "config.yaml").write_text(experiment_yaml(self.spec, self.name))
+            (tmp / "resolved").mkdir()
+            for strategy, cfg in self.configs.items():
+                (tmp / "resolved" / f"{_slug(strategy)}.yaml").write_text(dump_yaml(cfg))
+            self.daily.to_parquet(tmp / "daily.parquet", index=False)
+            self.horizon.to_parquet(tmp / "horizon.parquet", index=False)
+            self.differences.to_parquet(tmp / "differences.parquet", index=False)
+            self.table.to_parquet(tmp / "table.parquet", index=False)
+            from sim import plots as plotting
+            from sim.report import comparison_report
+
+            figures = plotting.comparison_plots(self, tmp / "plots") if plots else {}
+            (tmp / "report.html").write_text(comparison_report(self, figures))
+        self.path = folder.path
+        return self.path
+
+
+def experiment_yaml(spec: ExperimentSpec, name: str) -> str:
+    """An experiment as YAML that ``sim compare experiment=PATH`` reruns exactly."""
+    import yaml
+
+    data = to_plain(spec)
+    data["strategies"] = {k: {"scenario": v["scenario"], "overrides": list(v["overrides"])} for k, v in data["strategies"].items()}
+    header = f"# experiment {name}: rerun with `sim compare experiment=<this file>`\n"
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def strategy_configs(spec: ExperimentSpec) -> dict[str, SimConfig]:
+    """Compose (and so validate) every strategy once; replicates only change the seed."""
+    configs = {}
+    for name, s in spec.strategies.items():
+        try:
+            configs[name] = compose(s.scenario, [*spec.overrides, *s.overrides], seed=spec.seed)
+        except ConfigError as exc:
+            raise ConfigError(f"strategy {name}: {exc}") from None
+    return configs
+
+
+def run_replicate(configs: Mapping[str, SimConfig], replicate: int, seed: int) -> list[tuple[str, int, pd.DataFrame, dict]]:
+    """Run every strategy for one replicate seed. Strategies with the same graph settings share one
+    graph (graphs are never modified; each model builds its own people, which it does modify)."""
+    from sim.engine import GrowthModel
+    from sim.metrics import summary
+
+    graphs: dict[tuple, Any] = {}
+    out = []
+    for name, cfg in configs.items():
+        cfg = cfg.with_seed(seed)
+        key = (cfg.graph, cfg.population.size, seed)
+        if key not in graphs:
+            graphs[key] = GrowthModel.make_graph(cfg)
+        model = GrowthModel(cfg, graph=graphs[key]).run()
+        daily = model.metrics.daily(model.economics)
+        out.append((name, replicate, daily, summary(model, daily)))
+    return out
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def _map(fn, tasks: Sequence[tuple], workers: int):
+    """Yield ``fn(*task)`` results as they finish (a process pool for more than one worker)."""
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield fn(*task)
+        return
+    from joblib import Parallel, delayed
+
+    par = Parallel(n_jobs=min(workers, len(tasks)), return_as="generator_unordered")
+    yield from par(delayed(fn)(*task) for task in tasks)
+
+
+def run_comparison(spec: ExperimentSpec, name: str, workers: int | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> Comparison:
+    """Make the runs a comparison plan asks for and analyse them."""
+    require(len(spec.strategies) >= 1, "scenario", "", "allowed is at least one strategy")
+    t0 = time.perf_counter()
+    configs = strategy_configs(spec)
+    seeds = replicate_seeds(spec.seed, spec.replicates)
+    tasks = [(configs, r, s) for r, s in enumerate(seeds)]
+    results = []
+    if progress:
+        progress(0, len(tasks))
+    for done, chunk in enumerate(_map(run_replicate, tasks, workers or default_workers()), start=1):
+        results.extend(chunk)
+        if progress:
+            progress(done, len(tasks))
+    order = {s: k for k, s in enumerate(configs)}
+    results.sort(key=lambda r: (order[r[0]], r[1]))
+    daily = pd.concat([d.assign(strategy=s, replicate=r) for s, r, d, _ in results], ignore_index=True)
+    counters = [c for c in daily.columns if daily[c].isna().any()]  # a mechanism's column, absent where it is off
+    daily[counters] = daily[counters].fillna(0)
+    daily = daily[["strategy", "replicate", *[c for c in daily.columns if c not in ("strategy", "replicate")]]]
+    horizon = pd.DataFrame([{"strategy": s, "replicate": r, "seed": seeds[r], **horizon_values(h)} for s, r, _, h in results])
+    baseline = spec.baseline_name
+    metrics = list(spec.metrics)
+    table = horizon_table(horizon, metrics)
+    diffs = difference_table(horizon, baseline, metrics)
+    resolved = {s: cfg.with_seed(seeds[0]) for s, cfg in configs.items()}
+    return Comparison(name, spec, resolved, seeds, daily, horizon, table, diffs, time.perf_counter() - t0)
+
+
+def compare(scenarios: Sequence[str] | Mapping[str, Any], replicates: int = 30, overrides: Sequence[str] = (),
+            baseline: str | None = None, out: str | os.PathLike | None = None, *, seed: int = 0,
+            metrics: Sequence[str] | None = None, workers: int | None = None, plots: bool = True,
+            progress: Callable[[int, int], None] | None = None) -> Comparison:
+    """Compare strategies over ``replicates`` paired replicates (common random numbers).
+
+    ``scenarios``: scenario names (``["default", "referral_double"]``), or a mapping of strategy name to
+    a scenario name or to ``{"scenario": ..., "overrides": [...]}``. ``overrides`` apply to every
+    strategy. ``baseline`` (default: the first strategy) is what the others are compared with. With
+    ``out`` the comparison folder is written there (``result.path``).
+    """
+    data: dict[str, Any] = {"strategies": _unique_names(scenarios) if not isinstance(scenarios, Mapping) else dict(scenarios),
+                            "replicates": replicates, "overrides": list(overrides), "baseline": baseline, "seed": seed}
+    if metrics is not None:
+        data["metrics"] = list(metrics)
+    spec = experiment_spec(data)
+    result = run_comparison(spec, "-vs-".join(spec.strategies), workers=workers, progress=progress)
+    if out is not None:
+        result.save(out, plots=plots)
+    return result
+
+
+def _unique_names(scenarios: Sequence[str]) -> dict[str, str]:
+    """Strategy names for a list of scenarios; a scenario listed twice gets ``name-2`` (a self-comparison)."""
+    if isinstance(scenarios, str):
+        scenarios = [s for s in scenarios.split(",") if s]
+    names: dict[str, str] = {}
+    for s in scenarios:
+        name, k = s, 1
+        while name in names:
+            k += 1
+            name = f"{s}-{k}"
+        names[name] = s
+    return names
+
+
+# ============================================================================ sweeps
+SWEEP_CONFIG = "sweep"  # scenarios/sweep.yaml: the primary config of a multirun
+RUNS = "runs"  # run folders of a sweep live in <sweep>/runs/
+
+
+def _parser():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def _parse(texts: Sequence[str]) -> list:
+    parser = _parser()
+    out = []
+    for text in texts:
+        try:
+            out.append(parser.parse_override(text))
+        except Exception as exc:  # Hydra's grammar errors are multi-line; report one line
+            raise ConfigError(f"override {text!r}: {str(exc).strip().splitlines()[0]}") from None
+    return out
+
+
+def _values(ov) -> list[str]:
+    """The values an override takes, as override strings (one for a plain override)."""
+    if ov.is_sweep_override():
+        try:
+            return list(ov.sweep_string_iterator())
+        except Exception:
+            raise ConfigError(f"{ov.input_line}: allowed sweeps are lists (a,b,c) and ranges (range(0,10)); "
+                              "intervals need an optimising sweeper") from None
+    return [ov.get_value_element_as_str()]
+
+
+def _is_group(key: str) -> bool:
+    from sim.config import _group_options
+
+    return key == "scenario" or "/" in key or key in _group_options()
+
+
+def check_sweep(task_overrides: Sequence[str]) -> list:
+    """Validate every value of every swept key before any job starts (one-line errors).
+
+    One composition with the first value of each key; every other value of a plain key is checked
+    by the schema directly, and every other scenario or group option by a composition of its own.
+    """
+    from omegaconf import OmegaConf
+
+    from sim.config import compose_dict, validate
+
+    parsed = _parse(task_overrides)
+    values = [_values(ov) for ov in parsed]
+    base = [f"{ov.get_key_element()}={v[0]}" for ov, v in zip(parsed, values)]
+    data = compose_dict(None, base)
+    validate(data)
+    for k, (ov, vals) in enumerate(zip(parsed, values)):
+        for v in vals[1:]:
+            text = f"{ov.get_key_element()}={v}"
+            if _is_group(ov.key_or_group):
+                compose(None, [*base[:k], text, *base[k + 1:]])
+            else:
+                cfg = OmegaConf.create(data)
+                OmegaConf.update(cfg, ov.key_or_group, _parse([text])[0].value(), merge=False)
+                validate(OmegaConf.to_container(cfg))
+    return parsed
+
+
+def experiment_sweep_overrides(spec: ExperimentSpec) -> list[str]:
+    """The multirun overrides of an experiment's sweep."""
+    if spec.sweep is None:
+        raise ConfigError("experiment has no sweep section (run its comparison with `sim compare experiment=NAME`)")
+    out = list(spec.overrides)
+    if "scenario" not in spec.sweep.params:
+        out.append(f"scenario={spec.sweep.scenario}")
+    for key, values in spec.sweep.params.items():
+        text = values if isinstance(values, str) else ",".join(_hydra_value(v) for v in values)
+        out.append(f"{key}={text}")
+    return out
+
+
+def _hydra_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str) and not re.fullmatch(r"[\w./-]+", v):
+        return "'" + v.replace("'", "\\'") + "'"
+    return str(v)
+
+
+def _merge(first: Sequence[str], then: Sequence[str]) -> list[str]:
+    """``first`` with keys given again in ``then`` replaced (later wins), then the new ones."""
+    key = lambda text: re.split(r"=", text, maxsplit=1)[0].lstrip("+~")  # noqa: E731
+    later = {key(t) for t in then}
+    return [t for t in first if key(t) not in later] + list(then)
+
+
+def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", metrics: Sequence[str] = DEFAULT_SWEEP_METRICS,
+          run_plots: bool = False) -> Path:
+    """Run a Hydra multirun over ``overrides`` (``key=a,b`` ``seed=range(0,10)`` ``hydra/launcher=ray`` ...)
+    and collect it; returns the sweep folder. ``hydra.sweep.dir=DIR`` names the folder exactly (rerun
+    into the same folder to resume); otherwise a new time-stamped folder is made under ``out``."""
+    hydra_ovs = [o for o in overrides if re.match(r"^[+~]*hydra[./]", o)]
+    task = [o for o in overrides if o not in hydra_ovs]
+    parsed = check_sweep(task)
+    fixed = [ov.get_key_element() for ov in parsed if not ov.is_sweep_override()]
+    given = [o for o in hydra_ovs if o.startswith("hydra.sweep.dir=")]
+    if given:
+        folder = Path(given[-1].split("=", 1)[1].strip("'\"")).expanduser().resolve()
+        hydra_ovs = [o for o in hydra_ovs if o not in given]
+    else:
+        folder = (Path(out) / datetime.now().strftime("%Y%m%d-%H%M%S_sweep")).resolve()
+    from sim.runs import prepare_parent
+
+    prepare_parent(folder.parent)
+    quote = lambda s: "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"  # noqa: E731
+    argv = [*task,
+            f"hydra.sweep.dir={quote(str(folder))}",
+            f"hydra.job.config.override_dirname.exclude_keys=[{','.join(quote(k) for k in fixed)}]",
+            f"hydra.callbacks.collect.metrics=[{','.join(metrics)}]",
+            f"hydra.callbacks.collect.run_plots={'true' if run_plots else 'false'}",
+            *hydra_ovs]
+    from sim.config import _register_schema, scenario_dirs
+
+    extra = scenario_dirs()[1:]
+    if extra:
+        argv.append("hydra.searchpath=[" + ",".join(f"file://{r}" for r in extra) + "]")
+    _register_schema()
+    import hydra
+
+    main = hydra.main(config_path=str(scenario_dirs()[0]), config_name=SWEEP_CONFIG, version_base="1.3")(sweep_job)
+    saved = sys.argv
+    sys.argv = ["sim", "--multirun", *argv]
+    started = time.time()
+    try:
+        main()
+    except SystemExit as exc:  # Hydra reports a failed job itself, then exits
+        if exc.code:
+            raise ConfigError(f"the sweep did not finish (Hydra's message is above); rerun with hydra.sweep.dir={folder} to resume") from None
+    finally:
+        sys.argv = saved
+    report = folder / "report.html"
+    if not report.exists() or report.stat().st_mtime < started - 1:
+        collect_sweep(folder, metrics)  # Hydra turns a callback's error into a warning: collect again to report it
+    return folder
+
+
+@contextlib.contextmanager
+def _hydra_state_kept():
+    """Keep the running Hydra app's global state while :func:`sim.config.compose` uses Hydra itself."""
+    from hydra.core.singleton import Singleton
+
+    state = Singleton.get_state()
+    try:
+        yield
+    finally:
+        Singleton.set_state(state)
+
+
+def run_name(override_dirname: str) -> str:
+    """A job's run-folder name: its swept values (``key=value,key=value``), safe as a file name."""
+    if not override_dirname:
+        return "run"
+    safe = re.sub(r"[^\w.,=+@-]", "_", override_dirname)
+    if safe != override_dirname or len(safe) > 150:
+        digest = hashlib.sha256(override_dirname.encode()).hexdigest()[:8]
+        safe = f"{safe[:140]}~{digest}"
+    return safe
+
+
+def is_complete(folder: Path) -> bool:
+    from sim.runs import RUN_FILES
+
+    return folder.is_dir() and all((folder / f).exists() for f in RUN_FILES)
+
+
+def _json_value(v: Any) -> Any:
+    return v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v)
+
+
+def sweep_job(_cfg) -> dict:
+    """One job of a multirun (any launcher): compose its configuration, simulate, write its run folder.
+
+    Hydra composed ``_cfg`` from the primary config, where ``scenario`` is a plain key; the job's real
+    configuration is recomposed from the job's overrides the way ``sim run`` composes it.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    from sim.runs import simulate, write_run_folder
+
+    hc = HydraConfig.get()
+    overrides = list(hc.overrides.task)
+    fixed = set(hc.job.config.override_dirname.exclude_keys)
+    name = run_name(hc.job.override_dirname)
+    runs = Path(hc.runtime.output_dir)
+    run_plots = bool(hc.callbacks.collect.get("run_plots", False)) if "collect" in hc.callbacks else False
+    if is_complete(runs / name):
+        print(f"[sweep] {name}: already complete, skipped", file=sys.stderr, flush=True)
+        return {"run": name, "skipped": True}
+    swept = {ov.key_or_group: _json_value(ov.value()) for ov in _parse(overrides) if ov.get_key_element() not in fixed}
+    with _hydra_state_kept():
+        cfg = compose(None, overrides)
+    result = simulate(cfg)
+    result.summary.update({"sweep": swept, "overrides": overrides})
+    path = write_run_folder(result, runs, plots=run_plots, name=name)
+    s = result.summary
+    print(f"[sweep] {path.name}: profit {s['profit']:,.0f} RMB, {s['users_total']:,} users in {s['wall_seconds']:.1f} s",
+          file=sys.stderr, flush=True)
+    return {"run": path.name, "skipped": False}
+
+
+try:  # a Hydra callback: collect the sweep in the launching process once every job has returned
+    from hydra.experimental.callback import Callback as _Callback
+except ImportError:  # pragma: no cover - hydra-core is a dependency
+    _Callback = object
+
+
+class SweepCollector(_Callback):
+    """``hydra.callbacks.collect``: after a multirun, gather its run folders into tidy tables and plots."""
+
+    def __init__(self, metrics: Sequence[str] = DEFAULT_SWEEP_METRICS, run_plots: bool = False):
+        self.metrics = [str(m) for m in metrics]
+        self.run_plots = run_plots
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        collect_sweep(Path(str(config.hydra.sweep.dir)), self.metrics)
+
+
+@dataclass
+class Sweep:
+    """A collected sweep: its frames, as written to its folder."""
+
+    path: Path
+    params: list[str]  # swept keys, in the order given
+    daily: pd.DataFrame  # swept parameters, run, day, daily columns
+    horizon: pd.DataFrame  # swept parameters, run, horizon metrics
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_SWEEP_METRICS))
+
+    @property
+    def varied(self) -> list[str]:
+        """Swept parameters other than the seed (what the plots are drawn against)."""
+        return [p for p in self.params if p != "seed" and self.horizon[p].nunique() > 1]
+
+    def table(self) -> pd.DataFrame:
+        return grouped_table(self.horizon, self.varied, self.metrics)
+
+
+def _sort_key(series: pd.Series):
+    return series if pd.api.types.is_numeric_dtype(series) else series.astype(str)
+
+
+def load_sweep(folder: str | os.PathLike, metrics: Sequence[str] = DEFAULT_SWEEP_METRICS) -> Sweep:
+    """Read every complete run folder of a sweep (in ``<folder>/runs``) into a :class:`Sweep`."""
+    folder = Path(folder)
+    runs_dir = folder / RUNS
+    runs = sorted(p for p in runs_dir.iterdir() if not p.name.startswith(".") and is_complete(p)) if runs_dir.is_dir() else []
+    if not runs:
+        raise ConfigError(f"{folder}: no complete run folder in {runs_dir}")
+    params: list[str] = []
+    daily, horizon = [], []
+    for p in runs:
+        summary = json.loads((p / "summary.json").read_text())
+        swept = summary.get("sweep", {})
+        params += [k for k in swept if k not in params]
+        d = pd.read_parquet(p / "daily.parquet")
+        daily.append(d.assign(run=p.name, **swept))
+        horizon.append({"run": p.name, **swept, **horizon_values(summary)})
+    hz = pd.DataFrame(horizon)
+    dy = pd.concat(daily, ignore_index=True)
+    counters = [c for c in dy.columns if c not in params and dy[c].isna().any()]
+    dy[counters] = dy[counters].fillna(0)
+    hz = hz.sort_values([*params, "run"], key=_sort_key, kind="stable").reset_index(drop=True)
+    order = {name: k for k, name in enumerate(hz["run"])}
+    dy = dy.sort_values(["run", "day"], key=lambda s: s.map(order) if s.name == "run" else s, kind="stable")
+    dy = dy[[*params, "run", *[c for c in dy.columns if c not in params and c != "run"]]].reset_index(drop=True)
+    hz = hz[[*params, "run", *[c for c in hz.columns if c not in params and c != "run"]]]
+    return Sweep(folder, params, dy, hz, [m for m in metrics if m in METRICS])
+
+
+def collect_sweep(folder: str | os.PathLike, metrics: Sequence[str] = DEFAULT_SWEEP_METRICS, plots: bool = True) -> Sweep:
+    """Write ``sweep.parquet``, ``horizon.parquet``, plots and ``report.html`` of a sweep folder.
+
+    Each file is written under a temporary name and renamed into place, so a reader never sees half
+    a table; collecting again (after a resumed sweep) replaces them."""
+    s = load_sweep(folder, metrics)
+    _atomic(s.path / "sweep.parquet", lambda p: s.daily.to_parquet(p, index=False))
+    _atomic(s.path / "horizon.parquet", lambda p: s.horizon.to_parquet(p, index=False))
+    if plots:
+        from sim import plots as plotting
+        from sim.report import sweep_report
+
+        figures = plotting.sweep_plots(s, s.path / "plots")
+        _atomic(s.path / "report.html", lambda p: p.write_text(sweep_report(s, figures)))
+    return s
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+__all__ = ["Comparison", "ExperimentSpec", "StrategySpec", "Sweep", "SweepSpec", "collect_sweep", "compare",
+           "load_experiment", "load_sweep", "replicate_seeds", "run_comparison", "sweep", "sweep_job"]
