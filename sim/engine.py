@@ -298,6 +298,10 @@ class GrowthModel(mesa.Model):
         # the touched entries are updated (not a pass over every edge each day).
         rank, who, times = bh.occurrences(receiver)
         prior = pop.invites_received[receiver] + rank
+        if cfg.adoption.contagion == "complex":
+            # Reinforcement is the point of complex contagion (Centola 2010): the invitations that
+            # bring a person up to the threshold do not count towards saturation.
+            prior = np.maximum(prior - (cfg.adoption.threshold - 1), 0)
         repeats = np.zeros(receiver.size, dtype=np.int64)
         if self.edge_sends is not None:  # events that travelled a stored edge remember the sender
             on_edge = np.flatnonzero(edge >= 0)

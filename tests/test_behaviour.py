@@ -88,3 +88,17 @@ def test_visit_probability_rises_with_satisfaction_and_falls_when_dormant():
     pop.satisfaction[idx] = [0.5, 0.8, 0.5]
     p = bh.visit_probability(pop, idx, model.cfg.behaviour.visit)
     assert p[1] > p[0] > p[2]
+
+
+def test_reinforcement_up_to_the_threshold_is_not_saturation_under_complex_contagion():
+    import sim
+    from sim.engine import GrowthModel
+
+    def response(contagion):
+        model = GrowthModel(sim.compose("default", ["population.size=200", "horizon=5", f"adoption.contagion={contagion}",
+                                                    "adoption.threshold=2", "behaviour.social.saturation=0.5"]))
+        receiver = np.array([7, 7, 7])
+        return model._social_response(receiver, np.full(3, -1), model.cfg)
+
+    assert response("simple").tolist() == [1.0, 0.5, 0.25]
+    assert response("complex").tolist() == [1.0, 1.0, 0.5]
