@@ -214,7 +214,7 @@ def mechanisms(daily: pd.DataFrame, enabled: list[str], path: Path, label: str) 
         return None
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(max(4.3 * ncol, 7.0), 3.3 * nrow), squeeze=False)  # wide enough for the title
+    fig, axes = plt.subplots(nrow, ncol, figsize=(max(4.6 * ncol, 7.0), 4.4 * nrow), squeeze=False)  # wide enough for the title
     for ax, (name, cols) in zip(axes.flat, panels):
         # Money (names ending in _rmb) and levels in percent (_pct) get their own axis on the right,
         # dashed; counts spread over orders of magnitude go on a log scale.
@@ -234,7 +234,9 @@ def mechanisms(daily: pd.DataFrame, enabled: list[str], path: Path, label: str) 
                 lines += rax.plot(daily["day"], smooth(daily[col]), label=col.replace("_", " "), lw=1.3, ls="--", color=f"C{k}")
             rax.set_ylabel(f"{_unit(right)} (dashed)", fontsize=8)
             rax.spines["top"].set_visible(False)
-        ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, frameon=False)
+        # Below the panel, so that it never hides a curve.
+        ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, frameon=False, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2), ncol=2)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     _title(fig, label)
