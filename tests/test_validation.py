@@ -28,6 +28,10 @@ SHARED = ["early_churn", "bass_s_curve", "invitation_saturation", "referred_rete
           "promotion_bump_decomposition", "social_graph_structure"]
 
 
+# Tests reading the shared runs go to one xdist worker (``--dist loadgroup``), so they are made once.
+shared_runs = pytest.mark.xdist_group("validation_quick")
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     """The facts that share the default-scenario runs, written to a folder."""
@@ -35,12 +39,14 @@ def quick(tmp_path_factory):
     return sim.validate(quick=True, facts=SHARED, out=out)
 
 
+@shared_runs
 @pytest.mark.parametrize("name", SHARED)
 def test_default_settings_reproduce_the_fact(quick, name):
     finding = next(f for f in quick.findings if f.name == name)
     assert finding.status == "pass", f"{name}: {finding.figure}"
 
 
+@shared_runs
 def test_every_finding_states_measure_figure_reference_and_criterion(quick):
     for f in quick.findings:
         assert f.reference and f.figure and f.title
@@ -56,6 +62,7 @@ def test_pending_facts_are_reported_but_do_not_fail_the_suite(monkeypatch):
     assert v.passed and "1 pending" in v.text()
 
 
+@shared_runs
 def test_validation_folder_holds_report_table_and_a_plot_per_fact(quick):
     path = quick.path
     assert path.is_dir() and not [p for p in path.parent.iterdir() if p.name.startswith(".tmp")]
@@ -69,6 +76,7 @@ def test_validation_folder_holds_report_table_and_a_plot_per_fact(quick):
     assert values[0]["values"]["d1"] == pytest.approx(quick.findings[0].values["d1"])
 
 
+@shared_runs
 def test_the_figures_are_measured_not_fixed(quick):
     churn = next(f for f in quick.findings if f.name == "early_churn").values
     assert 0 < churn["d30"] < churn["d7"] < churn["d1"] < 1
@@ -76,6 +84,7 @@ def test_the_figures_are_measured_not_fixed(quick):
     assert bass["q_over_p"] == pytest.approx(bass["q"] / bass["p"])
 
 
+@shared_runs
 def test_a_promotion_dip_follows_the_bump_and_the_bump_has_three_sources(quick):
     dip = next(f for f in quick.findings if f.name == "post_promotion_dip").values
     assert dip["bump"] > 0.2 and dip["dip"] < 0 and dip["lull"] < 0
@@ -90,6 +99,7 @@ def test_the_dip_fails_when_the_campaign_creates_enough_demand_to_fill_it():
     assert not v.passed and v.findings[0].values["dip"] > -0.03, v.findings[0].figure
 
 
+@shared_runs
 def test_the_default_graph_is_heavy_tailed_clustered_and_small(quick):
     g = next(f for f in quick.findings if f.name == "social_graph_structure").values
     assert g["max_degree"] > 20 * g["mean_degree"] and 2 < g["tail_exponent"] < 3.5
@@ -114,6 +124,23 @@ def test_recommenders_raise_orders_concentrate_sales_and_take_more_credit_than_t
     assert gini["personalised"] > gini["none"] > gini["random"]  # random spreads sales thinly
     for k in ("random", "popular", "personalised"):
         assert credit["credited"][k] > credit["added"][k]
+
+
+def test_recommendations_no_longer_concentrate_sales_when_they_ignore_what_sells():
+    """Metamorphic: with every recommendation replaced by a uniformly random category (exploration = 1),
+    personalised and popular recommendations no longer follow sales, and the fact fails."""
+    v = sim.validate(quick=True, facts=["recommendation_diversity"], overrides=["mechanisms.recommendations.exploration=1"])
+    assert not v.passed, v.findings[0].figure
+    values = v.findings[0].values
+    assert values["gini"]["personalised"] < values["gini"]["none"]  # spread over the catalogue, not concentrated
+    assert not values["checks"]["personalised vs none"] and not values["checks"]["popular vs none"]
+
+
+@shared_runs
+def test_referred_users_are_worth_more_than_everyone_else(quick):
+    f = next(f for f in quick.findings if f.name == "referred_retention").values
+    assert f["value_lift"] > 0.05
+    assert f["value"]["referral"] > max(f["value"]["organic"], f["value"]["paid"])
 
 
 def test_customers_drawn_in_by_a_deep_coupon_are_worth_less():
