@@ -20,10 +20,25 @@ Facts measured now:
   Skiera and Van den Bulte 2011);
 - ``reward_tradeoff``: larger referral rewards bring more users but less profit per user (same);
 - ``complex_contagion_clustering``: behaviour that needs reinforcement spreads further on
-  clustered networks than on random ones of the same degree (Centola 2010).
+  clustered networks than on random ones of the same degree (Centola 2010);
+- ``post_promotion_dip``: a promotion's bump is followed by a dip below the no-promotion baseline
+  (van Heerde, Leeflang and Wittink 2000; Macé and Neslin 2004), measured on paired runs;
+- ``promotion_bump_decomposition``: the bump splits into switching, acceleration and expansion,
+  roughly a third each (van Heerde, Leeflang and Wittink 2004);
+- ``discount_acquired_value``: customers drawn in by heavy acquisition discounts are worth less
+  (Lewis 2006; Datta, Foubert and van Heerde 2015);
+- ``recommendation_diversity``: recommenders raise orders but lower aggregate diversity (Fleder and
+  Hosanagar 2009);
+- ``recommendation_credit``: much of what is credited to recommendations is not caused by them
+  (Sharma, Hofman and Watts 2015);
+- ``social_graph_structure``: the default social graph has heavy-tailed degrees, high clustering
+  and short paths (Barabási and Albert 1999; Watts and Strogatz 1998).
 
-Facts that need mechanisms not built yet are listed in :data:`PENDING` and shown as pending; each
-becomes one more ``@fact`` function once its mechanism exists.
+Paired measurements (a campaign, a recommender) compare runs with the same seed, which share the
+graph, the people and the base randomness (common random numbers), so their difference is the
+effect of the one thing that differs. Facts that need a mechanism not built yet can be listed in
+:data:`PENDING` and are shown as pending; each becomes one more ``@fact`` function once its
+mechanism exists.
 """
 
 from __future__ import annotations
@@ -43,11 +58,13 @@ import pandas as pd
 
 from sim.config import CHANNELS, compose
 from sim.engine import GrowthModel
+from sim.metrics import gini
 from sim.metrics import summary as horizon_summary
 from sim.population import State
 from sim.schema import ConfigError
 
 REFERRAL = CHANNELS.index("referral")
+ORGANIC = CHANNELS.index("organic")
 
 
 # ============================================================================ sizes and results
@@ -62,6 +79,8 @@ class Size:
     reward_population: int  # people in each run of the reward sweep
     contagion_population: int  # people in each run of the clustering experiment
     contagion_horizon: int
+    recommendation_population: int  # people in each run of the recommendation strategies
+    discount_population: int  # people in the run with a deep new-user coupon
 
     @property
     def retention_age(self) -> int:
@@ -69,8 +88,8 @@ class Size:
         return min(180, self.horizon // 2)
 
 
-FULL = Size("full", 100_000, 365, 3, 30_000, 20_000, 365)
-QUICK = Size("quick", 20_000, 180, 1, 8_000, 10_000, 180)
+FULL = Size("full", 100_000, 365, 3, 30_000, 20_000, 365, 30_000, 30_000)
+QUICK = Size("quick", 20_000, 180, 1, 8_000, 10_000, 180, 8_000, 20_000)
 SIZES = {"full": FULL, "quick": QUICK}
 
 
@@ -115,13 +134,8 @@ class Fact:
 #: name -> fact, in the order they are reported
 FACTS: dict[str, Fact] = {}
 
-#: facts waiting for a mechanism being built: name -> (mechanism, title, reference)
-PENDING: dict[str, tuple[str, str, str]] = {
-    "post_promotion_dip": ("promotions", "A promotion's sales bump is followed by a dip below baseline",
-                           "van Heerde, Leeflang and Wittink 2000; Macé and Neslin 2004"),
-    "recommendation_diversity": ("recommendations", "Recommenders raise orders but can lower aggregate diversity",
-                                 "Fleder and Hosanagar 2009; Sharma, Hofman and Watts 2015"),
-}
+#: facts waiting for a mechanism being built: name -> (mechanism, title, reference); none at present
+PENDING: dict[str, tuple[str, str, str]] = {}
 
 
 def fact(name: str, title: str, measured: str, reference: str, criterion: str):
@@ -181,14 +195,78 @@ class InviteLog:
         np.add.at(self.wins, cell, won.astype(np.int64))
 
 
+class OrderLog:
+    """Observes every run: orders per day by the buyers' join day and by product category. Orders
+    of the people who joined before some day are then ``by_join[:, :day].sum(axis=1)``, the same
+    people in two paired runs. Changes nothing."""
+
+    def __init__(self, model: GrowthModel):
+        horizon, categories = model.cfg.horizon, model.catalogue.categories
+        self.by_join = np.zeros((horizon, horizon), dtype=np.int32)  # [day, join day]
+        self.by_category = np.zeros((horizon, categories), dtype=np.int32)  # [day, category]
+        model.hooks["settle"].append(self.settle)  # last: every order of the day is booked
+
+    def settle(self, model: GrowthModel) -> None:
+        today, (horizon, categories) = model.today, self.by_category.shape
+        self.by_join[model.day] = np.bincount(model.pop.joined_day[today.buyers], minlength=horizon)
+        self.by_category[model.day] = np.bincount(today.order_category, minlength=categories)
+
+    def orders_of_joined_before(self, day: int) -> np.ndarray:
+        """Orders per day placed by people who joined before ``day``."""
+        return self.by_join[:, :day].sum(axis=1)
+
+
+class AcquiredLog:
+    """Observes which new users a promotion drew in (non-users who heard of an acquiring campaign
+    and joined through it, as the promotions mechanism counts them in ``promotion_new_users``) and
+    takes a snapshot of every user at ``age`` days after joining: orders, spend (RMB paid), channel
+    and the age at which they churned, if they did. Changes nothing."""
+
+    def __init__(self, model: GrowthModel, age: int = 90):
+        n = model.pop.n
+        self.age = age
+        self.promotions = model.get_mechanism("promotions")
+        self.drawn = np.zeros(n, dtype=bool)
+        self.orders = np.full(n, -1, dtype=np.int64)  # -1: not (yet) age days old
+        self.spend = np.zeros(n)
+        self.churn_age = np.full(n, np.iinfo(np.int32).max, dtype=np.int64)  # still a user: never
+        self.channel = np.full(n, -1, dtype=np.int64)
+        model.hooks["adoption"].append(self.adoption)  # after the mechanism's own adoption hook
+        model.hooks["settle"].append(self.settle)
+
+    def adoption(self, model: GrowthModel) -> None:
+        new = model.today.new_users
+        if self.promotions is None or self.promotions.targets.size == 0 or new.size == 0:
+            return
+        self.drawn[new[np.isin(new, self.promotions.targets) & (model.pop.channel[new] == ORGANIC)]] = True
+
+    def settle(self, model: GrowthModel) -> None:
+        pop = model.pop
+        if model.day < self.age:
+            return
+        who = np.flatnonzero(pop.joined_day == model.day - self.age)
+        self.orders[who], self.spend[who], self.channel[who] = pop.orders[who], pop.spend[who], pop.channel[who]
+        gone = who[pop.state[who] == State.CHURNED]
+        self.churn_age[gone] = pop.churn_day[gone] - pop.joined_day[gone]
+
+
+#: observers a run can carry besides its order log: name -> factory(model)
+OBSERVERS: dict[str, Callable[[GrowthModel], object]] = {
+    "invites": lambda model: InviteLog(model, REFERRAL),
+    "acquired": AcquiredLog,
+}
+
+
 @dataclass
 class Run:
-    """The frames of one validation run (no files)."""
+    """The frames of one validation run (no files) and what its observers saw."""
 
     daily: pd.DataFrame
     cohorts: pd.DataFrame
     summary: dict
+    orders: OrderLog
     invites: InviteLog | None = None
+    acquired: AcquiredLog | None = None
 
 
 class Context:
@@ -201,24 +279,33 @@ class Context:
         self.replicates = replicates or size.replicates
         self._cache: dict[tuple, list[Run]] = {}
 
-    def runs(self, scenario: str, settings: Sequence[str], observe: bool = False) -> list[Run]:
-        """Replicate runs of ``scenario`` with the user's overrides, then ``settings`` (which win)."""
-        key = (scenario, tuple(settings), observe)
+    def runs(self, scenario: str, settings: Sequence[str], observe: Sequence[str] = ()) -> list[Run]:
+        """Replicate runs of ``scenario`` with the user's overrides, then ``settings`` (which win);
+        replicate r has seed ``seed + r`` whatever the settings, so runs of two settings are paired.
+        ``observe`` names observers of :data:`OBSERVERS` to attach."""
+        key = (scenario, tuple(settings), tuple(observe))
         if key not in self._cache:
             cfg = compose(scenario, [*self.overrides, *settings])
             out = []
             for r in range(self.replicates):
                 model = GrowthModel(cfg.with_seed(self.seed + r))
-                log = InviteLog(model, REFERRAL) if observe else None
+                orders = OrderLog(model)
+                seen = {name: OBSERVERS[name](model) for name in observe}
                 model.run()
                 daily = model.metrics.daily(model.economics)
-                out.append(Run(daily, model.metrics.cohorts(), horizon_summary(model, daily), log))
+                out.append(Run(daily, model.metrics.cohorts(), horizon_summary(model, daily), orders, **seen))
             self._cache[key] = out
         return self._cache[key]
 
     def default_runs(self) -> list[Run]:
-        s = self.size
-        return self.runs("default", [f"population.size={s.population}", f"horizon={s.horizon}"], observe=True)
+        return self.runs("default", self.default_settings(), observe=("invites",))
+
+    def default_settings(self) -> list[str]:
+        return [f"population.size={self.size.population}", f"horizon={self.size.horizon}"]
+
+    def enabled(self, mechanism: str) -> bool:
+        """Whether ``mechanism`` is on in the default scenario with the user's overrides."""
+        return compose("default", self.overrides).mechanisms[mechanism].enabled
 
 
 # ============================================================================ helpers
@@ -253,6 +340,27 @@ def _style(ax, title: str, ylabel: str = "", xlabel: str = "day") -> None:
     from sim.plots import _style as style
 
     style(ax, title, ylabel, xlabel)
+
+
+def paired_se(differences: Sequence[float], sampling_var: float) -> float:
+    """Standard error of the mean of paired differences over replicates: their spread when there
+    are several, plus a sampling term (the variance of one replicate's difference, e.g. Poisson)
+    over the number of replicates; conservative, and usable with a single replicate."""
+    d = np.asarray(differences, dtype=float)
+    spread = d.var(ddof=1) / d.size if d.size > 1 else 0.0
+    return math.sqrt(spread + sampling_var / d.size)
+
+
+def gini_sampling_var(counts: np.ndarray, draws: int = 200) -> float:
+    """Variance of the Gini coefficient of ``counts`` (orders per category) from resampling the
+    same number of orders with the observed shares (multinomial bootstrap)."""
+    counts = np.asarray(counts, dtype=float)
+    total = int(counts.sum())
+    if total == 0:
+        return 0.0
+    rng = np.random.default_rng(0)  # analysis only: the same resamples every time
+    sample = rng.multinomial(total, counts / total, size=draws)
+    return float(np.var([gini(x) for x in sample], ddof=1))
 
 
 # ============================================================================ the facts
@@ -372,11 +480,13 @@ def invitation_saturation(ctx: Context, plot: Path) -> Outcome:
                                     "repeat_ratio_upper": upper, "joins_per_invitation": float(overall)})
 
 
-@fact("referred_retention", "Referred users stay more than others",
+@fact("referred_retention", "Referred users stay more than others, and are worth more",
       "Share of each acquisition channel's joiners still users (not churned) at a given age, pooled over cohorts "
-      "and replicates of the default scenario; referred against everyone else and against paid installs.",
-      "Schmitt, Skiera and Van den Bulte 2011: referred customers about 18 % more likely to stay",
-      "referred users still users at the age more often than everyone else by +5 % to +40 % (about +18 %), and more often than paid users")
+      "and replicates of the default scenario; referred against everyone else and against paid installs. Value: "
+      "GMV per joiner over the same first days (cohorts at least that old; before any referral reward).",
+      "Schmitt, Skiera and Van den Bulte 2011: referred customers about 18 % more likely to stay and about 16 % more valuable",
+      "referred users still users at the age more often than everyone else by +5 % to +40 % (about +18 %), and more "
+      "often than paid users; their GMV per joiner over those days higher than everyone else's")
 def referred_retention(ctx: Context, plot: Path) -> Outcome:
     runs = ctx.default_runs()
     age = ctx.size.retention_age
@@ -391,7 +501,10 @@ def referred_retention(ctx: Context, plot: Path) -> Outcome:
 
     ref, oth, paid = stay(curves["referral"]), stay(others), stay(curves["paid"])
     lift, lift_paid = ref / oth - 1, ref / paid - 1
-    passed = 0.05 <= lift <= 0.40 and lift_paid > 0
+    value = {ch: gmv_per_joiner(runs, ch, age) for ch in ("referral", "organic", "paid")}
+    value["everyone else"] = gmv_per_joiner(runs, ("organic", "paid"), age)
+    value_lift = value["referral"] / value["everyone else"] - 1
+    passed = 0.05 <= lift <= 0.40 and lift_paid > 0 and value_lift > 0
     fig, (a, b) = _axes()
     colours = {"referral": "#55a868", "everyone else": "#4c72b0", "paid": "#dd8452"}
     shown = int(0.75 * ctx.size.horizon)  # older ages rest on the first few cohorts only
@@ -413,8 +526,24 @@ def referred_retention(ctx: Context, plot: Path) -> Outcome:
     b.legend(fontsize=8, frameon=False)
     _finish(fig, plot, "Referred users stay more")
     figure = (f"still users at day {age}: referred {pct(ref)}, everyone else {pct(oth)} ({100 * lift:+.0f} %), "
-              f"paid {pct(paid)} (referred {100 * lift_paid:+.0f} %)")
-    return Outcome(figure, passed, {"age": age, "referred": ref, "others": oth, "paid": paid, "lift": lift, "lift_vs_paid": lift_paid})
+              f"paid {pct(paid)} (referred {100 * lift_paid:+.0f} %); GMV per joiner in the first {age} days: referred "
+              f"{value['referral']:,.0f} RMB, everyone else {value['everyone else']:,.0f} RMB ({100 * value_lift:+.0f} %)")
+    return Outcome(figure, passed, {"age": age, "referred": ref, "others": oth, "paid": paid, "lift": lift, "lift_vs_paid": lift_paid,
+                                    "value": value, "value_lift": value_lift})
+
+
+def gmv_per_joiner(runs: Iterable[Run], channels: str | Sequence[str], age: int) -> float:
+    """GMV per joiner of ``channels`` over their first ``age`` days, pooled over the cohorts at least
+    ``age`` days old at the horizon and over runs."""
+    channels = [channels] if isinstance(channels, str) else list(channels)
+    users = gmv = 0.0
+    for r in runs:
+        c = r.cohorts
+        horizon = len(r.daily)
+        g = c[c["channel"].isin(channels) & (c["cohort_day"] <= horizon - 1 - age)]
+        users += float(g.loc[g["age"] == 0, "users"].sum())
+        gmv += float(g.loc[g["age"] <= age, "gmv"].sum())
+    return gmv / users if users > 0 else float("nan")
 
 
 REWARD_SCALES = (0.5, 1.0, 2.0, 4.0)
@@ -506,6 +635,390 @@ def complex_contagion_clustering(ctx: Context, plot: Path) -> Outcome:
     figure = "; ".join(f"{c} {reach[c].mean():,.0f} vs {r} {reach[r].mean():,.0f}" for c, r in pairs) + \
         f" adopters beyond {seeds:,} seeds (difference {diff:,.0f} ± {se:,.0f})"
     return Outcome(figure, passed, {"reach": {k: float(v.mean()) for k, v in reach.items()}, "difference": diff, "se": se})
+
+
+# ---------------------------------------------------------------------------- promotions
+#: the one campaign of the promotion facts: a Singles'-Day-like festival
+PROMOTION_KIND, PROMOTION_DAYS, PROMOTION_DISCOUNT = "festival", 4, 0.25
+PRE_DAYS, POST_DAYS, DIP_DAYS = 7, 28, 7  # days watched before the campaign, after it, and the dip week
+
+
+class CampaignRuns:
+    """Paired runs of the default scenario without and with one campaign (and with it but creating
+    no extra demand), made when first asked for, and the people compared: those who joined before
+    ``cohort_day``, the same people in every run because nothing differs before the campaign's
+    pre-festival lull.
+
+    The campaign starts 54 days before the horizon: Singles' Day (day 311, 8 November) in a year,
+    leaving four weeks after it to watch."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.start = ctx.size.horizon - 54
+        self.end = self.start + PROMOTION_DAYS
+        self.cohort_day = self.start - PRE_DAYS
+        self.settings = [*ctx.default_settings(), "mechanisms.promotions.enabled=true"]
+        self.calendar = (f"mechanisms.promotions.campaigns=[{{kind:{PROMOTION_KIND},start:{self.start},days:{PROMOTION_DAYS},"
+                         f"discount:{PROMOTION_DISCOUNT}}}]")
+
+    @property
+    def base(self) -> list[Run]:
+        # The promotions mechanism with an empty calendar draws nothing and changes nothing, so when
+        # the user has not switched it on the default runs are the no-campaign baseline (tested).
+        if self.ctx.enabled("promotions"):
+            return self.ctx.runs("default", [*self.settings, "mechanisms.promotions.campaigns=[]"])
+        return self.ctx.default_runs()
+
+    @property
+    def campaign(self) -> list[Run]:
+        return self.ctx.runs("default", [*self.settings, self.calendar])
+
+    @property
+    def no_expansion(self) -> list[Run]:
+        return self.ctx.runs("default", [*self.settings, self.calendar, "mechanisms.promotions.expansion=0"])
+
+    def cohort(self, runs: list[Run]) -> np.ndarray:
+        """Orders per day of the cohort, one row per replicate."""
+        return np.array([r.orders.orders_of_joined_before(self.cohort_day) for r in runs], dtype=float)
+
+    @staticmethod
+    def everyone(runs: list[Run]) -> np.ndarray:
+        return np.array([r.daily["orders"].to_numpy() for r in runs], dtype=float)
+
+
+def _campaign_span(ax, c: CampaignRuns) -> None:
+    ax.axvspan(c.start - 0.5, c.end - 0.5, color="#f4a261", alpha=0.25, lw=0, label="campaign")
+    ax.axvspan(c.end - 0.5, c.end + DIP_DAYS - 0.5, color="#4c72b0", alpha=0.10, lw=0, label="the week after")
+
+
+@fact("post_promotion_dip", "A promotion's sales bump is followed by a dip below baseline",
+      "Paired runs of the default scenario (same seeds) with the promotions mechanism on, without and with one "
+      "campaign: a 4-day festival at 25 % off starting 54 days before the horizon (Singles' Day, day 311, in a year). "
+      "Orders per day of the people who had joined a week before it (the same people in both runs, so newcomers the "
+      "campaign draws in cannot hide the dip), campaign run against the baseline, during the campaign and in the week after.",
+      "van Heerde, Leeflang and Wittink 2000; Macé and Neslin 2004: pre- and post-promotion dips, purchases "
+      "accelerated out of the weeks around a promotion",
+      "the campaign raises these people's orders during it, and in the week after it they place at least 3 % fewer "
+      "orders than without it, in every replicate")
+def post_promotion_dip(ctx: Context, plot: Path) -> Outcome:
+    c = CampaignRuns(ctx)
+    base, camp = c.cohort(c.base), c.cohort(c.campaign)
+    during, after, before = slice(c.start, c.end), slice(c.end, c.end + DIP_DAYS), slice(c.start - PRE_DAYS, c.start)
+    bump = (camp[:, during].sum(1) / base[:, during].sum(1)) - 1
+    dip = (camp[:, after].sum(1) / base[:, after].sum(1)) - 1
+    lull = (camp[:, before].sum(1) / base[:, before].sum(1)) - 1
+    extra = (camp - base)[:, during].sum(1)
+    lost = (camp - base)[:, c.end:c.end + POST_DAYS].sum(1)
+    every_b, every_c = c.everyone(c.base), c.everyone(c.campaign)
+    dip_all = (every_c[:, after].sum(1) / every_b[:, after].sum(1)) - 1
+    passed = bool((bump > 0).all() and (dip <= -0.03).all())
+    fig, (a, b) = _axes()
+    days = np.arange(c.cohort_day, min(c.end + 35, base.shape[1]))
+    a.plot(days, base.mean(0)[days], color="grey", lw=1.6, label="without the campaign")
+    a.plot(days, camp.mean(0)[days], color="black", lw=1.2, label="with it")
+    _campaign_span(a, c)
+    a.set_ylim(0, 1.25 * max(base.mean(0)[days].max(), 1))  # the bump runs off the top: the dip is the point
+    _style(a, f"Orders per day of the people who joined before day {c.cohort_day}", "orders per day")
+    a.legend(fontsize=8, frameon=False, loc="lower left")
+    cum = np.cumsum((camp - base).mean(0)[days])
+    cum_all = np.cumsum((every_c - every_b).mean(0)[days])
+    b.plot(days, cum, color="black", lw=1.4, label=f"people who joined before day {c.cohort_day}")
+    b.plot(days, cum_all, color="#dd8452", ls="--", lw=1.2, label="all users (with newcomers)")
+    b.axhline(0, color="grey", lw=0.8)
+    _campaign_span(b, c)
+    _style(b, "Extra orders so far, campaign run minus baseline", "orders")
+    b.legend(fontsize=8, frameon=False, loc="lower right")
+    _finish(fig, plot, f"A {PROMOTION_DAYS}-day festival at {pct(PROMOTION_DISCOUNT, 0)} off on day {c.start}: bump, then dip")
+    spread = f" (replicates {100 * dip.max():+.1f} to {100 * dip.min():+.1f} %)" if dip.size > 1 else ""
+    figure = (f"{PROMOTION_DAYS}-day festival at {pct(PROMOTION_DISCOUNT, 0)} off from day {c.start}: orders of people who joined before "
+              f"day {c.cohort_day} {100 * bump.mean():+.0f} % during it, {100 * dip.mean():+.1f} % in the week after{spread}, "
+              f"{100 * lull.mean():+.1f} % in the week before (deal seekers waiting); {100 * -lost.mean() / extra.mean():.0f} % of "
+              f"their extra orders paid back within {POST_DAYS} days; all users {100 * dip_all.mean():+.1f} % in the week after")
+    return Outcome(figure, passed, {"start": c.start, "bump": float(bump.mean()), "dip": float(dip.mean()), "dip_by_replicate": dip.tolist(),
+                                    "lull": float(lull.mean()), "payback_share": float(-lost.mean() / extra.mean()),
+                                    "dip_all_users": float(dip_all.mean())})
+
+
+@fact("promotion_bump_decomposition", "A promotion's bump splits into switching, acceleration and expansion",
+      "The runs of post_promotion_dip plus a third with the same campaign creating no extra demand "
+      "(mechanisms.promotions.expansion=0). Bump = extra orders of everyone during the campaign. Acceleration = orders the "
+      "people who had joined a week before lose in the week before and the four weeks after (purchases moved into the "
+      "campaign). Expansion = their net extra orders over that window that disappear without the campaign's extra demand. "
+      "Switching = the rest: orders of newcomers the campaign drew in and orders won that would otherwise not have been "
+      "placed here (demand that would have gone elsewhere).",
+      "van Heerde, Leeflang and Wittink 2004: about one third of the bump each from switching, acceleration and expansion "
+      "(van Heerde, Gupta and Wittink 2003: 'only 33 % is switching')",
+      "each of switching, acceleration and expansion is between 15 % and 55 % of the bump")
+def promotion_bump_decomposition(ctx: Context, plot: Path) -> Outcome:
+    c = CampaignRuns(ctx)
+    base, camp, plain = c.cohort(c.base), c.cohort(c.campaign), c.cohort(c.no_expansion)
+    window, during = slice(c.start - PRE_DAYS, c.end + POST_DAYS), slice(c.start, c.end)
+    bump = (c.everyone(c.campaign) - c.everyone(c.base))[:, during].sum(1)
+    diff, diff_plain = camp - base, plain - base
+    accel = -(diff[:, window].sum(1) - diff[:, during].sum(1))
+    expansion = diff[:, window].sum(1) - diff_plain[:, window].sum(1)
+    switching = bump - accel - expansion
+    newcomers = bump - diff[:, during].sum(1)
+    parts = {"switching": switching.mean(), "acceleration": accel.mean(), "expansion": expansion.mean()}
+    share = {k: float(v / bump.mean()) for k, v in parts.items()}
+    passed = all(0.15 <= v <= 0.55 for v in share.values())
+    fig, (a, b) = _axes()
+    days = np.arange(c.start - 14, min(c.end + POST_DAYS + 7, base.shape[1]))
+    a.plot(days, np.cumsum(diff.mean(0)[days]), color="black", lw=1.4, label="campaign")
+    a.plot(days, np.cumsum(diff_plain.mean(0)[days]), color="#2a9d8f", lw=1.2, ls="--", label="campaign creating no extra demand")
+    a.axhline(0, color="grey", lw=0.8)
+    a.axvspan(c.start - 0.5, c.end - 0.5, color="#f4a261", alpha=0.25, lw=0)
+    a.axvline(c.end + POST_DAYS - 0.5, color="grey", lw=0.8, ls=":", label=f"end of the {POST_DAYS}-day window")
+    _style(a, f"Extra orders so far of the people who joined before day {c.cohort_day}", "orders")
+    a.legend(fontsize=8, frameon=False)
+    colours = {"switching": "#4c72b0", "acceleration": "#dd8452", "expansion": "#55a868"}
+    for row, shares in enumerate((share, {k: 1 / 3 for k in share})):
+        left = 0.0
+        for k, v in shares.items():
+            b.barh(row, v, left=left, color=colours[k], label=k if row == 0 else None)
+            b.text(left + v / 2, row, f"{100 * v:.0f} %", ha="center", va="center", fontsize=9, color="white")
+            left += v
+    b.set_yticks([0, 1], ["model", "van Heerde et al.\n2004 (about)"])
+    b.set_xlim(0, 1)
+    _style(b, "Shares of the bump", "", "share of the extra orders during the campaign")
+    b.legend(fontsize=8, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    _finish(fig, plot, "Where a promotion's extra orders come from")
+    figure = (f"bump {bump.mean():,.0f} orders: switching {pct(share['switching'], 0)} (newcomers' orders "
+              f"{pct(newcomers.mean() / bump.mean(), 0)}, orders won from elsewhere {pct(share['switching'] - newcomers.mean() / bump.mean(), 0)}), "
+              f"acceleration {pct(share['acceleration'], 0)}, expansion {pct(share['expansion'], 0)}")
+    return Outcome(figure, passed, {"bump": float(bump.mean()), **{k: float(v) for k, v in parts.items()},
+                                    "shares": share, "newcomers": float(newcomers.mean())})
+
+
+DEEP_COUPON = 0.4  # fraction of price off a new user's orders in their first week
+
+
+@fact("discount_acquired_value", "Customers drawn in by heavy acquisition discounts are worth less",
+      f"The default scenario with an always-on {pct(DEEP_COUPON, 0)} new-user coupon (promotions mechanism, kind new_user). "
+      "Customers the coupon drew in (non-users who heard of it and joined through it) against the other organic joiners "
+      "of the same runs, and referred and paid users: spend (RMB paid) in their first 90 days and still a user at day 90, "
+      "pooled over everyone who joined at least 90 days before the horizon.",
+      "Lewis 2006: customers acquired with deeper acquisition discounts repurchase less and are worth less; Datta, "
+      "Foubert and van Heerde 2015: customers acquired through free trials are retained less",
+      "customers drawn in by the coupon spend at least 20 % less in their first 90 days than the other organic joiners "
+      "(difference above 2 standard errors), and fewer of them are still users at day 90")
+def discount_acquired_value(ctx: Context, plot: Path) -> Outcome:
+    s = ctx.size
+    settings = [f"population.size={s.discount_population}", f"horizon={s.horizon}", "mechanisms.promotions.enabled=true",
+                f"mechanisms.promotions.campaigns=[{{kind:new_user,start:0,days:36500,discount:{DEEP_COUPON}}}]"]
+    logs = [r.acquired for r in ctx.runs("default", settings, observe=("acquired",))]
+    age = logs[0].age
+    done = np.concatenate([log.orders >= 0 for log in logs])
+    drawn = np.concatenate([log.drawn for log in logs])
+    channel = np.concatenate([log.channel for log in logs])
+    spend = np.concatenate([log.spend for log in logs])
+    churn_age = np.concatenate([log.churn_age for log in logs])
+    groups = {"drawn in by the coupon": done & drawn, "other organic joiners": done & ~drawn & (channel == ORGANIC),
+              "referred": done & (channel == REFERRAL), "paid": done & (channel == CHANNELS.index("paid"))}
+    value = {g: float(spend[m].mean()) if m.any() else float("nan") for g, m in groups.items()}
+    se = {g: float(spend[m].std(ddof=1) / math.sqrt(m.sum())) if m.sum() > 1 else float("nan") for g, m in groups.items()}
+    stay = {g: float(np.mean(churn_age[m] > age)) if m.any() else float("nan") for g, m in groups.items()}
+    d, o = "drawn in by the coupon", "other organic joiners"
+    gap = 1 - value[d] / value[o]
+    passed = bool(gap >= 0.20 and value[o] - value[d] > 2 * math.hypot(se[d], se[o]) and stay[d] < stay[o])
+    fig, (a, b) = _axes()
+    colours = dict(zip(groups, ("#e76f51", "#264653", "#55a868", "#8172b3")))
+    ages = np.arange(age + 1)
+    for g, m in groups.items():
+        if m.any():
+            a.plot(ages, (churn_age[m][None, :] > ages[:, None]).mean(1), color=colours[g], label=f"{g} ({m.sum():,})")
+    a.set_ylim(0, 1)
+    _style(a, "Still a user, by how they came", "share of joiners", "days since joining")
+    a.legend(fontsize=8, frameon=False)
+    names = list(groups)
+    b.bar(range(len(names)), [value[g] for g in names], yerr=[2 * se[g] for g in names], color=[colours[g] for g in names], capsize=3)
+    b.set_xticks(range(len(names)), [g.replace(" by the coupon", "\nby the coupon").replace(" joiners", "\njoiners") for g in names], fontsize=8)
+    _style(b, f"Spend in the first {age} days (± 2 SE)", "RMB per joiner", "")
+    _finish(fig, plot, f"Customers drawn in by a {pct(DEEP_COUPON, 0)} new-user coupon ({s.discount_population:,} people)")
+    figure = (f"first-{age}-day spend per joiner: drawn in by the coupon {value[d]:,.0f} RMB, other organic joiners {value[o]:,.0f} RMB "
+              f"({100 * -gap:+.0f} %), referred {value['referred']:,.0f}, paid {value['paid']:,.0f}; still users at day {age}: "
+              f"{pct(stay[d])} vs {pct(stay[o])} ({groups[d].sum():,} customers drawn in)")
+    return Outcome(figure, passed, {"age": age, "value": value, "se": se, "still_users": stay, "gap": gap,
+                                    "drawn": int(groups[d].sum())})
+
+
+# ---------------------------------------------------------------------------- recommendations
+STRATEGIES = ("none", "random", "popular", "personalised")
+STRATEGY_COLOURS = {"none": "grey", "random": "#8172b3", "popular": "#dd8452", "personalised": "#4c72b0"}
+
+
+def recommendation_runs(ctx: Context) -> dict[str, list[Run]]:
+    """Paired runs of the default scenario with the recommendations mechanism on under each strategy."""
+    s = ctx.size
+    base = [f"population.size={s.recommendation_population}", f"horizon={s.horizon}", "mechanisms.recommendations.enabled=true"]
+    return {k: ctx.runs("default", [*base, f"mechanisms.recommendations.strategy={k}"]) for k in STRATEGIES}
+
+
+def total_orders(runs: list[Run]) -> np.ndarray:
+    return np.array([r.daily["orders"].sum() for r in runs], dtype=float)
+
+
+@fact("recommendation_diversity", "Recommenders raise orders but lower aggregate diversity",
+      "Paired runs (same seeds) of the default scenario with the recommendations mechanism on and strategy none, random, "
+      "popular and personalised: orders over the horizon, and aggregate diversity as the Gini coefficient of the "
+      "horizon's orders over the product categories (0: sales spread evenly).",
+      "Fleder and Hosanagar 2009: recommenders that lean on sales data raise sales but concentrate them (aggregate "
+      "diversity falls); DESIGN section 7",
+      "popular and personalised each give more orders and a higher Gini than both none and random (each paired "
+      "difference above 2 standard errors)")
+def recommendation_diversity(ctx: Context, plot: Path) -> Outcome:
+    runs = recommendation_runs(ctx)
+    orders = {k: total_orders(v) for k, v in runs.items()}
+    counts = {k: [r.orders.by_category.sum(0) for r in v] for k, v in runs.items()}
+    ginis = {k: np.array([gini(x) for x in v]) for k, v in counts.items()}
+    checks = {}
+    for k in ("popular", "personalised"):
+        for o in ("none", "random"):
+            d_orders = orders[k] - orders[o]
+            se_orders = paired_se(d_orders, float(np.mean(orders[k] + orders[o])))
+            d_gini = ginis[k] - ginis[o]
+            se_gini = paired_se(d_gini, gini_sampling_var(counts[k][0]) + gini_sampling_var(counts[o][0]))
+            checks[f"{k} vs {o}"] = bool(d_orders.mean() > 2 * se_orders and d_gini.mean() > 2 * se_gini)
+    passed = all(checks.values())
+    base = orders["none"].mean()
+    fig, (a, b) = _axes()
+    for k in STRATEGIES:
+        x, y = 100 * (orders[k].mean() / base - 1), ginis[k].mean()
+        a.scatter(x, y, s=60, color=STRATEGY_COLOURS[k], zorder=3)
+        a.annotate(k, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    _style(a, "Orders against concentration of sales", "Gini of orders over categories", "orders vs no recommendations (%)")
+    for k in STRATEGIES:
+        total = np.sum(counts[k], axis=0)
+        share = np.sort(total / total.sum())[::-1]
+        b.plot(np.arange(1, share.size + 1), share, "o-", ms=3, color=STRATEGY_COLOURS[k], label=f"{k} (Gini {ginis[k].mean():.2f})")
+    b.set_yscale("log")
+    _style(b, "Share of orders by category, best-selling first", "share of orders", "category rank")
+    b.legend(fontsize=8, frameon=False)
+    _finish(fig, plot, f"Recommendation strategies: orders and aggregate diversity ({ctx.size.recommendation_population:,} people)")
+    figure = ("orders " + ", ".join(f"{k} {orders[k].mean():,.0f}" + ("" if k == "none" else f" ({100 * (orders[k].mean() / base - 1):+.0f} %)")
+                                    for k in STRATEGIES)
+              + "; Gini of sales over categories " + ", ".join(f"{k} {ginis[k].mean():.2f}" for k in STRATEGIES))
+    return Outcome(figure, passed, {"orders": {k: float(v.mean()) for k, v in orders.items()},
+                                    "gini": {k: float(v.mean()) for k, v in ginis.items()}, "checks": checks})
+
+
+@fact("recommendation_credit", "Much of what is credited to recommendations is not caused by them",
+      "The runs of recommendation_diversity: orders credited to recommendations (orders of visitors who followed one, "
+      "last touch) against the orders a strategy adds over the paired run without recommendations, as an A/B test with "
+      "a hold-out would measure them. Share not caused = 1 - added / credited (a lower bound: added orders also include "
+      "effects credit does not see, e.g. on retention).",
+      "Sharma, Hofman and Watts 2015: at least three quarters of click-throughs on Amazon's recommendations would have "
+      "happened without them",
+      "personalised recommendations add orders (paired difference above 2 standard errors), and at least 30 % of the "
+      "orders credited to them would have been placed without them")
+def recommendation_credit(ctx: Context, plot: Path) -> Outcome:
+    runs = recommendation_runs(ctx)
+    none = total_orders(runs["none"])
+    credited, added, se = {}, {}, {}
+    for k in STRATEGIES[1:]:
+        credited[k] = np.array([r.daily["orders_recommendation"].sum() for r in runs[k]], dtype=float).mean()
+        d = total_orders(runs[k]) - none
+        added[k], se[k] = float(d.mean()), paired_se(d, float(np.mean(total_orders(runs[k]) + none)))
+    not_caused = {k: 1 - added[k] / credited[k] if credited[k] > 0 else float("nan") for k in credited}
+    p = "personalised"
+    passed = bool(added[p] > 2 * se[p] and not_caused[p] >= 0.30)
+    fig, (a, b) = _axes()
+    names = list(credited)
+    x = np.arange(len(names))
+    a.bar(x - 0.2, [credited[k] for k in names], 0.4, color="#b0b0b0", label="credited to recommendations")
+    a.bar(x + 0.2, [added[k] for k in names], 0.4, yerr=[2 * se[k] for k in names], capsize=3,
+          color="#264653", label="added over no recommendations (± 2 SE)")
+    a.axhline(0, color="grey", lw=0.8)
+    a.set_xticks(x, names)
+    _style(a, "Orders over the horizon", "orders", "strategy")
+    a.legend(fontsize=8, frameon=False)
+    smooth = lambda v: pd.Series(v).rolling(14, min_periods=1).mean()  # noqa: E731
+    cred_daily = np.mean([r.daily["orders_recommendation"].to_numpy() for r in runs[p]], axis=0)
+    add_daily = np.mean([r.daily["orders"].to_numpy() for r in runs[p]], axis=0) - np.mean([r.daily["orders"].to_numpy() for r in runs["none"]], axis=0)
+    b.plot(smooth(cred_daily), color="#b0b0b0", lw=1.6, label="credited")
+    b.plot(smooth(add_daily), color="#264653", lw=1.4, label="added (paired difference)")
+    _style(b, "Personalised: orders per day (14-day means)", "orders per day")
+    b.legend(fontsize=8, frameon=False)
+    _finish(fig, plot, "Credit for recommendations against what they add")
+    figure = ("; ".join(f"{k}: {credited[k]:,.0f} orders credited, {added[k]:+,.0f} added ({pct(not_caused[k], 0)} not caused)" for k in names))
+    return Outcome(figure, passed, {"credited": credited, "added": added, "se": se, "not_caused": not_caused})
+
+
+# ---------------------------------------------------------------------------- the social graph
+@fact("social_graph_structure", "The default social graph: heavy-tailed degrees, high clustering, short paths",
+      "The graph of the default scenario (its size and seed): the degree distribution and the maximum-likelihood "
+      "exponent of its tail above the mean degree (Clauset, Shalizi and Newman 2009); the average local clustering "
+      "coefficient of 2,000 random people against that of a random graph of the same size and mean degree; and the "
+      "mean shortest-path length from 20 random people to everyone against the random graph's ln n / ln k.",
+      "Barabási and Albert 1999 (degree exponents of 2 to 3); Watts and Strogatz 1998 (clustering far above a random "
+      "graph's, paths as short); Ugander, Karrer, Backstrom and Marlow 2011 (Facebook: heavy-tailed degrees, "
+      "clustering 0.14 at 100 friends, 4.7 steps between people)",
+      "the largest degree is at least 20 times the mean and the tail exponent is between 2 and 3.5; the average "
+      "clustering is at least 0.05 and 50 times a random graph's; the mean distance is at most 1.25 times ln n / ln k")
+def social_graph_structure(ctx: Context, plot: Path) -> Outcome:
+    import scipy.sparse as sparse
+    from scipy.sparse.csgraph import shortest_path
+    from scipy.stats import poisson
+
+    from sim.engine import Streams
+    from sim.graph import build_graph
+
+    cfg = compose("default", [*ctx.overrides, *ctx.default_settings()]).with_seed(ctx.seed)
+    graph = build_graph(cfg.graph, cfg.population.size, Streams(cfg.seed).setup("graph"))  # as GrowthModel builds it
+    if getattr(graph, "well_mixed", False):
+        return Outcome(f"graph={cfg.graph.kind} is well mixed: it has no structure to measure", False)
+    n = graph.n
+    degree = np.diff(graph.indptr).astype(np.int64)
+    mean = float(degree.mean())
+    tail = degree[degree >= mean].astype(float)
+    k_min = math.ceil(mean)
+    alpha = 1 + tail.size / np.log(tail / (k_min - 0.5)).sum()  # discrete power law, Clauset et al. (3.7)
+    adj = sparse.csr_matrix((np.ones(graph.indices.size), graph.indices, graph.indptr), shape=(n, n))
+    rng = np.random.default_rng(ctx.seed)
+    eligible = np.flatnonzero(degree >= 2)
+    people = rng.choice(eligible, size=min(2000, eligible.size), replace=False)
+    rows = adj[people]
+    triangles = np.asarray((rows @ adj).multiply(rows).sum(axis=1)).ravel() / 2
+    local = 2 * triangles / (degree[people] * (degree[people] - 1))
+    clustering, random_clustering = float(local.mean()), mean / (n - 1)
+    sources = rng.choice(n, size=min(20, n), replace=False)
+    dist = shortest_path(adj, directed=False, unweighted=True, indices=sources)
+    reach = dist[np.isfinite(dist) & (dist > 0)]
+    path, random_path = float(reach.mean()), math.log(n) / math.log(mean)
+    heavy = degree.max() >= 20 * mean and 2 <= alpha <= 3.5
+    clustered = clustering >= 0.05 and clustering >= 50 * random_clustering
+    short = path <= 1.25 * random_path
+    fig, (a, b, c) = _axes(3, 15)
+    k = np.unique(degree)
+    a.loglog(k, [(degree >= x).mean() for x in k], color="black", lw=1.4, label="default graph")
+    kp = np.arange(max(1, int(mean / 3)), int(3 * mean))
+    a.loglog(kp, poisson.sf(kp - 1, mean), color="#e76f51", ls="--", label="random graph (Poisson)")
+    kt = np.geomspace(k_min, degree.max(), 20)
+    a.loglog(kt, (degree >= k_min).mean() * (kt / k_min) ** (1 - alpha), color="#2a9d8f", ls=":", label=f"power law, exponent {alpha:.2f}")
+    a.set_ylim(0.5 / n, 1.5)
+    _style(a, "Degree distribution", "share with at least k friends", "k (friends)")
+    a.legend(fontsize=8, frameon=False)
+    bins = np.unique(np.geomspace(max(2, degree[people].min()), degree[people].max() + 1, 12).astype(int))
+    which = np.digitize(degree[people], bins)
+    mids = [degree[people][which == i].mean() for i in np.unique(which)]
+    b.loglog(mids, [local[which == i].mean() for i in np.unique(which)], "o-", color="black", label="default graph")
+    b.axhline(random_clustering, color="#e76f51", ls="--", label="random graph (k / n)")
+    _style(b, f"Local clustering by degree (mean {clustering:.3f})", "clustering coefficient", "friends")
+    b.legend(fontsize=8, frameon=False)
+    steps, counts = np.unique(reach.astype(int), return_counts=True)
+    c.bar(steps, counts / counts.sum(), color="#264653")
+    c.axvline(random_path, color="#e76f51", ls="--", label=f"random graph: ln n / ln k = {random_path:.1f}")
+    c.axvline(path, color="black", lw=1, label=f"mean {path:.2f}")
+    c.set_ylim(0, 1.25 * (counts / counts.sum()).max())
+    _style(c, "Distances between people", "share of pairs", "steps")
+    c.legend(fontsize=8, frameon=False, loc="upper left")
+    _finish(fig, plot, f"The default social graph ({cfg.graph.kind}, {n:,} people, mean degree {mean:.1f})")
+    figure = (f"{cfg.graph.kind}, {n:,} people: degrees mean {mean:.1f}, max {degree.max():,} ({degree.max() / mean:.0f}x the mean), "
+              f"tail exponent {alpha:.2f}; clustering {clustering:.3f} ({clustering / random_clustering:,.0f}x a random graph's); "
+              f"mean distance {path:.2f} steps (random graph {random_path:.2f})")
+    return Outcome(figure, bool(heavy and clustered and short),
+                   {"mean_degree": mean, "max_degree": int(degree.max()), "tail_exponent": float(alpha), "clustering": clustering,
+                    "random_clustering": random_clustering, "mean_distance": path, "random_distance": random_path})
 
 
 # ============================================================================ the suite
