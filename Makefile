@@ -26,8 +26,11 @@ setup-test: $(VENV)/.stamp-test
 demo: setup
 	$(SIM) run
 
+# After the suite, the regression check of the shipped experiments (experiments/baselines/; exit 1
+# if the model's behaviour moved: record an intended change with `sim check --update`).
 test: setup-test
 	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(SIM) check
 
 bench: setup-test   # the test extras bring NDlib, which the benchmark compares with
 	$(SIM) bench

@@ -9,6 +9,7 @@ Python entry points::
     comparison = sim.compare(["default", "referral_double"], replicates=30)
     comparison.table, comparison.differences   # horizon metrics with intervals, paired differences
     check = sim.validate(quick=True)   # stylized facts: check.table, check.passed
+    regression = sim.run_checks()      # rerun experiments/baselines/: regression.passed, regression.table
 """
 
 __version__ = "0.1.0"
@@ -19,6 +20,7 @@ from sim.experiment import Comparison, compare  # noqa: E402
 from sim.runs import RunResult, load_run, run, simulate  # noqa: E402
 from sim.schema import ConfigError, SimulationError  # noqa: E402
 from sim.analysis.validation import Validation, validate  # noqa: E402
+from sim.check import CheckResult, run_checks  # noqa: E402
 
-__all__ = ["Comparison", "ConfigError", "GrowthModel", "RunResult", "SimConfig", "SimulationError", "Validation", "__version__",
-           "compare", "compose", "load_run", "run", "simulate", "validate"]
+__all__ = ["CheckResult", "Comparison", "ConfigError", "GrowthModel", "RunResult", "SimConfig", "SimulationError", "Validation", "__version__",
+           "compare", "compose", "run_checks", "load_run", "run", "simulate", "validate"]

@@ -7,6 +7,7 @@
     sim compare scenario=A,B [replicates=30] [baseline=A] [key=value ...] [out=DIR]
     sim compare experiment=NAME                           rerun a named comparison exactly
     sim experiments                                       the named experiments
+    sim check [NAME ...] [key=value ...] [--update]       regression check against experiments/baselines/
     sim config [scenario=NAME] [key=value ...]            print the resolved configuration
     sim keys [PREFIX]                                     every key: default, unit, allowed values
     sim scenarios                                         the named scenarios, presets and strategies
@@ -116,6 +117,8 @@ def cmd_run(args) -> int:
         raise
     finally:
         bar.close()
+    for note in result.summary.get("graph_notes", []):
+        print(f"note: {note}", file=sys.stderr)
     path = write_run_folder(result, out, plots=not args.no_plots)
     if not args.quiet:
         s = result.summary
@@ -214,6 +217,35 @@ def cmd_experiments(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from sim.check import run_checks, update_baselines
+
+    names = [a for a in args.names if "=" not in a]
+    overrides = [a for a in args.names if "=" in a]
+    dirs = args.dir or None
+    bar = Progress(0, "check", enabled=None if not args.quiet else False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = max(total, 1)
+        bar.update(done)
+
+    if args.update:
+        if overrides:
+            raise ConfigError(f"{overrides[0]}: --update takes no key=value overrides (put them in the baseline's overrides)")
+        updates = update_baselines(names, dirs, workers=args.workers, progress=progress)
+        bar.close()
+        for u in updates:
+            print(u.diff if u.diff else f"{u.path}: unchanged", end="" if u.diff else "\n")
+        return 0
+    result = run_checks(names, overrides, dirs, workers=args.workers, progress=progress)
+    bar.close()
+    print(result.text(verbose=args.verbose))
+    if not args.quiet:
+        print(f"{'behaviour holds' if result.passed else 'behaviour moved'}: {len(result.table)} checks in {result.wall_seconds:.1f} s"
+              + ("" if result.passed else " (if the change is intended, record it with `sim check --update`)"), file=sys.stderr)
+    return 0 if result.passed else EXIT_FAILED
+
+
 def cmd_config(args) -> int:
     from sim.config import compose, dump_yaml
 
@@ -308,6 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiments", parents=[common], help="list the named experiments in experiments/")
     p.set_defaults(func=cmd_experiments)
 
+    p = sub.add_parser("check", parents=[common], help="regression check: rerun the baselines in experiments/baselines/ (exit 1 if behaviour moved)")
+    p.add_argument("names", nargs="*", metavar="NAME|key=value", help="baselines to check (default: all), then key=value overrides applied to every run")
+    p.add_argument("--update", action="store_true", help="rerun and rewrite the baselines' expected values (prints the diff)")
+    p.add_argument("--dir", action="append", metavar="DIR", help="a folder of baselines (repeatable; default: experiments/baselines and SIM_BASELINE_PATH)")
+    p.add_argument("--workers", type=int, help="processes running seeds in parallel (default: every core)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show every check, not only those that moved")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or closing line")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("config", parents=[common], help="print the resolved configuration")
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_config)
@@ -380,6 +421,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)
         return 130
+    except OSError as exc:  # reading or writing outside a results folder: still one line
+        if debug:
+            raise
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ presets) and ``strategy/`` (named strategies, each overriding a preset).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -335,6 +336,83 @@ def _check_override_keys(overrides: Sequence[str], plain_defaults: Mapping[str, 
             raise ConfigError(f"{where}: unknown key{suggest(part, options)}")
 
 
+# ------------------------------------------------------------------------------ no code from config
+#: Keys by which Hydra or OmegaConf would import or call code (``hydra.utils.instantiate``, logging's
+#: ``()`` factories). A configuration names values, never code: these keys are refused everywhere.
+CODE_KEYS = frozenset({"_target_", "_args_", "_partial_", "_convert_", "_recursive_", "()"})
+
+
+def _code_key(node: Any, path: str = "") -> str | None:
+    """The first key of ``node`` (a parsed YAML tree) that would name code, as a dotted path."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if str(key) in CODE_KEYS:
+                return where
+            found = _code_key(value, where)
+            if found:
+                return found
+    elif isinstance(node, list):
+        for k, value in enumerate(node):
+            found = _code_key(value, f"{path}[{k}]")
+            if found:
+                return found
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _scenario_file_problem(path: str, mtime_ns: int) -> str | None:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError:
+        return None  # Hydra reports an unreadable file itself
+    except yaml.YAMLError as exc:  # a python tag (!!python/object/apply:...) lands here too
+        mark = getattr(exc, "problem_mark", None)
+        return f"{f'line {mark.line + 1}: ' if mark else ''}not valid YAML ({getattr(exc, 'problem', None) or 'parse error'})"
+    if isinstance(data, Mapping) and "hydra" in data:
+        return "hydra: Hydra's own settings are not allowed in a scenario file (they can name code to run)"
+    key = _code_key(data)
+    return f"{key}: a config file cannot name code to import or run" if key else None
+
+
+def check_scenario_files() -> None:
+    """Refuse scenario files that could make Hydra import or run code: a ``hydra`` section (callbacks,
+    launchers, logging factories), a ``_target_``-like key anywhere, or Hydra's own config groups
+    (``hydra/``) in a folder of ``SIM_SCENARIO_PATH``. Only the project's ``scenarios/sweep.yaml``
+    configures Hydra (its result collector)."""
+    roots = scenario_dirs()
+    for root in roots:
+        builtin = root == roots[0]
+        if not builtin and (root / "hydra").exists():
+            raise ConfigError(f"{root / 'hydra'}: scenario folders cannot hold Hydra's own config groups (they can name code to run)")
+        for path in sorted(root.rglob("*.yaml")):
+            if builtin and path == root / "sweep.yaml":
+                continue
+            problem = _scenario_file_problem(str(path), path.stat().st_mtime_ns)
+            if problem:
+                raise ConfigError(f"{path}: {problem}")
+
+
+def override_key(text: str) -> str:
+    return text.split("=", 1)[0].lstrip("+~")
+
+
+def check_no_code(overrides: Sequence[str], hydra_allowed: Sequence[str] = ()) -> None:
+    """Refuse overrides whose key names code (``_target_`` and the like), and Hydra's own settings
+    unless their key starts with one of ``hydra_allowed`` (sweeps allow the launcher and the sweep folder)."""
+    for text in overrides:
+        key = override_key(text)
+        parts = re.split(r"[./]", key)
+        bad = next((p for p in parts if p in CODE_KEYS), None)
+        if bad:
+            raise ConfigError(f"{key}: a setting cannot name code to import or run ({bad} keys are not allowed)")
+        if parts[0] == "hydra" and not any(key == a or key.startswith(a) for a in hydra_allowed):
+            allowed = ", ".join(hydra_allowed) if hydra_allowed else "none here (sweeps take hydra/launcher=NAME, hydra.launcher.* and hydra.sweep.dir)"
+            raise ConfigError(f"{key}: Hydra setting not allowed; allowed: {allowed}")
+
+
 def _group_options() -> dict[str, set[str]]:
     options: dict[str, set[str]] = {}
     for root in scenario_dirs():
@@ -361,6 +439,8 @@ def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> 
 
     name_in_overrides, rest = _split(overrides)
     name = name_in_overrides or scenario or "default"
+    check_no_code(rest)
+    check_scenario_files()
     _check_override_keys(rest, defaults())
     hydra_overrides = [scenario_override(name), *rest]
     extra = [r for r in scenario_dirs()[1:]]
@@ -376,7 +456,12 @@ def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> 
     except (HydraException, OmegaConfBaseException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"overrides {' '.join(overrides) or '(none)'}: {first}") from None
-    data = OmegaConf.to_container(cfg, resolve=True)
+    try:  # interpolations resolve here: an unknown resolver or a missing key is one line too
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        key = getattr(exc, "full_key", None)
+        raise ConfigError(f"{key + ': ' if key else ''}{first}") from None
     data["scenario"] = name
     return data
 

@@ -34,8 +34,10 @@ class Economics:
 
     def book(self, account: str, amount: float) -> None:
         """Add ``amount`` (RMB, >= 0) to ``account`` for today."""
-        if amount < 0 or amount != amount:
-            raise ValueError(f"account {account!r}: amount {amount!r} must be a non-negative number")
+        if not amount >= 0 or amount == float("inf"):  # catches NaN too
+            from sim.schema import SimulationError
+
+            raise SimulationError(f"day {self.day}: account {account} = {amount} (must be a finite, non-negative number)")
         self.daily[account][self.day] += amount
 
     def book_gmv(self, amount: float) -> None:

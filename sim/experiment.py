@@ -81,6 +81,15 @@ class ExperimentSpec:
     sweep: SweepSpec | None = param(None, doc="a parameter sweep (`sim run -m experiment=NAME`)")
 
     def check(self, path: str) -> None:
+        from sim.config import check_no_code
+
+        ovs = [*self.overrides, *(o for s in self.strategies.values() for o in s.overrides)]
+        if self.sweep is not None:
+            ovs += [f"{key}=" for key in self.sweep.params]
+        try:  # a file names settings, never code; the launcher is chosen on the command line
+            check_no_code(ovs)
+        except ConfigError as exc:
+            raise ConfigError(f"{path + ': ' if path else ''}{exc}") from None
         where = f"{path}.baseline" if path else "baseline"
         if self.baseline is not None and self.strategies:
             require(self.baseline in self.strategies, where, self.baseline,
@@ -427,6 +436,10 @@ def _merge(first: Sequence[str], then: Sequence[str]) -> list[str]:
     return [t for t in first if key(t) not in later] + list(then)
 
 
+#: Hydra's own settings a sweep takes (from the command line only; experiment files take none).
+HYDRA_SWEEP_SETTINGS = ("hydra/launcher", "hydra.launcher.", "hydra.sweep.dir")
+
+
 def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", metrics: Sequence[str] = DEFAULT_SWEEP_METRICS,
           run_plots: bool = False) -> Path:
     """Run a Hydra multirun over ``overrides`` (``key=a,b`` ``seed=range(0,10)`` ``hydra/launcher=ray`` ...)
@@ -434,6 +447,10 @@ def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", m
     into the same folder to resume); otherwise a new time-stamped folder is made under ``out``."""
     hydra_ovs = [o for o in overrides if re.match(r"^[+~]*hydra[./]", o)]
     task = [o for o in overrides if o not in hydra_ovs]
+    from sim.config import check_no_code, check_scenario_files
+
+    check_no_code(hydra_ovs, HYDRA_SWEEP_SETTINGS)  # Hydra instantiates callbacks, launchers, logging: no code named here
+    check_scenario_files()  # nor in a scenario file a sweep job's Hydra composition reads
     parsed = check_sweep(task)
     fixed = [ov.get_key_element() for ov in parsed if not ov.is_sweep_override()]
     given = [o for o in hydra_ovs if o.startswith("hydra.sweep.dir=")]

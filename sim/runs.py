@@ -75,6 +75,7 @@ def simulate(cfg: SimConfig, progress=None) -> RunResult:
         "build_seconds": round(t_build, 4), "simulate_seconds": round(t_sim, 4),
         "wall_seconds": round(time.perf_counter() - t0, 4),
         "mechanisms": cfg.enabled(),
+        "graph_notes": list(getattr(model.graph, "notes", ())),
     })
     return RunResult(model.cfg, daily, model.metrics.cohorts(), channel_table(model, daily), info, model=model)
 
@@ -97,6 +98,10 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)[:60]
 
 
+#: Free space a results folder must have before any work starts (a run folder of 1M people is a few MB).
+MIN_FREE_BYTES = 64 * 2**20
+
+
 def prepare_parent(out: Path) -> Path:
     """Create ``out`` if needed and check it is writable, before any work is done; remove what
     killed writers left behind (hidden temporary folders of processes that no longer exist)."""
@@ -106,6 +111,10 @@ def prepare_parent(out: Path) -> Path:
         raise ConfigError(f"out = {str(out)!r}: cannot create the results folder ({exc.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise ConfigError(f"out = {str(out)!r}: the results folder is not writable")
+    free = shutil.disk_usage(out).free
+    if free < MIN_FREE_BYTES:
+        raise ConfigError(f"out = {str(out)!r}: only {free / 2**20:.1f} MB free on its disk; results need at least "
+                          f"{MIN_FREE_BYTES / 2**20:.0f} MB")
     remove_stale_temporaries(out)
     return out
 
@@ -167,11 +176,20 @@ class AtomicFolder:
             try:
                 self.path = publish(self.tmp, self.parent, self.name)
                 return False
+            except OSError as err:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                raise self.write_error(err) from err
             except BaseException:
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 raise
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if isinstance(exc, OSError):  # a full disk, a lost permission, a read-only file system: one line
+            raise self.write_error(exc) from exc
         return False
+
+    def write_error(self, err: OSError) -> ConfigError:
+        reason = err.strerror or str(err) or type(err).__name__
+        return ConfigError(f"out = {str(self.parent)!r}: could not write {self.name} ({reason}); nothing was kept")
 
 
 def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str | None = None) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 
 import pytest
 
+from sim import cli
 from sim.runs import RUN_FILES, remove_stale_temporaries
 
 
@@ -57,3 +59,52 @@ def test_stale_temporaries_of_dead_writers_are_removed_but_live_ones_kept(tmp_pa
     removed = remove_stale_temporaries(tmp_path)
     assert [p.name for p in removed] == [f".tmp-p{dead.pid}-x-abc"]
     assert (tmp_path / f".tmp-p{os.getpid()}-y-abc").exists()
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT])
+@pytest.mark.parametrize("command", [
+    ["run", "-q", "--no-plots", "population.size=500", "horizon=5"],
+    ["compare", "-q", "--no-plots", "scenario=default,default", "replicates=2", "workers=1", "population.size=500", "horizon=5"],
+])
+def test_a_write_failure_is_one_line_exit_2_and_leaves_nothing(tmp_path, monkeypatch, capsys, command, err):
+    """A full disk (ENOSPC), a lost permission, a read-only file system or a quota mid-write."""
+    import pandas as pd
+
+    def full(self, path, *args, **kwargs):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    code = cli.main([*command, f"out={tmp_path}"])
+    message = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in message, message
+    assert message.startswith(f"error: out = {str(tmp_path)!r}: could not write ") and f"({os.strerror(err)}); nothing was kept" in message
+    assert list(tmp_path.iterdir()) == []  # no run folder, and no hidden temporary either
+
+
+def test_a_nearly_full_disk_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from sim import runs
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 * 2**30, 10 * 2**30 - 2**20, 2**20))
+    monkeypatch.setattr(runs, "simulate", lambda *a, **k: pytest.fail("simulated although the results could not be written"))
+    assert cli.main(["run", "-q", "population.size=500", "horizon=5", f"out={tmp_path}"]) == 2
+    message = capsys.readouterr().err.strip()
+    assert message == f"error: out = {str(tmp_path)!r}: only 1.0 MB free on its disk; results need at least 64 MB"
+
+
+@pytest.mark.slow
+def test_a_comparison_killed_at_any_moment_leaves_no_partial_folder(tmp_path):
+    cmd = [sys.executable, "-m", "sim.cli", "compare", "-q", "scenario=default,referral_double", "replicates=2", "workers=1",
+           "population.size=3000", "horizon=60", f"out={tmp_path}"]
+    needed = ("config.yaml", "daily.parquet", "horizon.parquet", "differences.parquet", "table.parquet", "report.html")
+    for delay in (2.0, 4.0, 6.0, 8.0):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for folder in tmp_path.iterdir():
+            if not folder.name.startswith("."):
+                assert all((folder / f).is_file() for f in needed), f"partial comparison folder after a kill at {delay}s: {folder.name}"
+    remove_stale_temporaries(tmp_path)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -154,3 +156,28 @@ def test_edgelist_errors_name_file_and_line(tmp_path, text, message):
 def test_missing_edgelist_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_edgelist(tmp_path / "nope.txt")
+
+
+def test_edgelist_repairs_reach_the_command_line_and_summary_json(tmp_path, capsys):
+    import json
+
+    from sim import cli
+
+    path = tmp_path / "friends.txt"
+    ring = "".join(f"{i} {(i + 1) % 40}\n" for i in range(40))
+    other = "".join(f"{40 + i} {40 + (i + 1) % 20}\n" for i in range(20))
+    path.write_text(ring + other + "3 3\n0 1\n")  # a self-loop, a duplicate edge, two components
+    out = tmp_path / "runs"
+    assert cli.main(["run", "-q", "--no-plots", "graph=edgelist", f"graph.path={path}", "horizon=5", f"out={out}"]) == 0
+    captured = capsys.readouterr()
+    notes = [ln for ln in captured.err.splitlines() if ln.startswith("note: ")]
+    assert notes == [f"note: graph.path = {str(path)!r}: {n}" for n in
+                     ("dropped 1 self-loop", "merged 1 duplicate edge", "graph has 2 connected components; the largest holds 66.7% of nodes (kept as is)")]
+    summary = json.loads((Path(captured.out.strip()) / "summary.json").read_text())
+    assert summary["graph_notes"] == [n.removeprefix("note: ") for n in notes]
+
+
+def test_a_generated_graph_has_no_notes():
+    import sim
+
+    assert sim.simulate(sim.compose("default", ["population.size=500", "horizon=3"])).summary["graph_notes"] == []

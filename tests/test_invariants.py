@@ -51,3 +51,44 @@ def test_the_cli_reports_it_in_one_line_and_keeps_the_config(broken, tmp_path, c
     assert len(kept) == 1 and str(kept[0]) in err
     assert sim.config.load_yaml(kept[0]).mechanisms["broken"].enabled
     assert [p.name for p in tmp_path.iterdir()] == ["failed"]  # no run folder, complete or partial
+
+
+@dataclass(frozen=True)
+class InjectConfig(MechanismConfig):
+    pass
+
+
+def injector(kind: str, value: float):
+    """A mechanism that writes ``value`` into a daily counter or a money account on day 3."""
+
+    class Inject(Mechanism):
+        name = "inject"
+        Config = InjectConfig
+        columns = ("injected_things",)
+        accounts = {"cost_injected": "incentive"}
+
+        def settle(self, model):
+            if model.day == 3:
+                if kind == "count":
+                    model.today.count("injected_things", value)
+                else:
+                    model.economics.book("cost_injected", value)
+
+    return Inject
+
+
+@pytest.mark.parametrize("kind, value, message", [
+    ("count", float("nan"), "day 3: injected_things = nan (must be a finite, non-negative number)"),
+    ("count", float("inf"), "day 3: injected_things = inf (must be a finite, non-negative number)"),
+    ("money", float("nan"), "day 3: account cost_injected = nan (must be a finite, non-negative number)"),
+    ("money", float("inf"), "day 3: account cost_injected = inf (must be a finite, non-negative number)"),
+    ("money", -1.0, "day 3: account cost_injected = -1.0 (must be a finite, non-negative number)"),
+])
+def test_a_nan_injected_mid_run_stops_it_with_day_column_and_config(monkeypatch, tmp_path, capsys, kind, value, message):
+    monkeypatch.setitem(REGISTRY, "inject", injector(kind, value))
+    code = cli.main(["run", "population.size=500", "horizon=10", "mechanisms.inject.enabled=true", f"out={tmp_path}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "\n" not in err and err.startswith(f"error: {message}; the config that produced it: "), err
+    kept = list((tmp_path / "failed").glob("*.yaml"))
+    assert len(kept) == 1 and str(kept[0]) in err
+    assert [p.name for p in tmp_path.iterdir()] == ["failed"]

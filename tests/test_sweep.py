@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.experiment import load_sweep, run_name
+from sim.experiment import is_complete, load_sweep, run_name
 
 TINY = ["population.size=1200", "horizon=20"]
 SIM = [sys.executable, "-m", "sim.cli", "run", "-m"]
@@ -100,6 +100,7 @@ def test_an_interrupted_sweep_resumes_and_skips_finished_runs(tmp_path):
         proc.wait(timeout=60)
     done = {p.name: p.stat().st_ino for p in runs.iterdir() if not p.name.startswith(".")}
     assert 1 <= len(done) < 6, done
+    assert all(is_complete(runs / name) for name in done)  # a killed job leaves its run folder whole or absent
     assert not (folder / "sweep.parquet").exists()
 
     again = subprocess.run(args, capture_output=True, text=True, timeout=600)

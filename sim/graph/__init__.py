@@ -23,9 +23,12 @@ GENERATORS = {
 
 
 def build_graph(graph_cfg, n: int, rng: np.random.Generator) -> Graph | CompleteGraph:
-    """The graph a configuration asks for (``edgelist`` is loaded with :func:`load_edgelist`)."""
+    """The graph a configuration asks for (``edgelist`` is loaded with :func:`load_edgelist`; the
+    loader's stated repairs are kept in ``graph.notes``, which runs report)."""
     if graph_cfg.kind == "edgelist":
-        return load_edgelist(graph_cfg.path).graph
+        loaded = load_edgelist(graph_cfg.path)
+        loaded.graph.notes = tuple(f"graph.path = {str(graph_cfg.path)!r}: {note}" for note in loaded.notes)
+        return loaded.graph
     return GENERATORS[graph_cfg.kind](n, graph_cfg, rng)
 
 

@@ -81,6 +81,7 @@ class Graph(_Sampling):
     """An undirected simple graph held as CSR adjacency (``indptr``, ``indices``)."""
 
     well_mixed = False
+    notes: tuple[str, ...] = ()  # repairs the edge-list loader made (dropped self-loops, ...), reported by runs
 
     def __init__(self, n: int, indptr: np.ndarray, indices: np.ndarray, community: np.ndarray | None = None):
         self.n = int(n)
