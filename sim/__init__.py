@@ -10,6 +10,8 @@ Python entry points::
     comparison.table, comparison.differences   # horizon metrics with intervals, paired differences
     check = sim.validate(quick=True)   # stylized facts: check.table, check.passed
     regression = sim.run_checks()      # rerun experiments/baselines/: regression.passed, regression.table
+    s = sim.sensitivity("growth_drivers")      # Morris / Sobol indices: s.indices, s.ranking("profit")
+    c = sim.calibrate("retention_benchmark")   # fitted parameters: c.best, c.trials, c.path
 """
 
 __version__ = "0.1.0"
@@ -21,6 +23,9 @@ from sim.runs import RunResult, load_run, run, simulate  # noqa: E402
 from sim.schema import ConfigError, SimulationError  # noqa: E402
 from sim.analysis.validation import Validation, validate  # noqa: E402
 from sim.check import CheckResult, run_checks  # noqa: E402
+from sim.analysis.sensitivity import Sensitivity, sensitivity  # noqa: E402
+from sim.analysis.calibration import Calibration, calibrate  # noqa: E402
 
-__all__ = ["CheckResult", "Comparison", "ConfigError", "GrowthModel", "RunResult", "SimConfig", "SimulationError", "Validation", "__version__",
-           "compare", "compose", "run_checks", "load_run", "run", "simulate", "validate"]
+__all__ = ["Calibration", "CheckResult", "Comparison", "ConfigError", "GrowthModel", "RunResult", "SimConfig", "Sensitivity",
+           "SimulationError", "Validation", "__version__",
+           "calibrate", "compare", "compose", "load_run", "run", "run_checks", "sensitivity", "simulate", "validate"]

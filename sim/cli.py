@@ -6,6 +6,8 @@
     sim run -m experiment=NAME                            the sweep of experiments/NAME.yaml
     sim compare scenario=A,B [replicates=30] [baseline=A] [key=value ...] [out=DIR]
     sim compare experiment=NAME                           rerun a named comparison exactly
+    sim sensitivity experiment=NAME [method=sobol] [samples=N] [key=value ...] [hydra/launcher=ray]   Morris / Sobol indices
+    sim calibrate experiment=NAME [trials=N] [key=value ...]   fit parameters to target series (Optuna)
     sim experiments                                       the named experiments
     sim check [NAME ...] [key=value ...] [--update]       regression check against experiments/baselines/
     sim config [scenario=NAME] [key=value ...]            print the resolved configuration
@@ -200,6 +202,83 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _section_changes(taken: dict[str, str], numbers: Sequence[str]) -> dict:
+    """Command-line settings of an experiment section (``samples=64``) as typed values."""
+    return {k: _number(k, v) if k in numbers else v for k, v in taken.items()}
+
+
+def _experiment_for(command: str, overrides: Sequence[str], section_keys: Sequence[str], numbers: Sequence[str]):
+    """Load ``experiment=NAME`` for ``sim sensitivity`` / ``sim calibrate``: its ``section`` settings
+    changed by ``key=value`` of the section's own keys, other ``key=value`` appended to its overrides."""
+    from sim.experiment import experiment_spec, load_experiment
+    from sim.schema import to_plain
+
+    taken, rest = _take(overrides, ("experiment", "out", "workers", "seed", *section_keys))
+    if "experiment" not in taken:
+        raise ConfigError(f"experiment: allowed is experiment=NAME (a file in experiments/ with a {command} section) or a path to one")
+    name, spec = load_experiment(taken.pop("experiment"))
+    if getattr(spec, command) is None:
+        raise ConfigError(f"experiment = {name!r}: it has no {command} section")
+    out, workers = taken.pop("out", None), taken.pop("workers", None)
+    data = to_plain(spec)
+    if "seed" in taken:
+        data["seed"] = _number("seed", taken.pop("seed"))
+    data[command].update(_section_changes(taken, numbers))
+    data["overrides"] = [*data.get("overrides", []), *rest]
+    spec = experiment_spec(data, name)
+    workers = _number("workers", workers) if workers is not None else None
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers = {workers}: allowed is a whole number >= 1")
+    return name, spec, out, workers
+
+
+def cmd_sensitivity(args) -> int:
+    from sim.analysis.sensitivity import run_sensitivity
+    from sim.runs import prepare_parent
+
+    launcher = [o for o in args.overrides if o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    overrides = [o for o in args.overrides if o not in launcher]
+    name, spec, out, workers = _experiment_for("sensitivity", overrides, ("method", "samples", "levels", "replicates", "scenario"),
+                                               ("samples", "levels", "replicates"))
+    out = Path(out or "results/sensitivity")
+    prepare_parent(out)
+    bar = Progress(1, f"sensitivity {name}", enabled=None if not args.quiet else False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = max(total, 1)
+        bar.update(done)
+
+    result = run_sensitivity(spec, name, workers=workers, progress=progress, launcher=launcher)
+    bar.close()
+    path = result.save(out, plots=not args.no_plots)
+    if not args.quiet:
+        print(result.text(), file=sys.stderr)
+        print(f"{len(result.horizon)} runs in {result.wall_seconds:.1f} s", file=sys.stderr)
+    print(path)
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from sim.analysis.calibration import run_calibration
+    from sim.runs import prepare_parent
+
+    name, spec, out, workers = _experiment_for("calibration", args.overrides,
+                                               ("trials", "startup_trials", "replicates", "check_replicates", "batch", "loss", "scenario"),
+                                               ("trials", "startup_trials", "replicates", "check_replicates", "batch"))
+    out = Path(out or "results/calibrations")
+    prepare_parent(out)
+    bar = Progress(spec.calibration.trials, f"calibrate {name}", enabled=None if not args.quiet else False)
+    result = run_calibration(spec, name, workers=workers, progress=lambda done, total: bar.update(done))
+    bar.close()
+    path = result.save(out, plots=not args.no_plots)
+    if not args.quiet:
+        print(result.text(), file=sys.stderr)
+        print(f"run the fitted model: sim run {' '.join(result.overrides())}", file=sys.stderr)
+        print(f"{len(result.trials)} trials in {result.wall_seconds:.1f} s", file=sys.stderr)
+    print(path)
+    return 0
+
+
 def _number(key: str, text: str) -> int:
     try:
         return int(text)
@@ -212,7 +291,8 @@ def cmd_experiments(args) -> int:
 
     for name in sorted(available_experiments()):
         _, spec = load_experiment(name)
-        kinds = [k for k, on in (("compare", bool(spec.strategies)), ("sweep", spec.sweep is not None)) if on]
+        kinds = [k for k, on in (("compare", bool(spec.strategies)), ("sweep", spec.sweep is not None),
+                                 ("sensitivity", spec.sensitivity is not None), ("calibrate", spec.calibration is not None)) if on]
         print(f"  {name:<22} [{', '.join(kinds)}] {spec.description}")
     return 0
 
@@ -336,6 +416,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the comparison folder")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("sensitivity", parents=[common], help="Morris screening or Sobol indices of horizon metrics (SALib)")
+    p.add_argument("overrides", nargs="*", help="experiment=NAME method=morris|sobol samples=N levels=N replicates=N scenario=S seed=S "
+                                                 "workers=N out=DIR, then key=value overrides of the base configuration; hydra/launcher=... "
+                                                 "runs the points through a Hydra launcher (as sweeps do) instead of the local pool")
+    p.add_argument("--no-plots", action="store_true", help="skip the plot")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the folder")
+    p.set_defaults(func=cmd_sensitivity)
+
+    p = sub.add_parser("calibrate", parents=[common], help="fit parameters to target series with Optuna (seeded TPE)")
+    p.add_argument("overrides", nargs="*", help="experiment=NAME trials=N startup_trials=N replicates=N check_replicates=N batch=N loss=msle|relative "
+                                                 "scenario=S seed=S workers=N out=DIR, then key=value overrides of the base configuration")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the folder")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("experiments", parents=[common], help="list the named experiments in experiments/")
     p.set_defaults(func=cmd_experiments)

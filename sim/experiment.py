@@ -18,14 +18,23 @@ command line) and analysed by ``sim.analysis``:
   into the same folder resumes it. When the jobs are done, every run is collected into
   ``sweep.parquet`` and ``horizon.parquet`` with the swept parameters as columns.
 
+- **sensitivity** (``sim sensitivity``, :mod:`sim.analysis.sensitivity`) and **calibration**
+  (``sim calibrate``, :mod:`sim.analysis.calibration`): a parameter space declared once, as data
+  (config key -> bounds), from which points are chosen; :func:`run_points` makes the runs of a list
+  of points at a list of seeds (every point sees the same seeds: common random numbers), through the
+  same process pool as comparisons, or through Hydra's multirun and its launchers (joblib, Ray,
+  SLURM) with :func:`run_points_multirun`.
+
 This module knows which runs to make and where results go; it never decides what they mean.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -69,6 +78,112 @@ class SweepSpec:
             require(bool(ok), f"{path}.params.{key}", values, "allowed is a non-empty list of values or a sweep expression such as 'range(0,10)'")
 
 
+#: Series a calibration target can be: day-N cohort retention (by ``age``), or a daily column (by ``day``).
+TARGET_SERIES = ("retention", "new_users", "cumulative_users", "dau", "wau", "mau", "active_users", "users",
+                 "churned_users", "reactivated_users", "orders", "buyers", "gmv", "revenue", "incentive_cost",
+                 "acquisition_cost", "profit", "invites_sent", "invites_accepted")
+
+
+@dataclass(frozen=True)
+class ParameterRange:
+    """The range of one parameter of a sensitivity analysis or a calibration (``key: [low, high]``)."""
+
+    low: float = param(doc="lowest value (in the key's own unit)")
+    high: float = param(doc="highest value")
+    log: bool = param(False, doc="spread the values evenly on a logarithmic scale (low must be above 0)")
+
+    def check(self, path: str) -> None:
+        require(self.high > self.low, f"{path}.high", self.high, f"must exceed low ({self.low})")
+        if self.log:
+            require(self.low > 0, f"{path}.low", self.low, "a logarithmic range must start above 0")
+
+
+def _normalise_ranges(raw: Any) -> Any:
+    """``key: [low, high]`` is short for ``key: {low: .., high: ..}``."""
+    if not isinstance(raw, Mapping):
+        return raw
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            value = {"low": value[0], "high": value[1]}
+        elif isinstance(value, (list, tuple)):
+            raise ConfigError(f"params.{key} = {list(value)}: allowed is [low, high] or {{low: .., high: .., log: true}}")
+        out[str(key)] = value
+    return out
+
+
+@dataclass(frozen=True)
+class SensitivitySpec:
+    """Which parameters vary, over what ranges, sampled how (``sim sensitivity experiment=NAME``)."""
+
+    params: dict[str, ParameterRange] = param(factory=dict, doc="config key -> [low, high] (or {low, high, log}): the parameter space")
+    scenario: str = param("default", doc="the scenario every run starts from")
+    method: Literal["morris", "sobol"] = param("morris", doc="morris: elementary-effects screening (mu*, sigma); sobol: variance-based first-order and total indices (S1, ST)")
+    samples: int = param(16, lo=1, hi=1_000_000, unit="trajectories or base samples",
+                         doc="morris: trajectories (runs = samples x (parameters + 1)); sobol: base sample N, a power of two (runs = N x (parameters + 2))")
+    levels: int = param(4, lo=2, hi=1000, unit="levels", doc="morris: grid levels of each parameter (even)")
+    second_order: bool = param(False, doc="sobol: also the second-order indices S2 (runs = N x (2 parameters + 2))")
+    replicates: int = param(1, lo=1, hi=10_000, unit="seeds per point", doc="seeds each point is run at; the analysis uses their mean (every point sees the same seeds)")
+    metrics: tuple[MetricName, ...] = param(("profit", "users_total", "retention_d30"), doc="horizon metrics analysed")
+    resamples: int = param(1000, lo=10, hi=1_000_000, unit="resamples", doc="bootstrap resamples for the confidence intervals of the indices")
+
+    def check(self, path: str) -> None:
+        require(len(self.params) >= 2, f"{path}.params", len(self.params), "allowed is at least two parameters")
+        require(len(self.metrics) >= 1, f"{path}.metrics", [], "allowed is at least one metric")
+        if self.method == "sobol":
+            n = self.samples
+            require(n >= 2 and n & (n - 1) == 0, f"{path}.samples", n, "sobol needs a power of two (2, 4, 8, ..., 1024)")
+        else:
+            require(self.levels % 2 == 0, f"{path}.levels", self.levels, "morris needs an even number of levels")
+            require(self.samples >= 2, f"{path}.samples", self.samples, "morris needs at least 2 trajectories")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One observed series a calibration is fitted to: a CSV of ``day`` (or ``age``) and ``value``, or
+    the same pairs written in the experiment file (``values: {1: 0.19, 30: 0.075}``)."""
+
+    metric: Literal[TARGET_SERIES] = param(doc="what the values are: retention (share of a cohort visiting at that age, pooled over join days) or a daily column")  # type: ignore[valid-type]
+    file: str | None = param(None, doc="CSV with columns day (a daily series) or age (retention), and value; relative to the experiment file")
+    values: dict[str, float] | None = param(None, doc="day (or age) -> value, instead of a file")
+    weight: float = param(1.0, lo=0, lo_open=True, unit="weight", doc="weight of this target in the loss")
+    label: str = param("", doc="where the figures come from (shown in the fit plot)")
+
+    def check(self, path: str) -> None:
+        require((self.file is None) != (self.values is None), f"{path}.file", self.file, "give either a file or values (day -> value), not both")
+        if self.file is not None:
+            require(Path(self.file).expanduser().is_file(), f"{path}.file", self.file, "no such file")
+        else:
+            require(len(self.values) >= 1, f"{path}.values", {}, "allowed is at least one day -> value pair")
+            for key in self.values:
+                require(key.isdigit(), f"{path}.values", key, "the keys are days (or ages): whole numbers >= 0")
+
+
+def _normalise_targets(raw: Any) -> Any:
+    if isinstance(raw, Mapping):  # a single target
+        return [raw]
+    return raw
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Which parameters to fit, within what bounds, to which series (``sim calibrate experiment=NAME``)."""
+
+    params: dict[str, ParameterRange] = param(factory=dict, doc="config key -> [low, high] (or {low, high, log}): the bounds of the search")
+    targets: tuple[TargetSpec, ...] = param((), doc="observed series to reproduce (each a CSV and the metric it is)")
+    scenario: str = param("default", doc="the scenario every run starts from; its values are the first trial")
+    loss: Literal["msle", "relative"] = param("msle", doc="msle: mean squared log error; relative: mean absolute relative error (both scale-free)")
+    trials: int = param(40, lo=1, hi=100_000, unit="trials", doc="parameter sets tried (Optuna's TPE sampler)")
+    startup_trials: int = param(10, lo=0, hi=100_000, unit="trials", doc="trials drawn at random before TPE starts modelling the loss")
+    replicates: int = param(3, lo=1, hi=10_000, unit="seeds per trial", doc="seeds each trial runs (the same for every trial); the loss compares their mean with the target")
+    check_replicates: int = param(10, lo=2, hi=10_000, unit="seeds", doc="fresh seeds the best parameters are rerun at for the fit plot and the held-out loss")
+    batch: int = param(2, lo=1, hi=1_000, unit="trials", doc="trials asked of the sampler at a time and run together (the history depends on it, not on the number of workers)")
+
+    def check(self, path: str) -> None:
+        require(len(self.params) >= 1, f"{path}.params", {}, "allowed is at least one parameter")
+        require(len(self.targets) >= 1, f"{path}.targets", [], "allowed is at least one target series")
+
+
 @dataclass(frozen=True)
 class ExperimentSpec:
     description: str = param("", doc="what the experiment asks, in a sentence")
@@ -79,6 +194,8 @@ class ExperimentSpec:
     overrides: tuple[str, ...] = param((), doc="key=value overrides applied to every strategy and sweep job first")
     metrics: tuple[MetricName, ...] = param(DEFAULT_METRICS, doc="horizon metrics reported")
     sweep: SweepSpec | None = param(None, doc="a parameter sweep (`sim run -m experiment=NAME`)")
+    sensitivity: SensitivitySpec | None = param(None, doc="a sensitivity analysis (`sim sensitivity experiment=NAME`)")
+    calibration: CalibrationSpec | None = param(None, doc="a calibration to observed series (`sim calibrate experiment=NAME`)")
 
     def check(self, path: str) -> None:
         from sim.config import check_no_code
@@ -117,17 +234,39 @@ def _normalise_strategies(raw: Any) -> Any:
     return raw
 
 
-def experiment_spec(data: Mapping[str, Any], where: str = "") -> ExperimentSpec:
-    """Validate a plain mapping (an experiment file, or the command line) into an :class:`ExperimentSpec`."""
+def experiment_spec(data: Mapping[str, Any], where: str = "", base: Path | None = None) -> ExperimentSpec:
+    """Validate a plain mapping (an experiment file, or the command line) into an :class:`ExperimentSpec`.
+    Relative target files are found from ``base`` (the experiment file's folder; default: here)."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or 'experiment'}: allowed is a mapping of experiment settings")
     data = dict(data)
     if "strategies" in data:
         data["strategies"] = _normalise_strategies(data["strategies"])
     try:
+        for section in ("sensitivity", "calibration"):
+            if isinstance(data.get(section), Mapping):
+                data[section] = dict(data[section])
+                if "params" in data[section]:
+                    data[section]["params"] = _normalise_ranges(data[section]["params"])
+        if isinstance(data.get("calibration"), Mapping) and "targets" in data["calibration"]:
+            targets = _normalise_targets(data["calibration"]["targets"])
+            if isinstance(targets, (list, tuple)):
+                targets = [_resolve_file(t, base) for t in targets]
+            data["calibration"]["targets"] = targets
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
+    try:
         return build(ExperimentSpec, data)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+def _resolve_file(target: Any, base: Path | None) -> Any:
+    if isinstance(target, Mapping) and isinstance(target.get("file"), str) and base is not None:
+        path = Path(target["file"]).expanduser()
+        if not path.is_absolute():
+            return {**target, "file": str(base / path)}
+    return target
 
 
 def experiment_dirs() -> list[Path]:
@@ -159,7 +298,7 @@ def load_experiment(name: str) -> tuple[str, ExperimentSpec]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(f"{path}{f' line {mark.line + 1}' if mark else ''}: not valid YAML") from None
-    return path.stem, experiment_spec(data, str(path))
+    return path.stem, experiment_spec(data, str(path), base=path.parent)
 
 
 def replicate_seeds(base_seed: int, replicates: int) -> list[int]:
@@ -462,25 +601,38 @@ def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", m
     from sim.runs import prepare_parent
 
     prepare_parent(folder.parent)
-    quote = lambda s: "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"  # noqa: E731
+    quote = _quote
     argv = [*task,
             f"hydra.sweep.dir={quote(str(folder))}",
             f"hydra.job.config.override_dirname.exclude_keys=[{','.join(quote(k) for k in fixed)}]",
             f"hydra.callbacks.collect.metrics=[{','.join(metrics)}]",
             f"hydra.callbacks.collect.run_plots={'true' if run_plots else 'false'}",
             *hydra_ovs]
+    started = time.time()
+    _launch(sweep_job, argv, folder)
+    report = folder / "report.html"
+    if not report.exists() or report.stat().st_mtime < started - 1:
+        collect_sweep(folder, metrics)  # Hydra turns a callback's error into a warning: collect again to report it
+    return folder
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _launch(task_function: Callable, argv: list[str], folder: Path) -> None:
+    """Run Hydra's multirun (primary config ``scenarios/sweep.yaml``) with ``task_function`` as the job."""
     from sim.config import _register_schema, scenario_dirs
 
     extra = scenario_dirs()[1:]
     if extra:
-        argv.append("hydra.searchpath=[" + ",".join(f"file://{r}" for r in extra) + "]")
+        argv = [*argv, "hydra.searchpath=[" + ",".join(f"file://{r}" for r in extra) + "]"]
     _register_schema()
     import hydra
 
-    main = hydra.main(config_path=str(scenario_dirs()[0]), config_name=SWEEP_CONFIG, version_base="1.3")(sweep_job)
+    main = hydra.main(config_path=str(scenario_dirs()[0]), config_name=SWEEP_CONFIG, version_base="1.3")(task_function)
     saved = sys.argv
     sys.argv = ["sim", "--multirun", *argv]
-    started = time.time()
     try:
         main()
     except SystemExit as exc:  # Hydra reports a failed job itself, then exits
@@ -488,10 +640,6 @@ def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", m
             raise ConfigError(f"the sweep did not finish (Hydra's message is above); rerun with hydra.sweep.dir={folder} to resume") from None
     finally:
         sys.argv = saved
-    report = folder / "report.html"
-    if not report.exists() or report.stat().st_mtime < started - 1:
-        collect_sweep(folder, metrics)  # Hydra turns a callback's error into a warning: collect again to report it
-    return folder
 
 
 @contextlib.contextmanager
@@ -649,5 +797,220 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
     os.replace(tmp, path)
 
 
+# ============================================================================ points of a parameter space
+POINTS_FILE = "points.json"  # the plan of a multirun over points: base scenario, overrides, points, seeds
+
+
+def set_key(data: dict, key: str, value: Any) -> None:
+    """Set a dotted ``key`` in a plain config dict (the key must exist)."""
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    node[last] = value
+
+
+def check_space(base: SimConfig, params: Mapping[str, ParameterRange], where: str) -> dict[str, type]:
+    """Check a parameter space against a composed configuration before any run: every key exists and
+    is a number, and both ends of its range are allowed values. Returns key -> ``int`` or ``float``."""
+    from sim.config import validate
+
+    plain = to_plain(base)
+    kinds: dict[str, type] = {}
+    for key, rng in params.items():
+        node: Any = plain
+        walked: list[str] = []
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                options = list(node) if isinstance(node, Mapping) else []
+                raise ConfigError(f"{where}.params.{'.'.join([*walked, part])}: unknown key{suggest(part, options)}")
+            node = node[part]
+            walked.append(part)
+        if key == "seed" or isinstance(node, bool) or not isinstance(node, (int, float)):
+            raise ConfigError(f"{where}.params.{key}: allowed are numeric settings (this one is {node!r})"
+                              if key != "seed" else f"{where}.params.seed: the seed is not a parameter (use replicates)")
+        kind = int if isinstance(node, int) else float
+        if kind is int:
+            require(math.ceil(rng.low) < math.floor(rng.high) + 1, f"{where}.params.{key}", [rng.low, rng.high],
+                    "a whole-number setting needs a range holding at least one whole number")
+        for bound in (rng.low, rng.high):
+            data = copy.deepcopy(plain)
+            set_key(data, key, kind(round(bound)) if kind is int else float(bound))
+            try:
+                validate(data)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.params: {exc}") from None
+        kinds[key] = kind
+    return kinds
+
+
+def point_overrides(values: Mapping[str, Any]) -> list[str]:
+    """A point as ``key=value`` overrides (values round-trip exactly through Hydra's grammar)."""
+    return [f"{k}={_hydra_value(v)}" for k, v in values.items()]
+
+
+def point_config(base_plain: Mapping[str, Any], values: Mapping[str, Any], seed: int) -> SimConfig:
+    from sim.config import validate
+
+    data = copy.deepcopy(dict(base_plain))
+    for key, value in values.items():
+        set_key(data, key, value)
+    data["seed"] = int(seed)
+    return validate(data)
+
+
+@dataclass
+class PointRuns:
+    """The runs of a list of points at a list of seeds."""
+
+    horizon: pd.DataFrame  # point, replicate, seed, horizon metrics
+    series: dict[tuple[int, int], dict[str, np.ndarray]] = field(default_factory=dict)  # (point, replicate) -> series
+
+
+def run_point_chunk(base_plain: Mapping[str, Any], chunk: Sequence[tuple[int, Mapping[str, Any]]], replicate: int, seed: int,
+                    series: Sequence[str] = ()) -> list[tuple[int, int, int, dict, dict | None]]:
+    """Run some points at one seed; consecutive points on the same graph share it (graphs are never
+    modified). ``series``: daily columns, or ``retention`` (pooled day-N retention), to return too."""
+    from sim.engine import GrowthModel
+    from sim.metrics import summary
+
+    graph_key, graph = None, None
+    out = []
+    for k, values in chunk:
+        cfg = point_config(base_plain, values, seed)
+        key = (cfg.graph, cfg.population.size, seed)
+        if key != graph_key:
+            graph_key, graph = key, GrowthModel.make_graph(cfg)
+        model = GrowthModel(cfg, graph=graph).run()
+        daily = model.metrics.daily(model.economics)
+        got = None
+        if series:
+            got = {name: model.metrics.retention_curve() if name == "retention" else daily[name].to_numpy(np.float64) for name in series}
+        out.append((k, replicate, seed, horizon_values(summary(model, daily)), got))
+    return out
+
+
+def run_points(base: SimConfig, points: Sequence[Mapping[str, Any]], seeds: Sequence[int], workers: int | None = None,
+               series: Sequence[str] = (), progress: Callable[[int, int], None] | None = None) -> PointRuns:
+    """Run every point (key -> value, on top of ``base``) at every seed through the process pool that
+    comparisons use. Every point sees the same seeds (common random numbers); the results do not
+    depend on the number of workers."""
+    base_plain = to_plain(base)
+    for values in points:  # every point is a valid configuration, or nothing runs
+        point_config(base_plain, values, seeds[0])
+    workers = workers or default_workers()
+    size = max(1, min(8, math.ceil(len(points) * len(seeds) / (4 * workers))))
+    indexed = list(enumerate(points))
+    tasks = [(base_plain, indexed[i:i + size], r, seed, tuple(series))
+             for r, seed in enumerate(seeds) for i in range(0, len(indexed), size)]
+    total, done = len(points) * len(seeds), 0
+    rows, got = [], {}
+    if progress:
+        progress(0, total)
+    for chunk in _map(run_point_chunk, tasks, workers):
+        for k, r, seed, values, s in chunk:
+            rows.append({"point": k, "replicate": r, "seed": seed, **values})
+            if s is not None:
+                got[(k, r)] = s
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+    horizon = pd.DataFrame(rows).sort_values(["point", "replicate"], kind="stable").reset_index(drop=True)
+    return PointRuns(horizon, got)
+
+
+def run_points_multirun(scenario: str, overrides: Sequence[str], points: Sequence[Mapping[str, Any]], seeds: Sequence[int],
+                        hydra_overrides: Sequence[str] = (), out: str | os.PathLike = "results/sweeps", name: str = "points") -> tuple[PointRuns, Path]:
+    """Run every point at every seed as the jobs of a Hydra multirun, through whichever launcher the
+    ``hydra_overrides`` select (``hydra/launcher=ray``, ``submitit_slurm``, ...; joblib by default).
+
+    The plan (base scenario, overrides, points, seeds) is written to ``points.json`` in the sweep
+    folder and each job, ``+point=K`` at one seed, reads its point from there, so a job is a few bytes
+    of overrides on any launcher. Jobs write run folders into ``<sweep>/runs/`` and a complete one is
+    skipped: rerunning with the same ``hydra.sweep.dir`` resumes. Returns the runs and the folder."""
+    given = [o for o in hydra_overrides if o.startswith("hydra.sweep.dir=")]
+    hydra_ovs = [o for o in hydra_overrides if o not in given]
+    if given:
+        folder = Path(given[-1].split("=", 1)[1].strip("'\"")).expanduser().resolve()
+    else:
+        folder = (Path(out) / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}_{name}").resolve()
+    from sim.runs import prepare_parent
+
+    prepare_parent(folder)
+    base = compose(scenario, overrides)
+    base_plain = to_plain(base)
+    for values in points:
+        point_config(base_plain, values, seeds[0])
+    plan = {"scenario": scenario, "overrides": list(overrides), "points": [dict(p) for p in points], "seeds": [int(s) for s in seeds]}
+    path = folder / POINTS_FILE
+    if path.exists():
+        if json.loads(path.read_text()) != json.loads(json.dumps(plan)):
+            raise ConfigError(f"hydra.sweep.dir = {str(folder)!r}: the folder holds the runs of another plan ({POINTS_FILE} differs); choose another folder")
+    else:
+        _atomic(path, lambda p: p.write_text(json.dumps(plan, indent=1) + "\n"))
+    task = [f"scenario={scenario}", *overrides]
+    fixed = [ov.key_or_group for ov in _parse(task)]
+    if len(seeds) == 1:
+        task.append(f"seed={int(seeds[0])}")
+        fixed.append("seed")
+    else:
+        task.append(f"seed={','.join(str(int(s)) for s in seeds)}")
+    argv = [*task, f"+point=range(0,{len(points)})",
+            f"hydra.sweep.dir={_quote(str(folder))}",
+            f"hydra.job.config.override_dirname.exclude_keys=[{','.join(_quote(k) for k in fixed)}]",
+            "~hydra.callbacks.collect", *hydra_ovs]
+    _launch(point_job, argv, folder)
+    return collect_points(folder), folder
+
+
+def point_job(_cfg) -> dict:
+    """One job of a multirun over points (any launcher): point K of ``points.json`` at one seed."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from sim.runs import simulate, write_run_folder
+
+    hc = HydraConfig.get()
+    overrides = list(hc.overrides.task)
+    name = run_name(hc.job.override_dirname)
+    runs = Path(hc.runtime.output_dir)
+    if is_complete(runs / name):
+        print(f"[points] {name}: already complete, skipped", file=sys.stderr, flush=True)
+        return {"run": name, "skipped": True}
+    plan = json.loads((Path(hc.sweep.dir) / POINTS_FILE).read_text())
+    parsed = _parse(overrides)
+    k = next(int(ov.value()) for ov in parsed if ov.key_or_group == "point")
+    rest = [text for text, ov in zip(overrides, parsed) if ov.key_or_group != "point"]
+    values = plan["points"][k]
+    with _hydra_state_kept():
+        cfg = compose(None, [*rest, *point_overrides(values)])
+    result = simulate(cfg)
+    result.summary.update({"point": k, "point_values": values, "overrides": rest})
+    path = write_run_folder(result, runs, plots=False, name=name)
+    print(f"[points] {path.name}: done in {result.summary['wall_seconds']:.1f} s", file=sys.stderr, flush=True)
+    return {"run": path.name, "skipped": False}
+
+
+def collect_points(folder: str | os.PathLike) -> PointRuns:
+    """The horizon metrics of every complete run of a multirun over points (``<folder>/runs``)."""
+    folder = Path(folder)
+    plan = json.loads((folder / POINTS_FILE).read_text())
+    replicate = {int(s): r for r, s in enumerate(plan["seeds"])}
+    rows = []
+    runs_dir = folder / RUNS
+    for p in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
+        if p.name.startswith(".") or not is_complete(p):
+            continue
+        summary = json.loads((p / "summary.json").read_text())
+        if "point" not in summary or int(summary["seed"]) not in replicate:
+            continue
+        values = horizon_values({k: v for k, v in summary.items() if k not in ("point", "seed")})
+        rows.append({"point": int(summary["point"]), "replicate": replicate[int(summary["seed"])], "seed": int(summary["seed"]), **values})
+    expected = len(plan["points"]) * len(plan["seeds"])
+    if len(rows) != expected:
+        raise ConfigError(f"{folder}: {len(rows)} of {expected} runs are complete; rerun with hydra.sweep.dir={folder} to finish them")
+    horizon = pd.DataFrame(rows).sort_values(["point", "replicate"], kind="stable").reset_index(drop=True)
+    return PointRuns(horizon)
+
+
 __all__ = ["Comparison", "ExperimentSpec", "StrategySpec", "Sweep", "SweepSpec", "collect_sweep", "compare",
-           "load_experiment", "load_sweep", "replicate_seeds", "run_comparison", "sweep", "sweep_job"]
+           "load_experiment", "load_sweep", "replicate_seeds", "run_comparison", "run_points", "run_points_multirun", "sweep", "sweep_job"]

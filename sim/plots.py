@@ -16,7 +16,9 @@ Experiments (frames of a comparison or sweep folder):
 - comparison ``horizon.png``: each horizon metric per strategy with its 95 % interval;
 - comparison ``differences.png``: paired differences against the baseline, in % of its mean;
 - sweep ``sweep_<param>.png``: horizon metrics against one swept parameter, with intervals over seeds;
-- sweep ``heatmap.png``: the mean of a metric over two swept parameters.
+- sweep ``heatmap.png``: the mean of a metric over two swept parameters;
+- sensitivity ``morris.png`` (mu* against sigma) or ``sobol.png`` (S1 and ST bars), with intervals;
+- calibration ``fit.png`` (each target against the simulated mean and its 95 % band) and ``loss.png``.
 """
 
 from __future__ import annotations
@@ -475,3 +477,111 @@ def sweep_plots(sweep, folder: Path) -> dict[str, Path]:
     if len(varied) >= 2:
         out["sweep_heatmap"] = sweep_heatmap(h, varied[0], varied[1], metrics[:2], folder / "heatmap.png", label)
     return out
+
+
+def _grid(n: int, ncol: int, size: tuple[float, float]):
+    ncol = min(ncol, n)
+    nrow = -(-n // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(size[0] * ncol, size[1] * nrow), squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)[:n]
+
+
+def _param_label(key: str) -> str:
+    """A config key short enough for a label, still telling mechanisms apart: ``referral.conversion``."""
+    return ".".join(key.split(".")[-2:])
+
+
+def sensitivity_plot(indices: pd.DataFrame, method: str, path: Path, label: str) -> Path:
+    """Sensitivity indices, a panel per metric. Morris: mu* (importance) against sigma (non-linearity
+    or interaction) per parameter, with mu*'s bootstrap interval and the lines sigma = 0.1, 0.5 and
+    1 x mu*. Sobol: first-order S1 and total ST bars per parameter, most influential on top, with
+    bootstrap intervals."""
+    from sim.analysis.comparison import METRICS
+
+    metrics = list(dict.fromkeys(indices["metric"]))
+    colours = {p: STRATEGY_COLOURS[k % len(STRATEGY_COLOURS)] for k, p in enumerate(dict.fromkeys(indices["parameter"]))}
+    fig, axes = _grid(len(metrics), 2 if method == "morris" else 3, (6.0, 4.6) if method == "morris" else (5.2, 0.5 * indices["parameter"].nunique() + 1.6))
+    for ax, m in zip(axes, metrics):
+        t = indices[indices["metric"] == m].sort_values("rank")
+        meta = METRICS[m]
+        if method == "morris":
+            x, y = t["mu_star"].to_numpy(np.float64), t["sigma"].to_numpy(np.float64)
+            top = max(np.nanmax(x + t["mu_star_conf"].to_numpy()), np.nanmax(y), 1e-12) * 1.15
+            for ratio, style in ((1.0, "-"), (0.5, "--"), (0.1, ":")):
+                ax.plot([0, top], [0, ratio * top], color="grey", lw=0.8, ls=style, label=f"sigma = {ratio:g} mu*")
+            for _, row in t.iterrows():
+                colour = colours[row["parameter"]]
+                ax.errorbar(row["mu_star"], row["sigma"], xerr=row["mu_star_conf"], fmt="o", color=colour, capsize=3, ms=6)
+                ax.annotate(_param_label(row["parameter"]), (row["mu_star"], row["sigma"]), textcoords="offset points",
+                            xytext=(5, 4), fontsize=8, color=colour)
+            ax.set_xlim(0, top)
+            ax.set_ylim(0, top)
+            _style(ax, meta.label, f"sigma ({meta.unit})" if meta.unit else "sigma", f"mu* ({meta.unit})" if meta.unit else "mu*")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
+            ax.legend(fontsize=7, frameon=False, loc="upper left")
+        else:
+            ys = np.arange(len(t))[::-1]
+            h = 0.38
+            for k, (col, colour) in enumerate((("S1", "#4c72b0"), ("ST", "#dd8452"))):
+                vals = t[col].to_numpy(np.float64)
+                ax.barh(ys + (h / 2 if k == 0 else -h / 2), np.nan_to_num(vals), height=h, color=colour, label=col,
+                        xerr=np.nan_to_num(t[f"{col}_conf"].to_numpy(np.float64)), error_kw={"capsize": 3, "lw": 1})
+            ax.set_yticks(ys, [_param_label(p) for p in t["parameter"]], fontsize=8)
+            ax.axvline(0, color="grey", lw=0.8)
+            _style(ax, meta.label, "", "share of variance")
+            ax.legend(fontsize=8, frameon=False, loc="lower right")
+    _title(fig, label)
+    return _save(fig, path)
+
+
+SERIES_LABELS = {"retention": ("day-N retention", "share of the cohort", "age (days since joining)"),
+                 "cumulative_users": ("users acquired so far", "people", "day"), "new_users": ("new users per day", "people", "day"),
+                 "dau": ("daily active users", "people", "day"), "mau": ("monthly active users", "people", "day")}
+
+
+def calibration_fit(fit: pd.DataFrame, path: Path, label: str) -> Path:
+    """Each calibration target (dots) against the fitted model rerun at fresh seeds: the mean (line)
+    and its 95 % band, a panel per target."""
+    groups = list(fit.groupby(["metric", "label"], sort=False))
+    fig, axes = _grid(len(groups), 2, (6.0 if len(groups) > 1 else 9.0, 4.0))
+    for ax, ((metric, source), t) in zip(axes, groups):
+        title, unit, xlabel = SERIES_LABELS.get(metric, (metric.replace("_", " "), "", "day"))
+        ax.plot(t["at"], t["mean"], color="#4c72b0", lw=1.6, label="simulated (mean of fresh seeds)")
+        ax.fill_between(t["at"], t["low"], t["high"], color="#4c72b0", alpha=0.25, lw=0, label="95 % interval of the mean")
+        seen = t[t["target"].notna()]
+        ax.plot(seen["at"], seen["target"], "o", color="#c44e52", ms=4 if len(seen) > 20 else 6, label=f"target ({source})")
+        _style(ax, title, unit, xlabel)
+        if metric == "retention":
+            ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+            ax.set_ylim(bottom=0)
+        else:
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
+        ax.legend(fontsize=8, frameon=False)
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def calibration_loss(trials: pd.DataFrame, params: list[str], path: Path, label: str) -> Path:
+    """The loss of every trial and the best so far (log scale), and the values each parameter was
+    tried at, coloured by loss (where the sampler concentrated)."""
+    fig, axes = _grid(1 + len(params), 3, (4.6, 3.6))
+    ax = axes[0]
+    finite = trials[np.isfinite(trials["loss"])]
+    ax.plot(finite["trial"], finite["loss"], "o", color="#8c8c8c", ms=3.5, label="trial")
+    ax.step(trials["trial"], trials["best_loss"], where="post", color="#264653", lw=1.6, label="best so far")
+    if (finite["loss"] > 0).all():
+        ax.set_yscale("log")
+    _style(ax, "loss", "", "trial")
+    ax.legend(fontsize=8, frameon=False)
+    best = trials.loc[trials["loss"].idxmin()]
+    for ax, p in zip(axes[1:], params):
+        sc = ax.scatter(finite["trial"], finite[p], c=np.log10(np.maximum(finite["loss"], 1e-300)), cmap="viridis_r", s=14)
+        ax.axhline(best[p], color="#c44e52", lw=1, ls="--", label=f"best {best[p]:.4g}")
+        _style(ax, _param_label(p), "", "trial")
+        ax.legend(fontsize=8, frameon=False)
+    fig.colorbar(sc, ax=axes[-1], label="log10 loss")
+    _title(fig, label)
+    return _save(fig, path)

@@ -158,6 +158,9 @@ def build(cls: type, data: Any, path: str = "") -> Any:
     for key in data:
         if key not in fields:
             raise ConfigError(f"{_join(path, str(key))}: unknown key{suggest(str(key), fields)}")
+    for name, f in fields.items():
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{_join(path, name)}: a value is required")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, f in fields.items():

@@ -2,5 +2,7 @@
 
 - ``stats``: means with intervals over replicates, paired differences between strategies, verdicts;
 - ``comparison``: the frames of a comparison or sweep (horizon metrics with intervals, differences);
-- ``validation``: validation against stylized facts.
+- ``validation``: validation against stylized facts;
+- ``sensitivity``: Morris screening and Sobol indices of horizon metrics (SALib);
+- ``calibration``: fitting settings to target series (Optuna, seeded TPE).
 """

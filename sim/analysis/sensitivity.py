@@ -1,0 +1,260 @@
+"""Global sensitivity analysis of horizon metrics with SALib: which settings move the answer?
+
+- **Morris screening** (Morris 1991; Campolongo, Cariboni and Saltelli 2007): ``samples`` random
+  one-at-a-time trajectories through a grid of ``levels`` values per parameter. The elementary effect
+  of a parameter is the change in a metric when it alone moves by a fixed share of its range; ``mu*``
+  (mean absolute effect, in the metric's unit per that step) ranks importance, ``sigma`` (their spread)
+  flags non-linearity or interaction. Cheap: ``samples x (parameters + 1)`` points.
+- **Sobol indices** (Saltelli 2002; Saltelli et al. 2010): the share of the metric's variance due to a
+  parameter alone (``S1``) and with all its interactions (``ST``), estimated on a Saltelli sample of
+  ``samples x (parameters + 2)`` points, with bootstrap confidence intervals.
+
+The parameter space is declared once, as data (an experiment file's ``sensitivity`` section: config
+key -> ``[low, high]``); the points are chosen by SALib's samplers, run at the same replicate seeds
+(common random numbers, so a parameter that does not enter the model gets an index of exactly zero)
+through :func:`sim.experiment.run_points`, and analysed by SALib's analysers on the replicate means.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.config import SimConfig, compose, dump_yaml
+from sim.experiment import (ExperimentSpec, ParameterRange, check_space, experiment_spec, experiment_yaml,
+                            load_experiment, replicate_seeds, run_points)
+from sim.schema import ConfigError, to_plain
+
+#: The columns of the indices table of each method, and the one that ranks the parameters.
+COLUMNS = {"morris": ("mu_star", "mu_star_conf", "mu", "sigma"), "sobol": ("S1", "S1_conf", "ST", "ST_conf")}
+RANK_BY = {"morris": "mu_star", "sobol": "ST"}
+
+
+def problem(params: Mapping[str, ParameterRange]) -> dict:
+    """SALib's problem: the names and bounds (log10 of the bounds for a logarithmic range)."""
+    bounds = [[np.log10(r.low), np.log10(r.high)] if r.log else [float(r.low), float(r.high)] for r in params.values()]
+    return {"num_vars": len(params), "names": list(params), "bounds": bounds}
+
+
+def to_values(x: np.ndarray, params: Mapping[str, ParameterRange], kinds: Mapping[str, type]) -> list[dict[str, Any]]:
+    """Rows of a sample (in problem space) as points: key -> value in the key's own unit and type."""
+    points = []
+    for row in np.atleast_2d(x):
+        point = {}
+        for value, (key, rng) in zip(row, params.items()):
+            v = 10.0 ** value if rng.log else float(value)
+            v = min(max(v, rng.low), rng.high)  # 10 ** log10(high) can overshoot high by one ulp
+            point[key] = int(round(v)) if kinds[key] is int else float(v)
+        points.append(point)
+    return points
+
+
+def sample(method: str, prob: dict, samples: int, levels: int = 4, second_order: bool = False, seed: int = 0) -> np.ndarray:
+    """The points to run (rows, in problem space), drawn by SALib's sampler for ``method``."""
+    if method == "morris":
+        from SALib.sample import morris
+
+        return morris.sample(prob, N=samples, num_levels=levels, seed=seed)
+    from SALib.sample import sobol
+
+    return sobol.sample(prob, N=samples, calc_second_order=second_order, seed=seed)
+
+
+def analyse(method: str, prob: dict, x: np.ndarray, y: np.ndarray, levels: int = 4, second_order: bool = False,
+            resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Indices of every parameter for one output ``y`` (one value per row of ``x``): a frame with a row
+    per parameter and the columns of :data:`COLUMNS`. A constant output has no variance to share out:
+    its Sobol indices are nan, its Morris effects zero."""
+    y = np.asarray(y, dtype=np.float64)
+    if method == "morris":
+        from SALib.analyze import morris
+
+        res = morris.analyze(prob, x, y, num_resamples=resamples, num_levels=levels, seed=seed)
+    elif np.ptp(y) == 0:
+        res = {c: np.full(prob["num_vars"], np.nan) for c in COLUMNS["sobol"]}
+    else:
+        from SALib.analyze import sobol
+
+        res = sobol.analyze(prob, y, calc_second_order=second_order, num_resamples=resamples, seed=seed)
+    frame = pd.DataFrame({"parameter": prob["names"], **{c: np.asarray(res[c], dtype=np.float64) for c in COLUMNS[method]}})
+    return frame
+
+
+def rank(frame: pd.DataFrame, by: str) -> pd.Series:
+    """1 = most influential; nan indices rank last."""
+    return frame[by].rank(ascending=False, method="min", na_option="bottom").astype(int)
+
+
+@dataclass
+class Sensitivity:
+    """The runs of a sensitivity analysis and their indices (the frames of its folder)."""
+
+    name: str
+    spec: ExperimentSpec
+    config: SimConfig  # the base configuration (seed of replicate 0)
+    x: np.ndarray  # the sample, in problem space (log10 for logarithmic ranges)
+    points: pd.DataFrame  # point, then one column per parameter (the values run)
+    horizon: pd.DataFrame  # point, replicate, seed, horizon metrics
+    indices: pd.DataFrame  # metric, parameter, rank, the method's columns
+    skipped: dict[str, str] = field(default_factory=dict)  # metric -> why it has no indices
+    wall_seconds: float = 0.0
+    path: Path | None = None
+
+    @property
+    def method(self) -> str:
+        return self.spec.sensitivity.method
+
+    def ranking(self, metric: str) -> list[str]:
+        """The parameters from most to least influential on ``metric``."""
+        t = self.indices[self.indices["metric"] == metric].sort_values(["rank", "parameter"])
+        return list(t["parameter"])
+
+    def text(self) -> str:
+        """The ranking of every metric, one block per metric."""
+        from sim.analysis.comparison import METRICS
+
+        by = RANK_BY[self.method]
+        conf = f"{by}_conf"
+        lines = []
+        for metric, t in self.indices.groupby("metric", sort=False):
+            meta = METRICS[metric]
+            what = f"mu*, {meta.unit or 'metric units'} per Morris step" if self.method == "morris" else "ST, share of variance"
+            lines.append(f"{meta.label} ({metric}; {what}):")
+            for _, row in t.sort_values(["rank", "parameter"]).iterrows():
+                value = f"{_num(row[by])} ± {_num(row[conf])}" if np.isfinite(row[by]) else "n/a"
+                extra = f"  sigma {_num(row['sigma'])}" if self.method == "morris" else f"  S1 {row['S1']:.3f} ± {row['S1_conf']:.3f}"
+                lines.append(f"  {row['rank']:>2}. {row['parameter']:<48} {value}{extra if np.isfinite(row[by]) else ''}")
+        for metric, why in self.skipped.items():
+            lines.append(f"{metric}: no indices ({why})")
+        return "\n".join(lines)
+
+    def save(self, out: str | os.PathLike = "results/sensitivity", plots: bool = True) -> Path:
+        """Write the sensitivity folder under ``out`` atomically (never over an existing one)."""
+        from sim import plots as plotting
+        from sim.runs import AtomicFolder, _slug
+
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        folder = AtomicFolder(Path(out), f"{stamp}_{_slug(self.name)}_{self.method}")
+        with folder as tmp:
+            (tmp / "experiment.yaml").write_text(experiment_yaml(self.spec, self.name).replace("sim compare", "sim sensitivity"))
+            (tmp / "config.yaml").write_text(dump_yaml(self.config))
+            self.points.to_parquet(tmp / "points.parquet", index=False)
+            self.horizon.to_parquet(tmp / "horizon.parquet", index=False)
+            self.indices.to_parquet(tmp / "indices.parquet", index=False)
+            self.indices.to_csv(tmp / "indices.csv", index=False)
+            (tmp / "indices.json").write_text(json.dumps(self.as_json(), indent=1, allow_nan=False) + "\n")
+            (tmp / "ranking.txt").write_text(self.text() + "\n")
+            if plots and not self.indices.empty:
+                (tmp / "plots").mkdir()
+                plotting.sensitivity_plot(self.indices, self.method, tmp / "plots" / f"{self.method}.png", self.label())
+        self.path = folder.path
+        return self.path
+
+    def label(self) -> str:
+        s = self.spec.sensitivity
+        runs = len(self.horizon)
+        return (f"{self.name}: {'Morris screening' if s.method == 'morris' else 'Sobol indices'} of {len(s.params)} parameters · "
+                f"{len(self.points)} points x {s.replicates} seed{'s' if s.replicates > 1 else ''} = {runs} runs")
+
+    def as_json(self) -> dict:
+        def clean(v):
+            return None if isinstance(v, float) and not np.isfinite(v) else v
+
+        by_metric = {}
+        for metric, t in self.indices.groupby("metric", sort=False):
+            by_metric[metric] = [{k: clean(v) for k, v in row.items() if k != "metric"} for row in t.sort_values("rank").to_dict("records")]
+        s = self.spec.sensitivity
+        return {"experiment": self.name, "method": s.method, "scenario": s.scenario, "overrides": list(self.spec.overrides),
+                "params": to_plain(s.params), "points": len(self.points), "replicates": s.replicates, "seed": self.spec.seed,
+                "runs": len(self.horizon), "wall_seconds": round(self.wall_seconds, 2), "indices": by_metric, "skipped": self.skipped}
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def base_config(spec: ExperimentSpec, scenario: str) -> SimConfig:
+    try:
+        return compose(scenario, list(spec.overrides), seed=spec.seed)
+    except ConfigError as exc:
+        raise ConfigError(f"scenario {scenario}: {exc}") from None
+
+
+def run_sensitivity(spec: ExperimentSpec, name: str, workers: int | None = None,
+                    progress: Callable[[int, int], None] | None = None, launcher: Sequence[str] = ()) -> Sensitivity:
+    """Sample the parameter space of ``spec.sensitivity``, run every point at the same seeds, analyse.
+
+    The runs go through the process pool of comparisons, or, given Hydra ``launcher`` overrides
+    (``["hydra/launcher=ray", ...]``), through a Hydra multirun and that launcher, as sweeps do."""
+    s = spec.sensitivity
+    if s is None:
+        raise ConfigError(f"{name}: the experiment has no sensitivity section (params, method, metrics)")
+    t0 = time.perf_counter()
+    base = base_config(spec, s.scenario)
+    kinds = check_space(base, s.params, "sensitivity")
+    prob = problem(s.params)
+    x = sample(s.method, prob, s.samples, s.levels, s.second_order, seed=spec.seed)
+    points = to_values(x, s.params, kinds)
+    seeds = replicate_seeds(spec.seed, s.replicates)
+    if launcher:
+        from sim.experiment import run_points_multirun
+
+        runs, _ = run_points_multirun(s.scenario, list(spec.overrides), points, seeds, hydra_overrides=launcher, name=f"{name}_points")
+    else:
+        runs = run_points(base, points, seeds, workers=workers, progress=progress)
+    means = runs.horizon.groupby("point", sort=True).mean(numeric_only=True)
+    frames, skipped = [], {}
+    for metric in s.metrics:
+        y = means[metric].to_numpy(np.float64)
+        if not np.all(np.isfinite(y)):
+            skipped[metric] = f"undefined in {int((~np.isfinite(y)).sum())} of {y.size} points (e.g. day-30 retention with a horizon of 30 days or less)"
+            continue
+        t = analyse(s.method, prob, x, y, s.levels, s.second_order, s.resamples, seed=spec.seed)
+        t.insert(0, "metric", metric)
+        t.insert(2, "rank", rank(t, RANK_BY[s.method]))
+        frames.append(t)
+    indices = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["metric", "parameter", "rank", *COLUMNS[s.method]])
+    table = pd.DataFrame(points)
+    table.insert(0, "point", np.arange(len(points)))
+    return Sensitivity(name, spec, base.with_seed(seeds[0]), x, table, runs.horizon, indices, skipped, time.perf_counter() - t0)
+
+
+def resolve_experiment(experiment: str | os.PathLike | Mapping[str, Any] | ExperimentSpec) -> tuple[str, ExperimentSpec]:
+    """An experiment given by name (or path), as a plain mapping, or already validated."""
+    if isinstance(experiment, ExperimentSpec):
+        return "experiment", experiment
+    if isinstance(experiment, Mapping):
+        return "experiment", experiment_spec(experiment)
+    return load_experiment(str(experiment))
+
+
+def sensitivity(experiment: str | os.PathLike | Mapping[str, Any] | ExperimentSpec, out: str | os.PathLike | None = "results/sensitivity",
+                *, workers: int | None = None, plots: bool = True, progress: Callable[[int, int], None] | None = None,
+                launcher: Sequence[str] = (), **changes: Any) -> Sensitivity:
+    """Run the sensitivity analysis of an experiment (``experiments/NAME.yaml``, a path, or a mapping)
+    and, with ``out``, write its folder (``result.path``). ``changes`` replace settings of its
+    ``sensitivity`` section (``method="sobol"``, ``samples=64`` ...); ``launcher``: Hydra overrides
+    that send the runs through a Hydra launcher (``["hydra/launcher=ray"]``) instead of the local pool."""
+    name, spec = resolve_experiment(experiment)
+    if changes:
+        if spec.sensitivity is None:
+            raise ConfigError(f"{name}: the experiment has no sensitivity section")
+        data = to_plain(spec)
+        data["sensitivity"].update(changes)
+        spec = experiment_spec(data, name)
+    result = run_sensitivity(spec, name, workers=workers, progress=progress, launcher=launcher)
+    if out is not None:
+        result.save(out, plots=plots)
+    return result
+
+
+__all__ = ["Sensitivity", "analyse", "problem", "run_sensitivity", "sample", "sensitivity"]
