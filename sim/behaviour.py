@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from sim.population import Population, State
+from sim.population import N_STATES, Population, State
 
 
 def logistic(x: np.ndarray) -> np.ndarray:
@@ -101,7 +101,7 @@ def _table_direct(kind: str, a: float, b: float, k: np.ndarray) -> np.ndarray:
 
 
 def _state_table(values: dict[int, float], default: float) -> np.ndarray:
-    t = np.full(len(State), default, dtype=np.float64)
+    t = np.full(N_STATES, default, dtype=np.float64)
     for state, v in values.items():
         t[state] = v
     return t
@@ -280,12 +280,15 @@ def occurrences(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         e = np.zeros(0, dtype=np.int64)
         return e, e, e
     order, sk = stable_order(keys)
-    start = np.r_[True, sk[1:] != sk[:-1]]
-    first = np.maximum.accumulate(np.where(start, np.arange(sk.size), 0))
-    rank = np.empty(keys.size, dtype=np.int64)
-    rank[order] = np.arange(sk.size) - first
+    n = sk.size
+    start = np.empty(n, dtype=bool)
+    start[0] = True
+    np.not_equal(sk[1:], sk[:-1], out=start[1:])
     begin = np.flatnonzero(start)
-    return rank, sk[begin], np.diff(np.append(begin, sk.size))
+    counts = np.diff(begin, append=n)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - np.repeat(begin, counts)
+    return rank, sk[begin], counts
 
 
 def stable_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -309,5 +312,7 @@ def first_success(receiver: np.ndarray, key: np.ndarray) -> np.ndarray:
     """Position of the event with the smallest ``key`` for each distinct receiver."""
     order = np.lexsort((key, receiver))
     r = receiver[order]
-    keep = np.r_[True, r[1:] != r[:-1]]
+    keep = np.empty(r.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(r[1:], r[:-1], out=keep[1:])
     return order[keep]
