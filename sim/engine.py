@@ -5,10 +5,11 @@ exposure -> adoption -> visit -> browse -> purchase -> share -> retention -> set
 each stage is a short vectorised function here; the decision rules live in ``sim.behaviour`` and the
 platform mechanisms hook the stages (see ``sim/mechanisms/base.py`` for where each hook runs).
 
-Randomness: one ``SeedSequence`` per run; every subsystem draws from its own stream (``sim.streams``), re-derived each
-day from (seed, stream name, day). Switching a mechanism on therefore does not shift the draws of
-the others, and strategies compared with the same seed share their base randomness (common random
-numbers): the same graph, the same people, the same daily draws until their states diverge.
+Randomness: one ``SeedSequence`` per run; every subsystem draws from its own stream
+(``sim.streams``), re-derived each day from (seed, stream name, day). Switching a mechanism on
+therefore does not shift the draws of the others, and strategies compared with the same seed share
+their base randomness (common random numbers): the same graph, the same people, the same daily
+draws until their states diverge.
 """
 
 from __future__ import annotations
@@ -279,7 +280,10 @@ class GrowthModel(mesa.Model):
             self.edge_sends[used] = np.minimum(self.edge_sends[used] + sends, 250)  # a saturating count
         first_contact = repeats == 0
         scatter_add(pop.contacts, receiver[first_contact], 1)
-        pop.invites_received[who] += times.astype(pop.invites_received.dtype)
+        # A saturating count: a hub of a million-person graph can receive more invitations than an
+        # int16 holds, and a wrapped (negative) count would make saturation ** count overflow.
+        top = np.iinfo(pop.invites_received.dtype).max
+        pop.invites_received[who] = np.minimum(pop.invites_received[who] + times, top)
         return bh.social_response(prior, repeats, cfg.behaviour.social)
 
     def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:

@@ -127,6 +127,10 @@ class Population:
         mask: a memory copy instead of a comparison over everyone)."""
         return self._non_user.copy()
 
+    def count_users(self) -> int:
+        """How many people are users (active, loyal or dormant), without a pass over everyone."""
+        return int(self._users.size)
+
     def count_non_users(self) -> int:
         """How many people never joined (without a pass over everyone)."""
         return self.n - self._joined
