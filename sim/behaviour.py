@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from sim.population import Population, State
+from sim.population import N_STATES, Population, State
 
 
 def logistic(x: np.ndarray) -> np.ndarray:
@@ -48,8 +48,7 @@ def nudge_satisfaction(pop: Population, idx: np.ndarray, delta: np.ndarray | flo
     it; irrelevant pushes, delivery delays and outages lower it."""
     if np.size(idx) == 0:
         return
-    delta = np.broadcast_to(np.asarray(delta, dtype=np.float32), np.shape(idx))
-    np.add.at(pop.satisfaction, idx, delta)
+    np.add.at(pop.satisfaction, idx, np.asarray(delta, dtype=np.float32))  # a scalar broadcasts
     pop.satisfaction[idx] = np.clip(pop.satisfaction[idx], 0.0, 1.0)
 
 
@@ -101,7 +100,7 @@ def _table_direct(kind: str, a: float, b: float, k: np.ndarray) -> np.ndarray:
 
 
 def _state_table(values: dict[int, float], default: float) -> np.ndarray:
-    t = np.full(len(State), default, dtype=np.float64)
+    t = np.full(N_STATES, default, dtype=np.float64)
     for state, v in values.items():
         t[state] = v
     return t
@@ -226,7 +225,7 @@ def note_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     distinct people asked."""
     if idx.size == 0:
         return idx
-    people, times = np.unique(idx, return_counts=True)
+    _, people, times = occurrences(idx)  # sorted distinct people and their counts (np.unique hashes)
     before = recent_asks(pop, people, day, cfg)
     after = before + times
     pop.extra[ASKED][people] = after
@@ -254,7 +253,10 @@ class Exposures:
         n = receiver.size
         if n == 0:
             return
-        prob = np.broadcast_to(np.asarray(prob, dtype=np.float64), (n,))
+        # Speed: np.full, not np.broadcast_to (a Python-level nditer call), for the constant columns.
+        prob = np.full(n, prob, dtype=np.float64) if np.ndim(prob) == 0 else np.asarray(prob, dtype=np.float64)
+        if prob.shape != (n,):
+            prob = np.broadcast_to(prob, (n,))
         sender = np.full(n, -1, dtype=np.int64) if sender is None else sender.astype(np.int64)
         edge = np.full(n, -1, dtype=np.int64) if edge is None else edge.astype(np.int64)
         self.parts.append((receiver.astype(np.int64), np.full(n, channel, dtype=np.int8), prob, sender, edge))
@@ -280,12 +282,17 @@ def occurrences(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         e = np.zeros(0, dtype=np.int64)
         return e, e, e
     order, sk = stable_order(keys)
-    start = np.r_[True, sk[1:] != sk[:-1]]
-    first = np.maximum.accumulate(np.where(start, np.arange(sk.size), 0))
-    rank = np.empty(keys.size, dtype=np.int64)
-    rank[order] = np.arange(sk.size) - first
-    begin = np.flatnonzero(start)
-    return rank, sk[begin], np.diff(np.append(begin, sk.size))
+    n = sk.size
+    start = np.empty(n, dtype=bool)
+    start[0] = True
+    np.not_equal(sk[1:], sk[:-1], out=start[1:])
+    begin = start.nonzero()[0]
+    counts = np.empty(begin.size, dtype=np.int64)
+    counts[-1] = n - begin[-1]
+    np.subtract(begin[1:], begin[:-1], out=counts[:-1])
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - np.repeat(begin, counts)
+    return rank, sk[begin], counts
 
 
 def stable_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -309,5 +316,7 @@ def first_success(receiver: np.ndarray, key: np.ndarray) -> np.ndarray:
     """Position of the event with the smallest ``key`` for each distinct receiver."""
     order = np.lexsort((key, receiver))
     r = receiver[order]
-    keep = np.r_[True, r[1:] != r[:-1]]
+    keep = np.empty(r.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(r[1:], r[:-1], out=keep[1:])
     return order[keep]

@@ -5,15 +5,15 @@ exposure -> adoption -> visit -> browse -> purchase -> share -> retention -> set
 each stage is a short vectorised function here; the decision rules live in ``sim.behaviour`` and the
 platform mechanisms hook the stages (see ``sim/mechanisms/base.py`` for where each hook runs).
 
-Randomness: one ``SeedSequence`` per run; every subsystem draws from its own stream, re-derived each
-day from (seed, stream name, day). Switching a mechanism on therefore does not shift the draws of
-the others, and strategies compared with the same seed share their base randomness (common random
-numbers): the same graph, the same people, the same daily draws until their states diverge.
+Randomness: one ``SeedSequence`` per run; every subsystem draws from its own stream
+(``sim.streams``), re-derived each day from (seed, stream name, day). Switching a mechanism on
+therefore does not shift the draws of the others, and strategies compared with the same seed share
+their base randomness (common random numbers): the same graph, the same people, the same daily
+draws until their states diverge.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 
 import mesa
@@ -29,42 +29,12 @@ from sim.mechanisms import REGISTRY, STAGES
 from sim.memory import check_memory
 from sim.metrics import Recorder
 from sim.population import Population, State, category_popularity
+from sim.streams import Streams
 
 ORGANIC = CHANNELS.index("organic")
 EMPTY = np.zeros(0, dtype=np.int64)
 #: what drove an order; each becomes a daily column orders_<source>
 ORDER_SOURCES = ("organic", "promotion", "recommendation", "group_buy", "assist", "content", "distribution", "livestream")
-
-
-class Streams:
-    """Named, independent random streams derived from one seed."""
-
-    def __init__(self, seed: int):
-        self.seed = int(seed)
-        self.day = 0
-        self._today: dict[str, np.random.Generator] = {}
-
-    @staticmethod
-    def _key(name: str) -> int:
-        return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
-
-    def _make(self, name: str, slot: int) -> np.random.Generator:
-        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(self._key(name), slot))))
-
-    def setup(self, name: str) -> np.random.Generator:
-        """A stream for building the model (graph, people)."""
-        return self._make(name, 0)
-
-    def today(self, name: str) -> np.random.Generator:
-        """Today's stream ``name``: the same draws for the same (seed, name, day) in any scenario."""
-        rng = self._today.get(name)
-        if rng is None:
-            rng = self._today[name] = self._make(name, self.day + 1)
-        return rng
-
-    def new_day(self, day: int) -> None:
-        self.day = day
-        self._today.clear()
 
 
 @dataclass
@@ -310,7 +280,10 @@ class GrowthModel(mesa.Model):
             self.edge_sends[used] = np.minimum(self.edge_sends[used] + sends, 250)  # a saturating count
         first_contact = repeats == 0
         scatter_add(pop.contacts, receiver[first_contact], 1)
-        pop.invites_received[who] += times.astype(pop.invites_received.dtype)
+        # A saturating count: a hub of a million-person graph can receive more invitations than an
+        # int16 holds, and a wrapped (negative) count would make saturation ** count overflow.
+        top = np.iinfo(pop.invites_received.dtype).max
+        pop.invites_received[who] = np.minimum(pop.invites_received[who] + times, top)
         return bh.social_response(prior, repeats, cfg.behaviour.social)
 
     def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:

@@ -52,3 +52,18 @@ def test_daily_streams_do_not_depend_on_what_other_streams_consumed():
     s2.new_day(4)
     s1.today("exposure").random(1000)  # another subsystem draws a lot first
     assert np.array_equal(s1.today("visit").random(5), s2.today("visit").random(5))
+
+
+def test_daily_streams_are_the_seed_sequence_generators():
+    """The fast daily streams (seed words derived a block of days at a time) draw exactly what
+    ``PCG64(SeedSequence(seed, spawn_key=(key(name), day + 1)))`` draws, for any seed size."""
+    from sim.streams import Streams
+
+    for seed in (0, 7, 2**32 + 5, 2**70 + 3):
+        fast, slow = Streams(seed), Streams(seed)
+        for day in (0, 1, 57, 398, 399, 400, 1234):
+            fast.new_day(day)
+            for name in ("visit", "mechanism.referral"):
+                expected = slow._make(name, day + 1)
+                assert np.array_equal(fast.today(name).random(4), expected.random(4))
+                assert np.array_equal(fast.today(name).integers(0, 10**9, 3), expected.integers(0, 10**9, 3))

@@ -53,9 +53,11 @@ def scatter_add(target: np.ndarray, idx: np.ndarray, delta: int = 1) -> None:
         first = np.empty(s.size, dtype=bool)
         first[0] = True
         np.not_equal(s[1:], s[:-1], out=first[1:])
-        start = np.flatnonzero(first)
+        start = first.nonzero()[0]
         hit = s[start]
-        counts = np.diff(np.append(start, s.size))
+        counts = np.empty(start.size, dtype=np.int64)
+        counts[-1] = s.size - start[-1]
+        np.subtract(start[1:], start[:-1], out=counts[:-1])
     target[hit] += (counts * delta).astype(target.dtype)
 
 

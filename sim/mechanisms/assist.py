@@ -23,6 +23,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
+from sim.graph.csr import unique_sorted
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State
@@ -146,7 +147,7 @@ class Assist(Mechanism):
         rows = np.searchsorted(self.ids, live)
         np.add.at(self.clicks, rows, 1)
         model.today.count("assist_clicks", live.size)
-        done = np.unique(rows[self.clicks[rows] >= self.config.clicks_needed])
+        done = unique_sorted(rows[self.clicks[rows] >= self.config.clicks_needed])
         if done.size:
             self._unlock(model, done)
 

@@ -206,7 +206,7 @@ class Content(Mechanism):
             self._reach_anyone(model, rng, int(rng.poisson(c.discovery_per_post * self.stock)), quality, model.today.next_exposures, now=False)
         self.stock *= 0.5 ** (1.0 / c.half_life_days)
         self.posts *= 0.5 ** (1.0 / c.half_life_days)
-        users = max(int(np.count_nonzero(model.pop.users_mask())), 1)
+        users = max(model.pop.count_users(), 1)
         self.trust = self.stock / (self.stock + c.trust_half_posts * users)
         model.today.count("content_trust_pct", 100.0 * self.trust)
 
@@ -220,7 +220,7 @@ class Content(Mechanism):
         if k <= 0:
             return
         pop = model.pop
-        share_out = np.count_nonzero(pop.non_users_mask()) / pop.n
+        share_out = pop.count_non_users() / pop.n
         k_out = int(rng.binomial(k, share_out))
         out = model.sample_non_users(k_out, rng)
         target = out

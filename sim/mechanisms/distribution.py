@@ -20,6 +20,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
+from sim.graph.csr import unique_sorted
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State
@@ -90,7 +91,7 @@ class Distribution(Mechanism):
         users = (pop.state[target] >= State.ACTIVE) & (pop.state[target] <= State.DORMANT)
         self.touched_by[target[users]] = sender[users]
         self.touched_day[target[users]] = model.day
-        self.reached = np.unique(target[users])
+        self.reached = unique_sorted(target[users])
 
     def adoption(self, model) -> None:
         pop, today = model.pop, model.today
@@ -167,7 +168,7 @@ class Distribution(Mechanism):
 
     def _recruit(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
-        if self.resellers.size >= c.max_share * np.count_nonzero(pop.users_mask()):
+        if self.resellers.size >= c.max_share * pop.count_users():
             return
         v = today.visitors
         deg = model.graph.degree[v]

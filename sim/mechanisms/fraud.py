@@ -93,7 +93,7 @@ class Fraud(Mechanism):
         c, today = self.config, model.today
         rng = self.rng(model)
         loot = self.loot(model)
-        users = int(np.count_nonzero(model.pop.users_mask()))
+        users = model.pop.count_users()
         farmed = 0.0
         # New fake accounts, in proportion to the expected first-day haul.
         haul = (1.0 - c.detection_rate) * (loot["signup"] + loot["order"] + loot["daily"]) - c.account_cost_rmb

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import behaviour as bh
+from sim.graph.csr import unique_sorted
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State
@@ -202,7 +203,7 @@ class Loyalty(Mechanism):
         buyers = model.today.buyers
         if buyers.size == 0:
             return
-        buyers = np.unique(buyers)
+        buyers = unique_sorted(buyers)
         spend = pop.spend[buyers]
         new = np.where(spend >= c.gold_spend_rmb, 2, np.where(spend >= c.silver_spend_rmb, 1, 0)).astype(np.int8)
         up = new > self.tier[buyers]
@@ -215,7 +216,7 @@ class Loyalty(Mechanism):
         due = users[self.member_until[users] == day]  # last day of a period: renew or lapse
         engaged = (pop.state[due] == State.ACTIVE) | (pop.state[due] == State.LOYAL)
         renew = due[engaged & (rng.random(due.size) < c.renewal)]
-        v = np.unique(today.visitors)
+        v = unique_sorted(today.visitors)
         v = v[~self._members(v, day)]
         saving = c.member_discount * self.period_spend[pop.segment[v]] / c.fee_rmb
         join = v[rng.random(v.size) < c.uptake * saving / (1.0 + saving)]

@@ -177,7 +177,7 @@ class Promotions(Mechanism):
         if pull <= 0 or self.config.acquisition_rate <= 0:
             return
         rng = self.rng(model)
-        nonusers = int(np.count_nonzero(model.pop.non_users_mask()))
+        nonusers = model.pop.count_non_users()
         k = rng.binomial(nonusers, min(1.0, self.config.acquisition_rate * pull))
         self.targets = model.sample_non_users(k, rng)
         prob = np.minimum(1.0, self.config.acquisition_conversion * model.pop.param("deal_sensitivity", self.targets))

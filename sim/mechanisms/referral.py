@@ -39,6 +39,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
+from sim.graph.csr import unique_sorted
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param, require
@@ -185,7 +186,7 @@ class Referral(Mechanism):
         pop = model.pop
         hit = (pop.joined_day[receiver] == model.day) & (pop.channel[receiver] == ORGANIC) & (pop.referrer[receiver] == sender)
         if hit.any():
-            model.today.count("referral_unattributed_joins", int(np.unique(receiver[hit]).size))
+            model.today.count("referral_unattributed_joins", unique_sorted(receiver[hit]).size)
 
     def _grant(self, model, who: np.ndarray, value: np.ndarray) -> None:
         """Give rewards of face value ``value`` (RMB) in the configured form."""

@@ -19,7 +19,7 @@ import mesa
 
 from sim.population import State
 
-POTENTIAL, AWARE, ACTIVE, LOYAL, DORMANT, CHURNED = (int(s) for s in State)
+POTENTIAL, AWARE, ACTIVE, LOYAL, DORMANT, CHURNED = State.POTENTIAL, State.AWARE, State.ACTIVE, State.LOYAL, State.DORMANT, State.CHURNED
 
 
 class Person(mesa.discrete_space.FixedAgent):
