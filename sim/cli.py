@@ -162,7 +162,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from sim.experiment import _unique_names, experiment_spec, load_experiment, run_comparison
+    from sim.experiment import _strategy_map, experiment_spec, load_experiment, run_comparison
     from sim.runs import prepare_parent
     from sim.schema import to_plain
 
@@ -175,7 +175,7 @@ def cmd_compare(args) -> int:
             raise ConfigError("scenario: allowed is scenario=A,B,... (the strategies to compare) or experiment=NAME")
         data, name = {}, None
     if "scenario" in taken:
-        data["strategies"] = _unique_names(taken["scenario"])
+        data["strategies"] = _strategy_map(taken["scenario"])
         data["baseline"] = None
     for key in ("replicates", "seed"):
         if key in taken:
@@ -189,7 +189,7 @@ def cmd_compare(args) -> int:
         raise ConfigError(f"workers = {workers}: allowed is a whole number >= 1")
     out = Path(taken.get("out", "results/comparisons"))
     prepare_parent(out)
-    bar = Progress(spec.replicates, f"compare {len(spec.strategies)} strategies x {spec.replicates} replicates",
+    bar = Progress(len(spec.strategies) * spec.replicates, f"compare {len(spec.strategies)} strategies x {spec.replicates} replicates",
                    enabled=None if not args.quiet else False)
     result = run_comparison(spec, name or "-vs-".join(spec.strategies), workers=workers, progress=lambda done, total: bar.update(done))
     bar.close()
@@ -355,7 +355,7 @@ def cmd_keys(args) -> int:
 
 
 def cmd_scenarios(args) -> int:
-    from sim.config import available_scenarios, scenario_dirs
+    from sim.config import available_scenarios, scenario_description
 
     found = available_scenarios()
     for group in ("named", "platform", "strategy"):
@@ -364,10 +364,7 @@ def cmd_scenarios(args) -> int:
             continue
         print(f"{group}:")
         for name in names:
-            path = next(p for p in (r / group / f"{name}.yaml" for r in scenario_dirs()) if p.exists())
-            doc = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines()
-                        if ln.startswith("#") and "@package" not in ln), "")
-            print(f"  {name:<26} {doc}")
+            print(f"  {name:<26} {scenario_description(name, brief=True)}")
     return 0
 
 

@@ -284,6 +284,27 @@ def available_scenarios() -> dict[str, str]:
     return found
 
 
+def scenario_path(name: str) -> Path:
+    """The file that defines scenario ``name`` (the first scenario root that has it)."""
+    found = available_scenarios()
+    if name not in found:
+        raise ConfigError(f"scenario = {name!r}: no such scenario{suggest(name, found)}; available: {', '.join(sorted(found))}")
+    return next(p for p in (root / found[name] / f"{name}.yaml" for root in scenario_dirs()) if p.is_file())
+
+
+def scenario_description(name: str, brief: bool = False) -> str:
+    """What a scenario is, from the comment at the top of its file, as one paragraph (``brief``:
+    its first sentence only, for listings)."""
+    lines = []
+    for line in scenario_path(name).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if "@package" not in line:
+            lines.append(line.lstrip("#").strip())
+    text = " ".join(ln for ln in lines if ln)
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z0-9(])", text, maxsplit=1)[0] if brief else text
+
+
 def scenario_override(name: str) -> str:
     """The Hydra group override that selects scenario ``name``."""
     found = available_scenarios()

@@ -50,6 +50,7 @@ import pandas as pd
 
 from sim.analysis.comparison import DEFAULT_METRICS, METRICS, difference_table, grouped_table, horizon_table, horizon_values
 from sim.config import SimConfig, compose, dump_yaml
+from sim.memory import available_bytes, check_memory
 from sim.schema import ConfigError, build, param, require, suggest, to_plain
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -320,6 +321,7 @@ class Comparison:
     horizon: pd.DataFrame  # strategy, replicate, seed, horizon metrics
     table: pd.DataFrame  # strategy, metric, mean and interval
     differences: pd.DataFrame  # strategy, metric, paired difference against the baseline, verdict
+    retention: pd.DataFrame  # strategy, replicate, age, retention (pooled day-N retention of each run)
     wall_seconds: float = 0.0
     path: Path | None = None
 
@@ -350,6 +352,7 @@ class Comparison:
             self.horizon.to_parquet(tmp / "horizon.parquet", index=False)
             self.differences.to_parquet(tmp / "differences.parquet", index=False)
             self.table.to_parquet(tmp / "table.parquet", index=False)
+            self.retention.to_parquet(tmp / "retention.parquet", index=False)
             from sim import plots as plotting
             from sim.report import comparison_report
 
@@ -380,9 +383,14 @@ def strategy_configs(spec: ExperimentSpec) -> dict[str, SimConfig]:
     return configs
 
 
-def run_replicate(configs: Mapping[str, SimConfig], replicate: int, seed: int) -> list[tuple[str, int, pd.DataFrame, dict]]:
-    """Run every strategy for one replicate seed. Strategies with the same graph settings share one
-    graph (graphs are never modified; each model builds its own people, which it does modify)."""
+Run = tuple[str, int, pd.DataFrame, dict, np.ndarray]  # strategy, replicate, daily, summary, retention curve
+
+
+def run_replicate(configs: Mapping[str, SimConfig], replicate: int, seed: int,
+                  on_run: Callable[[], None] | None = None) -> list[Run]:
+    """Run every strategy for one replicate seed (``on_run()`` after each run). Strategies with the
+    same graph settings share one graph (graphs are never modified; each model builds its own
+    people, which it does modify)."""
     from sim.engine import GrowthModel
     from sim.metrics import summary
 
@@ -395,7 +403,9 @@ def run_replicate(configs: Mapping[str, SimConfig], replicate: int, seed: int) -
             graphs[key] = GrowthModel.make_graph(cfg)
         model = GrowthModel(cfg, graph=graphs[key]).run()
         daily = model.metrics.daily(model.economics)
-        out.append((name, replicate, daily, summary(model, daily)))
+        out.append((name, replicate, daily, summary(model, daily), model.metrics.retention_curve()))
+        if on_run is not None:
+            on_run()
     return out
 
 
@@ -417,47 +427,83 @@ def _map(fn, tasks: Sequence[tuple], workers: int):
 
 def run_comparison(spec: ExperimentSpec, name: str, workers: int | None = None,
                    progress: Callable[[int, int], None] | None = None) -> Comparison:
-    """Make the runs a comparison plan asks for and analyse them."""
+    """Make the runs a comparison plan asks for and analyse them.
+
+    ``progress(done, total)`` counts runs (strategies x replicates): it is called once before the
+    first run, then after every finished run with one worker, or after every finished replicate
+    (all its strategies) with several. An exception it raises stops the comparison there.
+    """
     require(len(spec.strategies) >= 1, "scenario", "", "allowed is at least one strategy")
     t0 = time.perf_counter()
     configs = strategy_configs(spec)
     seeds = replicate_seeds(spec.seed, spec.replicates)
     tasks = [(configs, r, s) for r, s in enumerate(seeds)]
-    results = []
-    if progress:
-        progress(0, len(tasks))
-    for done, chunk in enumerate(_map(run_replicate, tasks, workers or default_workers()), start=1):
-        results.extend(chunk)
+    total, done = len(tasks) * len(configs), 0
+
+    def tick(runs: int = 1) -> None:
+        nonlocal done
+        done += runs
         if progress:
-            progress(done, len(tasks))
+            progress(done, total)
+
+    # Refuse, before any graph is built, a run that will not fit in memory; run no more replicates
+    # side by side than fit together.
+    peak = max(check_memory(cfg.with_seed(seeds[0])).peak_bytes for cfg in configs.values())
+    workers = workers or default_workers()
+    fit = available_bytes() / peak  # inf where the machine does not say
+    workers = max(1, min(workers, int(fit))) if math.isfinite(fit) else workers
+    if progress:
+        progress(0, total)
+    results: list[Run] = []
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            results.extend(run_replicate(*task, on_run=tick))
+    else:
+        for chunk in _map(run_replicate, tasks, workers):
+            results.extend(chunk)
+            tick(len(chunk))
+    return analyse(spec, name, configs, seeds, results, time.perf_counter() - t0)
+
+
+def analyse(spec: ExperimentSpec, name: str, configs: Mapping[str, SimConfig], seeds: list[int],
+            results: list[Run], wall_seconds: float = 0.0) -> Comparison:
+    """The frames of a comparison from its runs (in any order)."""
     order = {s: k for k, s in enumerate(configs)}
-    results.sort(key=lambda r: (order[r[0]], r[1]))
-    daily = pd.concat([d.assign(strategy=s, replicate=r) for s, r, d, _ in results], ignore_index=True)
+    results = sorted(results, key=lambda r: (order[r[0]], r[1]))
+    daily = pd.concat([d.assign(strategy=s, replicate=r) for s, r, d, _, _ in results], ignore_index=True)
     counters = [c for c in daily.columns if daily[c].isna().any()]  # a mechanism's column, absent where it is off
     daily[counters] = daily[counters].fillna(0)
     daily = daily[["strategy", "replicate", *[c for c in daily.columns if c not in ("strategy", "replicate")]]]
-    horizon = pd.DataFrame([{"strategy": s, "replicate": r, "seed": seeds[r], **horizon_values(h)} for s, r, _, h in results])
-    baseline = spec.baseline_name
+    horizon = pd.DataFrame([{"strategy": s, "replicate": r, "seed": seeds[r], **horizon_values(h)} for s, r, _, h, _ in results])
+    retention = pd.concat([pd.DataFrame({"strategy": s, "replicate": r, "age": np.arange(c.size), "retention": c})
+                           for s, r, _, _, c in results], ignore_index=True)
     metrics = list(spec.metrics)
     table = horizon_table(horizon, metrics)
-    diffs = difference_table(horizon, baseline, metrics)
+    diffs = difference_table(horizon, spec.baseline_name, metrics)
     resolved = {s: cfg.with_seed(seeds[0]) for s, cfg in configs.items()}
-    return Comparison(name, spec, resolved, seeds, daily, horizon, table, diffs, time.perf_counter() - t0)
+    return Comparison(name, spec, resolved, seeds, daily, horizon, table, diffs, retention, wall_seconds)
 
 
-def compare(scenarios: Sequence[str] | Mapping[str, Any], replicates: int = 30, overrides: Sequence[str] = (),
+StrategyInput = str | tuple[str, str, Sequence[str]]  # a scenario name, or (label, scenario, overrides)
+
+
+def compare(scenarios: Sequence[StrategyInput] | Mapping[str, Any], replicates: int = 30, overrides: Sequence[str] = (),
             baseline: str | None = None, out: str | os.PathLike | None = None, *, seed: int = 0,
             metrics: Sequence[str] | None = None, workers: int | None = None, plots: bool = True,
             progress: Callable[[int, int], None] | None = None) -> Comparison:
     """Compare strategies over ``replicates`` paired replicates (common random numbers).
 
-    ``scenarios``: scenario names (``["default", "referral_double"]``), or a mapping of strategy name to
-    a scenario name or to ``{"scenario": ..., "overrides": [...]}``. ``overrides`` apply to every
-    strategy. ``baseline`` (default: the first strategy) is what the others are compared with. With
-    ``out`` the comparison folder is written there (``result.path``).
+    ``scenarios`` lists the strategies, each a scenario name (``"referral_double"``) or a
+    ``(label, scenario, overrides)`` triple (a scenario with overrides of its own, named ``label``);
+    or it maps strategy names to a scenario name, a :class:`StrategySpec` or
+    ``{"scenario": ..., "overrides": [...]}``. ``overrides`` apply to every strategy, before its own.
+    ``baseline`` (default: the first strategy) is what the others are compared with. With ``out``
+    the comparison folder is written there (``result.path``). ``progress(done, total)`` counts
+    finished runs (see :func:`run_comparison`).
     """
-    data: dict[str, Any] = {"strategies": _unique_names(scenarios) if not isinstance(scenarios, Mapping) else dict(scenarios),
-                            "replicates": replicates, "overrides": list(overrides), "baseline": baseline, "seed": seed}
+    strategies = dict(scenarios) if isinstance(scenarios, Mapping) else _strategy_map(scenarios)
+    data: dict[str, Any] = {"strategies": strategies, "replicates": replicates, "overrides": list(overrides),
+                            "baseline": baseline, "seed": seed}
     if metrics is not None:
         data["metrics"] = list(metrics)
     spec = experiment_spec(data)
@@ -467,18 +513,26 @@ def compare(scenarios: Sequence[str] | Mapping[str, Any], replicates: int = 30, 
     return result
 
 
-def _unique_names(scenarios: Sequence[str]) -> dict[str, str]:
-    """Strategy names for a list of scenarios; a scenario listed twice gets ``name-2`` (a self-comparison)."""
+def _strategy_map(scenarios: str | Sequence[StrategyInput]) -> dict[str, Any]:
+    """Strategy name -> scenario (or spec) for a list; a scenario listed twice gets ``name-2`` (a
+    self-comparison); a ``(label, scenario, overrides)`` triple is named by its label."""
     if isinstance(scenarios, str):
         scenarios = [s for s in scenarios.split(",") if s]
-    names: dict[str, str] = {}
-    for s in scenarios:
-        name, k = s, 1
-        while name in names:
-            k += 1
-            name = f"{s}-{k}"
-        names[name] = s
-    return names
+    out: dict[str, Any] = {}
+    for k, item in enumerate(scenarios):
+        if isinstance(item, str):
+            name, spec = item, item
+        elif isinstance(item, (tuple, list)) and len(item) == 3 and not isinstance(item[2], str):
+            name, spec = str(item[0]), {"scenario": item[1], "overrides": list(item[2])}
+            require(name not in out, f"scenarios[{k}]", name, "allowed is a label no other strategy has")
+        else:
+            raise ConfigError(f"scenarios[{k}] = {item!r}: allowed is a scenario name or a (label, scenario, overrides) triple")
+        base, n = name, 1
+        while name in out:
+            n += 1
+            name = f"{base}-{n}"
+        out[name] = spec
+    return out
 
 
 # ============================================================================ sweeps
@@ -1012,5 +1066,5 @@ def collect_points(folder: str | os.PathLike) -> PointRuns:
     return PointRuns(horizon)
 
 
-__all__ = ["Comparison", "ExperimentSpec", "StrategySpec", "Sweep", "SweepSpec", "collect_sweep", "compare",
+__all__ = ["Comparison", "ExperimentSpec", "StrategySpec", "Sweep", "SweepSpec", "analyse", "collect_sweep", "compare",
            "load_experiment", "load_sweep", "replicate_seeds", "run_comparison", "run_points", "run_points_multirun", "sweep", "sweep_job"]

@@ -306,6 +306,32 @@ def comparison_curves(daily: pd.DataFrame, strategies: list[str], path: Path, la
     return _save(fig, path)
 
 
+def comparison_retention(retention: pd.DataFrame, strategies: list[str], path: Path, label: str, max_age: int = 90) -> Path:
+    """Day-N retention per strategy (log scale): the mean over replicates and a 95 % band."""
+    from sim.analysis.stats import band
+
+    fig, ax = plt.subplots(figsize=(8, 4.4))
+    lowest = np.inf
+    for k, s in enumerate(strategies):
+        r = retention[(retention["strategy"] == s) & (retention["age"] >= 1) & (retention["age"] <= max_age)]
+        wide = r.pivot(index="replicate", columns="age", values="retention")
+        mean, lo, hi = band(wide.to_numpy(dtype=np.float64))
+        colour = STRATEGY_COLOURS[k % len(STRATEGY_COLOURS)]
+        ax.plot(wide.columns, mean, color=colour, lw=1.6, label=s)
+        ax.fill_between(wide.columns, lo, hi, color=colour, alpha=0.2, lw=0)
+        lowest = min(lowest, np.nanmin(np.where(mean > 0, mean, np.nan), initial=np.inf))
+    ax.set_yscale("log")
+    if np.isfinite(lowest):  # a band reaching down to zero (few replicates, old ages) must not squash the curves
+        ax.set_ylim(bottom=lowest / 2)
+    ax.yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2.0, 5.0)))
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+    _style(ax, "Day-N retention (share of a cohort visiting N days after joining)", "share of cohort", "days since joining")
+    ax.legend(fontsize=8, frameon=False)
+    _title(fig, label)
+    return _save(fig, path)
+
+
 def _compact(x: float, _pos=None) -> str:
     """Axis numbers short enough not to collide: 45k, 1.2M."""
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
@@ -388,6 +414,7 @@ def comparison_plots(comparison, folder: Path) -> dict[str, Path]:
     cfg = next(iter(c.configs.values()))
     label = f"{c.name} · {len(c.seeds)} replicates · {cfg.population.size:,} people · {cfg.horizon} days"
     out = {"comparison_curves": comparison_curves(c.daily, c.strategies, folder / "curves.png", label),
+           "comparison_retention": comparison_retention(c.retention, c.strategies, folder / "retention.png", label),
            "comparison_horizon": comparison_horizon(c.table, c.strategies, list(c.spec.metrics), folder / "horizon.png", label)}
     if len(c.differences):
         out["comparison_differences"] = comparison_differences(c.differences, folder / "differences.png", label)

@@ -93,6 +93,7 @@ def run_report(result, figures: dict[str, Path]) -> str:
 # ============================================================================ experiments
 EXPERIMENT_CAPTIONS = {
     "comparison_curves": "How each strategy unfolds over the year. Lines are the mean over replicates; the shaded band is the 95 % interval of that mean. Bands that do not overlap mean the strategies really differ; overlapping bands need the paired differences below to decide.",
+    "comparison_retention": "How well each strategy keeps the people it brings: the share of a cohort that visits N days after joining, pooled over the cohorts of each run (log scale). Lines are the mean over replicates, bands the 95 % interval of that mean.",
     "comparison_horizon": "Where each strategy ends up at the horizon. Dots are means over replicates, bars their 95 % intervals.",
     "comparison_differences": "How much each strategy changes each metric compared with the baseline, replicate by replicate (the same simulated people and luck for both), in % of the baseline's mean. A bar that does not cross the zero line is a difference the simulation is sure of.",
     "sweep_heatmap": "The mean of a metric (over seeds) for every combination of the first two swept parameters; read across a row to see one parameter's effect at a fixed value of the other.",

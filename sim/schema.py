@@ -3,7 +3,7 @@
 Every configurable quantity is declared once, as a dataclass field made with :func:`param`, which
 carries the default, the unit, the allowed range and a one-line description. From these declarations
 the project derives the Hydra defaults (``to_plain``), validates a composed configuration
-(``build``) and documents the keys (``describe``). A value outside its range, a key that does not
+(``build``) and documents the keys (``leaves``, ``describe``). A value outside its range, a key that does not
 exist or a wrong type raises :class:`ConfigError` whose message is one line naming the key, the value
 and what is allowed.
 """
@@ -15,7 +15,7 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal, get_args, get_origin
 
 
@@ -184,17 +184,28 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
-def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str, str, str]]:
-    """Rows of (key, default, unit, allowed, description) for every leaf field of ``cls``."""
-    rows = []
+def leaves(cls: type, prefix: str = "") -> Iterator[tuple[str, Any, dataclasses.Field]]:
+    """Every leaf field of the dataclass tree ``cls`` as (dotted key, annotation, field), in declaration
+    order; nested dataclasses (optional ones too) are walked into, everything else is a leaf."""
     hints = typing.get_type_hints(cls)
-    defaults = cls()
     for f in dataclasses.fields(cls):
         key = _join(prefix, f.name)
         tp, _ = _unwrap_optional(hints[f.name])
         if dataclasses.is_dataclass(tp):
-            rows.extend(describe(tp, key))
-            continue
+            yield from leaves(tp, key)
+        else:
+            yield key, hints[f.name], f
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str, str, str]]:
+    """Rows of (key, default, unit, allowed, description) for every leaf field of ``cls``."""
+    rows = []
+    for key, annotation, f in leaves(cls, prefix):
+        tp, _ = _unwrap_optional(annotation)
         meta = f.metadata
         if get_origin(tp) is Literal:
             allowed = " | ".join(map(str, get_args(tp)))
@@ -204,7 +215,7 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str, str, str]
             allowed = "true | false"
         else:
             allowed = ""
-        rows.append((key, to_plain(getattr(defaults, f.name)), meta.get("unit", ""), allowed, meta.get("doc", "")))
+        rows.append((key, to_plain(_default(f)), meta.get("unit", ""), allowed, meta.get("doc", "")))
     return rows
 
 

@@ -158,7 +158,7 @@ def test_comparison_folder_is_complete_and_reruns_exactly(tmp_path, capsys):
     assert path.parent == tmp_path
     for name in ("config.yaml", "daily.parquet", "horizon.parquet", "differences.parquet", "report.html"):
         assert (path / name).is_file(), name
-    assert {p.name for p in (path / "plots").glob("*.png")} == {"curves.png", "horizon.png", "differences.png"}
+    assert {p.name for p in (path / "plots").glob("*.png")} == {"curves.png", "retention.png", "horizon.png", "differences.png"}
     daily = pd.read_parquet(path / "daily.parquet")
     assert list(daily.columns[:3]) == ["strategy", "replicate", "day"] and len(daily) == 2 * 2 * 30
     diffs = pd.read_parquet(path / "differences.parquet")

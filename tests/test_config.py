@@ -99,3 +99,20 @@ def test_cli_options_and_overrides_mix_in_any_order():
 
     assert _overrides_last(["run", "a=1", "--no-plots", "b=2", "-q"]) == ["run", "--no-plots", "-q", "a=1", "b=2"]
     assert _overrides_last(["run", "--config", "x.yaml", "seed=3"]) == ["run", "--config", "x.yaml", "seed=3"]
+
+
+def test_a_scenario_describes_itself_with_the_comment_atop_its_file(tmp_path, monkeypatch):
+    from sim.config import scenario_description
+
+    (tmp_path / "strategy").mkdir()
+    (tmp_path / "strategy" / "half_rewards.yaml").write_text(
+        "# @package _global_\n# Half the referral rewards. Fewer users,\n#   but cheaper ones.\n"
+        "defaults:\n  - override /named: default\n# a comment further down is not the description\n")
+    monkeypatch.setenv("SIM_SCENARIO_PATH", str(tmp_path))
+    assert scenario_description("half_rewards") == "Half the referral rewards. Fewer users, but cheaper ones."
+    assert scenario_description("half_rewards", brief=True) == "Half the referral rewards."
+    for name in available_scenarios():  # every shipped scenario says what it is
+        full, brief = scenario_description(name), scenario_description(name, brief=True)
+        assert brief and full.startswith(brief) and "@package" not in full, name
+    with pytest.raises(ConfigError, match="scenario = 'half_reward': no such scenario .did you mean 'half_rewards'"):
+        scenario_description("half_reward")

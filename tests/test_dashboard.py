@@ -11,6 +11,7 @@ import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -20,6 +21,7 @@ import pytest
 import sim
 from sim.config import dump_yaml
 from sim.dashboard import charts, compare, knobs as kn, live
+from sim.experiment import replicate_seeds
 from sim.mechanisms import REGISTRY
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import ConfigError, param
@@ -39,6 +41,20 @@ def test_every_numeric_switch_and_choice_of_every_mechanism_gets_a_control_with_
             if isinstance(default, (bool, int, float)):
                 knob = by_key[f"mechanisms.{name}.{f.name}"]
                 assert (knob.unit, knob.doc, knob.lo, knob.hi) == (f.metadata["unit"], f.metadata["doc"], f.metadata["lo"], f.metadata["hi"])
+
+
+def test_the_market_knobs_are_the_schema_leaves_they_name():
+    from sim.config import SimConfig
+    from sim.schema import leaves
+
+    fields = {key: f for key, _, f in leaves(SimConfig)}
+    core = kn.core_knobs()
+    assert [k.key for k in core] == [k for k in kn.CORE_KEYS if k in fields]
+    for knob in core:
+        meta = fields[knob.key].metadata
+        assert (knob.unit, knob.doc) == (meta.get("unit", ""), meta.get("doc", "")), knob.key
+        if "lo" in meta:
+            assert (knob.lo, knob.hi) == (meta["lo"], meta["hi"]), knob.key
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,37 @@ def test_the_command_holds_only_what_differs_from_the_scenario_and_reproduces_th
     assert not any(o.startswith("mechanisms.referral") for o in kn.overrides(values, reference, knobs))
 
 
+def test_the_screen_is_the_configuration_its_command_composes():
+    default = sim.compose("default")
+    values = {**kn.initial_values(kn.scenario_values(default)), "horizon": 120, "mechanisms.loyalty.enabled": True}
+    assert kn.configuration(default, values) == sim.compose("default", kn.overrides(values, kn.scenario_values(default), kn.all_knobs()))
+
+
+def test_settings_that_contradict_each_other_get_the_one_line_error_of_sim_run():
+    default = sim.compose("default")
+    values = {**kn.scenario_values(default), "mechanisms.loyalty.silver_spend_rmb": 500.0, "mechanisms.loyalty.gold_spend_rmb": 100.0}
+    with pytest.raises(ConfigError) as on_page:
+        kn.configuration(default, values)
+    with pytest.raises(ConfigError) as on_cli:
+        sim.compose("default", ["mechanisms.loyalty.silver_spend_rmb=500", "mechanisms.loyalty.gold_spend_rmb=100"])
+    assert str(on_page.value) == str(on_cli.value) and str(on_page.value).startswith("mechanisms.loyalty.gold_spend_rmb = 100.0")
+
+
+def test_a_market_too_large_for_the_memory_left_is_refused_with_the_message_of_sim_run(monkeypatch):
+    monkeypatch.setattr("sim.memory.available_bytes", lambda: 1e9)  # a machine with 1 GB left
+    default = sim.compose("default")
+    values = kn.initial_values(kn.scenario_values(default))
+    assert kn.memory_error(kn.configuration(default, values)) is None  # the page's 20,000 people fit
+    big = kn.configuration(default, {**values, "population.size": 5_000_000})
+    message = kn.memory_error(big)
+    assert message.startswith("population.size = 5,000,000: this run needs about") and "\n" not in message
+    with pytest.raises(ConfigError) as on_cli:
+        sim.GrowthModel(big)
+    assert str(on_cli.value) == message
+    with pytest.raises(ConfigError, match="population.size = 5,000,000: this run needs"):  # a comparison too, before any graph
+        sim.compare([("big", "default", ["population.size=5000000"])], replicates=2, workers=1)
+
+
 # ------------------------------------------------------------------------------ watching a run
 def test_watching_a_run_publishes_along_the_way_and_does_not_change_it():
     cfg = sim.compose("default", list(SMALL))
@@ -160,46 +207,109 @@ def test_a_well_mixed_market_has_no_graph_to_draw():
 
 
 # ------------------------------------------------------------------------------ comparison
-def test_a_strategy_compared_with_itself_differs_by_exactly_zero():
-    s = compare.Strategy("A", "default", SMALL)
-    cmp = compare.compare_pair([s, compare.Strategy("A again", "default", SMALL)], replicates=2)
-    assert (cmp.differences["mean"] == 0).all() and (cmp.differences["wins"] == 0).all()
-    assert set(cmp.daily["strategy"]) == {"A", "A again"} and cmp.seeds == [0, 1]
+SCREEN = {"population.size": 3000, "horizon": 40}
 
 
-def test_interval_is_the_student_t_interval_of_the_mean():
-    x = np.array([1.0, 2.0, 4.0, 7.0])
-    mean, lo, hi = compare.interval(x)
-    half = 3.182446305284263 * x.std(ddof=1) / 2  # t(0.975, 3) x sd / sqrt(4)
-    assert mean == pytest.approx(3.5) and lo == pytest.approx(3.5 - half) and hi == pytest.approx(3.5 + half)
-    assert np.isnan(compare.interval(np.array([1.0]))[1])
+def page_strategy(choice: str, scenario: str = "default", **edits) -> compare.Strategy:
+    """A strategy as the page builds it from what is on screen (a small market, plus ``edits``)."""
+    reference = kn.scenario_values(scenario)
+    values = {**kn.initial_values(reference), **SCREEN, **{k.replace("__", "."): v for k, v in edits.items()}}
+    return compare.strategy(choice, scenario, values, kn.all_knobs(), kn.scenario_values)
+
+
+def test_the_page_turns_the_screen_into_strategies_with_overrides_of_their_own():
+    on_screen = page_strategy(compare.ON_SCREEN, mechanisms__referral__inviter_reward=30.0, seed=7)
+    assert on_screen == compare.Strategy(compare.ON_SCREEN, "default", ("population.size=3000", "horizon=40",
+                                                                        "mechanisms.referral.inviter_reward=30"))
+    named = page_strategy("referral_double", mechanisms__referral__inviter_reward=30.0)
+    assert named == compare.Strategy("referral_double", "referral_double", ("population.size=3000", "horizon=40"))
+    same = compare.distinct([named, named])
+    assert [s.label for s in same] == ["referral_double", "referral_double (again)"] and same[1].overrides == named.overrides
+
+
+def test_the_dashboard_compares_exactly_as_sim_compare_does():
+    """Two named scenarios at the on-screen market: the page's comparison (per-strategy overrides)
+    and `sim compare scenario=default,referral_double population.size=3000 horizon=40` (overrides
+    for every strategy) make the same runs and reach the same intervals and verdicts."""
+    page = compare.compare_strategies([page_strategy("default"), page_strategy("referral_double")], replicates=3, seed=5)
+    cli = sim.compare(["default", "referral_double"], replicates=3, seed=5, overrides=[f"{k}={v}" for k, v in SCREEN.items()], workers=2)
+    assert page.seeds == cli.seeds == replicate_seeds(5, 3)
+    for frame in ("daily", "horizon", "table", "differences", "retention"):
+        pd.testing.assert_frame_equal(getattr(page, frame), getattr(cli, frame), obj=frame)
+    assert compare.headline_verdicts(page) == compare.headline_verdicts(cli)
+    assert any("referral_double is higher than default on incentive cost in 3 of 3" in v for v in page.verdicts("incentive_cost"))
 
 
 @pytest.fixture(scope="module")
-def referral_comparison():
-    return compare.compare_pair([compare.Strategy("default", "default", SMALL),
-                                 compare.Strategy("double rewards", "referral_double", SMALL)], replicates=3)
+def screen_comparison():
+    """The page's comparison of the default scenario (A) with richer on-screen referral rewards (B)."""
+    done = []
+    cmp = compare.compare_strategies([page_strategy("default"), page_strategy(compare.ON_SCREEN, mechanisms__referral__inviter_reward=30.0)],
+                                     replicates=2, progress=lambda d, t: done.append((d, t)))
+    return cmp, done
 
 
-def test_doubling_referral_rewards_costs_more_in_every_replicate(referral_comparison):
-    diff = referral_comparison.differences.set_index("metric")
-    assert diff.loc["incentive_cost", "wins"] == 3 and diff.loc["incentive_cost", "lo"] > 0
-    assert "higher in 3 of 3 replicates" in compare.verdict(diff.reset_index().iloc[list(diff.index).index("incentive_cost")])
+def test_the_comparison_reports_progress_after_every_run(screen_comparison):
+    _, done = screen_comparison
+    assert done == [(k, 4) for k in range(5)]
 
 
-def test_the_comparison_download_holds_its_frames_configs_and_report(referral_comparison):
-    name, data = compare.comparison_zip(referral_comparison)
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        files = {n.split("/", 1)[1] for n in zf.namelist()}
-        assert {"daily.parquet", "horizon.parquet", "differences.parquet", "report.html", "strategies.json",
-                "config_default.yaml", "config_double-rewards.yaml"} <= files
-        root = name[:-4]
-        horizon = pd.read_parquet(io.BytesIO(zf.read(f"{root}/horizon.parquet")))
-        assert len(horizon) == 6
-        report = zf.read(f"{root}/report.html").decode()
-        assert "data:image/png;base64," in report and "sim run scenario=referral_double" in report
-        commands = json.loads(zf.read(f"{root}/strategies.json"))
-        assert commands[1]["command"] == "sim run scenario=referral_double population.size=3000 horizon=40"
+def test_a_comparison_the_page_no_longer_wants_stops_after_the_run_under_way():
+    runs = []
+
+    def progress(done: int, total: int) -> None:
+        runs.append(done)
+        if done == 1:
+            raise live.Stopped()
+
+    with pytest.raises(live.Stopped):
+        compare.compare_strategies([page_strategy("default"), page_strategy("referral_double")], replicates=3, progress=progress)
+    assert runs == [0, 1]
+
+
+def test_the_comparison_download_is_the_folder_sim_compare_writes_and_reruns_exactly(screen_comparison, tmp_path, capsys):
+    cmp, _ = screen_comparison
+    name, data = compare.comparison_zip(cmp)
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
+    folder = tmp_path / name[:-4]
+    for file in ("config.yaml", "daily.parquet", "horizon.parquet", "differences.parquet", "table.parquet", "retention.parquet",
+                 "report.html", "plots/curves.png", "plots/retention.png", "resolved/on-screen-settings.yaml"):
+        assert (folder / file).is_file(), file
+    report = (folder / "report.html").read_text().replace("&#x27;", "'")
+    assert all(v in report for v in cmp.differences["verdict"])
+    # the folder's experiment file reruns the page's comparison on the command line, run for run
+    from sim.cli import main
+
+    assert main(["compare", "-q", "--no-plots", "workers=1", f"experiment={folder / 'config.yaml'}", f"out={tmp_path / 'again'}"]) == 0
+    again = Path(capsys.readouterr().out.strip())
+    pd.testing.assert_frame_equal(pd.read_parquet(again / "horizon.parquet"), cmp.horizon)
+    pd.testing.assert_frame_equal(pd.read_parquet(again / "differences.parquet"), cmp.differences)
+
+
+def test_the_table_shows_each_metric_with_its_interval_and_the_paired_difference(screen_comparison):
+    cmp, _ = screen_comparison
+    rows = compare.summary_rows(cmp)
+    assert [r["metric"] for r in rows][:2] == ["users acquired (people)", "MAU at the horizon (people)"]
+    assert list(rows[0]) == ["metric", "default", compare.ON_SCREEN, f"{compare.ON_SCREEN} − default"]
+    cost = next(r for r in rows if r["metric"] == "incentive cost (RMB)")
+    d = cmp.differences.set_index("metric").loc["incentive_cost"]
+    assert cost[f"{compare.ON_SCREEN} − default"].endswith(f"higher in {d['higher']} of 2") and d["higher"] == 2
+    mean = cmp.table.set_index(["strategy", "metric"]).loc[("default", "incentive_cost"), "mean"]
+    assert cost["default"].startswith(f"{mean:,.0f} [")
+
+
+def test_curve_bands_hold_every_replicate_between_their_means(screen_comparison):
+    cmp, _ = screen_comparison
+    users = compare.curve_bands(cmp, "users")
+    d = cmp.daily[cmp.daily["strategy"] == "default"].pivot(index="day", columns="replicate", values="users")
+    mine = users[users["strategy"] == "default"].set_index("x")
+    assert np.allclose(mine["mean"], d.mean(axis=1)) and (mine["lo"] <= mine["mean"]).all() and (mine["mean"] <= mine["hi"]).all()
+    profit = compare.curve_bands(cmp, "cumulative_profit")
+    last = profit[profit["x"] == 39].set_index("strategy")["mean"]
+    assert last["default"] == pytest.approx(cmp.horizon.groupby("strategy")["profit"].mean()["default"])
+    retention = compare.retention_bands(cmp)
+    day1 = retention[retention["x"] == 1].set_index("strategy")["mean"]
+    assert day1["default"] == pytest.approx(cmp.horizon.groupby("strategy")["retention_d1"].mean()["default"])
 
 
 def test_the_run_download_is_a_complete_run_folder(tmp_path):

@@ -127,6 +127,9 @@ def test_the_page_loads_with_a_scenario_and_controls_that_show_units_and_ranges(
     reward = page.locator(".knob-mechanisms-referral-inviter_reward")
     assert "(RMB per accepted invite)" in reward.inner_text() and "allowed 0 – 10,000" in reward.inner_text()
     assert "population size (people)" in page.locator(".knob-population-size").inner_text()
+    from sim.config import scenario_description
+
+    assert scenario_description("default") in body  # the scenario says what it is, from its file
     for name in REGISTRY:  # every registered mechanism has its panel
         assert name.replace("_", " ") in body
 
@@ -179,7 +182,8 @@ def test_two_strategies_compare_side_by_side_with_bands(page):
     page.locator(".compare-button").click()
     page.locator(".verdict").first.wait_for()
     verdicts = page.locator(".verdict").all_inner_texts()
-    assert any(v.startswith("on-screen settings vs default: profit (RMB)") and "of 2 replicates" in v for v in verdicts)
+    # the verdicts of sim compare (sim.analysis): strategy B against the baseline, replicate by replicate
+    assert any("on-screen settings" in v and "default on profit" in v and "of 2 replicates" in v for v in verdicts), verdicts
     assert page.locator(".chart-cmp-users canvas").count() == 1
     assert "mechanisms.referral.inviter_reward=30" in page.locator("body").inner_text()
     page.locator(".v-tab").first.click()  # back to the run
@@ -211,5 +215,25 @@ def test_a_bad_value_shows_the_one_line_error_on_the_page_not_a_traceback(page):
     page.wait_for_function("() => document.querySelector('.config-error').textContent.includes(\"'lots'\")")
     assert "Traceback" not in page.locator("body").inner_text()
     small_market(page)
+    page.locator(".config-error").wait_for(state="detached")
+    assert page.locator(".run-button").is_enabled()
+
+
+def test_a_market_too_large_for_this_machine_is_refused_on_the_page_not_by_a_crash(page):
+    import sim
+    from sim.memory import available_bytes, estimate
+
+    huge = 200_000_000  # the schema's largest population
+    if estimate(sim.compose("default", [f"population.size={huge}"])).peak_bytes < available_bytes():
+        pytest.skip("this machine has the memory for the largest population")
+    small_market(page)
+    type_into(page, "population-size", str(huge))
+    error = page.locator(".config-error")
+    error.wait_for()
+    page.wait_for_function("() => document.querySelector('.config-error').textContent.includes('this run needs')")
+    text = error.inner_text().strip()
+    assert text.startswith(f"population.size = {huge:,}: this run needs about") and "memory is available" in text
+    assert "\n" not in text and page.locator(".run-button").is_disabled()
+    small_market(page)  # a market that fits runs again
     page.locator(".config-error").wait_for(state="detached")
     assert page.locator(".run-button").is_enabled()

@@ -2,7 +2,8 @@
 
 Run it with ``sim dash`` (see :mod:`sim.dashboard.server`). This module only lays out the page and
 wires events: configurations come from :func:`sim.compose`, runs from :func:`sim.simulate` (watched
-by :class:`sim.dashboard.live.Watcher`), comparisons from :mod:`sim.dashboard.compare`, figures from
+by :class:`sim.dashboard.live.Watcher`), comparisons from :func:`sim.compare` (through
+:mod:`sim.dashboard.compare`, which turns the screen into strategies and the result into tables), figures from
 :mod:`sim.dashboard.charts` and the knobs from the schema (:mod:`sim.dashboard.knobs`).
 
 Every browser tab is its own session (Solara's reactive variables are per session).
@@ -11,6 +12,7 @@ Every browser tab is its own session (Solara's reactive variables are per sessio
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import time
 from dataclasses import dataclass
@@ -22,16 +24,14 @@ import solara
 from solara.lab import task
 
 import sim
-from sim.config import available_scenarios, scenario_dirs
-from sim.dashboard import charts, knobs as kn
-from sim.dashboard.compare import METRICS, Strategy, bands, compare_pair, comparison_zip, retention_bands, summary_rows, verdict
+from sim.config import available_scenarios, scenario_description
+from sim.dashboard import charts, compare as cp, knobs as kn
 from sim.dashboard.live import Snapshot, Stopped, Watcher, run_folder_zip
+from sim.experiment import experiment_yaml
 from sim.schema import ConfigError
 
 log = logging.getLogger("sim.dashboard")
 
-ON_SCREEN = "on-screen settings"
-MARKET_KEYS = ("population.size", "horizon")  # what a compared named scenario takes from the screen
 NO_SLIDER = {"seed"}
 
 CSS = """
@@ -79,7 +79,7 @@ graph_day: solara.Reactive[int | None] = solara.reactive(None)  # None: follow t
 run_error: solara.Reactive[str | None] = solara.reactive(None)
 tab = solara.reactive(0)
 compare_a = solara.reactive("")
-compare_b = solara.reactive(ON_SCREEN)
+compare_b = solara.reactive(cp.ON_SCREEN)
 replicates = solara.reactive(4)
 compare_error: solara.Reactive[str | None] = solara.reactive(None)
 
@@ -98,9 +98,27 @@ class Finished:
 
 
 @functools.lru_cache(maxsize=64)
+def scenario_config(name: str) -> sim.SimConfig:
+    """The scenario as composed from its files (composing is slow: cached per scenario)."""
+    return sim.compose(name)
+
+
+@functools.lru_cache(maxsize=64)
 def reference(name: str) -> dict[str, Any]:
-    """The scenario's own value of every knob (composing is slow: cached per scenario)."""
-    return kn.scenario_values(name)
+    """The scenario's own value of every knob."""
+    return kn.scenario_values(scenario_config(name))
+
+
+@functools.lru_cache(maxsize=256)
+def config_error(name: str, values: tuple[tuple[str, Any], ...]) -> tuple[str, str] | None:
+    """(key, one-line error) of checked knob values that cannot run together: settings the schema
+    rejects in combination, or a market too large for the memory this machine has left."""
+    try:
+        cfg = kn.configuration(scenario_config(name), dict(values))
+    except ConfigError as exc:
+        return str(exc).split(" ", 1)[0].rstrip(":"), str(exc)
+    memory = kn.memory_error(cfg)
+    return ("population.size", memory) if memory else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -113,25 +131,25 @@ def all_knobs() -> list[kn.Knob]:
     return [*core, *(k for ks in mechs.values() for k in ks)]
 
 
-def scenario_description(name: str) -> str:
-    group = available_scenarios().get(name)
-    for root in scenario_dirs():
-        path = root / str(group) / f"{name}.yaml"
-        if path.is_file():
-            lines = [ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#") and "@package" not in ln]
-            return " ".join(lines)
-    return ""
-
-
 def current_values() -> dict[str, Any]:
     """Every knob's value on screen: the scenario's, at the dashboard's population, plus the edits."""
     return {**kn.initial_values(reference(scenario.value)), **edits.value}
 
 
+def current_errors(vals: dict[str, Any]) -> dict[str, str]:
+    """Knob key -> the one-line error of what is on screen (nothing runs while there is one)."""
+    errs = kn.errors(vals, all_knobs())
+    if not errs:
+        whole = config_error(scenario.value, tuple(sorted(vals.items())))
+        if whole is not None:
+            errs[whole[0]] = whole[1]
+    return errs
+
+
 def current_overrides() -> tuple[list[str], dict[str, str]]:
     """(overrides, errors) of what is on screen."""
     vals, ks = current_values(), all_knobs()
-    errs = kn.errors(vals, ks)
+    errs = current_errors(vals)
     if errs:
         return [], errs
     return kn.overrides(vals, reference(scenario.value), ks), {}
@@ -203,33 +221,35 @@ def start_run() -> None:
     run_simulation(scenario.value, tuple(overrides))
 
 
-def strategy(choice: str) -> Strategy:
+def strategy(choice: str) -> cp.Strategy:
     """A comparison strategy: what is on screen, or a named scenario at the on-screen market size."""
-    overrides, errs = current_overrides()
+    _, errs = current_overrides()
     if errs:
         raise ConfigError(next(iter(errs.values())))
-    if choice == ON_SCREEN:
-        return Strategy(ON_SCREEN, scenario.value, tuple(o for o in overrides if not o.startswith("seed=")))
-    vals = current_values()
-    market = [k for k in all_knobs() if k.key in MARKET_KEYS]
-    return Strategy(choice, choice, tuple(kn.overrides({k.key: vals[k.key] for k in market}, reference(choice), market)))
+    return cp.strategy(choice, scenario.value, current_values(), all_knobs(), reference)
+
+
+compare_runs: solara.Reactive[tuple[int, int]] = solara.reactive((0, 0))  # (runs done, runs in all)
 
 
 @task
 def run_comparison(a: str, b: str, n: int):
     compare_error.value = None
+    compare_runs.value = (0, 0)
     try:
-        pair = [strategy(a), strategy(b)]
-        if pair[0] == pair[1]:
-            pair[1] = Strategy(f"{b} (again)", pair[1].scenario, pair[1].overrides)
+        pair = cp.distinct([strategy(a), strategy(b)])
         seed = int(current_values().get("seed", 0))
+        page_open = page_watcher()
 
         def progress(done: int, total: int) -> None:
+            if not (run_comparison.is_current() and page_open()):
+                raise Stopped()  # the page closed, or another comparison started
+            compare_runs.value = (done, total)
             run_comparison.progress = 100.0 * done / total
 
-        page_open = page_watcher()
-        return compare_pair(pair, replicates=n, seed=seed, progress=progress,
-                            should_stop=lambda: not (run_comparison.is_current() and page_open()))
+        return cp.compare_strategies(pair, replicates=n, seed=seed, progress=progress)
+    except Stopped:
+        return None
     except ConfigError as exc:
         compare_error.value = str(exc)
     except Exception as exc:  # noqa: BLE001
@@ -313,7 +333,7 @@ def Controls():
     vals = current_values()
     ref = reference(scenario.value)
     core, mechs = knob_groups()
-    errs = kn.errors(vals, all_knobs())
+    errs = current_errors(vals)
     names = sorted(available_scenarios())
     with solara.Column(gap="6px"):
         solara.HTML(tag="div", unsafe_innerHTML="Scenario", classes=["section-title"])
@@ -436,12 +456,13 @@ def RunView():
 @solara.component
 def CompareView():
     names = sorted(available_scenarios())
-    options = [ON_SCREEN, *names]
+    options = [cp.ON_SCREEN, *names]
     a = compare_a.value or scenario.value
     solara.HTML(tag="div", unsafe_innerHTML="Compare two strategies", classes=["section-title"])
     solara.HTML(tag="div", classes=["knob-doc"], unsafe_innerHTML=(
-        "Both strategies run the same seeds (common random numbers), so their differences are paired. Named scenarios run "
-        "at the on-screen population and horizon. Bands are 95 % intervals of the mean over the replicates."))
+        "The comparison <code>sim compare</code> makes: every strategy runs the same replicates, whose seeds are derived from "
+        "the on-screen seed (common random numbers), so differences are paired. Named scenarios run at the on-screen "
+        "population and horizon. Bands are 95 % intervals of the mean over the replicates."))
     with solara.Row(gap="12px", style={"align-items": "center", "flex-wrap": "wrap"}):
         solara.Select("strategy A (baseline)", values=options, value=a, on_value=compare_a.set, style={"max-width": "260px"})
         solara.Select("strategy B", values=options, value=compare_b.value, on_value=compare_b.set, style={"max-width": "260px"})
@@ -450,40 +471,48 @@ def CompareView():
         solara.Button("Compare", icon_name="mdi-scale-balance", color="primary", classes=["compare-button"],
                       on_click=lambda: run_comparison(a, compare_b.value, replicates.value))
     if compare_error.value:
-        solara.Error(compare_error.value)
+        solara.Error(compare_error.value, classes=["compare-error"])
     if run_comparison.pending:
+        done, total = compare_runs.value
         solara.ProgressLinear(run_comparison.progress or True)
-        solara.Text(f"simulating {2 * replicates.value} runs…")
+        text = f"{done} of {total} runs done…" if total else "composing the strategies…"
+        solara.HTML(tag="div", unsafe_innerHTML=text, classes=["status", "compare-status"])
         return
     cmp = run_comparison.value if run_comparison.finished else None
     if cmp is None:
         return
-    labels = [s.label for s in cmp.strategies]
-    for _, row in cmp.differences.iterrows():
-        if row["metric"] in ("users_end", "mau_end", "retention_d30", "profit"):
-            solara.HTML(tag="div", unsafe_innerHTML=verdict(row), classes=["status", "verdict"])
+    CompareResult(cmp)
+
+
+@solara.component
+def CompareResult(cmp):
+    labels = cmp.strategies
+    solara.HTML(tag="div", unsafe_innerHTML=f"{len(cmp.horizon)} runs in {cmp.wall_seconds:.1f} s · baseline {cmp.baseline}",
+                classes=["status", "compare-status-done"])
+    for text in cp.headline_verdicts(cmp):
+        solara.HTML(tag="div", unsafe_innerHTML=html.escape(text), classes=["status", "verdict"])
     with solara.Div(classes=["chart-grid"]):
-        Chart(charts.band_chart(bands(cmp, "users"), labels, "Users on the platform (not churned)", "people"), "cmp-users")
-        Chart(charts.band_chart(bands(cmp, "mau"), labels, "Monthly active users", "people"), "cmp-mau")
-        Chart(charts.band_chart(bands(cmp, "cumulative_profit"), labels, "Cumulative profit", "RMB"), "cmp-profit")
-        Chart(charts.band_chart(retention_bands(cmp), labels, "Day-N retention", "% of cohort (log scale)",
+        for name, (_, _, title, unit) in cp.CURVES.items():
+            Chart(charts.band_chart(cp.curve_bands(cmp, name), labels, title, unit), f"cmp-{name.replace('_', '-')}")
+        Chart(charts.band_chart(cp.retention_bands(cmp), labels, "Day-N retention", "% of cohort (log scale)",
                                 "days since joining", percent=True, log=True), "cmp-retention")
-    rows = summary_rows(cmp)
-    head = "".join(f"<th>{c}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r.values()) + "</tr>" for r in rows)
     solara.HTML(tag="div", unsafe_innerHTML=(
         "<style>.cmp td,.cmp th{padding:4px 10px;border-bottom:1px solid #e5e8ec;text-align:right;font-size:12.5px}"
         ".cmp td:first-child,.cmp th:first-child{text-align:left}.cmp th{background:#f4f6f8}</style>"
-        f"<table class='cmp'><tr>{head}</tr>{body}</table><div class='knob-doc'>mean [95 % interval] over "
-        f"{len(cmp.seeds)} replicates; last column: paired difference, and in how many replicates B was higher.</div>"))
-    for s in cmp.strategies:
+        f"{cp.table_html(cp.summary_rows(cmp))}<div class='knob-doc'>mean [95 % interval] over {len(cmp.seeds)} replicates; "
+        "last column: the paired difference from the baseline (in % of its mean, or in the metric's unit near zero) with its "
+        "interval, and in how many replicates the strategy was higher.</div>"))
+    solara.HTML(tag="div", unsafe_innerHTML="Reproduce and download", classes=["section-title"])
+    for s in cp.strategies_of(cmp):
         with solara.Row(gap="10px", style={"align-items": "center"}):
-            from sim.dashboard.compare import run_command
-
-            solara.HTML(tag="div", unsafe_innerHTML=f"{s.label}, seeds {cmp.seeds[0]}–{cmp.seeds[-1]}: {run_command(s)}", classes=["command"])
-            CopyButton(text=run_command(s))
-    name = "comparison_" + "_vs_".join(labels).replace(" ", "-") + ".zip"
-    solara.FileDownload(lambda: comparison_zip(cmp)[1], filename=name, label="Download the comparison (.zip: report.html, data, configs)")
+            solara.HTML(tag="div", unsafe_innerHTML=html.escape(f"{s.label}: {s.command} seed=<replicate seed>"), classes=["command"])
+            CopyButton(text=s.command)
+    yaml_text = experiment_yaml(cmp.spec, cmp.name)
+    solara.HTML(tag="details", classes=["knob-doc", "experiment-yaml"], unsafe_innerHTML=(
+        f"<summary>The experiment: <code>sim compare experiment=config.yaml</code> reruns this comparison exactly (the "
+        f"download holds this file; replicate seeds are in <code>horizon.parquet</code>)</summary><pre>{html.escape(yaml_text)}</pre>"))
+    solara.FileDownload(lambda: cp.comparison_zip(cmp)[1], filename=f"comparison_{'_vs_'.join(labels).replace(' ', '-')}.zip",
+                        label="Download the comparison folder (.zip: report.html, data, plots, configs)")
 
 
 @solara.component

@@ -13,16 +13,15 @@ the command reproduces what is on screen and nothing more.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import shlex
-import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
-from sim.config import SimConfig, compose
-from sim.schema import ConfigError, _unwrap_optional, convert, to_plain
+from sim.config import SimConfig, compose, validate
+from sim.memory import check_memory
+from sim.schema import ConfigError, _unwrap_optional, convert, leaves, to_plain
 
 #: Keys of the market and the run shown above the mechanisms (in this order). Any schema leaf can be
 #: listed here; everything else keeps the scenario's value (edit it with ``sim run key=value``).
@@ -130,17 +129,6 @@ def nice_ceiling(x: float) -> float:
     return 10 * p
 
 
-def _leaves(cls: type, prefix: str = "") -> Iterable[tuple[str, Any, Mapping[str, Any]]]:
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}.{f.name}" if prefix else f.name
-        tp, _ = _unwrap_optional(hints[f.name])
-        if dataclasses.is_dataclass(tp):
-            yield from _leaves(tp, key)
-        else:
-            yield key, hints[f.name], f.metadata
-
-
 def _knob(key: str, annotation: Any, meta: Mapping[str, Any]) -> Knob | None:
     tp, _ = _unwrap_optional(annotation)
     common = {"key": key, "annotation": annotation, "unit": meta.get("unit", ""), "doc": meta.get("doc", ""),
@@ -158,7 +146,7 @@ def _knob(key: str, annotation: Any, meta: Mapping[str, Any]) -> Knob | None:
 
 def core_knobs() -> list[Knob]:
     """The market and run knobs (``CORE_KEYS``), from the schema of :class:`SimConfig`."""
-    found = {key: _knob(key, tp, meta) for key, tp, meta in _leaves(SimConfig) if key in CORE_KEYS}
+    found = {key: _knob(key, tp, f.metadata) for key, tp, f in leaves(SimConfig) if key in CORE_KEYS}
     return [found[k] for k in CORE_KEYS if found.get(k) is not None]
 
 
@@ -168,7 +156,7 @@ def mechanism_knobs() -> dict[str, list[Knob]]:
 
     out = {}
     for name, cls in REGISTRY.items():
-        knobs = [k for k in (_knob(key, tp, meta) for key, tp, meta in _leaves(cls.Config, f"mechanisms.{name}")) if k]
+        knobs = [k for k in (_knob(key, tp, f.metadata) for key, tp, f in leaves(cls.Config, f"mechanisms.{name}")) if k]
         out[name] = sorted(knobs, key=lambda k: not k.key.endswith(".enabled"))
     return out
 
@@ -177,9 +165,9 @@ def all_knobs() -> list[Knob]:
     return [*core_knobs(), *(k for ks in mechanism_knobs().values() for k in ks)]
 
 
-def scenario_values(scenario: str) -> dict[str, Any]:
+def scenario_values(scenario: str | SimConfig) -> dict[str, Any]:
     """Every knob's value in ``scenario`` as composed from its files (the reference for overrides)."""
-    plain = to_plain(compose(scenario))
+    plain = to_plain(compose(scenario) if isinstance(scenario, str) else scenario)
     return {k.key: lookup(plain, k.key) for k in all_knobs()}
 
 
@@ -207,6 +195,32 @@ def errors(values: Mapping[str, Any], knobs: Iterable[Knob]) -> dict[str, str]:
             except ConfigError as exc:
                 out[knob.key] = str(exc)
     return out
+
+
+def configuration(scenario: SimConfig, values: Mapping[str, Any]) -> SimConfig:
+    """The configuration on screen: the composed scenario with every knob set to its value (values
+    already checked, see :func:`errors`); validated as a whole, so settings that contradict each
+    other give the standard one-line error before anything runs."""
+    plain = to_plain(scenario)
+    for key, value in values.items():
+        *path, last = key.split(".")
+        node = plain
+        for part in path:
+            node = node[part]
+        node[last] = value
+    return validate(plain)
+
+
+def memory_error(cfg: SimConfig, available: float | None = None) -> str | None:
+    """The one-line error of a run too large for the memory this machine has left, or None.
+
+    The same estimate and message as ``sim run`` (:func:`sim.memory.check_memory`): the page shows
+    it and does not start the run, instead of building a graph that exhausts the machine."""
+    try:
+        check_memory(cfg, available)
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def override_text(value: Any) -> str:
