@@ -196,7 +196,7 @@ def curve_summaries(daily: pd.DataFrame) -> dict[str, float]:
 
 def _check_task(configs: Mapping[str, Any], seed: int) -> tuple[str, int, dict[str, float]]:
     """One run (one configuration, one seed), reduced to its checkable metrics."""
-    ((key, _, daily, summary),) = run_replicate(configs, 0, seed)
+    ((key, _, daily, summary, _),) = run_replicate(configs, 0, seed)
     values = {**horizon_values(summary), **curve_summaries(daily)}
     return key, seed, {m: float(values.get(m, math.nan)) for m in CHECKABLE}
 
