@@ -42,7 +42,7 @@ def server():
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "sim.cli", "dash", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180  # generous: a loaded CI machine starts Solara slowly
     while True:
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
@@ -69,7 +69,7 @@ def page(server):
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
         pg = context.new_page()
-        pg.set_default_timeout(90_000)
+        pg.set_default_timeout(180_000)  # a wait, not a timing: runs are slow on a loaded machine
         pg.goto(server)
         pg.wait_for_selector("text=Mechanisms")
         yield pg

@@ -19,19 +19,25 @@ def complete(folder) -> bool:
     return all((folder / f).is_file() for f in RUN_FILES) and len(list((folder / "plots").glob("*.png"))) >= 6
 
 
-@pytest.mark.slow
-def test_a_run_killed_at_any_moment_leaves_no_partial_run_folder(tmp_path):
-    cmd = [sys.executable, "-m", "sim.cli", "run", "-q", "population.size=20000", "horizon=150", f"out={tmp_path}"]
-    for delay in (1.0, 2.5, 4.0, 5.5, 7.0):
+def kill_at_delays(cmd, delays, out, is_complete, what: str) -> None:
+    """Start ``cmd`` once per delay, SIGKILL it after that many seconds, and check that every visible
+    folder in ``out`` is complete and no hidden temporary survives the stale-temporary cleanup."""
+    for delay in delays:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        for folder in tmp_path.iterdir():
+        for folder in out.iterdir():
             if not folder.name.startswith("."):
-                assert complete(folder), f"partial run folder after a kill at {delay}s: {folder.name}"
-    remove_stale_temporaries(tmp_path)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+                assert is_complete(folder), f"partial {what} folder after a kill at {delay}s: {folder.name}"
+    remove_stale_temporaries(out)
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_any_moment_leaves_no_partial_run_folder(tmp_path):
+    cmd = [sys.executable, "-m", "sim.cli", "run", "-q", "population.size=20000", "horizon=150", f"out={tmp_path}"]
+    kill_at_delays(cmd, (1.0, 2.5, 4.0, 5.5, 7.0), tmp_path, complete, "run")
 
 
 def test_an_interrupted_run_cleans_up_after_itself(tmp_path):
@@ -98,13 +104,4 @@ def test_a_comparison_killed_at_any_moment_leaves_no_partial_folder(tmp_path):
     cmd = [sys.executable, "-m", "sim.cli", "compare", "-q", "scenario=default,referral_double", "replicates=2", "workers=1",
            "population.size=3000", "horizon=60", f"out={tmp_path}"]
     needed = ("config.yaml", "daily.parquet", "horizon.parquet", "differences.parquet", "table.parquet", "report.html")
-    for delay in (2.0, 4.0, 6.0, 8.0):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        for folder in tmp_path.iterdir():
-            if not folder.name.startswith("."):
-                assert all((folder / f).is_file() for f in needed), f"partial comparison folder after a kill at {delay}s: {folder.name}"
-    remove_stale_temporaries(tmp_path)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+    kill_at_delays(cmd, (2.0, 4.0, 6.0, 8.0), tmp_path, lambda folder: all((folder / f).is_file() for f in needed), "comparison")

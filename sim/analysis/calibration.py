@@ -28,7 +28,7 @@ import pandas as pd
 from sim.analysis.sensitivity import base_config, resolve_experiment
 from sim.config import SimConfig, compose, dump_yaml
 from sim.experiment import (CalibrationSpec, ExperimentSpec, ParameterRange, TargetSpec, _hydra_value, check_space,
-                            experiment_spec, experiment_yaml, point_config, replicate_seeds, run_points)
+                            experiment_yaml, point_config, replicate_seeds, run_points)
 from sim.schema import ConfigError, to_plain
 
 CALIBRATED_GROUP = "strategy"  # the written scenario file overrides the default scenario, like a strategy does
@@ -313,13 +313,7 @@ def calibrate(experiment: str | os.PathLike | Mapping[str, Any] | ExperimentSpec
     """Calibrate an experiment (``experiments/NAME.yaml``, a path, or a mapping) and, with ``out``,
     write its folder (``result.path``). ``changes`` replace settings of its ``calibration`` section
     (``trials=100``, ``replicates=5`` ...)."""
-    name, spec = resolve_experiment(experiment)
-    if changes:
-        if spec.calibration is None:
-            raise ConfigError(f"{name}: the experiment has no calibration section")
-        data = to_plain(spec)
-        data["calibration"].update(changes)
-        spec = experiment_spec(data, name)
+    name, spec = resolve_experiment(experiment, "calibration", changes)
     result = run_calibration(spec, name, workers=workers, progress=progress)
     if out is not None:
         result.save(out, plots=plots)

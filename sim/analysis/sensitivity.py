@@ -228,13 +228,23 @@ def run_sensitivity(spec: ExperimentSpec, name: str, workers: int | None = None,
     return Sensitivity(name, spec, base.with_seed(seeds[0]), x, table, runs.horizon, indices, skipped, time.perf_counter() - t0)
 
 
-def resolve_experiment(experiment: str | os.PathLike | Mapping[str, Any] | ExperimentSpec) -> tuple[str, ExperimentSpec]:
-    """An experiment given by name (or path), as a plain mapping, or already validated."""
+def resolve_experiment(experiment: str | os.PathLike | Mapping[str, Any] | ExperimentSpec, section: str | None = None,
+                       changes: Mapping[str, Any] | None = None) -> tuple[str, ExperimentSpec]:
+    """An experiment given by name (or path), as a plain mapping, or already validated; ``changes``
+    replace settings of its ``section`` (validated again)."""
     if isinstance(experiment, ExperimentSpec):
-        return "experiment", experiment
-    if isinstance(experiment, Mapping):
-        return "experiment", experiment_spec(experiment)
-    return load_experiment(str(experiment))
+        name, spec = "experiment", experiment
+    elif isinstance(experiment, Mapping):
+        name, spec = "experiment", experiment_spec(experiment)
+    else:
+        name, spec = load_experiment(str(experiment))
+    if changes:
+        if getattr(spec, section) is None:
+            raise ConfigError(f"{name}: the experiment has no {section} section")
+        data = to_plain(spec)
+        data[section].update(changes)
+        spec = experiment_spec(data, name)
+    return name, spec
 
 
 def sensitivity(experiment: str | os.PathLike | Mapping[str, Any] | ExperimentSpec, out: str | os.PathLike | None = "results/sensitivity",
@@ -244,13 +254,7 @@ def sensitivity(experiment: str | os.PathLike | Mapping[str, Any] | ExperimentSp
     and, with ``out``, write its folder (``result.path``). ``changes`` replace settings of its
     ``sensitivity`` section (``method="sobol"``, ``samples=64`` ...); ``launcher``: Hydra overrides
     that send the runs through a Hydra launcher (``["hydra/launcher=ray"]``) instead of the local pool."""
-    name, spec = resolve_experiment(experiment)
-    if changes:
-        if spec.sensitivity is None:
-            raise ConfigError(f"{name}: the experiment has no sensitivity section")
-        data = to_plain(spec)
-        data["sensitivity"].update(changes)
-        spec = experiment_spec(data, name)
+    name, spec = resolve_experiment(experiment, "sensitivity", changes)
     result = run_sensitivity(spec, name, workers=workers, progress=progress, launcher=launcher)
     if out is not None:
         result.save(out, plots=plots)
