@@ -35,6 +35,7 @@ from sim import behaviour as bh
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param
+from sim.streams import choice_cdf, draw_choice
 
 Strategy = Literal["none", "random", "popular", "personalised", "social"]
 
@@ -100,7 +101,7 @@ class Recommendations(Mechanism):
         if s == "random":
             cat = rng.integers(0, C, users.size)
         else:
-            cat = rng.choice(C, size=users.size, p=self.popular_weights())
+            cat = draw_choice(rng, choice_cdf(self.popular_weights()), users.size)  # = rng.choice(C, p=...)
             if s == "personalised":
                 know = rng.random(users.size) < self._known(model, users)
                 cat = np.where(know, model.pop.favourite[users], cat)
