@@ -91,7 +91,7 @@ class Recommendations(Mechanism):
         orders = model.pop.orders[users].astype(np.float64)
         learnt = orders / (orders + c.learning_orders) if c.learning_orders > 0 else np.ones(users.size)
         share = self.sales_share()
-        recognised = (share[model.pop.favourite[users]] / share.max()) ** c.popularity_bias
+        recognised = ((share / share.max()) ** c.popularity_bias)[model.pop.favourite[users]]  # per category, then looked up
         return c.precision * learnt * recognised
 
     def choose(self, model, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
