@@ -119,8 +119,10 @@ class Referral(Mechanism):
 
     def _inviter_reward(self, idx: np.ndarray, already: np.ndarray | int = 0) -> np.ndarray:
         """Face value of the next rewarded invite of ``idx`` (0 past the cap), tier included."""
-        k = np.minimum(self.rewarded[idx] + already, self.tiers.size - 1)
-        return np.where(self._cap_left(idx, already), self.config.inviter_reward * self.tiers[k], 0.0)
+        done = self.rewarded[idx] + already
+        value = self.config.inviter_reward * self.tiers[np.minimum(done, self.tiers.size - 1)]
+        cap = self.config.per_inviter_cap
+        return value if cap == 0 else np.where(done < cap, value, 0.0)
 
     # ------------------------------------------------------------------ invitations
     def exposure(self, model) -> None:
@@ -161,12 +163,13 @@ class Referral(Mechanism):
         if target.size == 0:
             return
         # Into the buckets of their due days, keeping the order they were sent in within each day.
-        order, delay = bh.stable_order(delay)
+        # (a stable sort of int8 keys is a radix sort in numpy: linear in the invitations)
+        order = np.argsort(delay.astype(np.int8), kind="stable")
         cols = (target.astype(np.int64)[order], senders.astype(np.int64)[order], edge.astype(np.int64)[order],
                 channel[order], np.full(target.size, p))
-        begin = np.flatnonzero(np.r_[True, delay[1:] != delay[:-1]])
-        end = np.r_[begin[1:], delay.size]
-        for b, e, d in zip(begin.tolist(), end.tolist(), delay[begin].tolist()):
+        end = np.cumsum(np.bincount(delay, minlength=MAX_DELAY_DAYS + 1))
+        for d in np.flatnonzero(np.diff(end, prepend=0)).tolist():
+            b, e = (int(end[d - 1]) if d else 0), int(end[d])
             self.queue.setdefault(model.day + 1 + d, []).append(tuple(col[b:e] for col in cols))
 
     def adoption(self, model) -> None:
@@ -271,7 +274,8 @@ class Referral(Mechanism):
     def _farm(self, model, rng, visitors: np.ndarray) -> None:
         """Farmers who visit make fake accounts 'invited' by themselves while a fake pays."""
         c = self.config
-        farmers = visitors[self.farmer[visitors] & self._cap_left(visitors)]
+        farmers = visitors[self.farmer[visitors]]
+        farmers = farmers[self._cap_left(farmers)]
         if farmers.size == 0 or c.fakes_per_farm_visit == 0:
             return
         value = self._inviter_reward(farmers) + c.invitee_reward
