@@ -74,6 +74,10 @@ def _table(kind: str, a: float, b: float, size: int) -> np.ndarray:
         t = (1.0 + x) ** (-b)
     elif kind == "novelty":  # 1 + a * exp(-age / b)
         t = 1.0 + a * np.exp(-x / b)
+    elif kind == "power":  # a ** k
+        t = a ** x
+    elif kind == "halving":  # 0.5 ** (k / a)
+        t = 0.5 ** (x / a)
     else:  # "log1p"
         t = np.log1p(np.arange(size, dtype=np.int64))
     t.flags.writeable = False
@@ -96,6 +100,10 @@ def _table_direct(kind: str, a: float, b: float, k: np.ndarray) -> np.ndarray:
         return (1.0 + x) ** (-b)
     if kind == "novelty":
         return 1.0 + a * np.exp(-x / b)
+    if kind == "power":
+        return a ** x
+    if kind == "halving":
+        return 0.5 ** (x / a)
     return np.log1p(k)
 
 
@@ -123,7 +131,7 @@ def visit_probability(pop: Population, idx: np.ndarray, cfg, boost_logit: np.nda
 # --------------------------------------------------------------------------------- purchase
 def need_now(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     """Latent demand of ``idx`` today: accrued lazily since it was last brought up to date."""
-    rate = pop.seg["need_rate"][pop.segment[idx]] * np.where(pop.state[idx] == State.LOYAL, cfg.loyal_need_ratio, 1.0)
+    rate = pop.seg["need_rate"][pop.segment[idx]] * _state_table({State.LOYAL: cfg.loyal_need_ratio}, 1.0)[pop.state[idx]]
     return np.minimum(cfg.need_cap, pop.need[idx] + rate * (day - pop.need_day[idx]))
 
 
@@ -190,7 +198,7 @@ def sharing_propensity(pop: Population, idx: np.ndarray, day: int, cfg) -> np.nd
 def social_response(prior_received: np.ndarray, repeats: np.ndarray, cfg) -> np.ndarray:
     """Multiplier on an invitation's conversion: saturation in invitations already received and
     fading for repeats from the same sender."""
-    return cfg.saturation ** prior_received.astype(np.float64) * cfg.repeat_fade ** repeats.astype(np.float64)
+    return _lookup("power", cfg.saturation, 0.0, prior_received) * _lookup("power", cfg.repeat_fade, 0.0, repeats)
 
 
 # --------------------------------------------------------------------------------- requests to friends
@@ -210,8 +218,8 @@ def ensure_ask_memory(pop: Population) -> None:
 
 def recent_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     """Requests ``idx`` received lately, each worth 0.5 ** (days since / ask_half_life_days)."""
-    since = (day - pop.extra[ASKED_DAY][idx]).astype(np.float64)
-    return pop.extra[ASKED][idx] * 0.5 ** (since / cfg.ask_half_life_days)
+    since = day - pop.extra[ASKED_DAY][idx]
+    return pop.extra[ASKED][idx] * _lookup("halving", cfg.ask_half_life_days, 0.0, since)
 
 
 def ask_response(recent: np.ndarray, cfg) -> np.ndarray:

@@ -29,7 +29,7 @@ from sim.mechanisms import REGISTRY, STAGES
 from sim.memory import check_memory
 from sim.metrics import Recorder
 from sim.population import Population, State, category_popularity
-from sim.streams import Streams
+from sim.streams import Streams, choice_cdf, draw_choice
 
 ORGANIC = CHANNELS.index("organic")
 EMPTY = np.zeros(0, dtype=np.int64)
@@ -152,6 +152,7 @@ class GrowthModel(mesa.Model):
             cfg = self.cfg = replace(cfg, population=replace(cfg.population, size=self.graph.n))
         self.pop = Population(cfg, self.graph.n, self.streams.setup("population"))
         self.catalogue = self._catalogue(self.streams.setup("catalogue"))
+        self._popularity_cdf = choice_cdf(self.catalogue.popularity)
         self.economics = Economics(cfg.horizon)
         self.metrics = Recorder(self)
         self.edge_sends = np.zeros(self.graph.indices.size, dtype=np.uint8) if hasattr(self.graph, "indices") else None
@@ -407,7 +408,7 @@ class GrowthModel(mesa.Model):
         else one drawn by popularity."""
         u = rng.random(buyers.size)
         taste = rng.random(buyers.size) < self.cfg.catalogue.taste_strength
-        other = rng.choice(self.catalogue.categories, size=buyers.size, p=self.catalogue.popularity)
+        other = draw_choice(rng, self._popularity_cdf, buyers.size)  # = rng.choice(C, p=popularity)
         category = np.where(taste, self.pop.favourite[buyers], other).astype(np.int64)
         if recommended is not None:
             take = (recommended >= 0) & (u < follow)

@@ -143,3 +143,17 @@ class Streams:
     def new_day(self, day: int) -> None:
         self.day = day
         self._today.clear()
+
+
+def choice_cdf(p: np.ndarray) -> np.ndarray:
+    """The cumulative table :func:`draw_choice` samples from, computed as ``Generator.choice`` does."""
+    cdf = np.cumsum(np.asarray(p, dtype=np.float64))
+    cdf /= cdf[-1]
+    return cdf
+
+
+def draw_choice(rng: np.random.Generator, cdf: np.ndarray, size: int) -> np.ndarray:
+    """``rng.choice(cdf.size, size=size, p=p)`` for ``cdf = choice_cdf(p)``: the same draws, bit for
+    bit, and the same generator state afterwards, without ``choice``'s per-call checks of ``p`` (about
+    100 microseconds a call; the engine and recommendations draw categories several times a day)."""
+    return cdf.searchsorted(rng.random(size), side="right")

@@ -67,3 +67,22 @@ def test_daily_streams_are_the_seed_sequence_generators():
                 expected = slow._make(name, day + 1)
                 assert np.array_equal(fast.today(name).random(4), expected.random(4))
                 assert np.array_equal(fast.today(name).integers(0, 10**9, 3), expected.integers(0, 10**9, 3))
+
+
+def test_fast_category_draws_equal_generator_choice():
+    """``draw_choice`` replaces ``rng.choice(C, p=...)`` in the daily loop: the same draws and the
+    same generator state afterwards, for many weight vectors (zeros included) and sizes."""
+    from sim.streams import choice_cdf, draw_choice
+
+    for seed in range(40):
+        r = np.random.default_rng(seed)
+        p = r.random(int(r.integers(1, 60))) ** 3
+        p[r.random(p.size) < 0.2] = 0.0
+        p[0] += 0.01
+        p /= p.sum()
+        for size in (0, 1, 7, 3000):
+            slow, fast = np.random.default_rng(seed + 100), np.random.default_rng(seed + 100)
+            expected = slow.choice(p.size, size=size, p=p)
+            got = draw_choice(fast, choice_cdf(p), size)
+            assert got.dtype == expected.dtype and np.array_equal(got, expected)
+            assert slow.random() == fast.random()

@@ -45,19 +45,21 @@ def scatter_add(target: np.ndarray, idx: np.ndarray, delta: int = 1) -> None:
     if idx.size == 0:
         return
     if idx.size * 8 >= target.size:  # many: one pass over the column beats sorting idx
+        # (adding the zero counts too: a plain pass is cheaper than finding and gathering the hits)
         counts = np.bincount(idx, minlength=target.size)
-        hit = np.flatnonzero(counts)
-        counts = counts[hit]
-    else:
-        s = np.sort(idx)
-        first = np.empty(s.size, dtype=bool)
-        first[0] = True
-        np.not_equal(s[1:], s[:-1], out=first[1:])
-        start = first.nonzero()[0]
-        hit = s[start]
-        counts = np.empty(start.size, dtype=np.int64)
-        counts[-1] = s.size - start[-1]
-        np.subtract(start[1:], start[:-1], out=counts[:-1])
+        if delta != 1:
+            counts *= delta
+        target += counts.astype(target.dtype, copy=False)
+        return
+    s = np.sort(idx)
+    first = np.empty(s.size, dtype=bool)
+    first[0] = True
+    np.not_equal(s[1:], s[:-1], out=first[1:])
+    start = first.nonzero()[0]
+    hit = s[start]
+    counts = np.empty(start.size, dtype=np.int64)
+    counts[-1] = s.size - start[-1]
+    np.subtract(start[1:], start[:-1], out=counts[:-1])
     target[hit] += (counts * delta).astype(target.dtype)
 
 

@@ -35,6 +35,7 @@ from sim import behaviour as bh
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param
+from sim.streams import choice_cdf, draw_choice
 
 Strategy = Literal["none", "random", "popular", "personalised", "social"]
 
@@ -90,7 +91,7 @@ class Recommendations(Mechanism):
         orders = model.pop.orders[users].astype(np.float64)
         learnt = orders / (orders + c.learning_orders) if c.learning_orders > 0 else np.ones(users.size)
         share = self.sales_share()
-        recognised = (share[model.pop.favourite[users]] / share.max()) ** c.popularity_bias
+        recognised = ((share / share.max()) ** c.popularity_bias)[model.pop.favourite[users]]  # per category, then looked up
         return c.precision * learnt * recognised
 
     def choose(self, model, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -100,7 +101,7 @@ class Recommendations(Mechanism):
         if s == "random":
             cat = rng.integers(0, C, users.size)
         else:
-            cat = rng.choice(C, size=users.size, p=self.popular_weights())
+            cat = draw_choice(rng, choice_cdf(self.popular_weights()), users.size)  # = rng.choice(C, p=...)
             if s == "personalised":
                 know = rng.random(users.size) < self._known(model, users)
                 cat = np.where(know, model.pop.favourite[users], cat)

@@ -105,9 +105,10 @@ class Referral(Mechanism):
         weight = pop.param("deal_sensitivity") / pop.seg["deal_sensitivity"][pop.segment].mean()
         self.farmer = pop.add_column("referral_farmer", bool)
         self.farmer[:] = setup_rng.random(pop.n) < c.abuse_share * weight
-        # Invitations waiting to be acted upon: (due day, receiver, sender, edge, channel, probability).
-        self.queue = (np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                      np.zeros(0, np.int8), np.zeros(0))
+        # Invitations waiting to be acted upon, in buckets by due day: {day: [(receiver, sender, edge,
+        # channel, probability), ...]} in the order they were sent (speed: a day takes its own bucket
+        # instead of filtering every waiting invitation).
+        self.queue: dict[int, list[tuple[np.ndarray, ...]]] = {}
         self.coupon_offer: tuple | None = None
         self.late = (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
@@ -118,21 +119,23 @@ class Referral(Mechanism):
 
     def _inviter_reward(self, idx: np.ndarray, already: np.ndarray | int = 0) -> np.ndarray:
         """Face value of the next rewarded invite of ``idx`` (0 past the cap), tier included."""
-        k = np.minimum(self.rewarded[idx] + already, self.tiers.size - 1)
-        return np.where(self._cap_left(idx, already), self.config.inviter_reward * self.tiers[k], 0.0)
+        done = self.rewarded[idx] + already
+        value = self.config.inviter_reward * self.tiers[np.minimum(done, self.tiers.size - 1)]
+        cap = self.config.per_inviter_cap
+        return value if cap == 0 else np.where(done < cap, value, 0.0)
 
     # ------------------------------------------------------------------ invitations
     def exposure(self, model) -> None:
         """Invitations due today reach their receivers (evaluated in today's adoption stage)."""
-        due, receiver, sender, edge, channel, prob = self.queue
-        now = due == model.day
-        self.late = receiver[now & (channel == ORGANIC)], sender[now & (channel == ORGANIC)]
-        if not now.any():
+        bucket = self.queue.pop(model.day, None)
+        if bucket is None:
+            self.late = (np.zeros(0, np.int64), np.zeros(0, np.int64))
             return
-        for ch in (REFERRAL, ORGANIC):
-            sel = now & (channel == ch)
+        receiver, sender, edge, channel, prob = (np.concatenate(cols) for cols in zip(*bucket))
+        late = channel == ORGANIC
+        self.late = receiver[late], sender[late]
+        for ch, sel in ((REFERRAL, ~late), (ORGANIC, late)):
             model.today.exposures.add(receiver[sel], ch, prob[sel], sender[sel], edge[sel])
-        self.queue = tuple(col[~now] for col in self.queue)
 
     def share(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
@@ -157,9 +160,17 @@ class Referral(Mechanism):
         c = self.config
         delay = np.minimum(rng.geometric(1.0 / (1.0 + c.response_delay_days), target.size) - 1, MAX_DELAY_DAYS)
         channel = np.where(delay + 1 > c.attribution_window_days, ORGANIC, REFERRAL).astype(np.int8)
-        add = ((model.day + 1 + delay).astype(np.int32), target.astype(np.int64), senders.astype(np.int64),
-               edge.astype(np.int64), channel, np.full(target.size, p))
-        self.queue = tuple(np.concatenate([a, b]) for a, b in zip(self.queue, add))
+        if target.size == 0:
+            return
+        # Into the buckets of their due days, keeping the order they were sent in within each day.
+        # (a stable sort of int8 keys is a radix sort in numpy: linear in the invitations)
+        order = np.argsort(delay.astype(np.int8), kind="stable")
+        cols = (target.astype(np.int64)[order], senders.astype(np.int64)[order], edge.astype(np.int64)[order],
+                channel[order], np.full(target.size, p))
+        end = np.cumsum(np.bincount(delay, minlength=MAX_DELAY_DAYS + 1))
+        for d in np.flatnonzero(np.diff(end, prepend=0)).tolist():
+            b, e = (int(end[d - 1]) if d else 0), int(end[d])
+            self.queue.setdefault(model.day + 1 + d, []).append(tuple(col[b:e] for col in cols))
 
     def adoption(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
@@ -263,7 +274,8 @@ class Referral(Mechanism):
     def _farm(self, model, rng, visitors: np.ndarray) -> None:
         """Farmers who visit make fake accounts 'invited' by themselves while a fake pays."""
         c = self.config
-        farmers = visitors[self.farmer[visitors] & self._cap_left(visitors)]
+        farmers = visitors[self.farmer[visitors]]
+        farmers = farmers[self._cap_left(farmers)]
         if farmers.size == 0 or c.fakes_per_farm_visit == 0:
             return
         value = self._inviter_reward(farmers) + c.invitee_reward
