@@ -20,6 +20,7 @@ import mesa
 import numpy as np
 
 from sim import behaviour as bh
+from sim import kernels
 from sim.config import CHANNELS, SimConfig
 from sim.diffusion import Diffusion
 from sim.economics import Economics
@@ -33,6 +34,7 @@ from sim.streams import Streams, choice_cdf, draw_choice
 
 ORGANIC = CHANNELS.index("organic")
 EMPTY = np.zeros(0, dtype=np.int64)
+SENDS_TOP = 250  # edge_sends is a saturating uint8 count
 #: what drove an order; each becomes a daily column orders_<source>
 ORDER_SOURCES = ("organic", "promotion", "recommendation", "group_buy", "assist", "content", "distribution", "livestream")
 
@@ -156,6 +158,7 @@ class GrowthModel(mesa.Model):
         self.economics = Economics(cfg.horizon)
         self.metrics = Recorder(self)
         self.edge_sends = np.zeros(self.graph.indices.size, dtype=np.uint8) if hasattr(self.graph, "indices") else None
+        self._best = np.full(self.graph.n, -1, dtype=np.int64)  # scratch of kernels.first_success
         self.channel_frailty = np.ones(len(CHANNELS))  # churn-frailty multiplier by acquisition channel
         self.day = -1
         self.pending = bh.Exposures()  # shares made yesterday, evaluated today
@@ -243,19 +246,18 @@ class GrowthModel(mesa.Model):
         newly_aware = receiver[pop.state[receiver] == State.POTENTIAL]
         pop.state[newly_aware] = State.AWARE
         pop.aware_day[newly_aware] = self.day
-        social = sender >= 0
-        if social.any():
+        social = np.flatnonzero(sender >= 0)
+        if social.size:
             prob = prob.copy()
             prob[social] *= self._social_response(receiver[social], edge[social], cfg)
             if cfg.adoption.contagion == "complex":
                 below = pop.contacts[receiver[social]] < cfg.adoption.threshold
-                idx = np.flatnonzero(social)[below]
-                prob[idx] = 0.0
+                prob[social[below]] = 0.0
         u = self.streams.today("adoption").random(receiver.size)
-        win = np.flatnonzero(u < prob)
-        if win.size:
-            # Competing channels: the success with the smallest u / p (uniform given success) wins.
-            pick = win[bh.first_success(receiver[win], u[win] / prob[win])]
+        # Competing channels: of a person's successes the one with the smallest u / p (uniform given
+        # success) wins.
+        pick = kernels.first_success(receiver, u, prob, self._best)
+        if pick.size:
             self._join(receiver[pick], channel[pick], sender[pick])
         if self.diffusion is not None:
             adopters = self.diffusion.activate(self)
@@ -265,26 +267,18 @@ class GrowthModel(mesa.Model):
     def _social_response(self, receiver: np.ndarray, edge: np.ndarray, cfg: SimConfig) -> np.ndarray:
         """Saturation and same-sender fading for today's social events; updates the memories."""
         pop = self.pop
-        # Speed: one sort per key gives both the order of events and the counts to add, and only
-        # the touched entries are updated (not a pass over every edge each day).
-        rank, who, times = bh.occurrences(receiver)
-        prior = pop.invites_received[receiver] + rank
+        # One pass in event order (sim.kernels.social_events) updates the memories and gives each
+        # event the invitations its receiver had before it and the sends its edge had carried.
+        if self.edge_sends is None:  # no stored edges: no sender memory
+            edge, sends = np.full(receiver.size, -1, dtype=np.int64), np.zeros(1, dtype=np.uint8)
+        else:
+            sends = self.edge_sends
+        top = np.iinfo(pop.invites_received.dtype).max
+        prior, repeats = kernels.social_events(receiver, edge, pop.invites_received, sends, pop.contacts, top, SENDS_TOP)
         if cfg.adoption.contagion == "complex":
             # Reinforcement is the point of complex contagion (Centola 2010): the invitations that
             # bring a person up to the threshold do not count towards saturation.
             prior = np.maximum(prior - (cfg.adoption.threshold - 1), 0)
-        repeats = np.zeros(receiver.size, dtype=np.int64)
-        if self.edge_sends is not None:  # events that travelled a stored edge remember the sender
-            on_edge = np.flatnonzero(edge >= 0)
-            rank, used, sends = bh.occurrences(edge[on_edge])
-            repeats[on_edge] = self.edge_sends[edge[on_edge]] + rank
-            self.edge_sends[used] = np.minimum(self.edge_sends[used] + sends, 250)  # a saturating count
-        first_contact = repeats == 0
-        scatter_add(pop.contacts, receiver[first_contact], 1)
-        # A saturating count: a hub of a million-person graph can receive more invitations than an
-        # int16 holds, and a wrapped (negative) count would make saturation ** count overflow.
-        top = np.iinfo(pop.invites_received.dtype).max
-        pop.invites_received[who] = np.minimum(pop.invites_received[who] + times, top)
         return bh.social_response(prior, repeats, cfg.behaviour.social)
 
     def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:

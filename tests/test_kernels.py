@@ -76,3 +76,59 @@ def test_stable_order_of_many_keys_equals_a_stable_argsort():
     d, c = np.unique(keys, return_counts=True)
     assert np.array_equal(distinct, d) and np.array_equal(counts, c)
     assert np.array_equal(np.bincount(keys - keys.min())[keys - keys.min()] - 1 >= rank, np.ones(keys.size, bool))
+
+
+# ------------------------------------------------------------------ compiled kernels (sim.kernels)
+def _plain_social_events(receiver, edge, invites, sends, contacts, invites_top, sends_top):
+    """The numpy form the adoption stage used before sim.kernels.social_events."""
+    prior = invites[receiver].astype(np.int64) + bh.rank_within(receiver)
+    repeats = np.zeros(receiver.size, dtype=np.int64)
+    on = np.flatnonzero(edge >= 0)
+    repeats[on] = sends[edge[on]].astype(np.int64) + bh.rank_within(edge[on])
+    _, used, times = bh.occurrences(edge[on])
+    sends[used] = np.minimum(sends[used].astype(np.int64) + times, sends_top)
+    np.add.at(contacts, receiver[repeats == 0], 1)
+    _, who, times = bh.occurrences(receiver)
+    invites[who] = np.minimum(invites[who].astype(np.int64) + times, invites_top)
+    return np.minimum(prior, invites_top), np.minimum(repeats, sends_top)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 29), st.integers(-1, 39)), max_size=300), st.integers(0, 2**31))
+def test_social_events_equals_its_plain_form(events, seed):
+    from sim import kernels
+
+    rng = np.random.default_rng(seed)
+    receiver = np.array([r for r, _ in events], dtype=np.int64)
+    edge = np.array([e for _, e in events], dtype=np.int64)
+    invites = rng.integers(0, 12, 30).astype(np.int16)
+    sends = rng.integers(0, 9, 40).astype(np.uint8)
+    contacts = rng.integers(0, 5, 30).astype(np.int16)
+    state = (invites.copy(), sends.copy(), contacts.copy())
+    prior, repeats = kernels.social_events(receiver, edge, *state, 14, 10)  # low caps: saturation is exercised
+    expected = (invites.copy(), sends.copy(), contacts.copy())
+    e_prior, e_repeats = _plain_social_events(receiver, edge, *expected, 14, 10)
+    assert np.array_equal(prior, e_prior) and np.array_equal(repeats, e_repeats)
+    for got, want in zip(state, expected):
+        assert np.array_equal(got, want)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 19), max_size=200), st.integers(0, 2**31))
+def test_first_success_equals_a_lexsort(receiver, seed):
+    from sim import kernels
+
+    rng = np.random.default_rng(seed)
+    receiver = np.array(receiver, dtype=np.int64)
+    u = rng.random(receiver.size)
+    u[rng.random(receiver.size) < 0.1] = 0.25  # ties
+    prob = rng.choice([0.0, 0.3, 0.5, 1.0], receiver.size)
+    best = np.full(20, -1, dtype=np.int64)
+    got = kernels.first_success(receiver, u, prob, best)
+    win = np.flatnonzero(u < prob)
+    key = u[win] / prob[win]
+    order = np.lexsort((key, receiver[win]))
+    r = receiver[win][order]
+    keep = np.r_[True, r[1:] != r[:-1]] if r.size else np.zeros(0, dtype=bool)
+    assert np.array_equal(got, win[order[keep]])
+    assert (best == -1).all()  # the scratch is left clean
