@@ -23,6 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from sim import kernels
 from sim.population import N_STATES, Population, State
 
 
@@ -61,6 +62,10 @@ def stochastic_round(x: np.ndarray, u: np.ndarray) -> np.ndarray:
 # Speed (DESIGN section 5): functions of a small integer (age in days, visits, friends, state) are
 # looked up in a table computed once with the same numpy expression, instead of calling pow / exp /
 # log1p for every user every day; the values are the same bit for bit.
+TABLE_SIZE = 4096  # tables the kernels take whole (values beyond are computed directly)
+_NO_VALUES = np.zeros(0, dtype=np.float32)  # an absent per-person boost or ratio
+
+
 def _pow2(k: int) -> int:
     return 1 << max(int(k), 1).bit_length()
 
@@ -117,22 +122,18 @@ def _state_table(values: dict[int, float], default: float) -> np.ndarray:
 # --------------------------------------------------------------------------------- visit
 def visit_probability(pop: Population, idx: np.ndarray, cfg, boost_logit: np.ndarray | None = None) -> np.ndarray:
     """Daily visit probability of users ``idx``: segment rate, satisfaction, habit, state, boosts."""
-    seg = pop.segment[idx]
-    x = logit(pop.seg["visit_rate"])[seg]
-    x = x + cfg.satisfaction_weight * (pop.satisfaction[idx] - pop.seg["satisfaction"][seg])
-    x = x + cfg.habit_weight * _lookup("log1p", 0.0, 0.0, pop.visits[idx])
-    # log-odds of dormant and loyal users (0 for the others)
-    x = x + _state_table({State.DORMANT: np.log(max(cfg.dormant_odds, 1e-9)), State.LOYAL: np.log(cfg.loyal_odds)}, 0.0)[pop.state[idx]]
-    if boost_logit is not None:
-        x = x + boost_logit[idx]
-    return logistic(x)
+    state_odds = _state_table({State.DORMANT: np.log(max(cfg.dormant_odds, 1e-9)), State.LOYAL: np.log(cfg.loyal_odds)}, 0.0)
+    return kernels.visit_probability(
+        idx, pop.segment, pop.satisfaction, pop.seg["satisfaction"], logit(pop.seg["visit_rate"]), pop.visits,
+        _table("log1p", 0.0, 0.0, TABLE_SIZE), pop.state, state_odds, _NO_VALUES if boost_logit is None else boost_logit,
+        cfg.satisfaction_weight, cfg.habit_weight)
 
 
 # --------------------------------------------------------------------------------- purchase
 def need_now(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     """Latent demand of ``idx`` today: accrued lazily since it was last brought up to date."""
-    rate = pop.seg["need_rate"][pop.segment[idx]] * _state_table({State.LOYAL: cfg.loyal_need_ratio}, 1.0)[pop.state[idx]]
-    return np.minimum(cfg.need_cap, pop.need[idx] + rate * (day - pop.need_day[idx]))
+    return kernels.need_now(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                            _state_table({State.LOYAL: cfg.loyal_need_ratio}, 1.0), cfg.need_cap)
 
 
 def add_need(pop: Population, idx: np.ndarray, day: int, amount: np.ndarray | float, cfg) -> None:
@@ -164,16 +165,12 @@ def deal_factor(pop: Population, idx: np.ndarray, discount: np.ndarray) -> np.nd
 # --------------------------------------------------------------------------------- churn
 def churn_hazard(pop: Population, idx: np.ndarray, day: int, cfg, hazard_ratio: np.ndarray | None = None) -> np.ndarray:
     """Daily churn hazard of users ``idx`` (proportional hazards with individual frailty)."""
-    age = day - pop.joined_day[idx]
-    seg = pop.segment[idx]
-    h = cfg.base_hazard * pop.frailty[idx] * _lookup("tenure", cfg.tenure_days, cfg.tenure_decay, age)
-    h = h * np.exp(-cfg.satisfaction_weight * (pop.satisfaction[idx] - pop.seg["satisfaction"][seg]))
-    if cfg.friends_weight:
-        h = h * _lookup("friends", 0.0, cfg.friends_weight, pop.friends[idx])
-    h = h * _state_table({State.LOYAL: cfg.loyal_ratio, State.DORMANT: cfg.dormant_ratio}, 1.0)[pop.state[idx]]
-    if hazard_ratio is not None:
-        h = h * hazard_ratio[idx]
-    return h
+    return kernels.churn_hazard(
+        idx, day, pop.joined_day, pop.segment, pop.frailty, pop.satisfaction, pop.seg["satisfaction"], pop.friends,
+        pop.state, np.float32(cfg.base_hazard), _table("tenure", cfg.tenure_days, cfg.tenure_decay, _pow2(day + 1)),
+        cfg.satisfaction_weight, _table("friends", 0.0, cfg.friends_weight, TABLE_SIZE), float(cfg.friends_weight),
+        _state_table({State.LOYAL: cfg.loyal_ratio, State.DORMANT: cfg.dormant_ratio}, 1.0),
+        _NO_VALUES if hazard_ratio is None else hazard_ratio)
 
 
 def churn_probability(hazard: np.ndarray) -> np.ndarray:

@@ -426,13 +426,9 @@ class GrowthModel(mesa.Model):
         self._run_hooks("retention")
         pop, day, c = self.pop, self.day, self.cfg.behaviour.churn
         alive = pop.alive()
-        base = pop.seg["satisfaction"][pop.segment[alive]]
-        s = pop.satisfaction[alive]
-        pop.satisfaction[alive] = s + (base - s) * self.cfg.behaviour.satisfaction.reversion
-        idle = day - pop.last_visit[alive]
-        state = pop.state[alive]
-        to_dormant = alive[(idle >= c.dormant_after_days) & (state != State.DORMANT)]
-        pop.state[to_dormant] = State.DORMANT
+        idle = kernels.age_users(alive, day, pop.segment, pop.satisfaction, pop.seg["satisfaction"],
+                                 self.cfg.behaviour.satisfaction.reversion, pop.last_visit, pop.state,
+                                 c.dormant_after_days, State.DORMANT)
         hazard = bh.churn_hazard(pop, alive, day, c, self.today._hazard_ratio)
         u = self.streams.today("retention").random(alive.size)
         gone = alive[(u < bh.churn_probability(hazard)) | (idle >= c.churn_after_days)]
@@ -452,12 +448,10 @@ class GrowthModel(mesa.Model):
 
     def _loyalty_transitions(self) -> None:
         pop, lc = self.pop, self.cfg.behaviour.lifecycle
-        engaged = pop.engaged()
-        s, state = pop.satisfaction[engaged], pop.state[engaged]
-        up = (state == State.ACTIVE) & (pop.orders[engaged] >= lc.loyal_min_orders) & (s >= lc.loyal_min_satisfaction)
-        down = (state == State.LOYAL) & (s < lc.loyal_min_satisfaction - 0.1)
-        pop.state[engaged[up]] = State.LOYAL
-        pop.state[engaged[down]] = State.ACTIVE
+        # users (after today's churn) who are not dormant: active ones may rise, loyal ones fall
+        kernels.loyalty_transitions(pop.user_index, pop.state, pop.orders, pop.satisfaction, lc.loyal_min_orders,
+                                    np.float32(lc.loyal_min_satisfaction), np.float32(lc.loyal_min_satisfaction - 0.1),
+                                    State.ACTIVE, State.LOYAL)
 
     # ------------------------------------------------------------------ 8. settle
     def _settle(self) -> None:

@@ -89,3 +89,99 @@ def first_success(receiver, u, prob, best):
         out[k] = best[people[k]]
         best[people[k]] = -1
     return out
+
+
+# ------------------------------------------------------------------------------ per-user passes
+# The visit and retention stages compute a handful of terms per user from as many columns. In numpy
+# each term is a gather over the users and a temporary array; here it is one pass. The arithmetic is
+# numpy's, term by term and in the same precision (float32 where numpy computes in float32), and
+# functions of small integers come from the same lookup tables (sim.behaviour._table), so the
+# results equal the numpy forms' (tests/test_kernels.py compares them).
+@jit
+def visit_probability(idx, segment, satisfaction, base_sat, logit_rate, visits, log1p_table, state, state_odds,
+                      boost, sat_weight, habit_weight):
+    """Daily visit probability of users ``idx`` (see ``sim.behaviour.visit_probability``)."""
+    n = idx.size
+    out = np.empty(n, dtype=np.float64)
+    top = log1p_table.size
+    has_boost = boost.size > 0
+    for k in range(n):
+        i = idx[k]
+        g = segment[i]
+        x = logit_rate[g]
+        x = x + sat_weight * (np.float64(satisfaction[i]) - base_sat[g])
+        v = visits[i]
+        x = x + habit_weight * (log1p_table[v] if 0 <= v < top else np.log1p(np.float64(v)))
+        x = x + state_odds[state[i]]
+        if has_boost:
+            x = x + np.float64(boost[i])
+        out[k] = 1.0 / (1.0 + np.exp(-x))
+    return out
+
+
+@jit
+def churn_hazard(idx, day, joined_day, segment, frailty, satisfaction, base_sat, friends, state, base_hazard32,
+                 tenure_table, sat_weight, friends_table, friends_weight, state_ratio, hazard_ratio):
+    """Daily churn hazard of users ``idx`` (see ``sim.behaviour.churn_hazard``); the tables cover every
+    age the caller can meet (friend counts beyond theirs are computed directly)."""
+    n = idx.size
+    out = np.empty(n, dtype=np.float64)
+    has_ratio = hazard_ratio.size > 0
+    use_friends = friends_weight != 0.0
+    top = friends_table.size
+    for k in range(n):
+        i = idx[k]
+        h = np.float64(base_hazard32 * frailty[i]) * tenure_table[day - joined_day[i]]
+        h = h * np.exp(-sat_weight * (np.float64(satisfaction[i]) - base_sat[segment[i]]))
+        if use_friends:
+            f = friends[i]
+            h = h * (friends_table[f] if f < top else (1.0 + np.float64(f)) ** (-friends_weight))
+        h = h * state_ratio[state[i]]
+        if has_ratio:
+            h = h * np.float64(hazard_ratio[i])
+        out[k] = h
+    return out
+
+
+@jit
+def need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap):
+    """Latent demand of ``idx`` today (see ``sim.behaviour.need_now``)."""
+    n = idx.size
+    out = np.empty(n, dtype=np.float64)
+    for k in range(n):
+        i = idx[k]
+        x = np.float64(need[i]) + need_rate[segment[i]] * state_need_ratio[state[i]] * np.float64(day - need_day[i])
+        out[k] = min(need_cap, x)
+    return out
+
+
+@jit
+def age_users(alive, day, segment, satisfaction, base_sat, reversion, last_visit, state, dormant_after, dormant):
+    """The start of the retention stage for users ``alive``: satisfaction reverts towards its segment
+    baseline, and users idle ``dormant_after`` days become ``dormant``. Returns the idle days."""
+    n = alive.size
+    idle = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        i = alive[k]
+        s = np.float64(satisfaction[i])
+        satisfaction[i] = np.float32(s + (base_sat[segment[i]] - s) * reversion)
+        d = day - last_visit[i]
+        idle[k] = d
+        if d >= dormant_after and state[i] != dormant:
+            state[i] = dormant
+    return idle
+
+
+@jit
+def loyalty_transitions(users, state, orders, satisfaction, min_orders, min_sat32, down_sat32, active, loyal):
+    """Active users with enough orders and satisfaction become loyal; loyal users whose satisfaction
+    fell below ``down_sat32`` become active again (thresholds in float32, as numpy compares them with
+    the float32 column)."""
+    for k in range(users.size):
+        i = users[k]
+        st = state[i]
+        if st == active:
+            if orders[i] >= min_orders and satisfaction[i] >= min_sat32:
+                state[i] = loyal
+        elif st == loyal and satisfaction[i] < down_sat32:
+            state[i] = active

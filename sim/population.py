@@ -117,6 +117,12 @@ class Population:
         """Indices of users (active, loyal or dormant), ascending (a copy of the kept index)."""
         return self._users.copy()
 
+    @property
+    def user_index(self) -> np.ndarray:
+        """The kept index of users itself, without a copy: for reading in the same stage only (it
+        is replaced when people join or leave)."""
+        return self._users
+
     def engaged(self) -> np.ndarray:
         """Indices of active or loyal users, ascending."""
         users = self._users

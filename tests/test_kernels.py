@@ -132,3 +132,80 @@ def test_first_success_equals_a_lexsort(receiver, seed):
     keep = np.r_[True, r[1:] != r[:-1]] if r.size else np.zeros(0, dtype=bool)
     assert np.array_equal(got, win[order[keep]])
     assert (best == -1).all()  # the scratch is left clean
+
+
+def _model_midway(days: int = 40):
+    """A small run with every mechanism on, stopped part way (users in every state, boosts set)."""
+    import sim
+    from sim.bench import all_mechanisms_overrides
+
+    cfg = sim.compose("all_mechanisms", ["population.size=3000", f"horizon={days + 5}", *all_mechanisms_overrides()], seed=3)
+    model = sim.GrowthModel(cfg)
+    for _ in range(days):
+        model.step()
+    return model
+
+
+def test_per_user_kernels_equal_the_numpy_forms():
+    """visit_probability, churn_hazard and need_now (compiled) against the numpy expressions they
+    replaced, on the users of a run in progress, with and without today's boosts."""
+    from sim.population import State
+
+    model = _model_midway()
+    pop, b, day = model.pop, model.cfg.behaviour, model.day
+    idx = pop.alive()
+    rng = np.random.default_rng(0)
+    boost = rng.normal(0, 1, pop.n).astype(np.float32)
+    ratio = rng.uniform(0.5, 2, pop.n).astype(np.float32)
+    seg = pop.segment[idx]
+    v = b.visit
+    for extra in (None, boost):
+        x = bh.logit(pop.seg["visit_rate"])[seg] + v.satisfaction_weight * (pop.satisfaction[idx] - pop.seg["satisfaction"][seg])
+        x = x + v.habit_weight * np.log1p(pop.visits[idx].astype(np.int64))
+        odds = np.zeros(6)
+        odds[State.DORMANT], odds[State.LOYAL] = np.log(max(v.dormant_odds, 1e-9)), np.log(v.loyal_odds)
+        x = x + odds[pop.state[idx]] + (0 if extra is None else extra[idx])
+        # LLVM's exp and numpy's differ in the last bit for a few per cent of arguments
+        assert np.allclose(bh.visit_probability(pop, idx, v, extra), 1.0 / (1.0 + np.exp(-x)), rtol=1e-15, atol=0)
+    c = b.churn
+    for extra in (None, ratio):
+        age = day - pop.joined_day[idx]
+        h = c.base_hazard * pop.frailty[idx] * (1.0 + age / c.tenure_days) ** (-c.tenure_decay)
+        h = h * np.exp(-c.satisfaction_weight * (pop.satisfaction[idx] - pop.seg["satisfaction"][seg]))
+        h = h * (1.0 + pop.friends[idx]) ** (-c.friends_weight)
+        ratios = np.ones(6)
+        ratios[State.LOYAL], ratios[State.DORMANT] = c.loyal_ratio, c.dormant_ratio
+        h = h * ratios[pop.state[idx]] * (1 if extra is None else extra[idx])
+        assert np.allclose(bh.churn_hazard(pop, idx, day, c, extra), h, rtol=1e-14, atol=0)
+    p = b.purchase
+    for later in (day, day + 30):
+        rate = pop.seg["need_rate"][seg] * np.where(pop.state[idx] == State.LOYAL, p.loyal_need_ratio, 1.0)
+        want = np.minimum(p.need_cap, pop.need[idx] + rate * (later - pop.need_day[idx]))
+        assert np.array_equal(bh.need_now(pop, idx, later, p), want)
+
+
+def test_retention_kernels_equal_the_numpy_forms():
+    from sim import kernels
+    from sim.population import State
+
+    model = _model_midway()
+    pop, b, day = model.pop, model.cfg.behaviour, model.day + 20  # 20 idle days: some become dormant
+    alive = pop.alive()
+    sat, state = pop.satisfaction.copy(), pop.state.copy()
+    base = pop.seg["satisfaction"][pop.segment[alive]]
+    s = sat[alive]
+    sat[alive] = s + (base - s) * b.satisfaction.reversion
+    idle = day - pop.last_visit[alive]
+    state[alive[(idle >= b.churn.dormant_after_days) & (state[alive] != State.DORMANT)]] = State.DORMANT
+    got = kernels.age_users(alive, day, pop.segment, pop.satisfaction, pop.seg["satisfaction"], b.satisfaction.reversion,
+                            pop.last_visit, pop.state, b.churn.dormant_after_days, State.DORMANT)
+    assert np.array_equal(got, idle) and np.array_equal(pop.satisfaction, sat) and np.array_equal(pop.state, state)
+    assert (state == State.DORMANT).sum() > 0
+    lc = b.lifecycle
+    engaged = alive[state[alive] != State.DORMANT]
+    s, st = sat[engaged], state[engaged]
+    up = (st == State.ACTIVE) & (pop.orders[engaged] >= lc.loyal_min_orders) & (s >= lc.loyal_min_satisfaction)
+    down = (st == State.LOYAL) & (s < lc.loyal_min_satisfaction - 0.1)
+    state[engaged[up]], state[engaged[down]] = State.LOYAL, State.ACTIVE
+    model._loyalty_transitions()
+    assert np.array_equal(pop.state, state)
