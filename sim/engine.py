@@ -159,6 +159,7 @@ class GrowthModel(mesa.Model):
         self.metrics = Recorder(self)
         self.edge_sends = np.zeros(self.graph.indices.size, dtype=np.uint8) if hasattr(self.graph, "indices") else None
         self._best = np.full(self.graph.n, -1, dtype=np.int64)  # scratch of kernels.first_success
+        self._mark = np.zeros(self.graph.n, dtype=bool)  # scratch of kernels.keep_first_accepted
         self.channel_frailty = np.ones(len(CHANNELS))  # churn-frailty multiplier by acquisition channel
         self.day = -1
         self.pending = bh.Exposures()  # shares made yesterday, evaluated today
@@ -225,16 +226,15 @@ class GrowthModel(mesa.Model):
         if k <= 0:
             return EMPTY
         frac = pop.count_non_users() / pop.n
-        picked = EMPTY
+        accept = pop.non_users_view()
+        picked, m = np.empty(k, dtype=np.int64), 0
         for _ in range(8):
-            draw = rng.integers(0, pop.n, size=int((k - picked.size) / max(frac, 1e-3) * 1.3) + 8)
-            draw = draw[pop.state[draw] <= State.AWARE]
-            picked = np.concatenate([picked, draw])
-            order, sorted_ids = bh.stable_order(picked)  # keep each person's first draw, in order
-            first = np.r_[True, sorted_ids[1:] != sorted_ids[:-1]][: picked.size]
-            picked = picked[np.sort(order[first])]
-            if picked.size >= k:
-                return picked[:k]
+            draw = rng.integers(0, pop.n, size=int((k - m) / max(frac, 1e-3) * 1.3) + 8)
+            m = kernels.keep_first_accepted(draw, accept, k, picked, m, self._mark)  # each person's first draw
+            if m >= k:
+                break
+        picked = picked[:m]
+        kernels.unmark(picked, self._mark)
         return picked
 
     # ------------------------------------------------------------------ 2. adoption

@@ -185,3 +185,25 @@ def loyalty_transitions(users, state, orders, satisfaction, min_orders, min_sat3
                 state[i] = loyal
         elif st == loyal and satisfaction[i] < down_sat32:
             state[i] = active
+
+
+# ------------------------------------------------------------------------------ exposure stage
+@jit
+def keep_first_accepted(draws, accept, k, picked, m, mark):
+    """Append to ``picked[:m]`` the draws that ``accept`` and that are not marked yet, in draw order,
+    until ``k`` are picked; marks them. Returns the new count. ``mark`` is scratch of one bool per
+    person, all False before the first call; :func:`unmark` clears it after the last."""
+    for d in draws:
+        if m >= k:
+            break
+        if accept[d] and not mark[d]:
+            mark[d] = True
+            picked[m] = d
+            m += 1
+    return m
+
+
+@jit
+def unmark(idx, mark):
+    for i in idx:
+        mark[i] = False

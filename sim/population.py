@@ -133,6 +133,11 @@ class Population:
         mask: a memory copy instead of a comparison over everyone)."""
         return self._non_user.copy()
 
+    def non_users_view(self) -> np.ndarray:
+        """The kept mask of people who never joined itself, without a copy: for reading at once
+        (it changes when people join)."""
+        return self._non_user
+
     def count_users(self) -> int:
         """How many people are users (active, loyal or dormant), without a pass over everyone."""
         return int(self._users.size)

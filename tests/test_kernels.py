@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -209,3 +210,27 @@ def test_retention_kernels_equal_the_numpy_forms():
     state[engaged[up]], state[engaged[down]] = State.LOYAL, State.ACTIVE
     model._loyalty_transitions()
     assert np.array_equal(pop.state, state)
+
+
+def _plain_sample_non_users(pop, k, rng):
+    """The numpy form of GrowthModel.sample_non_users before its kernel."""
+    from sim.population import State
+
+    frac = pop.count_non_users() / pop.n
+    picked = np.zeros(0, dtype=np.int64)
+    for _ in range(8):
+        draw = rng.integers(0, pop.n, size=int((k - picked.size) / max(frac, 1e-3) * 1.3) + 8)
+        picked = np.concatenate([picked, draw[pop.state[draw] <= State.AWARE]])
+        _, first = np.unique(picked, return_index=True)
+        picked = picked[np.sort(first)]
+        if picked.size >= k:
+            return picked[:k]
+    return picked
+
+
+@pytest.mark.parametrize("k", [1, 10, 500, 2999, 10_000])
+def test_sample_non_users_equals_its_plain_form(k):
+    model = _model_midway(30)
+    got = model.sample_non_users(k, np.random.default_rng(k))
+    assert np.array_equal(got, _plain_sample_non_users(model.pop, k, np.random.default_rng(k)))
+    assert not model._mark.any()
