@@ -49,8 +49,8 @@ def nudge_satisfaction(pop: Population, idx: np.ndarray, delta: np.ndarray | flo
     it; irrelevant pushes, delivery delays and outages lower it."""
     if np.size(idx) == 0:
         return
-    np.add.at(pop.satisfaction, idx, np.asarray(delta, dtype=np.float32))  # a scalar broadcasts
-    pop.satisfaction[idx] = np.clip(pop.satisfaction[idx], 0.0, 1.0)
+    kernels.add_clipped(np.asarray(idx), np.asarray(delta, dtype=np.float32).reshape(-1), pop.satisfaction,
+                        np.float32(0), np.float32(1))  # a scalar delta applies to all
 
 
 def stochastic_round(x: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -25,7 +25,6 @@ from sim.config import CHANNELS, SimConfig
 from sim.diffusion import Diffusion
 from sim.economics import Economics
 from sim.graph import build_graph
-from sim.graph.csr import scatter_add
 from sim.mechanisms import REGISTRY, STAGES
 from sim.memory import check_memory
 from sim.metrics import Recorder
@@ -381,12 +380,10 @@ class GrowthModel(mesa.Model):
             return
         if isinstance(source, str):
             source = np.full(buyers.size, ORDER_SOURCES.index(source), dtype=np.int8)
-        scatter_add(pop.orders, buyers, 1)
-        np.add.at(pop.spend, buyers, basket)
+        kernels.book_buyers(buyers, basket, pop.orders, pop.spend)
         failed = rng.random(buyers.size) < b.satisfaction.service_failure_rate
         delta = np.where(failed, -b.satisfaction.service_failure_shock, b.satisfaction.purchase_gain).astype(np.float32)
-        np.add.at(pop.satisfaction, buyers, delta)
-        pop.satisfaction[buyers] = np.clip(pop.satisfaction[buyers], 0, 1)
+        kernels.add_clipped(buyers, delta, pop.satisfaction, np.float32(0), np.float32(1))
         today.buyers = np.concatenate([today.buyers, buyers])
         today.basket = np.concatenate([today.basket, basket])
         today.order_category = np.concatenate([today.order_category, category.astype(np.int64)])

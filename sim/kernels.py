@@ -207,3 +207,26 @@ def keep_first_accepted(draws, accept, k, picked, m, mark):
 def unmark(idx, mark):
     for i in idx:
         mark[i] = False
+
+
+# ------------------------------------------------------------------------------ purchases
+@jit
+def add_clipped(idx, delta, column, lo, hi):
+    """``np.add.at(column, idx, delta)`` then ``column[idx] = clip(column[idx], lo, hi)``: additions
+    in array order, in the column's precision, as ``np.add.at`` makes them (``delta`` has one entry
+    per index, or one for all)."""
+    one = delta.size == 1
+    for k in range(idx.size):
+        column[idx[k]] += delta[0] if one else delta[k]
+    for k in range(idx.size):
+        i = idx[k]
+        column[i] = min(max(column[i], lo), hi)
+
+
+@jit
+def book_buyers(buyers, basket, orders, spend):
+    """One more order and ``basket`` more spend for each entry of ``buyers`` (repeats add up)."""
+    for k in range(buyers.size):
+        i = buyers[k]
+        orders[i] += 1
+        spend[i] += basket[k]

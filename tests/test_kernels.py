@@ -234,3 +234,20 @@ def test_sample_non_users_equals_its_plain_form(k):
     got = model.sample_non_users(k, np.random.default_rng(k))
     assert np.array_equal(got, _plain_sample_non_users(model.pop, k, np.random.default_rng(k)))
     assert not model._mark.any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 29), st.floats(-0.75, 0.75, width=32)), max_size=200), st.booleans())
+def test_add_clipped_equals_add_at_then_clip(entries, scalar):
+    from sim import kernels
+
+    idx = np.array([i for i, _ in entries], dtype=np.int64)
+    delta = np.array([d for _, d in entries], dtype=np.float32)
+    if scalar:
+        delta = delta[:1] if delta.size else np.array([0.25], dtype=np.float32)
+    column = np.random.default_rng(idx.size).random(30).astype(np.float32)
+    want = column.copy()
+    np.add.at(want, idx, delta if delta.size != 1 else delta[0])
+    want[idx] = np.clip(want[idx], 0, 1)
+    kernels.add_clipped(idx, delta, column, np.float32(0), np.float32(1))
+    assert np.array_equal(column, want)
