@@ -28,6 +28,8 @@ _BLOCK = 400  # days of seed words derived at once (a year in one block)
 
 def _words(value: int) -> list[int]:
     """An integer as little-endian uint32 words (at least one), as SeedSequence coerces it."""
+    if 0 <= value <= _M32:  # the usual case (a day, a small seed): one word
+        return [value]
     words = [value & _M32]
     value >>= 32
     while value:
