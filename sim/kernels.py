@@ -230,3 +230,26 @@ def book_buyers(buyers, basket, orders, spend):
         i = buyers[k]
         orders[i] += 1
         spend[i] += basket[k]
+
+
+# ------------------------------------------------------------------------------ daily metrics
+@jit
+def record_cohorts(day, visitors, buyers, basket, joined_day, channel, alive_now, cohort_alive, cohort_retained,
+                   cohort_gmv):
+    """Today's cell of every cohort (join day x channel) younger than the tracked ages: members
+    alive, members who visited, and their GMV (added in order of ``buyers``, as ``np.bincount`` with
+    weights adds them)."""
+    ages = cohort_alive.shape[2]
+    first = max(0, day - ages + 1)
+    for c in range(first, day + 1):
+        cohort_alive[c, :, day - c] = alive_now[c]
+    for k in range(visitors.size):
+        i = visitors[k]
+        age = day - joined_day[i]
+        if age < ages:
+            cohort_retained[joined_day[i], channel[i], age] += 1
+    for k in range(buyers.size):
+        i = buyers[k]
+        age = day - joined_day[i]
+        if age < ages:
+            cohort_gmv[joined_day[i], channel[i], age] += basket[k]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from sim import kernels
 from sim.config import CHANNELS
 from sim.population import STATE_NAMES, State
 
@@ -130,19 +131,8 @@ class Recorder:
         day, pop, today = model.day, model.pop, model.today
         C = len(CHANNELS)
         self.cohort_users[day] = np.bincount(pop.channel[today.new_users], minlength=C)
-        cohorts = np.arange(day + 1)
-        ages = day - cohorts
-        ok = ages < self.ages
-        cohorts, ages = cohorts[ok], ages[ok]
-        self.cohort_alive[cohorts, :, ages] = self.alive_now[cohorts]
-        visitors = today.visitors
-        key = pop.joined_day[visitors].astype(np.int64) * C + pop.channel[visitors]
-        visits = np.bincount(key, minlength=(day + 1) * C).reshape(day + 1, C)
-        self.cohort_retained[cohorts, :, ages] = visits[cohorts]
-        if today.buyers.size:
-            key = pop.joined_day[today.buyers].astype(np.int64) * C + pop.channel[today.buyers]
-            gmv = np.bincount(key, weights=today.basket, minlength=(day + 1) * C).reshape(day + 1, C)
-            self.cohort_gmv[cohorts, :, ages] = gmv[cohorts]
+        kernels.record_cohorts(day, today.visitors, today.buyers, today.basket, pop.joined_day, pop.channel,
+                               self.alive_now, self.cohort_alive, self.cohort_retained, self.cohort_gmv)
 
     # ------------------------------------------------------------------ outputs
     def daily(self, economics) -> pd.DataFrame:
