@@ -253,3 +253,18 @@ def record_cohorts(day, visitors, buyers, basket, joined_day, channel, alive_now
         age = day - joined_day[i]
         if age < ages:
             cohort_gmv[joined_day[i], channel[i], age] += basket[k]
+
+
+# ------------------------------------------------------------------------------ graph generators
+@jit
+def attachment_nodes(ptr, m):
+    """Batagelj-Brandes preferential attachment: the node at every slot of the edge-endpoint array.
+
+    Slot ``2s`` holds the new node of edge ``s`` (``s // m``); slot ``2s + 1`` copies the node at slot
+    ``ptr[s] <= 2s``, already known when slots are filled in order (numpy needs rounds of pointer
+    jumping for the same result)."""
+    out = np.empty(2 * ptr.size, dtype=np.int64)
+    for s in range(ptr.size):
+        out[2 * s] = s // m
+        out[2 * s + 1] = out[ptr[s]]
+    return out

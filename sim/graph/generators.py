@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim import kernels
 from sim.graph.csr import Graph, unique_sorted
 
 
@@ -53,25 +54,15 @@ def _attachment_slots(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
     """Batagelj-Brandes: the node at every slot of the 2*n*m edge-endpoint array.
 
     Slot 2s holds the new node of edge s; slot 2s+1 copies the node at a uniform slot r <= 2s, which
-    makes the chance of being a target proportional to degree. Copies of copies are resolved by
-    pointer jumping, each pass halving the unresolved set on average. (Pointers are int32 when the
-    slots fit: half the memory traffic of the random gathers, the same values.)
+    makes the chance of being a target proportional to degree (filled in order by a compiled pass,
+    ``sim.kernels.attachment_nodes``; pointers are int32 when the slots fit).
     """
     total = 2 * n * m
     idx = np.int32 if total < np.iinfo(np.int32).max else np.int64
     pos = np.arange(1, total, 2, dtype=np.int64)
     ptr = (rng.random(pos.size) * pos).astype(idx)  # uniform in [0, 2s]
     del pos
-    resolved = ptr.copy()
-    odd = np.flatnonzero(resolved & 1)
-    while odd.size:
-        hop = ptr[resolved[odd] >> 1]  # the slot that odd slot 2s+1 copies is ptr[s]
-        resolved[odd] = hop
-        odd = odd[(hop & 1) == 1]
-    slots = np.empty(total, dtype=np.int64)
-    slots[0::2] = np.arange(n * m, dtype=np.int64) // m
-    slots[1::2] = resolved // 2 // m
-    return slots
+    return kernels.attachment_nodes(ptr, m)
 
 
 def barabasi_albert(n: int, avg_degree: float, rng: np.random.Generator) -> Graph:
