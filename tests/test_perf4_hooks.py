@@ -110,3 +110,69 @@ def test_deliver_kernel_equals_numpy_push():
     np.testing.assert_array_equal(fatigue, f_ref)
     np.testing.assert_array_equal(boost, b_ref)
     np.testing.assert_array_equal(sat, s_ref)
+
+
+def test_loyalty_kernels_equal_numpy():
+    from sim.graph.csr import unique_sorted
+    from sim.mechanisms.loyalty import _add_in_order, _check_in, _upgrade
+    rng = np.random.default_rng(1)
+    n = 4000
+    idx = rng.integers(0, n, 6000)  # repeats
+    vals = rng.random(6000) * 100
+    a, b = rng.random(n), None
+    b = a.copy()
+    np.add.at(a, idx, vals)
+    _add_in_order(b, idx, vals)
+    np.testing.assert_array_equal(a, b)
+    # check-ins
+    day, cp, bonus, cap = 50, 10.0, 0.2, 7
+    who = rng.choice(n, 1500, replace=False)
+    streak = rng.integers(0, 12, n).astype(np.int16)
+    last = rng.choice([day - 1, day - 2, -10], n).astype(np.int32)
+    points = rng.random(n) * 500
+    s_ref, l_ref, p_ref = streak.copy(), last.copy(), points.copy()
+    s_ref[who] = np.where(l_ref[who] == day - 1, s_ref[who] + 1, 1).astype(np.int16)
+    l_ref[who] = day
+    pts_ref = cp * (1.0 + bonus * (np.minimum(s_ref[who], cap) - 1))
+    p_ref[who] += pts_ref
+    pts = _check_in(who, day, streak, last, points, cp, bonus, cap)
+    for got, ref in ((pts, pts_ref), (streak, s_ref), (last, l_ref), (points, p_ref)):
+        np.testing.assert_array_equal(got, ref)
+    # tiers: repeated buyers move up (and gain satisfaction) once
+    buyers = rng.integers(0, n, 3000)
+    spend = rng.random(n) * 1500
+    tier = rng.integers(0, 3, n).astype(np.int8)
+    sat = rng.random(n).astype(np.float32)
+    t_ref, sat_ref = tier.copy(), sat.copy()
+    u = unique_sorted(buyers)
+    new = np.where(spend[u] >= 1000, 2, np.where(spend[u] >= 300, 1, 0)).astype(np.int8)
+    up = new > t_ref[u]
+    t_ref[u[up]] = new[up]
+    np.add.at(sat_ref, u[up], np.float32(0.05))
+    sat_ref[u[up]] = np.clip(sat_ref[u[up]], 0.0, 1.0)
+    assert _upgrade(buyers, spend, tier, sat, 300.0, 1000.0, np.float32(0.05)) == int(up.sum())
+    np.testing.assert_array_equal(tier, t_ref)
+    np.testing.assert_array_equal(sat, sat_ref)
+
+
+def test_commission_kernel_equals_numpy():
+    from sim.mechanisms.distribution import _commissions
+    rng = np.random.default_rng(2)
+    n, day, rate = 5000, 30, 0.1
+    resellers = np.sort(rng.choice(n, 300, replace=False)).astype(np.int64)
+    since = np.full(n, -1, np.int32)
+    since[resellers[rng.random(300) < 0.8]] = 3  # some quit: not paid
+    touched_by = np.where(rng.random(n) < 0.3, rng.choice(resellers, n), -1).astype(np.int32)
+    touched_day = rng.choice([day, day - 1], n).astype(np.int32)
+    upline = np.where(rng.random(n) < 0.3, rng.choice(resellers, n), -1).astype(np.int32)
+    buyers = rng.integers(0, n, 4000)
+    basket = rng.random(4000) * 80
+    touched = np.where(touched_day[buyers] == day, touched_by[buyers], -1)
+    seller = np.where(touched >= 0, touched, upline[buyers])
+    ok = seller >= 0
+    ok[ok] = since[seller[ok]] >= 0
+    commission_ref = rate * basket[ok]
+    earned_ref = np.bincount(np.searchsorted(resellers, seller[ok]), weights=commission_ref, minlength=resellers.size)
+    commission, earned = _commissions(buyers, basket, day, touched_day, touched_by, upline, since, resellers, rate)
+    np.testing.assert_array_equal(commission, commission_ref)
+    np.testing.assert_array_equal(earned, earned_ref)
