@@ -176,3 +176,21 @@ def test_commission_kernel_equals_numpy():
     commission, earned = _commissions(buyers, basket, day, touched_day, touched_by, upline, since, resellers, rate)
     np.testing.assert_array_equal(commission, commission_ref)
     np.testing.assert_array_equal(earned, earned_ref)
+
+
+def test_loyalty_visitor_kernel_equals_numpy():
+    from sim.mechanisms.loyalty import _visitor_terms
+    rng = np.random.default_rng(4)
+    n, day = 3000, 40
+    v = rng.choice(n, 2000, replace=False)
+    tier = rng.integers(0, 3, n).astype(np.int8)
+    repurchase = np.array([1.0, 1.1, 1.25])
+    member_until = rng.integers(30, 50, n).astype(np.int32)
+    points = rng.random(n) * 1000
+    u = rng.random(v.size)
+    factor, member, can, value = _visitor_terms(v, day, tier, repurchase, member_until, 1.15, points, u, 500.0, 0.5, 0.01)
+    member_ref = member_until[v] >= day
+    np.testing.assert_array_equal(member, member_ref)
+    np.testing.assert_array_equal(factor, np.where(member_ref, repurchase[tier[v]] * 1.15, repurchase[tier[v]]))
+    np.testing.assert_array_equal(can, (points[v] >= 500.0) & (u < 0.5))
+    np.testing.assert_array_equal(value, points[v] * 0.01)

@@ -115,6 +115,30 @@ def _upgrade(buyers, spend, tier, satisfaction, silver, gold, gain):
     return up
 
 
+@jit
+def _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, points, u, min_points, propensity,
+                   point_value):
+    """Per visitor: the purchase-intensity factor of their tier (x ``paid_repurchase`` for paid
+    members), whether they are paid members, whether they redeem points today (enough points and
+    ``u[i]`` below ``propensity``) and what their points are worth (RMB). One pass over the visitors
+    instead of four gathers and their temporaries; the arithmetic of the numpy version."""
+    n = v.size
+    factor = np.empty(n, dtype=np.float64)
+    member = np.empty(n, dtype=np.bool_)
+    can = np.empty(n, dtype=np.bool_)
+    value = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        p = v[i]
+        f = repurchase[tier[p]]
+        m = member_until[p] >= day
+        member[i] = m
+        factor[i] = f * paid_repurchase if m else f
+        x = points[p]
+        value[i] = x * point_value
+        can[i] = (x >= min_points) & (u[i] < propensity)
+    return factor, member, can, value
+
+
 @register
 class Loyalty(Mechanism):
     name = "loyalty"
@@ -171,16 +195,15 @@ class Loyalty(Mechanism):
         if v.size == 0:
             return
         rng = self.rng(model)
-        factor = self.repurchase[self.tier[v]]
-        member = self._members(v, day)
-        factor = np.where(member, factor * c.paid_repurchase, factor)
+        u = rng.random(v.size)  # drawn here, used below as before: nothing else draws in between
+        factor, member, can, value = _visitor_terms(v, day, self.tier, self.repurchase, self.member_until, c.paid_repurchase,
+                                                    self.points, u, max(c.redeem_min_points, 1e-9), c.redeem_propensity,
+                                                    c.point_value_rmb)
         today.boost_relevance(np.arange(v.size), factor)
         if c.paid_membership and member.any():
             pos = np.flatnonzero(member)
             self.member_share = np.zeros(v.size)
             self.member_share[pos] = today.offer_discount(pos, c.member_discount)
-        value = self.points[v] * c.point_value_rmb
-        can = (self.points[v] >= max(c.redeem_min_points, 1e-9)) & (rng.random(v.size) < c.redeem_propensity)
         pos = np.flatnonzero(can)
         if pos.size and c.point_value_rmb > 0:
             basket = bh.expected_basket_rmb(pop, v[pos], model.cfg.platform.price_level)
