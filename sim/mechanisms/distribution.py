@@ -20,7 +20,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
-from sim.graph.csr import unique_sorted
+from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State
@@ -28,6 +28,29 @@ from sim.schema import param
 
 DISTRIBUTION = CHANNELS.index("distribution")
 NOBODY = -1
+
+
+@jit
+def _commissions(buyers, basket, day, touched_day, touched_by, upline, since, resellers, rate):
+    """The reseller paid for each of today's orders: whoever's post the buyer saw today, else the
+    reseller the buyer is bound to, if that reseller is active. Returns the commission of each paid
+    order (in order) and the earnings per reseller (row of the sorted ``resellers``), summed in
+    order as ``np.bincount`` does. A kernel: one pass instead of six gathers and a search."""
+    paid = np.empty(buyers.size, dtype=np.float64)
+    earned = np.zeros(resellers.size, dtype=np.float64)
+    k = 0
+    for i in range(buyers.size):
+        b = buyers[i]
+        seller = touched_by[b] if touched_day[b] == day else -1
+        if seller < 0:
+            seller = upline[b]
+        if seller < 0 or since[seller] < 0:
+            continue
+        c = rate * basket[i]
+        paid[k] = c
+        k += 1
+        earned[np.searchsorted(resellers, seller)] += c
+    return paid[:k], earned
 
 
 @dataclass(frozen=True)
@@ -85,13 +108,15 @@ class Distribution(Mechanism):
         ok = target >= 0
         sender, target, edge = sender[ok], target[ok].astype(np.int64), edge[ok]
         today.count("distribution_reach", target.size)
-        out = pop.state[target] <= State.AWARE
+        state = pop.state[target]
+        out = state <= State.AWARE
         today.exposures.add(target[out], DISTRIBUTION, c.newcomer_conversion, sender[out], edge[out])
-        today.count("invites_sent", int(out.sum()))
-        users = (pop.state[target] >= State.ACTIVE) & (pop.state[target] <= State.DORMANT)
-        self.touched_by[target[users]] = sender[users]
-        self.touched_day[target[users]] = model.day
-        self.reached = unique_sorted(target[users])
+        today.count("invites_sent", int(np.count_nonzero(out)))
+        users = (state >= State.ACTIVE) & (state <= State.DORMANT)
+        reached = target[users]
+        self.touched_by[reached] = sender[users]
+        self.touched_day[reached] = model.day
+        self.reached = reached  # may repeat a friend: the visit boost is added once all the same
 
     def adoption(self, model) -> None:
         pop, today = model.pop, model.today
@@ -101,7 +126,7 @@ class Distribution(Mechanism):
             today.count("invites_accepted", new.size)  # a reseller's post to a non-user is an invitation
 
     def visit(self, model) -> None:
-        if self.reached.size:
+        if self.reached.size:  # a buffered += : a friend reached by several posts gets the boost once
             model.today.visit_boost[self.reached] += self.config.visit_boost
 
     def browse(self, model) -> None:
@@ -119,19 +144,15 @@ class Distribution(Mechanism):
         buyers, basket = today.buyers, today.basket
         if buyers.size == 0 or self.resellers.size == 0:
             return
-        touched = np.where(self.touched_day[buyers] == model.day, self.touched_by[buyers], NOBODY)
-        seller = np.where(touched >= 0, touched, self.upline[buyers])
-        ok = seller >= 0
-        ok[ok] = self.since[seller[ok]] >= 0  # only active resellers are paid
-        if not ok.any():
+        commission, earned = _commissions(buyers, basket, model.day, self.touched_day, self.touched_by, self.upline,
+                                          self.since, self.resellers, self.config.commission_rate)
+        if commission.size == 0:
             return
-        commission = self.config.commission_rate * basket[ok]
-        earned = np.bincount(np.searchsorted(self.resellers, seller[ok]), weights=commission, minlength=self.resellers.size)
         self.earned_today += earned
         total = float(commission.sum())
         model.economics.book("distribution_commissions", total)
         today.count("distribution_commissions_rmb", total)
-        today.count("distribution_orders", int(ok.sum()))
+        today.count("distribution_orders", commission.size)
 
     def retention(self, model) -> None:
         r = self.resellers

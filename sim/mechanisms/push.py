@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import behaviour as bh
+from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param
@@ -55,6 +56,39 @@ def _binomial_small(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> n
     return np.add.reduceat(hits, np.cumsum(n) - n)
 
 
+@jit
+def _deliver(sent, n, p, u, weight, damp, fatigue, visit_boost, satisfaction, relevant_uplift, irrelevant_uplift,
+             irrelevant_fatigue, annoyance):
+    """Today's pushes to the distinct users ``sent``: ``n[i]`` pushes to ``sent[i]``, each relevant
+    when its uniform (the next of ``u``, in order) is below ``p[i]`` (so the relevant count is
+    Binomial(n, p), as in :func:`_binomial_small`). Adds the visit log-odds (``weight`` of the
+    relevant and of all pushes, damped by ``damp``), the fatigue and the annoyance of irrelevant
+    pushes (satisfaction kept within [0, 1]). Returns the number of relevant pushes per user.
+
+    A kernel because numpy needs a repeat, a segmented sum and a dozen gathers and scatters over the
+    users for this; here one pass, with the arithmetic (and the float32 roundings) of the numpy
+    version, operation for operation."""
+    relevant = np.empty(sent.size, dtype=np.int64)
+    j = 0
+    for i in range(sent.size):
+        k = n[i]
+        rel = 0
+        for _ in range(k):
+            if u[j] < p[i]:
+                rel += 1
+            j += 1
+        irr = k - rel
+        relevant[i] = rel
+        w_rel = weight[rel]
+        w_irr = weight[k] - w_rel
+        person = sent[i]
+        visit_boost[person] += np.float32(damp[i] * (relevant_uplift * w_rel + irrelevant_uplift * w_irr))
+        fatigue[person] += np.float32(rel + irrelevant_fatigue * irr)
+        s = satisfaction[person] + np.float32(-annoyance * irr)
+        satisfaction[person] = min(max(s, np.float32(0.0)), np.float32(1.0))
+    return relevant
+
+
 @register
 class Push(Mechanism):
     name = "push"
@@ -82,18 +116,15 @@ class Push(Mechanism):
         n = bh.stochastic_round(np.full(users.size, c.per_day), rng.random(users.size))
         sent = users[n > 0]
         n = n[n > 0]
-        relevant = _binomial_small(rng, n, self._relevance(model, sent))
-        irrelevant = n - relevant
+        p = self._relevance(model, sent)
+        u = rng.random(int(n.sum()))  # one uniform per push: the draws of _binomial_small
         # Pushes in a day add up with diminishing effect, relevant ones first: total weight of k
         # pushes is (1 - d^k) / (1 - d); damped by the fatigue carried in from earlier days.
         k = np.arange(int(n.max(initial=0)) + 1, dtype=np.float64)
         weight = k if c.repeat_decay >= 1 else (1.0 - c.repeat_decay ** k) / (1.0 - c.repeat_decay)
-        w_rel = weight[relevant]
-        w_irr = weight[n] - w_rel
         damp = np.exp(-c.fatigue_damping * self.fatigue[sent])
-        today.visit_boost[sent] += (damp * (c.relevant_uplift * w_rel + c.irrelevant_uplift * w_irr)).astype(np.float32)
-        self.fatigue[sent] += (relevant + c.irrelevant_fatigue * irrelevant).astype(np.float32)
-        bh.nudge_satisfaction(pop, sent, -c.annoyance * irrelevant)
+        _deliver(sent, n, p, u, weight, damp, self.fatigue, today.visit_boost, pop.satisfaction,
+                 c.relevant_uplift, c.irrelevant_uplift, c.irrelevant_fatigue, c.annoyance)
         today.count("pushes_sent", int(n.sum()))
 
     def retention(self, model) -> None:

@@ -33,6 +33,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.mechanisms import register
+from sim.kernels import jit
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param
 from sim.streams import choice_cdf, draw_choice
@@ -57,6 +58,77 @@ class RecommendationsConfig(MechanismConfig):
     social_proof: float = param(0.3, lo=0, hi=10, unit="multiplier", doc="social: a friend's purchase is followed (1 + social_proof) times as often")
     satisfaction_gain: float = param(0.008, lo=0, hi=1, unit="satisfaction per recommendation", doc="gain from seeing a relevant recommendation")
     irrelevance_cost: float = param(0.001, lo=0, hi=1, unit="satisfaction per recommendation", doc="loss from seeing an irrelevant recommendation")
+
+
+@jit
+def _show(v, cat, cdf, fav, orders, know_u, precision, recognised, learning_orders, explore, explore_cat, follow_u, follow_relevant,
+          follow_irrelevant, relevant_boost, irrelevant_boost, satisfaction, gain, cost):
+    """Today's recommendation for each visitor ``v[i]``, and what it does, in one pass over visitors.
+
+    ``cat`` holds the strategy's draw (random or social) or, when ``cdf`` is given (popular and
+    personalised), the uniforms that draw from it (as :func:`sim.streams.draw_choice`); where ``know_u`` is given
+    (personalised) the favourite category replaces it when ``know_u[i]`` is below the chance the
+    recommender knows it (precision x learnt x recognised, ``recognised`` per category); where ``explore[i]`` the next of ``explore_cat`` replaces it. Returns
+    the category (int64), whether it is relevant, the relevance factor, and whether the visitor follows
+    it (``follow_u[i]`` below the follow chance). Adds ``gain`` (relevant) or ``cost`` (irrelevant) to
+    the visitors' satisfaction, kept within [0, 1] (visitors are distinct people).
+
+    A kernel because numpy needs a dozen passes and gathers over the visitors for this (each with
+    its own temporary), here one pass; the arithmetic is that of :meth:`Recommendations.choose` and
+    :func:`sim.behaviour.nudge_satisfaction`, operation for operation, so the results are the same
+    bit for bit."""
+    n = v.size
+    out = np.empty(n, dtype=np.int64)
+    relevant = np.empty(n, dtype=np.bool_)
+    factor = np.empty(n, dtype=np.float64)
+    follows = np.empty(n, dtype=np.bool_)
+    personalised = know_u.size > 0
+    draw = cdf.size > 0
+    j = 0
+    for i in range(n):
+        p = v[i]
+        f = np.int64(fav[p])
+        c = np.int64(np.searchsorted(cdf, cat[i], side="right")) if draw else np.int64(cat[i])
+        if personalised:
+            o = np.float64(orders[p])
+            learnt = o / (o + learning_orders) if learning_orders > 0 else 1.0
+            if know_u[i] < precision * learnt * recognised[f]:
+                c = f
+        if explore[i]:
+            c = explore_cat[j]
+            j += 1
+        out[i] = c
+        hit = c == f
+        relevant[i] = hit
+        if hit:
+            factor[i] = relevant_boost
+            follows[i] = follow_u[i] < follow_relevant
+            s = satisfaction[p] + gain
+        else:
+            factor[i] = irrelevant_boost
+            follows[i] = follow_u[i] < follow_irrelevant
+            s = satisfaction[p] + cost
+        satisfaction[p] = min(max(s, np.float32(0.0)), np.float32(1.0))
+    return out, relevant, factor, follows
+
+
+@jit
+def _relevance_rate(users, fav, orders, popular, precision, recognised, learning_orders, personalised, exploration, categories):
+    """:meth:`Recommendations.relevance_rate` for the popular and personalised strategies, one pass
+    over ``users`` (``recognised`` per category): the same
+    arithmetic, operation for operation, without the per-user temporaries."""
+    out = np.empty(users.size, dtype=np.float64)
+    for i in range(users.size):
+        p = users[i]
+        f = np.int64(fav[p])
+        rate = popular[f]
+        if personalised:
+            o = np.float64(orders[p])
+            learnt = o / (o + learning_orders) if learning_orders > 0 else 1.0
+            known = precision * learnt * recognised[f]
+            rate = known + (1.0 - known) * rate
+        out[i] = (1.0 - exploration) * rate + exploration / categories
+    return out
 
 
 @register
@@ -85,13 +157,17 @@ class Recommendations(Mechanism):
         w[top] = share[top] / share[top].sum()
         return w
 
+    def _recognised(self) -> np.ndarray:
+        """Personalised, per category: how readily a favourite in it is recognised (popularity bias)."""
+        share = self.sales_share()
+        return (share / share.max()) ** self.config.popularity_bias
+
     def _known(self, model, users: np.ndarray) -> np.ndarray:
         """Personalised: chance the recommender has learnt each user's favourite category."""
         c = self.config
         orders = model.pop.orders[users].astype(np.float64)
         learnt = orders / (orders + c.learning_orders) if c.learning_orders > 0 else np.ones(users.size)
-        share = self.sales_share()
-        recognised = ((share / share.max()) ** c.popularity_bias)[model.pop.favourite[users]]  # per category, then looked up
+        recognised = self._recognised()[model.pop.favourite[users]]  # per category, then looked up
         return c.precision * learnt * recognised
 
     def choose(self, model, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -116,19 +192,17 @@ class Recommendations(Mechanism):
     def relevance_rate(self, model, users: np.ndarray) -> np.ndarray:
         """Chance content chosen by this recommender matches each user's favourite category."""
         c, C = self.config, model.catalogue.categories
-        fav = model.pop.favourite[users]
         s = c.strategy
         if s == "none":
             return np.zeros(users.size)
+        if s in ("popular", "personalised"):  # the same arithmetic as below, in one pass
+            return _relevance_rate(users, model.pop.favourite, model.pop.orders, self.popular_weights(), c.precision,
+                                   self._recognised(), c.learning_orders, s == "personalised", c.exploration, C)
+        fav = model.pop.favourite[users]
         if s == "random":
             rate = np.full(users.size, 1.0 / C)
-        elif s == "social":
+        else:  # social
             rate = self.sales_share()[fav]  # friends buy roughly what everyone buys
-        else:
-            rate = self.popular_weights()[fav]
-            if s == "personalised":
-                known = self._known(model, users)
-                rate = known + (1.0 - known) * rate
         return (1.0 - c.exploration) * rate + c.exploration / C
 
     # ------------------------------------------------------------------ stage hooks
@@ -138,19 +212,37 @@ class Recommendations(Mechanism):
         if c.strategy == "none" or v.size == 0:
             return
         rng = self.rng(model)
-        cat = self.choose(model, v, rng)
-        relevant = cat == pop.favourite[v]
-        today.boost_relevance(np.arange(v.size), np.where(relevant, c.relevant_boost, c.irrelevant_boost))
-        follow = np.where(relevant, c.follow_relevant, c.follow_irrelevant)
-        if c.strategy == "social":
-            follow = np.minimum(follow * (1.0 + c.social_proof), 1.0)
-        followers = np.flatnonzero(rng.random(v.size) < follow)
+        # The draws of choose() and of following, in the same order; the rest in one pass (_show).
+        C, s = model.catalogue.categories, c.strategy
+        know_u, recognised, cdf = np.zeros(0), np.zeros(0), np.zeros(0)
+        if s == "random":
+            cat = rng.integers(0, C, v.size)
+        elif s in ("popular", "personalised"):
+            cdf = choice_cdf(self.popular_weights())
+            cat = rng.random(v.size)  # drawn from cdf in the kernel: the draws of draw_choice
+            if s == "personalised":
+                know_u, recognised = rng.random(v.size), self._recognised()
+        else:  # social
+            cat = draw_choice(rng, choice_cdf(self.popular_weights()), v.size)  # = rng.choice(C, p=...)
+            friend, _ = model.graph.sample_neighbours_where(v, rng, self.last_bought >= 0)
+            found = friend >= 0
+            cat[found] = self.last_bought[friend[found]]
+        explore = rng.random(v.size) < c.exploration
+        explore_cat = rng.integers(0, C, int(np.count_nonzero(explore)))
+        follow_u = rng.random(v.size)
+        proof = 1.0 + c.social_proof if s == "social" else None
+        follow_relevant = c.follow_relevant if proof is None else min(c.follow_relevant * proof, 1.0)
+        follow_irrelevant = c.follow_irrelevant if proof is None else min(c.follow_irrelevant * proof, 1.0)
+        cat, relevant, factor, follows = _show(
+            v, cat, cdf, pop.favourite, pop.orders, know_u, c.precision, recognised, c.learning_orders, explore, explore_cat,
+            follow_u, follow_relevant, follow_irrelevant, c.relevant_boost, c.irrelevant_boost, pop.satisfaction,
+            np.float32(c.satisfaction_gain), np.float32(-c.irrelevance_cost))  # satisfaction nudged in the kernel
+        today.boost_relevance(np.arange(v.size), factor)
+        followers = np.flatnonzero(follows)
         today.recommend(followers, cat[followers], 1.0)
         today.attribute(followers, "recommendation")
         hit = v[relevant]
         bh.add_need(pop, hit, model.day, c.discovery, model.cfg.behaviour.purchase)
-        bh.nudge_satisfaction(pop, hit, c.satisfaction_gain)
-        bh.nudge_satisfaction(pop, v[~relevant], -c.irrelevance_cost)
         today.count("recommendations_shown", v.size)
         today.count("recommendations_relevant", hit.size)
         today.count("recommendations_followed", followers.size)
