@@ -7,7 +7,9 @@ One command measures, each in a fresh subprocess (so that peak memory, read from
    mechanism enabled): build time, time per simulated day, people-days per second, peak memory;
 2. the plain Mesa reference model (``sim/reference``) against this engine on the same
    configuration (``scenario=core_growth``, the core dynamics without mechanisms, 10k people): the
-   ratio of people-days per second;
+   ratio of people-days per second, once as configured (a few hundred users a day) and once in a
+   busy market (most people users at once: the Mesa model's cost grows with the users it steps, the
+   engine's much less);
 3. an independent cascade on the same Holme-Kim graph with NDlib's ``IndependentCascadesModel``
    against a vectorised cascade on this engine's CSR graph (``csr_independent_cascade`` below: the
    engine's own graph and neighbour gathers, not a full model run): the ratio of node-steps per
@@ -41,6 +43,9 @@ SCALING_DEGREE_PEOPLE = 100_000
 DEGREE = 20
 HORIZON = 365
 REFERENCE_PEOPLE = 10_000
+#: a busy market for the second reference comparison: most of the 10k people are users at once (about
+#: 4,900 a day on average instead of about 300), where the Mesa model's cost per user shows
+BUSY_MARKET = ("adoption.external_rate=0.02", "behaviour.churn.base_hazard=0.02")
 IC_PEOPLE = 10_000
 IC_PROBABILITY = 0.1
 IC_SEED_FRACTION = 0.01
@@ -258,12 +263,13 @@ def run_bench(plan: Plan, progress=print) -> dict:
 
     record["engine"] = [engine(n, DEGREE) for n in plan.sizes]
     if plan.reference:
-        progress(f"reference Mesa model and engine: {plan.reference_people:,} people, scenario core_growth ...")
-        overrides = [f"population.size={plan.reference_people}", f"horizon={plan.horizon}", *no_mechanisms_overrides()]
-        pair = run_worker({"kind": "pair", "scenario": "core_growth", "overrides": overrides})
-        ref, eng = pair.get("reference", pair), pair.get("engine", pair)
-        ratio = eng["people_days_per_s"] / ref["people_days_per_s"] if "error" not in ref and "error" not in eng else None
-        record["reference"] = {"reference": ref, "engine": eng, "ratio": ratio}
+        for key, market, extra in (("reference", "", ()), ("reference_busy", " (busy market)", BUSY_MARKET)):
+            progress(f"reference Mesa model and engine: {plan.reference_people:,} people, scenario core_growth{market} ...")
+            overrides = [f"population.size={plan.reference_people}", f"horizon={plan.horizon}", *no_mechanisms_overrides(), *extra]
+            pair = run_worker({"kind": "pair", "scenario": "core_growth", "overrides": overrides})
+            ref, eng = pair.get("reference", pair), pair.get("engine", pair)
+            ratio = eng["people_days_per_s"] / ref["people_days_per_s"] if "error" not in ref and "error" not in eng else None
+            record[key] = {"reference": ref, "engine": eng, "ratio": ratio, "overrides": list(extra)}
     if plan.ic:
         progress(f"independent cascade: NDlib and CSR on {plan.ic_people:,} people ...")
         record["ic"] = run_worker({"kind": "ic", "people": plan.ic_people, "degree": DEGREE, "p": IC_PROBABILITY,
@@ -316,18 +322,22 @@ def table(record: dict) -> str:
             continue
         lines.append(f"{r['people']:>10,} {_num(r['directed_edges'], 1):>9} {r['build_s']:>8.2f} {r['ms_per_day']:>8.2f} "
                      f"{_num(r['people_days_per_s']):>14} {r['peak_mb']:>8.0f} {r['build_cpu_s'] + r['simulate_cpu_s']:>7.2f}")
-    ref = record.get("reference")
-    if ref:
+    for key, market in (("reference", ""), ("reference_busy", f" with {', '.join(BUSY_MARKET)} (a busy market)")):
+        ref = record.get(key)
+        if not ref:
+            continue
         lines.append("")
         if ref["ratio"] is None:
             lines.append(f"reference Mesa model: error: {ref['reference'].get('error') or ref['engine'].get('error')}")
-        else:
-            r, e = ref["reference"], ref["engine"]
-            lines.append(f"reference Mesa model vs engine, scenario core_growth, {r['people']:,} people, {r['days']} days:")
-            lines.append(f"  Mesa agents: build {r['build_s']:.2f} s, {_num(r['people_days_per_s'])} people-days/s "
-                         f"({_num(r['user_days_per_s'])} user-days/s); engine: build {e['build_s']:.2f} s, "
-                         f"{_num(e['people_days_per_s'])} people-days/s ({_num(e['user_days_per_s'])} user-days/s); "
-                         f"engine / Mesa = {ref['ratio']:.1f}x")
+            continue
+        r, e = ref["reference"], ref["engine"]
+        users = r["user_days"] / r["days"]
+        lines.append(f"reference Mesa model vs engine, scenario core_growth{market}, {r['people']:,} people, {r['days']} days, "
+                     f"{users:,.0f} users a day on average:")
+        lines.append(f"  Mesa agents: build {r['build_s']:.2f} s, {_num(r['people_days_per_s'])} people-days/s "
+                     f"({_num(r['user_days_per_s'])} user-days/s); engine: build {e['build_s']:.2f} s, "
+                     f"{_num(e['people_days_per_s'])} people-days/s ({_num(e['user_days_per_s'])} user-days/s); "
+                     f"engine / Mesa = {ref['ratio']:.1f}x")
     ic = record.get("ic")
     if ic:
         lines.append("")

@@ -38,6 +38,7 @@ def test_quick_bench_measures_every_part_and_writes_json_and_plot(tmp_path):
     for row in record["engine"]:
         assert row["people_days_per_s"] > 0 and row["peak_mb"] > 50 and row["mechanisms"] == list(REGISTRY)
     assert record["reference"]["ratio"] > 0
+    assert record["reference_busy"]["ratio"] > 0 and record["reference_busy"]["overrides"]
     assert record["ic"]["ndlib"]["node_steps_per_s"] > 0 and record["ic"]["ratio"] > 0
     assert record["scaling"]["fit_people"] is not None
     assert "people-days/s" in done.stdout and "engine / Mesa" in done.stdout and "engine / NDlib" in done.stdout
