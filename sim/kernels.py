@@ -268,3 +268,18 @@ def attachment_nodes(ptr, m):
         out[2 * s] = s // m
         out[2 * s + 1] = out[ptr[s]]
     return out
+
+
+@jit
+def census(state, last_visit, n_states, week_from, month_from):
+    """People in each lifecycle state, and how many visited on or after ``week_from`` and on or after
+    ``month_from`` (WAU and MAU), in one pass over everyone (numpy needs a pass per count)."""
+    counts = np.zeros(n_states + 2, dtype=np.int64)
+    for i in range(state.size):
+        counts[state[i]] += 1
+        v = last_visit[i]
+        if v >= week_from:
+            counts[n_states] += 1
+        if v >= month_from:
+            counts[n_states + 1] += 1
+    return counts
