@@ -187,8 +187,8 @@ def reactivation_probability(idle_days: np.ndarray, base: float, half_life_days:
 def sharing_propensity(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     """Multiplier on how much users ``idx`` share and invite today: satisfied users share more, and
     new users most of all (the novelty of a just-joined platform fades over ``novelty_days``)."""
-    age = day - pop.joined_day[idx]
-    return np.clip(2.0 * pop.satisfaction[idx], 0.0, 2.0) * _lookup("novelty", cfg.novelty_boost, cfg.novelty_days, age)
+    novelty = _table("novelty", cfg.novelty_boost, cfg.novelty_days, _pow2(day + 2))  # ages up to day + 1
+    return kernels.sharing_propensity(np.asarray(idx), day, pop.joined_day, pop.satisfaction, novelty)
 
 
 # --------------------------------------------------------------------------------- social response

@@ -283,3 +283,15 @@ def census(state, last_visit, n_states, week_from, month_from):
         if v >= month_from:
             counts[n_states + 1] += 1
     return counts
+
+
+@jit
+def sharing_propensity(idx, day, joined_day, satisfaction, novelty_table):
+    """How much users ``idx`` share today (see ``sim.behaviour.sharing_propensity``): twice their
+    satisfaction, clipped to [0, 2] in float32 as numpy computes it, times the novelty of their age."""
+    out = np.empty(idx.size, dtype=np.float64)
+    for k in range(idx.size):
+        i = idx[k]
+        s = min(max(np.float32(2.0) * satisfaction[i], np.float32(0.0)), np.float32(2.0))
+        out[k] = np.float64(s) * novelty_table[day - joined_day[i]]
+    return out

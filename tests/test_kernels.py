@@ -178,6 +178,9 @@ def test_per_user_kernels_equal_the_numpy_forms():
         ratios[State.LOYAL], ratios[State.DORMANT] = c.loyal_ratio, c.dormant_ratio
         h = h * ratios[pop.state[idx]] * (1 if extra is None else extra[idx])
         assert np.allclose(bh.churn_hazard(pop, idx, day, c, extra), h, rtol=1e-14, atol=0)
+    social = b.social
+    novelty = 1.0 + social.novelty_boost * np.exp(-(day - pop.joined_day[idx]) / social.novelty_days)
+    assert np.array_equal(bh.sharing_propensity(pop, idx, day, social), np.clip(2.0 * pop.satisfaction[idx], 0.0, 2.0) * novelty)
     p = b.purchase
     for later in (day, day + 30):
         rate = pop.seg["need_rate"][seg] * np.where(pop.state[idx] == State.LOYAL, p.loyal_need_ratio, 1.0)
