@@ -62,7 +62,6 @@ def stochastic_round(x: np.ndarray, u: np.ndarray) -> np.ndarray:
 # Speed (DESIGN section 5): functions of a small integer (age in days, visits, friends, state) are
 # looked up in a table computed once with the same numpy expression, instead of calling pow / exp /
 # log1p for every user every day; the values are the same bit for bit.
-TABLE_SIZE = 4096  # tables the kernels take whole (values beyond are computed directly)
 _NO_VALUES = np.zeros(0, dtype=np.float32)  # an absent per-person boost or ratio
 
 
@@ -120,12 +119,13 @@ def _state_table(values: dict[int, float], default: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------- visit
-def visit_probability(pop: Population, idx: np.ndarray, cfg, boost_logit: np.ndarray | None = None) -> np.ndarray:
-    """Daily visit probability of users ``idx``: segment rate, satisfaction, habit, state, boosts."""
+def visit_probability(pop: Population, idx: np.ndarray, day: int, cfg, boost_logit: np.ndarray | None = None) -> np.ndarray:
+    """Daily visit probability of users ``idx``: segment rate, satisfaction, habit, state, boosts
+    (``day``: today; nobody has more than ``day + 1`` visits)."""
     state_odds = _state_table({State.DORMANT: np.log(max(cfg.dormant_odds, 1e-9)), State.LOYAL: np.log(cfg.loyal_odds)}, 0.0)
     return kernels.visit_probability(
         idx, pop.segment, pop.satisfaction, pop.seg["satisfaction"], logit(pop.seg["visit_rate"]), pop.visits,
-        _table("log1p", 0.0, 0.0, TABLE_SIZE), pop.state, state_odds, _NO_VALUES if boost_logit is None else boost_logit,
+        _table("log1p", 0.0, 0.0, _pow2(day + 2)), pop.state, state_odds, _NO_VALUES if boost_logit is None else boost_logit,
         cfg.satisfaction_weight, cfg.habit_weight)
 
 
@@ -168,7 +168,7 @@ def churn_hazard(pop: Population, idx: np.ndarray, day: int, cfg, hazard_ratio: 
     return kernels.churn_hazard(
         idx, day, pop.joined_day, pop.segment, pop.frailty, pop.satisfaction, pop.seg["satisfaction"], pop.friends,
         pop.state, np.float32(cfg.base_hazard), _table("tenure", cfg.tenure_days, cfg.tenure_decay, _pow2(day + 1)),
-        cfg.satisfaction_weight, _table("friends", 0.0, cfg.friends_weight, TABLE_SIZE), float(cfg.friends_weight),
+        cfg.satisfaction_weight, _table("friends", 0.0, cfg.friends_weight, _pow2(pop.max_friends + 1)), bool(cfg.friends_weight),
         _state_table({State.LOYAL: cfg.loyal_ratio, State.DORMANT: cfg.dormant_ratio}, 1.0),
         _NO_VALUES if hazard_ratio is None else hazard_ratio)
 

@@ -157,7 +157,8 @@ class GrowthModel(mesa.Model):
         self.economics = Economics(cfg.horizon)
         self.metrics = Recorder(self)
         self.edge_sends = np.zeros(self.graph.indices.size, dtype=np.uint8) if hasattr(self.graph, "indices") else None
-        self._best = np.full(self.graph.n, -1, dtype=np.int64)  # scratch of kernels.first_success
+        self.pop.max_friends = int(self.graph.degree.max(initial=0))  # bounds the friends lookup table
+        self._best = np.full(self.graph.n, -1, dtype=np.int32)  # scratch of kernels.first_success
         self._mark = np.zeros(self.graph.n, dtype=bool)  # scratch of kernels.keep_first_accepted
         self.channel_frailty = np.ones(len(CHANNELS))  # churn-frailty multiplier by acquisition channel
         self.day = -1
@@ -322,7 +323,7 @@ class GrowthModel(mesa.Model):
         pop, today = self.pop, self.today
         cand = pop.alive()
         cand = cand[pop.joined_day[cand] < self.day]  # today's joiners have visited by joining
-        p = bh.visit_probability(pop, cand, self.cfg.behaviour.visit, today._visit_boost)
+        p = bh.visit_probability(pop, cand, self.day, self.cfg.behaviour.visit, today._visit_boost)
         u = self.streams.today("visit").random(cand.size)
         visitors = cand[u < p]
         back = visitors[pop.state[visitors] == State.DORMANT]

@@ -20,8 +20,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-#: the decorator every kernel uses: compiled without the GIL, cached beside the source
-jit = numba.njit(cache=True, nogil=True)
+def jit(fn):
+    """The decorator every kernel uses: compiled without the GIL, cached beside the source (or, where
+    the installed package is read-only, in numba's user-wide cache); compiled afresh in each process
+    where no cache location is writable (set ``NUMBA_CACHE_DIR`` to a writable directory there)."""
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True)(fn)
 
 
 # ------------------------------------------------------------------------------ adoption stage
@@ -33,8 +39,10 @@ def social_events(receiver, edge, invites_received, edge_sends, contacts, invite
     or ``-1`` when it travelled no stored edge) returns ``prior[i]``, the invitations the receiver
     had received before it (earlier days and earlier events today), and ``repeats[i]``, how often the
     same edge had carried one before. A first contact along an edge adds one to the receiver's
-    ``contacts``. Counters saturate at ``invites_top`` and ``sends_top`` (a hub of a million-person
-    graph can receive more invitations than an int16 holds).
+    ``contacts``. Counters saturate at ``invites_top`` (also the cap of ``contacts``) and
+    ``sends_top``: a hub of a million-person graph can receive more invitations than an int16 holds.
+    Events see the saturated counts (numpy's form saw the count before saturation; beyond 32,767
+    invitations or 250 repeats the response factors are 0 to double precision either way).
 
     A kernel because each event's counts depend on the events before it: numpy needs a stable
     sort per key (receiver, edge) and several gathers and scatters for the same result.
@@ -54,9 +62,9 @@ def social_events(receiver, edge, invites_received, edge_sends, contacts, invite
             repeats[i] = s
             if s < sends_top:
                 edge_sends[e] = s + 1
-            if s == 0:
+            if s == 0 and contacts[r] < invites_top:
                 contacts[r] += 1
-        else:
+        elif contacts[r] < invites_top:
             contacts[r] += 1
     return prior, repeats
 
@@ -103,15 +111,13 @@ def visit_probability(idx, segment, satisfaction, base_sat, logit_rate, visits, 
     """Daily visit probability of users ``idx`` (see ``sim.behaviour.visit_probability``)."""
     n = idx.size
     out = np.empty(n, dtype=np.float64)
-    top = log1p_table.size
     has_boost = boost.size > 0
     for k in range(n):
         i = idx[k]
         g = segment[i]
         x = logit_rate[g]
         x = x + sat_weight * (np.float64(satisfaction[i]) - base_sat[g])
-        v = visits[i]
-        x = x + habit_weight * (log1p_table[v] if 0 <= v < top else np.log1p(np.float64(v)))
+        x = x + habit_weight * log1p_table[visits[i]]
         x = x + state_odds[state[i]]
         if has_boost:
             x = x + np.float64(boost[i])
@@ -121,21 +127,18 @@ def visit_probability(idx, segment, satisfaction, base_sat, logit_rate, visits, 
 
 @jit
 def churn_hazard(idx, day, joined_day, segment, frailty, satisfaction, base_sat, friends, state, base_hazard32,
-                 tenure_table, sat_weight, friends_table, friends_weight, state_ratio, hazard_ratio):
+                 tenure_table, sat_weight, friends_table, use_friends, state_ratio, hazard_ratio):
     """Daily churn hazard of users ``idx`` (see ``sim.behaviour.churn_hazard``); the tables cover every
-    age the caller can meet (friend counts beyond theirs are computed directly)."""
+    age and friend count the caller can meet."""
     n = idx.size
     out = np.empty(n, dtype=np.float64)
     has_ratio = hazard_ratio.size > 0
-    use_friends = friends_weight != 0.0
-    top = friends_table.size
     for k in range(n):
         i = idx[k]
         h = np.float64(base_hazard32 * frailty[i]) * tenure_table[day - joined_day[i]]
         h = h * np.exp(-sat_weight * (np.float64(satisfaction[i]) - base_sat[segment[i]]))
         if use_friends:
-            f = friends[i]
-            h = h * (friends_table[f] if f < top else (1.0 + np.float64(f)) ** (-friends_weight))
+            h = h * friends_table[friends[i]]
         h = h * state_ratio[state[i]]
         if has_ratio:
             h = h * np.float64(hazard_ratio[i])
@@ -238,7 +241,8 @@ def record_cohorts(day, visitors, buyers, basket, joined_day, channel, alive_now
                    cohort_gmv):
     """Today's cell of every cohort (join day x channel) younger than the tracked ages: members
     alive, members who visited, and their GMV (added in order of ``buyers``, as ``np.bincount`` with
-    weights adds them)."""
+    weights adds them). Called once per day: visits and GMV are added to today's cells, which start
+    at zero."""
     ages = cohort_alive.shape[2]
     first = max(0, day - ages + 1)
     for c in range(first, day + 1):

@@ -86,6 +86,7 @@ class Population:
         self.contacts = np.zeros(n, dtype=np.int16)  # distinct users who have reached this person
         self.invites_received = np.zeros(n, dtype=np.int16)
         self.friends = np.zeros(n, dtype=np.int32)  # friends who are users (alive)
+        self.max_friends = max(n - 1, 0)  # a bound on friends (the engine sets the graph's largest degree)
         self.extra: dict[str, np.ndarray] = {}
         # Who is a user, kept up to date by the engine's transitions (GrowthModel._join, reactivate,
         # churn) so that the daily stages work on the users instead of scanning everyone

@@ -86,7 +86,7 @@ def test_visit_probability_rises_with_satisfaction_and_falls_when_dormant():
     pop.segment[idx] = 1
     pop.state[idx] = [State.ACTIVE, State.ACTIVE, State.DORMANT]
     pop.satisfaction[idx] = [0.5, 0.8, 0.5]
-    p = bh.visit_probability(pop, idx, model.cfg.behaviour.visit)
+    p = bh.visit_probability(pop, idx, model.day, model.cfg.behaviour.visit)
     assert p[1] > p[0] > p[2]
 
 

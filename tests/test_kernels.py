@@ -81,14 +81,16 @@ def test_stable_order_of_many_keys_equals_a_stable_argsort():
 
 # ------------------------------------------------------------------ compiled kernels (sim.kernels)
 def _plain_social_events(receiver, edge, invites, sends, contacts, invites_top, sends_top):
-    """The numpy form the adoption stage used before sim.kernels.social_events."""
+    """The numpy form the adoption stage used before sim.kernels.social_events, with the one change
+    the kernel makes: events see counts saturated at the caps (and ``contacts`` saturates too)."""
     prior = invites[receiver].astype(np.int64) + bh.rank_within(receiver)
     repeats = np.zeros(receiver.size, dtype=np.int64)
     on = np.flatnonzero(edge >= 0)
     repeats[on] = sends[edge[on]].astype(np.int64) + bh.rank_within(edge[on])
     _, used, times = bh.occurrences(edge[on])
     sends[used] = np.minimum(sends[used].astype(np.int64) + times, sends_top)
-    np.add.at(contacts, receiver[repeats == 0], 1)
+    first = np.bincount(receiver[repeats == 0], minlength=contacts.size)
+    contacts[:] = np.minimum(contacts + first, invites_top)
     _, who, times = bh.occurrences(receiver)
     invites[who] = np.minimum(invites[who].astype(np.int64) + times, invites_top)
     return np.minimum(prior, invites_top), np.minimum(repeats, sends_top)
@@ -167,7 +169,7 @@ def test_per_user_kernels_equal_the_numpy_forms():
         odds[State.DORMANT], odds[State.LOYAL] = np.log(max(v.dormant_odds, 1e-9)), np.log(v.loyal_odds)
         x = x + odds[pop.state[idx]] + (0 if extra is None else extra[idx])
         # LLVM's exp and numpy's differ in the last bit for a few per cent of arguments
-        assert np.allclose(bh.visit_probability(pop, idx, v, extra), 1.0 / (1.0 + np.exp(-x)), rtol=1e-15, atol=0)
+        assert np.allclose(bh.visit_probability(pop, idx, day, v, extra), 1.0 / (1.0 + np.exp(-x)), rtol=1e-15, atol=0)
     c = b.churn
     for extra in (None, ratio):
         age = day - pop.joined_day[idx]
