@@ -315,13 +315,3 @@ def stable_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     packed = ((keys.astype(np.int64) - lo) << bits) | np.arange(n, dtype=np.int64)
     packed.sort()
     return packed & ((1 << bits) - 1), (packed >> bits) + lo
-
-
-def first_success(receiver: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Position of the event with the smallest ``key`` for each distinct receiver."""
-    order = np.lexsort((key, receiver))
-    r = receiver[order]
-    keep = np.empty(r.size, dtype=bool)
-    keep[:1] = True
-    np.not_equal(r[1:], r[:-1], out=keep[1:])
-    return order[keep]

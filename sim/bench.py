@@ -322,6 +322,10 @@ def table(record: dict) -> str:
             continue
         lines.append(f"{r['people']:>10,} {_num(r['directed_edges'], 1):>9} {r['build_s']:>8.2f} {r['ms_per_day']:>8.2f} "
                      f"{_num(r['people_days_per_s']):>14} {r['peak_mb']:>8.0f} {r['build_cpu_s'] + r['simulate_cpu_s']:>7.2f}")
+    loads = [r["warmup_s"] for r in record["engine"] if "warmup_s" in r]
+    if loads:
+        lines.append(f"(each process first loads the compiled kernels, cached on disk, with a tiny run: {min(loads):.2f}-"
+                     f"{max(loads):.2f} s, not in the figures above)")
     for key, market in (("reference", ""), ("reference_busy", f" with {', '.join(BUSY_MARKET)} (a busy market)")):
         ref = record.get(key)
         if not ref:

@@ -40,12 +40,14 @@ def test_social_response_saturates_and_repeats_fade():
 
 
 def test_rank_within_and_first_success():
+    from sim import kernels
+
     keys = np.array([5, 3, 5, 5, 3, 9])
     assert bh.rank_within(keys).tolist() == [0, 0, 1, 2, 1, 0]
     receiver = np.array([1, 2, 1, 2, 3])
-    key = np.array([0.5, 0.2, 0.1, 0.9, 0.3])
-    picked = bh.first_success(receiver, key)
-    assert sorted(picked.tolist()) == [1, 2, 4]
+    u = np.array([0.5, 0.2, 0.1, 0.9, 0.3])  # all succeed (prob 1): the smallest u per receiver wins
+    picked = kernels.first_success(receiver, u, np.ones(5), np.full(4, -1, dtype=np.int32))
+    assert picked.tolist() == [2, 1, 4]  # in ascending order of receiver
 
 
 def test_purchase_probability_rises_with_need_relevance_and_discount():

@@ -60,19 +60,29 @@ def test_opted_out_users_get_no_pushes_and_uninstalls_churn():
     assert 0 < s["push_uninstalls"].sum() <= s["churned_users"].sum()
 
 
-def test_relevant_pushes_follow_the_binomial_distribution():
-    """The fast draw of relevant pushes (sums of Bernoulli trials) has the binomial's frequencies:
-    for each count n and a fixed p, every outcome's share within 4 standard errors of the pmf."""
-    from scipy.stats import binom
+def _relevant_pushes(rng, n, p):
+    """Relevant pushes among ``n[i]`` pushes to person ``i`` as push.visit draws them (_deliver)."""
+    from sim.mechanisms.push import _deliver
 
-    from sim.mechanisms.push import _binomial_small
+    people = np.arange(n.size)
+    zeros = lambda: np.zeros(n.size, dtype=np.float32)  # noqa: E731 (scratch columns)
+    weight = np.arange(int(n.max()) + 1, dtype=np.float64)
+    return _deliver(people, n, p, rng.random(int(n.sum())), weight, np.ones(n.size), zeros(), zeros(), zeros(),
+                    1.0, 1.0, 1.0, 0.0)
+
+
+def test_relevant_pushes_follow_the_binomial_distribution():
+    """The fast draw of relevant pushes (sums of Bernoulli trials, in push._deliver) has the
+    binomial's frequencies: for each count n and a fixed p, every outcome's share within 4 standard
+    errors of the pmf."""
+    from scipy.stats import binom
 
     rng = np.random.default_rng(12)
     for n_pushes, p in ((1, 0.3), (3, 0.5), (5, 0.1)):
         size = 40_000
-        draws = _binomial_small(rng, np.full(size, n_pushes), np.full(size, p))
+        draws = _relevant_pushes(rng, np.full(size, n_pushes), np.full(size, p))
         share = np.bincount(draws, minlength=n_pushes + 1) / size
         pmf = binom.pmf(np.arange(n_pushes + 1), n_pushes, p)
         assert np.all(np.abs(share - pmf) <= 4 * np.sqrt(pmf * (1 - pmf) / size) + 1e-12), (n_pushes, share, pmf)
-    mixed = _binomial_small(rng, np.array([2, 1, 4]), np.array([1.0, 0.0, 1.0]))
+    mixed = _relevant_pushes(rng, np.array([2, 1, 4]), np.array([1.0, 0.0, 1.0]))
     assert mixed.tolist() == [2, 0, 4]  # certain outcomes, each person's own count

@@ -45,23 +45,13 @@ class PushConfig(MechanismConfig):
     annoyance: float = param(0.001, lo=0, hi=1, unit="satisfaction per push", doc="satisfaction lost per irrelevant push")
 
 
-def _binomial_small(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Binomial(n, p) draws for small positive counts ``n``, as sums of n Bernoulli trials (one
-    uniform each): the same distribution as ``rng.binomial(n, p)``, whose per-element setup (a
-    log, an exp and a square root for each new p) makes it some ten times slower on a few pushes
-    a day each."""
-    hits = (rng.random(int(n.sum())) < np.repeat(p, n)).astype(np.int64)
-    if hits.size == 0:
-        return np.zeros(n.size, dtype=np.int64)
-    return np.add.reduceat(hits, np.cumsum(n) - n)
-
-
 @jit
 def _deliver(sent, n, p, u, weight, damp, fatigue, visit_boost, satisfaction, relevant_uplift, irrelevant_uplift,
              irrelevant_fatigue, annoyance):
     """Today's pushes to the distinct users ``sent``: ``n[i]`` pushes to ``sent[i]``, each relevant
     when its uniform (the next of ``u``, in order) is below ``p[i]`` (so the relevant count is
-    Binomial(n, p), as in :func:`_binomial_small`). Adds the visit log-odds (``weight`` of the
+    Binomial(n, p): sums of n Bernoulli trials, one uniform each, some ten times faster
+    than ``rng.binomial`` on a few pushes a day each). Adds the visit log-odds (``weight`` of the
     relevant and of all pushes, damped by ``damp``), the fatigue and the annoyance of irrelevant
     pushes (satisfaction kept within [0, 1]). Returns the number of relevant pushes per user.
 
@@ -117,7 +107,7 @@ class Push(Mechanism):
         sent = users[n > 0]
         n = n[n > 0]
         p = self._relevance(model, sent)
-        u = rng.random(int(n.sum()))  # one uniform per push: the draws of _binomial_small
+        u = rng.random(int(n.sum()))  # one uniform per push
         # Pushes in a day add up with diminishing effect, relevant ones first: total weight of k
         # pushes is (1 - d^k) / (1 - d); damped by the fatigue carried in from earlier days.
         k = np.arange(int(n.max(initial=0)) + 1, dtype=np.float64)

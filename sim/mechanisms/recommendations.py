@@ -162,32 +162,37 @@ class Recommendations(Mechanism):
         share = self.sales_share()
         return (share / share.max()) ** self.config.popularity_bias
 
-    def _known(self, model, users: np.ndarray) -> np.ndarray:
-        """Personalised: chance the recommender has learnt each user's favourite category."""
-        c = self.config
-        orders = model.pop.orders[users].astype(np.float64)
-        learnt = orders / (orders + c.learning_orders) if c.learning_orders > 0 else np.ones(users.size)
-        recognised = self._recognised()[model.pop.favourite[users]]  # per category, then looked up
-        return c.precision * learnt * recognised
-
-    def choose(self, model, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A recommended category for each of ``users`` under the configured strategy."""
-        c, C = self.config, model.catalogue.categories
-        s = c.strategy
+    def _draws(self, model, users: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """The strategy's draws for ``users``, in this order: the category (random, social) or the
+        uniforms that draw it from the popular weights (popular, personalised: ``cdf``), whether the
+        recommender knows the favourite (personalised), exploration. Arguments of :func:`_show`."""
+        c, C, s = self.config, model.catalogue.categories, self.config.strategy
+        know_u, recognised, cdf = np.zeros(0), np.zeros(0), np.zeros(0)
         if s == "random":
             cat = rng.integers(0, C, users.size)
-        else:
-            cat = draw_choice(rng, choice_cdf(self.popular_weights()), users.size)  # = rng.choice(C, p=...)
+        elif s in ("popular", "personalised"):
+            cdf = choice_cdf(self.popular_weights())
+            cat = rng.random(users.size)  # drawn from cdf in the kernel: the draws of draw_choice
             if s == "personalised":
-                know = rng.random(users.size) < self._known(model, users)
-                cat = np.where(know, model.pop.favourite[users], cat)
-            elif s == "social":
-                friend, _ = model.graph.sample_neighbours_where(users, rng, self.last_bought >= 0)
-                found = friend >= 0
-                cat[found] = self.last_bought[friend[found]]
+                know_u, recognised = rng.random(users.size), self._recognised()
+        else:  # social: what a friend bought last, else a best seller
+            cat = draw_choice(rng, choice_cdf(self.popular_weights()), users.size)  # = rng.choice(C, p=...)
+            friend, _ = model.graph.sample_neighbours_where(users, rng, self.last_bought >= 0)
+            found = friend >= 0
+            cat[found] = self.last_bought[friend[found]]
         explore = rng.random(users.size) < c.exploration
-        cat[explore] = rng.integers(0, C, int(explore.sum()))
-        return cat.astype(np.int64)
+        explore_cat = rng.integers(0, C, int(np.count_nonzero(explore)))
+        return cat, cdf, know_u, recognised, explore, explore_cat
+
+    def choose(self, model, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A recommended category for each of ``users`` under the configured strategy (what
+        :meth:`browse` shows, without its effects)."""
+        cat, cdf, know_u, recognised, explore, explore_cat = self._draws(model, users, rng)
+        pop, c = model.pop, self.config
+        out, *_ = _show(users, cat, cdf, pop.favourite, pop.orders, know_u, c.precision, recognised, c.learning_orders,
+                        explore, explore_cat, np.ones(users.size), 0.0, 0.0, 1.0, 1.0,
+                        pop.satisfaction.copy(), np.float32(0), np.float32(0))
+        return out
 
     def relevance_rate(self, model, users: np.ndarray) -> np.ndarray:
         """Chance content chosen by this recommender matches each user's favourite category."""
@@ -212,25 +217,10 @@ class Recommendations(Mechanism):
         if c.strategy == "none" or v.size == 0:
             return
         rng = self.rng(model)
-        # The draws of choose() and of following, in the same order; the rest in one pass (_show).
-        C, s = model.catalogue.categories, c.strategy
-        know_u, recognised, cdf = np.zeros(0), np.zeros(0), np.zeros(0)
-        if s == "random":
-            cat = rng.integers(0, C, v.size)
-        elif s in ("popular", "personalised"):
-            cdf = choice_cdf(self.popular_weights())
-            cat = rng.random(v.size)  # drawn from cdf in the kernel: the draws of draw_choice
-            if s == "personalised":
-                know_u, recognised = rng.random(v.size), self._recognised()
-        else:  # social
-            cat = draw_choice(rng, choice_cdf(self.popular_weights()), v.size)  # = rng.choice(C, p=...)
-            friend, _ = model.graph.sample_neighbours_where(v, rng, self.last_bought >= 0)
-            found = friend >= 0
-            cat[found] = self.last_bought[friend[found]]
-        explore = rng.random(v.size) < c.exploration
-        explore_cat = rng.integers(0, C, int(np.count_nonzero(explore)))
+        # The draws of choose() and of following, in that order; the rest in one pass (_show).
+        cat, cdf, know_u, recognised, explore, explore_cat = self._draws(model, v, rng)
         follow_u = rng.random(v.size)
-        proof = 1.0 + c.social_proof if s == "social" else None
+        proof = 1.0 + c.social_proof if c.strategy == "social" else None
         follow_relevant = c.follow_relevant if proof is None else min(c.follow_relevant * proof, 1.0)
         follow_irrelevant = c.follow_irrelevant if proof is None else min(c.follow_irrelevant * proof, 1.0)
         cat, relevant, factor, follows = _show(
