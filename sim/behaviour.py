@@ -49,8 +49,10 @@ def nudge_satisfaction(pop: Population, idx: np.ndarray, delta: np.ndarray | flo
     it; irrelevant pushes, delivery delays and outages lower it."""
     if np.size(idx) == 0:
         return
-    kernels.add_clipped(np.asarray(idx), np.asarray(delta, dtype=np.float32).reshape(-1), pop.satisfaction,
-                        np.float32(0), np.float32(1))  # a scalar delta applies to all
+    idx, delta = np.asarray(idx), np.asarray(delta, dtype=np.float32).reshape(-1)
+    if delta.size not in (1, idx.size):  # the kernel does not check bounds
+        raise ValueError(f"nudge_satisfaction: {delta.size} deltas for {idx.size} people")
+    kernels.add_clipped(idx, delta, pop.satisfaction, np.float32(0), np.float32(1))  # a scalar delta applies to all
 
 
 def stochastic_round(x: np.ndarray, u: np.ndarray) -> np.ndarray:
