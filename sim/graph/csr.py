@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.kernels import jit
+
 INDEX = np.int32
 
 
@@ -61,6 +63,68 @@ def scatter_add(target: np.ndarray, idx: np.ndarray, delta: int = 1) -> None:
     counts[-1] = s.size - start[-1]
     np.subtract(start[1:], start[:-1], out=counts[:-1])
     target[hit] += (counts * delta).astype(target.dtype)
+
+
+@jit
+def _sample_kernel(nodes, u, indptr, indices, target, edge):
+    """``target[i]``, ``edge[i]``: the neighbour of ``nodes[i]`` at slot ``floor(u[i] x degree)`` of
+    its CSR row and that slot (the edge id); -1, -1 for a node without neighbours.
+
+    A kernel because numpy needs five gathers and temporaries (degree, row start, slot, neighbour,
+    the mask of empty rows) where one pass reads each row once."""
+    for i in range(nodes.size):
+        start = indptr[nodes[i]]
+        deg = indptr[nodes[i] + 1] - start
+        slot = start + np.int64(u[i] * deg)
+        edge[i] = slot if deg > 0 else -1
+        target[i] = indices[slot] if deg > 0 else -1
+
+
+@jit
+def _first_try_where(nodes, u, indptr, indices, accept, target, edge, retry):
+    """The first try of :meth:`Graph.sample_neighbours_where`: the neighbour of ``nodes[i]`` at slot
+    ``floor(u[i] x degree)`` and that slot; where ``accept`` rejects it, -1, -1 and the position
+    ``i`` goes to ``retry``. Returns how many positions went there. (Rows without neighbours give
+    -1, -1 and are not retried.)
+
+    A kernel because numpy needs a gather per quantity and a mask and scatter per outcome. The
+    gathers come first, in a loop without data-dependent branches, so the CPU overlaps the cache
+    misses of many rows; the test of ``accept`` follows."""
+    for i in range(nodes.size):
+        start = indptr[nodes[i]]
+        deg = indptr[nodes[i] + 1] - start
+        slot = start + np.int64(u[i] * deg)
+        edge[i] = slot if deg > 0 else -1
+        target[i] = indices[slot] if deg > 0 else -1
+    m = 0
+    for i in range(nodes.size):
+        t = target[i]
+        if t >= 0 and not accept[t]:
+            target[i] = -1
+            edge[i] = -1
+            retry[m] = i
+            m += 1
+    return m
+
+
+@jit
+def _retry_where(nodes, todo, u, indptr, indices, accept, target, edge, retry):
+    """One more try for the positions ``todo`` (uniform ``u[j]`` for ``todo[j]``), as in
+    :func:`_first_try_where`: accepted neighbours are written, the rejected positions go to
+    ``retry``. Returns how many went there."""
+    m = 0
+    for j in range(todo.size):
+        i = todo[j]
+        start = indptr[nodes[i]]
+        slot = start + np.int64(u[j] * (indptr[nodes[i] + 1] - start))
+        t = indices[slot]
+        if accept[t]:
+            target[i] = t
+            edge[i] = slot
+        else:
+            retry[m] = i
+            m += 1
+    return m
 
 
 class _Sampling:
@@ -158,15 +222,35 @@ class Graph(_Sampling):
         return self._sample(nodes, rng)
 
     def _sample(self, nodes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        deg = self.degree[nodes]
         u = rng.random(nodes.size)
-        slot = self.indptr[nodes] + (u * deg).astype(np.int64)
-        if deg.all():  # the usual case (everyone has a friend): no masking needed, same result
-            return self.indices[slot].astype(INDEX, copy=False), slot
-        has = deg > 0
-        edge = np.where(has, slot, -1)
-        target = np.where(has, self.indices[np.minimum(slot, self.indices.size - 1)], -1)
-        return target.astype(INDEX), edge
+        target = np.empty(nodes.size, dtype=INDEX)
+        edge = np.empty(nodes.size, dtype=np.int64)
+        _sample_kernel(nodes, u, self.indptr, self.indices, target, edge)
+        return target, edge
+
+    def sample_neighbours_where(self, nodes: np.ndarray, rng: np.random.Generator, accept: np.ndarray,
+                                tries: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """A random neighbour with ``accept[neighbour]`` true, trying up to ``tries`` times per node;
+        (-1, -1) where none was found (a person who looks for a friend not yet on the platform).
+
+        The same draws and results as the generic version (:class:`_Sampling`): a uniform per node
+        for the first try, then one per node still rejected for each retry; a kernel per try."""
+        target = np.empty(nodes.size, dtype=INDEX)
+        edge = np.empty(nodes.size, dtype=np.int64)
+        if tries <= 0 or nodes.size == 0:
+            target[:] = -1
+            edge[:] = -1
+            return target, edge
+        todo = np.empty(nodes.size, dtype=np.int64)
+        m = _first_try_where(nodes, rng.random(nodes.size), self.indptr, self.indices, accept, target, edge, todo)
+        if m and tries > 1:
+            spare = np.empty(m, dtype=np.int64)
+            for _ in range(tries - 1):
+                if m == 0:
+                    break
+                m = _retry_where(nodes, todo[:m], rng.random(m), self.indptr, self.indices, accept, target, edge, spare)
+                todo, spare = spare, todo
+        return target, edge
 
     # ------------------------------------------------------------------------ analysis
     def to_networkx(self):
