@@ -65,3 +65,25 @@ def test_sample_neighbours_where_is_bit_identical_to_numpy(seed):
     assert a[0].dtype == INDEX and a[1].dtype == np.int64
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert r1.random() == r2.random()  # the same draws were used up
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_referral_buckets_equal_a_stable_sort_by_delay(seed):
+    from sim.mechanisms.referral import MAX_DELAY_DAYS, ORGANIC, REFERRAL, _bucket_by_delay
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 300))
+    target = np.where(rng.random(n) < 0.8, rng.integers(0, 1000, n), -1).astype(INDEX)
+    senders, edge = rng.integers(0, 1000, n), rng.integers(0, 10**6, n)
+    sent = target >= 0
+    delay = np.minimum(rng.geometric(rng.uniform(0.05, 1.0), int(sent.sum())) - 1, MAX_DELAY_DAYS)
+    window = int(rng.integers(0, 10))
+    cols = (np.empty(delay.size, np.int64), np.empty(delay.size, np.int64), np.empty(delay.size, np.int64), np.empty(delay.size, np.int8))
+    end = np.empty(MAX_DELAY_DAYS + 1, np.int64)
+    _bucket_by_delay(target, senders, edge, delay, window, *cols, end)
+    order = np.argsort(delay, kind="stable")
+    channel = np.where(delay + 1 > window, ORGANIC, REFERRAL).astype(np.int8)
+    expected = (target[sent].astype(np.int64)[order], senders[sent][order], edge[sent][order], channel[order])
+    for got, want in zip(cols, expected):
+        assert np.array_equal(got, want)
+    assert np.array_equal(end, np.cumsum(np.bincount(delay, minlength=MAX_DELAY_DAYS + 1)))

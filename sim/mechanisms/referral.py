@@ -40,6 +40,7 @@ import numpy as np
 from sim import behaviour as bh
 from sim.config import CHANNELS
 from sim.graph.csr import unique_sorted
+from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param, require
@@ -47,6 +48,36 @@ from sim.schema import param, require
 REFERRAL = CHANNELS.index("referral")
 ORGANIC = CHANNELS.index("organic")
 MAX_DELAY_DAYS = 60  # an invitation not acted upon within two months is forgotten
+
+
+@jit
+def _bucket_by_delay(target, senders, edge, delay, window, receiver, sender, edge_out, channel, end):
+    """The invitations sent (``target >= 0``; ``delay`` holds one delay per invitation sent, in
+    order) ordered by delay, keeping the order they were sent in within a delay (a stable counting
+    sort): their receiver, sender, edge and channel (organic past the attribution ``window``).
+    ``end[d]`` is where delay ``d`` ends in that order.
+
+    A kernel because numpy needs a filter, a sort and a gather per column; this is two passes."""
+    end[:] = 0
+    for j in range(delay.size):
+        end[delay[j]] += 1
+    total = 0
+    for d in range(end.size):  # end[d] becomes where delay d starts, then is advanced to its end
+        count = end[d]
+        end[d] = total
+        total += count
+    j = 0
+    for i in range(target.size):
+        if target[i] < 0:
+            continue
+        d = delay[j]
+        j += 1
+        k = end[d]
+        end[d] = k + 1
+        receiver[k] = target[i]
+        sender[k] = senders[i]
+        edge_out[k] = edge[i]
+        channel[k] = ORGANIC if d + 1 > window else REFERRAL
 
 
 @dataclass(frozen=True)
@@ -146,31 +177,32 @@ class Referral(Mechanism):
         mean = c.invites_per_visit * pop.param("invite_propensity", v) * motivation * bh.sharing_propensity(pop, v, model.day, model.cfg.behaviour.social)
         n = bh.stochastic_round(mean, rng.random(v.size))
         senders = np.repeat(v, n)
+        # an inviter who finds no friend left to invite sends nothing (target -1: skipped)
         target, edge = model.graph.sample_neighbours_where(senders, rng, pop.non_users_mask())
-        ok = target >= 0  # an inviter who finds no friend left to invite sends nothing
-        target, edge, senders = target[ok], edge[ok], senders[ok]
-        today.count("invites_sent", target.size)
+        sent = int(np.count_nonzero(target >= 0))
+        today.count("invites_sent", sent)
         p = min(c.conversion * (1.0 + c.invitee_uplift * bh.incentive_response(c.invitee_reward * self.perceived, c.reward_half_rmb)), 1.0)
-        self._schedule(model, rng, target, senders, edge, p)
+        self._schedule(model, rng, target, senders, edge, sent, p)
         self._farm(model, rng, v)
 
-    def _schedule(self, model, rng, target, senders, edge, p: float) -> None:
+    def _schedule(self, model, rng, target, senders, edge, sent: int, p: float) -> None:
         """Invitations are acted upon after a geometric delay (the next day at the earliest); those
-        acted upon after the attribution window lose their attribution."""
+        acted upon after the attribution window lose their attribution. ``target`` is -1 where no
+        invitation was sent; ``sent`` invitations were."""
         c = self.config
-        delay = np.minimum(rng.geometric(1.0 / (1.0 + c.response_delay_days), target.size) - 1, MAX_DELAY_DAYS)
-        channel = np.where(delay + 1 > c.attribution_window_days, ORGANIC, REFERRAL).astype(np.int8)
-        if target.size == 0:
+        delay = np.minimum(rng.geometric(1.0 / (1.0 + c.response_delay_days), sent) - 1, MAX_DELAY_DAYS)
+        if sent == 0:
             return
         # Into the buckets of their due days, keeping the order they were sent in within each day.
-        # (a stable sort of int8 keys is a radix sort in numpy: linear in the invitations)
-        order = np.argsort(delay.astype(np.int8), kind="stable")
-        cols = (target.astype(np.int64)[order], senders.astype(np.int64)[order], edge.astype(np.int64)[order],
-                channel[order], np.full(target.size, p))
-        end = np.cumsum(np.bincount(delay, minlength=MAX_DELAY_DAYS + 1))
+        cols = (np.empty(sent, np.int64), np.empty(sent, np.int64), np.empty(sent, np.int64), np.empty(sent, np.int8))
+        end = np.empty(MAX_DELAY_DAYS + 1, np.int64)
+        _bucket_by_delay(target, senders, edge, delay, c.attribution_window_days, *cols, end)
+        cols = (*cols, np.full(sent, p))
+        b = 0
         for d in np.flatnonzero(np.diff(end, prepend=0)).tolist():
-            b, e = (int(end[d - 1]) if d else 0), int(end[d])
+            e = int(end[d])
             self.queue.setdefault(model.day + 1 + d, []).append(tuple(col[b:e] for col in cols))
+            b = e
 
     def adoption(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
