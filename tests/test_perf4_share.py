@@ -87,3 +87,48 @@ def test_referral_buckets_equal_a_stable_sort_by_delay(seed):
     for got, want in zip(cols, expected):
         assert np.array_equal(got, want)
     assert np.array_equal(end, np.cumsum(np.bincount(delay, minlength=MAX_DELAY_DAYS + 1)))
+
+
+def _place_reference(people, team_ids, ids, members, team, team_size):
+    """The numpy placement the kernel replaced (first entry per person, first come per team)."""
+    from sim import behaviour as bh
+
+    first = bh.rank_within(people) == 0
+    rows = np.minimum(np.searchsorted(ids, team_ids), max(ids.size - 1, 0))
+    is_open = (ids[rows] == team_ids) if ids.size else np.zeros(people.size, bool)
+    idx = np.flatnonzero(first & is_open & (team[people] == -1))
+    rows = np.searchsorted(ids, team_ids[idx])
+    fit = bh.rank_within(rows) < team_size - members[rows]
+    idx, rows = idx[fit], rows[fit]
+    placed = np.zeros(people.size, bool)
+    placed[idx] = True
+    team[people[idx]] = ids[rows]
+    np.add.at(members, rows, 1)
+    full = np.unique(rows[members[rows] >= team_size])
+    return placed, rows, full
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_group_buy_placement_equals_the_numpy_ranks(seed):
+    from sim.mechanisms.group_buy import _place
+
+    rng = np.random.default_rng(seed)
+    n, team_size = 50, int(rng.integers(2, 5))
+    ids = np.sort(rng.choice(200, size=int(rng.integers(0, 30)), replace=False)).astype(np.int64)
+    members = rng.integers(1, team_size, ids.size).astype(np.int32)
+    team = np.full(n, -1, np.int64)
+    busy = rng.random(n) < 0.3
+    if ids.size:
+        team[busy] = rng.choice(ids, int(busy.sum()))
+    k = int(rng.integers(0, 80))
+    people = rng.integers(0, n, k)
+    team_ids = np.where(rng.random(k) < 0.8, rng.choice(ids, k) if ids.size else 0, rng.integers(0, 200, k)).astype(np.int64)
+    m2, t2 = members.copy(), team.copy()
+    placed_ref, rows_ref, full_ref = _place_reference(people, team_ids, ids, m2, t2, team_size)
+    placed = np.zeros(k, bool)
+    rows, full, seen = np.empty(k, np.int64), np.empty(k, np.int64), np.empty(k, np.int64)
+    joins, filled = _place(people, team_ids, ids, members, team, team_size, placed, rows, full, seen)
+    assert np.array_equal(placed, placed_ref)
+    assert np.array_equal(rows[:joins], rows_ref)
+    assert np.array_equal(np.sort(full[:filled]), full_ref)
+    assert np.array_equal(members, m2) and np.array_equal(team, t2)

@@ -25,7 +25,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
-from sim.graph.csr import scatter_add, unique_sorted
+from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State
@@ -33,6 +33,44 @@ from sim.schema import param
 
 GROUP_BUY = CHANNELS.index("group_buy")
 NO_TEAM = -1
+_SEEN = -2  # inside _place only: a person whose first request today was turned down
+
+
+@jit
+def _place(people, team_ids, ids, members, team, team_size, placed, rows, full, seen):
+    """Put ``people[i]`` into the open team ``team_ids[i]``, in array order: only a person's first
+    entry counts, only someone in no team (``team == NO_TEAM``) joins, and only while the team has
+    places left. Updates ``members`` (per row of ``ids``) and ``team`` (per person) in place;
+    marks ``placed[i]``; writes the rows joined, in order, to ``rows`` and the rows that became
+    full to ``full``. Returns (joins, teams filled).
+
+    A kernel because first come, first served is sequential: in numpy two ranks within groups
+    (two sorts) and a binary search; here one pass. A person's turned-down first entry is marked in
+    ``team`` (``_SEEN``, listed in ``seen``) for the pass and cleared at its end."""
+    joins = 0
+    filled = 0
+    n_seen = 0
+    for i in range(people.size):
+        p = people[i]
+        if team[p] != NO_TEAM:  # in a team already, or an entry after the person's first
+            continue
+        r = np.searchsorted(ids, team_ids[i])
+        if r < ids.size and ids[r] == team_ids[i] and members[r] < team_size:
+            members[r] += 1
+            team[p] = team_ids[i]
+            placed[i] = True
+            rows[joins] = r
+            joins += 1
+            if members[r] == team_size:
+                full[filled] = r
+                filled += 1
+        else:
+            team[p] = _SEEN
+            seen[n_seen] = p
+            n_seen += 1
+    for k in range(n_seen):
+        team[seen[k]] = NO_TEAM
+    return joins, filled
 
 
 @dataclass(frozen=True)
@@ -87,19 +125,13 @@ class GroupBuy(Mechanism):
         chosen[rows] = True
         return chosen[self._rows(self.m_team)]
 
-    def _open_ids(self, team_ids: np.ndarray) -> np.ndarray:
-        """Which of ``team_ids`` are open teams."""
-        if self.ids.size == 0:
-            return np.zeros(team_ids.size, dtype=bool)
-        rows = np.minimum(self._rows(team_ids), self.ids.size - 1)
-        return self.ids[rows] == team_ids
-
     def _members_of(self, rows: np.ndarray) -> np.ndarray:
         """Everyone in the teams at ``rows``."""
         return self.m_person[self._member_in(rows)]
 
-    def _enrol(self, people: np.ndarray, team_ids: np.ndarray) -> None:
-        self.team[people] = team_ids
+    def _enrol(self, people: np.ndarray, team_ids: np.ndarray, set_team: bool = True) -> None:
+        if set_team:
+            self.team[people] = team_ids
         self.m_person = np.concatenate([self.m_person, people.astype(np.int64)])
         self.m_team = np.concatenate([self.m_team, team_ids])
 
@@ -230,18 +262,12 @@ class GroupBuy(Mechanism):
         placed = np.zeros(people.size, dtype=bool)
         if people.size == 0:
             return placed
-        first = bh.rank_within(people) == 0
-        idx = np.flatnonzero(first & self._open_ids(team_ids) & (self.team[people] == NO_TEAM))
-        rows = self._rows(team_ids[idx])
-        fit = bh.rank_within(rows) < self.config.team_size - self.members[rows]
-        idx, rows = idx[fit], rows[fit]
-        placed[idx] = True
-        self._enrol(people[idx], self.ids[rows])
-        scatter_add(self.members, rows, 1)
-        model.today.count("group_buy_joins", idx.size)
-        full = unique_sorted(rows[self.members[rows] >= self.config.team_size])
-        if full.size:
-            self._buy(model, full, rng)
+        rows, full, seen = np.empty(people.size, np.int64), np.empty(people.size, np.int64), np.empty(people.size, np.int64)
+        joins, filled = _place(people, team_ids, self.ids, self.members, self.team, self.config.team_size, placed, rows, full, seen)
+        self._enrol(people[placed], self.ids[rows[:joins]], set_team=False)
+        model.today.count("group_buy_joins", joins)
+        if filled:
+            self._buy(model, np.sort(full[:filled]), rng)
         return placed
 
     def _buy(self, model, rows: np.ndarray, rng) -> None:
