@@ -132,3 +132,23 @@ def test_group_buy_placement_equals_the_numpy_ranks(seed):
     assert np.array_equal(rows[:joins], rows_ref)
     assert np.array_equal(np.sort(full[:filled]), full_ref)
     assert np.array_equal(members, m2) and np.array_equal(team, t2)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_assist_click_count_equals_the_numpy_form(seed):
+    from sim.mechanisms.assist import _count_clicks
+
+    rng = np.random.default_rng(seed)
+    needed = int(rng.integers(1, 5))
+    ids = np.sort(rng.choice(100, size=int(rng.integers(0, 30)), replace=False)).astype(np.int64)
+    clicks = rng.integers(0, needed, ids.size).astype(np.int32)
+    request_ids = rng.integers(0, 100, int(rng.integers(0, 60))).astype(np.int64)
+    ref = clicks.copy()
+    live = request_ids[np.isin(request_ids, ids)]
+    rows = np.searchsorted(ids, live)
+    np.add.at(ref, rows, 1)
+    done_ref = np.unique(rows[ref[rows] >= needed])
+    done = np.empty(request_ids.size, np.int64)
+    n_live, n_done = _count_clicks(request_ids, ids, clicks, needed, done)
+    assert n_live == live.size and np.array_equal(clicks, ref)
+    assert np.array_equal(np.sort(done[:n_done]), done_ref)
