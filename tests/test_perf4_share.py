@@ -170,3 +170,35 @@ def test_content_non_user_sampler_equals_the_engines(seed):
         a, b = model.sample_non_users(k, r1), sample_non_users(model, k, r2, mark)
         assert np.array_equal(a, b) and r1.random() == r2.random()
         assert not mark.any()
+
+
+@pytest.mark.parametrize("name", ["group_buy", "assist"])
+def test_pruned_demand_draws_pick_the_same_people(name, monkeypatch):
+    """The bound on the opening (starting) probability only skips draws that could not succeed:
+    with the bound disabled (a deal sensitivity below 0 switches it off) the run is the same."""
+    import sim
+    from sim.bench import all_mechanisms_overrides
+
+    def run(prune: bool):
+        cfg = sim.compose("all_mechanisms", ["population.size=4000", "horizon=60", *all_mechanisms_overrides()], seed=2)
+        model = sim.GrowthModel(cfg)
+        mech = model.get_mechanism(name)
+        original = mech._open if name == "group_buy" else mech._start
+
+        def hook(model, rng):
+            seg = model.pop.seg["deal_sensitivity"]
+            if not prune:  # make the bound's guard fail without changing p for anyone
+                class Shifted(np.ndarray):
+                    def min(self, *a, **k):
+                        return -1.0
+                model.pop.seg["deal_sensitivity"] = seg.view(Shifted)
+            try:
+                original(model, rng)
+            finally:
+                model.pop.seg["deal_sensitivity"] = seg
+        monkeypatch.setattr(mech, "_open" if name == "group_buy" else "_start", hook)
+        model.run()
+        return model.metrics.daily(model.economics)
+
+    a, b = run(True), run(False)
+    assert a.equals(b)

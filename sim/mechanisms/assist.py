@@ -122,9 +122,18 @@ class Assist(Mechanism):
         c, pop, today = self.config, model.pop, model.today
         v = today.visitors
         v = v[self.request[v] == NONE]
+        u = rng.random(v.size)
+        # Speed: p never exceeds its value at the most deal-sensitive segment with a full unit of
+        # need (a margin covers rounding), so only draws below that bound can start a request: the
+        # demand is brought up to date for those alone. The same people start.
+        deal = pop.seg["deal_sensitivity"]
+        if deal.min() >= 0:
+            bound = c.start_rate * c.discount * float(deal.max()) * (1.0 + 1e-6)
+            keep = np.flatnonzero(u < bound)
+            v, u = v[keep], u[keep]
         need = np.minimum(bh.need_now(pop, v, model.day, model.cfg.behaviour.purchase), 1.0)
         p = np.minimum(c.start_rate * c.discount * pop.param("deal_sensitivity", v) * need, 1.0)
-        who = v[rng.random(v.size) < p]
+        who = v[u < p]
         n = who.size
         if n == 0:
             return
