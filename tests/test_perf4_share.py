@@ -202,3 +202,17 @@ def test_pruned_demand_draws_pick_the_same_people(name, monkeypatch):
 
     a, b = run(True), run(False)
     assert a.equals(b)
+
+
+@pytest.mark.parametrize("p", [1.0, 0.9, 0.5, 0.4, 1 / 3 + 1e-12, 0.333333333333333333333333])
+def test_geometric_delays_equal_numpys_geometric(p):
+    from sim.mechanisms.referral import GEOMETRIC_SEARCH_FROM, MAX_DELAY_DAYS, _geometric_delays
+
+    assert p >= GEOMETRIC_SEARCH_FROM
+    for cap in (MAX_DELAY_DAYS, 3):
+        r1, r2 = np.random.default_rng(11), np.random.default_rng(11)
+        want = np.minimum(r1.geometric(p, 200_000) - 1, cap)
+        got = np.empty(200_000, np.int64)
+        _geometric_delays(r2.random(200_000), p, cap, got)
+        assert np.array_equal(got, want)
+        assert r1.random() == r2.random()

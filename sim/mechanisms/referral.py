@@ -48,6 +48,28 @@ from sim.schema import param, require
 REFERRAL = CHANNELS.index("referral")
 ORGANIC = CHANNELS.index("organic")
 MAX_DELAY_DAYS = 60  # an invitation not acted upon within two months is forgotten
+#: from this success probability up, numpy's ``Generator.geometric`` draws by sequential search
+GEOMETRIC_SEARCH_FROM = 0.333333333333333333333333
+
+
+@jit
+def _geometric_delays(u, p, cap, out):
+    """``min(X - 1, cap)`` for geometric ``X`` (success probability ``p``), by numpy's sequential
+    search from the uniform ``u[i]``: for ``p >= GEOMETRIC_SEARCH_FROM`` the very numbers
+    ``np.minimum(rng.geometric(p, n) - 1, cap)`` gives when ``u = rng.random(n)``, the generator
+    left in the same state (tests/test_perf4_share.py checks it). Stops at ``cap``.
+
+    A kernel because numpy's geometric pays a C call per variate and needs a pass for the cap."""
+    q = 1.0 - p
+    for i in range(u.size):
+        x = 0
+        total = p
+        prod = p
+        while u[i] > total and x < cap:
+            prod *= q
+            total += prod
+            x += 1
+        out[i] = x
 
 
 @jit
@@ -190,9 +212,14 @@ class Referral(Mechanism):
         acted upon after the attribution window lose their attribution. ``target`` is -1 where no
         invitation was sent; ``sent`` invitations were."""
         c = self.config
-        delay = np.minimum(rng.geometric(1.0 / (1.0 + c.response_delay_days), sent) - 1, MAX_DELAY_DAYS)
         if sent == 0:
             return
+        p_act = 1.0 / (1.0 + c.response_delay_days)  # chance to act on a given day
+        if p_act >= GEOMETRIC_SEARCH_FROM:
+            delay = np.empty(sent, np.int64)
+            _geometric_delays(rng.random(sent), p_act, MAX_DELAY_DAYS, delay)
+        else:
+            delay = np.minimum(rng.geometric(p_act, sent) - 1, MAX_DELAY_DAYS)
         # Into the buckets of their due days, keeping the order they were sent in within each day.
         cols = (np.empty(sent, np.int64), np.empty(sent, np.int64), np.empty(sent, np.int64), np.empty(sent, np.int8))
         end = np.empty(MAX_DELAY_DAYS + 1, np.int64)
