@@ -216,3 +216,20 @@ def test_geometric_delays_equal_numpys_geometric(p):
         _geometric_delays(r2.random(200_000), p, cap, got)
         assert np.array_equal(got, want)
         assert r1.random() == r2.random()
+
+
+@pytest.mark.parametrize("overrides", [[], ["mechanisms.referral.per_inviter_cap=0"],
+                                       ["mechanisms.referral.tier_multipliers=[1.0,2.0,0.5]", "mechanisms.referral.per_inviter_cap=4"],
+                                       ["mechanisms.referral.reward_form=coupon", "mechanisms.referral.reward_half_rmb=3"]])
+def test_referral_motivation_table_equals_the_direct_expression(overrides):
+    import sim
+    from sim import behaviour as bh
+
+    cfg = sim.compose("default", ["population.size=500", "horizon=3", "mechanisms.referral.enabled=true", *overrides], seed=0)
+    model = sim.GrowthModel(cfg)
+    ref = model.get_mechanism("referral")
+    ref.rewarded[:] = np.random.default_rng(0).integers(0, 8, ref.rewarded.size)
+    idx = np.random.default_rng(1).integers(0, 500, 300)
+    c = ref.config
+    direct = 1.0 + c.reward_uplift * bh.incentive_response(ref._inviter_reward(idx) * ref.perceived, c.reward_half_rmb)
+    assert np.array_equal(ref._motivation(idx), direct)

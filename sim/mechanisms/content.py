@@ -277,10 +277,11 @@ class Content(Mechanism):
         today.count("content_reach", target.size)
         if target.size == 0:
             return
-        out = pop.state[target] <= State.AWARE
+        state = pop.state[target]
+        out = state <= State.AWARE
         p = np.minimum(c.read_conversion * quality[out] * (1.0 + c.trust_adoption_uplift * self.trust) * self._affinity(pop, target[out]), 1.0)
         exposures.add(target[out], CONTENT, p, None if sender is None else sender[out], None if edge is None else edge[out])
-        users = (pop.state[target] >= State.ACTIVE) & (pop.state[target] <= State.DORMANT)
+        users = (state >= State.ACTIVE) & (state <= State.DORMANT)
         if now:
             today.visit_boost[target[users]] += (c.read_visit_boost * quality[users]).astype(np.float32)
         else:

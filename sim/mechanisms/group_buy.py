@@ -257,7 +257,8 @@ class GroupBuy(Mechanism):
         today.next_exposures.add(target[out], GROUP_BUY, p_new, self.initiator[rows[out]], edge[out])
         today.count("invites_sent", int(out.sum()))
         # Friends on the platform join now if the deal meets their need.
-        engaged = ((state == State.ACTIVE) | (state == State.LOYAL)) & (self.team[target] == NO_TEAM)
+        engaged = np.flatnonzero((state == State.ACTIVE) | (state == State.LOYAL))
+        engaged = engaged[self.team[target[engaged]] == NO_TEAM]  # (the team column read for users alone)
         rows, target, fatigue = rows[engaged], target[engaged], fatigue[engaged]
         need = bh.need_now(pop, target, day, model.cfg.behaviour.purchase)
         deal = bh.deal_factor(pop, target, np.full(target.size, c.discount))

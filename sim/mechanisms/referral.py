@@ -177,6 +177,22 @@ class Referral(Mechanism):
         cap = self.config.per_inviter_cap
         return value if cap == 0 else np.where(done < cap, value, 0.0)
 
+    def _motivation(self, idx: np.ndarray) -> np.ndarray:
+        """``1 + reward_uplift x incentive_response(perceived next reward)`` of inviters ``idx``.
+
+        The reward depends on an inviter's rewarded count only through its tier and the cap, so
+        the response is computed once per tier (the same elementwise expressions, so the same
+        values) and looked up: a gather instead of a chain of passes over the visitors."""
+        c = self.config
+        tiers = self.tiers.size
+        value = np.append(c.inviter_reward * self.tiers, 0.0)  # per tier, and past the cap
+        table = 1.0 + c.reward_uplift * bh.incentive_response(value * self.perceived, c.reward_half_rmb)
+        done = self.rewarded[idx]
+        k = np.minimum(done, tiers - 1)
+        if c.per_inviter_cap:
+            k = np.where(done < c.per_inviter_cap, k, tiers)
+        return table[k]
+
     # ------------------------------------------------------------------ invitations
     def exposure(self, model) -> None:
         """Invitations due today reach their receivers (evaluated in today's adoption stage)."""
@@ -194,8 +210,7 @@ class Referral(Mechanism):
         c, pop, today = self.config, model.pop, model.today
         rng = self.rng(model)
         v = today.visitors
-        reward = self._inviter_reward(v) * self.perceived
-        motivation = 1.0 + c.reward_uplift * bh.incentive_response(reward, c.reward_half_rmb)
+        motivation = self._motivation(v)
         mean = c.invites_per_visit * pop.param("invite_propensity", v) * motivation * bh.sharing_propensity(pop, v, model.day, model.cfg.behaviour.social)
         n = bh.stochastic_round(mean, rng.random(v.size))
         senders = np.repeat(v, n)
