@@ -154,24 +154,6 @@ def test_assist_click_count_equals_the_numpy_form(seed):
     assert np.array_equal(np.sort(done[:n_done]), done_ref)
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_content_non_user_sampler_equals_the_engines(seed):
-    import sim
-    from sim.mechanisms.content import sample_non_users
-
-    cfg = sim.compose("default", ["population.size=3000", "graph.avg_degree=8", "horizon=5"], seed=seed)
-    model = sim.GrowthModel(cfg)
-    model.run()
-    rng = np.random.default_rng(seed)
-    model.pop.state[rng.random(model.pop.n) < rng.uniform(0.0, 0.99)] = 2  # any share of users
-    mark = np.zeros(model.pop.n, dtype=bool)
-    for k in (0, 1, 5, 200, 2999, 5000):
-        r1, r2 = np.random.default_rng(seed + k), np.random.default_rng(seed + k)
-        a, b = model.sample_non_users(k, r1), sample_non_users(model, k, r2, mark)
-        assert np.array_equal(a, b) and r1.random() == r2.random()
-        assert not mark.any()
-
-
 @pytest.mark.parametrize("name", ["group_buy", "assist"])
 def test_pruned_demand_draws_pick_the_same_people(name, monkeypatch):
     """The bound on the opening (starting) probability only skips draws that could not succeed:

@@ -10,7 +10,7 @@ the embedded livestream commerce of Douyin and Kuaishou):
   graph (``beyond_graph_ratio`` impressions outside per impression inside). KOL posts are bought
   with ``kol_budget_rmb_per_day`` and reach ``kol_reach`` people across the platform and outside;
 - an impression on a non-user is a chance to join (channel ``content``; people reached beyond the
-  graph are picked as ``model.sample_non_users`` picks them); an impression on a user draws them to visit
+  graph are picked with ``model.sample_non_users``); an impression on a user draws them to visit
   the next day and, good content being worth the visit, raises their satisfaction;
 - trust: the platform keeps a stock of quality-weighted posts that decays (``half_life_days``);
   relative to the number of users it makes a trust level in [0, 1) that raises the purchase
@@ -30,7 +30,6 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
-from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State
@@ -38,45 +37,6 @@ from sim.schema import param
 
 CONTENT = CHANNELS.index("content")
 EMPTY = np.zeros(0, np.int64)
-AWARE = State.AWARE
-
-
-@jit
-def _keep_new_non_users(draw, state, mark, out, m, k):
-    """Append to ``out[m:]`` the entries of ``draw`` that are non-users (state at most AWARE) and
-    not marked, marking each (a person's first draw counts), until ``k`` are held. Returns the new
-    count.
-
-    A kernel because keeping first occurrences in order is a stable sort in numpy; with a mark per
-    person it is one pass."""
-    for x in draw:
-        if m >= k:
-            break
-        if state[x] <= AWARE and not mark[x]:
-            mark[x] = True
-            out[m] = x
-            m += 1
-    return m
-
-
-def sample_non_users(model, k: int, rng: np.random.Generator, mark: np.ndarray) -> np.ndarray:
-    """``model.sample_non_users(k, rng)`` — the same draws and the same people, in the same order —
-    with the repeats found by marks in ``mark`` (a boolean column of all False, left so) instead
-    of a sort per round of draws. (tests/test_perf4_share.py checks both agree.)"""
-    pop = model.pop
-    if k <= 0:
-        return EMPTY
-    frac = pop.count_non_users() / pop.n
-    out = np.empty(k, dtype=np.int64)
-    m = 0
-    for _ in range(8):
-        draw = rng.integers(0, pop.n, size=int((k - m) / max(frac, 1e-3) * 1.3) + 8)
-        m = _keep_new_non_users(draw, pop.state, mark, out, m, k)
-        if m >= k:
-            break
-    out = out[:m]
-    mark[out] = False
-    return out
 
 
 @dataclass(frozen=True)
@@ -149,7 +109,6 @@ class Content(Mechanism):
         self.live = live
         mean_affinity = float(np.mean(model.pop.param("content_affinity")))
         self.affinity_scale = 1.0 / mean_affinity if mean_affinity > 0 else 1.0
-        self.mark = np.zeros(model.pop.n, dtype=bool)  # scratch of sample_non_users (all False between calls)
 
     def _affinity(self, pop, idx: np.ndarray) -> np.ndarray:
         """Content affinity of ``idx`` relative to the population's average."""
@@ -263,7 +222,7 @@ class Content(Mechanism):
         pop = model.pop
         share_out = pop.count_non_users() / pop.n
         k_out = int(rng.binomial(k, share_out))
-        out = sample_non_users(model, k_out, rng, self.mark)
+        out = model.sample_non_users(k_out, rng)
         target = out
         if users and k - k_out > 0:
             alive = pop.alive()

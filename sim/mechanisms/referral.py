@@ -215,7 +215,7 @@ class Referral(Mechanism):
         n = bh.stochastic_round(mean, rng.random(v.size))
         senders = np.repeat(v, n)
         # an inviter who finds no friend left to invite sends nothing (target -1: skipped)
-        target, edge = model.graph.sample_neighbours_where(senders, rng, pop.non_users_mask())
+        target, edge = model.graph.sample_neighbours_where(senders, rng, pop.non_users_view())
         sent = int(np.count_nonzero(target >= 0))
         today.count("invites_sent", sent)
         p = min(c.conversion * (1.0 + c.invitee_uplift * bh.incentive_response(c.invitee_reward * self.perceived, c.reward_half_rmb)), 1.0)
