@@ -81,25 +81,27 @@ def _sample_kernel(nodes, u, indptr, indices, target, edge):
 
 
 @jit
-def _first_try_where(nodes, u, indptr, indices, accept, target, edge, retry):
+def _first_try_where(nodes, u, indptr, indices, accept, target, edge, retry, ok):
     """The first try of :meth:`Graph.sample_neighbours_where`: the neighbour of ``nodes[i]`` at slot
     ``floor(u[i] x degree)`` and that slot; where ``accept`` rejects it, -1, -1 and the position
     ``i`` goes to ``retry``. Returns how many positions went there. (Rows without neighbours give
-    -1, -1 and are not retried.)
+    -1, -1 and are not retried.) ``ok`` is scratch.
 
     A kernel because numpy needs a gather per quantity and a mask and scatter per outcome. The
-    gathers come first, in a loop without data-dependent branches, so the CPU overlaps the cache
-    misses of many rows; the test of ``accept`` follows."""
+    gathers (the neighbour, then its ``accept``) come in loops without data-dependent branches, so
+    the CPU overlaps the cache misses of many rows; the branching on the outcome comes last."""
     for i in range(nodes.size):
         start = indptr[nodes[i]]
         deg = indptr[nodes[i] + 1] - start
         slot = start + np.int64(u[i] * deg)
         edge[i] = slot if deg > 0 else -1
         target[i] = indices[slot] if deg > 0 else -1
-    m = 0
     for i in range(nodes.size):
         t = target[i]
-        if t >= 0 and not accept[t]:
+        ok[i] = accept[t] if t >= 0 else True
+    m = 0
+    for i in range(nodes.size):
+        if not ok[i]:
             target[i] = -1
             edge[i] = -1
             retry[m] = i
@@ -108,20 +110,24 @@ def _first_try_where(nodes, u, indptr, indices, accept, target, edge, retry):
 
 
 @jit
-def _retry_where(nodes, todo, u, indptr, indices, accept, target, edge, retry):
+def _retry_where(nodes, todo, u, indptr, indices, accept, target, edge, retry, ok):
     """One more try for the positions ``todo`` (uniform ``u[j]`` for ``todo[j]``), as in
-    :func:`_first_try_where`: accepted neighbours are written, the rejected positions go to
-    ``retry``. Returns how many went there."""
-    m = 0
+    :func:`_first_try_where` (gathers first, then the outcome): accepted neighbours are written,
+    the rejected positions go to ``retry``. Returns how many went there."""
     for j in range(todo.size):
         i = todo[j]
         start = indptr[nodes[i]]
         slot = start + np.int64(u[j] * (indptr[nodes[i] + 1] - start))
-        t = indices[slot]
-        if accept[t]:
-            target[i] = t
-            edge[i] = slot
-        else:
+        edge[i] = slot
+        target[i] = indices[slot]
+    for j in range(todo.size):
+        ok[j] = accept[target[todo[j]]]
+    m = 0
+    for j in range(todo.size):
+        if not ok[j]:
+            i = todo[j]
+            target[i] = -1
+            edge[i] = -1
             retry[m] = i
             m += 1
     return m
@@ -241,14 +247,14 @@ class Graph(_Sampling):
             target[:] = -1
             edge[:] = -1
             return target, edge
-        todo = np.empty(nodes.size, dtype=np.int64)
-        m = _first_try_where(nodes, rng.random(nodes.size), self.indptr, self.indices, accept, target, edge, todo)
+        todo, ok = np.empty(nodes.size, dtype=np.int64), np.empty(nodes.size, dtype=np.bool_)
+        m = _first_try_where(nodes, rng.random(nodes.size), self.indptr, self.indices, accept, target, edge, todo, ok)
         if m and tries > 1:
             spare = np.empty(m, dtype=np.int64)
             for _ in range(tries - 1):
                 if m == 0:
                     break
-                m = _retry_where(nodes, todo[:m], rng.random(m), self.indptr, self.indices, accept, target, edge, spare)
+                m = _retry_where(nodes, todo[:m], rng.random(m), self.indptr, self.indices, accept, target, edge, spare, ok)
                 todo, spare = spare, todo
         return target, edge
 
