@@ -268,19 +268,3 @@ def test_census_equals_its_plain_counts():
     got = kernels.census(state, last_visit, N_STATES, 50, 20)
     assert got[:N_STATES].tolist() == np.bincount(state, minlength=N_STATES).tolist()
     assert got[N_STATES] == np.count_nonzero(last_visit >= 50) and got[N_STATES + 1] == np.count_nonzero(last_visit >= 20)
-
-
-@pytest.mark.parametrize("day,after,every,max_contacts", [(100, 30, 30, 1), (100, 20, 7, 5), (10, 30, 30, 3), (61, 30, 15, 9)])
-def test_winback_due_equals_its_plain_form(day, after, every, max_contacts):
-    from sim.mechanisms.winback import _due_by_contact
-
-    last_visit = np.random.default_rng(day).integers(-1, day + 1, 20_000).astype(np.int32)
-    want = []
-    for k in range(max_contacts):
-        last = day - after - k * every
-        if last < 0:
-            break
-        want.append(np.flatnonzero(last_visit == last))
-    want = np.concatenate(want) if want else np.zeros(0, dtype=np.int64)
-    contacts = min(max_contacts, max(0, (day - after) // every + 1))
-    assert np.array_equal(_due_by_contact(last_visit, day - after, every, contacts), want)

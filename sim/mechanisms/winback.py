@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import behaviour as bh
-from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State
@@ -43,27 +42,6 @@ class WinbackConfig(MechanismConfig):
     return_satisfaction: float = param(0.05, lo=0, hi=1, unit="satisfaction", doc="satisfaction regained on coming back")
 
 
-@jit
-def _due_by_contact(last_visit, first, every, contacts):
-    """People with ``last_visit == first - k * every`` for k < ``contacts``, grouped by k in that
-    order and ascending within each group: two passes over everyone (a count, then a fill) instead
-    of one comparison and one nonzero per contact day."""
-    counts = np.zeros(contacts + 1, dtype=np.int64)
-    for i in range(last_visit.size):
-        gap = first - last_visit[i]
-        if gap >= 0 and gap % every == 0 and gap // every < contacts:
-            counts[gap // every + 1] += 1
-    start = np.cumsum(counts)
-    out = np.empty(start[-1], dtype=np.int64)
-    for i in range(last_visit.size):
-        gap = first - last_visit[i]
-        if gap >= 0 and gap % every == 0 and gap // every < contacts:
-            k = gap // every
-            out[start[k]] = i
-            start[k] += 1
-    return out
-
-
 @register
 class Winback(Mechanism):
     name = "winback"
@@ -76,12 +54,15 @@ class Winback(Mechanism):
         self.share = None
 
     def _due(self, model) -> np.ndarray:
-        """Users whose absence today reaches a contact day of the schedule: those who last visited
-        ``after_days``, then ``after_days + every_days``, ... days ago (only people who joined have
-        visited), grouped by contact in that order, ascending within each."""
-        c = self.config
-        contacts = min(c.max_contacts, max(0, (model.day - c.after_days) // c.every_days + 1))
-        return _due_by_contact(model.pop.last_visit, model.day - c.after_days, c.every_days, contacts)
+        """Users whose absence today reaches a contact day of the schedule."""
+        c, pop = self.config, model.pop
+        due = []
+        for k in range(c.max_contacts):
+            last = model.day - c.after_days - k * c.every_days
+            if last < 0:
+                break
+            due.append(np.flatnonzero(pop.last_visit == last))  # only people who joined have visited
+        return np.concatenate(due) if due else np.zeros(0, dtype=np.int64)
 
     def visit(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
