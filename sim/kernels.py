@@ -7,7 +7,7 @@ first distinct accepted draws. In numpy each of these is a sort plus several gat
 here it is one pass in array order.
 
 This module goes further than DESIGN section 5, for speed: it also fuses the per-user terms of a
-stage (visit odds, churn hazard, latent demand, the census), which numpy can express but only as a
+stage (visit odds, churn hazard, latent demand, sharing propensity), which numpy can express but only as a
 gather and a temporary array per term. At 100,000 people and more a day's work is a few thousand
 such passes over arrays of tens of thousands, and fusing them is what brings a year of every
 mechanism within seconds. Each fused kernel does numpy's arithmetic term by term in the same
@@ -280,21 +280,6 @@ def attachment_nodes(ptr, m):
         out[2 * s] = s // m
         out[2 * s + 1] = out[ptr[s]]
     return out
-
-
-@jit
-def census(state, last_visit, n_states, week_from, month_from):
-    """People in each lifecycle state, and how many visited on or after ``week_from`` and on or after
-    ``month_from`` (WAU and MAU), in one pass over everyone (numpy needs a pass per count)."""
-    counts = np.zeros(n_states + 2, dtype=np.int64)
-    for i in range(state.size):
-        counts[state[i]] += 1
-        v = last_visit[i]
-        if v >= week_from:
-            counts[n_states] += 1
-        if v >= month_from:
-            counts[n_states + 1] += 1
-    return counts
 
 
 @jit

@@ -18,7 +18,7 @@ import pandas as pd
 
 from sim import kernels
 from sim.config import CHANNELS
-from sim.population import N_STATES, STATE_NAMES, State
+from sim.population import STATE_NAMES, State
 
 if TYPE_CHECKING:
     from sim.engine import GrowthModel
@@ -94,14 +94,14 @@ class Recorder:
         new_ch = np.bincount(pop.channel[today.new_users], minlength=len(CHANNELS))
         for c, name in enumerate(CHANNELS):
             s[f"new_{name}"][day] = new_ch[c]
-        census = kernels.census(pop.state, pop.last_visit, N_STATES, max(day - 6, 0), max(day - 29, 0))
-        counts = census[:N_STATES]
+        counts = pop.state_counts()
         for k, name in enumerate(STATE_NAMES):
             s[f"n_{name}"][day] = counts[k]
         s["cumulative_users"][day] = s["new_users"][: day + 1].sum()
         s["dau"][day] = today.visitors.size
         s["buyers"][day] = unique_count(today.buyers, pop.n)
-        s["wau"][day], s["mau"][day] = census[N_STATES], census[N_STATES + 1]
+        s["wau"][day] = np.count_nonzero(pop.last_visit >= max(day - 6, 0))
+        s["mau"][day] = np.count_nonzero(pop.last_visit >= max(day - 29, 0))
         s["active_users"][day] = counts[State.ACTIVE] + counts[State.LOYAL]
         s["users"][day] = counts[State.ACTIVE] + counts[State.LOYAL] + counts[State.DORMANT]
         lo = max(0, day - K_WINDOW + 1)

