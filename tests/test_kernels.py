@@ -256,3 +256,16 @@ def test_add_clipped_equals_add_at_then_clip(entries, scalar):
     want[idx] = np.clip(want[idx], 0, 1)
     kernels.add_clipped(idx, delta, column, np.float32(0), np.float32(1))
     assert np.array_equal(column, want)
+
+
+@pytest.mark.parametrize("k", [0, 1, 50, 900])
+def test_add_to_neighbours_equals_add_at_over_the_rows(k):
+    rng = np.random.default_rng(k)
+    g = Graph.from_edges(1000, rng.integers(0, 1000, 5000), rng.integers(0, 1000, 5000))
+    nodes = rng.integers(0, 1000, k)  # repeats allowed
+    target = rng.integers(-5, 5, 1000).astype(np.int32)
+    want = target.copy()
+    for v in nodes.tolist():
+        np.add.at(want, g.neighbours(v), -1)
+    g.add_to_neighbours(nodes, target, -1)
+    assert np.array_equal(target, want)

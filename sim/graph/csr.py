@@ -133,6 +133,16 @@ def _retry_where(nodes, todo, u, indptr, indices, accept, target, edge, retry, o
     return m
 
 
+@jit
+def _add_to_rows(indptr, indices, nodes, target, delta):
+    """``target[indices[indptr[v]:indptr[v + 1]]] += delta`` for each ``v`` of ``nodes``: one walk along
+    their CSR rows (numpy gathers the rows' slots, then counts the repeats by a sort or a bincount
+    over the whole column)."""
+    for v in nodes:
+        for j in range(indptr[v], indptr[v + 1]):
+            target[indices[j]] += delta
+
+
 class _Sampling:
     def sample_neighbours_where(self, nodes: np.ndarray, rng: np.random.Generator, accept: np.ndarray,
                                 tries: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -212,10 +222,10 @@ class Graph(_Sampling):
         return np.repeat(np.arange(nodes.size), counts), self.indices[slots]
 
     def add_to_neighbours(self, nodes: np.ndarray, target: np.ndarray, delta: int) -> None:
-        """``target[j] += delta`` for every neighbour j of every node in ``nodes``."""
+        """``target[j] += delta`` for every neighbour j of every node in ``nodes`` (integer columns:
+        the order of the additions does not matter, wrap-around included)."""
         if nodes.size:
-            counts = self.degree[nodes]
-            scatter_add(target, self.indices[_segments(self.indptr[nodes], counts)], delta)
+            _add_to_rows(self.indptr, self.indices, nodes, target, delta)
 
     def neighbour_sum(self, x: np.ndarray) -> np.ndarray:
         """(A @ x): the sum of ``x`` over each node's neighbours."""
