@@ -292,3 +292,16 @@ def sharing_propensity(idx, day, joined_day, satisfaction, novelty_table):
         s = min(max(np.float32(2.0) * satisfaction[i], np.float32(0.0)), np.float32(2.0))
         out[k] = np.float64(s) * novelty_table[day - joined_day[i]]
     return out
+
+
+@jit
+def row_contains(rows, which, value):
+    """``(rows[which] == value[:, None]).any(axis=1)`` without the gathered copy of the rows."""
+    out = np.zeros(which.size, dtype=np.bool_)
+    for k in range(which.size):
+        r = which[k]
+        for j in range(rows.shape[1]):
+            if rows[r, j] == value[k]:
+                out[k] = True
+                break
+    return out

@@ -76,7 +76,9 @@ def holme_kim(n: int, avg_degree: float, triangle_prob: float, rng: np.random.Ge
     slots = _attachment_slots(n, m, rng)
     new, target = slots[0::2].copy(), slots[1::2].copy()
     if m > 1 and triangle_prob > 0:
-        triad = (np.arange(new.size) % m != 0) & (rng.random(new.size) < triangle_prob)
+        later_of_node = np.ones(m, dtype=bool)
+        later_of_node[0] = False  # = np.arange(new.size) % m != 0: not a node's first attachment
+        triad = np.tile(later_of_node, n) & (rng.random(new.size) < triangle_prob)
         # The anchor's neighbours are taken from the attachment edges that survive (not themselves
         # turned into triad steps), so every triad step really closes a triangle.
         skeleton = Graph.from_edges(n, new[~triad], target[~triad])
@@ -88,7 +90,7 @@ def holme_kim(n: int, avg_degree: float, triangle_prob: float, rng: np.random.Ge
             cand, _edge = skeleton.sample_neighbours(anchor, rng)
             ok = (cand >= 0) & (cand < new[later])
             maybe = np.flatnonzero(ok)  # no double edge (checked only where it can still matter)
-            ok[maybe] = ~(rows[new[later[maybe]]] == cand[maybe, None]).any(axis=1)
+            ok[maybe] = ~kernels.row_contains(rows, new[later[maybe]], cand[maybe])
             target[later[ok]] = cand[ok]
             later, anchor = later[~ok], anchor[~ok]
             if later.size == 0:
