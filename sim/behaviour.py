@@ -144,8 +144,11 @@ def add_need(pop: Population, idx: np.ndarray, day: int, amount: np.ndarray | fl
     The stock is first brought up to date, so later draws today see it; it never exceeds ``need_cap``."""
     if np.size(idx) == 0:
         return
-    pop.need[idx] = np.minimum(cfg.need_cap, need_now(pop, idx, day, cfg) + amount)
-    pop.need_day[idx] = day
+    amount = np.asarray(amount, dtype=np.float64).reshape(-1)
+    if amount.size not in (1, np.size(idx)):  # the kernel does not check bounds
+        raise ValueError(f"add_need: {amount.size} amounts for {np.size(idx)} people")
+    kernels.add_need(np.asarray(idx), day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                     _state_table({State.LOYAL: cfg.loyal_need_ratio}, 1.0), cfg.need_cap, amount)
 
 
 def expected_basket_rmb(pop: Population, idx: np.ndarray, price_level: float = 1.0) -> np.ndarray:
@@ -264,9 +267,10 @@ class Exposures:
         prob = np.full(n, prob, dtype=np.float64) if np.ndim(prob) == 0 else np.asarray(prob, dtype=np.float64)
         if prob.shape != (n,):
             prob = np.broadcast_to(prob, (n,))
-        sender = np.full(n, -1, dtype=np.int64) if sender is None else sender.astype(np.int64)
-        edge = np.full(n, -1, dtype=np.int64) if edge is None else edge.astype(np.int64)
-        self.parts.append((receiver.astype(np.int64), np.full(n, channel, dtype=np.int8), prob, sender, edge))
+        # (asarray: no copy of a column that is already int64; the parts are only read)
+        sender = np.full(n, -1, dtype=np.int64) if sender is None else np.asarray(sender, dtype=np.int64)
+        edge = np.full(n, -1, dtype=np.int64) if edge is None else np.asarray(edge, dtype=np.int64)
+        self.parts.append((np.asarray(receiver, dtype=np.int64), np.full(n, channel, dtype=np.int8), prob, sender, edge))
 
     def __len__(self) -> int:
         return sum(p[0].size for p in self.parts)

@@ -305,3 +305,17 @@ def row_contains(rows, which, value):
                 out[k] = True
                 break
     return out
+
+
+@jit
+def add_need(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, amount):
+    """``need[idx] = min(need_cap, need_now + amount)`` and ``need_day[idx] = day`` (see
+    ``sim.behaviour.add_need``): every new value from the stocks before any write, as numpy's
+    fancy assignment does (``amount`` has one entry per index, or one for all)."""
+    new = need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    one = amount.size == 1
+    for k in range(idx.size):
+        new[k] = min(need_cap, new[k] + (amount[0] if one else amount[k]))
+    for k in range(idx.size):
+        need[idx[k]] = np.float32(new[k])
+        need_day[idx[k]] = day

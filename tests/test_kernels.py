@@ -269,3 +269,17 @@ def test_add_to_neighbours_equals_add_at_over_the_rows(k):
         np.add.at(want, g.neighbours(v), -1)
     g.add_to_neighbours(nodes, target, -1)
     assert np.array_equal(target, want)
+
+
+@pytest.mark.parametrize("scalar", [True, False])
+def test_add_need_equals_its_plain_form(scalar):
+    model = _model_midway(25)
+    pop, cfg, day = model.pop, model.cfg.behaviour.purchase, model.day + 3
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, pop.n, 400)  # repeats: numpy's last write wins, from the stocks before any write
+    amount = 0.7 if scalar else rng.uniform(0, 2, idx.size)
+    want_need, want_day = pop.need.copy(), pop.need_day.copy()
+    want_need[idx] = np.minimum(cfg.need_cap, bh.need_now(pop, idx, day, cfg) + amount)
+    want_day[idx] = day
+    bh.add_need(pop, idx, day, amount, cfg)
+    assert np.array_equal(pop.need, want_need) and np.array_equal(pop.need_day, want_day)
