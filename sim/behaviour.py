@@ -197,10 +197,11 @@ def sharing_propensity(pop: Population, idx: np.ndarray, day: int, cfg) -> np.nd
 
 
 # --------------------------------------------------------------------------------- social response
-def social_response(prior_received: np.ndarray, repeats: np.ndarray, cfg) -> np.ndarray:
-    """Multiplier on an invitation's conversion: saturation in invitations already received and
-    fading for repeats from the same sender."""
-    return _lookup("power", cfg.saturation, 0.0, prior_received) * _lookup("power", cfg.repeat_fade, 0.0, repeats)
+def power_table(base: float, size: int) -> np.ndarray:
+    """``base ** k`` for k in 0 .. size - 1 (at least): the social response to an invitation is
+    ``saturation ** (invitations received before) x repeat_fade ** (repeats from the same sender)``,
+    looked up in two such tables (``sim.kernels.social_events``)."""
+    return _table("power", base, 0.0, _pow2(size))
 
 
 # --------------------------------------------------------------------------------- requests to friends

@@ -241,18 +241,9 @@ class GrowthModel(mesa.Model):
     def _adoption(self) -> None:
         pop, today, cfg = self.pop, self.today, self.cfg
         receiver, channel, prob, sender, edge = today.exposures.arrays()
-        ok = pop.state[receiver] <= State.AWARE
+        ok = kernels.mark_aware(receiver, pop.state, pop.aware_day, self.day, State.POTENTIAL, State.AWARE)
         receiver, channel, prob, sender, edge = receiver[ok], channel[ok], prob[ok], sender[ok], edge[ok]
-        newly_aware = receiver[pop.state[receiver] == State.POTENTIAL]
-        pop.state[newly_aware] = State.AWARE
-        pop.aware_day[newly_aware] = self.day
-        social = np.flatnonzero(sender >= 0)
-        if social.size:
-            prob = prob.copy()
-            prob[social] *= self._social_response(receiver[social], edge[social], cfg)
-            if cfg.adoption.contagion == "complex":
-                below = pop.contacts[receiver[social]] < cfg.adoption.threshold
-                prob[social[below]] = 0.0
+        self._social_response(receiver, sender, edge, prob, cfg)  # prob (a fresh array) scaled in place
         u = self.streams.today("adoption").random(receiver.size)
         # Competing channels: of a person's successes the one with the smallest u / p (uniform given
         # success) wins.
@@ -264,22 +255,21 @@ class GrowthModel(mesa.Model):
             self._join(adopters, np.full(adopters.size, ORGANIC, dtype=np.int8), np.full(adopters.size, -1))
         self._run_hooks("adoption")
 
-    def _social_response(self, receiver: np.ndarray, edge: np.ndarray, cfg: SimConfig) -> np.ndarray:
-        """Saturation and same-sender fading for today's social events; updates the memories."""
-        pop = self.pop
-        # One pass in event order (sim.kernels.social_events) updates the memories and gives each
-        # event the invitations its receiver had before it and the sends its edge had carried.
+    def _social_response(self, receiver: np.ndarray, sender: np.ndarray, edge: np.ndarray, prob: np.ndarray,
+                         cfg: SimConfig) -> None:
+        """Saturation and same-sender fading of today's social events (``sender >= 0``), and under
+        complex contagion the threshold: scales ``prob`` in place and updates the memories, in one
+        pass in event order (``sim.kernels.social_events``)."""
+        pop, social = self.pop, cfg.behaviour.social
         if self.edge_sends is None:  # no stored edges: no sender memory
             edge, sends = np.full(receiver.size, -1, dtype=np.int64), np.zeros(1, dtype=np.uint8)
         else:
             sends = self.edge_sends
-        top = np.iinfo(pop.invites_received.dtype).max
-        prior, repeats = kernels.social_events(receiver, edge, pop.invites_received, sends, pop.contacts, top, SENDS_TOP)
-        if cfg.adoption.contagion == "complex":
-            # Reinforcement is the point of complex contagion (Centola 2010): the invitations that
-            # bring a person up to the threshold do not count towards saturation.
-            prior = np.maximum(prior - (cfg.adoption.threshold - 1), 0)
-        return bh.social_response(prior, repeats, cfg.behaviour.social)
+        top = int(np.iinfo(pop.invites_received.dtype).max)
+        threshold = cfg.adoption.threshold if cfg.adoption.contagion == "complex" else 0
+        kernels.social_events(receiver, sender, edge, prob, pop.invites_received, sends, pop.contacts, top, SENDS_TOP,
+                              bh.power_table(social.saturation, top + 1), bh.power_table(social.repeat_fade, SENDS_TOP + 1),
+                              max(threshold - 1, 0), threshold)
 
     def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:
         pop, day, b = self.pop, self.day, self.cfg.behaviour

@@ -40,41 +40,64 @@ def jit(fn):
 
 # ------------------------------------------------------------------------------ adoption stage
 @jit
-def social_events(receiver, edge, invites_received, edge_sends, contacts, invites_top, sends_top):
-    """Walk today's social exposure events in order, updating the memories they leave.
+def mark_aware(receiver, state, aware_day, day, potential, aware):
+    """Today's exposure events: which reach people who have not joined (state up to ``aware``), and
+    the people reached for the first time become aware today."""
+    ok = np.empty(receiver.size, dtype=np.bool_)
+    for i in range(receiver.size):
+        r = receiver[i]
+        s = state[r]
+        ok[i] = s <= aware
+        if s == potential:
+            state[r] = aware
+            aware_day[r] = day
+    return ok
 
-    For event ``i`` (an invitation or share reaching ``receiver[i]`` along stored edge ``edge[i]``,
-    or ``-1`` when it travelled no stored edge) returns ``prior[i]``, the invitations the receiver
-    had received before it (earlier days and earlier events today), and ``repeats[i]``, how often the
-    same edge had carried one before. A first contact along an edge adds one to the receiver's
-    ``contacts``. Counters saturate at ``invites_top`` (also the cap of ``contacts``) and
-    ``sends_top``: a hub of a million-person graph can receive more invitations than an int16 holds.
-    Events see the saturated counts (numpy's form saw the count before saturation; beyond 32,767
-    invitations or 250 repeats the response factors are 0 to double precision either way).
+
+@jit
+def social_events(receiver, sender, edge, prob, invites_received, edge_sends, contacts, invites_top, sends_top,
+                  saturation_table, fade_table, shift, threshold):
+    """Walk today's exposure events in order; for the social ones (``sender >= 0``) update the memories
+    they leave and scale their conversion ``prob`` (in place) by the social response.
+
+    Social event ``i`` reaches ``receiver[i]`` along stored edge ``edge[i]`` (``-1``: no stored edge).
+    Its response is ``saturation_table[max(prior - shift, 0)] * fade_table[repeats]``, where ``prior``
+    counts the invitations the receiver had received before it (earlier days and earlier events
+    today) and ``repeats`` how often the same edge had carried one before; ``shift`` is
+    ``threshold - 1`` under complex contagion (the invitations that bring a person up to the
+    threshold are reinforcement, not saturation) and 0 otherwise. A first contact along an edge adds
+    one to the receiver's ``contacts``; under complex contagion (``threshold > 0``) an event whose
+    receiver has fewer than ``threshold`` contacts after all of today's events converts with 0.
+    Counters saturate at ``invites_top`` (also the cap of ``contacts``) and ``sends_top``: a hub of a
+    million-person graph can receive more invitations than an int16 holds. Events see the saturated
+    counts (numpy's form saw the count before saturation; beyond 32,767 invitations or 250 repeats
+    the response factors are 0 to double precision either way).
 
     A kernel because each event's counts depend on the events before it: numpy needs a stable
     sort per key (receiver, edge) and several gathers and scatters for the same result.
     """
-    n = receiver.size
-    prior = np.empty(n, dtype=np.int64)
-    repeats = np.zeros(n, dtype=np.int64)
-    for i in range(n):
+    for i in range(receiver.size):
+        if sender[i] < 0:
+            continue
         r = receiver[i]
-        k = invites_received[r]
-        prior[i] = k
-        if k < invites_top:
-            invites_received[r] = k + 1
+        prior = invites_received[r]
+        if prior < invites_top:
+            invites_received[r] = prior + 1
+        repeats = 0
         e = edge[i]
         if e >= 0:
-            s = edge_sends[e]
-            repeats[i] = s
-            if s < sends_top:
-                edge_sends[e] = s + 1
-            if s == 0 and contacts[r] < invites_top:
+            repeats = edge_sends[e]
+            if repeats < sends_top:
+                edge_sends[e] = repeats + 1
+            if repeats == 0 and contacts[r] < invites_top:
                 contacts[r] += 1
         elif contacts[r] < invites_top:
             contacts[r] += 1
-    return prior, repeats
+        prob[i] *= saturation_table[max(np.int64(prior) - shift, 0)] * fade_table[repeats]
+    if threshold > 0:
+        for i in range(receiver.size):
+            if sender[i] >= 0 and contacts[receiver[i]] < threshold:
+                prob[i] = 0.0
 
 
 @jit

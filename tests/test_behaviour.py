@@ -30,13 +30,20 @@ def test_stochastic_rounding_is_unbiased():
 
 
 def test_social_response_saturates_and_repeats_fade():
-    cfg = SocialConfig()
-    prior = np.arange(6)
-    r = bh.social_response(prior, np.zeros(6, dtype=int), cfg)
-    assert r[0] == 1.0 and np.all(np.diff(r) < 0)
-    rep = bh.social_response(np.zeros(4, dtype=int), np.arange(4), cfg)
-    assert np.all(np.diff(rep) < 0)
-    assert rep[1] == cfg.repeat_fade
+    import sim
+    from sim.engine import GrowthModel
+
+    model = GrowthModel(sim.compose("default", ["population.size=200", "horizon=5"]))
+    cfg = model.cfg.behaviour.social
+    assert cfg == SocialConfig()
+    slot = int(model.graph.indptr[3])  # an edge of person 3, to receiver model.graph.indices[slot]
+    receiver = np.full(4, model.graph.indices[slot], dtype=np.int64)
+    for edge, factor in ((np.full(4, -1), cfg.saturation), (np.full(4, slot), cfg.saturation * cfg.repeat_fade)):
+        model.pop.invites_received[:] = 0
+        prob = np.ones(4)
+        model._social_response(receiver, np.full(4, 3), edge, prob, model.cfg)
+        assert prob[0] == 1.0 and np.all(np.diff(prob) < 0)  # each further invitation counts for less
+        assert prob[1] == factor  # and more so when it is a repeat along the same edge
 
 
 def test_rank_within_and_first_success():
@@ -99,8 +106,9 @@ def test_reinforcement_up_to_the_threshold_is_not_saturation_under_complex_conta
     def response(contagion):
         model = GrowthModel(sim.compose("default", ["population.size=200", "horizon=5", f"adoption.contagion={contagion}",
                                                     "adoption.threshold=2", "behaviour.social.saturation=0.5"]))
-        receiver = np.array([7, 7, 7])
-        return model._social_response(receiver, np.full(3, -1), model.cfg)
+        receiver, prob = np.array([7, 7, 7]), np.ones(3)
+        model._social_response(receiver, np.full(3, 1), np.full(3, -1), prob, model.cfg)
+        return prob
 
     assert response("simple").tolist() == [1.0, 0.5, 0.25]
     assert response("complex").tolist() == [1.0, 1.0, 0.5]

@@ -97,23 +97,35 @@ def _plain_social_events(receiver, edge, invites, sends, contacts, invites_top, 
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 29), st.integers(-1, 39)), max_size=300), st.integers(0, 2**31))
-def test_social_events_equals_its_plain_form(events, seed):
+@given(st.lists(st.tuples(st.integers(0, 29), st.integers(-1, 39), st.booleans()), max_size=300), st.integers(0, 2**31),
+       st.sampled_from([0, 1, 3]))
+def test_social_events_equals_its_plain_form(events, seed, threshold):
+    """The compiled pass against the numpy form on the social events (sender >= 0) among others."""
     from sim import kernels
 
     rng = np.random.default_rng(seed)
-    receiver = np.array([r for r, _ in events], dtype=np.int64)
-    edge = np.array([e for _, e in events], dtype=np.int64)
+    receiver = np.array([r for r, _, _ in events], dtype=np.int64)
+    edge = np.array([e for _, e, _ in events], dtype=np.int64)
+    sender = np.where(np.array([s for _, _, s in events], dtype=bool), 7, -1).astype(np.int64)
+    prob = rng.random(receiver.size)
     invites = rng.integers(0, 12, 30).astype(np.int16)
     sends = rng.integers(0, 9, 40).astype(np.uint8)
     contacts = rng.integers(0, 5, 30).astype(np.int16)
+    sat, fade = 0.7 ** np.arange(16.0), 0.5 ** np.arange(16.0)
     state = (invites.copy(), sends.copy(), contacts.copy())
-    prior, repeats = kernels.social_events(receiver, edge, *state, 14, 10)  # low caps: saturation is exercised
+    got = prob.copy()
+    shift = max(threshold - 1, 0)
+    kernels.social_events(receiver, sender, edge, got, *state, 14, 10, sat, fade, shift, threshold)  # low caps
     expected = (invites.copy(), sends.copy(), contacts.copy())
-    e_prior, e_repeats = _plain_social_events(receiver, edge, *expected, 14, 10)
-    assert np.array_equal(prior, e_prior) and np.array_equal(repeats, e_repeats)
-    for got, want in zip(state, expected):
-        assert np.array_equal(got, want)
+    social = np.flatnonzero(sender >= 0)
+    prior, repeats = _plain_social_events(receiver[social], edge[social], *expected, 14, 10)
+    want = prob.copy()
+    want[social] *= sat[np.maximum(prior - shift, 0)] * fade[repeats]
+    if threshold:
+        want[social[expected[2][receiver[social]] < threshold]] = 0.0
+    assert np.array_equal(got, want)
+    for have, should in zip(state, expected):
+        assert np.array_equal(have, should)
 
 
 @settings(max_examples=80, deadline=None)
