@@ -64,7 +64,7 @@ def stochastic_round(x: np.ndarray, u: np.ndarray) -> np.ndarray:
 # Speed (DESIGN section 5): functions of a small integer (age in days, visits, friends, state) are
 # looked up in a table computed once with the same numpy expression, instead of calling pow / exp /
 # log1p for every user every day; the values are the same bit for bit.
-_NO_VALUES = np.zeros(0, dtype=np.float32)  # an absent per-person boost or ratio
+NO_VALUES = np.zeros(0, dtype=np.float32)  # an absent per-person boost, ratio or offer (kernels' argument)
 
 
 def _pow2(k: int) -> int:
@@ -127,7 +127,7 @@ def visit_probability(pop: Population, idx: np.ndarray, day: int, cfg, boost_log
     state_odds = _state_table({State.DORMANT: np.log(max(cfg.dormant_odds, 1e-9)), State.LOYAL: np.log(cfg.loyal_odds)}, 0.0)
     return kernels.visit_probability(
         idx, pop.segment, pop.satisfaction, pop.seg["satisfaction"], logit(pop.seg["visit_rate"]), pop.visits,
-        _table("log1p", 0.0, 0.0, _pow2(day + 2)), pop.state, state_odds, _NO_VALUES if boost_logit is None else boost_logit,
+        _table("log1p", 0.0, 0.0, _pow2(day + 2)), pop.state, state_odds, NO_VALUES if boost_logit is None else boost_logit,
         cfg.satisfaction_weight, cfg.habit_weight)
 
 
@@ -135,7 +135,12 @@ def visit_probability(pop: Population, idx: np.ndarray, day: int, cfg, boost_log
 def need_now(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     """Latent demand of ``idx`` today: accrued lazily since it was last brought up to date."""
     return kernels.need_now(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                            _state_table({State.LOYAL: cfg.loyal_need_ratio}, 1.0), cfg.need_cap)
+                            need_ratio_table(cfg), cfg.need_cap)
+
+
+def need_ratio_table(cfg) -> np.ndarray:
+    """Demand accrual by lifecycle state, relative to active users (loyal users need more)."""
+    return _state_table({State.LOYAL: cfg.loyal_need_ratio}, 1.0)
 
 
 def add_need(pop: Population, idx: np.ndarray, day: int, amount: np.ndarray | float, cfg) -> None:
@@ -148,7 +153,7 @@ def add_need(pop: Population, idx: np.ndarray, day: int, amount: np.ndarray | fl
     if amount.size not in (1, np.size(idx)):  # the kernel does not check bounds
         raise ValueError(f"add_need: {amount.size} amounts for {np.size(idx)} people")
     kernels.add_need(np.asarray(idx), day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                     _state_table({State.LOYAL: cfg.loyal_need_ratio}, 1.0), cfg.need_cap, amount)
+                     need_ratio_table(cfg), cfg.need_cap, amount)
 
 
 def expected_basket_rmb(pop: Population, idx: np.ndarray, price_level: float = 1.0) -> np.ndarray:
@@ -175,7 +180,7 @@ def churn_hazard(pop: Population, idx: np.ndarray, day: int, cfg, hazard_ratio: 
         pop.state, np.float32(cfg.base_hazard), _table("tenure", cfg.tenure_days, cfg.tenure_decay, _pow2(day + 1)),
         cfg.satisfaction_weight, _table("friends", 0.0, cfg.friends_weight, _pow2(pop.max_friends + 1)), bool(cfg.friends_weight),
         _state_table({State.LOYAL: cfg.loyal_ratio, State.DORMANT: cfg.dormant_ratio}, 1.0),
-        _NO_VALUES if hazard_ratio is None else hazard_ratio)
+        NO_VALUES if hazard_ratio is None else hazard_ratio)
 
 
 def churn_probability(hazard: np.ndarray) -> np.ndarray:

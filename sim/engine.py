@@ -34,6 +34,7 @@ from sim.streams import Streams, choice_cdf, draw_choice
 ORGANIC = CHANNELS.index("organic")
 EMPTY = np.zeros(0, dtype=np.int64)
 SENDS_TOP = 250  # edge_sends is a saturating uint8 count
+NO_OFFER = np.zeros(0)  # no relevance factors or discounts today (an argument of kernels.decide_purchases)
 #: what drove an order; each becomes a daily column orders_<source>
 ORDER_SOURCES = ("organic", "promotion", "recommendation", "group_buy", "assist", "content", "distribution", "livestream")
 
@@ -332,14 +333,13 @@ class GrowthModel(mesa.Model):
         pop, today, b, day = self.pop, self.today, self.cfg.behaviour, self.day
         rng = self.streams.today("purchase")
         v = today.visitors
-        need = bh.need_now(pop, v, day, b.purchase)
-        relevance = today.relevance if today.relevance is not None else 1.0
-        discount = today.discount if today.discount is not None else np.zeros(v.size)
-        p = bh.purchase_probability(need, relevance, bh.deal_factor(pop, v, discount), b.purchase.conversion)
-        u = rng.random(v.size)
-        buy = u < p
-        pop.need[v] = np.where(buy, np.maximum(need - 1.0, 0.0), need)
-        pop.need_day[v] = day
+        c = b.purchase
+        # bh.need_now, bh.purchase_probability and bh.deal_factor, and the demand after buying, in one pass
+        buy = kernels.decide_purchases(
+            v, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"], bh.need_ratio_table(c),
+            c.need_cap, NO_OFFER if today.relevance is None else today.relevance,
+            NO_OFFER if today.discount is None else today.discount, pop.seg["deal_sensitivity"], c.conversion,
+            rng.random(v.size))
         pos = np.flatnonzero(buy)
         recommended = today.recommended[pos] if today.recommended is not None else None
         follow = today.follow[pos] if today.follow is not None else None
@@ -348,7 +348,7 @@ class GrowthModel(mesa.Model):
         if today.basket_factor is not None:
             full = full * today.basket_factor[pos]
         today.bought, today.full_price = pos, full
-        basket = full * (1.0 - discount[pos])
+        basket = full * (1.0 - today.discount[pos]) if today.discount is not None else full.copy()
         source = today.order_source[pos] if today.order_source is not None else np.zeros(pos.size, dtype=np.int8)
         start = today.buyers.size
         self.book_orders(v[pos], basket, category, source, rng)

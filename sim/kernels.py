@@ -342,3 +342,29 @@ def add_need(idx, day, segment, state, need, need_day, need_rate, state_need_rat
     for k in range(idx.size):
         need[idx[k]] = np.float32(new[k])
         need_day[idx[k]] = day
+
+
+@jit
+def decide_purchases(v, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, relevance, discount,
+                     deal_sensitivity, conversion, u):
+    """The core purchase decision of today's visitors ``v``: latent demand brought up to date, the
+    chance to buy ``1 - exp(-conversion x need x relevance x deal factor)`` (see
+    ``sim.behaviour.purchase_probability``; an empty ``relevance`` or ``discount`` means 1 or 0 for
+    all), a purchase where ``u`` is below it, and the demand stock after it (one order less, at
+    least 0). Returns who bought (one flag per visitor)."""
+    n = v.size
+    now = need_now(v, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    buy = np.empty(n, dtype=np.bool_)
+    has_rel, has_disc = relevance.size > 0, discount.size > 0
+    for k in range(n):
+        i = v[k]
+        x = conversion * now[k]
+        if has_rel:
+            x = x * relevance[k]
+        if has_disc:
+            x = x * (1.0 + deal_sensitivity[segment[i]] * discount[k])
+        b = u[k] < -np.expm1(-x)
+        buy[k] = b
+        need[i] = np.float32(max(now[k] - 1.0, 0.0) if b else now[k])
+        need_day[i] = day
+    return buy

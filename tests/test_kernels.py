@@ -295,3 +295,28 @@ def test_add_need_equals_its_plain_form(scalar):
     want_day[idx] = day
     bh.add_need(pop, idx, day, amount, cfg)
     assert np.array_equal(pop.need, want_need) and np.array_equal(pop.need_day, want_day)
+
+
+@pytest.mark.parametrize("offers", [False, True])
+def test_decide_purchases_equals_the_numpy_form(offers):
+    from sim import kernels
+
+    model = _model_midway(25)
+    pop, c, day = model.pop, model.cfg.behaviour.purchase, model.day + 1
+    rng = np.random.default_rng(2)
+    v = np.sort(rng.choice(pop.n, 800, replace=False))
+    u = rng.random(v.size)
+    relevance = rng.uniform(0.5, 2, v.size) if offers else None
+    discount = rng.uniform(0, 0.5, v.size) if offers else None
+    need = bh.need_now(pop, v, day, c)
+    p = bh.purchase_probability(need, 1.0 if relevance is None else relevance,
+                                bh.deal_factor(pop, v, np.zeros(v.size) if discount is None else discount), c.conversion)
+    want_buy = u < p
+    want_need = pop.need.copy()
+    want_need[v] = np.where(want_buy, np.maximum(need - 1.0, 0.0), need)
+    none = np.zeros(0)
+    buy = kernels.decide_purchases(v, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                                   bh.need_ratio_table(c), c.need_cap, none if relevance is None else relevance,
+                                   none if discount is None else discount, pop.seg["deal_sensitivity"], c.conversion, u)
+    assert np.array_equal(buy, want_buy) and np.array_equal(pop.need, want_need) and (pop.need_day[v] == day).all()
+    assert 0 < buy.sum() < v.size
