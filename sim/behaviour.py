@@ -214,7 +214,7 @@ def power_table(base: float, size: int) -> np.ndarray:
 # wears people out: their response to the next request fades and their satisfaction falls. The
 # memory of recent requests is one shared per-person quantity, so a friend pestered by team links is
 # also slower to click an assist link (the columns exist only once such a mechanism is enabled).
-ASKED, ASKED_DAY = "asked_recently", "asked_recently_day"
+ASKED, ASKED_DAY, ASKED_SCRATCH = "asked_recently", "asked_recently_day", "asked_today_scratch"
 
 
 def ensure_ask_memory(pop: Population) -> None:
@@ -222,6 +222,7 @@ def ensure_ask_memory(pop: Population) -> None:
     if ASKED not in pop.extra:
         pop.add_column(ASKED, np.float32)
         pop.add_column(ASKED_DAY, np.int32)
+        pop.add_column(ASKED_SCRATCH, np.int32)  # all 0 between calls of note_asks
 
 
 def recent_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
@@ -238,18 +239,13 @@ def ask_response(recent: np.ndarray, cfg) -> np.ndarray:
 def note_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     """Record one request per entry of ``idx`` (repeats allowed) and annoy the over-asked: each
     request beyond ``ask_tolerance`` recent ones costs ``ask_annoyance`` satisfaction. Returns the
-    distinct people asked."""
+    distinct people asked (in order of their first request)."""
     if idx.size == 0:
         return idx
-    _, people, times = occurrences(idx)  # sorted distinct people and their counts (np.unique hashes)
-    before = recent_asks(pop, people, day, cfg)
-    after = before + times
-    pop.extra[ASKED][people] = after
-    pop.extra[ASKED_DAY][people] = day
-    excess = np.maximum(after - np.maximum(before, cfg.ask_tolerance), 0.0)
-    if cfg.ask_annoyance:
-        pop.satisfaction[people] = np.clip(pop.satisfaction[people] - cfg.ask_annoyance * excess, 0, 1)
-    return people
+    x = pop.extra
+    halving = _table("halving", cfg.ask_half_life_days, 0.0, _pow2(day + 1))  # days since: 0 .. day
+    return kernels.note_asks(np.asarray(idx), day, x[ASKED], x[ASKED_DAY], halving, pop.satisfaction,
+                             float(cfg.ask_tolerance), float(cfg.ask_annoyance), x[ASKED_SCRATCH])
 
 
 # --------------------------------------------------------------------------------- exposures

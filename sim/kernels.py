@@ -368,3 +368,32 @@ def decide_purchases(v, day, segment, state, need, need_day, need_rate, state_ne
         need[i] = np.float32(max(now[k] - 1.0, 0.0) if b else now[k])
         need_day[i] = day
     return buy
+
+
+# ------------------------------------------------------------------------------ requests to friends
+@jit
+def note_asks(idx, day, asked, asked_day, halving_table, satisfaction, tolerance, annoyance, count):
+    """Record one request per entry of ``idx`` (see ``sim.behaviour.note_asks``): each person's recent
+    requests decay by ``halving_table[days since]`` and grow by the requests of today; those beyond
+    ``tolerance`` cost ``annoyance`` satisfaction each (kept within [0, 1]). ``count`` is scratch of
+    one int32 per person, all 0, and is left so. Returns the distinct people, in order of first
+    request (numpy needs a sort to count repeats)."""
+    people = np.empty(idx.size, dtype=np.int64)
+    m = 0
+    for i in idx:
+        if count[i] == 0:
+            people[m] = i
+            m += 1
+        count[i] += 1
+    for k in range(m):
+        p = people[k]
+        before = np.float64(asked[p]) * halving_table[day - asked_day[p]]
+        after = before + count[p]
+        asked[p] = np.float32(after)
+        asked_day[p] = day
+        if annoyance != 0.0:
+            excess = max(after - max(before, tolerance), 0.0)
+            s = np.float64(satisfaction[p]) - annoyance * excess
+            satisfaction[p] = np.float32(min(max(s, 0.0), 1.0))
+        count[p] = 0
+    return people[:m]

@@ -79,7 +79,8 @@ def test_the_memory_of_requests_fades_and_annoys_only_beyond_the_tolerance():
 
     class Pop:
         def __init__(self):
-            self.extra = {bh.ASKED: np.zeros(3, np.float32), bh.ASKED_DAY: np.zeros(3, np.int32)}
+            self.extra = {bh.ASKED: np.zeros(3, np.float32), bh.ASKED_DAY: np.zeros(3, np.int32),
+                          bh.ASKED_SCRATCH: np.zeros(3, np.int32)}
             self.satisfaction = np.full(3, 0.5, np.float32)
 
     pop = Pop()

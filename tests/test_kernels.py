@@ -320,3 +320,20 @@ def test_decide_purchases_equals_the_numpy_form(offers):
                                    none if discount is None else discount, pop.seg["deal_sensitivity"], c.conversion, u)
     assert np.array_equal(buy, want_buy) and np.array_equal(pop.need, want_need) and (pop.need_day[v] == day).all()
     assert 0 < buy.sum() < v.size
+
+
+def test_note_asks_equals_its_plain_form():
+    model = _model_midway(25)  # group buying and assists on: the memory of requests exists
+    pop, cfg, day = model.pop, model.cfg.behaviour.social, model.day + 2
+    idx = np.random.default_rng(4).integers(0, pop.n, 3000)  # many repeats: some over the tolerance
+    asked, asked_day, sat = (pop.extra[bh.ASKED].copy(), pop.extra[bh.ASKED_DAY].copy(), pop.satisfaction.copy())
+    _, people, times = bh.occurrences(idx)
+    before = asked[people] * 0.5 ** ((day - asked_day[people]) / cfg.ask_half_life_days)
+    after = before + times
+    asked[people], asked_day[people] = after, day
+    excess = np.maximum(after - np.maximum(before, cfg.ask_tolerance), 0.0)
+    sat[people] = np.clip(sat[people] - cfg.ask_annoyance * excess, 0, 1)
+    got = bh.note_asks(pop, idx, day, cfg)
+    assert np.array_equal(np.sort(got), people) and (excess > 0).any()
+    assert np.array_equal(pop.extra[bh.ASKED], asked) and np.array_equal(pop.extra[bh.ASKED_DAY], asked_day)
+    assert np.array_equal(pop.satisfaction, sat) and not pop.extra[bh.ASKED_SCRATCH].any()
