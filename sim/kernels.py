@@ -397,3 +397,4 @@ def note_asks(idx, day, asked, asked_day, halving_table, satisfaction, tolerance
             satisfaction[p] = np.float32(min(max(s, 0.0), 1.0))
         count[p] = 0
     return people[:m]
+

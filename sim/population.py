@@ -168,11 +168,13 @@ class Population:
             self._users = np.delete(self._users, np.searchsorted(self._users, gone))
 
     def state_counts(self) -> np.ndarray:
-        """People in each state. Users are counted over the user index, the others by one cheap
-        comparison each (a bincount over everyone first widens every int8 to int64)."""
+        """People in each state. Users are counted over the user index; the churned are the people
+        who ever joined and are not users; the aware take one comparison over everyone, and the
+        rest never heard of the platform (a bincount over everyone first widens every int8 to int64)."""
         counts = np.bincount(self.state[self._users], minlength=N_STATES)
-        for k in (State.POTENTIAL, State.AWARE, State.CHURNED):
-            counts[k] = np.count_nonzero(self.state == k)
+        counts[State.CHURNED] = self._joined - self._users.size
+        counts[State.AWARE] = np.count_nonzero(self.state == State.AWARE)
+        counts[State.POTENTIAL] = self.n - self._joined - counts[State.AWARE]
         return counts
 
     def nbytes(self) -> int:
