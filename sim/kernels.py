@@ -398,3 +398,20 @@ def note_asks(idx, day, asked, asked_day, halving_table, satisfaction, tolerance
         count[p] = 0
     return people[:m]
 
+
+
+# ------------------------------------------------------------------------------ small helpers
+@jit
+def rank_within(keys):
+    """0, 1, 2, ... for successive occurrences of each key, in array order (see
+    ``sim.behaviour.rank_within``): one stable sort and one pass, in a single call (numpy needs some
+    ten calls, which dominate for the few hundred keys mechanisms rank a day)."""
+    n = keys.size
+    order = np.argsort(keys, kind="mergesort")  # stable
+    rank = np.empty(n, dtype=np.int64)
+    r = 0
+    for j in range(n):
+        i = order[j]
+        r = r + 1 if j > 0 and keys[i] == keys[order[j - 1]] else 0
+        rank[i] = r
+    return rank
