@@ -141,16 +141,24 @@ def test_a_run_completes_and_draws_its_curves(page):
     assert command == "sim run scenario=default population.size=3000 horizon=90"
     assert "day 90 of 90" in page.locator(".run-status-done").inner_text()
     assert kpi(page, "users") > 0
-    # The growth chart's canvas holds the "users now" curve: pixels of its colour (#1f5fa8).
-    drawn = page.evaluate("""() => {
+    # The growth chart's canvas holds the "users now" curve: pixels of its colour (#1f5fa8). The chart
+    # mounts and animates after the run's status says done: wait for the curve, then count.
+    curve_pixels = """() => {
         const canvas = document.querySelector('.chart-growth canvas');
-        const ctx = canvas.getContext('2d');
-        const d = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+        if (!canvas) return 0;
+        const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
         let n = 0;
         for (let i = 0; i < d.length; i += 4)
             if (Math.abs(d[i] - 0x1f) < 30 && Math.abs(d[i+1] - 0x5f) < 30 && Math.abs(d[i+2] - 0xa8) < 30 && d[i+3] > 200) n++;
         return n;
-    }""")
+    }"""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(f"() => ({curve_pixels})() > 200", timeout=60_000)
+    except PlaywrightTimeout:
+        pass  # the assertion below says how many pixels there were
+    drawn = page.evaluate(curve_pixels)
     assert drawn > 200, f"only {drawn} pixels of the curve's colour"
 
 
@@ -184,6 +192,7 @@ def test_two_strategies_compare_side_by_side_with_bands(page):
     verdicts = page.locator(".verdict").all_inner_texts()
     # the verdicts of sim compare (sim.analysis): strategy B against the baseline, replicate by replicate
     assert any("on-screen settings" in v and "default on profit" in v and "of 2 replicates" in v for v in verdicts), verdicts
+    page.locator(".chart-cmp-users canvas").wait_for()  # the chart mounts after the verdicts
     assert page.locator(".chart-cmp-users canvas").count() == 1
     assert "mechanisms.referral.inviter_reward=30" in page.locator("body").inner_text()
     page.locator(".v-tab").first.click()  # back to the run
