@@ -127,17 +127,18 @@ class Watcher:
     apart), and always for the last day; since the page is drawn in the publishing thread, the
     simulation is also given at least twice the time the last drawing took, so that a slow page
     slows the updates, not the run. ``should_stop()`` returning True stops the run (``Stopped`` is
-    raised out of ``sim.simulate``).
+    raised out of ``sim.simulate``). ``clock`` gives the time in seconds (tests pass their own).
     """
 
     def __init__(self, publish: Callable[[Snapshot], None], should_stop: Callable[[], bool] = lambda: False,
-                 every_seconds: float = 0.3, every_days: int = 3, graph_size: int = GRAPH_SAMPLE):
-        self.publish, self.should_stop = publish, should_stop
+                 every_seconds: float = 0.3, every_days: int = 3, graph_size: int = GRAPH_SAMPLE,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.publish, self.should_stop, self.clock = publish, should_stop, clock
         self.every_seconds, self.every_days = every_seconds, every_days
         self.graph_size = graph_size
         self.graph: GraphSample | None = None
         self.states: list[np.ndarray] = []
-        self.t0 = time.perf_counter()
+        self.t0 = clock()
         self.next_time = -np.inf
         self.last_day = -np.inf
         self.published = 0
@@ -148,20 +149,20 @@ class Watcher:
         if self.graph is None:
             self.graph = sample_graph(model, self.graph_size, seed=model.cfg.seed)
         self.states.append(model.pop.state[self.graph.nodes].astype(np.int8))
-        now = time.perf_counter()
+        now = self.clock()
         last = model.day + 1 >= model.cfg.horizon
         if last or (now >= self.next_time and model.day - self.last_day >= self.every_days):
             self.last_day = model.day
             self.published += 1
             self.publish(self.snapshot(model))
-            end = time.perf_counter()
+            end = self.clock()
             self.next_time = end + max(self.every_seconds, 2.0 * (end - now))
 
     def snapshot(self, model) -> Snapshot:
         daily = model.metrics.daily(model.economics)
         retention = model.metrics.retention_curve(max_age=RETENTION_AGES)
         return Snapshot(model.day, model.cfg.horizon, daily, retention, self.graph, np.array(self.states),
-                        time.perf_counter() - self.t0)
+                        self.clock() - self.t0)
 
 
 def state_counts(states: np.ndarray) -> dict[str, int]:
