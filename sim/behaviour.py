@@ -63,7 +63,8 @@ def stochastic_round(x: np.ndarray, u: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------- lookup tables
 # Speed (DESIGN section 5): functions of a small integer (age in days, visits, friends, state) are
 # looked up in a table computed once with the same numpy expression, instead of calling pow / exp /
-# log1p for every user every day; the values are the same bit for bit.
+# log1p for every user every day; the values are the same bit for bit. Each table is sized to cover
+# every argument its caller can meet (ages and visits up to the day, friends up to the largest degree).
 NO_VALUES = np.zeros(0, dtype=np.float32)  # an absent per-person boost, ratio or offer (kernels' argument)
 
 
@@ -88,29 +89,6 @@ def _table(kind: str, a: float, b: float, size: int) -> np.ndarray:
         t = np.log1p(np.arange(size, dtype=np.int64))
     t.flags.writeable = False
     return t
-
-
-def _lookup(kind: str, a: float, b: float, k: np.ndarray) -> np.ndarray:
-    """The table ``kind`` at the non-negative integers ``k`` (direct computation outside its range)."""
-    top = int(k.max()) if k.size else 0
-    if k.size and int(k.min()) < 0:
-        return _table_direct(kind, a, b, k)
-    return _table(kind, a, b, _pow2(top + 1))[k]
-
-
-def _table_direct(kind: str, a: float, b: float, k: np.ndarray) -> np.ndarray:
-    x = k.astype(np.float64)
-    if kind == "tenure":
-        return (1.0 + x / a) ** (-b)
-    if kind == "friends":
-        return (1.0 + x) ** (-b)
-    if kind == "novelty":
-        return 1.0 + a * np.exp(-x / b)
-    if kind == "power":
-        return a ** x
-    if kind == "halving":
-        return 0.5 ** (x / a)
-    return np.log1p(k)
 
 
 def _state_table(values: dict[int, float], default: float) -> np.ndarray:
@@ -228,7 +206,12 @@ def ensure_ask_memory(pop: Population) -> None:
 def recent_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     """Requests ``idx`` received lately, each worth 0.5 ** (days since / ask_half_life_days)."""
     since = day - pop.extra[ASKED_DAY][idx]
-    return pop.extra[ASKED][idx] * _lookup("halving", cfg.ask_half_life_days, 0.0, since)
+    return pop.extra[ASKED][idx] * _halving_table(day, cfg)[since]
+
+
+def _halving_table(day: int, cfg) -> np.ndarray:
+    """0.5 ** (days since / ask_half_life_days) for every days since a request: 0 .. day."""
+    return _table("halving", cfg.ask_half_life_days, 0.0, _pow2(day + 1))
 
 
 def ask_response(recent: np.ndarray, cfg) -> np.ndarray:
@@ -243,8 +226,7 @@ def note_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     if idx.size == 0:
         return idx
     x = pop.extra
-    halving = _table("halving", cfg.ask_half_life_days, 0.0, _pow2(day + 1))  # days since: 0 .. day
-    return kernels.note_asks(np.asarray(idx), day, x[ASKED], x[ASKED_DAY], halving, pop.satisfaction,
+    return kernels.note_asks(np.asarray(idx), day, x[ASKED], x[ASKED_DAY], _halving_table(day, cfg), pop.satisfaction,
                              float(cfg.ask_tolerance), float(cfg.ask_annoyance), x[ASKED_SCRATCH])
 
 

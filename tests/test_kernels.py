@@ -45,15 +45,18 @@ def test_stable_order_and_occurrences_equal_their_plain_forms(keys):
 
 def test_lookup_tables_equal_the_direct_formulas():
     k = np.arange(0, 3000, 7)
-    assert np.array_equal(bh._lookup("tenure", 3.0, 0.1, k), (1.0 + k.astype(np.float64) / 3.0) ** -0.1)
-    assert np.array_equal(bh._lookup("friends", 0.0, 0.3, k), (1.0 + k.astype(np.float64)) ** -0.3)
-    assert np.array_equal(bh._lookup("novelty", 2.0, 5.0, k), 1.0 + 2.0 * np.exp(-k.astype(np.float64) / 5.0))
-    assert np.array_equal(bh._lookup("log1p", 0.0, 0.0, k.astype(np.int32)), np.log1p(k.astype(np.int32)))
+
+    def table(kind, a, b, keys):
+        return bh._table(kind, a, b, bh._pow2(int(keys.max()) + 1))[keys]
+
+    assert np.array_equal(table("tenure", 3.0, 0.1, k), (1.0 + k.astype(np.float64) / 3.0) ** -0.1)
+    assert np.array_equal(table("friends", 0.0, 0.3, k), (1.0 + k.astype(np.float64)) ** -0.3)
+    assert np.array_equal(table("novelty", 2.0, 5.0, k), 1.0 + 2.0 * np.exp(-k.astype(np.float64) / 5.0))
+    assert np.array_equal(table("log1p", 0.0, 0.0, k.astype(np.int32)), np.log1p(k.astype(np.int32)))
     shuffled = np.random.default_rng(1).permutation(k)  # the social response and ask memory's tables
-    assert np.array_equal(bh._lookup("power", 0.7, 0.0, shuffled), 0.7 ** shuffled.astype(np.float64))
-    assert np.array_equal(bh._lookup("halving", 7.0, 0.0, shuffled), 0.5 ** (shuffled.astype(np.float64) / 7.0))
-    negative = np.array([-2, 0, 5])  # outside the table: computed directly
-    assert np.array_equal(bh._lookup("tenure", 3.0, 0.1, negative), (1.0 + negative / 3.0) ** -0.1)
+    assert np.array_equal(table("power", 0.7, 0.0, shuffled), 0.7 ** shuffled.astype(np.float64))
+    assert np.array_equal(table("halving", 7.0, 0.0, shuffled), 0.5 ** (shuffled.astype(np.float64) / 7.0))
+    assert np.array_equal(bh.power_table(0.7, 3000)[k], 0.7 ** k.astype(np.float64))
 
 
 def test_csr_build_matches_a_sort_of_every_directed_edge():
