@@ -245,13 +245,19 @@ def unmark(idx, mark):
 
 # ------------------------------------------------------------------------------ purchases
 @jit
-def add_clipped(idx, delta, column, lo, hi):
-    """``np.add.at(column, idx, delta)`` then ``column[idx] = clip(column[idx], lo, hi)``: additions
-    in array order, in the column's precision, as ``np.add.at`` makes them (``delta`` has one entry
-    per index, or one for all)."""
+def add_at(column, idx, delta):
+    """``np.add.at(column, idx, delta)``: additions in array order (repeats add up), in the column's
+    precision, as ``np.add.at`` makes them, without its per-call overhead and slow indexed loop
+    (``delta`` has one entry per index, or one for all)."""
     one = delta.size == 1
     for k in range(idx.size):
         column[idx[k]] += delta[0] if one else delta[k]
+
+
+@jit
+def add_clipped(idx, delta, column, lo, hi):
+    """:func:`add_at`, then ``column[idx] = clip(column[idx], lo, hi)``."""
+    add_at(column, idx, delta)
     for k in range(idx.size):
         i = idx[k]
         column[i] = min(max(column[i], lo), hi)

@@ -147,7 +147,8 @@ def test_deliver_kernel_equals_numpy_push():
 
 def test_loyalty_kernels_equal_numpy():
     from sim.graph.csr import unique_sorted
-    from sim.mechanisms.loyalty import _add_in_order, _check_in, _upgrade
+    from sim.kernels import add_at
+    from sim.mechanisms.loyalty import _check_in, _upgrade
     rng = np.random.default_rng(1)
     n = 4000
     idx = rng.integers(0, n, 6000)  # repeats
@@ -155,7 +156,7 @@ def test_loyalty_kernels_equal_numpy():
     a, b = rng.random(n), None
     b = a.copy()
     np.add.at(a, idx, vals)
-    _add_in_order(b, idx, vals)
+    add_at(b, idx, vals)
     np.testing.assert_array_equal(a, b)
     # check-ins
     day, cp, bonus, cap = 50, 10.0, 0.2, 7

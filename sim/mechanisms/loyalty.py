@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import behaviour as bh
+from sim import kernels
 from sim.graph.csr import unique_sorted
 from sim.kernels import jit
 from sim.mechanisms import register
@@ -70,14 +71,6 @@ class LoyaltyConfig(MechanismConfig):
     def check(self, path: str) -> None:
         require(self.gold_spend_rmb >= self.silver_spend_rmb, f"{path}.gold_spend_rmb", self.gold_spend_rmb,
                 f"must be at least silver_spend_rmb ({self.silver_spend_rmb})")
-
-
-@jit
-def _add_in_order(target, idx, values):
-    """``np.add.at(target, idx, values)``: the same additions in the same order (repeats add up),
-    without its per-call overhead and slow indexed loop."""
-    for i in range(idx.size):
-        target[idx[i]] += values[i]
 
 
 @jit
@@ -239,7 +232,7 @@ class Loyalty(Mechanism):
         rng = self.rng(model)
         if today.buyers.size:
             earned = today.basket * self.earn[self.tier[today.buyers]]
-            _add_in_order(self.points, today.buyers, earned)
+            kernels.add_at(self.points, today.buyers, earned)  # np.add.at's additions, in order
             today.count("points_issued", float(earned.sum()) * c.point_value_rmb)
         self._checkins(model, rng)
         self._tiers(model)
