@@ -99,9 +99,17 @@ def _first_try_where(nodes, u, indptr, indices, accept, target, edge, retry, ok)
     for i in range(nodes.size):
         t = target[i]
         ok[i] = accept[t] if t >= 0 else True
+    return _reject(ok, np.arange(nodes.size), target, edge, retry)
+
+
+@jit
+def _reject(ok, positions, target, edge, retry):
+    """Where ``ok[j]`` is false: -1, -1 at ``positions[j]``, which goes to ``retry``. Returns how
+    many went there (the outcome of a try, after its gathers)."""
     m = 0
-    for i in range(nodes.size):
-        if not ok[i]:
+    for j in range(positions.size):
+        if not ok[j]:
+            i = positions[j]
             target[i] = -1
             edge[i] = -1
             retry[m] = i
@@ -122,15 +130,7 @@ def _retry_where(nodes, todo, u, indptr, indices, accept, target, edge, retry, o
         target[i] = indices[slot]
     for j in range(todo.size):
         ok[j] = accept[target[todo[j]]]
-    m = 0
-    for j in range(todo.size):
-        if not ok[j]:
-            i = todo[j]
-            target[i] = -1
-            edge[i] = -1
-            retry[m] = i
-            m += 1
-    return m
+    return _reject(ok, todo, target, edge, retry)
 
 
 @jit
