@@ -90,12 +90,7 @@ def _first_try_where(nodes, u, indptr, indices, accept, target, edge, retry, ok)
     A kernel because numpy needs a gather per quantity and a mask and scatter per outcome. The
     gathers (the neighbour, then its ``accept``) come in loops without data-dependent branches, so
     the CPU overlaps the cache misses of many rows; the branching on the outcome comes last."""
-    for i in range(nodes.size):
-        start = indptr[nodes[i]]
-        deg = indptr[nodes[i] + 1] - start
-        slot = start + np.int64(u[i] * deg)
-        edge[i] = slot if deg > 0 else -1
-        target[i] = indices[slot] if deg > 0 else -1
+    _sample_kernel(nodes, u, indptr, indices, target, edge)
     for i in range(nodes.size):
         t = target[i]
         ok[i] = accept[t] if t >= 0 else True
