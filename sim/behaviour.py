@@ -260,6 +260,7 @@ class Exposures:
         return sum(p[0].size for p in self.parts)
 
     def arrays(self) -> tuple[np.ndarray, ...]:
+        """The events' receiver, channel, prob, sender and edge: new arrays the caller may change."""
         if not self.parts:
             e = np.zeros(0, dtype=np.int64)
             return e, np.zeros(0, dtype=np.int8), np.zeros(0), e, e

@@ -241,9 +241,9 @@ class GrowthModel(mesa.Model):
     # ------------------------------------------------------------------ 2. adoption
     def _adoption(self) -> None:
         pop, today, cfg = self.pop, self.today, self.cfg
-        receiver, channel, prob, sender, edge = today.exposures.arrays()
-        ok = kernels.mark_aware(receiver, pop.state, pop.aware_day, self.day, State.POTENTIAL, State.AWARE)
-        receiver, channel, prob, sender, edge = receiver[ok], channel[ok], prob[ok], sender[ok], edge[ok]
+        events = today.exposures.arrays()  # fresh arrays: compacted in place
+        m = kernels.keep_reachable(*events, pop.state, pop.aware_day, self.day, State.POTENTIAL, State.AWARE)
+        receiver, channel, prob, sender, edge = (col[:m] for col in events)
         self._social_response(receiver, sender, edge, prob, cfg)  # prob (a fresh array) scaled in place
         u = self.streams.today("adoption").random(receiver.size)
         # Competing channels: of a person's successes the one with the smallest u / p (uniform given
@@ -275,16 +275,10 @@ class GrowthModel(mesa.Model):
     def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:
         pop, day, b = self.pop, self.day, self.cfg.behaviour
         pop.mark_users(idx)
-        pop.state[idx] = State.ACTIVE
-        pop.joined_day[idx] = day
-        pop.channel[idx] = channel
-        pop.referrer[idx] = sender
-        pop.last_visit[idx] = day
-        pop.visits[idx] = 1
-        pop.need[idx] = b.purchase.initial_need
-        pop.need_day[idx] = day
-        pop.satisfaction[idx] = np.clip(pop.satisfaction[idx] - b.satisfaction.onboarding_friction, 0, 1)
-        pop.frailty[idx] *= self.channel_frailty[channel].astype(np.float32)
+        kernels.join_columns(idx, channel, sender, day, np.float32(b.purchase.initial_need),
+                             np.float32(b.satisfaction.onboarding_friction), self.channel_frailty.astype(np.float32),
+                             State.ACTIVE, pop.state, pop.joined_day, pop.channel, pop.referrer, pop.last_visit,
+                             pop.visits, pop.need, pop.need_day, pop.satisfaction, pop.frailty)
         self._gain_users(idx)
         self.today.new_users = np.concatenate([self.today.new_users, idx])
         self.today.count("new_users", idx.size)

@@ -40,18 +40,27 @@ def jit(fn):
 
 # ------------------------------------------------------------------------------ adoption stage
 @jit
-def mark_aware(receiver, state, aware_day, day, potential, aware):
-    """Today's exposure events: which reach people who have not joined (state up to ``aware``), and
-    the people reached for the first time become aware today."""
-    ok = np.empty(receiver.size, dtype=np.bool_)
+def keep_reachable(receiver, channel, prob, sender, edge, state, aware_day, day, potential, aware):
+    """Today's exposure events: keeps (compacted in place, in order; returns how many) those that
+    reach people who have not joined (state up to ``aware``); the people reached for the first time
+    become aware today.
+
+    A kernel because numpy needs the mask and a gather per event column."""
+    m = 0
     for i in range(receiver.size):
         r = receiver[i]
         s = state[r]
-        ok[i] = s <= aware
         if s == potential:
             state[r] = aware
             aware_day[r] = day
-    return ok
+        if s <= aware:
+            receiver[m] = r
+            channel[m] = channel[i]
+            prob[m] = prob[i]
+            sender[m] = sender[i]
+            edge[m] = edge[i]
+            m += 1
+    return m
 
 
 @jit
@@ -241,6 +250,91 @@ def keep_first_accepted(draws, accept, k, picked, m, mark):
 def unmark(idx, mark):
     for i in idx:
         mark[i] = False
+
+
+@jit
+def join_columns(idx, channel, sender, day, initial_need, friction, channel_frailty, active, state, joined_day,
+                 channel_col, referrer, last_visit, visits, need, need_day, satisfaction, frailty):
+    """The columns of people ``idx`` (distinct) who join today through ``channel`` from ``sender``:
+    active, joined and visited today, the initial need, onboarding friction off their satisfaction
+    (clipped to [0, 1], in float32 as numpy computes it) and their frailty times the channel's
+    (float32). A kernel because numpy takes a scatter (and a gather) per column."""
+    for i in range(idx.size):
+        p = idx[i]
+        state[p] = active
+        joined_day[p] = day
+        channel_col[p] = channel[i]
+        referrer[p] = sender[i]
+        last_visit[p] = day
+        visits[p] = 1
+        need[p] = initial_need
+        need_day[p] = day
+        satisfaction[p] = min(max(satisfaction[p] - friction, np.float32(0)), np.float32(1))
+        frailty[p] *= channel_frailty[channel[i]]
+
+
+# ------------------------------------------------------------------------------ the user index
+@jit
+def _distinct_where(idx, state, lo, hi, inside, seen):
+    """The distinct people of ``idx`` whose state is (``inside``) or is not in ``[lo, hi]``, sorted;
+    ``seen`` is an all-false scratch mask over everyone, all false again on return."""
+    found = np.empty(idx.size, dtype=np.int64)
+    k = 0
+    for i in range(idx.size):
+        p = idx[i]
+        s = state[p]
+        if (lo <= s <= hi) == inside and not seen[p]:
+            seen[p] = True
+            found[k] = p
+            k += 1
+    found = np.sort(found[:k])
+    for j in range(k):
+        seen[found[j]] = False
+    return found
+
+
+@jit
+def add_users(users, idx, state, lo, hi, non_user, seen):
+    """The sorted user index ``users`` with the people of ``idx`` (repeats allowed) who are not
+    users (state outside ``[lo, hi]``) merged in; those who never joined leave ``non_user``.
+    Returns the new index and how many never joined before.
+
+    A kernel because numpy takes a sort, a searchsorted and ``np.insert`` (tens of microseconds of
+    Python for a few hundred people); this is a sort of the few and one merge."""
+    new = _distinct_where(idx, state, lo, hi, False, seen)
+    never = 0
+    for p in new:
+        if non_user[p]:
+            non_user[p] = False
+            never += 1
+    out = np.empty(users.size + new.size, dtype=np.int64)
+    i = j = 0
+    for k in range(out.size):
+        if j == new.size or (i < users.size and users[i] < new[j]):
+            out[k] = users[i]
+            i += 1
+        else:
+            out[k] = new[j]
+            j += 1
+    return out, never
+
+
+@jit
+def drop_users(users, idx, state, lo, hi, seen):
+    """The sorted user index ``users`` without the people of ``idx`` who are users (state in
+    ``[lo, hi]``): one pass over the index (``np.delete`` of their positions in numpy)."""
+    gone = _distinct_where(idx, state, lo, hi, True, seen)
+    for p in gone:
+        seen[p] = True
+    out = np.empty(users.size - gone.size, dtype=np.int64)
+    k = 0
+    for p in users:
+        if not seen[p]:
+            out[k] = p
+            k += 1
+    for p in gone:
+        seen[p] = False
+    return out
 
 
 # ------------------------------------------------------------------------------ purchases

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.config import CHANNELS, SimConfig
-from sim.graph.csr import unique_sorted
+from sim import kernels
 
 
 class State:
@@ -95,6 +95,7 @@ class Population:
         self._users = np.zeros(0, dtype=np.int64)  # sorted indices of alive users
         self._non_user = np.ones(n, dtype=bool)  # never joined (potential or aware)
         self._joined = 0  # people who ever joined
+        self._seen = np.zeros(n, dtype=bool)  # scratch of the user-index kernels (all false between calls)
 
     # ------------------------------------------------------------------ columns
     def add_column(self, name: str, dtype, fill=0) -> np.ndarray:
@@ -151,21 +152,13 @@ class Population:
     # Called by the engine just before it changes the state of ``idx`` (any people, in any order,
     # repeats allowed): whoever is not yet a user becomes one, or whoever is one stops being one.
     def mark_users(self, idx: np.ndarray) -> None:
-        state = self.state[idx]
-        new = unique_sorted(idx[(state < State.ACTIVE) | (state > State.DORMANT)])
-        if new.size == 0:
-            return
-        never = new[self._non_user[new]]
-        if never.size:
-            self._non_user[never] = False
-            self._joined += never.size
-        self._users = np.insert(self._users, np.searchsorted(self._users, new), new)
+        self._users, never = kernels.add_users(self._users, np.asarray(idx, dtype=np.int64), self.state, State.ACTIVE,
+                                               State.DORMANT, self._non_user, self._seen)
+        self._joined += never
 
     def unmark_users(self, idx: np.ndarray) -> None:
-        state = self.state[idx]
-        gone = unique_sorted(idx[(state >= State.ACTIVE) & (state <= State.DORMANT)])
-        if gone.size:
-            self._users = np.delete(self._users, np.searchsorted(self._users, gone))
+        self._users = kernels.drop_users(self._users, np.asarray(idx, dtype=np.int64), self.state, State.ACTIVE,
+                                         State.DORMANT, self._seen)
 
     def state_counts(self) -> np.ndarray:
         """People in each state. Users are counted over the user index; the churned are the people
