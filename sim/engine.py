@@ -363,19 +363,20 @@ class GrowthModel(mesa.Model):
         pop, b, today = self.pop, self.cfg.behaviour, self.today
         if buyers.size == 0:
             return
-        if isinstance(source, str):
-            source = np.full(buyers.size, ORDER_SOURCES.index(source), dtype=np.int8)
-        kernels.book_buyers(buyers, basket, pop.orders, pop.spend)
-        failed = rng.random(buyers.size) < b.satisfaction.service_failure_rate
-        delta = np.where(failed, -b.satisfaction.service_failure_shock, b.satisfaction.purchase_gain).astype(np.float32)
-        kernels.add_clipped(buyers, delta, pop.satisfaction, np.float32(0), np.float32(1))
+        s = b.satisfaction
+        kernels.book_buyers(buyers, basket, rng.random(buyers.size), s.service_failure_rate,
+                            np.float32(-s.service_failure_shock), np.float32(s.purchase_gain), pop.orders, pop.spend,
+                            pop.satisfaction)
         today.buyers = np.concatenate([today.buyers, buyers])
         today.basket = np.concatenate([today.basket, basket])
         today.order_category = np.concatenate([today.order_category, category.astype(np.int64)])
         today.count("orders", buyers.size)
-        for k, n in enumerate(np.bincount(source, minlength=len(ORDER_SOURCES))):
-            if n:
-                today.count(f"orders_{ORDER_SOURCES[k]}", n)
+        if isinstance(source, str):
+            today.count(f"orders_{source}", buyers.size)
+        else:
+            for k, n in enumerate(np.bincount(source, minlength=len(ORDER_SOURCES)).tolist()):
+                if n:
+                    today.count(f"orders_{ORDER_SOURCES[k]}", n)
         self.economics.book_gmv(float(basket.sum()))
 
     def choose_category(self, buyers: np.ndarray, rng: np.random.Generator,

@@ -358,12 +358,18 @@ def add_clipped(idx, delta, column, lo, hi):
 
 
 @jit
-def book_buyers(buyers, basket, orders, spend):
-    """One more order and ``basket`` more spend for each entry of ``buyers`` (repeats add up)."""
+def book_buyers(buyers, basket, u, failure_rate, failure_delta, purchase_delta, orders, spend, satisfaction):
+    """One more order and ``basket`` more spend for each entry of ``buyers`` (repeats add up), and
+    their satisfaction moved by ``failure_delta`` where the order went wrong (``u < failure_rate``),
+    else by ``purchase_delta`` (float32; added in order, then clipped to [0, 1]: ``add_clipped``)."""
     for k in range(buyers.size):
         i = buyers[k]
         orders[i] += 1
         spend[i] += basket[k]
+        satisfaction[i] += failure_delta if u[k] < failure_rate else purchase_delta
+    for k in range(buyers.size):
+        i = buyers[k]
+        satisfaction[i] = min(max(satisfaction[i], np.float32(0)), np.float32(1))
 
 
 # ------------------------------------------------------------------------------ daily metrics

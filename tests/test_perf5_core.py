@@ -101,3 +101,34 @@ def test_join_columns_equal_numpy():
                          State.ACTIVE, *cols.values())
     for k in cols:
         np.testing.assert_array_equal(cols[k], expect[k], err_msg=k)
+
+
+def _scipy_csr(n, u, v):
+    """Graph.from_edges before its kernel: scipy's COO -> CSR and sum_duplicates."""
+    from scipy.sparse import coo_array
+    keep = u != v
+    u, v = u[keep], v[keep]
+    mat = coo_array((np.ones(2 * u.size, dtype=np.int8), (np.concatenate([u, v]), np.concatenate([v, u]))), shape=(n, n)).tocsr()
+    mat.sum_duplicates()
+    return mat.indptr.astype(np.int64), mat.indices
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_csr_from_edges_equals_scipy(seed):
+    from sim.graph.csr import Graph
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    k = int(rng.integers(0, 3000))
+    u, v = rng.integers(0, n, k), rng.integers(0, n, k)  # loops and repeats included
+    hub = rng.random(k) < 0.2  # a hub row far longer than the insertion-sort cut-off
+    v[hub] = 0
+    g = Graph.from_edges(n, u.astype(np.int32), v)
+    indptr, indices = _scipy_csr(n, u, v)
+    np.testing.assert_array_equal(g.indptr, indptr)
+    np.testing.assert_array_equal(g.indices, indices)
+
+
+def test_csr_from_edges_refuses_ids_out_of_range():
+    from sim.graph.csr import Graph
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        Graph.from_edges(3, np.array([0, 1]), np.array([2, 3]))

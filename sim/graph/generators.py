@@ -74,7 +74,7 @@ def barabasi_albert(n: int, avg_degree: float, rng: np.random.Generator) -> Grap
 def holme_kim(n: int, avg_degree: float, triangle_prob: float, rng: np.random.Generator) -> Graph:
     m = max(1, int(round(avg_degree / 2)))
     slots = _attachment_slots(n, m, rng)
-    new, target = slots[0::2].copy(), slots[1::2].copy()
+    new, target = slots[0::2], slots[1::2].copy()  # targets change (triad steps); new nodes are only read
     if m > 1 and triangle_prob > 0:
         later_of_node = np.ones(m, dtype=bool)
         later_of_node[0] = False  # = np.arange(new.size) % m != 0: not a node's first attachment
