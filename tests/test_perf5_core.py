@@ -132,3 +132,23 @@ def test_csr_from_edges_refuses_ids_out_of_range():
     from sim.graph.csr import Graph
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         Graph.from_edges(3, np.array([0, 1]), np.array([2, 3]))
+
+
+def test_book_buyers_equals_numpy():
+    rng = np.random.default_rng(9)
+    n = 50
+    orders, spend = rng.integers(0, 5, n).astype(np.int32), rng.random(n) * 100
+    satisfaction = rng.random(n).astype(np.float32)
+    buyers = rng.integers(0, n, 200)  # repeats add up
+    basket, u = rng.random(200) * 80, rng.random(200)
+    rate, shock, gain = 0.3, 0.4, 0.05
+    # numpy: book_orders before its kernel
+    e_orders, e_spend, e_sat = orders.copy(), spend.copy(), satisfaction.copy()
+    np.add.at(e_orders, buyers, 1)
+    np.add.at(e_spend, buyers, basket)
+    np.add.at(e_sat, buyers, np.where(u < rate, -shock, gain).astype(np.float32))
+    e_sat[buyers] = np.clip(e_sat[buyers], 0, 1)
+    kernels.book_buyers(buyers, basket, u, rate, np.float32(-shock), np.float32(gain), orders, spend, satisfaction)
+    np.testing.assert_array_equal(orders, e_orders)
+    np.testing.assert_array_equal(spend, e_spend)
+    np.testing.assert_array_equal(satisfaction, e_sat)
