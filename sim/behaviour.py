@@ -18,7 +18,6 @@ Sources of the functional forms:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -231,40 +230,53 @@ def note_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------- exposures
-@dataclass
 class Exposures:
     """Exposure events collected for one day's adoption stage.
 
     Each event is one chance for ``receiver`` to join through ``channel`` with probability ``prob``.
     Social events have a ``sender`` (a user) and, on a stored graph, the ``edge`` they travelled; they
     are subject to saturation, same-sender fading and, under complex contagion, the threshold.
+
+    The events are written into growing column buffers as they are added (speed: a day adds a few
+    dozen batches, and one concatenation per column and a filled constant column per batch cost
+    more than the copies); ``capacity`` is the room to start with (the engine passes yesterday's
+    count).
     """
 
-    parts: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    COLUMNS = (np.int64, np.int8, np.float64, np.int64, np.int64)  # receiver, channel, prob, sender, edge
+
+    def __init__(self, capacity: int = 1024):
+        self._size = 0
+        self._cols = tuple(np.empty(max(int(capacity), 16), dtype=dt) for dt in self.COLUMNS)
 
     def add(self, receiver: np.ndarray, channel: int, prob: np.ndarray | float,
             sender: np.ndarray | None = None, edge: np.ndarray | None = None) -> None:
-        n = receiver.size
+        n = np.size(receiver)
         if n == 0:
             return
-        # Speed: np.full, not np.broadcast_to (a Python-level nditer call), for the constant columns.
-        prob = np.full(n, prob, dtype=np.float64) if np.ndim(prob) == 0 else np.asarray(prob, dtype=np.float64)
-        if prob.shape != (n,):
-            prob = np.broadcast_to(prob, (n,))
-        # (asarray: no copy of a column that is already int64; the parts are only read)
-        sender = np.full(n, -1, dtype=np.int64) if sender is None else np.asarray(sender, dtype=np.int64)
-        edge = np.full(n, -1, dtype=np.int64) if edge is None else np.asarray(edge, dtype=np.int64)
-        self.parts.append((np.asarray(receiver, dtype=np.int64), np.full(n, channel, dtype=np.int8), prob, sender, edge))
+        a, b = self._size, self._size + n
+        if b > self._cols[0].size:
+            grown = []
+            for col in self._cols:
+                wider = np.empty(max(2 * col.size, b), dtype=col.dtype)
+                wider[:a] = col[:a]
+                grown.append(wider)
+            self._cols = tuple(grown)
+        r, c, p, s, e = self._cols
+        r[a:b] = receiver
+        c[a:b] = channel
+        p[a:b] = prob  # one value for all, or one per event
+        s[a:b] = -1 if sender is None else sender
+        e[a:b] = -1 if edge is None else edge
+        self._size = b
 
     def __len__(self) -> int:
-        return sum(p[0].size for p in self.parts)
+        return self._size
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        """The events' receiver, channel, prob, sender and edge: new arrays the caller may change."""
-        if not self.parts:
-            e = np.zeros(0, dtype=np.int64)
-            return e, np.zeros(0, dtype=np.int8), np.zeros(0), e, e
-        return tuple(np.concatenate(cols) for cols in zip(*self.parts))
+        """The events' receiver, channel, prob, sender and edge: views of the buffers, which the
+        caller may change (the adoption stage compacts them in place)."""
+        return tuple(col[: self._size] for col in self._cols)
 
 
 def rank_within(keys: np.ndarray) -> np.ndarray:

@@ -164,6 +164,7 @@ class GrowthModel(mesa.Model):
         self.channel_frailty = np.ones(len(CHANNELS))  # churn-frailty multiplier by acquisition channel
         self.day = -1
         self.pending = bh.Exposures()  # shares made yesterday, evaluated today
+        self.today: Today | None = None  # the current day's scratch state (from the first step)
         self.diffusion = Diffusion.build(cfg.diffusion, self)  # a classic diffusion model, or None
         self.mechanisms = [REGISTRY[name](mc) for name, mc in cfg.mechanisms.items() if mc.enabled]
         for m in self.mechanisms:
@@ -193,7 +194,8 @@ class GrowthModel(mesa.Model):
         self.day += 1
         self.streams.new_day(self.day)
         self.economics.day = self.day
-        self.today = Today(self.day, self.pop.n, exposures=self.pending)
+        room = len(self.today.exposures) if self.today is not None else 1024  # yesterday's count
+        self.today = Today(self.day, self.pop.n, exposures=self.pending, next_exposures=bh.Exposures(room))
         self.pending = self.today.next_exposures
         for stage in STAGES:
             getattr(self, f"_{stage}")()
@@ -241,7 +243,7 @@ class GrowthModel(mesa.Model):
     # ------------------------------------------------------------------ 2. adoption
     def _adoption(self) -> None:
         pop, today, cfg = self.pop, self.today, self.cfg
-        events = today.exposures.arrays()  # fresh arrays: compacted in place
+        events = today.exposures.arrays()  # compacted in place
         m = kernels.keep_reachable(*events, pop.state, pop.aware_day, self.day, State.POTENTIAL, State.AWARE)
         receiver, channel, prob, sender, edge = (col[:m] for col in events)
         self._social_response(receiver, sender, edge, prob, cfg)  # prob (a fresh array) scaled in place

@@ -152,3 +152,26 @@ def test_book_buyers_equals_numpy():
     np.testing.assert_array_equal(orders, e_orders)
     np.testing.assert_array_equal(spend, e_spend)
     np.testing.assert_array_equal(satisfaction, e_sat)
+
+
+def test_exposures_buffers_equal_concatenated_parts():
+    """Batches added one after another (growing the buffers several times) read back as the
+    concatenation of the batches, with the constant columns filled."""
+    from sim.behaviour import Exposures
+    rng = np.random.default_rng(2)
+    ex = Exposures(capacity=4)
+    parts = []
+    for k in range(12):
+        n = int(rng.integers(0, 40))
+        receiver = rng.integers(0, 1000, n).astype(np.int32 if k % 2 else np.int64)
+        prob = rng.random(n) if k % 3 else 0.25
+        social = k % 4 == 1
+        sender, edge = (rng.integers(0, 1000, n), rng.integers(0, 9000, n)) if social else (None, None)
+        ex.add(receiver, k % 7, prob, sender, edge)
+        parts.append((receiver.astype(np.int64), np.full(n, k % 7, np.int8), np.broadcast_to(prob, (n,)).astype(np.float64),
+                      sender if social else np.full(n, -1), edge if social else np.full(n, -1)))
+    got = ex.arrays()
+    assert len(ex) == sum(p[0].size for p in parts)
+    for col, dtype, expect in zip(got, Exposures.COLUMNS, zip(*parts)):
+        assert col.dtype == dtype
+        np.testing.assert_array_equal(col, np.concatenate(expect))
