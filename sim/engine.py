@@ -308,16 +308,12 @@ class GrowthModel(mesa.Model):
     def _visit(self) -> None:
         self._run_hooks("visit")
         pop, today = self.pop, self.today
-        cand = pop.alive()
-        cand = cand[pop.joined_day[cand] < self.day]  # today's joiners have visited by joining
+        cand = kernels.joined_before(pop.user_index, pop.joined_day, self.day)  # today's joiners visited by joining
         p = bh.visit_probability(pop, cand, self.day, self.cfg.behaviour.visit, today._visit_boost)
         u = self.streams.today("visit").random(cand.size)
-        visitors = cand[u < p]
-        back = visitors[pop.state[visitors] == State.DORMANT]
+        visitors, back = kernels.record_visits(cand, u, p, self.day, pop.state, State.DORMANT, pop.last_visit, pop.visits)
         if back.size:
             self.reactivate(back)
-        pop.last_visit[visitors] = self.day
-        pop.visits[visitors] += 1
         today.visitors = np.concatenate([today.new_users, visitors])
 
     # ------------------------------------------------------------------ 4. browse

@@ -166,6 +166,39 @@ def visit_probability(idx, segment, satisfaction, base_sat, logit_rate, visits, 
 
 
 @jit
+def joined_before(users, joined_day, day):
+    """The users (in order) who joined before ``day``: today's joiners visited by joining."""
+    out = np.empty(users.size, dtype=np.int64)
+    m = 0
+    for i in users:
+        if joined_day[i] < day:
+            out[m] = i
+            m += 1
+    return out[:m]
+
+
+@jit
+def record_visits(cand, u, p, day, state, dormant, last_visit, visits):
+    """The visitors of the day among ``cand`` (those with ``u < p``), in order, and which of them
+    were dormant; each visitor's last visit becomes ``day`` and their visit count rises by one.
+    A kernel because numpy takes a mask, two gathers and two scatters."""
+    visitors = np.empty(cand.size, dtype=np.int64)
+    back = np.empty(cand.size, dtype=np.int64)
+    m = b = 0
+    for k in range(cand.size):
+        if u[k] < p[k]:
+            i = cand[k]
+            visitors[m] = i
+            m += 1
+            if state[i] == dormant:
+                back[b] = i
+                b += 1
+            last_visit[i] = day
+            visits[i] += 1
+    return visitors[:m], back[:b]
+
+
+@jit
 def churn_hazard(idx, day, joined_day, segment, frailty, satisfaction, base_sat, friends, state, base_hazard32,
                  tenure_table, sat_weight, friends_table, use_friends, state_ratio, hazard_ratio):
     """Daily churn hazard of users ``idx`` (see ``sim.behaviour.churn_hazard``); the tables cover every

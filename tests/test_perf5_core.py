@@ -175,3 +175,26 @@ def test_exposures_buffers_equal_concatenated_parts():
     for col, dtype, expect in zip(got, Exposures.COLUMNS, zip(*parts)):
         assert col.dtype == dtype
         np.testing.assert_array_equal(col, np.concatenate(expect))
+
+
+def test_visit_kernels_equal_numpy():
+    rng = np.random.default_rng(4)
+    n, day = 400, 20
+    state = rng.integers(State.ACTIVE, State.DORMANT + 1, n).astype(np.int8)
+    joined_day = rng.integers(0, day + 1, n).astype(np.int32)
+    users = np.sort(rng.choice(n, 250, replace=False)).astype(np.int64)
+    last_visit, visits = rng.integers(0, day, n).astype(np.int32), rng.integers(0, 9, n).astype(np.int32)
+    # numpy: the engine's visit stage before its kernels
+    cand = users[joined_day[users] < day]
+    np.testing.assert_array_equal(kernels.joined_before(users, joined_day, day), cand)
+    u, p = rng.random(cand.size), rng.random(cand.size)
+    visitors = cand[u < p]
+    back = visitors[state[visitors] == State.DORMANT]
+    e_last, e_visits = last_visit.copy(), visits.copy()
+    e_last[visitors] = day
+    e_visits[visitors] += 1
+    got_visitors, got_back = kernels.record_visits(cand, u, p, day, state, State.DORMANT, last_visit, visits)
+    np.testing.assert_array_equal(got_visitors, visitors)
+    np.testing.assert_array_equal(got_back, back)
+    np.testing.assert_array_equal(last_visit, e_last)
+    np.testing.assert_array_equal(visits, e_visits)
