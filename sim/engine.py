@@ -382,13 +382,10 @@ class GrowthModel(mesa.Model):
         """Category of each order: a recommended one (when followed), else the buyer's favourite,
         else one drawn by popularity."""
         u = rng.random(buyers.size)
-        taste = rng.random(buyers.size) < self.cfg.catalogue.taste_strength
+        taste_u = rng.random(buyers.size)
         other = draw_choice(rng, self._popularity_cdf, buyers.size)  # = rng.choice(C, p=popularity)
-        category = np.where(taste, self.pop.favourite[buyers], other).astype(np.int64)
-        if recommended is not None:
-            take = (recommended >= 0) & (u < follow)
-            category[take] = recommended[take]
-        return category
+        return kernels.order_categories(buyers, u, taste_u, self.cfg.catalogue.taste_strength, other, self.pop.favourite,
+                                        EMPTY if recommended is None else recommended, NO_OFFER if follow is None else follow)
 
     # ------------------------------------------------------------------ 6. share
     def _share(self) -> None:

@@ -391,6 +391,24 @@ def add_clipped(idx, delta, column, lo, hi):
 
 
 @jit
+def order_categories(buyers, u, taste_u, taste_strength, other, favourite, recommended, follow):
+    """Category of each order: the recommended one where there is one (``>= 0``) and ``u < follow``,
+    else the buyer's favourite where ``taste_u < taste_strength``, else ``other`` (drawn by
+    popularity). ``recommended`` empty: no recommendations. One pass instead of a where, a cast
+    and a masked assignment."""
+    out = np.empty(buyers.size, dtype=np.int64)
+    has_rec = recommended.size > 0
+    for k in range(buyers.size):
+        if has_rec and recommended[k] >= 0 and u[k] < follow[k]:
+            out[k] = recommended[k]
+        elif taste_u[k] < taste_strength:
+            out[k] = favourite[buyers[k]]
+        else:
+            out[k] = other[k]
+    return out
+
+
+@jit
 def book_buyers(buyers, basket, u, failure_rate, failure_delta, purchase_delta, orders, spend, satisfaction):
     """One more order and ``basket`` more spend for each entry of ``buyers`` (repeats add up), and
     their satisfaction moved by ``failure_delta`` where the order went wrong (``u < failure_rate``),

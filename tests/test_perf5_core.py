@@ -198,3 +198,23 @@ def test_visit_kernels_equal_numpy():
     np.testing.assert_array_equal(got_back, back)
     np.testing.assert_array_equal(last_visit, e_last)
     np.testing.assert_array_equal(visits, e_visits)
+
+
+@pytest.mark.parametrize("with_recommendations", [False, True])
+def test_order_categories_equal_numpy(with_recommendations):
+    rng = np.random.default_rng(7)
+    n, k, C = 300, 500, 12
+    favourite = rng.integers(0, C, n).astype(np.int16)
+    buyers = rng.integers(0, n, k)
+    u, taste_u, other = rng.random(k), rng.random(k), rng.integers(0, C, k)
+    recommended = np.where(rng.random(k) < 0.5, rng.integers(0, C, k), -1) if with_recommendations else None
+    follow = rng.random(k) if with_recommendations else None
+    # numpy: GrowthModel.choose_category before its kernel
+    expect = np.where(taste_u < 0.6, favourite[buyers], other).astype(np.int64)
+    if recommended is not None:
+        take = (recommended >= 0) & (u < follow)
+        expect[take] = recommended[take]
+    got = kernels.order_categories(buyers, u, taste_u, 0.6, other, favourite,
+                                   np.zeros(0, np.int64) if recommended is None else recommended,
+                                   np.zeros(0) if follow is None else follow)
+    np.testing.assert_array_equal(got, expect)
