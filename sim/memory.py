@@ -4,7 +4,7 @@ The model's memory is a sum of arrays whose sizes the configuration fixes:
 
 - the social graph: ``indices`` (int32) and the per-edge invitation memory (uint8) per directed
   edge, ``indptr`` (int64) and ``degree`` (int32) per person; while a generator builds it, the
-  edge-endpoint arrays and scipy's conversion to CSR hold several more copies per edge
+  edge-endpoint arrays and the conversion to CSR hold several more copies per edge
   (``BUILD_BYTES_PER_EDGE``, measured on holme_kim, the most demanding generator);
 - the people: about ``BYTES_PER_PERSON`` of columns (state, days, counters, satisfaction, need,
   ...), plus room for each enabled mechanism's own columns and the day's temporary arrays;
@@ -29,7 +29,7 @@ BASE_BYTES = 250e6  # interpreter, numpy, pandas, scipy, mesa, hydra, matplotlib
 BYTES_PER_PERSON = 125.0  # core columns (~75 B), kernel scratch (5 B) and the day's temporaries over users
 BYTES_PER_PERSON_PER_MECHANISM = 16.0  # a mechanism's own columns (two float64 or so)
 BYTES_PER_EDGE = 5.0  # int32 neighbour index + uint8 invitation memory, per directed edge
-BUILD_BYTES_PER_EDGE = 40.0  # peak while generating: endpoints, COO copies, CSR conversion
+BUILD_BYTES_PER_EDGE = 40.0  # peak while generating: endpoints, skeleton graph, CSR conversion
 RECORDER_BYTES_PER_CELL = 16.0  # cohort retained (int32), alive (int32), gmv (float64)
 
 
