@@ -1,0 +1,128 @@
+"""Round-5 mechanism kernels compute what the numpy code they replaced computed, bit for bit.
+
+Each kernel is compared with the plain numpy form it replaced (copied here) on random inputs with
+the same uniforms, so a changed rounding or a wrong order of draws fails here first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim import behaviour as bh
+from sim.population import State
+
+N = 5000
+
+
+def _state(rng, n=N):
+    return rng.integers(0, 6, n).astype(np.int8)
+
+
+# ------------------------------------------------------------------------------ distribution
+def test_posts_equals_numpy():
+    from sim.mechanisms.distribution import _posts
+    rng = np.random.default_rng(1)
+    state = _state(rng)
+    m = 3000
+    sender = rng.integers(0, N, m).astype(np.int64)
+    target = rng.integers(-1, N, m).astype(np.int32)
+    target[rng.random(m) < 0.2] = -1
+    edge = rng.integers(0, 10**6, m).astype(np.int64)
+    tb, td = np.full(N, -1, np.int32), np.full(N, -1, np.int32)
+    tb2, td2 = tb.copy(), td.copy()
+    receiver, s_out, e_out, reached, found = _posts(sender, target, edge, state, tb, td, 7)
+    # the numpy form
+    ok = target >= 0
+    s, t, e = sender[ok], target[ok].astype(np.int64), edge[ok]
+    st = state[t]
+    out = st <= State.AWARE
+    users = (st >= State.ACTIVE) & (st <= State.DORMANT)
+    tb2[t[users]] = s[users]
+    td2[t[users]] = 7
+    assert found == t.size
+    np.testing.assert_array_equal(receiver, t[out])
+    np.testing.assert_array_equal(s_out, s[out])
+    np.testing.assert_array_equal(e_out, e[out])
+    np.testing.assert_array_equal(reached, t[users])
+    np.testing.assert_array_equal(tb, tb2)
+    np.testing.assert_array_equal(td, td2)
+
+
+def test_commissions_earned_in_place():
+    from sim.mechanisms.distribution import _commissions
+    rng = np.random.default_rng(2)
+    resellers = np.sort(rng.choice(N, 300, replace=False)).astype(np.int64)
+    since = np.full(N, -1, np.int32)
+    since[resellers] = 0
+    touched_by = rng.choice(resellers, N).astype(np.int32)
+    touched_day = rng.integers(4, 6, N).astype(np.int32)
+    upline = np.where(rng.random(N) < 0.5, rng.integers(0, N, N), -1).astype(np.int32)
+    buyers = rng.integers(0, N, 1000)
+    basket = rng.random(1000) * 100
+    earned = np.zeros(resellers.size)
+    paid = _commissions(buyers, basket, 5, touched_day, touched_by, upline, since, resellers, 0.1, earned)
+    seller = np.where(touched_day[buyers] == 5, touched_by[buyers], upline[buyers])
+    ok = (seller >= 0) & (since[np.maximum(seller, 0)] >= 0)
+    c = 0.1 * basket[ok]
+    np.testing.assert_array_equal(paid, c)
+    np.testing.assert_array_equal(earned, np.bincount(np.searchsorted(resellers, seller[ok]), weights=c, minlength=resellers.size))
+
+
+@pytest.mark.parametrize("half", [2.0, 0.0])
+def test_quit_equals_numpy(half):
+    from sim.mechanisms.distribution import _keep, _quit_chance
+    rng = np.random.default_rng(3)
+    state = _state(rng)
+    r = np.sort(rng.choice(N, 800, replace=False)).astype(np.int64)
+    since = np.full(N, -1, np.int32)
+    since[r] = rng.integers(0, 60, r.size)
+    earnings = rng.random(N) * 5
+    earned_today = rng.random(r.size) * rng.integers(0, 2, r.size)
+    u = rng.random(r.size)
+    e2, s2 = earnings.copy(), since.copy()
+    p = _quit_chance(r, state, since, earnings, earned_today, 60, 1 / 14, 21, 0.05, half)
+    keep, quit_n = _keep(r, u, p, since)
+    # the numpy form
+    w = 1 / 14
+    e2[r] = (1.0 - w) * e2[r] + w * earned_today
+    alive = (state[r] >= State.ACTIVE) & (state[r] <= State.DORMANT)
+    judged = 60 - s2[r] >= 21
+    pq = 0.05 * (1.0 - bh.incentive_response(e2[r], half))
+    quit = ~alive | (judged & (u < pq))
+    s2[r[quit]] = -1
+    np.testing.assert_array_equal(earnings, e2)
+    np.testing.assert_array_equal(since, s2)
+    np.testing.assert_array_equal(keep, r[~quit])
+    assert quit_n == quit.sum()
+
+
+def test_recruit_equals_numpy():
+    from sim.mechanisms.distribution import _candidates, _join
+    rng = np.random.default_rng(4)
+    state = _state(rng)
+    degree = rng.integers(0, 60, N).astype(np.int32)
+    segment = rng.integers(0, 4, N).astype(np.int8)
+    prop = rng.random(4) * 2
+    since = np.where(rng.random(N) < 0.1, 3, -1).astype(np.int32)
+    resellers = np.flatnonzero(since >= 0).astype(np.int64)
+    earnings = rng.random(N)
+    v = rng.permutation(N)[:2000].astype(np.int64)
+    scale = 0.03 * np.float64(0.7)
+    cand, p = _candidates(v, degree, 20, since, state, segment, prop, scale, 20.0)
+    c2 = v[(degree[v] >= 20) & (since[v] < 0) & (state[v] != State.DORMANT)]
+    p2 = np.minimum(scale * prop[segment[c2]] * degree[c2] / 20, 1.0)
+    np.testing.assert_array_equal(cand, c2)
+    np.testing.assert_array_equal(p, p2)
+    u = rng.random(cand.size)
+    s2, e2 = since.copy(), earnings.copy()
+    out, joined = _join(resellers, cand, u, p, since, earnings, 9)
+    new = c2[u < p2]
+    s2[new] = 9
+    e2[new] = 0.0
+    np.testing.assert_array_equal(out, np.sort(np.concatenate([resellers, new])))
+    assert joined == new.size
+    np.testing.assert_array_equal(since, s2)
+    np.testing.assert_array_equal(earnings, e2)
+    out, joined = _join(resellers, cand, np.ones(cand.size), p, since, earnings, 9)
+    assert joined == 0 and out is resellers
