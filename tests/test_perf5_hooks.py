@@ -126,3 +126,95 @@ def test_recruit_equals_numpy():
     np.testing.assert_array_equal(earnings, e2)
     out, joined = _join(resellers, cand, np.ones(cand.size), p, since, earnings, 9)
     assert joined == 0 and out is resellers
+
+
+# ------------------------------------------------------------------------------ loyalty
+def test_loyalty_kernels_equal_numpy():
+    from sim.mechanisms import loyalty as L
+    rng = np.random.default_rng(5)
+    state = _state(rng)
+    tier = rng.integers(0, 3, N).astype(np.int8)
+    points = rng.random(N) * 800
+    member_until = rng.integers(-1, 20, N).astype(np.int32)
+    streak = rng.integers(0, 12, N).astype(np.int16)
+    last = rng.integers(5, 10, N).astype(np.int32)
+    v = rng.permutation(N)[:1500].astype(np.int64)
+    day = 10
+    # check-ins
+    u = rng.random(v.size)
+    s2, l2, p2 = streak.copy(), last.copy(), points.copy()
+    who, pts = L._check_in(v, u, 0.5, day, streak, last, points, 10.0, 0.2, 7)
+    w2 = v[u < 0.5]
+    s2[w2] = np.where(l2[w2] == day - 1, s2[w2] + 1, 1)
+    l2[w2] = day
+    pts2 = 10.0 * (1.0 + 0.2 * (np.minimum(s2[w2], 7) - 1))
+    p2[w2] += pts2
+    for a, b in ((who, w2), (pts, pts2), (streak, s2), (last, l2), (points, p2)):
+        np.testing.assert_array_equal(a, b)
+    # points for orders (repeat buyers)
+    buyers = rng.integers(0, N, 900)
+    basket = rng.random(900) * 80
+    earn = np.array([1.0, 1.25, 1.5])
+    p2 = points.copy()
+    earned = L._earn(buyers, basket, tier, earn, points)
+    e2 = basket * earn[tier[buyers]]
+    np.add.at(p2, buyers, e2)
+    np.testing.assert_array_equal(earned, e2)
+    np.testing.assert_array_equal(points, p2)
+    # census
+    users = np.flatnonzero((state >= State.ACTIVE) & (state <= State.DORMANT))
+    counts, members = L._census(users, tier, member_until, day)
+    np.testing.assert_array_equal(counts, np.bincount(tier[users], minlength=3))
+    assert members == np.count_nonzero(member_until[users] >= day)
+    # streak pull
+    vb = rng.random(N).astype(np.float32)
+    vb2 = vb.copy()
+    L._streak_pull(w2, state, streak, 7, 0.4, vb)
+    on = w2[(state[w2] >= State.ACTIVE) & (state[w2] <= State.DORMANT)]
+    vb2[on] += (0.4 * np.minimum(streak[on], 7) / 7).astype(np.float32)
+    np.testing.assert_array_equal(vb, vb2)
+    # hazard ratios
+    hazard = np.array([1.0, 0.85, 0.65], dtype=np.float32)
+    for paid in (False, True):
+        hr = rng.random(N).astype(np.float32)
+        hr2 = hr.copy()
+        L._hazard_ratios(users, tier, hazard, member_until, day, paid, np.float32(0.75), hr)
+        ratio = hazard[tier[users]]
+        if paid:
+            ratio = np.where(member_until[users] >= day, ratio * np.float32(0.75), ratio)
+        special = ratio != 1.0
+        hr2[users[special]] *= ratio[special]
+        np.testing.assert_array_equal(hr, hr2)
+    # redemption (distinct buyers)
+    b = rng.choice(N, 400, replace=False)
+    cost = rng.random(400) * 10
+    c2, p2 = cost.copy(), points.copy()
+    L._redeem(b, cost, points, 0.01)
+    c2 = np.minimum(c2, p2[b] * 0.01)
+    np.subtract.at(p2, b, c2 / 0.01)
+    np.maximum(p2, 0.0, out=p2)
+    np.testing.assert_array_equal(cost, c2)
+    np.testing.assert_array_equal(points, p2)
+
+
+def test_visitor_terms_equal_numpy():
+    from sim.mechanisms.loyalty import _visitor_terms
+    rng = np.random.default_rng(6)
+    tier = rng.integers(0, 3, N).astype(np.int8)
+    points = rng.random(N) * 1500
+    member_until = rng.integers(-1, 20, N).astype(np.int32)
+    segment = rng.integers(0, 4, N).astype(np.int8)
+    basket_rmb = rng.random(4) * 100 + 20
+    v = rng.permutation(N)[:1500].astype(np.int64)
+    u = rng.random(v.size)
+    rep = np.array([1.0, 1.1, 1.25])
+    factor, member, pos, share = _visitor_terms(v, 10, tier, rep, member_until, 1.15, points, u, 500.0, 0.5, 0.01,
+                                                segment, basket_rmb, 1.3, 0.3)
+    m = member_until[v] >= 10
+    np.testing.assert_array_equal(member, m)
+    np.testing.assert_array_equal(factor, np.where(m, rep[tier[v]] * 1.15, rep[tier[v]]))
+    value = points[v] * 0.01
+    pos2 = np.flatnonzero((points[v] >= 500.0) & (u < 0.5))
+    basket = basket_rmb[segment[v[pos2]]] * 1.3
+    np.testing.assert_array_equal(pos, pos2)
+    np.testing.assert_array_equal(share, np.minimum(0.3, value[pos2] / basket))
