@@ -49,26 +49,6 @@ def test_posts_equals_numpy():
     np.testing.assert_array_equal(td, td2)
 
 
-def test_commissions_earned_in_place():
-    from sim.mechanisms.distribution import _commissions
-    rng = np.random.default_rng(2)
-    resellers = np.sort(rng.choice(N, 300, replace=False)).astype(np.int64)
-    since = np.full(N, -1, np.int32)
-    since[resellers] = 0
-    touched_by = rng.choice(resellers, N).astype(np.int32)
-    touched_day = rng.integers(4, 6, N).astype(np.int32)
-    upline = np.where(rng.random(N) < 0.5, rng.integers(0, N, N), -1).astype(np.int32)
-    buyers = rng.integers(0, N, 1000)
-    basket = rng.random(1000) * 100
-    earned = np.zeros(resellers.size)
-    paid = _commissions(buyers, basket, 5, touched_day, touched_by, upline, since, resellers, 0.1, earned)
-    seller = np.where(touched_day[buyers] == 5, touched_by[buyers], upline[buyers])
-    ok = (seller >= 0) & (since[np.maximum(seller, 0)] >= 0)
-    c = 0.1 * basket[ok]
-    np.testing.assert_array_equal(paid, c)
-    np.testing.assert_array_equal(earned, np.bincount(np.searchsorted(resellers, seller[ok]), weights=c, minlength=resellers.size))
-
-
 @pytest.mark.parametrize("half", [2.0, 0.0])
 def test_quit_equals_numpy(half):
     from sim.mechanisms.distribution import _keep, _quit_chance
@@ -143,7 +123,7 @@ def test_loyalty_kernels_equal_numpy():
     # check-ins
     u = rng.random(v.size)
     s2, l2, p2 = streak.copy(), last.copy(), points.copy()
-    who, pts = L._check_in(v, u, 0.5, day, streak, last, points, 10.0, 0.2, 7)
+    who, pts = L._check_ins(v, u, 0.5, day, streak, last, points, 10.0, 0.2, 7)
     w2 = v[u < 0.5]
     s2[w2] = np.where(l2[w2] == day - 1, s2[w2] + 1, 1)
     l2[w2] = day
@@ -197,8 +177,8 @@ def test_loyalty_kernels_equal_numpy():
     np.testing.assert_array_equal(points, p2)
 
 
-def test_visitor_terms_equal_numpy():
-    from sim.mechanisms.loyalty import _visitor_terms
+def test_visitor_offers_equal_numpy():
+    from sim.mechanisms.loyalty import _visitor_offers
     rng = np.random.default_rng(6)
     tier = rng.integers(0, 3, N).astype(np.int8)
     points = rng.random(N) * 1500
@@ -208,7 +188,7 @@ def test_visitor_terms_equal_numpy():
     v = rng.permutation(N)[:1500].astype(np.int64)
     u = rng.random(v.size)
     rep = np.array([1.0, 1.1, 1.25])
-    factor, member, pos, share = _visitor_terms(v, 10, tier, rep, member_until, 1.15, points, u, 500.0, 0.5, 0.01,
+    factor, member, pos, share = _visitor_offers(v, 10, tier, rep, member_until, 1.15, points, u, 500.0, 0.5, 0.01,
                                                 segment, basket_rmb, 1.3, 0.3)
     m = member_until[v] >= 10
     np.testing.assert_array_equal(member, m)

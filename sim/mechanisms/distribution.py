@@ -67,13 +67,13 @@ def _posts(sender, target, edge, state, touched_by, touched_day, day):
 
 
 @jit
-def _commissions(buyers, basket, day, touched_day, touched_by, upline, since, resellers, rate, earned):
+def _commissions(buyers, basket, day, touched_day, touched_by, upline, since, resellers, rate):
     """The reseller paid for each of today's orders: whoever's post the buyer saw today, else the
     reseller the buyer is bound to, if that reseller is active. Returns the commission of each paid
-    order (in order) and adds the earnings to ``earned`` (per reseller, row of the sorted
-    ``resellers``, all 0 before), summed in order as ``np.bincount`` does. A kernel: one pass
-    instead of six gathers and a search."""
+    order (in order) and the earnings per reseller (row of the sorted ``resellers``), summed in
+    order as ``np.bincount`` does. A kernel: one pass instead of six gathers and a search."""
     paid = np.empty(buyers.size, dtype=np.float64)
+    earned = np.zeros(resellers.size, dtype=np.float64)
     k = 0
     for i in range(buyers.size):
         b = buyers[i]
@@ -86,7 +86,7 @@ def _commissions(buyers, basket, day, touched_day, touched_by, upline, since, re
         paid[k] = c
         k += 1
         earned[np.searchsorted(resellers, seller)] += c
-    return paid[:k]
+    return paid[:k], earned
 
 
 @jit
@@ -260,10 +260,11 @@ class Distribution(Mechanism):
         buyers, basket = today.buyers, today.basket
         if buyers.size == 0 or self.resellers.size == 0:
             return
-        commission = _commissions(buyers, basket, model.day, self.touched_day, self.touched_by, self.upline,
-                                  self.since, self.resellers, self.config.commission_rate, self.earned_today)
+        commission, earned = _commissions(buyers, basket, model.day, self.touched_day, self.touched_by, self.upline,
+                                          self.since, self.resellers, self.config.commission_rate)
         if commission.size == 0:
             return
+        self.earned_today += earned
         total = float(commission.sum())
         model.economics.book("distribution_commissions", total)
         today.count("distribution_commissions_rmb", total)

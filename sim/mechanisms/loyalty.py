@@ -75,27 +75,33 @@ ACTIVE, DORMANT = State.ACTIVE, State.DORMANT  # plain ints: constants in the ke
 
 
 @jit
-def _check_in(v, u, rate, day, streak, last_checkin, points, checkin_points, streak_bonus, streak_cap):
-    """Check-ins today: the visitors ``v`` (distinct people) whose uniform ``u`` is below ``rate``.
-    The streak grows if they checked in yesterday, else restarts at 1; each earns
-    ``checkin_points`` x (1 + bonus x (days - 1)), days capped. Returns who checked in and the points
-    of each. A kernel: one pass instead of a mask, five gathers and three scatters."""
-    who = np.empty(v.size, dtype=v.dtype)
-    pts = np.empty(v.size, dtype=np.float64)
-    m = 0
-    for i in range(v.size):
-        if not u[i] < rate:
-            continue
-        p = v[i]
+def _check_in(who, day, streak, last_checkin, points, checkin_points, streak_bonus, streak_cap):
+    """Check-ins of the distinct people ``who`` today: the streak grows if they checked in
+    yesterday, else restarts at 1; each earns ``checkin_points`` x (1 + bonus x (days - 1)), days capped.
+    Returns the points of each. A kernel: one pass instead of five gathers and three scatters."""
+    pts = np.empty(who.size, dtype=np.float64)
+    for i in range(who.size):
+        p = who[i]
         k = streak[p] + 1 if last_checkin[p] == day - 1 else 1
         streak[p] = k
         last_checkin[p] = day
-        x = checkin_points * (1.0 + streak_bonus * (min(streak[p], streak_cap) - 1))
-        pts[m] = x
-        points[p] += x
-        who[m] = p
-        m += 1
-    return who[:m], pts[:m]
+        pts[i] = checkin_points * (1.0 + streak_bonus * (min(streak[p], streak_cap) - 1))
+        points[p] += pts[i]
+    return pts
+
+
+@jit
+def _check_ins(v, u, rate, day, streak, last_checkin, points, checkin_points, streak_bonus, streak_cap):
+    """The visitors ``v`` whose uniform ``u`` is below ``rate`` check in (:func:`_check_in`): returns
+    who and the points of each, in one call instead of a draw's mask, a gather and the kernel."""
+    who = np.empty(v.size, dtype=v.dtype)
+    m = 0
+    for i in range(v.size):
+        if u[i] < rate:
+            who[m] = v[i]
+            m += 1
+    who = who[:m]
+    return who, _check_in(who, day, streak, last_checkin, points, checkin_points, streak_bonus, streak_cap)
 
 
 @jit
@@ -185,19 +191,16 @@ def _upgrade(buyers, spend, tier, satisfaction, silver, gold, gain):
 
 @jit
 def _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, points, u, min_points, propensity,
-                   point_value, segment, basket_rmb, price_level, max_share):
+                   point_value):
     """Per visitor: the purchase-intensity factor of their tier (x ``paid_repurchase`` for paid
-    members) and whether they are paid members; and the positions of those who redeem points today
-    (enough points and ``u[i]`` below ``propensity``) with the share of the expected basket their
-    points pay (what they are worth over the basket, at most ``max_share``). One pass over the
-    visitors instead of some ten gathers, masks and their temporaries; the arithmetic of the numpy
-    version."""
+    members), whether they are paid members, whether they redeem points today (enough points and
+    ``u[i]`` below ``propensity``) and what their points are worth (RMB). One pass over the visitors
+    instead of four gathers and their temporaries; the arithmetic of the numpy version."""
     n = v.size
     factor = np.empty(n, dtype=np.float64)
     member = np.empty(n, dtype=np.bool_)
-    pos = np.empty(n, dtype=np.int64)
-    share = np.empty(n, dtype=np.float64)
-    k = 0
+    can = np.empty(n, dtype=np.bool_)
+    value = np.empty(n, dtype=np.float64)
     for i in range(n):
         p = v[i]
         f = repurchase[tier[p]]
@@ -205,11 +208,25 @@ def _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, poin
         member[i] = m
         factor[i] = f * paid_repurchase if m else f
         x = points[p]
-        if x >= min_points and u[i] < propensity:
-            pos[k] = i
-            share[k] = min(max_share, x * point_value / (basket_rmb[segment[p]] * price_level))
-            k += 1
-    return factor, member, pos[:k], share[:k]
+        value[i] = x * point_value
+        can[i] = (x >= min_points) & (u[i] < propensity)
+    return factor, member, can, value
+
+
+@jit
+def _visitor_offers(v, day, tier, repurchase, member_until, paid_repurchase, points, u, min_points, propensity,
+                    point_value, segment, basket_rmb, price_level, max_share):
+    """:func:`_visitor_terms`, with the redeemers as positions and the share of their expected basket
+    (``basket_rmb`` of their segment x ``price_level``) their points pay, at most ``max_share``:
+    returns the factors, the members, the positions and the shares, in one call instead of some ten."""
+    factor, member, can, value = _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, points, u,
+                                                min_points, propensity, point_value)
+    pos = np.flatnonzero(can)
+    share = np.empty(pos.size, dtype=np.float64)
+    for k in range(pos.size):
+        i = pos[k]
+        share[k] = min(max_share, value[i] / (basket_rmb[segment[v[i]]] * price_level))
+    return factor, member, pos, share
 
 
 @register
@@ -267,7 +284,7 @@ class Loyalty(Mechanism):
             return
         rng = self.rng(model)
         u = rng.random(v.size)  # drawn here, used below as before: nothing else draws in between
-        factor, member, redeem, share = _visitor_terms(v, day, self.tier, self.repurchase, self.member_until, c.paid_repurchase,
+        factor, member, redeem, share = _visitor_offers(v, day, self.tier, self.repurchase, self.member_until, c.paid_repurchase,
                                                        self.points, u, max(c.redeem_min_points, 1e-9), c.redeem_propensity,
                                                        c.point_value_rmb, pop.segment, pop.seg["basket_rmb"],
                                                        model.cfg.platform.price_level, c.max_redeem_share)
@@ -316,7 +333,7 @@ class Loyalty(Mechanism):
 
     def _checkins(self, model, rng: np.random.Generator) -> None:
         c, day, v = self.config, model.day, model.today.visitors
-        who, pts = _check_in(v, rng.random(v.size), c.checkin_rate, day, self.streak, self.last_checkin, self.points,
+        who, pts = _check_ins(v, rng.random(v.size), c.checkin_rate, day, self.streak, self.last_checkin, self.points,
                              c.checkin_points, c.streak_bonus, c.streak_cap)  # visitors are distinct people
         self.checked_in = who
         if who.size == 0:
