@@ -198,3 +198,44 @@ def test_visitor_offers_equal_numpy():
     basket = basket_rmb[segment[v[pos2]]] * 1.3
     np.testing.assert_array_equal(pos, pos2)
     np.testing.assert_array_equal(share, np.minimum(0.3, value[pos2] / basket))
+
+
+# ------------------------------------------------------------------------------ recommendations
+def test_show_compact_equals_show_and_numpy():
+    from sim.mechanisms.recommendations import _show, _show_compact
+    from sim.streams import choice_cdf
+    rng = np.random.default_rng(8)
+    C = 12
+    fav = rng.integers(0, C, N).astype(np.int16)
+    orders = rng.integers(0, 5, N).astype(np.int32)
+    sat = rng.random(N).astype(np.float32)
+    cdf = choice_cdf(rng.random(C))
+    recognised = rng.random(C)
+    v = rng.permutation(N)[:2000].astype(np.int64)
+    u, know_u = rng.random(v.size), rng.random(v.size)
+    explore = rng.random(v.size) < 0.1
+    explore_cat = rng.integers(0, C, int(explore.sum()))
+    follow_u = rng.random(v.size)
+    args = (v, u, cdf, fav, orders, know_u, 0.85, recognised, 1.0, explore, explore_cat, follow_u, 0.7, 0.1, 1.5, 1.0)
+    s1, s2 = sat.copy(), sat.copy()
+    out, relevant, factor, follows = _show(*args, s1, np.float32(0.008), np.float32(-0.001))
+    factor2, followers, followed, hit = _show_compact(*args, s2, np.float32(0.008), np.float32(-0.001))
+    np.testing.assert_array_equal(factor2, factor)
+    np.testing.assert_array_equal(followers, np.flatnonzero(follows))
+    np.testing.assert_array_equal(followed, out[np.flatnonzero(follows)])
+    np.testing.assert_array_equal(hit, v[relevant])
+    np.testing.assert_array_equal(s2, s1)
+
+
+def test_recommendation_tables_follow_the_sales_tally():
+    import sim
+    cfg = sim.compose("default", ["population.size=2000", "horizon=5", "mechanisms.recommendations.enabled=true"], seed=1)
+    model = sim.GrowthModel(cfg)
+    rec = model.get_mechanism("recommendations")
+    from sim.streams import choice_cdf
+    for _ in range(5):
+        model.step()
+        w, cdf, recognised = rec._today_tables()
+        np.testing.assert_array_equal(w, rec.popular_weights())
+        np.testing.assert_array_equal(cdf, choice_cdf(rec.popular_weights()))
+        np.testing.assert_array_equal(recognised, rec._recognised())
