@@ -239,3 +239,23 @@ def test_recommendation_tables_follow_the_sales_tally():
         np.testing.assert_array_equal(w, rec.popular_weights())
         np.testing.assert_array_equal(cdf, choice_cdf(rec.popular_weights()))
         np.testing.assert_array_equal(recognised, rec._recognised())
+
+
+# ------------------------------------------------------------------------------ push
+@pytest.mark.parametrize("per_day", [0.3, 1.0, 2.6])
+def test_push_schedule_equals_numpy(per_day):
+    from sim.mechanisms.push import _reachable, _schedule
+    rng = np.random.default_rng(9)
+    opted_out = rng.random(N) < 0.2
+    fatigue = (rng.random(N) * 30).astype(np.float32)
+    alive = np.sort(rng.choice(N, 3000, replace=False))
+    users = _reachable(alive, opted_out)
+    np.testing.assert_array_equal(users, alive[~opted_out[alive]])
+    u = rng.random(users.size)
+    sent, n, total, top, x = _schedule(users, per_day, u, fatigue, np.float32(-0.05))
+    n2 = bh.stochastic_round(np.full(users.size, per_day), u)
+    np.testing.assert_array_equal(sent, users[n2 > 0])
+    np.testing.assert_array_equal(n, n2[n2 > 0])
+    assert total == n2.sum() and top == n2.max(initial=0)
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(np.exp(x), np.exp(-0.05 * fatigue[sent]))
