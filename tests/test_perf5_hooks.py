@@ -338,3 +338,28 @@ def test_offers_and_expansion_equal_the_numpy_loop():
     np.testing.assert_array_equal(people[got], np.concatenate(people2)[order])
     np.testing.assert_array_equal(amount[got], np.concatenate(amount2)[order])
     np.testing.assert_array_equal(expanded, e2)
+
+
+@pytest.mark.parametrize("tolerance", [15.0, 15.1, 0.7])
+def test_push_opt_out_equals_numpy(tolerance):
+    from sim.mechanisms.push import _opt_out, _tired
+    rng = np.random.default_rng(14)
+    opted_out = rng.random(N) < 0.2
+    fatigue = (rng.random(N) * 3 * tolerance).astype(np.float32)
+    fatigue[:50] = np.float32(tolerance)  # ties with the tolerance
+    fatigue[50:100] = np.nextafter(np.float32(tolerance), np.float32(0))
+    alive = np.sort(rng.choice(N, 3000, replace=False))
+    alive[:10] = np.arange(10)
+    alive = np.unique(alive)
+    users, opted = _tired(alive, opted_out, fatigue, np.float32(tolerance))
+    users2 = alive[~opted_out[alive] & (fatigue[alive] > tolerance)]
+    np.testing.assert_array_equal(users, users2)
+    u = rng.random(users.size)
+    o2 = opted_out.copy()
+    out = _opt_out(users, u, fatigue, np.float32(tolerance), np.float32(0.02 * 30), opted_out)
+    excess = fatigue[users2] / tolerance - 1.0
+    out2 = users2[u < np.minimum(1.0, 0.02 * 30 * excess)]
+    o2[out2] = True
+    np.testing.assert_array_equal(out, out2)
+    np.testing.assert_array_equal(opted_out, o2)
+    assert opted + out.size == np.count_nonzero(opted_out[alive])
