@@ -363,3 +363,35 @@ def test_push_opt_out_equals_numpy(tolerance):
     np.testing.assert_array_equal(out, out2)
     np.testing.assert_array_equal(opted_out, o2)
     assert opted + out.size == np.count_nonzero(opted_out[alive])
+
+
+def test_settle_orders_equals_earn_then_upgrade():
+    from sim.mechanisms.loyalty import _earn, _settle_orders, _upgrade
+    rng = np.random.default_rng(15)
+    tier = rng.integers(0, 3, N).astype(np.int8)
+    points = rng.random(N) * 800
+    spend = rng.random(N) * 1500
+    sat = rng.random(N).astype(np.float32)
+    buyers = rng.integers(0, N, 1500)
+    basket = rng.random(1500) * 80
+    earn = np.array([1.0, 1.25, 1.5])
+    t2, p2, s2 = tier.copy(), points.copy(), sat.copy()
+    earned = _settle_orders(buyers, basket, tier, earn, points, spend, sat, 300.0, 1000.0, np.float32(0.05))
+    e2 = _earn(buyers, basket, t2, earn, p2)
+    _upgrade(buyers, spend, t2, s2, 300.0, 1000.0, np.float32(0.05))
+    for a, b in ((earned, e2), (tier, t2), (points, p2), (sat, s2)):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------------------ winback
+def test_coupon_holders_equal_numpy():
+    from sim.mechanisms.winback import _holders
+    rng = np.random.default_rng(16)
+    coupon_until = rng.integers(-1, 20, N).astype(np.int32)
+    segment = rng.integers(0, 4, N).astype(np.int8)
+    basket_rmb = np.array([8.0, 45.0, 80.0, 120.0])
+    v = rng.permutation(N)[:2000].astype(np.int64)
+    pos, share = _holders(v, coupon_until, 10, segment, basket_rmb, 1.2, 10.0)
+    pos2 = np.flatnonzero(coupon_until[v] >= 10)
+    np.testing.assert_array_equal(pos, pos2)
+    np.testing.assert_array_equal(share, np.minimum(0.9, 10.0 / (basket_rmb[segment[v[pos2]]] * 1.2)))

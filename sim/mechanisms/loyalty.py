@@ -119,6 +119,16 @@ def _earn(buyers, basket, tier, earn, points):
 
 
 @jit
+def _settle_orders(buyers, basket, tier, earn, points, spend, satisfaction, silver, gold, gain):
+    """Today's orders in one call: their points (:func:`_earn`, at the tiers before today's
+    upgrades), then the tiers they reach (:func:`_upgrade`) while the buyers' tiers are in cache.
+    Returns the points of each order."""
+    earned = _earn(buyers, basket, tier, earn, points)
+    _upgrade(buyers, spend, tier, satisfaction, silver, gold, gain)
+    return earned
+
+
+@jit
 def _census(users, tier, member_until, day):
     """Users per tier (as ``np.bincount``) and how many are paid members today: one pass."""
     counts = np.zeros(3, dtype=np.int64)
@@ -318,10 +328,11 @@ class Loyalty(Mechanism):
         c, pop, today, day = self.config, model.pop, model.today, model.day
         rng = self.rng(model)
         if today.buyers.size:
-            earned = _earn(today.buyers, today.basket, self.tier, self.earn, self.points)
+            # points, then tiers (before the check-ins now: these touch neither tiers nor satisfaction)
+            earned = _settle_orders(today.buyers, today.basket, self.tier, self.earn, self.points, pop.spend,
+                                    pop.satisfaction, c.silver_spend_rmb, c.gold_spend_rmb, np.float32(c.upgrade_satisfaction))
             today.count("points_issued", float(earned.sum()) * c.point_value_rmb)
         self._checkins(model, rng)
-        self._tiers(model)
         if c.paid_membership:
             self._paid_membership(model, rng)
         users = pop.user_index
@@ -340,14 +351,6 @@ class Loyalty(Mechanism):
             return
         model.today.count("checkins", who.size)
         model.today.count("points_issued", float(pts.sum()) * c.point_value_rmb)
-
-    def _tiers(self, model) -> None:
-        c, pop = self.config, model.pop
-        buyers = model.today.buyers
-        if buyers.size == 0:
-            return
-        _upgrade(buyers, pop.spend, self.tier, pop.satisfaction, c.silver_spend_rmb, c.gold_spend_rmb,
-                 np.float32(c.upgrade_satisfaction))
 
     def _paid_membership(self, model, rng: np.random.Generator) -> None:
         c, pop, day, today = self.config, model.pop, model.day, model.today
