@@ -67,6 +67,25 @@ def _posts(sender, target, edge, state, touched_by, touched_day, day):
 
 
 @jit
+def _positions_of(v, people, mark):
+    """The positions in ``v`` of the entries that are among ``people`` (repeats allowed), in order:
+    ``np.flatnonzero(np.isin(v, people))`` by marking ``people`` in ``mark`` (scratch of one bool per
+    person, all False, and left so) and one pass over ``v`` reading the dense marks, instead of a
+    gather from a wider column."""
+    for i in people:
+        mark[i] = True
+    pos = np.empty(v.size, dtype=np.int64)
+    m = 0
+    for k in range(v.size):
+        if mark[v[k]]:
+            pos[m] = k
+            m += 1
+    for i in people:
+        mark[i] = False
+    return pos[:m]
+
+
+@jit
 def _commissions(buyers, basket, day, touched_day, touched_by, upline, since, resellers, rate):
     """The reseller paid for each of today's orders: whoever's post the buyer saw today, else the
     reseller the buyer is bound to, if that reseller is active. Returns the commission of each paid
@@ -213,6 +232,7 @@ class Distribution(Mechanism):
         self.pull = bh.incentive_response(c.commission_rate, c.commission_half) / bh.incentive_response(1.0, c.commission_half)
         self.reached = np.zeros(0, np.int64)
         self.earned_today = np.zeros(0)  # per reseller (row of self.resellers), RMB today
+        self.mark = np.zeros(pop.n, dtype=np.bool_)  # scratch of _positions_of, all False
 
     # ------------------------------------------------------------------ daily hooks
     def exposure(self, model) -> None:
@@ -247,8 +267,8 @@ class Distribution(Mechanism):
 
     def browse(self, model) -> None:
         today = model.today
-        v = today.visitors
-        pos = np.flatnonzero(self.touched_day[v] == model.day)
+        # the visitors who saw a post today (touched_day == today): those reached today
+        pos = _positions_of(today.visitors, self.reached, self.mark)
         if pos.size:
             today.boost_relevance(pos, 1.0 + self.config.trust_uplift)
             today.attribute(pos, "distribution")
