@@ -143,9 +143,12 @@ def test_loyalty_kernels_equal_numpy():
     np.testing.assert_array_equal(points, p2)
     # census
     users = np.flatnonzero((state >= State.ACTIVE) & (state <= State.DORMANT))
-    counts, members = L._census(users, tier, member_until, day)
+    counts, members = L._census(users, tier, member_until, day, True)
     np.testing.assert_array_equal(counts, np.bincount(tier[users], minlength=3))
     assert members == np.count_nonzero(member_until[users] >= day)
+    counts, members = L._census(users, tier, member_until, day, False)  # no paid membership: no members
+    np.testing.assert_array_equal(counts, np.bincount(tier[users], minlength=3))
+    assert members == 0
     # streak pull
     vb = rng.random(N).astype(np.float32)
     vb2 = vb.copy()
@@ -189,7 +192,13 @@ def test_visitor_offers_equal_numpy():
     u = rng.random(v.size)
     rep = np.array([1.0, 1.1, 1.25])
     factor, member, pos, share = _visitor_offers(v, 10, tier, rep, member_until, 1.15, points, u, 500.0, 0.5, 0.01,
-                                                segment, basket_rmb, 1.3, 0.3)
+                                                 True, segment, basket_rmb, 1.3, 0.3)
+    f2, m2, pos2, share2 = _visitor_offers(v, 10, tier, rep, np.full(N, -1, np.int32), 1.15, points, u, 500.0, 0.5, 0.01,
+                                           False, segment, basket_rmb, 1.3, 0.3)  # no paid membership: never a member
+    assert not m2.any()
+    np.testing.assert_array_equal(f2, rep[tier[v]])
+    np.testing.assert_array_equal(pos2, pos)
+    np.testing.assert_array_equal(share2, share)
     m = member_until[v] >= 10
     np.testing.assert_array_equal(member, m)
     np.testing.assert_array_equal(factor, np.where(m, rep[tier[v]] * 1.15, rep[tier[v]]))

@@ -129,13 +129,14 @@ def _settle_orders(buyers, basket, tier, earn, points, spend, satisfaction, silv
 
 
 @jit
-def _census(users, tier, member_until, day):
-    """Users per tier (as ``np.bincount``) and how many are paid members today: one pass."""
+def _census(users, tier, member_until, day, paid):
+    """Users per tier (as ``np.bincount``) and how many are paid members today (none without a paid
+    membership, ``paid`` false: ``member_until`` is not read): one pass."""
     counts = np.zeros(3, dtype=np.int64)
     members = 0
     for i in users:
         counts[tier[i]] += 1
-        if member_until[i] >= day:
+        if paid and member_until[i] >= day:
             members += 1
     return counts, members
 
@@ -201,11 +202,12 @@ def _upgrade(buyers, spend, tier, satisfaction, silver, gold, gain):
 
 @jit
 def _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, points, u, min_points, propensity,
-                   point_value):
+                   point_value, paid=True):
     """Per visitor: the purchase-intensity factor of their tier (x ``paid_repurchase`` for paid
     members), whether they are paid members, whether they redeem points today (enough points and
     ``u[i]`` below ``propensity``) and what their points are worth (RMB). One pass over the visitors
-    instead of four gathers and their temporaries; the arithmetic of the numpy version."""
+    instead of four gathers and their temporaries; the arithmetic of the numpy version. Without a
+    paid membership (``paid`` false) nobody is a member and ``member_until`` is not read."""
     n = v.size
     factor = np.empty(n, dtype=np.float64)
     member = np.empty(n, dtype=np.bool_)
@@ -214,7 +216,7 @@ def _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, poin
     for i in range(n):
         p = v[i]
         f = repurchase[tier[p]]
-        m = member_until[p] >= day
+        m = paid and member_until[p] >= day
         member[i] = m
         factor[i] = f * paid_repurchase if m else f
         x = points[p]
@@ -225,12 +227,12 @@ def _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, poin
 
 @jit
 def _visitor_offers(v, day, tier, repurchase, member_until, paid_repurchase, points, u, min_points, propensity,
-                    point_value, segment, basket_rmb, price_level, max_share):
+                    point_value, paid, segment, basket_rmb, price_level, max_share):
     """:func:`_visitor_terms`, with the redeemers as positions and the share of their expected basket
     (``basket_rmb`` of their segment x ``price_level``) their points pay, at most ``max_share``:
     returns the factors, the members, the positions and the shares, in one call instead of some ten."""
     factor, member, can, value = _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, points, u,
-                                                min_points, propensity, point_value)
+                                                min_points, propensity, point_value, paid)
     pos = np.flatnonzero(can)
     share = np.empty(pos.size, dtype=np.float64)
     for k in range(pos.size):
@@ -296,7 +298,7 @@ class Loyalty(Mechanism):
         u = rng.random(v.size)  # drawn here, used below as before: nothing else draws in between
         factor, member, redeem, share = _visitor_offers(v, day, self.tier, self.repurchase, self.member_until, c.paid_repurchase,
                                                        self.points, u, max(c.redeem_min_points, 1e-9), c.redeem_propensity,
-                                                       c.point_value_rmb, pop.segment, pop.seg["basket_rmb"],
+                                                       c.point_value_rmb, c.paid_membership, pop.segment, pop.seg["basket_rmb"],
                                                        model.cfg.platform.price_level, c.max_redeem_share)
         today.boost_relevance(slice(None), factor)  # every visitor
         if c.paid_membership and member.any():
@@ -337,7 +339,7 @@ class Loyalty(Mechanism):
             self._paid_membership(model, rng)
         users = pop.user_index
         today.count("points_liability", float(self.points[users].sum()) * c.point_value_rmb)
-        counts, members = _census(users, self.tier, self.member_until, day)
+        counts, members = _census(users, self.tier, self.member_until, day, c.paid_membership)
         for k, name in enumerate(TIERS):
             today.count(f"members_{name}", counts[k])
         today.count("paid_members", members)
