@@ -415,19 +415,3 @@ def test_positions_of_equals_isin():
     mark = np.zeros(N, dtype=bool)
     np.testing.assert_array_equal(_positions_of(v, people, mark), np.flatnonzero(np.isin(v, people)))
     assert not mark.any()
-
-
-def test_winback_returns_equal_numpy():
-    from sim.mechanisms.winback import _returns
-    rng = np.random.default_rng(18)
-    state = _state(rng)
-    due = rng.choice(N, 800, replace=False)
-    p = rng.random(800) * 0.8
-    u = rng.random(800)
-    factor = 1.0 + 1.0 * bh.incentive_response(10.0, 10.0)
-    back, lapsed = _returns(due, p, u, state, factor, 0.4)
-    q = p * factor
-    q = np.where(state[due] == State.CHURNED, q * 0.4, q)
-    back2 = due[u < np.minimum(q, 1.0)]
-    np.testing.assert_array_equal(back, back2)
-    np.testing.assert_array_equal(lapsed, back2[state[back2] >= State.DORMANT])

@@ -25,31 +25,6 @@ from sim.population import State
 from sim.schema import param
 
 RETURN_LOGIT = 12.0  # a user who decided to come back opens the app today
-CHURNED, DORMANT = State.CHURNED, State.DORMANT  # plain ints: constants in the kernels
-
-
-@jit
-def _returns(due, p, u, state, coupon_factor, churned_factor):
-    """Who of the contacted ``due`` comes back: the chance ``p`` (by time away) x ``coupon_factor``,
-    x ``churned_factor`` for those who uninstalled, at most 1, against the uniform ``u``. Returns
-    them and those of them who are dormant or churned (to reactivate), in order: one pass instead of
-    some ten numpy calls."""
-    back = np.empty(due.size, dtype=np.int64)
-    lapsed = np.empty(due.size, dtype=np.int64)
-    m = n = 0
-    for k in range(due.size):
-        i = due[k]
-        s = state[i]
-        q = p[k] * coupon_factor
-        if s == CHURNED:
-            q = q * churned_factor
-        if u[k] < min(q, 1.0):
-            back[m] = i
-            m += 1
-            if s >= DORMANT:
-                lapsed[n] = i
-                n += 1
-    return back[:m], lapsed[:n]
 
 
 @jit
@@ -93,9 +68,7 @@ class Winback(Mechanism):
     accounts = {"winback_messages": "acquisition", "winback_coupons": "incentive"}
 
     def setup(self, model) -> None:
-        c = self.config
         self.coupon_until = model.pop.add_column("winback_coupon_until", np.int32, fill=-1)
-        self.coupon_factor = 1.0 + c.coupon_uplift * bh.incentive_response(c.coupon_rmb, c.coupon_half_rmb)
         self.share = None
 
     def _due(self, model) -> np.ndarray:
@@ -117,10 +90,14 @@ class Winback(Mechanism):
         rng = self.rng(model)
         model.economics.book("winback_messages", c.cost_per_contact_rmb * due.size)
         today.count("winback_contacts", due.size)
-        p = bh.reactivation_probability(model.day - pop.last_visit[due], c.success, c.half_life_days)
-        back, lapsed = _returns(due, p, rng.random(due.size), pop.state, self.coupon_factor, c.churned_factor)
+        idle = model.day - pop.last_visit[due]
+        p = bh.reactivation_probability(idle, c.success, c.half_life_days)
+        p = p * (1.0 + c.coupon_uplift * bh.incentive_response(c.coupon_rmb, c.coupon_half_rmb))
+        p = np.where(pop.state[due] == State.CHURNED, p * c.churned_factor, p)
+        back = due[rng.random(due.size) < np.minimum(p, 1.0)]
         if back.size == 0:
             return
+        lapsed = back[pop.state[back] >= State.DORMANT]
         model.reactivate(lapsed)
         today.visit_boost[back] += np.float32(RETURN_LOGIT)
         bh.nudge_satisfaction(pop, back, c.return_satisfaction)
