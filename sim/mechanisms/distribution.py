@@ -28,6 +28,61 @@ from sim.schema import param
 
 DISTRIBUTION = CHANNELS.index("distribution")
 NOBODY = -1
+AWARE, ACTIVE, DORMANT = State.AWARE, State.ACTIVE, State.DORMANT  # plain ints: constants in the kernels
+
+
+@jit
+def _posts(sender, target, edge, state, touched_by, touched_day, day):
+    """What today's posts (``sender`` to ``target`` along ``edge``; ``target`` -1: no friend) reach:
+    the posts to non-users (state up to ``AWARE``) as exposure events (receiver, sender, edge, in
+    order), and the users (active, loyal or dormant) reached, in order with repeats, who are marked
+    as touched by the sender today (a later post wins). Returns the events, the users and how many
+    posts found a friend.
+
+    A kernel because numpy needs a dozen masks, gathers and scatters over the posts for this; here
+    one pass."""
+    n = sender.size
+    receiver = np.empty(n, dtype=np.int64)
+    out_sender = np.empty(n, dtype=np.int64)
+    out_edge = np.empty(n, dtype=np.int64)
+    reached = np.empty(n, dtype=np.int64)
+    m = r = found = 0
+    for i in range(n):
+        t = np.int64(target[i])
+        if t < 0:
+            continue
+        found += 1
+        s = state[t]
+        if s <= AWARE:
+            receiver[m] = t
+            out_sender[m] = sender[i]
+            out_edge[m] = edge[i]
+            m += 1
+        elif s <= DORMANT:
+            reached[r] = t
+            r += 1
+            touched_by[t] = sender[i]
+            touched_day[t] = day
+    return receiver[:m], out_sender[:m], out_edge[:m], reached[:r], found
+
+
+@jit
+def _positions_of(v, people, mark):
+    """The positions in ``v`` of the entries that are among ``people`` (repeats allowed), in order:
+    ``np.flatnonzero(np.isin(v, people))`` by marking ``people`` in ``mark`` (scratch of one bool per
+    person, all False, and left so) and one pass over ``v`` reading the dense marks, instead of a
+    gather from a wider column."""
+    for i in people:
+        mark[i] = True
+    pos = np.empty(v.size, dtype=np.int64)
+    m = 0
+    for k in range(v.size):
+        if mark[v[k]]:
+            pos[m] = k
+            m += 1
+    for i in people:
+        mark[i] = False
+    return pos[:m]
 
 
 @jit
@@ -51,6 +106,92 @@ def _commissions(buyers, basket, day, touched_day, touched_by, upline, since, re
         k += 1
         earned[np.searchsorted(resellers, seller)] += c
     return paid[:k], earned
+
+
+@jit
+def _quit_chance(r, state, since, earnings, earned_today, day, w, trial_days, quit_rate, half):
+    """Today's turn of the resellers ``r``: their running average of earnings moves towards today's
+    (weight ``w``), and each gets the chance to give up today: 1 (no longer a user: quits), the
+    quit chance ``quit_rate x (1 - earnings / (earnings + half))`` once the trial is over, else 0 (the
+    arithmetic of the numpy form, operation for operation). One pass instead of some ten gathers
+    and temporaries."""
+    p = np.empty(r.size, dtype=np.float64)
+    for k in range(r.size):
+        i = r[k]
+        e = (1.0 - w) * earnings[i] + w * earned_today[k]
+        earnings[i] = e
+        s = state[i]
+        if s < ACTIVE or s > DORMANT:
+            p[k] = 2.0  # above any uniform: quits
+        elif day - since[i] >= trial_days:
+            x = max(e, 0.0)
+            resp = x / (x + half) if half > 0 else (1.0 if x > 0 else 0.0)
+            p[k] = quit_rate * (1.0 - resp)
+        else:
+            p[k] = -1.0  # below any uniform: stays
+    return p
+
+
+@jit
+def _keep(r, u, p, since):
+    """The resellers of ``r`` who stay (``u >= p``), in order; those who quit lose the role.
+    Returns the stayers and how many quit."""
+    keep = np.empty(r.size, dtype=np.int64)
+    m = 0
+    for k in range(r.size):
+        if u[k] < p[k]:
+            since[r[k]] = -1
+        else:
+            keep[m] = r[k]
+            m += 1
+    return keep[:m], r.size - m
+
+
+@jit
+def _candidates(v, degree, min_friends, since, state, segment, propensity, scale, divisor):
+    """Today's visitors who may become resellers (at least ``min_friends`` friends, not resellers,
+    not dormant) and the chance of each, ``min(scale x propensity x degree / divisor, 1)`` as numpy
+    computes it. One pass instead of some ten gathers and masks."""
+    cand = np.empty(v.size, dtype=np.int64)
+    p = np.empty(v.size, dtype=np.float64)
+    m = 0
+    for k in range(v.size):
+        i = v[k]
+        d = degree[i]
+        if d >= min_friends and since[i] < 0 and state[i] != DORMANT:
+            cand[m] = i
+            p[m] = min(scale * propensity[segment[i]] * np.float64(d) / divisor, 1.0)
+            m += 1
+    return cand[:m], p[:m]
+
+
+@jit
+def _join(resellers, cand, u, p, since, earnings, day):
+    """The candidates with ``u < p`` become resellers today; returns the sorted resellers with them
+    merged in (``resellers`` is sorted, the candidates are not among them) and how many joined: the
+    sort of the numpy form on the few new ones, and a merge."""
+    new = np.empty(cand.size, dtype=np.int64)
+    m = 0
+    for k in range(cand.size):
+        if u[k] < p[k]:
+            i = cand[k]
+            since[i] = day
+            earnings[i] = 0.0
+            new[m] = i
+            m += 1
+    if m == 0:
+        return resellers, 0
+    new = np.sort(new[:m])  # visitors are not in order
+    out = np.empty(resellers.size + m, dtype=np.int64)
+    a = b = 0
+    for k in range(out.size):
+        if b >= m or (a < resellers.size and resellers[a] < new[b]):
+            out[k] = resellers[a]
+            a += 1
+        else:
+            out[k] = new[b]
+            b += 1
+    return out, m
 
 
 @dataclass(frozen=True)
@@ -91,6 +232,7 @@ class Distribution(Mechanism):
         self.pull = bh.incentive_response(c.commission_rate, c.commission_half) / bh.incentive_response(1.0, c.commission_half)
         self.reached = np.zeros(0, np.int64)
         self.earned_today = np.zeros(0)  # per reseller (row of self.resellers), RMB today
+        self.mark = np.zeros(pop.n, dtype=np.bool_)  # scratch of _positions_of, all False
 
     # ------------------------------------------------------------------ daily hooks
     def exposure(self, model) -> None:
@@ -105,17 +247,11 @@ class Distribution(Mechanism):
         n = rng.poisson(c.posts_per_day * self.pull, r.size)
         sender = np.repeat(r, n)
         target, edge = model.graph.sample_neighbours(sender, rng)
-        ok = target >= 0
-        sender, target, edge = sender[ok], target[ok].astype(np.int64), edge[ok]
-        today.count("distribution_reach", target.size)
-        state = pop.state[target]
-        out = state <= State.AWARE
-        today.exposures.add(target[out], DISTRIBUTION, c.newcomer_conversion, sender[out], edge[out])
-        today.count("invites_sent", int(np.count_nonzero(out)))
-        users = (state >= State.ACTIVE) & (state <= State.DORMANT)
-        reached = target[users]
-        self.touched_by[reached] = sender[users]
-        self.touched_day[reached] = model.day
+        receiver, sender, edge, reached, found = _posts(sender, target, edge, pop.state, self.touched_by,
+                                                        self.touched_day, model.day)
+        today.count("distribution_reach", found)
+        today.exposures.add(receiver, DISTRIBUTION, c.newcomer_conversion, sender, edge)
+        today.count("invites_sent", receiver.size)
         self.reached = reached  # may repeat a friend: the visit boost is added once all the same
 
     def adoption(self, model) -> None:
@@ -131,8 +267,8 @@ class Distribution(Mechanism):
 
     def browse(self, model) -> None:
         today = model.today
-        v = today.visitors
-        pos = np.flatnonzero(self.touched_day[v] == model.day)
+        # the visitors who saw a post today (touched_day == today): those reached today
+        pos = _positions_of(today.visitors, self.reached, self.mark)
         if pos.size:
             today.boost_relevance(pos, 1.0 + self.config.trust_uplift)
             today.attribute(pos, "distribution")
@@ -161,46 +297,34 @@ class Distribution(Mechanism):
 
     def settle(self, model) -> None:
         self._pay_commissions(model)
-        self._update_earnings(model)
-        self._quit(model)
+        self._update_earnings_and_quit(model)
         self._recruit(model)
         model.today.count("distribution_resellers", self.resellers.size)
 
     # ------------------------------------------------------------------ resellers
-    def _update_earnings(self, model) -> None:
-        r = self.resellers
-        if r.size:
-            w = 1.0 / self.config.earnings_days
-            self.earnings[r] = (1.0 - w) * self.earnings[r] + w * self.earned_today
-
-    def _quit(self, model) -> None:
+    def _update_earnings_and_quit(self, model) -> None:
+        """The running average of earnings takes in today's; resellers no longer users quit, and
+        after the trial the others give up with a chance that falls with their earnings."""
         c, pop, r = self.config, model.pop, self.resellers
         if r.size == 0:
             return
         rng = self.rng(model)
-        alive = (pop.state[r] >= State.ACTIVE) & (pop.state[r] <= State.DORMANT)
-        judged = model.day - self.since[r] >= c.trial_days
-        p = c.quit_rate * (1.0 - bh.incentive_response(self.earnings[r], c.earnings_half_rmb))
-        quit = ~alive | (judged & (rng.random(r.size) < p))
-        if quit.any():
-            self.since[r[quit]] = -1
-            self.resellers = r[~quit]
-            model.today.count("distribution_quit", int(quit.sum()))
+        p = _quit_chance(r, pop.state, self.since, self.earnings, self.earned_today, model.day, 1.0 / c.earnings_days,
+                         c.trial_days, c.quit_rate, c.earnings_half_rmb)
+        self.resellers, quit = _keep(r, rng.random(r.size), p, self.since)
+        if quit:
+            model.today.count("distribution_quit", quit)
 
     def _recruit(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
         if self.resellers.size >= c.max_share * pop.count_users():
             return
-        v = today.visitors
-        deg = model.graph.degree[v]
-        cand = v[(deg >= max(c.min_friends, 1)) & (self.since[v] < 0) & (pop.state[v] != State.DORMANT)]
+        least = max(c.min_friends, 1)
+        cand, p = _candidates(today.visitors, model.graph.degree, least, self.since, pop.state, pop.segment,
+                              pop.seg["invite_propensity"], c.recruit_rate * self.pull, float(least))
         if cand.size == 0:
             return
         rng = self.rng(model)
-        p = np.minimum(c.recruit_rate * self.pull * pop.param("invite_propensity", cand) * model.graph.degree[cand] / max(c.min_friends, 1), 1.0)
-        new = cand[rng.random(cand.size) < p]
-        if new.size:
-            self.since[new] = model.day
-            self.earnings[new] = 0.0
-            self.resellers = np.sort(np.concatenate([self.resellers, new.astype(np.int64)]))
-            today.count("distribution_recruited", new.size)
+        self.resellers, joined = _join(self.resellers, cand, rng.random(cand.size), p, self.since, self.earnings, model.day)
+        if joined:
+            today.count("distribution_recruited", joined)

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim import behaviour as bh
-from sim import kernels
 from sim.graph.csr import unique_sorted
 from sim.kernels import jit
 from sim.mechanisms import register
@@ -73,6 +71,9 @@ class LoyaltyConfig(MechanismConfig):
                 f"must be at least silver_spend_rmb ({self.silver_spend_rmb})")
 
 
+ACTIVE, DORMANT = State.ACTIVE, State.DORMANT  # plain ints: constants in the kernels
+
+
 @jit
 def _check_in(who, day, streak, last_checkin, points, checkin_points, streak_bonus, streak_cap):
     """Check-ins of the distinct people ``who`` today: the streak grows if they checked in
@@ -87,6 +88,97 @@ def _check_in(who, day, streak, last_checkin, points, checkin_points, streak_bon
         pts[i] = checkin_points * (1.0 + streak_bonus * (min(streak[p], streak_cap) - 1))
         points[p] += pts[i]
     return pts
+
+
+@jit
+def _check_ins(v, u, rate, day, streak, last_checkin, points, checkin_points, streak_bonus, streak_cap):
+    """The visitors ``v`` whose uniform ``u`` is below ``rate`` check in (:func:`_check_in`): returns
+    who and the points of each, in one call instead of a draw's mask, a gather and the kernel."""
+    who = np.empty(v.size, dtype=v.dtype)
+    m = 0
+    for i in range(v.size):
+        if u[i] < rate:
+            who[m] = v[i]
+            m += 1
+    who = who[:m]
+    return who, _check_in(who, day, streak, last_checkin, points, checkin_points, streak_bonus, streak_cap)
+
+
+@jit
+def _earn(buyers, basket, tier, earn, points):
+    """Points for today's orders: ``basket x earn[tier]`` each, added to the buyer's points in order
+    (as ``np.add.at``). Returns the points of each order. One pass instead of two gathers, a product
+    and the addition."""
+    earned = np.empty(buyers.size, dtype=np.float64)
+    for k in range(buyers.size):
+        p = buyers[k]
+        e = basket[k] * earn[tier[p]]
+        earned[k] = e
+        points[p] += e
+    return earned
+
+
+@jit
+def _settle_orders(buyers, basket, tier, earn, points, spend, satisfaction, silver, gold, gain):
+    """Today's orders in one call: their points (:func:`_earn`, at the tiers before today's
+    upgrades), then the tiers they reach (:func:`_upgrade`) while the buyers' tiers are in cache.
+    Returns the points of each order."""
+    earned = _earn(buyers, basket, tier, earn, points)
+    _upgrade(buyers, spend, tier, satisfaction, silver, gold, gain)
+    return earned
+
+
+@jit
+def _census(users, tier, member_until, day, paid):
+    """Users per tier (as ``np.bincount``) and how many are paid members today (none without a paid
+    membership, ``paid`` false: ``member_until`` is not read): one pass."""
+    counts = np.zeros(3, dtype=np.int64)
+    members = 0
+    for i in users:
+        counts[tier[i]] += 1
+        if paid and member_until[i] >= day:
+            members += 1
+    return counts, members
+
+
+@jit
+def _streak_pull(on, state, streak, cap, uplift, visit_boost):
+    """Yesterday's check-ins ``on`` (distinct people) who are still users get ``uplift x
+    min(streak, cap) / cap`` visit log-odds today, in float32 as numpy adds it. One pass instead of
+    a mask, two gathers and the arithmetic."""
+    for i in on:
+        s = state[i]
+        if s >= ACTIVE and s <= DORMANT:
+            x = uplift * np.float64(min(streak[i], cap)) / np.float64(cap)
+            visit_boost[i] += np.float32(x)
+
+
+@jit
+def _hazard_ratios(users, tier, hazard, member_until, day, paid, paid_ratio32, hazard_ratio):
+    """Users ``users``' churn hazard x their tier's ratio (``hazard``, float32), x ``paid_ratio32``
+    for paid members (when ``paid``), in float32; users whose ratio is 1 are left alone. One pass
+    instead of gathers, a mask and a scatter over all users."""
+    for i in users:
+        r = hazard[tier[i]]
+        if paid and member_until[i] >= day:
+            r = r * paid_ratio32
+        if r != 1.0:
+            hazard_ratio[i] *= r
+
+
+@jit
+def _redeem(buyers, cost, points, point_value):
+    """Points pay for the redeemed orders of ``buyers``: each cost is capped at what the buyer's
+    points are worth (in place), the points are taken (in order, as ``np.subtract.at``) and kept at
+    least 0. Only buyers' points can fall below 0, so clipping them is numpy's clip of the whole
+    column, without the pass over everyone."""
+    for k in range(buyers.size):
+        cost[k] = min(cost[k], points[buyers[k]] * point_value)
+    for k in range(buyers.size):
+        points[buyers[k]] -= cost[k] / point_value
+    for k in range(buyers.size):
+        p = buyers[k]
+        points[p] = max(points[p], 0.0)
 
 
 @jit
@@ -110,11 +202,12 @@ def _upgrade(buyers, spend, tier, satisfaction, silver, gold, gain):
 
 @jit
 def _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, points, u, min_points, propensity,
-                   point_value):
+                   point_value, paid=True):
     """Per visitor: the purchase-intensity factor of their tier (x ``paid_repurchase`` for paid
     members), whether they are paid members, whether they redeem points today (enough points and
     ``u[i]`` below ``propensity``) and what their points are worth (RMB). One pass over the visitors
-    instead of four gathers and their temporaries; the arithmetic of the numpy version."""
+    instead of four gathers and their temporaries; the arithmetic of the numpy version. Without a
+    paid membership (``paid`` false) nobody is a member and ``member_until`` is not read."""
     n = v.size
     factor = np.empty(n, dtype=np.float64)
     member = np.empty(n, dtype=np.bool_)
@@ -123,13 +216,29 @@ def _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, poin
     for i in range(n):
         p = v[i]
         f = repurchase[tier[p]]
-        m = member_until[p] >= day
+        m = paid and member_until[p] >= day
         member[i] = m
         factor[i] = f * paid_repurchase if m else f
         x = points[p]
         value[i] = x * point_value
         can[i] = (x >= min_points) & (u[i] < propensity)
     return factor, member, can, value
+
+
+@jit
+def _visitor_offers(v, day, tier, repurchase, member_until, paid_repurchase, points, u, min_points, propensity,
+                    point_value, paid, segment, basket_rmb, price_level, max_share):
+    """:func:`_visitor_terms`, with the redeemers as positions and the share of their expected basket
+    (``basket_rmb`` of their segment x ``price_level``) their points pay, at most ``max_share``:
+    returns the factors, the members, the positions and the shares, in one call instead of some ten."""
+    factor, member, can, value = _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, points, u,
+                                                min_points, propensity, point_value, paid)
+    pos = np.flatnonzero(can)
+    share = np.empty(pos.size, dtype=np.float64)
+    for k in range(pos.size):
+        i = pos[k]
+        share[k] = min(max_share, value[i] / (basket_rmb[segment[v[i]]] * price_level))
+    return factor, member, pos, share
 
 
 @register
@@ -176,10 +285,8 @@ class Loyalty(Mechanism):
         c, pop = self.config, model.pop
         if c.streak_visit_uplift == 0:
             return
-        on = self.checked_in  # yesterday's check-ins, if they are still users
-        on = on[(pop.state[on] >= State.ACTIVE) & (pop.state[on] <= State.DORMANT)]
-        pull = c.streak_visit_uplift * np.minimum(self.streak[on], c.streak_cap) / c.streak_cap
-        model.today.visit_boost[on] += pull.astype(np.float32)
+        # yesterday's check-ins, if they are still users
+        _streak_pull(self.checked_in, pop.state, self.streak, c.streak_cap, c.streak_visit_uplift, model.today.visit_boost)
 
     def browse(self, model) -> None:
         c, pop, today, day = self.config, model.pop, model.today, model.day
@@ -189,19 +296,18 @@ class Loyalty(Mechanism):
             return
         rng = self.rng(model)
         u = rng.random(v.size)  # drawn here, used below as before: nothing else draws in between
-        factor, member, can, value = _visitor_terms(v, day, self.tier, self.repurchase, self.member_until, c.paid_repurchase,
-                                                    self.points, u, max(c.redeem_min_points, 1e-9), c.redeem_propensity,
-                                                    c.point_value_rmb)
-        today.boost_relevance(np.arange(v.size), factor)
+        factor, member, redeem, share = _visitor_offers(v, day, self.tier, self.repurchase, self.member_until, c.paid_repurchase,
+                                                       self.points, u, max(c.redeem_min_points, 1e-9), c.redeem_propensity,
+                                                       c.point_value_rmb, c.paid_membership, pop.segment, pop.seg["basket_rmb"],
+                                                       model.cfg.platform.price_level, c.max_redeem_share)
+        today.boost_relevance(slice(None), factor)  # every visitor
         if c.paid_membership and member.any():
             pos = np.flatnonzero(member)
             self.member_share = np.zeros(v.size)
             self.member_share[pos] = today.offer_discount(pos, c.member_discount)
-        pos = np.flatnonzero(can)
-        if pos.size and c.point_value_rmb > 0:
-            basket = bh.expected_basket_rmb(pop, v[pos], model.cfg.platform.price_level)
+        if redeem.size and c.point_value_rmb > 0:
             self.redeem_share = np.zeros(v.size)
-            self.redeem_share[pos] = today.offer_discount(pos, np.minimum(c.max_redeem_share, value[pos] / basket))
+            self.redeem_share[redeem] = today.offer_discount(redeem, share)
 
     def purchase(self, model) -> None:
         c, today = self.config, model.today
@@ -210,58 +316,43 @@ class Loyalty(Mechanism):
             model.economics.book("member_discounts", float(cost.sum()))
         if self.redeem_share is not None:
             used, cost = today.subsidy(self.redeem_share)
-            buyers = today.visitors[used]
             # Points pay at most what the buyer holds (the expected basket may differ from the order).
-            cost = np.minimum(cost, self.points[buyers] * c.point_value_rmb)
-            np.subtract.at(self.points, buyers, cost / c.point_value_rmb)
-            np.maximum(self.points, 0.0, out=self.points)
+            _redeem(today.visitors[used], cost, self.points, c.point_value_rmb)
             model.economics.book("loyalty_points", float(cost.sum()))
             today.count("points_redeemed", float(cost.sum()))
 
     def retention(self, model) -> None:
         pop, day = model.pop, model.day
-        users = pop.alive()
-        ratio = self.hazard[self.tier[users]]
-        if self.config.paid_membership:
-            ratio = np.where(self._members(users, day), ratio * np.float32(self.config.paid_hazard_ratio), ratio)
-        special = ratio != 1.0
-        model.today.hazard_ratio[users[special]] *= ratio[special]
+        _hazard_ratios(pop.user_index, self.tier, self.hazard, self.member_until, day, self.config.paid_membership,
+                       np.float32(self.config.paid_hazard_ratio), model.today.hazard_ratio)
 
     def settle(self, model) -> None:
         c, pop, today, day = self.config, model.pop, model.today, model.day
         rng = self.rng(model)
         if today.buyers.size:
-            earned = today.basket * self.earn[self.tier[today.buyers]]
-            kernels.add_at(self.points, today.buyers, earned)  # np.add.at's additions, in order
+            # points, then tiers (before the check-ins now: these touch neither tiers nor satisfaction)
+            earned = _settle_orders(today.buyers, today.basket, self.tier, self.earn, self.points, pop.spend,
+                                    pop.satisfaction, c.silver_spend_rmb, c.gold_spend_rmb, np.float32(c.upgrade_satisfaction))
             today.count("points_issued", float(earned.sum()) * c.point_value_rmb)
         self._checkins(model, rng)
-        self._tiers(model)
         if c.paid_membership:
             self._paid_membership(model, rng)
-        users = pop.alive()
+        users = pop.user_index
         today.count("points_liability", float(self.points[users].sum()) * c.point_value_rmb)
-        counts = np.bincount(self.tier[users], minlength=len(TIERS))
+        counts, members = _census(users, self.tier, self.member_until, day, c.paid_membership)
         for k, name in enumerate(TIERS):
             today.count(f"members_{name}", counts[k])
-        today.count("paid_members", int(np.count_nonzero(self._members(users, day))))
+        today.count("paid_members", members)
 
     def _checkins(self, model, rng: np.random.Generator) -> None:
         c, day, v = self.config, model.day, model.today.visitors
-        who = v[rng.random(v.size) < c.checkin_rate]  # visitors are distinct people
+        who, pts = _check_ins(v, rng.random(v.size), c.checkin_rate, day, self.streak, self.last_checkin, self.points,
+                             c.checkin_points, c.streak_bonus, c.streak_cap)  # visitors are distinct people
         self.checked_in = who
         if who.size == 0:
             return
-        pts = _check_in(who, day, self.streak, self.last_checkin, self.points, c.checkin_points, c.streak_bonus, c.streak_cap)
         model.today.count("checkins", who.size)
         model.today.count("points_issued", float(pts.sum()) * c.point_value_rmb)
-
-    def _tiers(self, model) -> None:
-        c, pop = self.config, model.pop
-        buyers = model.today.buyers
-        if buyers.size == 0:
-            return
-        _upgrade(buyers, pop.spend, self.tier, pop.satisfaction, c.silver_spend_rmb, c.gold_spend_rmb,
-                 np.float32(c.upgrade_satisfaction))
 
     def _paid_membership(self, model, rng: np.random.Generator) -> None:
         c, pop, day, today = self.config, model.pop, model.day, model.today

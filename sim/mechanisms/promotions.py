@@ -42,6 +42,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
+from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param, require
@@ -56,6 +57,86 @@ KINDS = {
     "festival": {"urgency": 1.0, "new_only": False, "single_use": False, "acquires": True},
     "new_user": {"urgency": 0.0, "new_only": True, "single_use": True, "acquires": True},
 }
+
+
+@jit
+def _drawn(new, targets, channel, organic, mark):
+    """The new users who heard of a campaign today (``np.isin(new, targets)``) and joined through
+    the ``organic`` channel, in order. ``mark`` is scratch of one bool per person, all False, and is
+    left so. A kernel: one pass instead of isin's sort."""
+    for i in targets:
+        mark[i] = True
+    out = np.empty(new.size, dtype=np.int64)
+    m = 0
+    for i in new:
+        if mark[i] and channel[i] == organic:
+            out[m] = i
+            m += 1
+    for i in targets:
+        mark[i] = False
+    return out[:m]
+
+
+@jit
+def _withdrawal(users, habit, threshold32, hazard32, deal_sensitivity, segment, hazard_ratio):
+    """Users with a deal habit above ``threshold32`` churn more while no campaign is on: their hazard
+    ratio x ``1 + hazard32 x habit x deal sensitivity``, with numpy's float32 and float64 steps. One
+    pass instead of a mask, three gathers and a scatter."""
+    for i in users:
+        h = habit[i]
+        if h > threshold32:
+            x = hazard32 * h
+            hazard_ratio[i] *= np.float32(1.0 + np.float64(x) * deal_sensitivity[segment[i]])
+
+
+@jit
+def _offers(v, u, reach, new_only, single_use, discount, key, day, joined_day, new_user_days, used):
+    """The best offer of today's runs for each visitor (``u[j, i]``: the uniform of run ``j`` for
+    visitor ``i``): run ``j`` is offered when the uniform is below its reach, to new users only if
+    ``new_only[j]``, and not again after a use if ``single_use[j]``; of the runs offered the one with
+    the largest discount wins (the earlier on a tie: no stacking). Returns the discount and the run
+    of each visitor (0 and -1 without an offer) and the positions of those with one. One pass
+    instead of some six numpy calls per run."""
+    n = v.size
+    best = np.zeros(n, dtype=np.float64)
+    run_of = np.full(n, -1, dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        p = v[i]
+        for j in range(discount.size):
+            if not u[j, i] < reach[j]:
+                continue
+            if new_only[j] and not day - joined_day[p] < new_user_days:
+                continue
+            if single_use[j] and used[p] == key[j]:
+                continue
+            if discount[j] > best[i]:
+                best[i] = discount[j]
+                run_of[i] = j
+        if run_of[i] >= 0:
+            pos[m] = i
+            m += 1
+    return best, run_of, pos[:m]
+
+
+@jit
+def _expansion(v, pos, run_of, key, coef, expanded, deal_sensitivity, segment):
+    """The visitors at ``pos`` not yet expanded by their run (``expanded`` holds the key of the last
+    run that expanded a person) get its expansion, ``coef[run] x deal sensitivity``, once per run:
+    marks them and returns them with their amounts, in order (people are distinct)."""
+    people = np.empty(pos.size, dtype=np.int64)
+    amount = np.empty(pos.size, dtype=np.float64)
+    m = 0
+    for i in pos:
+        p = v[i]
+        j = run_of[i]
+        if expanded[p] != key[j]:
+            people[m] = p
+            amount[m] = coef[j] * deal_sensitivity[segment[p]]
+            expanded[p] = key[j]
+            m += 1
+    return people[:m], amount[:m]
 
 
 @dataclass(frozen=True)
@@ -130,7 +211,9 @@ class Promotions(Mechanism):
         self.total_spent = 0.0
         self.mean_basket = float(np.sum(pop.seg["basket_rmb"] * np.bincount(pop.segment, minlength=len(pop.seg["basket_rmb"])) / pop.n)) * model.cfg.platform.price_level
         self.runs: list[_Run] = []
+        self.keys = np.zeros(0, dtype=np.int64)  # the key of each of today's runs
         self.targets = np.zeros(0, dtype=np.int64)  # non-users who heard of a campaign today
+        self.mark = np.zeros(pop.n, dtype=np.bool_)  # scratch of _drawn, all False
         self.share = None  # per visitor: the share of the full price today's offer pays
 
     # ------------------------------------------------------------------ the calendar
@@ -171,6 +254,7 @@ class Promotions(Mechanism):
     # ------------------------------------------------------------------ stage hooks
     def exposure(self, model) -> None:
         self.runs = self._active(model.day)
+        self.keys = np.array([r.key for r in self.runs], dtype=np.int64)
         model.today.count("campaigns_running", len(self.runs))
         pull = max((self._pull(r.campaign) for r in self.runs if KINDS[r.campaign.kind]["acquires"]), default=0.0)
         self.targets = np.zeros(0, dtype=np.int64)
@@ -187,8 +271,7 @@ class Promotions(Mechanism):
         today = model.today
         if self.targets.size == 0 or today.new_users.size == 0:
             return
-        new = today.new_users
-        drawn = new[np.isin(new, self.targets) & (model.pop.channel[new] == ORGANIC)]
+        drawn = _drawn(today.new_users, self.targets, model.pop.channel, ORGANIC, self.mark)
         self.habit[drawn] = 1.0  # they came for the deal
         today.count("promotion_new_users", drawn.size)
 
@@ -208,33 +291,27 @@ class Promotions(Mechanism):
         if not self.runs or v.size == 0:
             return
         rng = self.rng(model)
-        best = np.zeros(v.size)
-        run_of = np.full(v.size, -1, dtype=np.int64)
-        for j, run in enumerate(self.runs):
-            cp, kind = run.campaign, KINDS[run.campaign.kind]
-            ok = rng.random(v.size) < cp.reach
-            if kind["new_only"]:
-                ok &= day - pop.joined_day[v] < c.new_user_days
-            if kind["single_use"]:
-                ok &= self.used[v] != run.key
-            better = ok & (cp.discount > best)  # no stacking: each visitor uses the best offer
-            best[better], run_of[better] = cp.discount, j
-        pos = np.flatnonzero(run_of >= 0)
+        runs = [r.campaign for r in self.runs]
+        # One uniform per run and visitor, run after run: the draws of one rng.random(v.size) per run.
+        u = rng.random((len(runs), v.size))
+        best, run_of, pos = _offers(v, u, np.array([cp.reach for cp in runs]),
+                                    np.array([KINDS[cp.kind]["new_only"] for cp in runs]),
+                                    np.array([KINDS[cp.kind]["single_use"] for cp in runs]),
+                                    np.array([cp.discount for cp in runs]), self.keys, day, pop.joined_day,
+                                    c.new_user_days, self.used)
         if pos.size == 0:
             return
         self.share = np.zeros(v.size)
         self.share[pos] = today.offer_discount(pos, best[pos])
         self.best, self.run_of = best, run_of
         today.attribute(pos, "promotion")
-        for j, run in enumerate(self.runs):
-            mine = pos[run_of[pos] == j]
-            cp = run.campaign
+        for j, cp in enumerate(runs):
             if cp.kind == "threshold":
-                today.enlarge_basket(mine, 1.0 + c.threshold_topup)
-            fresh = mine[self.expanded[v[mine]] != run.key]  # expansion once per person and run
-            extra = c.expansion * cp.discount * self._hype(cp) * pop.param("deal_sensitivity", v[fresh])
-            bh.add_need(pop, v[fresh], day, extra, model.cfg.behaviour.purchase)
-            self.expanded[v[fresh]] = run.key
+                today.enlarge_basket(pos[run_of[pos] == j], 1.0 + c.threshold_topup)
+        # Expansion once per person and run (a visitor has one run: one call for all runs).
+        coef = np.array([c.expansion * cp.discount * self._hype(cp) for cp in runs])
+        people, extra = _expansion(v, pos, run_of, self.keys, coef, self.expanded, pop.seg["deal_sensitivity"], pop.segment)
+        bh.add_need(pop, people, day, extra, model.cfg.behaviour.purchase)
         today.count("promotion_offers", pos.size)
 
     def _anticipate(self, model) -> None:
@@ -280,7 +357,5 @@ class Promotions(Mechanism):
         self.habit *= self.habit_decay
         if c.withdrawal_hazard == 0 or any(not KINDS[r.campaign.kind]["new_only"] for r in self.runs):
             return  # a campaign for everyone is on: no withdrawal today
-        users = pop.alive()
-        users = users[self.habit[users] > 0.01]
-        ratio = 1.0 + c.withdrawal_hazard * self.habit[users] * pop.param("deal_sensitivity", users)
-        model.today.hazard_ratio[users] *= ratio.astype(np.float32)
+        _withdrawal(pop.user_index, self.habit, np.float32(0.01), np.float32(c.withdrawal_hazard),
+                    pop.seg["deal_sensitivity"], pop.segment, model.today.hazard_ratio)

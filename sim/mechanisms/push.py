@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim import behaviour as bh
 from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
@@ -79,6 +78,76 @@ def _deliver(sent, n, p, u, weight, damp, fatigue, visit_boost, satisfaction, re
     return relevant
 
 
+@jit
+def _reachable(users, opted_out):
+    """The users who have not opted out of notifications, in order (one pass instead of a gather, a
+    negation and a mask)."""
+    out = np.empty(users.size, dtype=np.int64)
+    m = 0
+    for i in users:
+        if not opted_out[i]:
+            out[m] = i
+            m += 1
+    return out[:m]
+
+
+@jit
+def _schedule(users, per_day, u, fatigue, neg_damping32):
+    """How many pushes each of ``users`` gets today, ``floor(per_day + u)`` (the stochastic rounding
+    of ``sim.behaviour.stochastic_round``), kept for those who get any: returns them, their counts,
+    the total, the largest count and the exponent of their fatigue damping ``neg_damping32 x
+    fatigue`` in float32 as numpy computes it (its ``exp`` is left to numpy). One pass instead of
+    some ten numpy calls."""
+    sent = np.empty(users.size, dtype=np.int64)
+    n = np.empty(users.size, dtype=np.int64)
+    x = np.empty(users.size, dtype=np.float32)
+    m = total = top = 0
+    for k in range(users.size):
+        c = np.int64(np.floor(per_day + u[k]))
+        if c > 0:
+            i = users[k]
+            sent[m] = i
+            n[m] = c
+            x[m] = neg_damping32 * fatigue[i]
+            m += 1
+            total += c
+            top = max(top, c)
+    return sent[:m], n[:m], total, top, x[:m]
+
+
+@jit
+def _tired(users, opted_out, fatigue, tolerance32):
+    """The users who have not opted out and whose fatigue is above ``tolerance32`` (float32, as numpy
+    compares the column with it), in order, and how many users have opted out: one pass instead of
+    some eight numpy calls."""
+    out = np.empty(users.size, dtype=np.int64)
+    m = opted = 0
+    for i in users:
+        if opted_out[i]:
+            opted += 1
+        elif fatigue[i] > tolerance32:
+            out[m] = i
+            m += 1
+    return out[:m], opted
+
+
+@jit
+def _opt_out(users, u, fatigue, tolerance32, rate32, opted_out):
+    """Of ``users``, those whose uniform ``u`` is below ``min(1, rate32 x (fatigue / tolerance32 - 1))``
+    (in float32, as numpy computes it) opt out: returns them, in order."""
+    out = np.empty(users.size, dtype=np.int64)
+    m = 0
+    one = np.float32(1.0)
+    for k in range(users.size):
+        i = users[k]
+        q = min(one, rate32 * (fatigue[i] / tolerance32 - one))
+        if u[k] < np.float64(q):
+            opted_out[i] = True
+            out[m] = i
+            m += 1
+    return out[:m]
+
+
 @register
 class Push(Mechanism):
     name = "push"
@@ -88,6 +157,17 @@ class Push(Mechanism):
     def setup(self, model) -> None:
         self.fatigue = model.pop.add_column("push_fatigue", np.float32)
         self.opted_out = model.pop.add_column("push_opted_out", np.bool_)
+        self.weights: dict[int, np.ndarray] = {}  # by the most pushes anyone gets in a day
+
+    def _weight(self, top: int) -> np.ndarray:
+        """Total weight of k = 0 .. ``top`` pushes on one day: pushes in a day add up with diminishing
+        effect, relevant ones first: (1 - d^k) / (1 - d) for k pushes."""
+        w = self.weights.get(top)
+        if w is None:
+            d = self.config.repeat_decay
+            k = np.arange(top + 1, dtype=np.float64)
+            w = self.weights[top] = k if d >= 1 else (1.0 - d ** k) / (1.0 - d)
+        return w
 
     def _relevance(self, model, users: np.ndarray) -> np.ndarray:
         rec = model.get_mechanism("recommendations")
@@ -101,33 +181,26 @@ class Push(Mechanism):
         if c.per_day <= 0:
             return
         rng = self.rng(model)
-        users = pop.alive()
-        users = users[~self.opted_out[users]]
-        n = bh.stochastic_round(np.full(users.size, c.per_day), rng.random(users.size))
-        sent = users[n > 0]
-        n = n[n > 0]
+        users = _reachable(pop.user_index, self.opted_out)
+        sent, n, total, top, x = _schedule(users, c.per_day, rng.random(users.size), self.fatigue,
+                                           np.float32(-c.fatigue_damping))
         p = self._relevance(model, sent)
-        u = rng.random(int(n.sum()))  # one uniform per push
-        # Pushes in a day add up with diminishing effect, relevant ones first: total weight of k
-        # pushes is (1 - d^k) / (1 - d); damped by the fatigue carried in from earlier days.
-        k = np.arange(int(n.max(initial=0)) + 1, dtype=np.float64)
-        weight = k if c.repeat_decay >= 1 else (1.0 - c.repeat_decay ** k) / (1.0 - c.repeat_decay)
-        damp = np.exp(-c.fatigue_damping * self.fatigue[sent])
-        _deliver(sent, n, p, u, weight, damp, self.fatigue, today.visit_boost, pop.satisfaction,
+        u = rng.random(total)  # one uniform per push
+        # Damped by the fatigue carried in from earlier days.
+        _deliver(sent, n, p, u, self._weight(top), np.exp(x), self.fatigue, today.visit_boost, pop.satisfaction,
                  c.relevant_uplift, c.irrelevant_uplift, c.irrelevant_fatigue, c.annoyance)
-        today.count("pushes_sent", int(n.sum()))
+        today.count("pushes_sent", total)
 
     def retention(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
-        alive = pop.alive()
-        users = alive[~self.opted_out[alive] & (self.fatigue[alive] > c.tolerance)]
+        tolerance = np.float32(c.tolerance)
+        users, opted = _tired(pop.user_index, self.opted_out, self.fatigue, tolerance)
         if users.size:
             rng = self.rng(model)
-            excess = self.fatigue[users] / c.tolerance - 1.0
-            out = users[rng.random(users.size) < np.minimum(1.0, c.optout_rate * excess)]
-            self.opted_out[out] = True
+            out = _opt_out(users, rng.random(users.size), self.fatigue, tolerance, np.float32(c.optout_rate), self.opted_out)
             gone = out[rng.random(out.size) < c.uninstall_share]
             model.churn(gone)
             today.count("push_optouts", out.size)
             today.count("push_uninstalls", gone.size)
-        today.count("push_opted_out_users", int(np.count_nonzero(self.opted_out[alive])))
+            opted += out.size  # the users of today who opted out: none had before
+        today.count("push_opted_out_users", opted)

@@ -39,6 +39,7 @@ from sim.schema import param
 from sim.streams import choice_cdf, draw_choice
 
 Strategy = Literal["none", "random", "popular", "personalised", "social"]
+NONE = np.zeros(0)  # an argument of _show that does not apply to the strategy
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,28 @@ def _show(v, cat, cdf, fav, orders, know_u, precision, recognised, learning_orde
 
 
 @jit
+def _show_compact(v, cat, cdf, fav, orders, know_u, precision, recognised, learning_orders, explore, explore_cat, follow_u,
+                  follow_relevant, follow_irrelevant, relevant_boost, irrelevant_boost, satisfaction, gain, cost):
+    """:func:`_show`, returning what browse uses: the relevance factor of each visitor, the positions
+    of the visitors who follow their recommendation with its category, and the visitors (people)
+    shown a relevant one, in order; one call instead of the kernel and four numpy calls."""
+    out, relevant, factor, follows = _show(v, cat, cdf, fav, orders, know_u, precision, recognised, learning_orders,
+                                           explore, explore_cat, follow_u, follow_relevant, follow_irrelevant,
+                                           relevant_boost, irrelevant_boost, satisfaction, gain, cost)
+    followers = np.flatnonzero(follows)
+    followed = np.empty(followers.size, dtype=np.int64)
+    for k in range(followers.size):
+        followed[k] = out[followers[k]]
+    hit = np.empty(v.size, dtype=v.dtype)
+    m = 0
+    for i in range(v.size):
+        if relevant[i]:
+            hit[m] = v[i]
+            m += 1
+    return factor, followers, followed, hit[:m]
+
+
+@jit
 def _relevance_rate(users, fav, orders, popular, precision, recognised, learning_orders, personalised, exploration, categories):
     """:meth:`Recommendations.relevance_rate` for the popular and personalised strategies, one pass
     over ``users`` (``recognised`` per category): the same
@@ -144,6 +167,15 @@ class Recommendations(Mechanism):
         self.decay = float(np.exp(-1.0 / self.config.sales_memory_days))
         if self.config.strategy == "social":
             self.last_bought = model.pop.add_column("last_bought_category", np.int16, fill=-1)
+        self._tables_of, self._tables = None, ()
+
+    def _today_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The popular weights, their ``choice_cdf`` and the recognition per category, computed once
+        per state of the sales tally (it changes only in settle) for the push and browse of a day."""
+        if self._tables_of is not self.sales:
+            w = self.popular_weights()
+            self._tables_of, self._tables = self.sales, (w, choice_cdf(w), self._recognised())
+        return self._tables
 
     # ------------------------------------------------------------------ what is recommended
     def sales_share(self) -> np.ndarray:
@@ -167,16 +199,16 @@ class Recommendations(Mechanism):
         uniforms that draw it from the popular weights (popular, personalised: ``cdf``), whether the
         recommender knows the favourite (personalised), exploration. Arguments of :func:`_show`."""
         c, C, s = self.config, model.catalogue.categories, self.config.strategy
-        know_u, recognised, cdf = np.zeros(0), np.zeros(0), np.zeros(0)
+        know_u, recognised, cdf = NONE, NONE, NONE
         if s == "random":
             cat = rng.integers(0, C, users.size)
         elif s in ("popular", "personalised"):
-            cdf = choice_cdf(self.popular_weights())
+            _, cdf, recognised_today = self._today_tables()
             cat = rng.random(users.size)  # drawn from cdf in the kernel: the draws of draw_choice
             if s == "personalised":
-                know_u, recognised = rng.random(users.size), self._recognised()
+                know_u, recognised = rng.random(users.size), recognised_today
         else:  # social: what a friend bought last, else a best seller
-            cat = draw_choice(rng, choice_cdf(self.popular_weights()), users.size)  # = rng.choice(C, p=...)
+            cat = draw_choice(rng, self._today_tables()[1], users.size)  # = rng.choice(C, p=...)
             friend, _ = model.graph.sample_neighbours_where(users, rng, self.last_bought >= 0)
             found = friend >= 0
             cat[found] = self.last_bought[friend[found]]
@@ -201,8 +233,9 @@ class Recommendations(Mechanism):
         if s == "none":
             return np.zeros(users.size)
         if s in ("popular", "personalised"):  # the same arithmetic as below, in one pass
-            return _relevance_rate(users, model.pop.favourite, model.pop.orders, self.popular_weights(), c.precision,
-                                   self._recognised(), c.learning_orders, s == "personalised", c.exploration, C)
+            weights, _, recognised = self._today_tables()
+            return _relevance_rate(users, model.pop.favourite, model.pop.orders, weights, c.precision,
+                                   recognised, c.learning_orders, s == "personalised", c.exploration, C)
         fav = model.pop.favourite[users]
         if s == "random":
             rate = np.full(users.size, 1.0 / C)
@@ -223,15 +256,13 @@ class Recommendations(Mechanism):
         proof = 1.0 + c.social_proof if c.strategy == "social" else None
         follow_relevant = c.follow_relevant if proof is None else min(c.follow_relevant * proof, 1.0)
         follow_irrelevant = c.follow_irrelevant if proof is None else min(c.follow_irrelevant * proof, 1.0)
-        cat, relevant, factor, follows = _show(
+        factor, followers, followed, hit = _show_compact(
             v, cat, cdf, pop.favourite, pop.orders, know_u, c.precision, recognised, c.learning_orders, explore, explore_cat,
             follow_u, follow_relevant, follow_irrelevant, c.relevant_boost, c.irrelevant_boost, pop.satisfaction,
             np.float32(c.satisfaction_gain), np.float32(-c.irrelevance_cost))  # satisfaction nudged in the kernel
-        today.boost_relevance(np.arange(v.size), factor)
-        followers = np.flatnonzero(follows)
-        today.recommend(followers, cat[followers], 1.0)
+        today.boost_relevance(slice(None), factor)  # every visitor
+        today.recommend(followers, followed, 1.0)
         today.attribute(followers, "recommendation")
-        hit = v[relevant]
         bh.add_need(pop, hit, model.day, c.discovery, model.cfg.behaviour.purchase)
         today.count("recommendations_shown", v.size)
         today.count("recommendations_relevant", hit.size)

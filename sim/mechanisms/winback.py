@@ -18,12 +18,30 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import behaviour as bh
+from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State
 from sim.schema import param
 
 RETURN_LOGIT = 12.0  # a user who decided to come back opens the app today
+
+
+@jit
+def _holders(v, coupon_until, day, segment, basket_rmb, price_level, coupon_rmb):
+    """The positions of today's visitors holding a valid coupon and the share of their expected
+    basket (``basket_rmb`` of their segment x ``price_level``) it pays, at most 0.9: one pass instead
+    of six numpy calls."""
+    pos = np.empty(v.size, dtype=np.int64)
+    share = np.empty(v.size, dtype=np.float64)
+    m = 0
+    for k in range(v.size):
+        i = v[k]
+        if coupon_until[i] >= day:
+            pos[m] = k
+            share[m] = min(0.9, coupon_rmb / (basket_rmb[segment[i]] * price_level))
+            m += 1
+    return pos[:m], share[:m]
 
 
 @dataclass(frozen=True)
@@ -91,12 +109,12 @@ class Winback(Mechanism):
         c, pop, today = self.config, model.pop, model.today
         v = today.visitors
         self.share = None
-        pos = np.flatnonzero(self.coupon_until[v] >= model.day)
+        pos, share = _holders(v, self.coupon_until, model.day, pop.segment, pop.seg["basket_rmb"],
+                              model.cfg.platform.price_level, c.coupon_rmb)
         if pos.size == 0:
             return
-        basket = bh.expected_basket_rmb(pop, v[pos], model.cfg.platform.price_level)
         self.share = np.zeros(v.size)
-        self.share[pos] = today.offer_discount(pos, np.minimum(0.9, c.coupon_rmb / basket))
+        self.share[pos] = today.offer_discount(pos, share)
         today.attribute(pos, "promotion")
 
     def purchase(self, model) -> None:
