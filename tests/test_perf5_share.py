@@ -1,0 +1,151 @@
+"""Performance round 5, share stage: each kernel gives exactly what the numpy code it replaced gave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sim
+from sim import behaviour as bh
+from sim.graph.csr import INDEX
+
+REFERRAL_VARIANTS = [
+    [],
+    ["mechanisms.referral.per_inviter_cap=0"],
+    ["mechanisms.referral.tier_multipliers=[1.0,2.0,0.0,0.5]", "mechanisms.referral.per_inviter_cap=4"],
+    ["mechanisms.referral.reward_form=coupon", "mechanisms.referral.reward_half_rmb=3", "mechanisms.referral.fake_account_cost_rmb=0"],
+    ["mechanisms.referral.reward_half_rmb=0.0001", "mechanisms.referral.per_inviter_cap=2", "mechanisms.fraud.enabled=true"],
+]
+
+
+def _model(overrides, seed=0, n=600, days=3):
+    cfg = sim.compose("default", [f"population.size={n}", "horizon=10", "mechanisms.referral.enabled=true", *overrides], seed=seed)
+    model = sim.GrowthModel(cfg)
+    for _ in range(days):
+        model.step()
+    return model
+
+
+# ------------------------------------------------------------------------------ referral: the queue
+def _queue_reference(days, seed):
+    """The dict of per-due-day buckets the queue replaced: a stable sort by delay, one slice per day."""
+    from sim.mechanisms.referral import ORGANIC, REFERRAL
+
+    queue, out = {}, []
+    for day, (target, senders, edge, delay, window) in enumerate(days):
+        bucket = queue.pop(day, [])
+        cols = [np.concatenate(c) if c else np.zeros(0, np.int64) for c in zip(*bucket)] if bucket else [np.zeros(0, np.int64)] * 4
+        receiver, sender, e, channel = cols
+        late = channel == ORGANIC
+        out.append((receiver[~late], sender[~late], e[~late], receiver[late], sender[late], e[late]))
+        sent = target >= 0
+        order = np.argsort(delay, kind="stable")
+        ch = np.where(delay + 1 > window, ORGANIC, REFERRAL).astype(np.int8)
+        cols = (target[sent].astype(np.int64)[order], senders[sent][order], edge[sent][order], ch[order])
+        d_sorted = delay[order]
+        for d in np.unique(delay):
+            sel = d_sorted == d
+            queue.setdefault(day + 1 + int(d), []).append(tuple(c[sel] for c in cols))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_referral_queue_equals_the_per_day_buckets(seed):
+    from sim.mechanisms.referral import MAX_DELAY_DAYS, _Queue
+
+    rng = np.random.default_rng(seed)
+    days = []
+    p = rng.uniform(0.02, 1.0)
+    for _ in range(150):
+        n = int(rng.integers(0, 400)) if rng.random() < 0.9 else 0
+        target = np.where(rng.random(n) < 0.8, rng.integers(0, 1000, n), -1).astype(INDEX)
+        senders, edge = rng.integers(0, 1000, n), rng.integers(0, 10**6, n)
+        delay = np.minimum(rng.geometric(p, int((target >= 0).sum())) - 1, MAX_DELAY_DAYS)
+        days.append((target, senders, edge, delay, int(rng.integers(0, 10))))
+    expected = _queue_reference(days, seed)
+    q = _Queue(blocks=int(rng.integers(1, 5)))  # small: the queue grows
+    for day, (target, senders, edge, delay, window) in enumerate(days):
+        got = q.take(day)
+        for g, w in zip(got, expected[day]):
+            assert g.dtype == np.int64 and np.array_equal(g, w)
+        q.push(target, senders, edge, delay, day, window)
+
+
+# ------------------------------------------------------------------------------ referral: invitations
+@pytest.mark.parametrize("overrides", REFERRAL_VARIANTS)
+def test_referral_inviters_equal_the_numpy_form(overrides):
+    from sim.mechanisms.referral import _inviters
+
+    model = _model(overrides)
+    ref, pop, c = model.get_mechanism("referral"), model.pop, model.get_mechanism("referral").config
+    rng = np.random.default_rng(1)
+    ref.rewarded[:] = rng.integers(0, 8, ref.rewarded.size)
+    pop.satisfaction[:] = rng.random(pop.n).astype(np.float32)
+    v = np.unique(rng.integers(0, pop.n, 400))
+    u = rng.random(v.size)
+    # the numpy form: the reward of each inviter's next invitation, its response, the product, a round
+    direct = 1.0 + c.reward_uplift * bh.incentive_response(ref._inviter_reward(v) * ref.perceived, c.reward_half_rmb)
+    sharing = bh.sharing_propensity(pop, v, model.day, model.cfg.behaviour.social)
+    mean = c.invites_per_visit * pop.param("invite_propensity", v) * direct * sharing
+    expected = np.repeat(v, bh.stochastic_round(mean, u))
+    got = _inviters(v, pop.segment, pop.seg["invite_propensity"], ref.rewarded, ref.motivation, ref.tiers.size,
+                    c.per_inviter_cap, c.invites_per_visit, sharing, u)
+    assert got.dtype == v.dtype and np.array_equal(got, expected)
+
+
+# ------------------------------------------------------------------------------ referral: reward abuse
+def _farm_reference(self, model, rng, visitors):
+    """The numpy form of ``Referral._farm`` the kernels replaced."""
+    c = self.config
+
+    def cap_left(idx, already=0):
+        cap = c.per_inviter_cap
+        return np.ones(idx.size, dtype=bool) if cap == 0 else self.rewarded[idx] + already < cap
+
+    farmers = visitors[self.farmer[visitors]]
+    farmers = farmers[cap_left(farmers)]
+    if farmers.size == 0 or c.fakes_per_farm_visit == 0:
+        return
+    value = self._inviter_reward(farmers) + c.invitee_reward
+    profit = np.maximum(value * self.perceived - c.fake_account_cost_rmb, 0.0)
+    n = rng.poisson(c.fakes_per_farm_visit * bh.incentive_response(profit, c.reward_half_rmb))
+    owner = np.repeat(farmers, n)
+    if owner.size == 0:
+        return
+    within = bh.rank_within(owner)
+    rewarded = cap_left(owner, within)
+    owner, within = owner[rewarded], within[rewarded]
+    attempts = owner.size
+    model.today.count("referral_fake_accounts", attempts)
+    fraud = model.get_mechanism("fraud")
+    caught = min(int(fraud.screen(model, attempts, rng)), attempts) if fraud is not None and attempts else 0
+    paid = np.ones(attempts, dtype=bool)
+    if caught:
+        paid[rng.choice(attempts, size=caught, replace=False)] = False
+    owner, within = owner[paid], bh.rank_within(owner[paid])
+    if owner.size == 0:
+        return
+    loss = self._inviter_reward(owner, within) + c.invitee_reward
+    np.add.at(self.rewarded, owner, 1)
+    amount = float(loss.sum()) * (1.0 if self.cash else c.redemption)
+    model.today.count("referral_fakes_paid", owner.size)
+    if amount > 0:
+        model.economics.book("referral_fraud", amount)
+
+
+@pytest.mark.parametrize("overrides", REFERRAL_VARIANTS)
+@pytest.mark.parametrize("seed", range(3))
+def test_referral_farming_equals_the_numpy_form(overrides, seed):
+    overrides = [*overrides, "mechanisms.referral.abuse_share=0.4", "mechanisms.referral.fakes_per_farm_visit=4"]
+    a, b = _model(overrides, seed), _model(overrides, seed)
+    for model in (a, b):
+        ref = model.get_mechanism("referral")
+        ref.rewarded[:] = np.random.default_rng(seed + 10).integers(0, 6, ref.rewarded.size)
+    v = np.unique(np.random.default_rng(seed + 20).integers(0, a.pop.n, 300))
+    for day in range(4):  # the rewarded counts carry over
+        _farm_reference(a.get_mechanism("referral"), a, np.random.default_rng(day), v)
+        b.get_mechanism("referral")._farm(b, np.random.default_rng(day), v)
+    assert np.array_equal(a.get_mechanism("referral").rewarded, b.get_mechanism("referral").rewarded)
+    assert a.today.counters == b.today.counters
+    for account in a.economics.daily:
+        assert np.array_equal(a.economics.daily[account], b.economics.daily[account])
