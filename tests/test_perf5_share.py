@@ -149,3 +149,95 @@ def test_referral_farming_equals_the_numpy_form(overrides, seed):
     assert a.today.counters == b.today.counters
     for account in a.economics.daily:
         assert np.array_equal(a.economics.daily[account], b.economics.daily[account])
+
+
+# ------------------------------------------------------------------------------ group buying
+def _group_model(seed, overrides=()):
+    cfg = sim.compose("default", ["population.size=800", "horizon=10", "mechanisms.group_buy.enabled=true", *overrides], seed=seed)
+    model = sim.GrowthModel(cfg)
+    for _ in range(4):
+        model.step()
+    rng = np.random.default_rng(seed)
+    pop = model.pop
+    pop.need[:] = (rng.random(pop.n) * 2).astype(np.float32)
+    pop.need_day[:] = rng.integers(0, 4, pop.n)
+    pop.state[:] = rng.integers(0, 6, pop.n)
+    return model, rng
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_group_buy_keen_visitors_equal_the_numpy_form(seed):
+    from sim.mechanisms.group_buy import NO_TEAM, _free, _keen
+
+    model, rng = _group_model(seed)
+    gb, pop, c = model.get_mechanism("group_buy"), model.pop, model.get_mechanism("group_buy").config
+    gb.team[:] = np.where(rng.random(pop.n) < 0.3, 5, NO_TEAM)
+    v = np.unique(rng.integers(0, pop.n, 500))
+    free = _free(v, gb.team)
+    assert np.array_equal(free, v[gb.team[v] == NO_TEAM])
+    u = rng.random(free.size) * rng.choice([1.0, 0.2])
+    purchase = model.cfg.behaviour.purchase
+    need = np.minimum(bh.need_now(pop, free, model.day, purchase), 1.0)
+    p = np.minimum(c.open_rate * pop.param("deal_sensitivity", free) * need * gb.pull, 1.0)
+    expected = free[u < p]
+    deal = pop.seg["deal_sensitivity"]
+    for bound in (np.inf, c.open_rate * float(deal.max()) * float(gb.pull) * (1.0 + 1e-6)):
+        got = _keen(free, u, bound, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                    bh.need_ratio_table(purchase), purchase.need_cap, deal, c.open_rate, float(gb.pull))
+        assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_group_buy_link_outcomes_equal_the_numpy_form(seed):
+    from sim.mechanisms.group_buy import NO_TEAM, _link_outcomes
+    from sim.population import State
+
+    model, rng = _group_model(seed)
+    gb, pop, c = model.get_mechanism("group_buy"), model.pop, model.get_mechanism("group_buy").config
+    gb.team[:] = np.where(rng.random(pop.n) < 0.3, 5, NO_TEAM)
+    n_rows = 40
+    initiator = rng.integers(0, pop.n, n_rows)
+    rows = np.sort(rng.integers(0, n_rows, 600))
+    target = rng.integers(0, pop.n, rows.size)
+    edge = rng.integers(0, 10**6, rows.size)
+    fatigue = rng.random(rows.size)
+    purchase = model.cfg.behaviour.purchase
+    got = _link_outcomes(target, rows, edge, fatigue, gb.team, initiator, model.day, pop.segment, pop.state, pop.need,
+                         pop.need_day, pop.seg["need_rate"], bh.need_ratio_table(purchase), purchase.need_cap,
+                         pop.seg["deal_sensitivity"], c.newcomer_conversion * gb.pull, c.discount)
+    # the numpy form
+    state = pop.state[target]
+    out = state <= State.AWARE
+    p_new = np.minimum(c.newcomer_conversion * gb.pull * (1.0 + pop.param("deal_sensitivity", target[out])) / 2.0 * fatigue[out], 1.0)
+    engaged = np.flatnonzero((state == State.ACTIVE) | (state == State.LOYAL))
+    engaged = engaged[gb.team[target[engaged]] == NO_TEAM]
+    r, t, f = rows[engaged], target[engaged], fatigue[engaged]
+    need = bh.need_now(pop, t, model.day, purchase)
+    deal = bh.deal_factor(pop, t, np.full(t.size, c.discount))
+    expected = (target[out], p_new, initiator[rows[out]], edge[out], t, r, f, need, deal)
+    assert len(got) == len(expected)
+    for k, (g, w) in enumerate(zip(got, expected)):
+        assert np.array_equal(g, w), (k, np.flatnonzero(g != w)[:5], (g - w)[g != w][:5])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_group_buy_members_equal_the_numpy_form(seed):
+    from sim.mechanisms.group_buy import NO_TEAM, _members
+
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(1000, int(rng.integers(1, 60)), replace=False)).astype(np.int64)
+    people = rng.choice(500, int(rng.integers(0, 200)), replace=False).astype(np.int64)
+    m_team = ids[rng.integers(0, ids.size, people.size)]
+    team = np.full(500, NO_TEAM, np.int64)
+    team[people] = m_team
+    rows = np.unique(rng.integers(0, ids.size, int(rng.integers(0, ids.size + 1))))
+    # the numpy form
+    chosen = np.zeros(ids.size, dtype=bool)
+    chosen[rows] = True
+    gone = chosen[np.searchsorted(ids, m_team)]
+    want_team = team.copy()
+    want_team[people[gone]] = NO_TEAM
+    who, row_of, keep_person, keep_team = _members(rows, ids, people, m_team, team)
+    assert np.array_equal(who, people[gone]) and np.array_equal(row_of, np.searchsorted(ids, m_team[gone]))
+    assert np.array_equal(keep_person, people[~gone]) and np.array_equal(keep_team, m_team[~gone])
+    assert np.array_equal(team, want_team)

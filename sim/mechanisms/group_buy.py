@@ -25,6 +25,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
+from sim import kernels
 from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
@@ -33,6 +34,7 @@ from sim.schema import param
 
 GROUP_BUY = CHANNELS.index("group_buy")
 NO_TEAM = -1
+AWARE, ACTIVE, LOYAL = State.AWARE, State.ACTIVE, State.LOYAL  # (for the kernels)
 _SEEN = -2  # inside _place only: a person whose first request today was turned down
 
 
@@ -71,6 +73,130 @@ def _place(people, team_ids, ids, members, team, team_size, placed, rows, full, 
     for k in range(n_seen):
         team[seen[k]] = NO_TEAM
     return joins, filled
+
+
+@jit
+def _free(v, team):
+    """``v[team[v] == NO_TEAM]`` in one pass."""
+    out = np.empty(v.size, v.dtype)
+    m = 0
+    for k in range(v.size):
+        if team[v[k]] == NO_TEAM:
+            out[m] = v[k]
+            m += 1
+    return out[:m]
+
+
+@jit
+def _keen(v, u, bound, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, deal, open_rate,
+          pull):
+    """The visitors ``v`` drawn to a group deal: ``u < min(open_rate x deal[segment] x min(need, 1) x
+    pull, 1)``, the latent demand brought up to date (``kernels.need_now``) only where ``u`` is below
+    ``bound``, an upper bound of that chance.
+
+    A kernel because numpy needs a filter, the demand, two gathers, three products and two more
+    filters."""
+    idx = np.empty(v.size, v.dtype)
+    pos = np.empty(v.size, np.int64)
+    m = 0
+    for k in range(v.size):
+        if u[k] < bound:
+            idx[m] = v[k]
+            pos[m] = k
+            m += 1
+    idx, pos = idx[:m], pos[:m]
+    now = kernels.need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    out = np.empty(m, v.dtype)
+    n = 0
+    for k in range(m):
+        p = min(open_rate * deal[segment[idx[k]]] * min(now[k], 1.0) * pull, 1.0)
+        if u[pos[k]] < p:
+            out[n] = idx[k]
+            n += 1
+    return out[:n]
+
+
+@jit
+def _link_outcomes(target, rows, edge, fatigue, team, initiator, day, segment, state, need, need_day, need_rate,
+                   state_need_ratio, need_cap, deal, newcomer_pull, discount):
+    """What today's team links do, as the numpy form computed it:
+
+    - to friends not yet on the platform (state up to aware): an exposure (receiver, probability
+      ``min(newcomer_pull x (1 + deal[segment]) / 2 x fatigue, 1)``, sender, edge);
+    - to active and loyal friends in no team: a chance to join now, for which the kernel gives
+      their target, team row, fatigue, latent demand and deal factor ``1 + deal[segment] x discount``
+      (the caller takes ``expm1`` in numpy: LLVM's may differ in the last bit).
+
+    A kernel because numpy needs some twenty filters, gathers and products."""
+    n = target.size
+    new_target = np.empty(n, np.int64)
+    new_p = np.empty(n, np.float64)
+    new_sender = np.empty(n, np.int64)
+    new_edge = np.empty(n, np.int64)
+    user = np.empty(n, np.int64)
+    a = 0
+    b = 0
+    for k in range(n):
+        t = target[k]
+        s = state[t]
+        if s <= AWARE:
+            new_target[a] = t
+            new_p[a] = min(newcomer_pull * (1.0 + deal[segment[t]]) / 2.0 * fatigue[k], 1.0)
+            new_sender[a] = initiator[rows[k]]
+            new_edge[a] = edge[k]
+            a += 1
+        elif (s == ACTIVE or s == LOYAL) and team[t] == NO_TEAM:
+            user[b] = k
+            b += 1
+    user = user[:b]
+    user_target = np.empty(b, np.int64)
+    user_rows = np.empty(b, np.int64)
+    user_fatigue = np.empty(b, np.float64)
+    factor = np.empty(b, np.float64)
+    for k in range(b):
+        t = target[user[k]]
+        user_target[k] = t
+        user_rows[k] = rows[user[k]]
+        user_fatigue[k] = fatigue[user[k]]
+        factor[k] = 1.0 + deal[segment[t]] * discount
+    now = kernels.need_now(user_target, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    return new_target[:a], new_p[:a], new_sender[:a], new_edge[:a], user_target, user_rows, user_fatigue, now, factor
+
+
+@jit
+def _members(rows, ids, m_person, m_team, team):
+    """The members of the teams at ``rows`` (rows of ``ids``) in the order of the member table, each
+    one's row, and the member table without them (their ``team`` is reset: they leave).
+
+    A kernel because numpy needs a mask, a binary search per member, and a filter per column."""
+    chosen = np.zeros(ids.size, np.bool_)
+    for r in rows:
+        chosen[r] = True
+    n = m_person.size
+    who = np.empty(n, np.int64)
+    row_of = np.empty(n, np.int64)
+    gone = np.empty(n, np.bool_)
+    m = 0
+    for j in range(n):
+        r = np.searchsorted(ids, m_team[j])
+        gone[j] = chosen[r]
+        if gone[j]:
+            who[m] = m_person[j]
+            row_of[m] = r
+            m += 1
+    if m == 0:
+        return who[:m], row_of[:m], m_person, m_team
+    keep_person = np.empty(n - m, np.int64)
+    keep_team = np.empty(n - m, np.int64)
+    k = 0
+    for j in range(n):
+        if gone[j]:
+            team[m_person[j]] = NO_TEAM
+        else:
+            keep_person[k] = m_person[j]
+            keep_team[k] = m_team[j]
+            k += 1
+    return who[:m], row_of[:m], keep_person, keep_team
 
 
 @dataclass(frozen=True)
@@ -114,36 +240,22 @@ class GroupBuy(Mechanism):
         self.pull = bh.incentive_response(self.config.discount, self.config.discount_half) / bh.incentive_response(1.0, self.config.discount_half)
 
     # ------------------------------------------------------------------ team table
-    def _rows(self, team_ids: np.ndarray) -> np.ndarray:
-        """Rows of the open teams ``team_ids`` (ids are increasing, so a binary search)."""
-        return np.searchsorted(self.ids, team_ids)
-
-    def _member_in(self, rows: np.ndarray) -> np.ndarray:
-        """Which entries of the member table belong to the teams at ``rows`` (every member's team
-        is open, so its row is a binary search; cheaper than ``np.isin``)."""
-        chosen = np.zeros(self.ids.size, dtype=bool)
-        chosen[rows] = True
-        return chosen[self._rows(self.m_team)]
-
-    def _members_of(self, rows: np.ndarray) -> np.ndarray:
-        """Everyone in the teams at ``rows``."""
-        return self.m_person[self._member_in(rows)]
-
     def _enrol(self, people: np.ndarray, team_ids: np.ndarray, set_team: bool = True) -> None:
         if set_team:
             self.team[people] = team_ids
         self.m_person = np.concatenate([self.m_person, people.astype(np.int64)])
         self.m_team = np.concatenate([self.m_team, team_ids])
 
-    def _close(self, rows: np.ndarray) -> None:
-        """Drop the teams at ``rows`` and free their members."""
-        gone = self._member_in(rows)
-        self.team[self.m_person[gone]] = NO_TEAM
-        self.m_person, self.m_team = self.m_person[~gone], self.m_team[~gone]
+    def _close(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Drop the teams at ``rows`` and free their members; returns the members (in the order of
+        the member table) and the row each was in (a row of the table before the teams were dropped:
+        the columns kept before the call still hold them)."""
+        members, row_of, self.m_person, self.m_team = _members(rows, self.ids, self.m_person, self.m_team, self.team)
         keep = np.ones(self.ids.size, dtype=bool)
         keep[rows] = False
         for name in ("ids", "initiator", "deadline", "members", "category", "price"):
             setattr(self, name, getattr(self, name)[keep])
+        return members, row_of
 
     # ------------------------------------------------------------------ daily hooks
     def adoption(self, model) -> None:
@@ -166,30 +278,26 @@ class GroupBuy(Mechanism):
         rows = np.flatnonzero(self.deadline <= model.day)
         if rows.size == 0:
             return
-        members = self._members_of(rows)
-        pop = model.pop
-        pop.satisfaction[members] = np.clip(pop.satisfaction[members] - self.config.failure_shock, 0, 1)
-        self._close(rows)
+        members, _ = self._close(rows)
+        bh.nudge_satisfaction(model.pop, members, -self.config.failure_shock)  # (distinct people)
         model.today.count("group_buy_teams_failed", rows.size)
 
     # ------------------------------------------------------------------ steps
     def _open(self, model, rng) -> None:
         """Visitors drawn to a group deal join an open team for their item, or open their own."""
         c, pop, today = self.config, model.pop, model.today
-        v = today.visitors
-        v = v[self.team[v] == NO_TEAM]
+        v = _free(today.visitors, self.team)
         u = rng.random(v.size)
         # Speed: p never exceeds its value at the most deal-sensitive segment with a full unit of
         # need (a margin covers rounding), so only draws below that bound can open or join a team:
         # the demand is brought up to date for those alone. The same people come.
         deal = pop.seg["deal_sensitivity"]
+        bound = np.inf
         if deal.min() >= 0 and self.pull >= 0:
             bound = c.open_rate * float(deal.max()) * float(self.pull) * (1.0 + 1e-6)
-            keep = np.flatnonzero(u < bound)
-            v, u = v[keep], u[keep]
-        need = np.minimum(bh.need_now(pop, v, model.day, model.cfg.behaviour.purchase), 1.0)
-        p = np.minimum(c.open_rate * pop.param("deal_sensitivity", v) * need * self.pull, 1.0)
-        keen = v[u < p]
+        purchase = model.cfg.behaviour.purchase
+        keen = _keen(v, u, bound, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                     bh.need_ratio_table(purchase), purchase.need_cap, deal, c.open_rate, float(self.pull))
         if keen.size == 0:
             return
         category = model.choose_category(keen, rng)
@@ -250,19 +358,16 @@ class GroupBuy(Mechanism):
             return
         fatigue = bh.ask_response(bh.recent_asks(pop, target, day, social), social)
         bh.note_asks(pop, target, day, social)
-        state = pop.state[target]
         # Friends not yet on the platform: a chance to join it (evaluated tomorrow) and then the team.
-        out = state <= State.AWARE
-        p_new = np.minimum(c.newcomer_conversion * self.pull * (1.0 + pop.param("deal_sensitivity", target[out])) / 2.0 * fatigue[out], 1.0)
-        today.next_exposures.add(target[out], GROUP_BUY, p_new, self.initiator[rows[out]], edge[out])
-        today.count("invites_sent", int(out.sum()))
-        # Friends on the platform join now if the deal meets their need.
-        engaged = np.flatnonzero((state == State.ACTIVE) | (state == State.LOYAL))
-        engaged = engaged[self.team[target[engaged]] == NO_TEAM]  # (the team column read for users alone)
-        rows, target, fatigue = rows[engaged], target[engaged], fatigue[engaged]
-        need = bh.need_now(pop, target, day, model.cfg.behaviour.purchase)
-        deal = bh.deal_factor(pop, target, np.full(target.size, c.discount))
-        p = c.click_rate * fatigue * bh.purchase_probability(need, 1.0, deal, model.cfg.behaviour.purchase.conversion)
+        # Friends on the platform (active or loyal, in no team) join now if the deal meets their need.
+        purchase = model.cfg.behaviour.purchase
+        new_target, p_new, sender, new_edge, target, rows, fatigue, need, deal = _link_outcomes(
+            target, rows, edge, fatigue, self.team, self.initiator, day, pop.segment, pop.state, pop.need, pop.need_day,
+            pop.seg["need_rate"], bh.need_ratio_table(purchase), purchase.need_cap, pop.seg["deal_sensitivity"],
+            c.newcomer_conversion * self.pull, c.discount)
+        today.next_exposures.add(new_target, GROUP_BUY, p_new, sender, new_edge)
+        today.count("invites_sent", new_target.size)
+        p = c.click_rate * fatigue * bh.purchase_probability(need, 1.0, deal, purchase.conversion)
         join = rng.random(target.size) < p
         self._add_members(model, target[join], self.ids[rows[join]], rng)
 
@@ -283,17 +388,16 @@ class GroupBuy(Mechanism):
     def _buy(self, model, rows: np.ndarray, rng) -> None:
         """Full teams buy: every member orders the team's item at the discounted price."""
         c, pop, day = self.config, model.pop, model.day
-        members = self._members_of(rows)
-        row_of = self._rows(self.team[members])
-        price = self.price[row_of]
+        price, category = self.price, self.category  # (the columns before the teams are dropped)
+        members, row_of = self._close(rows)
+        price, category = price[row_of], category[row_of]
         paid = price * (1.0 - c.discount)
         need = bh.need_now(pop, members, day, model.cfg.behaviour.purchase)
         pop.need[members] = np.maximum(need - 1.0, 0.0)
         pop.need_day[members] = day
-        model.book_orders(members, paid, self.category[row_of], "group_buy", rng)
+        model.book_orders(members, paid, category, "group_buy", rng)
         subsidy = float((price * c.discount).sum()) * c.subsidy_share
         if subsidy > 0:
             model.economics.book("group_buy_subsidy", subsidy)
             model.today.count("group_buy_subsidy_rmb", subsidy)
         model.today.count("group_buy_teams_filled", rows.size)
-        self._close(rows)
