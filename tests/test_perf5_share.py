@@ -167,13 +167,13 @@ def _group_model(seed, overrides=()):
 
 @pytest.mark.parametrize("seed", range(8))
 def test_group_buy_keen_visitors_equal_the_numpy_form(seed):
-    from sim.mechanisms.group_buy import NO_TEAM, _free, _keen
+    from sim.mechanisms.group_buy import NO_TEAM, drawn_to_deal, free_of
 
     model, rng = _group_model(seed)
     gb, pop, c = model.get_mechanism("group_buy"), model.pop, model.get_mechanism("group_buy").config
     gb.team[:] = np.where(rng.random(pop.n) < 0.3, 5, NO_TEAM)
     v = np.unique(rng.integers(0, pop.n, 500))
-    free = _free(v, gb.team)
+    free = free_of(v, gb.team)
     assert np.array_equal(free, v[gb.team[v] == NO_TEAM])
     u = rng.random(free.size) * rng.choice([1.0, 0.2])
     purchase = model.cfg.behaviour.purchase
@@ -182,7 +182,7 @@ def test_group_buy_keen_visitors_equal_the_numpy_form(seed):
     expected = free[u < p]
     deal = pop.seg["deal_sensitivity"]
     for bound in (np.inf, c.open_rate * float(deal.max()) * float(gb.pull) * (1.0 + 1e-6)):
-        got = _keen(free, u, bound, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+        got = drawn_to_deal(free, u, bound, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
                     bh.need_ratio_table(purchase), purchase.need_cap, deal, c.open_rate, float(gb.pull))
         assert np.array_equal(got, expected)
 
@@ -292,5 +292,27 @@ def test_content_impressions_split_equals_the_numpy_form(seed, social):
     p = np.minimum(conversion * q[out] * trust * (affinity[segment[t[out]]] * scale), 1.0)
     users = (st >= State.ACTIVE) & (st <= State.DORMANT)
     want = (q, t[out], p, sender[ok][out] if social else EMPTY, edge[ok][out] if social else EMPTY, t[users], q[users])
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)
+
+
+# ------------------------------------------------------------------------------ friend assists
+@pytest.mark.parametrize("seed", range(8))
+def test_assist_ask_outcomes_equal_the_numpy_form(seed):
+    from sim.mechanisms.assist import _ask_outcomes
+    from sim.population import State
+
+    rng = np.random.default_rng(seed)
+    state = rng.integers(0, 6, 1000).astype(np.int8)
+    requester = rng.integers(0, 1000, 40)
+    rows = np.sort(rng.integers(0, 40, int(rng.integers(0, 500))))
+    target, edge, fatigue = rng.integers(0, 1000, rows.size), rng.integers(0, 10**6, rows.size), rng.random(rows.size)
+    newcomer, click = rng.random(), rng.random()
+    got = _ask_outcomes(target, rows, edge, fatigue, state, requester, newcomer, click)
+    st = state[target]
+    out = st <= State.AWARE
+    users = (st >= State.ACTIVE) & (st <= State.DORMANT)
+    p = click * fatigue[users] * np.where(st[users] == State.DORMANT, 0.5, 1.0)
+    want = (target[out], newcomer * fatigue[out], requester[rows[out]], edge[out], rows[users], p)
     for g, w in zip(got, want):
         assert np.array_equal(g, w)

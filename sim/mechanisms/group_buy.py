@@ -76,23 +76,24 @@ def _place(people, team_ids, ids, members, team, team_size, placed, rows, full, 
 
 
 @jit
-def _free(v, team):
-    """``v[team[v] == NO_TEAM]`` in one pass."""
+def free_of(v, slot):
+    """``v[slot[v] == -1]`` in one pass: the visitors with no open team (or request, ``sim.mechanisms.assist``)."""
     out = np.empty(v.size, v.dtype)
     m = 0
     for k in range(v.size):
-        if team[v[k]] == NO_TEAM:
+        if slot[v[k]] == -1:
             out[m] = v[k]
             m += 1
     return out[:m]
 
 
 @jit
-def _keen(v, u, bound, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, deal, open_rate,
-          pull):
-    """The visitors ``v`` drawn to a group deal: ``u < min(open_rate x deal[segment] x min(need, 1) x
-    pull, 1)``, the latent demand brought up to date (``kernels.need_now``) only where ``u`` is below
-    ``bound``, an upper bound of that chance.
+def drawn_to_deal(v, u, bound, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, deal, rate,
+                  pull):
+    """The visitors ``v`` drawn to a deal: ``u < min(rate x deal[segment] x min(need, 1) x pull, 1)``,
+    the latent demand brought up to date (``kernels.need_now``) only where ``u`` is below ``bound``,
+    an upper bound of that chance. Group buying passes its ``open_rate`` and pull; friend assists
+    (``sim.mechanisms.assist``) their start rate times the discount, and a pull of 1 (exact).
 
     A kernel because numpy needs a filter, the demand, two gathers, three products and two more
     filters."""
@@ -109,7 +110,7 @@ def _keen(v, u, bound, day, segment, state, need, need_day, need_rate, state_nee
     out = np.empty(m, v.dtype)
     n = 0
     for k in range(m):
-        p = min(open_rate * deal[segment[idx[k]]] * min(now[k], 1.0) * pull, 1.0)
+        p = min(rate * deal[segment[idx[k]]] * min(now[k], 1.0) * pull, 1.0)
         if u[pos[k]] < p:
             out[n] = idx[k]
             n += 1
@@ -286,7 +287,7 @@ class GroupBuy(Mechanism):
     def _open(self, model, rng) -> None:
         """Visitors drawn to a group deal join an open team for their item, or open their own."""
         c, pop, today = self.config, model.pop, model.today
-        v = _free(today.visitors, self.team)
+        v = free_of(today.visitors, self.team)
         u = rng.random(v.size)
         # Speed: p never exceeds its value at the most deal-sensitive segment with a full unit of
         # need (a margin covers rounding), so only draws below that bound can open or join a team:
@@ -296,8 +297,8 @@ class GroupBuy(Mechanism):
         if deal.min() >= 0 and self.pull >= 0:
             bound = c.open_rate * float(deal.max()) * float(self.pull) * (1.0 + 1e-6)
         purchase = model.cfg.behaviour.purchase
-        keen = _keen(v, u, bound, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                     bh.need_ratio_table(purchase), purchase.need_cap, deal, c.open_rate, float(self.pull))
+        keen = drawn_to_deal(v, u, bound, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                              bh.need_ratio_table(purchase), purchase.need_cap, deal, c.open_rate, float(self.pull))
         if keen.size == 0:
             return
         category = model.choose_category(keen, rng)
