@@ -167,14 +167,15 @@ def _group_model(seed, overrides=()):
 
 @pytest.mark.parametrize("seed", range(8))
 def test_group_buy_keen_visitors_equal_the_numpy_form(seed):
-    from sim.mechanisms.group_buy import NO_TEAM, drawn_to_deal, free_of
+    from sim.mechanisms.group_buy import NO_TEAM, drawn_to_deal, free_of, person_bits
 
     model, rng = _group_model(seed)
     gb, pop, c = model.get_mechanism("group_buy"), model.pop, model.get_mechanism("group_buy").config
     gb.team[:] = np.where(rng.random(pop.n) < 0.3, 5, NO_TEAM)
-    v = np.unique(rng.integers(0, pop.n, 500))
-    free = free_of(v, gb.team)
-    assert np.array_equal(free, v[gb.team[v] == NO_TEAM])
+    v = rng.permutation(np.unique(rng.integers(0, pop.n, 500)))
+    bits = person_bits(pop.n)
+    free = free_of(v, np.flatnonzero(gb.team != NO_TEAM), bits)
+    assert np.array_equal(free, v[gb.team[v] == NO_TEAM]) and not bits.any()
     u = rng.random(free.size) * rng.choice([1.0, 0.2])
     purchase = model.cfg.behaviour.purchase
     need = np.minimum(bh.need_now(pop, free, model.day, purchase), 1.0)
@@ -316,3 +317,23 @@ def test_assist_ask_outcomes_equal_the_numpy_form(seed):
     want = (target[out], newcomer * fatigue[out], requester[rows[out]], edge[out], rows[users], p)
     for g, w in zip(got, want):
         assert np.array_equal(g, w)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_member_table_and_requesters_list_who_is_taken(seed):
+    """free_of reads who is in a team (has an open request) from the member table (the requesters):
+    they must list exactly the people whose team (request) column is set."""
+    from sim.mechanisms.assist import NONE
+    from sim.mechanisms.group_buy import NO_TEAM
+
+    cfg = sim.compose("default", ["population.size=3000", "horizon=40", "mechanisms.group_buy.enabled=true",
+                                  "mechanisms.assist.enabled=true", "mechanisms.group_buy.window_days=3"], seed=seed)
+    model = sim.GrowthModel(cfg)
+    gb, assist = model.get_mechanism("group_buy"), model.get_mechanism("assist")
+    seen = 0
+    for _ in range(40):
+        model.step()
+        assert np.array_equal(np.sort(gb.m_person), np.flatnonzero(gb.team != NO_TEAM))
+        assert np.array_equal(np.sort(assist.requester), np.flatnonzero(assist.request != NONE))
+        seen += min(gb.m_person.size, assist.requester.size) > 0
+    assert seen > 10

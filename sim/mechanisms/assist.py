@@ -26,7 +26,7 @@ from sim.config import CHANNELS
 from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.mechanisms.group_buy import drawn_to_deal, free_of
+from sim.mechanisms.group_buy import drawn_to_deal, free_of, person_bits
 from sim.population import State
 from sim.schema import param
 
@@ -112,6 +112,7 @@ class Assist(Mechanism):
     def setup(self, model) -> None:
         pop = model.pop
         self.request = pop.add_column("assist_request", np.int64, NONE)  # the open request of a requester
+        self.bits = person_bits(pop.n)
         bh.ensure_ask_memory(pop)
         # One row per open request; ids increase, so a request's row is a binary search away.
         self.ids = np.zeros(0, np.int64)
@@ -153,7 +154,7 @@ class Assist(Mechanism):
     # ------------------------------------------------------------------ steps
     def _start(self, model, rng) -> None:
         c, pop, today = self.config, model.pop, model.today
-        v = free_of(today.visitors, self.request)
+        v = free_of(today.visitors, self.requester, self.bits)  # (who has an open request is a requester)
         u = rng.random(v.size)
         # Speed: p never exceeds its value at the most deal-sensitive segment with a full unit of
         # need (a margin covers rounding), so only draws below that bound can start a request: the

@@ -76,15 +76,30 @@ def _place(people, team_ids, ids, members, team, team_size, placed, rows, full, 
 
 
 @jit
-def free_of(v, slot):
-    """``v[slot[v] == -1]`` in one pass: the visitors with no open team (or request, ``sim.mechanisms.assist``)."""
+def free_of(v, taken, bits):
+    """``v`` without the people in ``taken``: the visitors in no open team (``taken``: the members) or
+    with no open request (``sim.mechanisms.assist``: the requesters). ``bits`` is scratch of one bit
+    per person (``uint8``, all 0) and is left so.
+
+    A kernel, and a bitmap, because the few people taken fit in a bitmap of a few kilobytes while a
+    per-person column (``team[v] == NO_TEAM``) costs a cache miss per visitor."""
+    for p in taken:
+        bits[p >> 3] |= np.uint8(1 << (p & 7))
     out = np.empty(v.size, v.dtype)
     m = 0
     for k in range(v.size):
-        if slot[v[k]] == -1:
-            out[m] = v[k]
+        i = v[k]
+        if not (bits[i >> 3] >> (i & 7)) & 1:
+            out[m] = i
             m += 1
+    for p in taken:
+        bits[p >> 3] = 0
     return out[:m]
+
+
+def person_bits(n: int) -> np.ndarray:
+    """Scratch for :func:`free_of`: one bit per person."""
+    return np.zeros(n // 8 + 1, np.uint8)
 
 
 @jit
@@ -227,6 +242,7 @@ class GroupBuy(Mechanism):
     def setup(self, model) -> None:
         pop = model.pop
         self.team = pop.add_column("group_buy_team", np.int64, NO_TEAM)  # the open team a person is in
+        self.bits = person_bits(pop.n)
         bh.ensure_ask_memory(pop)
         # One row per open team; ids are never reused, and row r holds team id self.ids[r].
         self.ids = np.zeros(0, np.int64)
@@ -287,7 +303,7 @@ class GroupBuy(Mechanism):
     def _open(self, model, rng) -> None:
         """Visitors drawn to a group deal join an open team for their item, or open their own."""
         c, pop, today = self.config, model.pop, model.today
-        v = free_of(today.visitors, self.team)
+        v = free_of(today.visitors, self.m_person, self.bits)  # (a person in a team is in the member table)
         u = rng.random(v.size)
         # Speed: p never exceeds its value at the most deal-sensitive segment with a full unit of
         # need (a margin covers rounding), so only draws below that bound can open or join a team:
