@@ -182,8 +182,8 @@ def test_group_buy_keen_visitors_equal_the_numpy_form(seed):
     p = np.minimum(c.open_rate * pop.param("deal_sensitivity", free) * need * gb.pull, 1.0)
     expected = free[u < p]
     deal = pop.seg["deal_sensitivity"]
-    for bound in (np.inf, c.open_rate * float(deal.max()) * float(gb.pull) * (1.0 + 1e-6)):
-        got = drawn_to_deal(free, u, bound, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+    for prune in (False, True):
+        got = drawn_to_deal(free, u, prune, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
                     bh.need_ratio_table(purchase), purchase.need_cap, deal, c.open_rate, float(gb.pull))
         assert np.array_equal(got, expected)
 

@@ -156,13 +156,10 @@ class Assist(Mechanism):
         c, pop, today = self.config, model.pop, model.today
         v = free_of(today.visitors, self.requester, self.bits)  # (who has an open request is a requester)
         u = rng.random(v.size)
-        # Speed: p never exceeds its value at the most deal-sensitive segment with a full unit of
-        # need (a margin covers rounding), so only draws below that bound can start a request: the
-        # demand is brought up to date for those alone. The same people start.
         deal = pop.seg["deal_sensitivity"]
-        bound = c.start_rate * c.discount * float(deal.max()) * (1.0 + 1e-6) if deal.min() >= 0 else np.inf
         purchase = model.cfg.behaviour.purchase
-        who = drawn_to_deal(v, u, bound, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+        prune = bool(deal.min() >= 0)  # (see drawn_to_deal)
+        who = drawn_to_deal(v, u, prune, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
                             bh.need_ratio_table(purchase), purchase.need_cap, deal, c.start_rate * c.discount, 1.0)
         n = who.size
         if n == 0:
