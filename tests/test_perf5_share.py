@@ -26,6 +26,15 @@ def _model(overrides, seed=0, n=600, days=3):
     return model
 
 
+def _inviter_reward(ref, idx, already=0):
+    """The numpy form of the inviter's reward the per-tier tables replaced: face value of the next
+    rewarded invite of ``idx`` (0 past the cap), tier included."""
+    done = ref.rewarded[idx] + already
+    value = ref.config.inviter_reward * ref.tiers[np.minimum(done, ref.tiers.size - 1)]
+    cap = ref.config.per_inviter_cap
+    return value if cap == 0 else np.where(done < cap, value, 0.0)
+
+
 # ------------------------------------------------------------------------------ referral: the queue
 def _queue_reference(days, seed):
     """The dict of per-due-day buckets the queue replaced: a stable sort by delay, one slice per day."""
@@ -84,7 +93,7 @@ def test_referral_inviters_equal_the_numpy_form(overrides):
     v = np.unique(rng.integers(0, pop.n, 400))
     u = rng.random(v.size)
     # the numpy form: the reward of each inviter's next invitation, its response, the product, a round
-    direct = 1.0 + c.reward_uplift * bh.incentive_response(ref._inviter_reward(v) * ref.perceived, c.reward_half_rmb)
+    direct = 1.0 + c.reward_uplift * bh.incentive_response(_inviter_reward(ref, v) * ref.perceived, c.reward_half_rmb)
     sharing = bh.sharing_propensity(pop, v, model.day, model.cfg.behaviour.social)
     mean = c.invites_per_visit * pop.param("invite_propensity", v) * direct * sharing
     expected = np.repeat(v, bh.stochastic_round(mean, u))
@@ -106,7 +115,7 @@ def _farm_reference(self, model, rng, visitors):
     farmers = farmers[cap_left(farmers)]
     if farmers.size == 0 or c.fakes_per_farm_visit == 0:
         return
-    value = self._inviter_reward(farmers) + c.invitee_reward
+    value = _inviter_reward(self, farmers) + c.invitee_reward
     profit = np.maximum(value * self.perceived - c.fake_account_cost_rmb, 0.0)
     n = rng.poisson(c.fakes_per_farm_visit * bh.incentive_response(profit, c.reward_half_rmb))
     owner = np.repeat(farmers, n)
@@ -125,7 +134,7 @@ def _farm_reference(self, model, rng, visitors):
     owner, within = owner[paid], bh.rank_within(owner[paid])
     if owner.size == 0:
         return
-    loss = self._inviter_reward(owner, within) + c.invitee_reward
+    loss = _inviter_reward(self, owner, within) + c.invitee_reward
     np.add.at(self.rewarded, owner, 1)
     amount = float(loss.sum()) * (1.0 if self.cash else c.redemption)
     model.today.count("referral_fakes_paid", owner.size)
@@ -149,6 +158,49 @@ def test_referral_farming_equals_the_numpy_form(overrides, seed):
     assert a.today.counters == b.today.counters
     for account in a.economics.daily:
         assert np.array_equal(a.economics.daily[account], b.economics.daily[account])
+
+
+@pytest.mark.parametrize("overrides", REFERRAL_VARIANTS + [["mechanisms.referral.invitee_reward=0"]])
+@pytest.mark.parametrize("seed", range(4))
+def test_referral_rewards_equal_the_numpy_form(overrides, seed):
+    from sim.mechanisms.referral import REFERRAL, _rewards
+
+    model = _model(overrides, seed)
+    ref, pop, c = model.get_mechanism("referral"), model.pop, model.get_mechanism("referral").config
+    rng = np.random.default_rng(seed)
+    ref.rewarded[:] = rng.integers(0, 6, ref.rewarded.size)
+    new = rng.permutation(np.unique(rng.integers(0, pop.n, 300)))
+    channel = rng.integers(0, 3, pop.n).astype(pop.channel.dtype) + REFERRAL - 1
+    referrer = rng.integers(0, 40, pop.n).astype(pop.referrer.dtype)  # many friends of one inviter
+    # the numpy form
+    rewarded = ref.rewarded.copy()
+    ref_new = new[channel[new] == REFERRAL]
+    inviters = referrer[ref_new]
+    inviter_value = _inviter_reward(ref, inviters, bh.rank_within(inviters))
+    paid = inviter_value > 0
+    np.add.at(rewarded, inviters[paid], 1)
+    who = np.concatenate([inviters[paid], ref_new])
+    value = np.concatenate([inviter_value[paid], np.full(ref_new.size, c.invitee_reward)])
+    keep = value > 0
+    got = _rewards(new, channel, referrer, ref.rewarded, ref.inviter_value, ref.tiers.size, c.per_inviter_cap,
+                   float(c.invitee_reward))
+    assert got[0] == ref_new.size and np.array_equal(got[1], who[keep]) and np.array_equal(got[2], value[keep])
+    assert np.array_equal(ref.rewarded, rewarded)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_referral_late_joins_equal_the_numpy_form(seed):
+    from sim.graph.csr import unique_sorted
+    from sim.mechanisms.referral import ORGANIC, _late_joins
+
+    rng = np.random.default_rng(seed)
+    n = 500
+    joined_day, referrer = rng.integers(9, 11, n), rng.integers(0, 5, n)
+    channel = np.where(rng.random(n) < 0.6, ORGANIC, ORGANIC + 1).astype(np.int8)
+    receiver, sender = rng.integers(0, n, 400), rng.integers(0, 5, 400)
+    hit = (joined_day[receiver] == 10) & (channel[receiver] == ORGANIC) & (referrer[receiver] == sender)
+    assert hit.any()
+    assert _late_joins(receiver, sender, 10, joined_day, channel, referrer) == unique_sorted(receiver[hit]).size
 
 
 # ------------------------------------------------------------------------------ group buying

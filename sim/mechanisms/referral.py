@@ -38,8 +38,8 @@ from typing import Literal
 import numpy as np
 
 from sim import behaviour as bh
+from sim import kernels
 from sim.config import CHANNELS
-from sim.graph.csr import unique_sorted
 from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
@@ -293,6 +293,59 @@ def _pay_fakes(owner, paid, rewarded, value, tiers, cap):
     return loss[:m]
 
 
+@jit
+def _rewards(new, channel, referrer, rewarded, value, tiers, cap, invitee_reward):
+    """The rewards of today's referred joins (the people of ``new`` whose channel is referral): each
+    inviter's next tier of ``value`` (several friends of one inviter who join the same day count in
+    turn, up to the ``cap``), then the invitee's reward. Counts each rewarded inviter's invitation
+    in ``rewarded``. Returns the referred joins, and who gets a reward (value > 0) and its value:
+    the inviters first, in order, then the invitees.
+
+    A kernel because numpy needs a filter, a rank within inviters (a sort), gathers, an unbuffered
+    add and two concatenations."""
+    referred = np.empty(new.size, np.int64)
+    m = 0
+    for k in range(new.size):
+        if channel[new[k]] == REFERRAL:
+            referred[m] = new[k]
+            m += 1
+    inviters = np.empty(m, np.int64)
+    for k in range(m):
+        inviters[k] = referrer[referred[k]]
+    within = kernels.rank_within(inviters)
+    who = np.empty(2 * m, np.int64)
+    amount = np.empty(2 * m, np.float64)
+    w = 0
+    for k in range(m):
+        v = value[_tier(rewarded[inviters[k]] + within[k], tiers, cap)]
+        if v > 0:
+            who[w] = inviters[k]
+            amount[w] = v
+            w += 1
+    for k in range(w):
+        rewarded[who[k]] += 1
+    if invitee_reward > 0:
+        for k in range(m):
+            who[w] = referred[k]
+            amount[w] = invitee_reward
+            w += 1
+    return m, who[:w], amount[:w]
+
+
+@jit
+def _late_joins(receiver, sender, day, joined_day, channel, referrer):
+    """How many distinct ``receiver`` joined today, organic, with the ``sender`` of a late
+    invitation as referrer (one pass and a sort of the few hits, instead of four passes)."""
+    hit = np.empty(receiver.size, np.int64)
+    m = 0
+    for k in range(receiver.size):
+        r = receiver[k]
+        if joined_day[r] == day and channel[r] == ORGANIC and referrer[r] == sender[k]:
+            hit[m] = r
+            m += 1
+    return np.unique(hit[:m]).size
+
+
 @dataclass(frozen=True)
 class ReferralConfig(MechanismConfig):
     inviter_reward: float = param(10.0, lo=0, hi=10_000, unit="RMB per accepted invite", doc="reward to the inviter when an invitee joins (face value; see reward_form)")
@@ -352,30 +405,17 @@ class Referral(Mechanism):
         # Invitations waiting to be acted upon, listed by due day in the order they were sent (speed:
         # a day takes its own list instead of filtering every waiting invitation).
         self.queue = _Queue()
-        # Per tier, and past the cap (the last entry): the inviter's motivation to invite (see
-        # _motivation) and what a fake account brings its farmer (inviter's and invitee's rewards).
-        self.motivation = self._motivation()
-        self.fake_value = np.append(c.inviter_reward * self.tiers, 0.0) + c.invitee_reward
+        # Per tier, and past the cap (the last entry; see _tier): the inviter's reward, the
+        # inviter's motivation to invite (1 + reward_uplift x incentive_response(perceived reward):
+        # the reward depends on an inviter's rewarded count only through its tier and the cap), and
+        # what a fake account brings its farmer (the inviter's and the invitee's rewards).
+        self.inviter_value = np.append(c.inviter_reward * self.tiers, 0.0)
+        self.motivation = 1.0 + c.reward_uplift * bh.incentive_response(self.inviter_value * self.perceived, c.reward_half_rmb)
+        self.fake_value = self.inviter_value + c.invitee_reward
         # An invitation's chance to convert, before the receiver's social response.
         self.p_accept = min(c.conversion * (1.0 + c.invitee_uplift * bh.incentive_response(c.invitee_reward * self.perceived, c.reward_half_rmb)), 1.0)
         self.coupon_offer: tuple | None = None
         self.late = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-
-    # ------------------------------------------------------------------ rewards and tiers
-    def _inviter_reward(self, idx: np.ndarray, already: np.ndarray | int = 0) -> np.ndarray:
-        """Face value of the next rewarded invite of ``idx`` (0 past the cap), tier included."""
-        done = self.rewarded[idx] + already
-        value = self.config.inviter_reward * self.tiers[np.minimum(done, self.tiers.size - 1)]
-        cap = self.config.per_inviter_cap
-        return value if cap == 0 else np.where(done < cap, value, 0.0)
-
-    def _motivation(self) -> np.ndarray:
-        """``1 + reward_uplift x incentive_response(perceived next reward)`` per tier, and past the
-        cap (the last entry). The reward depends on an inviter's rewarded count only through its
-        tier and the cap, so the response is computed once per tier and looked up (``_tier``)."""
-        c = self.config
-        value = np.append(c.inviter_reward * self.tiers, 0.0)  # per tier, and past the cap
-        return 1.0 + c.reward_uplift * bh.incentive_response(value * self.perceived, c.reward_half_rmb)
 
     # ------------------------------------------------------------------ invitations
     def exposure(self, model) -> None:
@@ -416,20 +456,13 @@ class Referral(Mechanism):
 
     def adoption(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
-        new = today.new_users
         self._count_late_joins(model)
-        new = new[pop.channel[new] == REFERRAL]
-        if new.size == 0:
+        referred, who, value = _rewards(today.new_users, pop.channel, pop.referrer, self.rewarded, self.inviter_value,
+                                        self.tiers.size, c.per_inviter_cap, float(c.invitee_reward))
+        if referred == 0:
             return
-        today.count("invites_accepted", new.size)
-        inviters = pop.referrer[new]
-        # Several friends of one inviter can accept on the same day: count them in turn (cap, tiers).
-        within = bh.rank_within(inviters)
-        inviter_value = self._inviter_reward(inviters, within)
-        paid = inviter_value > 0
-        np.add.at(self.rewarded, inviters[paid], 1)
-        invitee_value = np.full(new.size, c.invitee_reward)
-        self._grant(model, np.concatenate([inviters[paid], new]), np.concatenate([inviter_value[paid], invitee_value]))
+        today.count("invites_accepted", referred)
+        self._grant(model, who, value)
 
     def _count_late_joins(self, model) -> None:
         """Joins through an invitation acted on after the attribution window (credited to organic)."""
@@ -437,14 +470,12 @@ class Referral(Mechanism):
         if receiver.size == 0:
             return
         pop = model.pop
-        hit = (pop.joined_day[receiver] == model.day) & (pop.channel[receiver] == ORGANIC) & (pop.referrer[receiver] == sender)
-        if hit.any():
-            model.today.count("referral_unattributed_joins", unique_sorted(receiver[hit]).size)
+        late = _late_joins(receiver, sender, model.day, pop.joined_day, pop.channel, pop.referrer)
+        if late:
+            model.today.count("referral_unattributed_joins", late)
 
     def _grant(self, model, who: np.ndarray, value: np.ndarray) -> None:
-        """Give rewards of face value ``value`` (RMB) in the configured form."""
-        keep = value > 0
-        who, value = who[keep], value[keep]
+        """Give rewards of face value ``value`` (RMB, positive) in the configured form."""
         if who.size == 0:
             return
         today, c = model.today, self.config
