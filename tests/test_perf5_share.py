@@ -371,6 +371,33 @@ def test_assist_ask_outcomes_equal_the_numpy_form(seed):
         assert np.array_equal(g, w)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_group_buy_public_pick_equals_the_numpy_form(seed):
+    from sim.mechanisms.group_buy import _pick_public, _public_teams
+
+    rng = np.random.default_rng(seed)
+    team_size = int(rng.integers(2, 5))
+    n_teams = int(rng.integers(0, 80))
+    members = rng.integers(1, team_size + 1, n_teams).astype(np.int32)
+    category = rng.integers(0, 12, n_teams).astype(np.int64)
+    wanted = rng.integers(0, 14, int(rng.integers(0, 60))).astype(np.int64)
+    r1, r2 = np.random.default_rng(seed + 1), np.random.default_rng(seed + 1)
+    # the numpy form
+    open_rows = np.flatnonzero(members < team_size)
+    order = open_rows[np.argsort(category[open_rows], kind="stable")]
+    cats = category[order]
+    start = np.searchsorted(cats, wanted, side="left")
+    count = np.searchsorted(cats, wanted, side="right") - start
+    has = count > 0
+    pick = np.full(wanted.size, -1, dtype=np.int64)
+    pick[has] = order[start[has] + (r1.random(int(has.sum())) * count[has]).astype(np.int64)]
+    idx = np.flatnonzero(has)
+    o, st, cn, n_has = _public_teams(members, team_size, category, wanted)
+    got_idx, got_rows = _pick_public(o, st, cn, r2.random(n_has))
+    assert np.array_equal(got_idx, idx) and np.array_equal(got_rows, pick[idx])
+    assert r1.random() == r2.random()
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_member_table_and_requesters_list_who_is_taken(seed):
     """free_of reads who is in a team (has an open request) from the member table (the requesters):

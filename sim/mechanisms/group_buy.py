@@ -221,6 +221,57 @@ def _members(rows, ids, m_person, m_team, team):
     return who[:m], row_of[:m], keep_person, keep_team
 
 
+@jit
+def _public_teams(members, team_size, category, wanted):
+    """The open teams with a place left (rows where ``members < team_size``), in order of category
+    and then row (a stable counting sort), and for each entry of ``wanted`` (a category) where that
+    category's teams start in that order and how many there are. Returns (order, start, count,
+    entries with at least one team).
+
+    A kernel because numpy needs a filter, a stable argsort, two binary searches and gathers."""
+    ncat = 0
+    for r in range(members.size):
+        if members[r] < team_size:
+            ncat = max(ncat, category[r] + 1)
+    begin = np.zeros(ncat + 1, np.int64)
+    for r in range(members.size):
+        if members[r] < team_size:
+            begin[category[r] + 1] += 1
+    for c in range(ncat):
+        begin[c + 1] += begin[c]
+    order = np.empty(begin[ncat], np.int64)
+    fill = begin[:ncat].copy()
+    for r in range(members.size):
+        if members[r] < team_size:
+            order[fill[category[r]]] = r
+            fill[category[r]] += 1
+    start = np.zeros(wanted.size, np.int64)
+    count = np.zeros(wanted.size, np.int64)
+    n_has = 0
+    for k in range(wanted.size):
+        c = wanted[k]
+        if 0 <= c < ncat and begin[c + 1] > begin[c]:
+            start[k] = begin[c]
+            count[k] = begin[c + 1] - begin[c]
+            n_has += 1
+    return order, start, count, n_has
+
+
+@jit
+def _pick_public(order, start, count, u):
+    """For each entry with teams (``count > 0``, in order): its position and the row of a team drawn
+    at random among them with the next uniform of ``u`` (``order[start + floor(u x count)]``)."""
+    idx = np.empty(u.size, np.int64)
+    rows = np.empty(u.size, np.int64)
+    j = 0
+    for k in range(count.size):
+        if count[k] > 0:
+            idx[j] = k
+            rows[j] = order[start[k] + np.int64(u[j] * count[k])]
+            j += 1
+    return idx, rows
+
+
 @dataclass(frozen=True)
 class GroupBuyConfig(MechanismConfig):
     team_size: int = param(3, lo=2, hi=50, unit="people", doc="members a team needs, the initiator included")
@@ -344,18 +395,11 @@ class GroupBuy(Mechanism):
         if people.size == 0 or self.ids.size == 0:
             return joined
         # Open teams with places, grouped by category: a random one of the person's category.
-        open_rows = np.flatnonzero(self.members < self.config.team_size)
-        order = open_rows[np.argsort(self.category[open_rows], kind="stable")]
-        cats = self.category[order]
-        start = np.searchsorted(cats, category, side="left")
-        count = np.searchsorted(cats, category, side="right") - start
-        has = count > 0
-        pick = np.full(people.size, -1, dtype=np.int64)
-        pick[has] = order[start[has] + (rng.random(int(has.sum())) * count[has]).astype(np.int64)]
-        idx = np.flatnonzero(has)
+        order, start, count, n_has = _public_teams(self.members, self.config.team_size, self.category, category)
+        idx, rows = _pick_public(order, start, count, rng.random(n_has))
         if idx.size == 0:
             return joined
-        joined[idx] = self._add_members(model, people[idx], self.ids[pick[idx]], rng)
+        joined[idx] = self._add_members(model, people[idx], self.ids[rows], rng)
         return joined
 
     def _send_links(self, model, rng) -> None:
