@@ -398,6 +398,23 @@ def test_group_buy_public_pick_equals_the_numpy_form(seed):
     assert r1.random() == r2.random()
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_links_to_send_and_sent_equal_the_numpy_form(seed):
+    from sim.mechanisms.group_buy import links_sent, links_to_send
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 50))
+    mean, u, owner = rng.uniform(0, 6, n), rng.random(n), rng.integers(0, 1000, n)
+    rows = np.repeat(np.arange(n), bh.stochastic_round(mean, u))
+    got_rows, got_owner = links_to_send(mean, u, owner)
+    assert np.array_equal(got_rows, rows) and np.array_equal(got_owner, owner[rows])
+    target = np.where(rng.random(rows.size) < 0.8, rng.integers(0, 1000, rows.size), -1).astype(INDEX)
+    edge = np.where(target >= 0, rng.integers(0, 10**6, rows.size), -1)
+    ok = target >= 0
+    for g, w in zip(links_sent(rows, target, edge), (rows[ok], target[ok].astype(np.int64), edge[ok])):
+        assert g.dtype == np.int64 and np.array_equal(g, w)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_member_table_and_requesters_list_who_is_taken(seed):
     """free_of reads who is in a team (has an open request) from the member table (the requesters):

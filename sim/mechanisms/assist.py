@@ -26,7 +26,7 @@ from sim.config import CHANNELS
 from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.mechanisms.group_buy import drawn_to_deal, free_of, person_bits
+from sim.mechanisms.group_buy import drawn_to_deal, free_of, links_sent, links_to_send, person_bits
 from sim.population import State
 from sim.schema import param
 
@@ -178,11 +178,9 @@ class Assist(Mechanism):
         if self.ids.size == 0:
             return
         social = model.cfg.behaviour.social
-        n = bh.stochastic_round(c.asks_per_click * (c.clicks_needed - self.clicks), rng.random(self.ids.size))
-        rows = np.repeat(np.arange(self.ids.size), n)
-        target, edge = model.graph.sample_neighbours(self.requester[rows], rng)
-        ok = target >= 0
-        rows, target, edge = rows[ok], target[ok].astype(np.int64), edge[ok]
+        mean = c.asks_per_click * (c.clicks_needed - self.clicks)
+        rows, asker = links_to_send(mean, rng.random(self.ids.size), self.requester)
+        rows, target, edge = links_sent(rows, *model.graph.sample_neighbours(asker, rng))
         today.count("assist_asks", target.size)
         if target.size == 0:
             return

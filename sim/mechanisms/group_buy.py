@@ -103,6 +103,44 @@ def person_bits(n: int) -> np.ndarray:
 
 
 @jit
+def links_to_send(mean, u, owner):
+    """Each row ``r`` once per link it sends, ``stochastic_round(mean[r], u[r])`` times (``np.repeat``
+    of the rows), and the owner (initiator or requester) of each: the senders of team links, and of
+    assist requests (``sim.mechanisms.assist``)."""
+    total = 0
+    n = np.empty(mean.size, np.int64)
+    for r in range(mean.size):
+        n[r] = np.int64(np.floor(mean[r] + u[r]))
+        total += n[r]
+    rows = np.empty(total, np.int64)
+    who = np.empty(total, owner.dtype)
+    j = 0
+    for r in range(mean.size):
+        for _ in range(n[r]):
+            rows[j] = r
+            who[j] = owner[r]
+            j += 1
+    return rows, who
+
+
+@jit
+def links_sent(rows, target, edge):
+    """The links that found a friend (``target >= 0``): their rows, targets (as int64) and edges."""
+    keep = 0
+    for k in range(target.size):
+        keep += target[k] >= 0
+    out_rows = np.empty(keep, np.int64)
+    out_target = np.empty(keep, np.int64)
+    out_edge = np.empty(keep, np.int64)
+    j = 0
+    for k in range(target.size):
+        if target[k] >= 0:
+            out_rows[j], out_target[j], out_edge[j] = rows[k], target[k], edge[k]
+            j += 1
+    return out_rows, out_target, out_edge
+
+
+@jit
 def drawn_to_deal(v, u, prune, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, deal, rate,
                   pull):
     """The visitors ``v`` drawn to a deal: ``u < min(rate x deal[segment] x min(need, 1) x pull, 1)``.
@@ -410,11 +448,8 @@ class GroupBuy(Mechanism):
         social = model.cfg.behaviour.social
         missing = c.team_size - self.members
         keen = bh.sharing_propensity(pop, self.initiator, day, social)  # the satisfied and the new share more
-        n = bh.stochastic_round(c.shares_per_day * missing * keen, rng.random(self.ids.size))
-        rows = np.repeat(np.arange(self.ids.size), n)
-        target, edge = model.graph.sample_neighbours(self.initiator[rows], rng)
-        ok = target >= 0
-        rows, target, edge = rows[ok], target[ok].astype(np.int64), edge[ok]
+        rows, sender = links_to_send(c.shares_per_day * missing * keen, rng.random(self.ids.size), self.initiator)
+        rows, target, edge = links_sent(rows, *model.graph.sample_neighbours(sender, rng))
         today.count("group_buy_links_sent", target.size)
         if target.size == 0:
             return
