@@ -415,6 +415,22 @@ def test_links_to_send_and_sent_equal_the_numpy_form(seed):
         assert g.dtype == np.int64 and np.array_equal(g, w)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_consume_need_equals_the_numpy_form(seed):
+    from sim.mechanisms.group_buy import consume_need
+
+    model, rng = _group_model(seed)
+    pop, purchase = model.pop, model.cfg.behaviour.purchase
+    idx = rng.choice(pop.n, 300, replace=False)
+    need = bh.need_now(pop, idx, model.day + 2, purchase)
+    want_need, want_day = pop.need.copy(), pop.need_day.copy()
+    want_need[idx] = np.maximum(need - 1.0, 0.0)
+    want_day[idx] = model.day + 2
+    consume_need(pop, idx, model.day + 2, purchase)
+    assert np.array_equal(pop.need, want_need) and np.array_equal(pop.need_day, want_day)
+    assert (need < 1).any() and (need > 1).any()
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_member_table_and_requesters_list_who_is_taken(seed):
     """free_of reads who is in a team (has an open request) from the member table (the requesters):

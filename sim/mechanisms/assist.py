@@ -26,7 +26,7 @@ from sim.config import CHANNELS
 from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.mechanisms.group_buy import drawn_to_deal, free_of, links_sent, links_to_send, person_bits
+from sim.mechanisms.group_buy import consume_need, drawn_to_deal, free_of, links_sent, links_to_send, person_bits
 from sim.population import State
 from sim.schema import param
 
@@ -209,9 +209,7 @@ class Assist(Mechanism):
         who = self.requester[rows]
         category = model.choose_category(who, rng)
         price = model.list_price(who, category, rng)
-        need = bh.need_now(pop, who, day, model.cfg.behaviour.purchase)
-        pop.need[who] = np.maximum(need - 1.0, 0.0)
-        pop.need_day[who] = day
+        consume_need(pop, who, day, model.cfg.behaviour.purchase)
         model.book_orders(who, price * (1.0 - c.discount), category, "assist", rng)
         subsidy = float((price * c.discount).sum())
         if subsidy > 0:

@@ -310,6 +310,23 @@ def _pick_public(order, start, count, u):
     return idx, rows
 
 
+@jit
+def _consume_need(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap):
+    """See :func:`consume_need`; numpy needs the demand, a subtraction, a maximum and two scatters."""
+    now = kernels.need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    for k in range(idx.size):
+        need[idx[k]] = np.float32(max(now[k] - 1.0, 0.0))
+        need_day[idx[k]] = day
+
+
+def consume_need(pop, idx: np.ndarray, day: int, cfg) -> None:
+    """One unit of latent demand of each of ``idx`` (distinct people) used up by an order outside
+    the core purchase (a team's, an unlocked assist's): the stock brought up to date, less one, at
+    least 0, as the core purchase does (``cfg``: the purchase behaviour)."""
+    _consume_need(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                  bh.need_ratio_table(cfg), cfg.need_cap)
+
+
 @dataclass(frozen=True)
 class GroupBuyConfig(MechanismConfig):
     team_size: int = param(3, lo=2, hi=50, unit="people", doc="members a team needs, the initiator included")
@@ -489,9 +506,7 @@ class GroupBuy(Mechanism):
         members, row_of = self._close(rows)
         price, category = price[row_of], category[row_of]
         paid = price * (1.0 - c.discount)
-        need = bh.need_now(pop, members, day, model.cfg.behaviour.purchase)
-        pop.need[members] = np.maximum(need - 1.0, 0.0)
-        pop.need_day[members] = day
+        consume_need(pop, members, day, model.cfg.behaviour.purchase)
         model.book_orders(members, paid, category, "group_buy", rng)
         subsidy = float((price * c.discount).sum()) * c.subsidy_share
         if subsidy > 0:
