@@ -449,3 +449,24 @@ def test_member_table_and_requesters_list_who_is_taken(seed):
         assert np.array_equal(np.sort(assist.requester), np.flatnonzero(assist.request != NONE))
         seen += min(gb.m_person.size, assist.requester.size) > 0
     assert seen > 10
+
+
+# ------------------------------------------------------------------------------ bitmaps, registry
+@pytest.mark.parametrize("seed", range(10))
+def test_flagged_equals_the_column_filter(seed):
+    from sim.mechanisms.referral import bitmap, flagged
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    flag = rng.random(n) < rng.choice([0.0, 0.01, 0.3, 1.0])
+    v = rng.permutation(n)[: int(rng.integers(0, n + 1))]
+    assert np.array_equal(flagged(v, bitmap(flag)), v[flag[v]])
+
+
+def test_mechanism_modules_keep_the_registry_order():
+    """Importing a mechanism module registers it, and the registry order is the hook order: a
+    module that imports helpers from another must come after it in ``sim.mechanisms``."""
+    from sim.mechanisms import REGISTRY
+
+    assert list(REGISTRY) == ["paid_acquisition", "referral", "group_buy", "assist", "distribution", "content",
+                              "recommendations", "promotions", "loyalty", "push", "winback", "fraud", "service"]

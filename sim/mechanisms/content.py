@@ -33,6 +33,7 @@ from sim.config import CHANNELS
 from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.mechanisms.referral import bitmap, flagged
 from sim.population import State
 from sim.schema import param
 
@@ -198,6 +199,7 @@ class Content(Mechanism):
         mean_affinity = float(np.mean(model.pop.param("content_affinity")))
         self.affinity_scale = 1.0 / mean_affinity if mean_affinity > 0 else 1.0
         self.ugc_rate = c.ugc_rate * (1.0 + 2.0 * bh.incentive_response(c.ugc_reward_rmb, 5.0))  # with the reward
+        self.koc_bits = bitmap(model.graph.degree >= c.koc_min_friends)  # (the graph does not change)
 
     def _affinity(self, pop, idx: np.ndarray) -> np.ndarray:
         """Content affinity of ``idx`` relative to the population's average."""
@@ -266,15 +268,14 @@ class Content(Mechanism):
             if c.ugc_reward_rmb:
                 model.economics.book("content_ugc_rewards", c.ugc_reward_rmb * ugc.size)
         v = today.visitors
-        degree = model.graph.degree
-        kocs = v[degree[v] >= c.koc_min_friends]
+        kocs = flagged(v, self.koc_bits)
         kocs = _posting(kocs, rng.random(kocs.size), *affinity, c.koc_post_rate)
         if kocs.size:
             today.count("content_koc_posts", kocs.size)
         self._add_to_stock(c.ugc_quality, ugc.size)
         self._add_to_stock(c.koc_quality, kocs.size)
         ugc_u, koc_u = rng.random(ugc.size), rng.random(kocs.size)
-        poster, quality = _post_reach(ugc, ugc_u, c.ugc_friends_reached, c.ugc_quality, kocs, koc_u, degree,
+        poster, quality = _post_reach(ugc, ugc_u, c.ugc_friends_reached, c.ugc_quality, kocs, koc_u, model.graph.degree,
                                       c.friends_reached_share, c.koc_quality)
         target, edge = model.graph.sample_neighbours(poster, rng)
         quality = self._impressions(model, target, quality, today.next_exposures, poster, edge)  # (those made)

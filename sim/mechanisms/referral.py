@@ -202,6 +202,28 @@ class _Queue:
         return tuple(out)
 
 
+def bitmap(flags: np.ndarray) -> np.ndarray:
+    """A per-person flag that does not change as one bit per person, for :func:`flagged`."""
+    return np.packbits(flags, bitorder="little")
+
+
+@jit
+def flagged(v, bits):
+    """``v[flag[v]]`` for a flag kept as a :func:`bitmap`: the farmers among visitors (here), the
+    well-connected (``sim.mechanisms.content``). A bitmap of a few kilobytes stays in cache where
+    the per-person column costs a cache miss per visitor. (It lives here, not with group buying's
+    :func:`~sim.mechanisms.group_buy.free_of`, because importing a mechanism module registers it:
+    the registry order, which is the hook order, must stay that of ``sim.mechanisms``.)"""
+    out = np.empty(v.size, v.dtype)
+    m = 0
+    for k in range(v.size):
+        i = v[k]
+        if (bits[i >> 3] >> (i & 7)) & 1:
+            out[m] = i
+            m += 1
+    return out[:m]
+
+
 @jit
 def _tier(done, tiers, cap):
     """Index into a per-tier table of an inviter with ``done`` rewarded invitations: the tier, or
@@ -235,20 +257,19 @@ def _inviters(v, segment, propensity, rewarded, motivation, tiers, cap, per_visi
 
 
 @jit
-def _farm_rates(v, farmer, rewarded, value, tiers, cap, perceived, cost, half, per_visit):
-    """The farmers among visitors ``v`` still under the ``cap`` and the mean number of fakes each
+def _farm_rates(farmers, rewarded, value, tiers, cap, perceived, cost, half, per_visit):
+    """The ``farmers`` (who visit today) still under the ``cap`` and the mean number of fakes each
     makes today: ``per_visit x incentive_response(max(value[tier] x perceived - cost, 0), half)``
     (``value``: what a fake brings per tier, the invitee's reward included), as numpy computes it.
 
-    A kernel because numpy needs some ten passes over the visitors and then the farmers."""
-    farmers = np.empty(v.size, v.dtype)
+    A kernel because numpy needs some ten passes over the farmers."""
+    keep = np.empty(farmers.size, farmers.dtype)
     m = 0
-    for k in range(v.size):
-        i = v[k]
-        if farmer[i] and (cap == 0 or rewarded[i] < cap):
-            farmers[m] = i
+    for k in range(farmers.size):
+        if cap == 0 or rewarded[farmers[k]] < cap:
+            keep[m] = farmers[k]
             m += 1
-    farmers = farmers[:m]
+    farmers = keep[:m]
     rate = np.empty(m, np.float64)
     for k in range(m):
         profit = max(value[_tier(rewarded[farmers[k]], tiers, cap)] * perceived - cost, 0.0)
@@ -402,6 +423,7 @@ class Referral(Mechanism):
         weight = pop.param("deal_sensitivity") / pop.seg["deal_sensitivity"][pop.segment].mean()
         self.farmer = pop.add_column("referral_farmer", bool)
         self.farmer[:] = setup_rng.random(pop.n) < c.abuse_share * weight
+        self.farmer_bits = bitmap(self.farmer)  # (the farmers never change)
         # Invitations waiting to be acted upon, listed by due day in the order they were sent (speed:
         # a day takes its own list instead of filtering every waiting invitation).
         self.queue = _Queue()
@@ -548,8 +570,8 @@ class Referral(Mechanism):
         """Farmers who visit make fake accounts 'invited' by themselves while a fake pays."""
         c = self.config
         tiers, cap = self.tiers.size, c.per_inviter_cap
-        farmers, rate = _farm_rates(visitors, self.farmer, self.rewarded, self.fake_value, tiers, cap, self.perceived,
-                                    c.fake_account_cost_rmb, c.reward_half_rmb, c.fakes_per_farm_visit)
+        farmers, rate = _farm_rates(flagged(visitors, self.farmer_bits), self.rewarded, self.fake_value, tiers, cap,
+                                    self.perceived, c.fake_account_cost_rmb, c.reward_half_rmb, c.fakes_per_farm_visit)
         if farmers.size == 0 or c.fakes_per_farm_visit == 0:
             return
         n = rng.poisson(rate)
