@@ -371,6 +371,21 @@ def test_assist_ask_outcomes_equal_the_numpy_form(seed):
         assert np.array_equal(g, w)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_group_buy_drop_rows_equals_the_mask(seed):
+    from sim.mechanisms.group_buy import _drop_rows
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 50))
+    cols = (np.arange(n, dtype=np.int64) * 3, rng.integers(0, 99, n), rng.integers(0, 9, n).astype(np.int32),
+            rng.integers(1, 4, n).astype(np.int32), rng.integers(0, 12, n), rng.random(n))
+    rows = np.unique(rng.integers(0, max(n, 1), int(rng.integers(0, n + 1)))) if n else np.zeros(0, np.int64)
+    keep = np.ones(n, dtype=bool)
+    keep[rows] = False
+    for got, col in zip(_drop_rows(rows, *cols), cols):
+        assert got.dtype == col.dtype and np.array_equal(got, col[keep])
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_group_buy_public_pick_equals_the_numpy_form(seed):
     from sim.mechanisms.group_buy import _pick_public, _public_teams

@@ -327,6 +327,26 @@ def consume_need(pop, idx: np.ndarray, day: int, cfg) -> None:
                   bh.need_ratio_table(cfg), cfg.need_cap)
 
 
+@jit
+def _drop_rows(rows, ids, initiator, deadline, members, category, price):
+    """The columns of the team table without the rows ``rows`` (ascending, distinct), in one pass
+    instead of a mask and a filter per column."""
+    n = ids.size - rows.size
+    out_ids, out_initiator = np.empty(n, ids.dtype), np.empty(n, initiator.dtype)
+    out_deadline, out_members = np.empty(n, deadline.dtype), np.empty(n, members.dtype)
+    out_category, out_price = np.empty(n, category.dtype), np.empty(n, price.dtype)
+    j = 0
+    k = 0
+    for r in range(ids.size):
+        if j < rows.size and rows[j] == r:
+            j += 1
+            continue
+        out_ids[k], out_initiator[k], out_deadline[k] = ids[r], initiator[r], deadline[r]
+        out_members[k], out_category[k], out_price[k] = members[r], category[r], price[r]
+        k += 1
+    return out_ids, out_initiator, out_deadline, out_members, out_category, out_price
+
+
 @dataclass(frozen=True)
 class GroupBuyConfig(MechanismConfig):
     team_size: int = param(3, lo=2, hi=50, unit="people", doc="members a team needs, the initiator included")
@@ -376,14 +396,12 @@ class GroupBuy(Mechanism):
         self.m_team = np.concatenate([self.m_team, team_ids])
 
     def _close(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Drop the teams at ``rows`` and free their members; returns the members (in the order of
-        the member table) and the row each was in (a row of the table before the teams were dropped:
-        the columns kept before the call still hold them)."""
+        """Drop the teams at ``rows`` (ascending, distinct) and free their members; returns the
+        members (in the order of the member table) and the row each was in (a row of the table
+        before the teams were dropped: the columns kept before the call still hold them)."""
         members, row_of, self.m_person, self.m_team = _members(rows, self.ids, self.m_person, self.m_team, self.team)
-        keep = np.ones(self.ids.size, dtype=bool)
-        keep[rows] = False
-        for name in ("ids", "initiator", "deadline", "members", "category", "price"):
-            setattr(self, name, getattr(self, name)[keep])
+        self.ids, self.initiator, self.deadline, self.members, self.category, self.price = _drop_rows(
+            rows, self.ids, self.initiator, self.deadline, self.members, self.category, self.price)
         return members, row_of
 
     # ------------------------------------------------------------------ daily hooks

@@ -432,7 +432,8 @@ class Referral(Mechanism):
         # the reward depends on an inviter's rewarded count only through its tier and the cap), and
         # what a fake account brings its farmer (the inviter's and the invitee's rewards).
         self.inviter_value = np.append(c.inviter_reward * self.tiers, 0.0)
-        self.motivation = 1.0 + c.reward_uplift * bh.incentive_response(self.inviter_value * self.perceived, c.reward_half_rmb)
+        response = bh.incentive_response(self.inviter_value * self.perceived, c.reward_half_rmb)
+        self.motivation = 1.0 + c.reward_uplift * response
         self.fake_value = self.inviter_value + c.invitee_reward
         # An invitation's chance to convert, before the receiver's social response.
         self.p_accept = min(c.conversion * (1.0 + c.invitee_uplift * bh.incentive_response(c.invitee_reward * self.perceived, c.reward_half_rmb)), 1.0)
