@@ -67,28 +67,6 @@ def test_sample_neighbours_where_is_bit_identical_to_numpy(seed):
     assert r1.random() == r2.random()  # the same draws were used up
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_referral_buckets_equal_a_stable_sort_by_delay(seed):
-    from sim.mechanisms.referral import MAX_DELAY_DAYS, ORGANIC, REFERRAL, _bucket_by_delay
-
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(0, 300))
-    target = np.where(rng.random(n) < 0.8, rng.integers(0, 1000, n), -1).astype(INDEX)
-    senders, edge = rng.integers(0, 1000, n), rng.integers(0, 10**6, n)
-    sent = target >= 0
-    delay = np.minimum(rng.geometric(rng.uniform(0.05, 1.0), int(sent.sum())) - 1, MAX_DELAY_DAYS)
-    window = int(rng.integers(0, 10))
-    cols = (np.empty(delay.size, np.int64), np.empty(delay.size, np.int64), np.empty(delay.size, np.int64), np.empty(delay.size, np.int8))
-    end = np.empty(MAX_DELAY_DAYS + 1, np.int64)
-    _bucket_by_delay(target, senders, edge, delay, window, *cols, end)
-    order = np.argsort(delay, kind="stable")
-    channel = np.where(delay + 1 > window, ORGANIC, REFERRAL).astype(np.int8)
-    expected = (target[sent].astype(np.int64)[order], senders[sent][order], edge[sent][order], channel[order])
-    for got, want in zip(cols, expected):
-        assert np.array_equal(got, want)
-    assert np.array_equal(end, np.cumsum(np.bincount(delay, minlength=MAX_DELAY_DAYS + 1)))
-
-
 def _place_reference(people, team_ids, ids, members, team, team_size):
     """The numpy placement the kernel replaced (first entry per person, first come per team)."""
     from sim import behaviour as bh
@@ -198,20 +176,3 @@ def test_geometric_delays_equal_numpys_geometric(p):
         _geometric_delays(r2.random(200_000), p, cap, got)
         assert np.array_equal(got, want)
         assert r1.random() == r2.random()
-
-
-@pytest.mark.parametrize("overrides", [[], ["mechanisms.referral.per_inviter_cap=0"],
-                                       ["mechanisms.referral.tier_multipliers=[1.0,2.0,0.5]", "mechanisms.referral.per_inviter_cap=4"],
-                                       ["mechanisms.referral.reward_form=coupon", "mechanisms.referral.reward_half_rmb=3"]])
-def test_referral_motivation_table_equals_the_direct_expression(overrides):
-    import sim
-    from sim import behaviour as bh
-
-    cfg = sim.compose("default", ["population.size=500", "horizon=3", "mechanisms.referral.enabled=true", *overrides], seed=0)
-    model = sim.GrowthModel(cfg)
-    ref = model.get_mechanism("referral")
-    ref.rewarded[:] = np.random.default_rng(0).integers(0, 8, ref.rewarded.size)
-    idx = np.random.default_rng(1).integers(0, 500, 300)
-    c = ref.config
-    direct = 1.0 + c.reward_uplift * bh.incentive_response(ref._inviter_reward(idx) * ref.perceived, c.reward_half_rmb)
-    assert np.array_equal(ref._motivation(idx), direct)

@@ -26,11 +26,13 @@ from sim.config import CHANNELS
 from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.mechanisms.group_buy import consume_need, drawn_to_deal, free_of, links_sent, links_to_send, person_bits
 from sim.population import State
 from sim.schema import param
 
 ASSIST = CHANNELS.index("assist")
 NONE = -1
+AWARE, ACTIVE, DORMANT = State.AWARE, State.ACTIVE, State.DORMANT  # (for the kernels)
 
 
 @jit
@@ -53,6 +55,38 @@ def _count_clicks(request_ids, ids, clicks, needed, done):
                 done[n_done] = r
                 n_done += 1
     return live, n_done
+
+
+@jit
+def _ask_outcomes(target, rows, edge, fatigue, state, requester, newcomer_conversion, click_rate):
+    """What today's asks do: to friends not yet on the platform (state up to aware), an exposure
+    (receiver, probability ``newcomer_conversion x fatigue``, sender, edge); to users (active to
+    dormant), a chance to click (their request's row and ``click_rate x fatigue``, halved for the
+    dormant), as the numpy form computed them.
+
+    A kernel because numpy needs two masks and a filter or gather per column."""
+    n = target.size
+    new_target = np.empty(n, np.int64)
+    new_p = np.empty(n, np.float64)
+    new_sender = np.empty(n, np.int64)
+    new_edge = np.empty(n, np.int64)
+    user_rows = np.empty(n, np.int64)
+    user_p = np.empty(n, np.float64)
+    a = 0
+    b = 0
+    for k in range(n):
+        s = state[target[k]]
+        if s <= AWARE:
+            new_target[a] = target[k]
+            new_p[a] = newcomer_conversion * fatigue[k]
+            new_sender[a] = requester[rows[k]]
+            new_edge[a] = edge[k]
+            a += 1
+        elif ACTIVE <= s <= DORMANT:
+            user_rows[b] = rows[k]
+            user_p[b] = click_rate * fatigue[k] * (0.5 if s == DORMANT else 1.0)
+            b += 1
+    return new_target[:a], new_p[:a], new_sender[:a], new_edge[:a], user_rows[:b], user_p[:b]
 
 
 @dataclass(frozen=True)
@@ -78,6 +112,7 @@ class Assist(Mechanism):
     def setup(self, model) -> None:
         pop = model.pop
         self.request = pop.add_column("assist_request", np.int64, NONE)  # the open request of a requester
+        self.bits = person_bits(pop.n)
         bh.ensure_ask_memory(pop)
         # One row per open request; ids increase, so a request's row is a binary search away.
         self.ids = np.zeros(0, np.int64)
@@ -112,28 +147,20 @@ class Assist(Mechanism):
         rows = np.flatnonzero(self.deadline <= model.day)
         if rows.size == 0:
             return
-        pop, who = model.pop, self.requester[rows]
-        pop.satisfaction[who] = np.clip(pop.satisfaction[who] - self.config.failure_shock, 0, 1)
+        bh.nudge_satisfaction(model.pop, self.requester[rows], -self.config.failure_shock)  # (distinct people)
         model.today.count("assist_expired", rows.size)
         self._close(rows)
 
     # ------------------------------------------------------------------ steps
     def _start(self, model, rng) -> None:
         c, pop, today = self.config, model.pop, model.today
-        v = today.visitors
-        v = v[self.request[v] == NONE]
+        v = free_of(today.visitors, self.requester, self.bits)  # (who has an open request is a requester)
         u = rng.random(v.size)
-        # Speed: p never exceeds its value at the most deal-sensitive segment with a full unit of
-        # need (a margin covers rounding), so only draws below that bound can start a request: the
-        # demand is brought up to date for those alone. The same people start.
         deal = pop.seg["deal_sensitivity"]
-        if deal.min() >= 0:
-            bound = c.start_rate * c.discount * float(deal.max()) * (1.0 + 1e-6)
-            keep = np.flatnonzero(u < bound)
-            v, u = v[keep], u[keep]
-        need = np.minimum(bh.need_now(pop, v, model.day, model.cfg.behaviour.purchase), 1.0)
-        p = np.minimum(c.start_rate * c.discount * pop.param("deal_sensitivity", v) * need, 1.0)
-        who = v[u < p]
+        purchase = model.cfg.behaviour.purchase
+        prune = bool(deal.min() >= 0)  # (see drawn_to_deal)
+        who = drawn_to_deal(v, u, prune, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                            bh.need_ratio_table(purchase), purchase.need_cap, deal, c.start_rate * c.discount, 1.0)
         n = who.size
         if n == 0:
             return
@@ -151,24 +178,20 @@ class Assist(Mechanism):
         if self.ids.size == 0:
             return
         social = model.cfg.behaviour.social
-        n = bh.stochastic_round(c.asks_per_click * (c.clicks_needed - self.clicks), rng.random(self.ids.size))
-        rows = np.repeat(np.arange(self.ids.size), n)
-        target, edge = model.graph.sample_neighbours(self.requester[rows], rng)
-        ok = target >= 0
-        rows, target, edge = rows[ok], target[ok].astype(np.int64), edge[ok]
+        mean = c.asks_per_click * (c.clicks_needed - self.clicks)
+        rows, asker = links_to_send(mean, rng.random(self.ids.size), self.requester)
+        rows, target, edge = links_sent(rows, *model.graph.sample_neighbours(asker, rng))
         today.count("assist_asks", target.size)
         if target.size == 0:
             return
         fatigue = bh.ask_response(bh.recent_asks(pop, target, day, social), social)
         bh.note_asks(pop, target, day, social)
-        state = pop.state[target]
-        out = state <= State.AWARE
-        today.next_exposures.add(target[out], ASSIST, c.newcomer_conversion * fatigue[out], self.requester[rows[out]], edge[out])
-        today.count("invites_sent", int(out.sum()))
-        users = (state >= State.ACTIVE) & (state <= State.DORMANT)
-        p = c.click_rate * fatigue[users] * np.where(state[users] == State.DORMANT, 0.5, 1.0)
+        new_target, p_new, sender, new_edge, rows, p = _ask_outcomes(target, rows, edge, fatigue, pop.state, self.requester,
+                                                                     c.newcomer_conversion, c.click_rate)
+        today.next_exposures.add(new_target, ASSIST, p_new, sender, new_edge)
+        today.count("invites_sent", new_target.size)
         click = rng.random(p.size) < p
-        self._click(model, self.ids[rows[users][click]])
+        self._click(model, self.ids[rows[click]])
 
     def _click(self, model, request_ids: np.ndarray) -> None:
         """Count clicks on open requests; requests that reach the goal are unlocked."""
@@ -186,9 +209,7 @@ class Assist(Mechanism):
         who = self.requester[rows]
         category = model.choose_category(who, rng)
         price = model.list_price(who, category, rng)
-        need = bh.need_now(pop, who, day, model.cfg.behaviour.purchase)
-        pop.need[who] = np.maximum(need - 1.0, 0.0)
-        pop.need_day[who] = day
+        consume_need(pop, who, day, model.cfg.behaviour.purchase)
         model.book_orders(who, price * (1.0 - c.discount), category, "assist", rng)
         subsidy = float((price * c.discount).sum())
         if subsidy > 0:

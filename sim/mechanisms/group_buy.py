@@ -25,6 +25,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
+from sim import kernels
 from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
@@ -33,6 +34,7 @@ from sim.schema import param
 
 GROUP_BUY = CHANNELS.index("group_buy")
 NO_TEAM = -1
+AWARE, ACTIVE, LOYAL = State.AWARE, State.ACTIVE, State.LOYAL  # (for the kernels)
 _SEEN = -2  # inside _place only: a person whose first request today was turned down
 
 
@@ -73,6 +75,278 @@ def _place(people, team_ids, ids, members, team, team_size, placed, rows, full, 
     return joins, filled
 
 
+@jit
+def free_of(v, taken, bits):
+    """``v`` without the people in ``taken``: the visitors in no open team (``taken``: the members) or
+    with no open request (``sim.mechanisms.assist``: the requesters). ``bits`` is scratch of one bit
+    per person (``uint8``, all 0) and is left so.
+
+    A kernel, and a bitmap, because the few people taken fit in a bitmap of a few kilobytes while a
+    per-person column (``team[v] == NO_TEAM``) costs a cache miss per visitor."""
+    for p in taken:
+        bits[p >> 3] |= np.uint8(1 << (p & 7))
+    out = np.empty(v.size, v.dtype)
+    m = 0
+    for k in range(v.size):
+        i = v[k]
+        if not (bits[i >> 3] >> (i & 7)) & 1:
+            out[m] = i
+            m += 1
+    for p in taken:
+        bits[p >> 3] = 0
+    return out[:m]
+
+
+def person_bits(n: int) -> np.ndarray:
+    """Scratch for :func:`free_of`: one bit per person."""
+    return np.zeros(n // 8 + 1, np.uint8)
+
+
+@jit
+def links_to_send(mean, u, owner):
+    """Each row ``r`` once per link it sends, ``stochastic_round(mean[r], u[r])`` times (``np.repeat``
+    of the rows), and the owner (initiator or requester) of each: the senders of team links, and of
+    assist requests (``sim.mechanisms.assist``)."""
+    total = 0
+    n = np.empty(mean.size, np.int64)
+    for r in range(mean.size):
+        n[r] = np.int64(np.floor(mean[r] + u[r]))
+        total += n[r]
+    rows = np.empty(total, np.int64)
+    who = np.empty(total, owner.dtype)
+    j = 0
+    for r in range(mean.size):
+        for _ in range(n[r]):
+            rows[j] = r
+            who[j] = owner[r]
+            j += 1
+    return rows, who
+
+
+@jit
+def links_sent(rows, target, edge):
+    """The links that found a friend (``target >= 0``): their rows, targets (as int64) and edges."""
+    keep = 0
+    for k in range(target.size):
+        keep += target[k] >= 0
+    out_rows = np.empty(keep, np.int64)
+    out_target = np.empty(keep, np.int64)
+    out_edge = np.empty(keep, np.int64)
+    j = 0
+    for k in range(target.size):
+        if target[k] >= 0:
+            out_rows[j], out_target[j], out_edge[j] = rows[k], target[k], edge[k]
+            j += 1
+    return out_rows, out_target, out_edge
+
+
+@jit
+def drawn_to_deal(v, u, prune, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, deal, rate,
+                  pull):
+    """The visitors ``v`` drawn to a deal: ``u < min(rate x deal[segment] x min(need, 1) x pull, 1)``.
+    Group buying passes its ``open_rate`` and pull; friend assists (``sim.mechanisms.assist``) their
+    start rate times the discount, and a pull of 1 (exact).
+
+    Speed: with ``prune`` (the caller's promise that ``rate``, ``deal`` and ``pull`` are not
+    negative) the latent demand is brought up to date (``kernels.need_now``, four cache misses a
+    person) only where ``u`` is below ``rate x deal[segment] x pull``. That is an upper bound of the
+    chance in floating point too (rounding is monotone and ``min(need, 1) <= 1``), so the same
+    people are drawn; ``rate x max(deal) x pull`` bounds it in turn, a test without a gather.
+
+    A kernel because numpy needs a filter, the demand, two gathers, three products and two more
+    filters."""
+    top = rate * deal.max() * pull
+    idx = np.empty(v.size, v.dtype)
+    pos = np.empty(v.size, np.int64)
+    m = 0
+    for k in range(v.size):
+        if not prune or (u[k] < top and u[k] < rate * deal[segment[v[k]]] * pull):
+            idx[m] = v[k]
+            pos[m] = k
+            m += 1
+    idx, pos = idx[:m], pos[:m]
+    now = kernels.need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    out = np.empty(m, v.dtype)
+    n = 0
+    for k in range(m):
+        p = min(rate * deal[segment[idx[k]]] * min(now[k], 1.0) * pull, 1.0)
+        if u[pos[k]] < p:
+            out[n] = idx[k]
+            n += 1
+    return out[:n]
+
+
+@jit
+def _link_outcomes(target, rows, edge, fatigue, team, initiator, day, segment, state, need, need_day, need_rate,
+                   state_need_ratio, need_cap, deal, newcomer_pull, discount):
+    """What today's team links do, as the numpy form computed it:
+
+    - to friends not yet on the platform (state up to aware): an exposure (receiver, probability
+      ``min(newcomer_pull x (1 + deal[segment]) / 2 x fatigue, 1)``, sender, edge);
+    - to active and loyal friends in no team: a chance to join now, for which the kernel gives
+      their target, team row, fatigue, latent demand and deal factor ``1 + deal[segment] x discount``
+      (the caller takes ``expm1`` in numpy: LLVM's may differ in the last bit).
+
+    A kernel because numpy needs some twenty filters, gathers and products."""
+    n = target.size
+    new_target = np.empty(n, np.int64)
+    new_p = np.empty(n, np.float64)
+    new_sender = np.empty(n, np.int64)
+    new_edge = np.empty(n, np.int64)
+    user = np.empty(n, np.int64)
+    a = 0
+    b = 0
+    for k in range(n):
+        t = target[k]
+        s = state[t]
+        if s <= AWARE:
+            new_target[a] = t
+            new_p[a] = min(newcomer_pull * (1.0 + deal[segment[t]]) / 2.0 * fatigue[k], 1.0)
+            new_sender[a] = initiator[rows[k]]
+            new_edge[a] = edge[k]
+            a += 1
+        elif (s == ACTIVE or s == LOYAL) and team[t] == NO_TEAM:
+            user[b] = k
+            b += 1
+    user = user[:b]
+    user_target = np.empty(b, np.int64)
+    user_rows = np.empty(b, np.int64)
+    user_fatigue = np.empty(b, np.float64)
+    factor = np.empty(b, np.float64)
+    for k in range(b):
+        t = target[user[k]]
+        user_target[k] = t
+        user_rows[k] = rows[user[k]]
+        user_fatigue[k] = fatigue[user[k]]
+        factor[k] = 1.0 + deal[segment[t]] * discount
+    now = kernels.need_now(user_target, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    return new_target[:a], new_p[:a], new_sender[:a], new_edge[:a], user_target, user_rows, user_fatigue, now, factor
+
+
+@jit
+def _members(rows, ids, m_person, m_team, team):
+    """The members of the teams at ``rows`` (rows of ``ids``) in the order of the member table, each
+    one's row, and the member table without them (their ``team`` is reset: they leave).
+
+    A kernel because numpy needs a mask, a binary search per member, and a filter per column."""
+    chosen = np.zeros(ids.size, np.bool_)
+    for r in rows:
+        chosen[r] = True
+    n = m_person.size
+    who = np.empty(n, np.int64)
+    row_of = np.empty(n, np.int64)
+    gone = np.empty(n, np.bool_)
+    m = 0
+    for j in range(n):
+        r = np.searchsorted(ids, m_team[j])
+        gone[j] = chosen[r]
+        if gone[j]:
+            who[m] = m_person[j]
+            row_of[m] = r
+            m += 1
+    if m == 0:
+        return who[:m], row_of[:m], m_person, m_team
+    keep_person = np.empty(n - m, np.int64)
+    keep_team = np.empty(n - m, np.int64)
+    k = 0
+    for j in range(n):
+        if gone[j]:
+            team[m_person[j]] = NO_TEAM
+        else:
+            keep_person[k] = m_person[j]
+            keep_team[k] = m_team[j]
+            k += 1
+    return who[:m], row_of[:m], keep_person, keep_team
+
+
+@jit
+def _public_teams(members, team_size, category, wanted):
+    """The open teams with a place left (rows where ``members < team_size``), in order of category
+    and then row (a stable counting sort), and for each entry of ``wanted`` (a category) where that
+    category's teams start in that order and how many there are. Returns (order, start, count,
+    entries with at least one team).
+
+    A kernel because numpy needs a filter, a stable argsort, two binary searches and gathers."""
+    ncat = 0
+    for r in range(members.size):
+        if members[r] < team_size:
+            ncat = max(ncat, category[r] + 1)
+    begin = np.zeros(ncat + 1, np.int64)
+    for r in range(members.size):
+        if members[r] < team_size:
+            begin[category[r] + 1] += 1
+    for c in range(ncat):
+        begin[c + 1] += begin[c]
+    order = np.empty(begin[ncat], np.int64)
+    fill = begin[:ncat].copy()
+    for r in range(members.size):
+        if members[r] < team_size:
+            order[fill[category[r]]] = r
+            fill[category[r]] += 1
+    start = np.zeros(wanted.size, np.int64)
+    count = np.zeros(wanted.size, np.int64)
+    n_has = 0
+    for k in range(wanted.size):
+        c = wanted[k]
+        if 0 <= c < ncat and begin[c + 1] > begin[c]:
+            start[k] = begin[c]
+            count[k] = begin[c + 1] - begin[c]
+            n_has += 1
+    return order, start, count, n_has
+
+
+@jit
+def _pick_public(order, start, count, u):
+    """For each entry with teams (``count > 0``, in order): its position and the row of a team drawn
+    at random among them with the next uniform of ``u`` (``order[start + floor(u x count)]``)."""
+    idx = np.empty(u.size, np.int64)
+    rows = np.empty(u.size, np.int64)
+    j = 0
+    for k in range(count.size):
+        if count[k] > 0:
+            idx[j] = k
+            rows[j] = order[start[k] + np.int64(u[j] * count[k])]
+            j += 1
+    return idx, rows
+
+
+@jit
+def _consume_need(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap):
+    """See :func:`consume_need`; numpy needs the demand, a subtraction, a maximum and two scatters."""
+    now = kernels.need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    for k in range(idx.size):
+        need[idx[k]] = np.float32(max(now[k] - 1.0, 0.0))
+        need_day[idx[k]] = day
+
+
+def consume_need(pop, idx: np.ndarray, day: int, cfg) -> None:
+    """One unit of latent demand of each of ``idx`` (distinct people) used up by an order outside
+    the core purchase (a team's, an unlocked assist's): the stock brought up to date, less one, at
+    least 0, as the core purchase does (``cfg``: the purchase behaviour)."""
+    _consume_need(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                  bh.need_ratio_table(cfg), cfg.need_cap)
+
+
+@jit
+def _drop_rows(rows, ids, initiator, deadline, members, category, price):
+    """The columns of the team table without the rows ``rows`` (ascending, distinct), in one pass
+    instead of a mask and a filter per column."""
+    n = ids.size - rows.size
+    out_ids, out_initiator = np.empty(n, ids.dtype), np.empty(n, initiator.dtype)
+    out_deadline, out_members = np.empty(n, deadline.dtype), np.empty(n, members.dtype)
+    out_category, out_price = np.empty(n, category.dtype), np.empty(n, price.dtype)
+    j = 0
+    k = 0
+    for r in range(ids.size):
+        if j < rows.size and rows[j] == r:
+            j += 1
+            continue
+        out_ids[k], out_initiator[k], out_deadline[k] = ids[r], initiator[r], deadline[r]
+        out_members[k], out_category[k], out_price[k] = members[r], category[r], price[r]
+        k += 1
+    return out_ids, out_initiator, out_deadline, out_members, out_category, out_price
+
+
 @dataclass(frozen=True)
 class GroupBuyConfig(MechanismConfig):
     team_size: int = param(3, lo=2, hi=50, unit="people", doc="members a team needs, the initiator included")
@@ -100,6 +374,7 @@ class GroupBuy(Mechanism):
     def setup(self, model) -> None:
         pop = model.pop
         self.team = pop.add_column("group_buy_team", np.int64, NO_TEAM)  # the open team a person is in
+        self.bits = person_bits(pop.n)
         bh.ensure_ask_memory(pop)
         # One row per open team; ids are never reused, and row r holds team id self.ids[r].
         self.ids = np.zeros(0, np.int64)
@@ -114,36 +389,20 @@ class GroupBuy(Mechanism):
         self.pull = bh.incentive_response(self.config.discount, self.config.discount_half) / bh.incentive_response(1.0, self.config.discount_half)
 
     # ------------------------------------------------------------------ team table
-    def _rows(self, team_ids: np.ndarray) -> np.ndarray:
-        """Rows of the open teams ``team_ids`` (ids are increasing, so a binary search)."""
-        return np.searchsorted(self.ids, team_ids)
-
-    def _member_in(self, rows: np.ndarray) -> np.ndarray:
-        """Which entries of the member table belong to the teams at ``rows`` (every member's team
-        is open, so its row is a binary search; cheaper than ``np.isin``)."""
-        chosen = np.zeros(self.ids.size, dtype=bool)
-        chosen[rows] = True
-        return chosen[self._rows(self.m_team)]
-
-    def _members_of(self, rows: np.ndarray) -> np.ndarray:
-        """Everyone in the teams at ``rows``."""
-        return self.m_person[self._member_in(rows)]
-
     def _enrol(self, people: np.ndarray, team_ids: np.ndarray, set_team: bool = True) -> None:
         if set_team:
             self.team[people] = team_ids
         self.m_person = np.concatenate([self.m_person, people.astype(np.int64)])
         self.m_team = np.concatenate([self.m_team, team_ids])
 
-    def _close(self, rows: np.ndarray) -> None:
-        """Drop the teams at ``rows`` and free their members."""
-        gone = self._member_in(rows)
-        self.team[self.m_person[gone]] = NO_TEAM
-        self.m_person, self.m_team = self.m_person[~gone], self.m_team[~gone]
-        keep = np.ones(self.ids.size, dtype=bool)
-        keep[rows] = False
-        for name in ("ids", "initiator", "deadline", "members", "category", "price"):
-            setattr(self, name, getattr(self, name)[keep])
+    def _close(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Drop the teams at ``rows`` (ascending, distinct) and free their members; returns the
+        members (in the order of the member table) and the row each was in (a row of the table
+        before the teams were dropped: the columns kept before the call still hold them)."""
+        members, row_of, self.m_person, self.m_team = _members(rows, self.ids, self.m_person, self.m_team, self.team)
+        self.ids, self.initiator, self.deadline, self.members, self.category, self.price = _drop_rows(
+            rows, self.ids, self.initiator, self.deadline, self.members, self.category, self.price)
+        return members, row_of
 
     # ------------------------------------------------------------------ daily hooks
     def adoption(self, model) -> None:
@@ -166,30 +425,21 @@ class GroupBuy(Mechanism):
         rows = np.flatnonzero(self.deadline <= model.day)
         if rows.size == 0:
             return
-        members = self._members_of(rows)
-        pop = model.pop
-        pop.satisfaction[members] = np.clip(pop.satisfaction[members] - self.config.failure_shock, 0, 1)
-        self._close(rows)
+        members, _ = self._close(rows)
+        bh.nudge_satisfaction(model.pop, members, -self.config.failure_shock)  # (distinct people)
         model.today.count("group_buy_teams_failed", rows.size)
 
     # ------------------------------------------------------------------ steps
     def _open(self, model, rng) -> None:
         """Visitors drawn to a group deal join an open team for their item, or open their own."""
         c, pop, today = self.config, model.pop, model.today
-        v = today.visitors
-        v = v[self.team[v] == NO_TEAM]
+        v = free_of(today.visitors, self.m_person, self.bits)  # (a person in a team is in the member table)
         u = rng.random(v.size)
-        # Speed: p never exceeds its value at the most deal-sensitive segment with a full unit of
-        # need (a margin covers rounding), so only draws below that bound can open or join a team:
-        # the demand is brought up to date for those alone. The same people come.
         deal = pop.seg["deal_sensitivity"]
-        if deal.min() >= 0 and self.pull >= 0:
-            bound = c.open_rate * float(deal.max()) * float(self.pull) * (1.0 + 1e-6)
-            keep = np.flatnonzero(u < bound)
-            v, u = v[keep], u[keep]
-        need = np.minimum(bh.need_now(pop, v, model.day, model.cfg.behaviour.purchase), 1.0)
-        p = np.minimum(c.open_rate * pop.param("deal_sensitivity", v) * need * self.pull, 1.0)
-        keen = v[u < p]
+        prune = bool(deal.min() >= 0 and self.pull >= 0)  # (see drawn_to_deal)
+        purchase = model.cfg.behaviour.purchase
+        keen = drawn_to_deal(v, u, prune, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                              bh.need_ratio_table(purchase), purchase.need_cap, deal, c.open_rate, float(self.pull))
         if keen.size == 0:
             return
         category = model.choose_category(keen, rng)
@@ -218,18 +468,11 @@ class GroupBuy(Mechanism):
         if people.size == 0 or self.ids.size == 0:
             return joined
         # Open teams with places, grouped by category: a random one of the person's category.
-        open_rows = np.flatnonzero(self.members < self.config.team_size)
-        order = open_rows[np.argsort(self.category[open_rows], kind="stable")]
-        cats = self.category[order]
-        start = np.searchsorted(cats, category, side="left")
-        count = np.searchsorted(cats, category, side="right") - start
-        has = count > 0
-        pick = np.full(people.size, -1, dtype=np.int64)
-        pick[has] = order[start[has] + (rng.random(int(has.sum())) * count[has]).astype(np.int64)]
-        idx = np.flatnonzero(has)
+        order, start, count, n_has = _public_teams(self.members, self.config.team_size, self.category, category)
+        idx, rows = _pick_public(order, start, count, rng.random(n_has))
         if idx.size == 0:
             return joined
-        joined[idx] = self._add_members(model, people[idx], self.ids[pick[idx]], rng)
+        joined[idx] = self._add_members(model, people[idx], self.ids[rows], rng)
         return joined
 
     def _send_links(self, model, rng) -> None:
@@ -240,29 +483,23 @@ class GroupBuy(Mechanism):
         social = model.cfg.behaviour.social
         missing = c.team_size - self.members
         keen = bh.sharing_propensity(pop, self.initiator, day, social)  # the satisfied and the new share more
-        n = bh.stochastic_round(c.shares_per_day * missing * keen, rng.random(self.ids.size))
-        rows = np.repeat(np.arange(self.ids.size), n)
-        target, edge = model.graph.sample_neighbours(self.initiator[rows], rng)
-        ok = target >= 0
-        rows, target, edge = rows[ok], target[ok].astype(np.int64), edge[ok]
+        rows, sender = links_to_send(c.shares_per_day * missing * keen, rng.random(self.ids.size), self.initiator)
+        rows, target, edge = links_sent(rows, *model.graph.sample_neighbours(sender, rng))
         today.count("group_buy_links_sent", target.size)
         if target.size == 0:
             return
         fatigue = bh.ask_response(bh.recent_asks(pop, target, day, social), social)
         bh.note_asks(pop, target, day, social)
-        state = pop.state[target]
         # Friends not yet on the platform: a chance to join it (evaluated tomorrow) and then the team.
-        out = state <= State.AWARE
-        p_new = np.minimum(c.newcomer_conversion * self.pull * (1.0 + pop.param("deal_sensitivity", target[out])) / 2.0 * fatigue[out], 1.0)
-        today.next_exposures.add(target[out], GROUP_BUY, p_new, self.initiator[rows[out]], edge[out])
-        today.count("invites_sent", int(out.sum()))
-        # Friends on the platform join now if the deal meets their need.
-        engaged = np.flatnonzero((state == State.ACTIVE) | (state == State.LOYAL))
-        engaged = engaged[self.team[target[engaged]] == NO_TEAM]  # (the team column read for users alone)
-        rows, target, fatigue = rows[engaged], target[engaged], fatigue[engaged]
-        need = bh.need_now(pop, target, day, model.cfg.behaviour.purchase)
-        deal = bh.deal_factor(pop, target, np.full(target.size, c.discount))
-        p = c.click_rate * fatigue * bh.purchase_probability(need, 1.0, deal, model.cfg.behaviour.purchase.conversion)
+        # Friends on the platform (active or loyal, in no team) join now if the deal meets their need.
+        purchase = model.cfg.behaviour.purchase
+        new_target, p_new, sender, new_edge, target, rows, fatigue, need, deal = _link_outcomes(
+            target, rows, edge, fatigue, self.team, self.initiator, day, pop.segment, pop.state, pop.need, pop.need_day,
+            pop.seg["need_rate"], bh.need_ratio_table(purchase), purchase.need_cap, pop.seg["deal_sensitivity"],
+            c.newcomer_conversion * self.pull, c.discount)
+        today.next_exposures.add(new_target, GROUP_BUY, p_new, sender, new_edge)
+        today.count("invites_sent", new_target.size)
+        p = c.click_rate * fatigue * bh.purchase_probability(need, 1.0, deal, purchase.conversion)
         join = rng.random(target.size) < p
         self._add_members(model, target[join], self.ids[rows[join]], rng)
 
@@ -283,17 +520,14 @@ class GroupBuy(Mechanism):
     def _buy(self, model, rows: np.ndarray, rng) -> None:
         """Full teams buy: every member orders the team's item at the discounted price."""
         c, pop, day = self.config, model.pop, model.day
-        members = self._members_of(rows)
-        row_of = self._rows(self.team[members])
-        price = self.price[row_of]
+        price, category = self.price, self.category  # (the columns before the teams are dropped)
+        members, row_of = self._close(rows)
+        price, category = price[row_of], category[row_of]
         paid = price * (1.0 - c.discount)
-        need = bh.need_now(pop, members, day, model.cfg.behaviour.purchase)
-        pop.need[members] = np.maximum(need - 1.0, 0.0)
-        pop.need_day[members] = day
-        model.book_orders(members, paid, self.category[row_of], "group_buy", rng)
+        consume_need(pop, members, day, model.cfg.behaviour.purchase)
+        model.book_orders(members, paid, category, "group_buy", rng)
         subsidy = float((price * c.discount).sum()) * c.subsidy_share
         if subsidy > 0:
             model.economics.book("group_buy_subsidy", subsidy)
             model.today.count("group_buy_subsidy_rmb", subsidy)
         model.today.count("group_buy_teams_filled", rows.size)
-        self._close(rows)

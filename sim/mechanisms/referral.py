@@ -38,8 +38,8 @@ from typing import Literal
 import numpy as np
 
 from sim import behaviour as bh
+from sim import kernels
 from sim.config import CHANNELS
-from sim.graph.csr import unique_sorted
 from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
@@ -72,34 +72,299 @@ def _geometric_delays(u, p, cap, out):
         out[i] = x
 
 
-@jit
-def _bucket_by_delay(target, senders, edge, delay, window, receiver, sender, edge_out, channel, end):
-    """The invitations sent (``target >= 0``; ``delay`` holds one delay per invitation sent, in
-    order) ordered by delay, keeping the order they were sent in within a delay (a stable counting
-    sort): their receiver, sender, edge and channel (organic past the attribution ``window``).
-    ``end[d]`` is where delay ``d`` ends in that order.
+#: the queue's lists, one per due day modulo this (due days run from tomorrow to MAX_DELAY_DAYS + 1 ahead)
+QUEUE_SLOTS = MAX_DELAY_DAYS + 2
+#: invitations per block of the queue: a due day's invitations lie in a chain of such blocks
+BLOCK = 64
 
-    A kernel because numpy needs a filter, a sort and a gather per column; this is two passes."""
-    end[:] = 0
-    for j in range(delay.size):
-        end[delay[j]] += 1
-    total = 0
-    for d in range(end.size):  # end[d] becomes where delay d starts, then is advanced to its end
-        count = end[d]
-        end[d] = total
-        total += count
+
+@jit
+def _enqueue(target, senders, edge, delay, day, window, receiver, sender, edge_q, channel, block_next, head, tail,
+             fill, free, n_free):
+    """Append the invitations sent (``target >= 0``; ``delay`` holds one delay per invitation sent, in
+    order) to the lists of their due days ``day + 1 + delay``, with their channel (organic past the
+    attribution ``window``). A list (``head``, ``tail`` and the ``fill`` of its tail block, per due
+    day modulo ``QUEUE_SLOTS``) is a chain of blocks of ``BLOCK`` entries (``block_next``); a new
+    block is taken from the end of ``free[:n_free]`` (there must be enough). Returns the free blocks
+    left.
+
+    A kernel because a day's invitations go to a dozen due days: numpy needs a sort and a slice
+    per due day and column; here one pass, and a due day's list keeps the order of sending."""
     j = 0
     for i in range(target.size):
         if target[i] < 0:
             continue
         d = delay[j]
         j += 1
-        k = end[d]
-        end[d] = k + 1
-        receiver[k] = target[i]
-        sender[k] = senders[i]
-        edge_out[k] = edge[i]
-        channel[k] = ORGANIC if d + 1 > window else REFERRAL
+        b = (day + 1 + d) % QUEUE_SLOTS
+        t = tail[b]
+        if t < 0 or fill[b] == BLOCK:
+            n_free -= 1
+            c = free[n_free]
+            block_next[c] = -1
+            if t < 0:
+                head[b] = c
+            else:
+                block_next[t] = c
+            tail[b] = c
+            fill[b] = 0
+            t = c
+        s = t * BLOCK + fill[b]
+        fill[b] += 1
+        receiver[s] = target[i]
+        sender[s] = senders[i]
+        edge_q[s] = edge[i]
+        channel[s] = ORGANIC if d + 1 > window else REFERRAL
+    return n_free
+
+
+@jit
+def _take_due(day, receiver, sender, edge_q, channel, block_next, head, tail, fill, free, n_free):
+    """The invitations due on ``day`` in the order they were sent, split by channel: (receiver,
+    sender, edge) of the attributed ones, the same of the late ones (organic), and the free blocks
+    left once their blocks are freed. See :func:`_enqueue`."""
+    b = day % QUEUE_SLOTS
+    n_ref = 0
+    n_late = 0
+    c = head[b]
+    while c >= 0:
+        end = c * BLOCK + (fill[b] if c == tail[b] else BLOCK)
+        for s in range(c * BLOCK, end):
+            if channel[s] == REFERRAL:
+                n_ref += 1
+            else:
+                n_late += 1
+        c = block_next[c]
+    rr, rs, re = np.empty(n_ref, np.int64), np.empty(n_ref, np.int64), np.empty(n_ref, np.int64)
+    lr, ls, le = np.empty(n_late, np.int64), np.empty(n_late, np.int64), np.empty(n_late, np.int64)
+    i = 0
+    k = 0
+    c = head[b]
+    while c >= 0:
+        end = c * BLOCK + (fill[b] if c == tail[b] else BLOCK)
+        for s in range(c * BLOCK, end):
+            if channel[s] == REFERRAL:
+                rr[i], rs[i], re[i] = receiver[s], sender[s], edge_q[s]
+                i += 1
+            else:
+                lr[k], ls[k], le[k] = receiver[s], sender[s], edge_q[s]
+                k += 1
+        free[n_free] = c
+        n_free += 1
+        c = block_next[c]
+    head[b] = -1
+    tail[b] = -1
+    return rr, rs, re, lr, ls, le, n_free
+
+
+class _Queue:
+    """Invitations waiting to be acted upon: a list per due day, each a chain of blocks of ``BLOCK``
+    invitations, the blocks reused once taken. A day's work is proportional to the invitations
+    sent and due that day, and a list is read block by block (not entry by entry)."""
+
+    def __init__(self, blocks: int = 4 * QUEUE_SLOTS) -> None:
+        self.receiver = np.empty(blocks * BLOCK, np.int64)
+        self.sender = np.empty(blocks * BLOCK, np.int64)
+        self.edge = np.empty(blocks * BLOCK, np.int64)
+        self.channel = np.empty(blocks * BLOCK, np.int8)
+        self.block_next = np.empty(blocks, np.int64)
+        self.free = np.arange(blocks - 1, -1, -1, dtype=np.int64)  # block 0 taken first
+        self.n_free = blocks
+        self.head = np.full(QUEUE_SLOTS, -1, np.int64)
+        self.tail = np.full(QUEUE_SLOTS, -1, np.int64)
+        self.fill = np.zeros(QUEUE_SLOTS, np.int64)
+
+    def _grow(self, need: int) -> None:
+        old = self.block_next.size
+        new = max(2 * old, old + need - self.n_free)
+        for name in ("receiver", "sender", "edge", "channel"):
+            col = getattr(self, name)
+            grown = np.empty(new * BLOCK, col.dtype)
+            grown[:col.size] = col
+            setattr(self, name, grown)
+        self.block_next = np.concatenate([self.block_next, np.empty(new - old, np.int64)])
+        free = np.empty(new, np.int64)
+        free[:self.n_free] = self.free[:self.n_free]
+        free[self.n_free:self.n_free + new - old] = np.arange(new - 1, old - 1, -1)
+        self.free = free
+        self.n_free += new - old
+
+    def push(self, target, senders, edge, delay, day: int, window: int) -> None:
+        need = delay.size // BLOCK + QUEUE_SLOTS  # at most one new block per BLOCK entries, and per list
+        if self.n_free < need:
+            self._grow(need)
+        self.n_free = _enqueue(target, senders, edge, delay, day, window, self.receiver, self.sender, self.edge,
+                               self.channel, self.block_next, self.head, self.tail, self.fill, self.free, self.n_free)
+
+    def take(self, day: int) -> tuple[np.ndarray, ...]:
+        *out, self.n_free = _take_due(day, self.receiver, self.sender, self.edge, self.channel, self.block_next,
+                                      self.head, self.tail, self.fill, self.free, self.n_free)
+        return tuple(out)
+
+
+def bitmap(flags: np.ndarray) -> np.ndarray:
+    """A per-person flag that does not change as one bit per person, for :func:`flagged`."""
+    return np.packbits(flags, bitorder="little")
+
+
+@jit
+def flagged(v, bits):
+    """``v[flag[v]]`` for a flag kept as a :func:`bitmap`: the farmers among visitors (here), the
+    well-connected (``sim.mechanisms.content``). A bitmap of a few kilobytes stays in cache where
+    the per-person column costs a cache miss per visitor. (It lives here, not with group buying's
+    :func:`~sim.mechanisms.group_buy.free_of`, because importing a mechanism module registers it:
+    the registry order, which is the hook order, must stay that of ``sim.mechanisms``.)"""
+    out = np.empty(v.size, v.dtype)
+    m = 0
+    for k in range(v.size):
+        i = v[k]
+        if (bits[i >> 3] >> (i & 7)) & 1:
+            out[m] = i
+            m += 1
+    return out[:m]
+
+
+@jit
+def _tier(done, tiers, cap):
+    """Index into a per-tier table of an inviter with ``done`` rewarded invitations: the tier, or
+    ``tiers`` (the entry for 'no reward') at or past the ``cap`` (0: none)."""
+    if cap > 0 and done >= cap:
+        return tiers
+    return min(done, tiers - 1)
+
+
+@jit
+def _inviters(v, segment, propensity, rewarded, motivation, tiers, cap, per_visit, sharing, u):
+    """``np.repeat(v, n)``: each visitor of ``v`` once per invitation they send today, ``n`` being
+    ``stochastic_round(per_visit x propensity[segment] x motivation[tier] x sharing, u)`` as numpy
+    computes it (the same products in the same order).
+
+    A kernel because numpy needs two gathers, a lookup, three products, a floor and a repeat."""
+    n = np.empty(v.size, np.int64)
+    total = 0
+    for k in range(v.size):
+        i = v[k]
+        mean = per_visit * propensity[segment[i]] * motivation[_tier(rewarded[i], tiers, cap)] * sharing[k]
+        n[k] = np.int64(np.floor(mean + u[k]))
+        total += n[k]
+    out = np.empty(total, v.dtype)
+    j = 0
+    for k in range(v.size):
+        for _ in range(n[k]):
+            out[j] = v[k]
+            j += 1
+    return out
+
+
+@jit
+def _farm_rates(farmers, rewarded, value, tiers, cap, perceived, cost, half, per_visit):
+    """The ``farmers`` (who visit today) still under the ``cap`` and the mean number of fakes each
+    makes today: ``per_visit x incentive_response(max(value[tier] x perceived - cost, 0), half)``
+    (``value``: what a fake brings per tier, the invitee's reward included), as numpy computes it.
+
+    A kernel because numpy needs some ten passes over the farmers."""
+    keep = np.empty(farmers.size, farmers.dtype)
+    m = 0
+    for k in range(farmers.size):
+        if cap == 0 or rewarded[farmers[k]] < cap:
+            keep[m] = farmers[k]
+            m += 1
+    farmers = keep[:m]
+    rate = np.empty(m, np.float64)
+    for k in range(m):
+        profit = max(value[_tier(rewarded[farmers[k]], tiers, cap)] * perceived - cost, 0.0)
+        if half > 0:
+            response = profit / (profit + half)
+        else:
+            response = 1.0 if profit > 0 else 0.0
+        rate[k] = per_visit * response
+    return farmers, rate
+
+
+@jit
+def _farm_owners(farmers, n, rewarded, cap):
+    """``np.repeat(farmers, n)`` (distinct farmers), keeping only the fakes still under the ``cap``."""
+    total = 0
+    for k in range(farmers.size):
+        total += n[k] if cap == 0 else min(n[k], max(cap - rewarded[farmers[k]], 0))
+    out = np.empty(total, farmers.dtype)
+    j = 0
+    for k in range(farmers.size):
+        keep = n[k] if cap == 0 else min(n[k], max(cap - rewarded[farmers[k]], 0))
+        for _ in range(keep):
+            out[j] = farmers[k]
+            j += 1
+    return out
+
+
+@jit
+def _pay_fakes(owner, paid, rewarded, value, tiers, cap):
+    """The paid fakes' rewards (their owner's next tier, in turn; the invitee's reward included),
+    each counted as one rewarded invitation of its owner (``np.add.at`` in order).
+
+    A kernel because numpy needs a rank within owners (a sort), gathers and an unbuffered add."""
+    loss = np.empty(owner.size, np.float64)
+    m = 0
+    for k in range(owner.size):
+        if paid[k]:
+            o = owner[k]
+            loss[m] = value[_tier(rewarded[o], tiers, cap)]
+            rewarded[o] += 1
+            m += 1
+    return loss[:m]
+
+
+@jit
+def _rewards(new, channel, referrer, rewarded, value, tiers, cap, invitee_reward):
+    """The rewards of today's referred joins (the people of ``new`` whose channel is referral): each
+    inviter's next tier of ``value`` (several friends of one inviter who join the same day count in
+    turn, up to the ``cap``), then the invitee's reward. Counts each rewarded inviter's invitation
+    in ``rewarded``. Returns the referred joins, and who gets a reward (value > 0) and its value:
+    the inviters first, in order, then the invitees.
+
+    A kernel because numpy needs a filter, a rank within inviters (a sort), gathers, an unbuffered
+    add and two concatenations."""
+    referred = np.empty(new.size, np.int64)
+    m = 0
+    for k in range(new.size):
+        if channel[new[k]] == REFERRAL:
+            referred[m] = new[k]
+            m += 1
+    inviters = np.empty(m, np.int64)
+    for k in range(m):
+        inviters[k] = referrer[referred[k]]
+    within = kernels.rank_within(inviters)
+    who = np.empty(2 * m, np.int64)
+    amount = np.empty(2 * m, np.float64)
+    w = 0
+    for k in range(m):
+        v = value[_tier(rewarded[inviters[k]] + within[k], tiers, cap)]
+        if v > 0:
+            who[w] = inviters[k]
+            amount[w] = v
+            w += 1
+    for k in range(w):
+        rewarded[who[k]] += 1
+    if invitee_reward > 0:
+        for k in range(m):
+            who[w] = referred[k]
+            amount[w] = invitee_reward
+            w += 1
+    return m, who[:w], amount[:w]
+
+
+@jit
+def _late_joins(receiver, sender, day, joined_day, channel, referrer):
+    """How many distinct ``receiver`` joined today, organic, with the ``sender`` of a late
+    invitation as referrer (one pass and a sort of the few hits, instead of four passes)."""
+    hit = np.empty(receiver.size, np.int64)
+    m = 0
+    for k in range(receiver.size):
+        r = receiver[k]
+        if joined_day[r] == day and channel[r] == ORGANIC and referrer[r] == sender[k]:
+            hit[m] = r
+            m += 1
+    return np.unique(hit[:m]).size
 
 
 @dataclass(frozen=True)
@@ -158,71 +423,46 @@ class Referral(Mechanism):
         weight = pop.param("deal_sensitivity") / pop.seg["deal_sensitivity"][pop.segment].mean()
         self.farmer = pop.add_column("referral_farmer", bool)
         self.farmer[:] = setup_rng.random(pop.n) < c.abuse_share * weight
-        # Invitations waiting to be acted upon, in buckets by due day: {day: [(receiver, sender, edge,
-        # channel, probability), ...]} in the order they were sent (speed: a day takes its own bucket
-        # instead of filtering every waiting invitation).
-        self.queue: dict[int, list[tuple[np.ndarray, ...]]] = {}
+        self.farmer_bits = bitmap(self.farmer)  # (the farmers never change)
+        # Invitations waiting to be acted upon, listed by due day in the order they were sent (speed:
+        # a day takes its own list instead of filtering every waiting invitation).
+        self.queue = _Queue()
+        # Per tier, and past the cap (the last entry; see _tier): the inviter's reward, the
+        # inviter's motivation to invite (1 + reward_uplift x incentive_response(perceived reward):
+        # the reward depends on an inviter's rewarded count only through its tier and the cap), and
+        # what a fake account brings its farmer (the inviter's and the invitee's rewards).
+        self.inviter_value = np.append(c.inviter_reward * self.tiers, 0.0)
+        response = bh.incentive_response(self.inviter_value * self.perceived, c.reward_half_rmb)
+        self.motivation = 1.0 + c.reward_uplift * response
+        self.fake_value = self.inviter_value + c.invitee_reward
+        # An invitation's chance to convert, before the receiver's social response.
+        self.p_accept = min(c.conversion * (1.0 + c.invitee_uplift * bh.incentive_response(c.invitee_reward * self.perceived, c.reward_half_rmb)), 1.0)
         self.coupon_offer: tuple | None = None
         self.late = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-
-    # ------------------------------------------------------------------ rewards and tiers
-    def _cap_left(self, idx: np.ndarray, already: np.ndarray | int = 0) -> np.ndarray:
-        cap = self.config.per_inviter_cap
-        return np.ones(idx.size, dtype=bool) if cap == 0 else self.rewarded[idx] + already < cap
-
-    def _inviter_reward(self, idx: np.ndarray, already: np.ndarray | int = 0) -> np.ndarray:
-        """Face value of the next rewarded invite of ``idx`` (0 past the cap), tier included."""
-        done = self.rewarded[idx] + already
-        value = self.config.inviter_reward * self.tiers[np.minimum(done, self.tiers.size - 1)]
-        cap = self.config.per_inviter_cap
-        return value if cap == 0 else np.where(done < cap, value, 0.0)
-
-    def _motivation(self, idx: np.ndarray) -> np.ndarray:
-        """``1 + reward_uplift x incentive_response(perceived next reward)`` of inviters ``idx``.
-
-        The reward depends on an inviter's rewarded count only through its tier and the cap, so
-        the response is computed once per tier (the same elementwise expressions, so the same
-        values) and looked up: a gather instead of a chain of passes over the visitors."""
-        c = self.config
-        tiers = self.tiers.size
-        value = np.append(c.inviter_reward * self.tiers, 0.0)  # per tier, and past the cap
-        table = 1.0 + c.reward_uplift * bh.incentive_response(value * self.perceived, c.reward_half_rmb)
-        done = self.rewarded[idx]
-        k = np.minimum(done, tiers - 1)
-        if c.per_inviter_cap:
-            k = np.where(done < c.per_inviter_cap, k, tiers)
-        return table[k]
 
     # ------------------------------------------------------------------ invitations
     def exposure(self, model) -> None:
         """Invitations due today reach their receivers (evaluated in today's adoption stage)."""
-        bucket = self.queue.pop(model.day, None)
-        if bucket is None:
-            self.late = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-            return
-        receiver, sender, edge, channel, prob = (np.concatenate(cols) for cols in zip(*bucket))
-        late = channel == ORGANIC
-        self.late = receiver[late], sender[late]
-        for ch, sel in ((REFERRAL, ~late), (ORGANIC, late)):
-            model.today.exposures.add(receiver[sel], ch, prob[sel], sender[sel], edge[sel])
+        receiver, sender, edge, late_receiver, late_sender, late_edge = self.queue.take(model.day)
+        self.late = late_receiver, late_sender
+        model.today.exposures.add(receiver, REFERRAL, self.p_accept, sender, edge)
+        model.today.exposures.add(late_receiver, ORGANIC, self.p_accept, late_sender, late_edge)
 
     def share(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
         rng = self.rng(model)
         v = today.visitors
-        motivation = self._motivation(v)
-        mean = c.invites_per_visit * pop.param("invite_propensity", v) * motivation * bh.sharing_propensity(pop, v, model.day, model.cfg.behaviour.social)
-        n = bh.stochastic_round(mean, rng.random(v.size))
-        senders = np.repeat(v, n)
+        sharing = bh.sharing_propensity(pop, v, model.day, model.cfg.behaviour.social)
+        senders = _inviters(v, pop.segment, pop.seg["invite_propensity"], self.rewarded, self.motivation, self.tiers.size,
+                            c.per_inviter_cap, c.invites_per_visit, sharing, rng.random(v.size))
         # an inviter who finds no friend left to invite sends nothing (target -1: skipped)
         target, edge = model.graph.sample_neighbours_where(senders, rng, pop.non_users_view())
         sent = int(np.count_nonzero(target >= 0))
         today.count("invites_sent", sent)
-        p = min(c.conversion * (1.0 + c.invitee_uplift * bh.incentive_response(c.invitee_reward * self.perceived, c.reward_half_rmb)), 1.0)
-        self._schedule(model, rng, target, senders, edge, sent, p)
+        self._schedule(model, rng, target, senders, edge, sent)
         self._farm(model, rng, v)
 
-    def _schedule(self, model, rng, target, senders, edge, sent: int, p: float) -> None:
+    def _schedule(self, model, rng, target, senders, edge, sent: int) -> None:
         """Invitations are acted upon after a geometric delay (the next day at the earliest); those
         acted upon after the attribution window lose their attribution. ``target`` is -1 where no
         invitation was sent; ``sent`` invitations were."""
@@ -235,33 +475,17 @@ class Referral(Mechanism):
             _geometric_delays(rng.random(sent), p_act, MAX_DELAY_DAYS, delay)
         else:
             delay = np.minimum(rng.geometric(p_act, sent) - 1, MAX_DELAY_DAYS)
-        # Into the buckets of their due days, keeping the order they were sent in within each day.
-        cols = (np.empty(sent, np.int64), np.empty(sent, np.int64), np.empty(sent, np.int64), np.empty(sent, np.int8))
-        end = np.empty(MAX_DELAY_DAYS + 1, np.int64)
-        _bucket_by_delay(target, senders, edge, delay, c.attribution_window_days, *cols, end)
-        cols = (*cols, np.full(sent, p))
-        b = 0
-        for d in np.flatnonzero(np.diff(end, prepend=0)).tolist():
-            e = int(end[d])
-            self.queue.setdefault(model.day + 1 + d, []).append(tuple(col[b:e] for col in cols))
-            b = e
+        self.queue.push(target, senders, edge, delay, model.day, c.attribution_window_days)
 
     def adoption(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
-        new = today.new_users
         self._count_late_joins(model)
-        new = new[pop.channel[new] == REFERRAL]
-        if new.size == 0:
+        referred, who, value = _rewards(today.new_users, pop.channel, pop.referrer, self.rewarded, self.inviter_value,
+                                        self.tiers.size, c.per_inviter_cap, float(c.invitee_reward))
+        if referred == 0:
             return
-        today.count("invites_accepted", new.size)
-        inviters = pop.referrer[new]
-        # Several friends of one inviter can accept on the same day: count them in turn (cap, tiers).
-        within = bh.rank_within(inviters)
-        inviter_value = self._inviter_reward(inviters, within)
-        paid = inviter_value > 0
-        np.add.at(self.rewarded, inviters[paid], 1)
-        invitee_value = np.full(new.size, c.invitee_reward)
-        self._grant(model, np.concatenate([inviters[paid], new]), np.concatenate([inviter_value[paid], invitee_value]))
+        today.count("invites_accepted", referred)
+        self._grant(model, who, value)
 
     def _count_late_joins(self, model) -> None:
         """Joins through an invitation acted on after the attribution window (credited to organic)."""
@@ -269,14 +493,12 @@ class Referral(Mechanism):
         if receiver.size == 0:
             return
         pop = model.pop
-        hit = (pop.joined_day[receiver] == model.day) & (pop.channel[receiver] == ORGANIC) & (pop.referrer[receiver] == sender)
-        if hit.any():
-            model.today.count("referral_unattributed_joins", unique_sorted(receiver[hit]).size)
+        late = _late_joins(receiver, sender, model.day, pop.joined_day, pop.channel, pop.referrer)
+        if late:
+            model.today.count("referral_unattributed_joins", late)
 
     def _grant(self, model, who: np.ndarray, value: np.ndarray) -> None:
-        """Give rewards of face value ``value`` (RMB) in the configured form."""
-        keep = value > 0
-        who, value = who[keep], value[keep]
+        """Give rewards of face value ``value`` (RMB, positive) in the configured form."""
         if who.size == 0:
             return
         today, c = model.today, self.config
@@ -348,19 +570,15 @@ class Referral(Mechanism):
     def _farm(self, model, rng, visitors: np.ndarray) -> None:
         """Farmers who visit make fake accounts 'invited' by themselves while a fake pays."""
         c = self.config
-        farmers = visitors[self.farmer[visitors]]
-        farmers = farmers[self._cap_left(farmers)]
+        tiers, cap = self.tiers.size, c.per_inviter_cap
+        farmers, rate = _farm_rates(flagged(visitors, self.farmer_bits), self.rewarded, self.fake_value, tiers, cap,
+                                    self.perceived, c.fake_account_cost_rmb, c.reward_half_rmb, c.fakes_per_farm_visit)
         if farmers.size == 0 or c.fakes_per_farm_visit == 0:
             return
-        value = self._inviter_reward(farmers) + c.invitee_reward
-        profit = np.maximum(value * self.perceived - c.fake_account_cost_rmb, 0.0)
-        n = rng.poisson(c.fakes_per_farm_visit * bh.incentive_response(profit, c.reward_half_rmb))
-        owner = np.repeat(farmers, n)
-        if owner.size == 0:
+        n = rng.poisson(rate)
+        if not n.any():
             return
-        within = bh.rank_within(owner)
-        rewarded = self._cap_left(owner, within)
-        owner, within = owner[rewarded], within[rewarded]
+        owner = _farm_owners(farmers, n, self.rewarded, cap)
         attempts = owner.size
         model.today.count("referral_fake_accounts", attempts)
         fraud = model.get_mechanism("fraud")
@@ -368,13 +586,11 @@ class Referral(Mechanism):
         paid = np.ones(attempts, dtype=bool)
         if caught:
             paid[rng.choice(attempts, size=caught, replace=False)] = False
-        owner, within = owner[paid], bh.rank_within(owner[paid])
-        if owner.size == 0:
+        loss = _pay_fakes(owner, paid, self.rewarded, self.fake_value, tiers, cap)
+        if loss.size == 0:
             return
-        loss = self._inviter_reward(owner, within) + c.invitee_reward
-        np.add.at(self.rewarded, owner, 1)
         # Fakes are not simulated people: their coupons and points are booked at expected redemption.
         amount = float(loss.sum()) * (1.0 if self.cash else c.redemption)
-        model.today.count("referral_fakes_paid", owner.size)
+        model.today.count("referral_fakes_paid", loss.size)
         if amount > 0:
             model.economics.book("referral_fraud", amount)
