@@ -429,22 +429,24 @@ def record_cohorts(day, visitors, buyers, basket, joined_day, channel, alive_now
                    cohort_gmv):
     """Today's cell of every cohort (join day x channel) younger than the tracked ages: members
     alive, members who visited, and their GMV (added in order of ``buyers``, as ``np.bincount`` with
-    weights adds them). Called once per day: visits and GMV are added to today's cells, which start
-    at zero."""
-    ages = cohort_alive.shape[2]
+    weights adds them). The cell arrays are indexed (day, ages - 1 - age, channel): today's cells are
+    the block ``[day]`` (``sim.metrics``). Called once per day: visits and GMV are added to today's
+    cells, which start at zero."""
+    ages = cohort_alive.shape[1]
     first = max(0, day - ages + 1)
+    today_alive, today_retained, today_gmv = cohort_alive[day], cohort_retained[day], cohort_gmv[day]
     for c in range(first, day + 1):
-        cohort_alive[c, :, day - c] = alive_now[c]
+        today_alive[ages - 1 - (day - c), :] = alive_now[c]
     for k in range(visitors.size):
         i = visitors[k]
         age = day - joined_day[i]
         if age < ages:
-            cohort_retained[joined_day[i], channel[i], age] += 1
+            today_retained[ages - 1 - age, channel[i]] += 1
     for k in range(buyers.size):
         i = buyers[k]
         age = day - joined_day[i]
         if age < ages:
-            cohort_gmv[joined_day[i], channel[i], age] += basket[k]
+            today_gmv[ages - 1 - age, channel[i]] += basket[k]
 
 
 # ------------------------------------------------------------------------------ graph generators

@@ -8,7 +8,7 @@ The model's memory is a sum of arrays whose sizes the configuration fixes:
   (``BUILD_BYTES_PER_EDGE``, measured on holme_kim, the most demanding generator);
 - the people: about ``BYTES_PER_PERSON`` of columns (state, days, counters, satisfaction, need,
   ...), plus room for each enabled mechanism's own columns and the day's temporary arrays;
-- the recorder: cohort arrays of horizon x channels x ages;
+- the recorder: cohort arrays of (horizon + ages) x channels x ages (stored by the day they describe);
 - the interpreter and the libraries (numpy, pandas, scipy, mesa, hydra): a fixed base.
 
 The constants below were fitted to the peak resident memory of real runs (``sim bench`` records
@@ -80,7 +80,7 @@ def estimate(cfg: SimConfig) -> MemoryEstimate:
         graph_bytes=edges * BYTES_PER_EDGE + 12.0 * n,
         build_bytes=edges * build_per_edge + 40.0 * n,
         people_bytes=n * (BYTES_PER_PERSON + BYTES_PER_PERSON_PER_MECHANISM * mechanisms),
-        recorder_bytes=days * len(CHANNELS) * ages * RECORDER_BYTES_PER_CELL,
+        recorder_bytes=(days + ages) * len(CHANNELS) * ages * RECORDER_BYTES_PER_CELL,  # stored by the day described
     )
 
 

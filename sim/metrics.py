@@ -46,6 +46,17 @@ def _stack_rows(columns: dict[str, np.ndarray], length: int) -> np.ndarray:
     return table
 
 
+def _by_join_day(cells: np.ndarray, horizon: int) -> np.ndarray:
+    """A read-only (join day, channel, age) view of cells stored as (day, ages - 1 - age, channel):
+    cell (c, ch, a) lies at (c + a, ages - 1 - a, ch)."""
+    s_day, s_slot, s_channel = cells.strides
+    ages, channels = cells.shape[1], cells.shape[2]
+    view = np.lib.stride_tricks.as_strided(cells[0, ages - 1:], shape=(horizon, channels, ages),
+                                           strides=(s_day, s_channel, s_day - s_slot))
+    view.flags.writeable = False
+    return view
+
+
 def gini(x: np.ndarray) -> float:
     """Gini coefficient of non-negative values (0: all equal)."""
     x = np.sort(np.asarray(x, dtype=np.float64))
@@ -72,9 +83,12 @@ class Recorder:
         self.counter_names: list[str] = [*CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES)]
         self.cohort_users = np.zeros((H, C), dtype=np.int64)
         self.alive_now = np.zeros((H, C), dtype=np.int64)  # members not churned, by join day and channel
-        self.cohort_retained = np.zeros((H, C, self.ages), dtype=np.int32)
-        self.cohort_alive = np.zeros((H, C, self.ages), dtype=np.int32)
-        self.cohort_gmv = np.zeros((H, C, self.ages))
+        # Cohort cells are read as (join day, channel, age) but stored by the day they describe:
+        # (join day + age, ages - 1 - age, channel), so that a day's cells of every cohort are one
+        # block of ages x channels (speed: the day's visits and orders land in a few kilobytes
+        # instead of one cache line each across the whole table). The read views are strided.
+        self._cells = tuple(np.zeros((H + self.ages, self.ages, C), dtype=dt) for dt in (np.int32, np.int32, np.float64))
+        self.cohort_retained, self.cohort_alive, self.cohort_gmv = (_by_join_day(a, H) for a in self._cells)
         self.days_recorded = 0
         self._table_sizes: tuple[int, int, int] | None = None  # see _tables
 
@@ -154,8 +168,9 @@ class Recorder:
         day, pop, today = model.day, model.pop, model.today
         C = len(CHANNELS)
         self.cohort_users[day] = np.bincount(pop.channel[today.new_users], minlength=C)
+        retained, alive, gmv = self._cells
         kernels.record_cohorts(day, today.visitors, today.buyers, today.basket, pop.joined_day, pop.channel,
-                               self.alive_now, self.cohort_alive, self.cohort_retained, self.cohort_gmv)
+                               self.alive_now, alive, retained, gmv)
 
     # ------------------------------------------------------------------ outputs
     def daily(self, economics) -> pd.DataFrame:
