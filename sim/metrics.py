@@ -88,9 +88,23 @@ class Recorder:
         # block of ages x channels (speed: the day's visits and orders land in a few kilobytes
         # instead of one cache line each across the whole table). The read views are strided.
         self._cells = tuple(np.zeros((H + self.ages, self.ages, C), dtype=dt) for dt in (np.int32, np.int32, np.float64))
-        self.cohort_retained, self.cohort_alive, self.cohort_gmv = (_by_join_day(a, H) for a in self._cells)
         self.days_recorded = 0
         self._table_sizes: tuple[int, int, int] | None = None  # see _tables
+
+    @property
+    def cohort_retained(self) -> np.ndarray:
+        """Visitors by (join day, channel, age): members of a cohort who visited at that age."""
+        return _by_join_day(self._cells[0], self.horizon)
+
+    @property
+    def cohort_alive(self) -> np.ndarray:
+        """Members not churned by (join day, channel, age)."""
+        return _by_join_day(self._cells[1], self.horizon)
+
+    @property
+    def cohort_gmv(self) -> np.ndarray:
+        """GMV (RMB) by (join day, channel, age)."""
+        return _by_join_day(self._cells[2], self.horizon)
 
     def declare(self, name: str) -> None:
         """A mechanism's daily counter column."""
