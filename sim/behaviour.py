@@ -170,6 +170,14 @@ def reactivation_probability(idle_days: np.ndarray, base: float, half_life_days:
     return base * 0.5 ** (np.maximum(idle_days, 0) / half_life_days)
 
 
+def consume_need(pop, idx: np.ndarray, day: int, cfg) -> None:
+    """One unit of latent demand of each of ``idx`` (distinct people) used up by an order outside
+    the core purchase (a team's, an unlocked assist's): the stock brought up to date, less one, at
+    least 0, as the core purchase does (``cfg``: the purchase behaviour)."""
+    kernels.consume_need(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                          need_ratio_table(cfg), cfg.need_cap)
+
+
 # --------------------------------------------------------------------------------- sharing
 def sharing_propensity(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     """Multiplier on how much users ``idx`` share and invite today: satisfied users share more, and

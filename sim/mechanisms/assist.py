@@ -23,10 +23,9 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
-from sim.kernels import jit
+from sim.kernels import drawn_to_deal, free_of, jit, links_sent, links_to_send, person_bits
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.mechanisms.group_buy import consume_need, drawn_to_deal, free_of, links_sent, links_to_send, person_bits
 from sim.population import State
 from sim.schema import param
 
@@ -209,7 +208,7 @@ class Assist(Mechanism):
         who = self.requester[rows]
         category = model.choose_category(who, rng)
         price = model.list_price(who, category, rng)
-        consume_need(pop, who, day, model.cfg.behaviour.purchase)
+        bh.consume_need(pop, who, day, model.cfg.behaviour.purchase)
         model.book_orders(who, price * (1.0 - c.discount), category, "assist", rng)
         subsidy = float((price * c.discount).sum())
         if subsidy > 0:

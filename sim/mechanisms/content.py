@@ -30,10 +30,9 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
-from sim.kernels import jit
+from sim.kernels import bitmap, flagged, jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.mechanisms.referral import bitmap, flagged
 from sim.population import State
 from sim.schema import param
 

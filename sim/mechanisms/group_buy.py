@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import behaviour as bh
-from sim.config import CHANNELS
 from sim import kernels
-from sim.kernels import jit
+from sim.config import CHANNELS
+from sim.kernels import drawn_to_deal, free_of, jit, links_sent, links_to_send, person_bits
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State
@@ -73,107 +73,6 @@ def _place(people, team_ids, ids, members, team, team_size, placed, rows, full, 
     for k in range(n_seen):
         team[seen[k]] = NO_TEAM
     return joins, filled
-
-
-@jit
-def free_of(v, taken, bits):
-    """``v`` without the people in ``taken``: the visitors in no open team (``taken``: the members) or
-    with no open request (``sim.mechanisms.assist``: the requesters). ``bits`` is scratch of one bit
-    per person (``uint8``, all 0) and is left so.
-
-    A kernel, and a bitmap, because the few people taken fit in a bitmap of a few kilobytes while a
-    per-person column (``team[v] == NO_TEAM``) costs a cache miss per visitor."""
-    for p in taken:
-        bits[p >> 3] |= np.uint8(1 << (p & 7))
-    out = np.empty(v.size, v.dtype)
-    m = 0
-    for k in range(v.size):
-        i = v[k]
-        if not (bits[i >> 3] >> (i & 7)) & 1:
-            out[m] = i
-            m += 1
-    for p in taken:
-        bits[p >> 3] = 0
-    return out[:m]
-
-
-def person_bits(n: int) -> np.ndarray:
-    """Scratch for :func:`free_of`: one bit per person."""
-    return np.zeros(n // 8 + 1, np.uint8)
-
-
-@jit
-def links_to_send(mean, u, owner):
-    """Each row ``r`` once per link it sends, ``stochastic_round(mean[r], u[r])`` times (``np.repeat``
-    of the rows), and the owner (initiator or requester) of each: the senders of team links, and of
-    assist requests (``sim.mechanisms.assist``)."""
-    total = 0
-    n = np.empty(mean.size, np.int64)
-    for r in range(mean.size):
-        n[r] = np.int64(np.floor(mean[r] + u[r]))
-        total += n[r]
-    rows = np.empty(total, np.int64)
-    who = np.empty(total, owner.dtype)
-    j = 0
-    for r in range(mean.size):
-        for _ in range(n[r]):
-            rows[j] = r
-            who[j] = owner[r]
-            j += 1
-    return rows, who
-
-
-@jit
-def links_sent(rows, target, edge):
-    """The links that found a friend (``target >= 0``): their rows, targets (as int64) and edges."""
-    keep = 0
-    for k in range(target.size):
-        keep += target[k] >= 0
-    out_rows = np.empty(keep, np.int64)
-    out_target = np.empty(keep, np.int64)
-    out_edge = np.empty(keep, np.int64)
-    j = 0
-    for k in range(target.size):
-        if target[k] >= 0:
-            out_rows[j], out_target[j], out_edge[j] = rows[k], target[k], edge[k]
-            j += 1
-    return out_rows, out_target, out_edge
-
-
-@jit
-def drawn_to_deal(v, u, prune, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, deal, rate,
-                  pull):
-    """The visitors ``v`` drawn to a deal: ``u < min(rate x deal[segment] x min(need, 1) x pull, 1)``.
-    Group buying passes its ``open_rate`` and pull; friend assists (``sim.mechanisms.assist``) their
-    start rate times the discount, and a pull of 1 (exact).
-
-    Speed: with ``prune`` (the caller's promise that ``rate``, ``deal`` and ``pull`` are not
-    negative) the latent demand is brought up to date (``kernels.need_now``, four cache misses a
-    person) only where ``u`` is below ``rate x deal[segment] x pull``. That is an upper bound of the
-    chance in floating point too (rounding is monotone and ``min(need, 1) <= 1``), so the same
-    people are drawn; ``rate x max(deal) x pull`` bounds it in turn, a test without a gather.
-
-    A kernel because numpy needs a filter, the demand, two gathers, three products and two more
-    filters."""
-    top = rate * deal.max() * pull
-    idx = np.empty(v.size, v.dtype)
-    pos = np.empty(v.size, np.int64)
-    m = 0
-    for k in range(v.size):
-        if not prune or (u[k] < top and u[k] < rate * deal[segment[v[k]]] * pull):
-            idx[m] = v[k]
-            pos[m] = k
-            m += 1
-    idx, pos = idx[:m], pos[:m]
-    now = kernels.need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
-    out = np.empty(m, v.dtype)
-    n = 0
-    for k in range(m):
-        p = min(rate * deal[segment[idx[k]]] * min(now[k], 1.0) * pull, 1.0)
-        if u[pos[k]] < p:
-            out[n] = idx[k]
-            n += 1
-    return out[:n]
 
 
 @jit
@@ -308,23 +207,6 @@ def _pick_public(order, start, count, u):
             rows[j] = order[start[k] + np.int64(u[j] * count[k])]
             j += 1
     return idx, rows
-
-
-@jit
-def _consume_need(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap):
-    """See :func:`consume_need`; numpy needs the demand, a subtraction, a maximum and two scatters."""
-    now = kernels.need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
-    for k in range(idx.size):
-        need[idx[k]] = np.float32(max(now[k] - 1.0, 0.0))
-        need_day[idx[k]] = day
-
-
-def consume_need(pop, idx: np.ndarray, day: int, cfg) -> None:
-    """One unit of latent demand of each of ``idx`` (distinct people) used up by an order outside
-    the core purchase (a team's, an unlocked assist's): the stock brought up to date, less one, at
-    least 0, as the core purchase does (``cfg``: the purchase behaviour)."""
-    _consume_need(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                  bh.need_ratio_table(cfg), cfg.need_cap)
 
 
 @jit
@@ -524,7 +406,7 @@ class GroupBuy(Mechanism):
         members, row_of = self._close(rows)
         price, category = price[row_of], category[row_of]
         paid = price * (1.0 - c.discount)
-        consume_need(pop, members, day, model.cfg.behaviour.purchase)
+        bh.consume_need(pop, members, day, model.cfg.behaviour.purchase)
         model.book_orders(members, paid, category, "group_buy", rng)
         subsidy = float((price * c.discount).sum()) * c.subsidy_share
         if subsidy > 0:

@@ -40,7 +40,7 @@ import numpy as np
 from sim import behaviour as bh
 from sim import kernels
 from sim.config import CHANNELS
-from sim.kernels import jit
+from sim.kernels import bitmap, flagged, jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param, require
@@ -200,28 +200,6 @@ class _Queue:
         *out, self.n_free = _take_due(day, self.receiver, self.sender, self.edge, self.channel, self.block_next,
                                       self.head, self.tail, self.fill, self.free, self.n_free)
         return tuple(out)
-
-
-def bitmap(flags: np.ndarray) -> np.ndarray:
-    """A per-person flag that does not change as one bit per person, for :func:`flagged`."""
-    return np.packbits(flags, bitorder="little")
-
-
-@jit
-def flagged(v, bits):
-    """``v[flag[v]]`` for a flag kept as a :func:`bitmap`: the farmers among visitors (here), the
-    well-connected (``sim.mechanisms.content``). A bitmap of a few kilobytes stays in cache where
-    the per-person column costs a cache miss per visitor. (It lives here, not with group buying's
-    :func:`~sim.mechanisms.group_buy.free_of`, because importing a mechanism module registers it:
-    the registry order, which is the hook order, must stay that of ``sim.mechanisms``.)"""
-    out = np.empty(v.size, v.dtype)
-    m = 0
-    for k in range(v.size):
-        i = v[k]
-        if (bits[i >> 3] >> (i & 7)) & 1:
-            out[m] = i
-            m += 1
-    return out[:m]
 
 
 @jit
