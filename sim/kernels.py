@@ -340,16 +340,23 @@ def add_users(users, idx, state, lo, hi, non_user, seen):
         if non_user[p]:
             non_user[p] = False
             never += 1
-    out = np.empty(users.size + new.size, dtype=np.int64)
+    return merge_sorted(users, new), never
+
+
+@jit
+def merge_sorted(a, b):
+    """The ascending arrays ``a`` and ``b`` (no value in both) merged into one ascending int64 array:
+    sorted indexes of people (users, resellers) gaining a few more."""
+    out = np.empty(a.size + b.size, dtype=np.int64)
     i = j = 0
     for k in range(out.size):
-        if j == new.size or (i < users.size and users[i] < new[j]):
-            out[k] = users[i]
+        if j == b.size or (i < a.size and a[i] < b[j]):
+            out[k] = a[i]
             i += 1
         else:
-            out[k] = new[j]
+            out[k] = b[j]
             j += 1
-    return out, never
+    return out
 
 
 @jit

@@ -20,7 +20,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
-from sim.kernels import jit
+from sim.kernels import jit, merge_sorted
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State
@@ -181,17 +181,7 @@ def _join(resellers, cand, u, p, since, earnings, day):
             m += 1
     if m == 0:
         return resellers, 0
-    new = np.sort(new[:m])  # visitors are not in order
-    out = np.empty(resellers.size + m, dtype=np.int64)
-    a = b = 0
-    for k in range(out.size):
-        if b >= m or (a < resellers.size and resellers[a] < new[b]):
-            out[k] = resellers[a]
-            a += 1
-        else:
-            out[k] = new[b]
-            b += 1
-    return out, m
+    return merge_sorted(resellers, np.sort(new[:m])), m  # (visitors are not in order)
 
 
 @dataclass(frozen=True)
