@@ -209,3 +209,125 @@ def sweep_report(sweep, figures: dict[str, Path]) -> str:
             f"<code>horizon.parquet</code> (one row per run).</p><table><tr>{head}</tr>{rows}</table>"
             f"{_experiment_figures(figures)}")
     return page(f"growth-sim sweep: {', '.join(s.varied) or 'seeds'}", f"{len(s.horizon)} runs in {s.path}", body)
+
+
+# ============================================================================ sensitivity and calibration
+INDEX_NOTES = {
+    "morris": ("Morris elementary effects: <b>mu*</b> is the mean absolute change of the metric when the parameter moves one "
+               "step of its range (a quarter of it with four levels), in the metric's own unit; rank by it. <b>sigma</b> large next to "
+               "mu* means the effect depends on the other parameters (interactions or a non-linear response). The interval is a "
+               "bootstrap 95 % interval of mu*. A parameter whose mu* is small next to the others can be fixed at any value in its range; "
+               "intervals that overlap leave the order of those parameters open (raise <code>samples</code>)."),
+    "sobol": ("Sobol indices: <b>ST</b> (total) is the share of the metric's variance over the ranges that goes away if the parameter "
+              "is fixed, its interactions included; rank by it. <b>S1</b> (first order) is the share it explains on its own; ST well "
+              "above S1 means interactions. Intervals are bootstrap 95 % intervals; small negative values are sampling noise around 0. "
+              "Intervals as wide as the indices themselves mean too few samples: raise <code>samples</code>."),
+}
+
+
+PLOT_NOTES = {
+    "morris": ("The same indices, one panel per metric: mu* (how much the metric moves with the parameter) across, sigma up, "
+               "with mu*'s 95 % interval as whiskers. Far right means influential; above the line sigma = mu* means the effect "
+               "changes sign or size with the other parameters; near the origin means the parameter hardly matters."),
+    "sobol": ("The same indices as bars, one panel per metric, most influential on top: total ST and first-order S1 with their "
+              "95 % intervals. A long ST bar over a short S1 bar is a parameter that acts through interactions."),
+}
+
+
+def _params_table(params, best: dict | None = None) -> str:
+    head = "<tr><th>parameter</th><th>low</th><th>high</th><th>scale</th>" + ("<th>fitted</th>" if best else "") + "</tr>"
+    rows = []
+    for key, r in params.items():
+        fitted = f"<td><b>{fmt(best[key], '{:.6g}')}</b></td>" if best else ""
+        rows.append(f"<tr><td>{html.escape(key)}</td><td>{fmt(r.low, '{:g}')}</td><td>{fmt(r.high, '{:g}')}</td>"
+                    f"<td>{'logarithmic' if r.log else 'linear'}</td>{fitted}</tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _plain_figures(figures: dict[str, Path], captions: dict[str, str]) -> str:
+    return "".join(f"<h2>{html.escape(captions[name][0])}</h2><p>{html.escape(captions[name][1])}</p>"
+                   f"<img src='plots/{Path(path).name}' alt='{html.escape(name)}'>" for name, path in figures.items())
+
+
+def sensitivity_report(sens, figures: dict[str, Path]) -> str:
+    """The sensitivity folder's report: the ranking of the parameters for every metric, with the
+    method's indices and intervals, the plot, the parameter ranges and the experiment."""
+    from sim.analysis.comparison import METRICS
+    from sim.analysis.sensitivity import COLUMNS, RANK_BY
+
+    method, s = sens.method, sens.spec.sensitivity
+    by = RANK_BY[method]
+    other = [c for c in COLUMNS[method] if c not in (by, f"{by}_conf") and not c.endswith("_conf")]
+    label = {"mu_star": "mu*", "mu": "mu", "sigma": "sigma", "ST": "ST", "S1": "S1"}
+    blocks = []
+    for metric, t in sens.indices.groupby("metric", sort=False):
+        meta = METRICS[metric]
+        head = f"<tr><th>rank</th><th>parameter</th><th>{label[by]} [95 % interval]</th>" + "".join(
+            f"<th>{label[c]}{' [95 % interval]' if f'{c}_conf' in t else ''}</th>" for c in other) + "</tr>"
+        rows = []
+        for _, r in t.sort_values(["rank", "parameter"]).iterrows():
+            cells = [f"<td>{int(r['rank'])}</td>", f"<td>{html.escape(r['parameter'])}</td>",
+                     f"<td>{_cell(r[by], r[by] - r[f'{by}_conf'], r[by] + r[f'{by}_conf'], '{:,.4g}')}</td>"]
+            for c in other:
+                conf = f"{c}_conf"
+                cells.append(f"<td>{_cell(r[c], r[c] - r[conf], r[c] + r[conf], '{:,.4g}') if conf in t else fmt(r[c], '{:,.4g}')}</td>")
+            rows.append(f"<tr>{''.join(cells)}</tr>")
+        unit = f"{meta.unit or 'metric units'} per step" if method == "morris" else "share of variance"
+        blocks.append(f"<h3>{html.escape(meta.label)} <span class='ci'>({html.escape(metric)}; {html.escape(unit)})</span></h3>"
+                      f"<table>{head}{''.join(rows)}</table>")
+    skipped = "".join(f"<li>{html.escape(m)}: {html.escape(why)}</li>" for m, why in sens.skipped.items())
+    top = "".join(f"<div class='card'><b>{html.escape(sens.ranking(m)[0].split('.')[-1])}</b><span>most influential on "
+                  f"{html.escape(METRICS[m].label)}</span></div>" for m in sens.indices["metric"].unique()[:5])
+    name = "Morris screening" if method == "morris" else "Sobol indices"
+    body = (f"<style>{COMPARISON_CSS}</style><div class='cards'>{top}</div>"
+            f"<h2>Which parameters matter</h2><p>{INDEX_NOTES[method]}</p>{''.join(blocks)}"
+            + (f"<p>No indices for:</p><ul>{skipped}</ul>" if skipped else "")
+            + _plain_figures(figures, {method: (name, PLOT_NOTES[method])})
+            + f"<h2>Parameter ranges</h2><p>Each run draws every parameter from its range (base scenario <code>{html.escape(s.scenario)}</code>"
+            f"{', overrides ' + html.escape(' '.join(sens.spec.overrides)) if sens.spec.overrides else ''}); the values of each point are in "
+            f"<code>points.parquet</code>, the metrics of every run in <code>horizon.parquet</code>, the indices in "
+            f"<code>indices.csv</code> and <code>indices.json</code>.</p>{_params_table(s.params)}"
+            f"<details><summary>Base configuration (<code>config.yaml</code>)</summary><pre>{html.escape(dump_yaml(sens.config))}</pre></details>")
+    subtitle = f"{sens.label()} · computed in {sens.wall_seconds:.0f} s"
+    return page(f"growth-sim sensitivity: {sens.name} ({name})", subtitle, body)
+
+
+def calibration_report(cal, figures: dict[str, Path]) -> str:
+    """The calibration folder's report: the fitted values within their searched ranges, the loss in
+    sample and on fresh seeds, how to run the fitted model, and the fit and search plots."""
+    c = cal.section
+    cards = (f"<div class='cards'><div class='card'><b>{fmt(cal.best_loss, '{:.4g}')}</b><span>{html.escape(c.loss)} loss, best trial "
+             f"({c.replicates} seed{'s' if c.replicates > 1 else ''})</span></div><div class='card'><b>{fmt(cal.check_loss, '{:.4g}')}</b>"
+             f"<span>loss on {c.check_replicates} fresh seeds</span></div><div class='card'><b>{len(cal.trials)}</b><span>trials</span></div></div>")
+    fit = cal.fit[cal.fit["target"].notna()].copy()
+    rel = (fit["mean"] - fit["target"]).abs() / fit["target"].abs().where(fit["target"] != 0)
+    fit["rel"] = rel
+    covered = (fit["target"] >= fit["low"]) & (fit["target"] <= fit["high"])
+    fit["covered"] = covered
+    summary = fit.groupby(["metric", "label"], sort=False).agg(points=("target", "size"), median_rel=("rel", "median"),
+                                                                  max_rel=("rel", "max"), covered=("covered", "mean")).reset_index()
+    rows = "".join(f"<tr><td>{html.escape(r['metric'])}</td><td>{html.escape(str(r['label']))}</td><td>{int(r['points'])}</td>"
+                   f"<td>{fmt(r['median_rel'], '{:.1%}')}</td><td>{fmt(r['max_rel'], '{:.1%}')}</td><td>{fmt(r['covered'], '{:.0%}')}</td></tr>"
+                   for _, r in summary.iterrows())
+    targets = ("<table><tr><th>metric</th><th>target</th><th>points</th><th>median error</th><th>largest error</th>"
+               f"<th>targets inside the 95 % band</th></tr>{rows}</table>")
+    run = html.escape("sim run " + " ".join(cal.overrides()))
+    body = (f"<style>{COMPARISON_CSS}</style>{cards}"
+            f"<h2>Fitted parameters</h2><p>The best trial of the search (Optuna's seeded TPE over the ranges below); the held-out loss "
+            f"reruns it at seeds the search never used, so a held-out loss far above the best one means the fit chased noise.</p>"
+            f"{_params_table(c.params, cal.best)}"
+            f"<h2>Run the fitted model</h2><pre style='white-space:pre-wrap'>{run}\nsim run --config config.yaml\nSIM_SCENARIO_PATH=&lt;this folder&gt;/scenarios sim run "
+            f"scenario={html.escape(cal.scenario_name())}</pre>"
+            f"<h2>How close the fit is</h2><p>The fitted model rerun at the fresh seeds against each target series: error of the mean in % "
+            f"of the target, and how often the target lies inside the 95 % interval of the mean (<code>fit.csv</code> has every point; "
+            f"every trial is in <code>trials.csv</code>).</p>{targets}"
+            + _plain_figures(figures, {
+                "fit": ("Fit", "Each target (dots) against the fitted model rerun at fresh seeds: the mean (line) and the 95 % interval of "
+                               "the mean (band), a panel per target."),
+                "loss": ("Search", "Left: the loss of every trial and the best so far. Then, per parameter, the values tried, coloured by "
+                                   "loss: where the points crowd is where the sampler found good fits; the dashed line is the best value.")})
+            + f"<details><summary>The fitted model as a scenario file</summary><pre>{html.escape(cal.scenario_yaml())}</pre></details>")
+    subtitle = (f"{c.scenario} · {len(c.params)} parameter{'s' if len(c.params) > 1 else ''} · {len(cal.trials)} trials x "
+                f"{c.replicates} seed{'s' if c.replicates > 1 else ''} · computed in {cal.wall_seconds:.0f} s")
+    return page(f"growth-sim calibration: {cal.name}", subtitle, body)
+

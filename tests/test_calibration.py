@@ -76,6 +76,19 @@ def test_calibration_folder_has_a_runnable_scenario_trials_and_plots(identified,
     assert set(fit["metric"]) == {"cumulative_users", "retention"} and (fit["low"] <= fit["high"]).all()
 
 
+def test_the_report_shows_the_fit_and_how_to_run_it(identified):
+    """report.html: the fitted values within their ranges, both losses, the run command, a row per
+    target with its errors, and both plots."""
+    page = (identified.path / "report.html").read_text()
+    for key, value in identified.best.items():
+        assert f"<td>{key}</td>" in page and f"<b>{value:.6g}</b>" in page
+    assert f"{identified.best_loss:.4g}" in page and f"{identified.check_loss:.4g}" in page
+    assert "sim run " + " ".join(identified.overrides()) in page
+    assert "scenario=identify_calibrated" in page
+    assert page.count("<td>cumulative_users</td>") == 1 and page.count("<td>retention</td>") == 1
+    assert "<img src='plots/fit.png'" in page and "<img src='plots/loss.png'" in page
+
+
 def test_a_calibration_is_reproducible_and_independent_of_the_workers(tmp_path):
     data = {"seed": 5, "overrides": ["population.size=1000", "horizon=15"],
             "calibration": {"params": {BUDGET: [100, 2000]}, "trials": 4, "startup_trials": 2, "replicates": 1, "check_replicates": 2,

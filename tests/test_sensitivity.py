@@ -77,6 +77,19 @@ def test_sensitivity_folder_holds_the_table_the_json_and_the_plot(morris):
     assert experiment_spec(yaml.safe_load((p / "experiment.yaml").read_text())).sensitivity == morris.spec.sensitivity
 
 
+def test_the_report_ranks_the_parameters_of_every_metric_with_intervals(morris):
+    """report.html: a table per metric, most influential first, mu* with its interval, and the plot."""
+    page = (morris.path / "report.html").read_text()
+    assert "growth-sim sensitivity" in page and "<img src='plots/morris.png'" in page
+    for metric in ("users acquired", "profit"):
+        assert f"<h3>{metric} " in page
+    block = page[page.index("<h3>users acquired "):page.index("<h3>profit ")]
+    rows = block.split("<tr>")[2:]  # after the header
+    assert len(rows) == 3 and f"<td>1</td><td>{BUDGET}</td>" in rows[0]
+    unused = next(r for r in rows if UNUSED in r)
+    assert "<td>0 <span class='ci'>[0, 0]</span></td>" in unused  # no effect, exactly
+
+
 def test_a_second_analysis_never_overwrites_the_first(morris, tmp_path):
     again = sim.sensitivity(morris.spec, out=morris.path.parent, workers=1, plots=False)
     assert again.path != morris.path and morris.path.is_dir()

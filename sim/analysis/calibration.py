@@ -175,6 +175,12 @@ class Calibration:
             lines.append(f"  {key:<48} {value:.6g}   (searched {rng.low:g} .. {rng.high:g})")
         return "\n".join(lines)
 
+    def scenario_name(self) -> str:
+        """The name of the fitted model's scenario file in the calibration folder."""
+        from sim.runs import _slug
+
+        return f"{_slug(self.name)}_calibrated"
+
     def scenario_yaml(self) -> str:
         """The fitted model as a scenario file: the default scenario with every setting that differs."""
         import yaml
@@ -192,11 +198,12 @@ class Calibration:
     def save(self, out: str | os.PathLike = "results/calibrations", plots: bool = True) -> Path:
         """Write the calibration folder under ``out`` atomically (never over an existing one)."""
         from sim import plots as plotting
+        from sim.report import calibration_report
         from sim.runs import AtomicFolder, _slug
 
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = AtomicFolder(Path(out), f"{stamp}_{_slug(self.name)}")
-        scenario = f"{_slug(self.name)}_calibrated"
+        scenario = self.scenario_name()
         with folder as tmp:
             (tmp / "experiment.yaml").write_text(experiment_yaml(self.spec, self.name).replace("sim compare", "sim calibrate"))
             (tmp / "config.yaml").write_text(dump_yaml(self.best_config))
@@ -215,10 +222,12 @@ class Calibration:
                                "overrides": "sim run " + " ".join(self.overrides())},
                        "wall_seconds": round(self.wall_seconds, 2)}
             (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+            figures = {}
             if plots:
                 (tmp / "plots").mkdir()
-                plotting.calibration_fit(self.fit, tmp / "plots" / "fit.png", self.label())
-                plotting.calibration_loss(self.trials, list(self.best), tmp / "plots" / "loss.png", self.label())
+                figures["fit"] = plotting.calibration_fit(self.fit, tmp / "plots" / "fit.png", self.label())
+                figures["loss"] = plotting.calibration_loss(self.trials, list(self.best), tmp / "plots" / "loss.png", self.label())
+            (tmp / "report.html").write_text(calibration_report(self, figures))
         self.path = folder.path
         return self.path
 

@@ -140,6 +140,7 @@ class Sensitivity:
     def save(self, out: str | os.PathLike = "results/sensitivity", plots: bool = True) -> Path:
         """Write the sensitivity folder under ``out`` atomically (never over an existing one)."""
         from sim import plots as plotting
+        from sim.report import sensitivity_report
         from sim.runs import AtomicFolder, _slug
 
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -153,9 +154,12 @@ class Sensitivity:
             self.indices.to_csv(tmp / "indices.csv", index=False)
             (tmp / "indices.json").write_text(json.dumps(self.as_json(), indent=1, allow_nan=False) + "\n")
             (tmp / "ranking.txt").write_text(self.text() + "\n")
+            figures = {}
             if plots and not self.indices.empty:
                 (tmp / "plots").mkdir()
-                plotting.sensitivity_plot(self.indices, self.method, tmp / "plots" / f"{self.method}.png", self.label())
+                figures[self.method] = plotting.sensitivity_plot(self.indices, self.method, tmp / "plots" / f"{self.method}.png",
+                                                                 self.label())
+            (tmp / "report.html").write_text(sensitivity_report(self, figures))
         self.path = folder.path
         return self.path
 
