@@ -193,6 +193,8 @@ def cmd_compare(args) -> int:
                    enabled=None if not args.quiet else False)
     result = run_comparison(spec, name or "-vs-".join(spec.strategies), workers=workers, progress=lambda done, total: bar.update(done))
     bar.close()
+    for note in result.graph_notes:
+        print(f"note: {note}", file=sys.stderr)
     path = result.save(out, plots=not args.no_plots)
     if not args.quiet:
         for line in result.verdicts("profit") + result.verdicts("users_total"):

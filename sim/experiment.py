@@ -324,6 +324,7 @@ class Comparison:
     retention: pd.DataFrame  # strategy, replicate, age, retention (pooled day-N retention of each run)
     wall_seconds: float = 0.0
     path: Path | None = None
+    graph_notes: tuple[str, ...] = ()  # repairs the edge-list loader made to the graph (dropped self-loops, ...)
 
     @property
     def strategies(self) -> list[str]:
@@ -403,7 +404,9 @@ def run_replicate(configs: Mapping[str, SimConfig], replicate: int, seed: int,
             graphs[key] = GrowthModel.make_graph(cfg)
         model = GrowthModel(cfg, graph=graphs[key]).run()
         daily = model.metrics.daily(model.economics)
-        out.append((name, replicate, daily, summary(model, daily), model.metrics.retention_curve()))
+        s = summary(model, daily)
+        s["graph_notes"] = list(getattr(model.graph, "notes", ()))  # repairs the edge-list loader made
+        out.append((name, replicate, daily, s, model.metrics.retention_curve()))
         if on_run is not None:
             on_run()
     return out
@@ -481,7 +484,8 @@ def analyse(spec: ExperimentSpec, name: str, configs: Mapping[str, SimConfig], s
     table = horizon_table(horizon, metrics)
     diffs = difference_table(horizon, spec.baseline_name, metrics)
     resolved = {s: cfg.with_seed(seeds[0]) for s, cfg in configs.items()}
-    return Comparison(name, spec, resolved, seeds, daily, horizon, table, diffs, retention, wall_seconds)
+    notes = tuple(dict.fromkeys(n for _, _, _, h, _ in results for n in h.get("graph_notes", ())))
+    return Comparison(name, spec, resolved, seeds, daily, horizon, table, diffs, retention, wall_seconds, graph_notes=notes)
 
 
 StrategyInput = str | tuple[str, str, Sequence[str]]  # a scenario name, or (label, scenario, overrides)

@@ -164,8 +164,10 @@ def comparison_report(comparison, figures: dict[str, Path]) -> str:
         diffs.columns = ["strategy", "metric", "difference", "low", "high", "relative", "rel. low", "rel. high", "replicates higher", "replicates"]
     resolved = "".join(f"<details><summary>Resolved configuration of {html.escape(s)}</summary><pre>{html.escape(dump_yaml(cfg_s))}</pre></details>"
                        for s, cfg_s in c.configs.items())
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in getattr(c, "graph_notes", ()))
     body = (f"<style>{COMPARISON_CSS}</style>"
-            f"<h2>The answer</h2><p>Each strategy against the baseline <b>{html.escape(c.baseline)}</b>, metric by metric: "
+            + (f"<p>The social graph was repaired on loading:</p><ul>{notes}</ul>" if notes else "")
+            + f"<h2>The answer</h2><p>Each strategy against the baseline <b>{html.escape(c.baseline)}</b>, metric by metric: "
             f"how many of the {len(c.seeds)} paired replicates it came out ahead in, and the difference in % of the baseline "
             f"with its 95 % interval in brackets. “No clear difference” means the interval includes zero.</p>{verdicts}"
             f"<h2>Horizon metrics</h2><p>Mean over {len(c.seeds)} replicates with the 95 % interval of the mean in brackets.</p>"

@@ -181,3 +181,19 @@ def test_a_generated_graph_has_no_notes():
     import sim
 
     assert sim.simulate(sim.compose("default", ["population.size=500", "horizon=3"])).summary["graph_notes"] == []
+
+
+def test_edgelist_repairs_reach_the_comparison_once(tmp_path, capsys):
+    """`sim compare` on an edge-list graph prints the loader's repairs once (not once per run)."""
+    from sim import cli
+
+    path = tmp_path / "friends.txt"
+    path.write_text("".join(f"{i} {(i + 1) % 30}\n" for i in range(30)) + "4 4\n")  # a ring and a self-loop
+    out = tmp_path / "cmp"
+    args = ["compare", "-q", "--no-plots", "scenario=default,referral_double", "replicates=2", "workers=1",
+            "graph=edgelist", f"graph.path={path}", "horizon=5", f"out={out}"]
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    notes = [ln for ln in captured.err.splitlines() if ln.startswith("note: ")]
+    assert notes == [f"note: graph.path = {str(path)!r}: dropped 1 self-loop"]
+    assert "dropped 1 self-loop" in (Path(captured.out.strip()) / "report.html").read_text()
