@@ -370,6 +370,8 @@ class GrowthModel(mesa.Model):
         today.order_category = np.concatenate([today.order_category, category.astype(np.int64)])
         today.count("orders", buyers.size)
         if isinstance(source, str):
+            if source not in ORDER_SOURCES:
+                raise ValueError(f"book_orders: source {source!r} is not one of {ORDER_SOURCES}")
             today.count(f"orders_{source}", buyers.size)
         else:
             for k, n in enumerate(np.bincount(source, minlength=len(ORDER_SOURCES)).tolist()):

@@ -29,13 +29,14 @@ import numba
 import numpy as np
 
 def jit(fn):
-    """The decorator every kernel uses: compiled without the GIL, cached beside the source (or, where
+    """The decorator every kernel uses: compiled without the GIL, with numpy's error model (a division
+    by zero gives inf or nan, as in numpy, instead of raising), cached beside the source (or, where
     the installed package is read-only, in numba's user-wide cache); compiled afresh in each process
     where no cache location is writable (set ``NUMBA_CACHE_DIR`` to a writable directory there)."""
     try:
-        return numba.njit(cache=True, nogil=True)(fn)
+        return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
     except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True)(fn)
+        return numba.njit(nogil=True, error_model="numpy")(fn)
 
 
 # ------------------------------------------------------------------------------ adoption stage
@@ -370,6 +371,8 @@ def drop_users(users, idx, state, lo, hi, seen):
     k = 0
     for p in users:
         if not seen[p]:
+            if k == out.size:  # a user by state who is not in the index (a bug elsewhere): never write past the end
+                raise ValueError("drop_users: the user index disagrees with the states")
             out[k] = p
             k += 1
     for p in gone:

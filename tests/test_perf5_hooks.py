@@ -78,6 +78,7 @@ def test_quit_equals_numpy(half):
 
 
 def test_recruit_equals_numpy():
+    from sim.kernels import merge_sorted
     from sim.mechanisms.distribution import _candidates, _join
     rng = np.random.default_rng(4)
     state = _state(rng)
@@ -96,16 +97,16 @@ def test_recruit_equals_numpy():
     np.testing.assert_array_equal(p, p2)
     u = rng.random(cand.size)
     s2, e2 = since.copy(), earnings.copy()
-    out, joined = _join(resellers, cand, u, p, since, earnings, 9)
     new = c2[u < p2]
+    got = _join(cand, u, p, since, earnings, 9)
+    np.testing.assert_array_equal(got, np.sort(new))
+    out = merge_sorted(resellers, got)
     s2[new] = 9
     e2[new] = 0.0
     np.testing.assert_array_equal(out, np.sort(np.concatenate([resellers, new])))
-    assert joined == new.size
     np.testing.assert_array_equal(since, s2)
     np.testing.assert_array_equal(earnings, e2)
-    out, joined = _join(resellers, cand, np.ones(cand.size), p, since, earnings, 9)
-    assert joined == 0 and out is resellers
+    assert _join(cand, np.ones(cand.size), p, since, earnings, 9).size == 0
 
 
 # ------------------------------------------------------------------------------ loyalty

@@ -163,7 +163,8 @@ def test_referral_farming_equals_the_numpy_form(overrides, seed):
 @pytest.mark.parametrize("overrides", REFERRAL_VARIANTS + [["mechanisms.referral.invitee_reward=0"]])
 @pytest.mark.parametrize("seed", range(4))
 def test_referral_rewards_equal_the_numpy_form(overrides, seed):
-    from sim.mechanisms.referral import REFERRAL, _rewards
+    from sim import kernels
+    from sim.mechanisms.referral import REFERRAL, _referred, _rewards
 
     model = _model(overrides, seed)
     ref, pop, c = model.get_mechanism("referral"), model.pop, model.get_mechanism("referral").config
@@ -182,9 +183,11 @@ def test_referral_rewards_equal_the_numpy_form(overrides, seed):
     who = np.concatenate([inviters[paid], ref_new])
     value = np.concatenate([inviter_value[paid], np.full(ref_new.size, c.invitee_reward)])
     keep = value > 0
-    got = _rewards(new, channel, referrer, ref.rewarded, ref.inviter_value, ref.tiers.size, c.per_inviter_cap,
-                   float(c.invitee_reward))
-    assert got[0] == ref_new.size and np.array_equal(got[1], who[keep]) and np.array_equal(got[2], value[keep])
+    referred, got_inviters = _referred(new, channel, referrer)
+    assert np.array_equal(referred, ref_new) and np.array_equal(got_inviters, inviters)
+    got = _rewards(referred, got_inviters, kernels.rank_within(got_inviters), ref.rewarded, ref.inviter_value, ref.tiers.size,
+                   c.per_inviter_cap, float(c.invitee_reward))
+    assert np.array_equal(got[0], who[keep]) and np.array_equal(got[1], value[keep])
     assert np.array_equal(ref.rewarded, rewarded)
 
 
@@ -256,8 +259,7 @@ def test_group_buy_link_outcomes_equal_the_numpy_form(seed):
     edge = rng.integers(0, 10**6, rows.size)
     fatigue = rng.random(rows.size)
     purchase = model.cfg.behaviour.purchase
-    got = _link_outcomes(target, rows, edge, fatigue, gb.team, initiator, model.day, pop.segment, pop.state, pop.need,
-                         pop.need_day, pop.seg["need_rate"], bh.need_ratio_table(purchase), purchase.need_cap,
+    got = _link_outcomes(target, rows, edge, fatigue, gb.team, initiator, pop.segment, pop.state,
                          pop.seg["deal_sensitivity"], c.newcomer_conversion * gb.pull, c.discount)
     # the numpy form
     state = pop.state[target]
@@ -266,9 +268,8 @@ def test_group_buy_link_outcomes_equal_the_numpy_form(seed):
     engaged = np.flatnonzero((state == State.ACTIVE) | (state == State.LOYAL))
     engaged = engaged[gb.team[target[engaged]] == NO_TEAM]
     r, t, f = rows[engaged], target[engaged], fatigue[engaged]
-    need = bh.need_now(pop, t, model.day, purchase)
     deal = bh.deal_factor(pop, t, np.full(t.size, c.discount))
-    expected = (target[out], p_new, initiator[rows[out]], edge[out], t, r, f, need, deal)
+    expected = (target[out], p_new, initiator[rows[out]], edge[out], t, r, f, deal)
     assert len(got) == len(expected)
     for k, (g, w) in enumerate(zip(got, expected)):
         assert np.array_equal(g, w), (k, np.flatnonzero(g != w)[:5], (g - w)[g != w][:5])

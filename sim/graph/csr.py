@@ -234,7 +234,9 @@ class Graph(_Sampling):
         indptr = np.empty(n + 1, dtype=np.int64)
         indices = np.empty(2 * u.size, dtype=idx)
         used = _csr_from_edges(u, v, indptr, indices)
-        return cls(n, indptr, indices[:used], community)  # (repeats are few: no copy to free their room)
+        if used < 0.9 * indices.size:  # many repeats or loops (an edge list): give their room back
+            return cls(n, indptr, indices[:used].copy(), community)
+        return cls(n, indptr, indices[:used], community)
 
     # ------------------------------------------------------------------------ structure
     @property

@@ -166,10 +166,10 @@ def _candidates(v, degree, min_friends, since, state, segment, propensity, scale
 
 
 @jit
-def _join(resellers, cand, u, p, since, earnings, day):
-    """The candidates with ``u < p`` become resellers today; returns the sorted resellers with them
-    merged in (``resellers`` is sorted, the candidates are not among them) and how many joined: the
-    sort of the numpy form on the few new ones, and a merge."""
+def _join(cand, u, p, since, earnings, day):
+    """The candidates with ``u < p`` become resellers today: returns them sorted (the caller merges
+    them into the sorted resellers with ``sim.kernels.merge_sorted``; a kernel calls no kernel of
+    another module, whose changes numba's cache would not see)."""
     new = np.empty(cand.size, dtype=np.int64)
     m = 0
     for k in range(cand.size):
@@ -179,9 +179,7 @@ def _join(resellers, cand, u, p, since, earnings, day):
             earnings[i] = 0.0
             new[m] = i
             m += 1
-    if m == 0:
-        return resellers, 0
-    return merge_sorted(resellers, np.sort(new[:m])), m  # (visitors are not in order)
+    return np.sort(new[:m])  # (visitors are not in order)
 
 
 @dataclass(frozen=True)
@@ -315,6 +313,9 @@ class Distribution(Mechanism):
         if cand.size == 0:
             return
         rng = self.rng(model)
-        self.resellers, joined = _join(self.resellers, cand, rng.random(cand.size), p, self.since, self.earnings, model.day)
+        new = _join(cand, rng.random(cand.size), p, self.since, self.earnings, model.day)
+        joined = new.size
+        if joined:
+            self.resellers = merge_sorted(self.resellers, new)
         if joined:
             today.count("distribution_recruited", joined)

@@ -76,15 +76,15 @@ def _place(people, team_ids, ids, members, team, team_size, placed, rows, full, 
 
 
 @jit
-def _link_outcomes(target, rows, edge, fatigue, team, initiator, day, segment, state, need, need_day, need_rate,
-                   state_need_ratio, need_cap, deal, newcomer_pull, discount):
+def _link_outcomes(target, rows, edge, fatigue, team, initiator, segment, state, deal, newcomer_pull, discount):
     """What today's team links do, as the numpy form computed it:
 
     - to friends not yet on the platform (state up to aware): an exposure (receiver, probability
       ``min(newcomer_pull x (1 + deal[segment]) / 2 x fatigue, 1)``, sender, edge);
     - to active and loyal friends in no team: a chance to join now, for which the kernel gives
-      their target, team row, fatigue, latent demand and deal factor ``1 + deal[segment] x discount``
-      (the caller takes ``expm1`` in numpy: LLVM's may differ in the last bit).
+      their target, team row, fatigue and deal factor ``1 + deal[segment] x discount`` (the caller
+      brings their latent demand up to date, and takes ``expm1`` in numpy: LLVM's may differ in the
+      last bit).
 
     A kernel because numpy needs some twenty filters, gathers and products."""
     n = target.size
@@ -118,8 +118,7 @@ def _link_outcomes(target, rows, edge, fatigue, team, initiator, day, segment, s
         user_rows[k] = rows[user[k]]
         user_fatigue[k] = fatigue[user[k]]
         factor[k] = 1.0 + deal[segment[t]] * discount
-    now = kernels.need_now(user_target, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
-    return new_target[:a], new_p[:a], new_sender[:a], new_edge[:a], user_target, user_rows, user_fatigue, now, factor
+    return new_target[:a], new_p[:a], new_sender[:a], new_edge[:a], user_target, user_rows, user_fatigue, factor
 
 
 @jit
@@ -375,10 +374,10 @@ class GroupBuy(Mechanism):
         # Friends not yet on the platform: a chance to join it (evaluated tomorrow) and then the team.
         # Friends on the platform (active or loyal, in no team) join now if the deal meets their need.
         purchase = model.cfg.behaviour.purchase
-        new_target, p_new, sender, new_edge, target, rows, fatigue, need, deal = _link_outcomes(
-            target, rows, edge, fatigue, self.team, self.initiator, day, pop.segment, pop.state, pop.need, pop.need_day,
-            pop.seg["need_rate"], bh.need_ratio_table(purchase), purchase.need_cap, pop.seg["deal_sensitivity"],
+        new_target, p_new, sender, new_edge, target, rows, fatigue, deal = _link_outcomes(
+            target, rows, edge, fatigue, self.team, self.initiator, pop.segment, pop.state, pop.seg["deal_sensitivity"],
             c.newcomer_conversion * self.pull, c.discount)
+        need = bh.need_now(pop, target, day, purchase)
         today.next_exposures.add(new_target, GROUP_BUY, p_new, sender, new_edge)
         today.count("invites_sent", new_target.size)
         p = c.click_rate * fatigue * bh.purchase_probability(need, 1.0, deal, purchase.conversion)

@@ -293,15 +293,8 @@ def _pay_fakes(owner, paid, rewarded, value, tiers, cap):
 
 
 @jit
-def _rewards(new, channel, referrer, rewarded, value, tiers, cap, invitee_reward):
-    """The rewards of today's referred joins (the people of ``new`` whose channel is referral): each
-    inviter's next tier of ``value`` (several friends of one inviter who join the same day count in
-    turn, up to the ``cap``), then the invitee's reward. Counts each rewarded inviter's invitation
-    in ``rewarded``. Returns the referred joins, and who gets a reward (value > 0) and its value:
-    the inviters first, in order, then the invitees.
-
-    A kernel because numpy needs a filter, a rank within inviters (a sort), gathers, an unbuffered
-    add and two concatenations."""
+def _referred(new, channel, referrer):
+    """Today's referred joins (the people of ``new`` whose channel is referral) and their inviters."""
     referred = np.empty(new.size, np.int64)
     m = 0
     for k in range(new.size):
@@ -311,7 +304,20 @@ def _rewards(new, channel, referrer, rewarded, value, tiers, cap, invitee_reward
     inviters = np.empty(m, np.int64)
     for k in range(m):
         inviters[k] = referrer[referred[k]]
-    within = kernels.rank_within(inviters)
+    return referred[:m], inviters
+
+
+@jit
+def _rewards(referred, inviters, within, rewarded, value, tiers, cap, invitee_reward):
+    """The rewards of today's referred joins (:func:`_referred`): each inviter's next tier of ``value``
+    (several friends of one inviter who join the same day count in turn, ``within``, up to the
+    ``cap``), then the invitee's reward. Counts each rewarded inviter's invitation in ``rewarded``.
+    Returns who gets a reward (value > 0) and its value: the inviters first, in order, then the
+    invitees. (``within`` comes from the caller: a kernel calls no kernel of another module, whose
+    changes numba's cache would not see.)
+
+    A kernel because numpy needs gathers, an unbuffered add and two concatenations."""
+    m = referred.size
     who = np.empty(2 * m, np.int64)
     amount = np.empty(2 * m, np.float64)
     w = 0
@@ -328,7 +334,7 @@ def _rewards(new, channel, referrer, rewarded, value, tiers, cap, invitee_reward
             who[w] = referred[k]
             amount[w] = invitee_reward
             w += 1
-    return m, who[:w], amount[:w]
+    return who[:w], amount[:w]
 
 
 @jit
@@ -458,11 +464,12 @@ class Referral(Mechanism):
     def adoption(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
         self._count_late_joins(model)
-        referred, who, value = _rewards(today.new_users, pop.channel, pop.referrer, self.rewarded, self.inviter_value,
-                                        self.tiers.size, c.per_inviter_cap, float(c.invitee_reward))
-        if referred == 0:
+        referred, inviters = _referred(today.new_users, pop.channel, pop.referrer)
+        if referred.size == 0:
             return
-        today.count("invites_accepted", referred)
+        who, value = _rewards(referred, inviters, kernels.rank_within(inviters), self.rewarded, self.inviter_value,
+                              self.tiers.size, c.per_inviter_cap, float(c.invitee_reward))
+        today.count("invites_accepted", referred.size)
         self._grant(model, who, value)
 
     def _count_late_joins(self, model) -> None:
