@@ -407,12 +407,12 @@ def test_coupon_holders_equal_numpy():
     np.testing.assert_array_equal(share, np.minimum(0.9, 10.0 / (basket_rmb[segment[v[pos2]]] * 1.2)))
 
 
-def test_positions_of_equals_isin():
-    from sim.mechanisms.distribution import _positions_of
+def test_positions_in_equals_isin():
+    from sim.kernels import positions_in
     rng = np.random.default_rng(17)
     v = rng.permutation(N)[:2000].astype(np.int64)
     people = rng.integers(0, N, 700)
     people[:50] = v[:50]
     mark = np.zeros(N, dtype=bool)
-    np.testing.assert_array_equal(_positions_of(v, people, mark), np.flatnonzero(np.isin(v, people)))
+    np.testing.assert_array_equal(positions_in(v, people, mark), np.flatnonzero(np.isin(v, people)))
     assert not mark.any()

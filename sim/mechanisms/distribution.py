@@ -20,7 +20,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
-from sim.kernels import jit, merge_sorted
+from sim.kernels import jit, merge_sorted, positions_in
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State
@@ -64,25 +64,6 @@ def _posts(sender, target, edge, state, touched_by, touched_day, day):
             touched_by[t] = sender[i]
             touched_day[t] = day
     return receiver[:m], out_sender[:m], out_edge[:m], reached[:r], found
-
-
-@jit
-def _positions_of(v, people, mark):
-    """The positions in ``v`` of the entries that are among ``people`` (repeats allowed), in order:
-    ``np.flatnonzero(np.isin(v, people))`` by marking ``people`` in ``mark`` (scratch of one bool per
-    person, all False, and left so) and one pass over ``v`` reading the dense marks, instead of a
-    gather from a wider column."""
-    for i in people:
-        mark[i] = True
-    pos = np.empty(v.size, dtype=np.int64)
-    m = 0
-    for k in range(v.size):
-        if mark[v[k]]:
-            pos[m] = k
-            m += 1
-    for i in people:
-        mark[i] = False
-    return pos[:m]
 
 
 @jit
@@ -220,7 +201,7 @@ class Distribution(Mechanism):
         self.pull = bh.incentive_response(c.commission_rate, c.commission_half) / bh.incentive_response(1.0, c.commission_half)
         self.reached = np.zeros(0, np.int64)
         self.earned_today = np.zeros(0)  # per reseller (row of self.resellers), RMB today
-        self.mark = np.zeros(pop.n, dtype=np.bool_)  # scratch of _positions_of, all False
+        self.mark = np.zeros(pop.n, dtype=np.bool_)  # scratch of positions_in, all False
 
     # ------------------------------------------------------------------ daily hooks
     def exposure(self, model) -> None:
@@ -256,7 +237,7 @@ class Distribution(Mechanism):
     def browse(self, model) -> None:
         today = model.today
         # the visitors who saw a post today (touched_day == today): those reached today
-        pos = _positions_of(today.visitors, self.reached, self.mark)
+        pos = positions_in(today.visitors, self.reached, self.mark)
         if pos.size:
             today.boost_relevance(pos, 1.0 + self.config.trust_uplift)
             today.attribute(pos, "distribution")

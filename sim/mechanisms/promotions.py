@@ -42,7 +42,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.config import CHANNELS
-from sim.kernels import jit
+from sim.kernels import jit, positions_in
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param, require
@@ -59,22 +59,11 @@ KINDS = {
 }
 
 
-@jit
 def _drawn(new, targets, channel, organic, mark):
     """The new users who heard of a campaign today (``np.isin(new, targets)``) and joined through
-    the ``organic`` channel, in order. ``mark`` is scratch of one bool per person, all False, and is
-    left so. A kernel: one pass instead of isin's sort."""
-    for i in targets:
-        mark[i] = True
-    out = np.empty(new.size, dtype=np.int64)
-    m = 0
-    for i in new:
-        if mark[i] and channel[i] == organic:
-            out[m] = i
-            m += 1
-    for i in targets:
-        mark[i] = False
-    return out[:m]
+    the ``organic`` channel, in order (``mark``: the scratch of ``sim.kernels.positions_in``)."""
+    heard = new[positions_in(new, targets, mark)]
+    return heard[channel[heard] == organic]
 
 
 @jit
