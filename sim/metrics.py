@@ -89,7 +89,7 @@ class Recorder:
         # instead of one cache line each across the whole table). The read views are strided.
         self._cells = tuple(np.zeros((H + self.ages, self.ages, C), dtype=dt) for dt in (np.int32, np.int32, np.float64))
         self.days_recorded = 0
-        self._table_sizes: tuple[int, int, int] | None = None  # see _tables
+        self._table_sizes: tuple[int, ...] | None = None  # see _tables
 
     @property
     def cohort_retained(self) -> np.ndarray:
@@ -123,25 +123,25 @@ class Recorder:
         key = pop.joined_day[idx].astype(np.int64) * len(CHANNELS) + pop.channel[idx]
         self.alive_now -= np.bincount(key, minlength=self.horizon * len(CHANNELS)).reshape(self.horizon, -1)
 
-    def _tables(self, economics) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    def _tables(self, economics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The daily columns as rows of two matrices (the series and the money accounts; the dicts'
-        arrays become views of the rows), so that a day's check is one slice, and the row of each
-        counter. Made at the first record, again if columns were declared since (speed: a hundred
+        arrays become views of the rows), so that a day's check is one slice, and the rows of the
+        counters (in the order of ``counter_names``). Made at the first record, again if columns were declared since (speed: a hundred
         separate arrays took a hundred indexing operations a day)."""
-        sizes = (len(self.series), id(economics), len(economics.daily))
+        sizes = (len(self.series), len(self.counter_names), id(economics), len(economics.daily))
         if self._table_sizes != sizes:
             self._series_rows = _stack_rows(self.series, self.horizon)
             self._account_rows = _stack_rows(economics.daily, self.horizon)
             names = list(self.series)
-            self._counter_row = {name: names.index(name) for name in self.counter_names}
+            self._counter_rows = np.array([names.index(name) for name in self.counter_names], dtype=np.int64)
             self._table_sizes = sizes
-        return self._series_rows, self._account_rows, self._counter_row
+        return self._series_rows, self._account_rows, self._counter_rows
 
     def record(self, model: GrowthModel) -> None:
         day, pop, today = model.day, model.pop, model.today
         s = self.series
-        rows, accounts, counter_row = self._tables(model.economics)
-        rows[list(counter_row.values()), day] = [today.counters.get(name, 0.0) for name in counter_row]
+        rows, _, counter_rows = self._tables(model.economics)
+        rows[counter_rows, day] = [today.counters.get(name, 0.0) for name in self.counter_names]
         new_ch = np.bincount(pop.channel[today.new_users], minlength=len(CHANNELS))
         for c, name in enumerate(CHANNELS):
             s[f"new_{name}"][day] = new_ch[c]
