@@ -42,6 +42,9 @@ class State:
     CHURNED = 5
 
 
+#: the codes as module constants, for compiled kernels (numba reads module globals, not class attributes)
+POTENTIAL, AWARE, ACTIVE, LOYAL, DORMANT, CHURNED = (State.POTENTIAL, State.AWARE, State.ACTIVE, State.LOYAL,
+                                                      State.DORMANT, State.CHURNED)
 STATE_NAMES = ("potential", "aware", "active", "loyal", "dormant", "churned")  # by code
 N_STATES = len(STATE_NAMES)
 NO_CHANNEL = -1

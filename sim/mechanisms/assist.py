@@ -26,12 +26,11 @@ from sim.config import CHANNELS
 from sim.kernels import drawn_to_deal, free_of, jit, links_sent, links_to_send, person_bits
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.population import State
+from sim.population import ACTIVE, AWARE, DORMANT
 from sim.schema import param
 
 ASSIST = CHANNELS.index("assist")
 NONE = -1
-AWARE, ACTIVE, DORMANT = State.AWARE, State.ACTIVE, State.DORMANT  # (for the kernels)
 
 
 @jit

@@ -33,12 +33,11 @@ from sim.config import CHANNELS
 from sim.kernels import bitmap, flagged, jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.population import State
+from sim.population import ACTIVE, AWARE, DORMANT
 from sim.schema import param
 
 CONTENT = CHANNELS.index("content")
 EMPTY = np.zeros(0, np.int64)
-AWARE, ACTIVE, DORMANT = State.AWARE, State.ACTIVE, State.DORMANT  # (for the kernels)
 
 
 @jit

@@ -23,12 +23,11 @@ from sim.config import CHANNELS
 from sim.kernels import jit, merge_sorted, positions_in
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.population import State
+from sim.population import ACTIVE, AWARE, DORMANT
 from sim.schema import param
 
 DISTRIBUTION = CHANNELS.index("distribution")
 NOBODY = -1
-AWARE, ACTIVE, DORMANT = State.AWARE, State.ACTIVE, State.DORMANT  # plain ints: constants in the kernels
 
 
 @jit

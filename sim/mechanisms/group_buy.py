@@ -29,12 +29,11 @@ from sim.config import CHANNELS
 from sim.kernels import drawn_to_deal, free_of, jit, links_sent, links_to_send, person_bits
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.population import State
+from sim.population import ACTIVE, AWARE, LOYAL
 from sim.schema import param
 
 GROUP_BUY = CHANNELS.index("group_buy")
 NO_TEAM = -1
-AWARE, ACTIVE, LOYAL = State.AWARE, State.ACTIVE, State.LOYAL  # (for the kernels)
 _SEEN = -2  # inside _place only: a person whose first request today was turned down
 
 

@@ -29,7 +29,7 @@ from sim.graph.csr import unique_sorted
 from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.population import State
+from sim.population import ACTIVE, DORMANT, State
 from sim.schema import param, require
 
 TIERS = ("regular", "silver", "gold")
@@ -69,9 +69,6 @@ class LoyaltyConfig(MechanismConfig):
     def check(self, path: str) -> None:
         require(self.gold_spend_rmb >= self.silver_spend_rmb, f"{path}.gold_spend_rmb", self.gold_spend_rmb,
                 f"must be at least silver_spend_rmb ({self.silver_spend_rmb})")
-
-
-ACTIVE, DORMANT = State.ACTIVE, State.DORMANT  # plain ints: constants in the kernels
 
 
 @jit
