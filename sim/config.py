@@ -381,28 +381,61 @@ def _code_key(node: Any, path: str = "") -> str | None:
     return None
 
 
+def reaches_hydra(text: str) -> bool:
+    """Whether a config group path, package or override key names Hydra's own configuration: a
+    segment ``hydra`` anywhere in it (``hydra/job_logging``, ``graph@hydra.hydra_logging``,
+    ``_global_.hydra.callbacks``, ``override /hydra/launcher``). Packages in a defaults list are
+    relative to their file's, so a ``hydra`` segment anywhere counts, not only the first."""
+    return "hydra" in re.split(r"[\s./@:]+", text.strip())
+
+
+def _package_header(text: str) -> str | None:
+    """The package a file's ``# @package NAME`` line names (any such comment line: Hydra reads the
+    leading ones, and a stricter reading cannot miss one it would honour)."""
+    for line in text.splitlines():
+        m = re.match(r"^\s*#\s*@package\s+(\S+)", line)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _defaults_entries(data: Any) -> list[str]:
+    """The group, package and config names a defaults list mentions (keys and plain entries)."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("defaults"), list):
+        return []
+    return [str(next(iter(e))) if isinstance(e, Mapping) and e else str(e) for e in data["defaults"]]
+
+
 @functools.lru_cache(maxsize=1024)
 def _scenario_file_problem(path: str, mtime_ns: int) -> str | None:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
+        data = yaml.safe_load(text)
     except OSError:
         return None  # Hydra reports an unreadable file itself
     except yaml.YAMLError as exc:  # a python tag (!!python/object/apply:...) lands here too
         mark = getattr(exc, "problem_mark", None)
         return f"{f'line {mark.line + 1}: ' if mark else ''}not valid YAML ({getattr(exc, 'problem', None) or 'parse error'})"
+    package = _package_header(text)
+    if package is not None and reaches_hydra(package):
+        return f"@package {package}: a scenario file cannot write into Hydra's own settings (they can name code to run or files to write)"
     if isinstance(data, Mapping) and "hydra" in data:
         return "hydra: Hydra's own settings are not allowed in a scenario file (they can name code to run)"
+    entry = next((e for e in _defaults_entries(data) if reaches_hydra(e)), None)
+    if entry is not None:
+        return f"defaults: {entry}: a scenario file cannot select or place configs in Hydra's own settings"
     key = _code_key(data)
     return f"{key}: a config file cannot name code to import or run" if key else None
 
 
 def check_scenario_files() -> None:
-    """Refuse scenario files that could make Hydra import or run code: a ``hydra`` section (callbacks,
-    launchers, logging factories), a ``_target_``-like key anywhere, or Hydra's own config groups
-    (``hydra/``) in a folder of ``SIM_SCENARIO_PATH``. Only the project's ``scenarios/sweep.yaml``
-    configures Hydra (its result collector)."""
+    """Refuse scenario files that could make Hydra import or run code or write files: a ``hydra``
+    section (callbacks, launchers, logging handlers), a ``# @package`` header or a defaults-list entry
+    that places a config into Hydra's own settings, a ``_target_``-like key anywhere, or Hydra's own
+    config groups (``hydra/``) in a folder of ``SIM_SCENARIO_PATH``. Only the project's
+    ``scenarios/sweep.yaml`` configures Hydra (its result collector)."""
     roots = scenario_dirs()
     for root in roots:
         builtin = root == roots[0]
@@ -421,15 +454,16 @@ def override_key(text: str) -> str:
 
 
 def check_no_code(overrides: Sequence[str], hydra_allowed: Sequence[str] = ()) -> None:
-    """Refuse overrides whose key names code (``_target_`` and the like), and Hydra's own settings
-    unless their key starts with one of ``hydra_allowed`` (sweeps allow the launcher and the sweep folder)."""
+    """Refuse overrides whose key names code (``_target_`` and the like), and overrides that reach
+    Hydra's own settings (a key or a ``@package`` with a ``hydra`` segment), unless the key starts with
+    one of ``hydra_allowed`` and places nothing elsewhere (sweeps allow the launcher and the sweep folder)."""
     for text in overrides:
         key = override_key(text)
-        parts = re.split(r"[./]", key)
+        parts = re.split(r"[./@]", key)
         bad = next((p for p in parts if p in CODE_KEYS), None)
         if bad:
             raise ConfigError(f"{key}: a setting cannot name code to import or run ({bad} keys are not allowed)")
-        if parts[0] == "hydra" and not any(key == a or key.startswith(a) for a in hydra_allowed):
+        if reaches_hydra(key) and ("@" in key or not any(key == a or key.startswith(a) for a in hydra_allowed)):
             allowed = ", ".join(hydra_allowed) if hydra_allowed else "none here (sweeps take hydra/launcher=NAME, hydra.launcher.* and hydra.sweep.dir)"
             raise ConfigError(f"{key}: Hydra setting not allowed; allowed: {allowed}")
 

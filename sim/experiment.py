@@ -644,10 +644,7 @@ def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", m
     into the same folder to resume); otherwise a new time-stamped folder is made under ``out``."""
     hydra_ovs = [o for o in overrides if re.match(r"^[+~]*hydra[./]", o)]
     task = [o for o in overrides if o not in hydra_ovs]
-    from sim.config import check_no_code, check_scenario_files
-
-    check_no_code(hydra_ovs, HYDRA_SWEEP_SETTINGS)  # Hydra instantiates callbacks, launchers, logging: no code named here
-    check_scenario_files()  # nor in a scenario file a sweep job's Hydra composition reads
+    _check_launch(task, hydra_ovs)
     parsed = check_sweep(task)
     fixed = [ov.get_key_element() for ov in parsed if not ov.is_sweep_override()]
     given = [o for o in hydra_ovs if o.startswith("hydra.sweep.dir=")]
@@ -660,14 +657,12 @@ def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", m
 
     prepare_parent(folder.parent)
     quote = _quote
-    argv = [*task,
-            f"hydra.sweep.dir={quote(str(folder))}",
-            f"hydra.job.config.override_dirname.exclude_keys=[{','.join(quote(k) for k in fixed)}]",
-            f"hydra.callbacks.collect.metrics=[{','.join(metrics)}]",
-            f"hydra.callbacks.collect.run_plots={'true' if run_plots else 'false'}",
-            *hydra_ovs]
+    own = [f"hydra.sweep.dir={quote(str(folder))}",
+           f"hydra.job.config.override_dirname.exclude_keys=[{','.join(quote(k) for k in fixed)}]",
+           f"hydra.callbacks.collect.metrics=[{','.join(metrics)}]",
+           f"hydra.callbacks.collect.run_plots={'true' if run_plots else 'false'}"]
     started = time.time()
-    _launch(sweep_job, argv, folder)
+    _launch(sweep_job, task, own, hydra_ovs, folder)
     report = folder / "report.html"
     if not report.exists() or report.stat().st_mtime < started - 1:
         collect_sweep(folder, metrics)  # Hydra turns a callback's error into a warning: collect again to report it
@@ -678,10 +673,27 @@ def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _launch(task_function: Callable, argv: list[str], folder: Path) -> None:
-    """Run Hydra's multirun (primary config ``scenarios/sweep.yaml``) with ``task_function`` as the job."""
+def _check_launch(task: Sequence[str], user_hydra: Sequence[str]) -> None:
+    """What a multirun hands Hydra names no code and writes nothing outside the sweep: the task
+    overrides reach none of Hydra's settings, the user's Hydra settings only the launcher and the
+    sweep folder, and no scenario file Hydra may read places anything into its settings."""
+    from sim.config import check_no_code, check_scenario_files
+
+    check_no_code(task)
+    check_no_code(user_hydra, HYDRA_SWEEP_SETTINGS)
+    check_scenario_files()
+
+
+def _launch(task_function: Callable, task: Sequence[str], own: Sequence[str], user_hydra: Sequence[str], folder: Path) -> None:
+    """Run Hydra's multirun (primary config ``scenarios/sweep.yaml``) with ``task_function`` as the job.
+
+    ``task``: the jobs' overrides; ``own``: the Hydra settings this module composes (sweep folder,
+    result collector); ``user_hydra``: the Hydra settings the user gave (launcher, sweep folder),
+    checked here, the one door every command that launches through Hydra goes through."""
     from sim.config import _register_schema, scenario_dirs
 
+    _check_launch(task, user_hydra)
+    argv = [*task, *own, *user_hydra]
     extra = scenario_dirs()[1:]
     if extra:
         argv = [*argv, "hydra.searchpath=[" + ",".join(f"file://{r}" for r in extra) + "]"]
@@ -986,6 +998,7 @@ def run_points_multirun(scenario: str, overrides: Sequence[str], points: Sequenc
     folder and each job, ``+point=K`` at one seed, reads its point from there, so a job is a few bytes
     of overrides on any launcher. Jobs write run folders into ``<sweep>/runs/`` and a complete one is
     skipped: rerunning with the same ``hydra.sweep.dir`` resumes. Returns the runs and the folder."""
+    _check_launch(overrides, hydra_overrides)  # before the folder and its plan are written
     given = [o for o in hydra_overrides if o.startswith("hydra.sweep.dir=")]
     hydra_ovs = [o for o in hydra_overrides if o not in given]
     if given:
@@ -1013,11 +1026,10 @@ def run_points_multirun(scenario: str, overrides: Sequence[str], points: Sequenc
         fixed.append("seed")
     else:
         task.append(f"seed={','.join(str(int(s)) for s in seeds)}")
-    argv = [*task, f"+point=range(0,{len(points)})",
-            f"hydra.sweep.dir={_quote(str(folder))}",
-            f"hydra.job.config.override_dirname.exclude_keys=[{','.join(_quote(k) for k in fixed)}]",
-            "~hydra.callbacks.collect", *hydra_ovs]
-    _launch(point_job, argv, folder)
+    own = [f"hydra.sweep.dir={_quote(str(folder))}",
+           f"hydra.job.config.override_dirname.exclude_keys=[{','.join(_quote(k) for k in fixed)}]",
+           "~hydra.callbacks.collect"]
+    _launch(point_job, [*task, f"+point=range(0,{len(points)})"], own, hydra_ovs, folder)
     return collect_points(folder), folder
 
 

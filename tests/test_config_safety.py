@@ -100,6 +100,82 @@ def test_a_sweep_refuses_a_scenario_file_with_hydra_callbacks_before_launching(e
     assert "Traceback" not in proc.stderr
 
 
+LOGGING = "version: 1\nhandlers:\n  evil:\n    class: logging.FileHandler\n    filename: {victim}\n    mode: w\nroot:\n  handlers: [evil]\n"
+
+#: Ways a scenario file can place a config into Hydra's own settings (logging handlers write files,
+#: callbacks and launchers name code) other than a top-level ``hydra:`` key.
+INTO_HYDRA = [
+    ("graph/friends.yaml", "# @package hydra.hydra_logging\n" + LOGGING, "@package hydra.hydra_logging: a scenario file cannot write into Hydra's own settings"),
+    ("graph/friends.yaml", "#   @package   _global_.hydra.job_logging\n" + LOGGING, "@package _global_.hydra.job_logging: a scenario file cannot write"),
+    ("graph/friends.yaml", "# a logging preset\n# @package hydra\nhydra_logging:\n  version: 1\n", "@package hydra: a scenario file cannot write"),
+    ("graph/friends.yaml", "defaults:\n  - /platform@_global_.hydra.hydra_logging: logs\n  - _self_\n", "defaults: /platform@_global_.hydra.hydra_logging: a scenario file cannot select or place configs in Hydra's own settings"),
+    ("graph/friends.yaml", "defaults:\n  - override /hydra/job_logging: disabled\n", "defaults: override /hydra/job_logging: a scenario file cannot select"),
+    ("graph/friends.yaml", "defaults:\n  - /hydra/help/default\n", "defaults: /hydra/help/default: a scenario file cannot select"),
+]
+
+
+@pytest.mark.parametrize("where, text, message", INTO_HYDRA)
+def test_scenario_files_that_write_into_hydras_settings_are_refused(tmp_path, monkeypatch, where, text, message):
+    root = tmp_path / "scenarios"
+    (root / where).parent.mkdir(parents=True)
+    (root / where).write_text(text.format(victim=tmp_path / "victim.txt"))
+    (root / "platform").mkdir(exist_ok=True)
+    (root / "platform" / "logs.yaml").write_text(LOGGING.format(victim=tmp_path / "victim.txt"))
+    monkeypatch.setenv("SIM_SCENARIO_PATH", str(root))
+    with pytest.raises(ConfigError) as err:
+        sim.compose("default", ["population.size=500"])  # nobody selected the file: refused all the same
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"{root / where}: {message}"), str(err.value)
+
+
+def test_a_sweep_selecting_a_logging_file_leaves_other_files_alone(tmp_path):
+    """The attack as found: a scenario file with a ``hydra.hydra_logging`` package header, selected in
+    a multirun, emptied any writable file (its handler opened it with mode w) and exited 0."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    root = tmp_path / "scenarios"
+    (root / "graph").mkdir(parents=True)
+    (root / "graph" / "friends.yaml").write_text(INTO_HYDRA[0][1].format(victim=victim))
+    env = {"PATH": "/usr/bin:/bin", "SIM_SCENARIO_PATH": str(root)}
+    proc = subprocess.run([sys.executable, "-m", "sim.cli", "run", "-m", "-q", "graph=friends", "population.size=500", "horizon=5",
+                           "seed=0,1", f"out={tmp_path / 'out'}"], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "@package hydra.hydra_logging: a scenario file cannot write into Hydra's own settings" in proc.stderr
+    assert victim.read_text() == "precious\n"
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("override", [
+    "graph@hydra.hydra_logging=er", "+graph@_global_.hydra.job_logging=er", "platform@hydra=share_group_buy",
+    "hydra/launcher@hydra.hydra_logging=joblib", "~hydra.callbacks.collect=", "hydra/job_logging=disabled",
+])
+def test_overrides_that_place_configs_into_hydras_settings_are_refused(override):
+    with pytest.raises(ConfigError, match=r"Hydra setting not allowed"):
+        sim.compose("default", [override, "population.size=500"])
+    from sim.config import check_no_code
+    from sim.experiment import HYDRA_SWEEP_SETTINGS
+
+    with pytest.raises(ConfigError, match=r"Hydra setting not allowed"):
+        check_no_code([override], HYDRA_SWEEP_SETTINGS)  # not even from the command line of a sweep
+
+
+@pytest.mark.parametrize("args, message", [
+    (["+hydra.callbacks.x._target_=evilmod.boom"], "hydra.callbacks.x._target_: a setting cannot name code"),
+    (["+hydra.callbacks.x.mode=w"], "hydra.callbacks.x.mode: Hydra setting not allowed"),
+    (["hydra.job_logging.handlers.evil.filename=/tmp/x"], "hydra.job_logging.handlers.evil.filename: Hydra setting not allowed"),
+    (["graph@hydra.hydra_logging=er"], "graph@hydra.hydra_logging: Hydra setting not allowed"),
+])
+def test_sensitivity_checks_hydra_settings_as_sweeps_do(evil, tmp_path, capsys, args, message):
+    """``sim sensitivity`` hands launcher settings to a Hydra multirun: the same door as ``sim run -m``."""
+    path = tmp_path / "exp.yaml"
+    path.write_text("overrides: [population.size=300, horizon=5]\nsensitivity:\n  scenario: default\n  samples: 2\n"
+                    "  params: {mechanisms.referral.inviter_reward: [0, 10], behaviour.churn.base_hazard: [0.3, 0.6]}\n"
+                    "  metrics: [users_total]\n")
+    code = cli.main(["sensitivity", f"experiment={path}", *args, f"out={tmp_path / 'out'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and message in err, err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
+
+
 @pytest.mark.parametrize("args, message", [
     (["hydra.callbacks.x._target_=evilmod.boom"], "hydra.callbacks.x._target_: a setting cannot name code"),
     (["hydra.launcher._target_=evilmod.boom"], "hydra.launcher._target_: a setting cannot name code"),
