@@ -19,24 +19,15 @@ Rules every kernel follows, so that runs stay bit for bit reproducible:
 - no randomness inside a kernel: uniforms are drawn by the caller from the model's seeded streams
   (``sim.streams``) and passed in;
 - a kernel visits its events in array order and its result depends only on its inputs;
-- compiled once and cached on disk (``cache=True``), so a run pays the compile only the first time
+- compiled once and cached on disk (``sim.compiled``), so a run pays the compile only the first time
   on a machine; ``NUMBA_DISABLE_JIT=1`` runs the same code as plain Python (for debugging).
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-def jit(fn):
-    """The decorator every kernel uses: compiled without the GIL, with numpy's error model (a division
-    by zero gives inf or nan, as in numpy, instead of raising), cached beside the source (or, where
-    the installed package is read-only, in numba's user-wide cache); compiled afresh in each process
-    where no cache location is writable (set ``NUMBA_CACHE_DIR`` to a writable directory there)."""
-    try:
-        return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
-    except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True, error_model="numpy")(fn)
+from sim.compiled import jit
 
 
 # ------------------------------------------------------------------------------ adoption stage

@@ -340,31 +340,3 @@ def test_note_asks_equals_its_plain_form():
     assert np.array_equal(np.sort(got), people) and (excess > 0).any()
     assert np.array_equal(pop.extra[bh.ASKED], asked) and np.array_equal(pop.extra[bh.ASKED_DAY], asked_day)
     assert np.array_equal(pop.satisfaction, sat) and not pop.extra[bh.ASKED_SCRATCH].any()
-
-
-def test_no_kernel_calls_a_kernel_of_another_module():
-    """numba's on-disk cache checks only the source file of the function it compiled: a kernel that
-    calls (and may inline) a kernel of another module would keep running that kernel's old code
-    after an edit or a checkout touching only the other module. So kernels call kernels of their
-    own module only; a caller in Python chains kernels of different modules."""
-    import ast
-    from pathlib import Path
-
-    import sim
-
-    offenders = []
-    for path in Path(sim.__file__).parent.rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        imported = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("sim")
-                    for a in n.names} - {"jit"}
-        modules = {a.asname or a.name for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names
-                   if (isinstance(n, ast.ImportFrom) and n.module == "sim") or a.name.startswith("sim.")}
-        for fn in tree.body:
-            if not (isinstance(fn, ast.FunctionDef) and any(getattr(d, "id", getattr(d, "attr", None)) == "jit" for d in fn.decorator_list)):
-                continue
-            for call in (c for c in ast.walk(fn) if isinstance(c, ast.Call)):
-                f = call.func
-                if (isinstance(f, ast.Name) and f.id in imported) or (
-                        isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in modules):
-                    offenders.append(f"{path.name}:{call.lineno} {fn.name} -> {ast.unparse(f)}")
-    assert not offenders, offenders

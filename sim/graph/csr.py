@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.kernels import jit
+from sim.compiled import jit
 
 INDEX = np.int32
 

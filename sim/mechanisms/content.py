@@ -29,8 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import behaviour as bh
+from sim.compiled import jit
 from sim.config import CHANNELS
-from sim.kernels import bitmap, flagged, jit
+from sim.kernels import bitmap, flagged
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import ACTIVE, AWARE, DORMANT

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import behaviour as bh
+from sim.compiled import jit
 from sim.config import CHANNELS
-from sim.kernels import jit, merge_sorted, positions_in
+from sim.kernels import merge_sorted, positions_in
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import ACTIVE, AWARE, DORMANT
@@ -148,8 +149,7 @@ def _candidates(v, degree, min_friends, since, state, segment, propensity, scale
 @jit
 def _join(cand, u, p, since, earnings, day):
     """The candidates with ``u < p`` become resellers today: returns them sorted (the caller merges
-    them into the sorted resellers with ``sim.kernels.merge_sorted``; a kernel calls no kernel of
-    another module, whose changes numba's cache would not see)."""
+    them into the sorted resellers with ``sim.kernels.merge_sorted``)."""
     new = np.empty(cand.size, dtype=np.int64)
     m = 0
     for k in range(cand.size):

@@ -25,8 +25,9 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim import kernels
+from sim.compiled import jit
 from sim.config import CHANNELS
-from sim.kernels import drawn_to_deal, free_of, jit, links_sent, links_to_send, person_bits
+from sim.kernels import drawn_to_deal, free_of, links_sent, links_to_send, person_bits
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import ACTIVE, AWARE, LOYAL

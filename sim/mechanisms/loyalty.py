@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.compiled import jit
 from sim.graph.csr import unique_sorted
-from sim.kernels import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import ACTIVE, DORMANT, State

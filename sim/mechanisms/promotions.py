@@ -41,8 +41,9 @@ from typing import Literal
 import numpy as np
 
 from sim import behaviour as bh
+from sim.compiled import jit
 from sim.config import CHANNELS
-from sim.kernels import jit, positions_in
+from sim.kernels import positions_in
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param, require

@@ -32,8 +32,8 @@ from typing import Literal
 import numpy as np
 
 from sim import behaviour as bh
+from sim.compiled import jit
 from sim.mechanisms import register
-from sim.kernels import jit
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param
 from sim.streams import choice_cdf, draw_choice

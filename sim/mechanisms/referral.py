@@ -39,8 +39,9 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim import kernels
+from sim.compiled import jit
 from sim.config import CHANNELS
-from sim.kernels import bitmap, flagged, jit
+from sim.kernels import bitmap, flagged
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param, require
@@ -313,8 +314,7 @@ def _rewards(referred, inviters, within, rewarded, value, tiers, cap, invitee_re
     (several friends of one inviter who join the same day count in turn, ``within``, up to the
     ``cap``), then the invitee's reward. Counts each rewarded inviter's invitation in ``rewarded``.
     Returns who gets a reward (value > 0) and its value: the inviters first, in order, then the
-    invitees. (``within`` comes from the caller: a kernel calls no kernel of another module, whose
-    changes numba's cache would not see.)
+    invitees.
 
     A kernel because numpy needs gathers, an unbuffered add and two concatenations."""
     m = referred.size

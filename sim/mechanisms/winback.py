@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import behaviour as bh
-from sim.kernels import jit
+from sim.compiled import jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import State

@@ -1,0 +1,117 @@
+"""The on-disk cache of compiled functions never runs stale code (``sim.compiled``).
+
+A compiled function may call (and numba inlines) a compiled function of another module. numba's own
+cache checks only the caller's file; ``sim.compiled.jit`` stamps every entry with the hash of the
+package's whole model layer, so an edit anywhere in it is seen by every cached caller.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import sim
+from sim.compiled import UNCOMPILED, model_sources, package_root, sources_stamp
+
+CALLEE = "from {jit_from} import {jit_name}\n\n@{decorator}\ndef bump(x):\n    return x + {step}\n"
+CALLER = textwrap.dedent("""\
+    from {jit_from} import {jit_name}
+    from fakepkg.callee import bump
+
+    @{decorator}
+    def twice(x):
+        return bump(x) * 2
+    """)
+MAIN = textwrap.dedent("""\
+    from fakepkg.caller import twice
+    print(twice(1), twice.stats.cache_hits.most_common(1), flush=True)
+    """)
+
+DECORATORS = {  # the project's decorator, and numba's own cache as the control
+    "sim": {"jit_from": "sim.compiled", "jit_name": "jit", "decorator": "jit"},
+    "numba": {"jit_from": "numba", "jit_name": "njit", "decorator": "njit(cache=True)"},
+}
+
+
+def _package(root: Path, kind: str, step: int) -> None:
+    pkg = root / "fakepkg"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "callee.py").write_text(CALLEE.format(step=step, **DECORATORS[kind]))
+    (pkg / "caller.py").write_text(CALLER.format(**DECORATORS[kind]))
+
+
+def _run(root: Path) -> tuple[int, bool]:
+    """``twice(1)`` in a fresh process, and whether it came from the cache."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(Path(sim.__file__).parent.parent)])}
+    env.pop("NUMBA_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", MAIN], capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    assert out.returncode == 0, out.stderr
+    value, hits = out.stdout.split(" ", 1)
+    return int(value), hits.strip() != "[]"
+
+
+@pytest.mark.parametrize("kind", ["sim", "numba"])
+def test_an_edit_of_a_callee_in_another_file_reaches_its_cached_caller(tmp_path, kind):
+    _package(tmp_path, kind, step=1)
+    assert _run(tmp_path) == (4, False)  # compiled, cached
+    assert _run(tmp_path) == (4, True)  # loaded from the cache
+    _package(tmp_path, kind, step=2)  # only the callee's file changes
+    value, cached = _run(tmp_path)
+    if kind == "sim":
+        assert (value, cached) == (6, False)  # recompiled with the new callee
+        assert _run(tmp_path) == (6, True)
+    else:  # numba alone keeps the stale inlined callee: why sim.compiled exists
+        assert (value, cached) == (4, True)
+
+
+def test_the_stamp_covers_the_model_layer_and_nothing_else(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "mechanisms").mkdir(parents=True)
+    (pkg / "dashboard").mkdir()
+    for rel in ("__init__.py", "mechanisms/__init__.py", "mechanisms/a.py", "dashboard/__init__.py", "cli.py", "behaviour.py"):
+        (pkg / rel).write_text("x = 1\n")
+    assert package_root(pkg / "mechanisms" / "a.py") == pkg
+    assert [p.relative_to(pkg).as_posix() for p in model_sources(pkg)] == ["behaviour.py", "mechanisms/__init__.py", "mechanisms/a.py"]
+    before = sources_stamp(pkg)
+    (pkg / "cli.py").write_text("x = 2\n")
+    (pkg / "dashboard" / "__init__.py").write_text("x = 2\n")
+    assert sources_stamp(pkg) == before
+    (pkg / "behaviour.py").write_text("x = 2\n")
+    assert sources_stamp(pkg) != before
+
+
+def _sim_imports(tree: ast.Module) -> set[str]:
+    """The ``sim`` modules a file imports at module level (what its compiled functions can read)."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sim"):
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("sim"))
+    return names
+
+
+def test_no_compiled_code_depends_on_files_outside_the_stamp():
+    """Files outside the stamp hold no compiled function, and no model-layer file imports them at
+    module level (a compiled function reads only its own module's globals)."""
+    root = Path(sim.__file__).parent
+    model = set(model_sources(root))
+    outside = {".".join(("sim", *Path(name).with_suffix("").parts)) for name in UNCOMPILED}
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text()
+        if path not in model and ("@jit" in text or "numba" in text):
+            problems.append(f"{path.relative_to(root)} holds compiled code but is outside the stamp")
+        if path in model:
+            for name in _sim_imports(ast.parse(text)):
+                if any(name == o or name.startswith(o + ".") for o in outside):
+                    problems.append(f"{path.relative_to(root)} imports {name}, outside the stamp")
+    assert not problems, problems
