@@ -1,13 +1,24 @@
-"""The one user-decision model every mechanism shares (DESIGN section 3).
+"""The one user-decision model every mechanism shares (DESIGN section 3), readable in one file.
 
 Mechanisms never invent their own user. They move a few latent quantities — ``satisfaction``
 (engagement capital), ``need`` (a stock of latent demand), exposure to the platform — or add
 today's boosts (visit log-odds, purchase relevance, discounts, hazard ratios); the functions here turn
 those into the probabilities of visiting, buying, inviting and churning.
 
+The file has three parts:
+
+1. **Formulas** (``@formula``): every decision rule, once, as a small function of scalars with its
+   equation and its source. The compiled passes call them (numba compiles them into the pass);
+   Python code and the tests' numpy reference forms call the very same functions on arrays.
+2. **What the engine and mechanisms call**: functions of people (``pop``, indices, today) that
+   gather the people's columns and hand them to a pass.
+3. **Compiled passes** over people (at the bottom): loops that read people's columns, call the
+   formulas and write the results. They hold no formula of their own.
+
 Sources of the functional forms:
 - purchase saturating in need and relevance: 1 - exp(-intensity), so demand pulled forward by a
-  promotion leaves the need stock low afterwards (the post-promotion dip follows by construction);
+  promotion leaves the need stock low afterwards (the post-promotion dip follows by construction;
+  Van Heerde, Leeflang and Wittink 2000 measure dips of 4-25 % of the bump);
 - churn: a proportional-hazards model with gamma frailty, so cohort retention flattens as the frail
   leave (as in the shifted-beta-geometric model of Fader and Hardie 2007), with hazard falling in
   tenure, satisfaction and the number of friends on the platform;
@@ -23,35 +34,185 @@ from functools import lru_cache
 import numpy as np
 
 from sim import kernels
+from sim.compiled import formula, jit
 from sim.population import N_STATES, Population, State
 
 
-def logistic(x: np.ndarray) -> np.ndarray:
+# ===================================================================================== 1. formulas
+# ------------------------------------------------------------------------------------ visiting
+@formula
+def logistic(x):
+    """1 / (1 + exp(-x)): a probability from log-odds."""
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def logit(p: np.ndarray | float) -> np.ndarray:
+def logit(p):
+    """log(p / (1 - p)), with p kept inside (0, 1): log-odds from a probability (for settings)."""
     p = np.clip(p, 1e-9, 1 - 1e-9)
     return np.log(p / (1 - p))
 
 
-def incentive_response(reward_rmb: float | np.ndarray, half_rmb: float) -> np.ndarray | float:
-    """Saturating response to a money incentive in [0, 1): half the maximum at ``half_rmb``."""
+@formula
+def habit(visits):
+    """log(1 + visits): the habit term of the visit odds (a user's past visits make the next one more
+    likely, with diminishing returns)."""
+    return np.log1p(visits)
+
+
+@formula
+def visit_log_odds(logit_rate, satisfaction, base_satisfaction, satisfaction_weight, habit_term, habit_weight,
+                   state_odds, boost):
+    """Log-odds that a user visits today:
+
+        logit(visit_rate[segment]) + satisfaction_weight x (satisfaction - segment baseline)
+        + habit_weight x habit(visits) + state_odds[state] + boost
+
+    (``state_odds``: log-odds of dormant and loyal users relative to active ones; ``boost``: today's
+    additive log-odds from pushes, promotions and check-in streaks)."""
+    x = logit_rate
+    x = x + satisfaction_weight * (satisfaction - base_satisfaction)
+    x = x + habit_weight * habit_term
+    x = x + state_odds
+    return x + boost
+
+
+# ------------------------------------------------------------------------------------ demand and purchase
+@formula
+def need_accrued(need, need_rate, state_ratio, days, need_cap):
+    """Latent demand (orders) after ``days`` without a purchase: the stock grows linearly at the
+    segment's ``need_rate`` times the state's ratio (loyal users need more), up to ``need_cap``."""
+    return np.minimum(need_cap, need + need_rate * state_ratio * days)
+
+
+@formula
+def deal_factor(deal_sensitivity, discount):
+    """How a discount (fraction of the price) raises purchase intensity: 1 + deal_sensitivity x discount."""
+    return 1.0 + deal_sensitivity * discount
+
+
+@formula
+def purchase_chance(conversion, need, relevance, deal):
+    """P(buy | visit) = 1 - exp(-conversion x need x relevance x deal factor): saturating in demand,
+    so a visitor whose need a promotion emptied buys less afterwards."""
+    intensity = conversion * need
+    intensity = intensity * relevance
+    intensity = intensity * deal
+    return -np.expm1(-intensity)
+
+
+@formula
+def deal_draw_chance(rate, deal, need, pull):
+    """Chance a visitor is drawn to a deal that needs friends (opening a group buy, asking for an
+    assist): min(rate x deal response x min(need, 1) x pull, 1). Group buying passes its open rate,
+    the segment's deal response and the pull of its discount; assists their start rate times the
+    discount and a pull of 1."""
+    return np.minimum(rate * deal * np.minimum(need, 1.0) * pull, 1.0)
+
+
+# ------------------------------------------------------------------------------------ incentives
+@formula
+def incentive_response(reward_rmb, half_rmb):
+    """Saturating response to a money incentive, in [0, 1): reward / (reward + half_rmb), half the
+    maximum at ``half_rmb`` (a reward of 0 or less: none; ``half_rmb`` 0: all or nothing)."""
     reward = np.maximum(reward_rmb, 0.0)
-    return reward / (reward + half_rmb) if half_rmb > 0 else np.where(reward > 0, 1.0, 0.0)
+    if half_rmb > 0:
+        return reward / (reward + half_rmb)
+    return (reward > 0) * 1.0
 
 
-def nudge_satisfaction(pop: Population, idx: np.ndarray, delta: np.ndarray | float) -> None:
-    """Add ``delta`` to the satisfaction of people ``idx`` (repeats add up), kept within [0, 1].
+# ------------------------------------------------------------------------------------ churn
+@formula
+def tenure_factor(age_days, tenure_days, tenure_decay):
+    """(1 + age / tenure_days) ** -tenure_decay: hazard falls with tenure (habit)."""
+    return (1.0 + age_days / tenure_days) ** (-tenure_decay)
 
-    The one way mechanisms move satisfaction: relevant recommendations, rewards and tier upgrades raise
-    it; irrelevant pushes, delivery delays and outages lower it."""
-    if np.size(idx) == 0:
-        return
-    idx, delta = np.asarray(idx), np.asarray(delta, dtype=np.float32).reshape(-1)
-    if delta.size not in (1, idx.size):  # the kernel does not check bounds
-        raise ValueError(f"nudge_satisfaction: {delta.size} deltas for {idx.size} people")
-    kernels.add_clipped(idx, delta, pop.satisfaction, np.float32(0), np.float32(1))  # a scalar delta applies to all
+
+@formula
+def friends_factor(friends, friends_weight):
+    """(1 + friends on the platform) ** -friends_weight: users with friends there stay longer."""
+    return (1.0 + friends) ** (-friends_weight)
+
+
+@formula
+def churn_hazard_of(base_hazard, frailty, tenure, satisfaction, base_satisfaction, satisfaction_weight, friends,
+                    state_ratio, hazard_ratio):
+    """Daily churn hazard (proportional hazards with individual frailty):
+
+        base_hazard x frailty x tenure_factor x exp(-satisfaction_weight x (satisfaction - baseline))
+        x friends_factor x state_ratio x hazard_ratio
+
+    (``base_hazard`` and ``frailty`` are float32 and multiply in float32, as the columns hold them;
+    ``hazard_ratio``: today's ratio from mechanisms, 1 when none)."""
+    h = np.float64(base_hazard * frailty) * tenure
+    h = h * np.exp(-satisfaction_weight * (satisfaction - base_satisfaction))
+    h = h * friends
+    h = h * state_ratio
+    return h * hazard_ratio
+
+
+@formula
+def chance_of_hazard(hazard):
+    """P(event today) = 1 - exp(-hazard): a daily probability from a daily hazard."""
+    return -np.expm1(-hazard)
+
+
+@formula
+def half_life_decay(days, half_life_days):
+    """0.5 ** (days / half_life_days): what is left of a memory (of requests, of a habit) after ``days``."""
+    return 0.5 ** (days / half_life_days)
+
+
+@formula
+def reverted(satisfaction, base_satisfaction, reversion):
+    """Satisfaction after a day: it moves a share ``reversion`` of the way back to its segment baseline."""
+    return satisfaction + (base_satisfaction - satisfaction) * reversion
+
+
+# ------------------------------------------------------------------------------------ sharing and social response
+@formula
+def novelty_factor(age_days, novelty_boost, novelty_days):
+    """1 + novelty_boost x exp(-age / novelty_days): new users share most, as the novelty fades."""
+    return 1.0 + novelty_boost * np.exp(-age_days / novelty_days)
+
+
+@formula
+def sharing_of(satisfaction, novelty):
+    """How much a user shares and invites today: twice the satisfaction, within [0, 2] (in float32, as
+    the column holds it), times the novelty of their age."""
+    s = np.minimum(np.maximum(np.float32(2.0) * satisfaction, np.float32(0.0)), np.float32(2.0))
+    return np.float64(s) * novelty
+
+
+@formula
+def repeated(base, times):
+    """base ** times: the factor left after ``times`` repetitions that each keep a share ``base``."""
+    return base ** times
+
+
+@formula
+def social_response(prior, repeats, shift, saturation_powers, fade_powers):
+    """Response to one more invitation (Leskovec, Adamic and Huberman 2007):
+
+        saturation ** max(prior - shift, 0) x repeat_fade ** repeats
+
+    ``prior``: invitations the person received before; ``repeats``: earlier ones along the same edge;
+    ``shift``: threshold - 1 under complex contagion (invitations that bring a person up to the
+    threshold are reinforcement, not saturation), else 0. The powers come from tables of
+    :func:`repeated` (``power_table``)."""
+    return saturation_powers[np.maximum(prior - shift, 0)] * fade_powers[repeats]
+
+
+@formula
+def asks_beyond_tolerance(before, after, tolerance):
+    """Requests (team links, assist requests) that annoy: those that bring a person's recent requests
+    from ``before`` to ``after`` beyond ``tolerance``."""
+    return np.maximum(after - np.maximum(before, tolerance), 0.0)
+
+
+@formula
+def ask_fatigue(recent, ask_fade):
+    """Multiplier on the response to one more request after ``recent`` recent ones: ask_fade ** recent."""
+    return ask_fade ** recent
 
 
 def stochastic_round(x: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -59,12 +220,13 @@ def stochastic_round(x: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.floor(x + u).astype(np.int64)
 
 
-# --------------------------------------------------------------------------------- lookup tables
-# Speed (DESIGN section 5): functions of a small integer (age in days, visits, friends, state) are
-# looked up in a table computed once with the same numpy expression, instead of calling pow / exp /
-# log1p for every user every day; the values are the same bit for bit. Each table is sized to cover
-# every argument its caller can meet (ages and visits up to the day, friends up to the largest degree).
-NO_VALUES = np.zeros(0, dtype=np.float32)  # an absent per-person boost, ratio or offer (kernels' argument)
+# ===================================================================================== lookup tables
+# Speed (DESIGN section 5): formulas of a small integer (age in days, visits, friends, state) are
+# looked up in a table computed once by the same formula over all arguments, instead of calling pow /
+# exp / log1p for every user every day; the values are the same bit for bit. Each table is sized to
+# cover every argument its caller can meet (ages and visits up to the day, friends up to the largest
+# degree).
+NO_VALUES = np.zeros(0, dtype=np.float32)  # an absent per-person boost, ratio or offer (a pass's argument)
 
 
 def _pow2(k: int) -> int:
@@ -74,18 +236,18 @@ def _pow2(k: int) -> int:
 @lru_cache(maxsize=64)
 def _table(kind: str, a: float, b: float, size: int) -> np.ndarray:
     x = np.arange(size, dtype=np.float64)
-    if kind == "tenure":  # (1 + age / a) ** -b
-        t = (1.0 + x / a) ** (-b)
-    elif kind == "friends":  # (1 + friends) ** -b
-        t = (1.0 + x) ** (-b)
-    elif kind == "novelty":  # 1 + a * exp(-age / b)
-        t = 1.0 + a * np.exp(-x / b)
-    elif kind == "power":  # a ** k
-        t = a ** x
-    elif kind == "halving":  # 0.5 ** (k / a)
-        t = 0.5 ** (x / a)
-    else:  # "log1p"
-        t = np.log1p(np.arange(size, dtype=np.int64))
+    if kind == "tenure":
+        t = tenure_factor(x, a, b)
+    elif kind == "friends":
+        t = friends_factor(x, b)
+    elif kind == "novelty":
+        t = novelty_factor(x, a, b)
+    elif kind == "power":
+        t = repeated(a, x)
+    elif kind == "halving":
+        t = half_life_decay(x, a)
+    else:  # "habit"
+        t = habit(np.arange(size, dtype=np.int64))
     t.flags.writeable = False
     return t
 
@@ -97,27 +259,44 @@ def _state_table(values: dict[int, float], default: float) -> np.ndarray:
     return t
 
 
-# --------------------------------------------------------------------------------- visit
-def visit_probability(pop: Population, idx: np.ndarray, day: int, cfg, boost_logit: np.ndarray | None = None) -> np.ndarray:
-    """Daily visit probability of users ``idx``: segment rate, satisfaction, habit, state, boosts
-    (``day``: today; nobody has more than ``day + 1`` visits)."""
-    state_odds = _state_table({State.DORMANT: np.log(max(cfg.dormant_odds, 1e-9)), State.LOYAL: np.log(cfg.loyal_odds)}, 0.0)
-    return kernels.visit_probability(
-        idx, pop.segment, pop.satisfaction, pop.seg["satisfaction"], logit(pop.seg["visit_rate"]), pop.visits,
-        _table("log1p", 0.0, 0.0, _pow2(day + 2)), pop.state, state_odds, NO_VALUES if boost_logit is None else boost_logit,
-        cfg.satisfaction_weight, cfg.habit_weight)
-
-
-# --------------------------------------------------------------------------------- purchase
-def need_now(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
-    """Latent demand of ``idx`` today: accrued lazily since it was last brought up to date."""
-    return kernels.need_now(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                            need_ratio_table(cfg), cfg.need_cap)
+def power_table(base: float, size: int) -> np.ndarray:
+    """``base ** k`` for k in 0 .. size - 1 (at least), for :func:`social_response`."""
+    return _table("power", base, 0.0, _pow2(size))
 
 
 def need_ratio_table(cfg) -> np.ndarray:
     """Demand accrual by lifecycle state, relative to active users (loyal users need more)."""
     return _state_table({State.LOYAL: cfg.loyal_need_ratio}, 1.0)
+
+
+# ===================================================================================== 2. people
+def nudge_satisfaction(pop: Population, idx: np.ndarray, delta: np.ndarray | float) -> None:
+    """Add ``delta`` to the satisfaction of people ``idx`` (repeats add up), kept within [0, 1].
+
+    The one way mechanisms move satisfaction: relevant recommendations, rewards and tier upgrades raise
+    it; irrelevant pushes, delivery delays and outages lower it."""
+    if np.size(idx) == 0:
+        return
+    idx, delta = np.asarray(idx), np.asarray(delta, dtype=np.float32).reshape(-1)
+    if delta.size not in (1, idx.size):  # the pass does not check bounds
+        raise ValueError(f"nudge_satisfaction: {delta.size} deltas for {idx.size} people")
+    _nudge(idx, delta, pop.satisfaction)  # a scalar delta applies to all
+
+
+def visit_probability(pop: Population, idx: np.ndarray, day: int, cfg, boost_logit: np.ndarray | None = None) -> np.ndarray:
+    """Daily visit probability of users ``idx`` (:func:`visit_log_odds`; ``day``: today, so nobody has
+    more than ``day + 1`` visits)."""
+    state_odds = _state_table({State.DORMANT: np.log(max(cfg.dormant_odds, 1e-9)), State.LOYAL: np.log(cfg.loyal_odds)}, 0.0)
+    return _visit_probabilities(
+        idx, pop.segment, pop.satisfaction, pop.seg["satisfaction"], logit(pop.seg["visit_rate"]), pop.visits,
+        _table("habit", 0.0, 0.0, _pow2(day + 2)), pop.state, state_odds, NO_VALUES if boost_logit is None else boost_logit,
+        cfg.satisfaction_weight, cfg.habit_weight)
+
+
+def need_now(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
+    """Latent demand of ``idx`` today (:func:`need_accrued` since it was last brought up to date)."""
+    return _need_now(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                     need_ratio_table(cfg), cfg.need_cap)
 
 
 def add_need(pop: Population, idx: np.ndarray, day: int, amount: np.ndarray | float, cfg) -> None:
@@ -127,10 +306,18 @@ def add_need(pop: Population, idx: np.ndarray, day: int, amount: np.ndarray | fl
     if np.size(idx) == 0:
         return
     amount = np.asarray(amount, dtype=np.float64).reshape(-1)
-    if amount.size not in (1, np.size(idx)):  # the kernel does not check bounds
+    if amount.size not in (1, np.size(idx)):  # the pass does not check bounds
         raise ValueError(f"add_need: {amount.size} amounts for {np.size(idx)} people")
-    kernels.add_need(np.asarray(idx), day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                     need_ratio_table(cfg), cfg.need_cap, amount)
+    _add_need(np.asarray(idx), day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+              need_ratio_table(cfg), cfg.need_cap, amount)
+
+
+def consume_need(pop, idx: np.ndarray, day: int, cfg) -> None:
+    """One unit of latent demand of each of ``idx`` (distinct people) used up by an order outside
+    the core purchase (a team's, an unlocked assist's): the stock brought up to date, less one, at
+    least 0, as the core purchase does (``cfg``: the purchase behaviour)."""
+    _consume_need(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+                  need_ratio_table(cfg), cfg.need_cap)
 
 
 def expected_basket_rmb(pop: Population, idx: np.ndarray, price_level: float = 1.0) -> np.ndarray:
@@ -139,20 +326,14 @@ def expected_basket_rmb(pop: Population, idx: np.ndarray, price_level: float = 1
     return pop.seg["basket_rmb"][pop.segment[idx]] * price_level
 
 
-def purchase_probability(need: np.ndarray, relevance: np.ndarray, deal_factor: np.ndarray, conversion: float) -> np.ndarray:
-    """P(buy | visit) = 1 - exp(-conversion x need x relevance x deal factor)."""
-    return -np.expm1(-conversion * need * relevance * deal_factor)
+def purchase_probability(need: np.ndarray, relevance: np.ndarray | float, deal: np.ndarray | float, conversion: float) -> np.ndarray:
+    """:func:`purchase_chance` over arrays (numpy's arithmetic)."""
+    return purchase_chance(conversion, need, relevance, deal)
 
 
-def deal_factor(pop: Population, idx: np.ndarray, discount: np.ndarray) -> np.ndarray:
-    """How a discount (fraction of price) raises purchase intensity for each person's segment."""
-    return 1.0 + pop.seg["deal_sensitivity"][pop.segment[idx]] * discount
-
-
-# --------------------------------------------------------------------------------- churn
 def churn_hazard(pop: Population, idx: np.ndarray, day: int, cfg, hazard_ratio: np.ndarray | None = None) -> np.ndarray:
-    """Daily churn hazard of users ``idx`` (proportional hazards with individual frailty)."""
-    return kernels.churn_hazard(
+    """Daily churn hazard of users ``idx`` (:func:`churn_hazard_of`)."""
+    return _churn_hazards(
         idx, day, pop.joined_day, pop.segment, pop.frailty, pop.satisfaction, pop.seg["satisfaction"], pop.friends,
         pop.state, np.float32(cfg.base_hazard), _table("tenure", cfg.tenure_days, cfg.tenure_decay, _pow2(day + 1)),
         cfg.satisfaction_weight, _table("friends", 0.0, cfg.friends_weight, _pow2(pop.max_friends + 1)), bool(cfg.friends_weight),
@@ -161,40 +342,24 @@ def churn_hazard(pop: Population, idx: np.ndarray, day: int, cfg, hazard_ratio: 
 
 
 def churn_probability(hazard: np.ndarray) -> np.ndarray:
-    return -np.expm1(-hazard)
+    """:func:`chance_of_hazard` over arrays (numpy's arithmetic)."""
+    return chance_of_hazard(hazard)
 
 
 def reactivation_probability(idle_days: np.ndarray, base: float, half_life_days: float) -> np.ndarray:
     """Chance a message or coupon brings a lapsed user back: ``base`` at the moment of lapsing, halving
     every ``half_life_days`` of absence (habits and the app itself are forgotten)."""
-    return base * 0.5 ** (np.maximum(idle_days, 0) / half_life_days)
+    return base * half_life_decay(np.maximum(idle_days, 0), half_life_days)
 
 
-def consume_need(pop, idx: np.ndarray, day: int, cfg) -> None:
-    """One unit of latent demand of each of ``idx`` (distinct people) used up by an order outside
-    the core purchase (a team's, an unlocked assist's): the stock brought up to date, less one, at
-    least 0, as the core purchase does (``cfg``: the purchase behaviour)."""
-    kernels.consume_need(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                          need_ratio_table(cfg), cfg.need_cap)
-
-
-# --------------------------------------------------------------------------------- sharing
 def sharing_propensity(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
-    """Multiplier on how much users ``idx`` share and invite today: satisfied users share more, and
-    new users most of all (the novelty of a just-joined platform fades over ``novelty_days``)."""
+    """Multiplier on how much users ``idx`` share and invite today (:func:`sharing_of`; the novelty of
+    a just-joined platform fades over ``novelty_days``)."""
     novelty = _table("novelty", cfg.novelty_boost, cfg.novelty_days, _pow2(day + 2))  # ages up to day + 1
-    return kernels.sharing_propensity(np.asarray(idx), day, pop.joined_day, pop.satisfaction, novelty)
+    return _sharing(np.asarray(idx), day, pop.joined_day, pop.satisfaction, novelty)
 
 
-# --------------------------------------------------------------------------------- social response
-def power_table(base: float, size: int) -> np.ndarray:
-    """``base ** k`` for k in 0 .. size - 1 (at least): the social response to an invitation is
-    ``saturation ** (invitations received before) x repeat_fade ** (repeats from the same sender)``,
-    looked up in two such tables (``sim.kernels.social_events``)."""
-    return _table("power", base, 0.0, _pow2(size))
-
-
-# --------------------------------------------------------------------------------- requests to friends
+# ------------------------------------------------------------------------------------ requests to friends
 # Group buys (拼团) and friend assists (助力 / 砍价) both ask friends for something. Being asked often
 # wears people out: their response to the next request fades and their satisfaction falls. The
 # memory of recent requests is one shared per-person quantity, so a friend pestered by team links is
@@ -211,19 +376,19 @@ def ensure_ask_memory(pop: Population) -> None:
 
 
 def recent_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
-    """Requests ``idx`` received lately, each worth 0.5 ** (days since / ask_half_life_days)."""
+    """Requests ``idx`` received lately, each worth :func:`half_life_decay` of its age."""
     since = day - pop.extra[ASKED_DAY][idx]
     return pop.extra[ASKED][idx] * _halving_table(day, cfg)[since]
 
 
 def _halving_table(day: int, cfg) -> np.ndarray:
-    """0.5 ** (days since / ask_half_life_days) for every days since a request: 0 .. day."""
+    """:func:`half_life_decay` for every days since a request: 0 .. day."""
     return _table("halving", cfg.ask_half_life_days, 0.0, _pow2(day + 1))
 
 
 def ask_response(recent: np.ndarray, cfg) -> np.ndarray:
-    """Multiplier on the response to one more request after ``recent`` recent ones (fatigue)."""
-    return cfg.ask_fade ** recent
+    """:func:`ask_fatigue` of ``recent`` recent requests."""
+    return ask_fatigue(recent, cfg.ask_fade)
 
 
 def note_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
@@ -233,101 +398,225 @@ def note_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     if idx.size == 0:
         return idx
     x = pop.extra
-    return kernels.note_asks(np.asarray(idx), day, x[ASKED], x[ASKED_DAY], _halving_table(day, cfg), pop.satisfaction,
-                             float(cfg.ask_tolerance), float(cfg.ask_annoyance), x[ASKED_SCRATCH])
+    return _note_asks(np.asarray(idx), day, x[ASKED], x[ASKED_DAY], _halving_table(day, cfg), pop.satisfaction,
+                      float(cfg.ask_tolerance), float(cfg.ask_annoyance), x[ASKED_SCRATCH])
 
 
-# --------------------------------------------------------------------------------- exposures
-class Exposures:
-    """Exposure events collected for one day's adoption stage.
-
-    Each event is one chance for ``receiver`` to join through ``channel`` with probability ``prob``.
-    Social events have a ``sender`` (a user) and, on a stored graph, the ``edge`` they travelled; they
-    are subject to saturation, same-sender fading and, under complex contagion, the threshold.
-
-    The events are written into growing column buffers as they are added (speed: a day adds a few
-    dozen batches, and one concatenation per column and a filled constant column per batch cost
-    more than the copies); ``capacity`` is the room to start with (the engine passes yesterday's
-    count).
-    """
-
-    COLUMNS = (np.int64, np.int8, np.float64, np.int64, np.int64)  # receiver, channel, prob, sender, edge
-
-    def __init__(self, capacity: int = 1024):
-        self._size = 0
-        self._cols = tuple(np.empty(max(int(capacity), 16), dtype=dt) for dt in self.COLUMNS)
-
-    def add(self, receiver: np.ndarray, channel: int, prob: np.ndarray | float,
-            sender: np.ndarray | None = None, edge: np.ndarray | None = None) -> None:
-        n = np.size(receiver)
-        if n == 0:
-            return
-        a, b = self._size, self._size + n
-        if b > self._cols[0].size:
-            grown = []
-            for col in self._cols:
-                wider = np.empty(max(2 * col.size, b), dtype=col.dtype)
-                wider[:a] = col[:a]
-                grown.append(wider)
-            self._cols = tuple(grown)
-        r, c, p, s, e = self._cols
-        r[a:b] = receiver
-        c[a:b] = channel
-        p[a:b] = prob  # one value for all, or one per event
-        s[a:b] = -1 if sender is None else sender
-        e[a:b] = -1 if edge is None else edge
-        self._size = b
-
-    def __len__(self) -> int:
-        return self._size
-
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """The events' receiver, channel, prob, sender and edge: views of the buffers, which the
-        caller may change (the adoption stage compacts them in place)."""
-        return tuple(col[: self._size] for col in self._cols)
+# ===================================================================================== 3. compiled passes
+# Each pass loops over people in array order, reads their columns, calls the formulas above and
+# writes its results; none draws randomness (uniforms come from the caller's seeded streams).
+@jit
+def _nudge(idx, delta, satisfaction):
+    """:func:`nudge_satisfaction`: additions in order (repeats add up, in float32), then [0, 1]."""
+    kernels.add_at(satisfaction, idx, delta)
+    for k in range(idx.size):
+        i = idx[k]
+        satisfaction[i] = min(max(satisfaction[i], np.float32(0)), np.float32(1))
 
 
-def rank_within(keys: np.ndarray) -> np.ndarray:
-    """0, 1, 2, ... for successive occurrences of each key, in array order."""
-    if keys.size <= SMALL:  # one compiled call instead of some ten numpy calls
-        return kernels.rank_within(np.asarray(keys, dtype=np.int64))
-    return occurrences(keys)[0]
+@jit
+def _visit_probabilities(idx, segment, satisfaction, base_sat, logit_rate, visits, habit_table, state, state_odds,
+                         boost, sat_weight, habit_weight):
+    """:func:`logistic` of :func:`visit_log_odds` for each of ``idx``."""
+    out = np.empty(idx.size, dtype=np.float64)
+    has_boost = boost.size > 0
+    for k in range(idx.size):
+        i = idx[k]
+        g = segment[i]
+        x = visit_log_odds(logit_rate[g], np.float64(satisfaction[i]), base_sat[g], sat_weight, habit_table[visits[i]],
+                           habit_weight, state_odds[state[i]], np.float64(boost[i]) if has_boost else 0.0)
+        out[k] = logistic(x)
+    return out
 
 
-SMALL = 1024  # keys ranked by sim.kernels.rank_within (larger arrays: the packed-key sort)
+@jit
+def _churn_hazards(idx, day, joined_day, segment, frailty, satisfaction, base_sat, friends, state, base_hazard32,
+                   tenure_table, sat_weight, friends_table, use_friends, state_ratio, hazard_ratio):
+    """:func:`churn_hazard_of` for each of ``idx``; the tables cover every age and friend count the
+    caller can meet."""
+    out = np.empty(idx.size, dtype=np.float64)
+    has_ratio = hazard_ratio.size > 0
+    for k in range(idx.size):
+        i = idx[k]
+        out[k] = churn_hazard_of(base_hazard32, frailty[i], tenure_table[day - joined_day[i]], np.float64(satisfaction[i]),
+                                 base_sat[segment[i]], sat_weight, friends_table[friends[i]] if use_friends else 1.0,
+                                 state_ratio[state[i]], np.float64(hazard_ratio[i]) if has_ratio else 1.0)
+    return out
 
 
-def occurrences(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``rank_within(keys)``, the distinct keys and how often each occurs, from one sort."""
-    if keys.size == 0:
-        e = np.zeros(0, dtype=np.int64)
-        return e, e, e
-    order, sk = stable_order(keys)
-    n = sk.size
-    start = np.empty(n, dtype=bool)
-    start[0] = True
-    np.not_equal(sk[1:], sk[:-1], out=start[1:])
-    begin = start.nonzero()[0]
-    counts = np.empty(begin.size, dtype=np.int64)
-    counts[-1] = n - begin[-1]
-    np.subtract(begin[1:], begin[:-1], out=counts[:-1])
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n) - np.repeat(begin, counts)
-    return rank, sk[begin], counts
+@jit
+def _need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap):
+    """:func:`need_accrued` for each of ``idx`` since its stock was last brought up to date."""
+    out = np.empty(idx.size, dtype=np.float64)
+    for k in range(idx.size):
+        i = idx[k]
+        out[k] = need_accrued(np.float64(need[i]), need_rate[segment[i]], state_need_ratio[state[i]],
+                              np.float64(day - need_day[i]), need_cap)
+    return out
 
 
-def stable_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``order = argsort(keys, kind="stable")`` and ``keys[order]`` for integer keys, by one plain
-    sort of (key, position) packed into an int64 (several times faster than a stable argsort)."""
-    n = keys.size
-    if n < 256:  # few keys: fewer numpy calls this way
-        order = np.argsort(keys, kind="stable")
-        return order, keys[order]
-    lo, hi = int(keys.min()), int(keys.max())
-    bits = max(n - 1, 1).bit_length()
-    if (hi - lo).bit_length() + bits > 62:
-        order = np.argsort(keys, kind="stable")
-        return order, keys[order]
-    packed = ((keys.astype(np.int64) - lo) << bits) | np.arange(n, dtype=np.int64)
-    packed.sort()
-    return packed & ((1 << bits) - 1), (packed >> bits) + lo
+@jit
+def _add_need(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, amount):
+    """``need[idx] = min(need_cap, need now + amount)`` and ``need_day[idx] = day``: every new value
+    from the stocks before any write, as numpy's fancy assignment does (``amount`` has one entry per
+    index, or one for all)."""
+    new = _need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    one = amount.size == 1
+    for k in range(idx.size):
+        new[k] = min(need_cap, new[k] + (amount[0] if one else amount[k]))
+    for k in range(idx.size):
+        need[idx[k]] = np.float32(new[k])
+        need_day[idx[k]] = day
+
+
+@jit
+def _consume_need(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap):
+    """:func:`consume_need`: the stock brought up to date, less one, at least 0."""
+    now = _need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    for k in range(idx.size):
+        need[idx[k]] = np.float32(max(now[k] - 1.0, 0.0))
+        need_day[idx[k]] = day
+
+
+@jit
+def decide_purchases(v, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, relevance, discount,
+                     deal_sensitivity, conversion, u):
+    """The core purchase decision of today's visitors ``v``: latent demand brought up to date, the
+    :func:`purchase_chance` with today's relevance and :func:`deal_factor` (an empty ``relevance`` or
+    ``discount`` means 1 or 0 for all), a purchase where ``u`` is below it, and the demand stock after
+    it (one order less, at least 0). Returns who bought (one flag per visitor)."""
+    now = _need_now(v, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    buy = np.empty(v.size, dtype=np.bool_)
+    has_rel, has_disc = relevance.size > 0, discount.size > 0
+    for k in range(v.size):
+        i = v[k]
+        deal = deal_factor(deal_sensitivity[segment[i]], discount[k]) if has_disc else 1.0
+        b = u[k] < purchase_chance(conversion, now[k], relevance[k] if has_rel else 1.0, deal)
+        buy[k] = b
+        need[i] = np.float32(max(now[k] - 1.0, 0.0) if b else now[k])
+        need_day[i] = day
+    return buy
+
+
+@jit
+def drawn_to_deal(v, u, prune, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, deal, rate,
+                  pull):
+    """The visitors ``v`` drawn to a deal: ``u <`` :func:`deal_draw_chance` (``deal``: per segment).
+    Group buying passes its ``open_rate`` and pull; friend assists (``sim.mechanisms.assist``) their
+    start rate times the discount, and a pull of 1 (exact).
+
+    Speed: with ``prune`` (the caller's promise that ``rate``, ``deal`` and ``pull`` are not
+    negative) the latent demand is brought up to date (four cache misses a person) only where ``u``
+    is below ``rate x deal[segment] x pull``. That is an upper bound of the chance in floating point
+    too (rounding is monotone and ``min(need, 1) <= 1``), so the same people are drawn;
+    ``rate x max(deal) x pull`` bounds it in turn, a test without a gather."""
+    top = rate * deal.max() * pull
+    idx = np.empty(v.size, v.dtype)
+    pos = np.empty(v.size, np.int64)
+    m = 0
+    for k in range(v.size):
+        if not prune or (u[k] < top and u[k] < rate * deal[segment[v[k]]] * pull):
+            idx[m] = v[k]
+            pos[m] = k
+            m += 1
+    idx, pos = idx[:m], pos[:m]
+    now = _need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    out = np.empty(m, v.dtype)
+    n = 0
+    for k in range(m):
+        if u[pos[k]] < deal_draw_chance(rate, deal[segment[idx[k]]], now[k], pull):
+            out[n] = idx[k]
+            n += 1
+    return out[:n]
+
+
+@jit
+def _sharing(idx, day, joined_day, satisfaction, novelty_table):
+    """:func:`sharing_of` for each of ``idx``, with the novelty of its age from the table."""
+    out = np.empty(idx.size, dtype=np.float64)
+    for k in range(idx.size):
+        i = idx[k]
+        out[k] = sharing_of(satisfaction[i], novelty_table[day - joined_day[i]])
+    return out
+
+
+@jit
+def age_users(alive, day, segment, satisfaction, base_sat, reversion, last_visit, state, dormant_after, dormant):
+    """The start of the retention stage for users ``alive``: satisfaction :func:`reverted` towards its
+    segment baseline, and users idle ``dormant_after`` days become ``dormant``. Returns the idle days."""
+    idle = np.empty(alive.size, dtype=np.int64)
+    for k in range(alive.size):
+        i = alive[k]
+        satisfaction[i] = np.float32(reverted(np.float64(satisfaction[i]), base_sat[segment[i]], reversion))
+        d = day - last_visit[i]
+        idle[k] = d
+        if d >= dormant_after and state[i] != dormant:
+            state[i] = dormant
+    return idle
+
+
+@jit
+def social_events(receiver, sender, edge, prob, invites_received, edge_sends, contacts, invites_top, sends_top,
+                  saturation_table, fade_table, shift, threshold):
+    """Walk today's exposure events in order; for the social ones (``sender >= 0``) update the memories
+    they leave and scale their conversion ``prob`` (in place) by the :func:`social_response`.
+
+    Social event ``i`` reaches ``receiver[i]`` along stored edge ``edge[i]`` (``-1``: no stored edge).
+    ``prior`` counts the invitations the receiver had received before it (earlier days and earlier
+    events today) and ``repeats`` how often the same edge had carried one before. A first contact
+    along an edge adds one to the receiver's ``contacts``; under complex contagion
+    (``threshold > 0``) an event whose receiver has fewer than ``threshold`` contacts after all of
+    today's events converts with 0. Counters saturate at ``invites_top`` (also the cap of
+    ``contacts``) and ``sends_top``: a hub of a million-person graph can receive more invitations
+    than an int16 holds (beyond 32,767 invitations or 250 repeats the response is 0 to double
+    precision either way).
+
+    A pass because each event's counts depend on the events before it."""
+    for i in range(receiver.size):
+        if sender[i] < 0:
+            continue
+        r = receiver[i]
+        prior = invites_received[r]
+        if prior < invites_top:
+            invites_received[r] = prior + 1
+        repeats = 0
+        e = edge[i]
+        if e >= 0:
+            repeats = edge_sends[e]
+            if repeats < sends_top:
+                edge_sends[e] = repeats + 1
+            if repeats == 0 and contacts[r] < invites_top:
+                contacts[r] += 1
+        elif contacts[r] < invites_top:
+            contacts[r] += 1
+        prob[i] *= social_response(np.int64(prior), repeats, shift, saturation_table, fade_table)
+    if threshold > 0:
+        for i in range(receiver.size):
+            if sender[i] >= 0 and contacts[receiver[i]] < threshold:
+                prob[i] = 0.0
+
+
+@jit
+def _note_asks(idx, day, asked, asked_day, halving_table, satisfaction, tolerance, annoyance, count):
+    """:func:`note_asks`: each person's recent requests decay by ``halving_table[days since]`` and grow
+    by the requests of today; the :func:`asks_beyond_tolerance` cost ``annoyance`` satisfaction each
+    (kept within [0, 1]). ``count`` is scratch of one int32 per person, all 0, and is left so. Returns
+    the distinct people, in order of first request."""
+    people = np.empty(idx.size, dtype=np.int64)
+    m = 0
+    for i in idx:
+        if count[i] == 0:
+            people[m] = i
+            m += 1
+        count[i] += 1
+    for k in range(m):
+        p = people[k]
+        before = np.float64(asked[p]) * halving_table[day - asked_day[p]]
+        after = before + count[p]
+        asked[p] = np.float32(after)
+        asked_day[p] = day
+        if annoyance != 0.0:
+            s = np.float64(satisfaction[p]) - annoyance * asks_beyond_tolerance(before, after, tolerance)
+            satisfaction[p] = np.float32(min(max(s, 0.0), 1.0))
+        count[p] = 0
+    return people[:m]

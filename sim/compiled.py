@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numba
 from numba.core import caching
+from numba.extending import register_jitable
 
 #: Files and folders of a package (relative to it) outside the compiled model layer: editing them
 #: never invalidates compiled code.
@@ -101,4 +102,12 @@ def jit(fn):
     return dispatcher
 
 
-__all__ = ["UNCOMPILED", "jit", "model_sources", "package_root", "sources_stamp"]
+def formula(fn):
+    """The decorator of a behaviour formula (``sim.behaviour``): a small function of scalars, written
+    once. Called from Python it runs as written, with numpy's arithmetic (on whole arrays too, where
+    it uses numpy's functions: ``np.minimum``, not ``min``); called from a compiled pass it is
+    compiled into, and inlined by, that pass (numba's ``register_jitable``)."""
+    return register_jitable(fn)
+
+
+__all__ = ["UNCOMPILED", "formula", "jit", "model_sources", "package_root", "sources_stamp"]

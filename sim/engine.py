@@ -34,9 +34,58 @@ from sim.streams import Streams, choice_cdf, draw_choice
 ORGANIC = CHANNELS.index("organic")
 EMPTY = np.zeros(0, dtype=np.int64)
 SENDS_TOP = 250  # edge_sends is a saturating uint8 count
-NO_OFFER = np.zeros(0)  # no relevance factors or discounts today (an argument of kernels.decide_purchases)
+NO_OFFER = np.zeros(0)  # no relevance factors or discounts today (an argument of bh.decide_purchases)
 #: what drove an order; each becomes a daily column orders_<source>
 ORDER_SOURCES = ("organic", "promotion", "recommendation", "group_buy", "assist", "content", "distribution", "livestream")
+
+
+class Exposures:
+    """Exposure events collected for one day's adoption stage.
+
+    Each event is one chance for ``receiver`` to join through ``channel`` with probability ``prob``.
+    Social events have a ``sender`` (a user) and, on a stored graph, the ``edge`` they travelled; they
+    are subject to saturation, same-sender fading and, under complex contagion, the threshold.
+
+    The events are written into growing column buffers as they are added (speed: a day adds a few
+    dozen batches, and one concatenation per column and a filled constant column per batch cost
+    more than the copies); ``capacity`` is the room to start with (the engine passes yesterday's
+    count).
+    """
+
+    COLUMNS = (np.int64, np.int8, np.float64, np.int64, np.int64)  # receiver, channel, prob, sender, edge
+
+    def __init__(self, capacity: int = 1024):
+        self._size = 0
+        self._cols = tuple(np.empty(max(int(capacity), 16), dtype=dt) for dt in self.COLUMNS)
+
+    def add(self, receiver: np.ndarray, channel: int, prob: np.ndarray | float,
+            sender: np.ndarray | None = None, edge: np.ndarray | None = None) -> None:
+        n = np.size(receiver)
+        if n == 0:
+            return
+        a, b = self._size, self._size + n
+        if b > self._cols[0].size:
+            grown = []
+            for col in self._cols:
+                wider = np.empty(max(2 * col.size, b), dtype=col.dtype)
+                wider[:a] = col[:a]
+                grown.append(wider)
+            self._cols = tuple(grown)
+        r, c, p, s, e = self._cols
+        r[a:b] = receiver
+        c[a:b] = channel
+        p[a:b] = prob  # one value for all, or one per event
+        s[a:b] = -1 if sender is None else sender
+        e[a:b] = -1 if edge is None else edge
+        self._size = b
+
+    def __len__(self) -> int:
+        return self._size
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The events' receiver, channel, prob, sender and edge: views of the buffers, which the
+        caller may change (the adoption stage compacts them in place)."""
+        return tuple(col[: self._size] for col in self._cols)
 
 
 @dataclass
@@ -45,8 +94,8 @@ class Today:
 
     day: int
     n: int
-    exposures: bh.Exposures
-    next_exposures: bh.Exposures = field(default_factory=bh.Exposures)
+    exposures: Exposures
+    next_exposures: Exposures = field(default_factory=Exposures)
     new_users: np.ndarray = field(default_factory=lambda: EMPTY)
     visitors: np.ndarray = field(default_factory=lambda: EMPTY)
     relevance: np.ndarray | None = None  # per visitor: multiplies purchase intensity (browse stage)
@@ -163,7 +212,7 @@ class GrowthModel(mesa.Model):
         self._mark = np.zeros(self.graph.n, dtype=bool)  # scratch of kernels.keep_first_accepted
         self.channel_frailty = np.ones(len(CHANNELS))  # churn-frailty multiplier by acquisition channel
         self.day = -1
-        self.pending = bh.Exposures()  # shares made yesterday, evaluated today
+        self.pending = Exposures()  # shares made yesterday, evaluated today
         self.today: Today | None = None  # the current day's scratch state (from the first step)
         self.diffusion = Diffusion.build(cfg.diffusion, self)  # a classic diffusion model, or None
         self.mechanisms = [REGISTRY[name](mc) for name, mc in cfg.mechanisms.items() if mc.enabled]
@@ -195,7 +244,7 @@ class GrowthModel(mesa.Model):
         self.streams.new_day(self.day)
         self.economics.day = self.day
         room = len(self.today.exposures) if self.today is not None else 1024  # yesterday's count
-        self.today = Today(self.day, self.pop.n, exposures=self.pending, next_exposures=bh.Exposures(room))
+        self.today = Today(self.day, self.pop.n, exposures=self.pending, next_exposures=Exposures(room))
         self.pending = self.today.next_exposures
         for stage in STAGES:
             getattr(self, f"_{stage}")()
@@ -262,7 +311,7 @@ class GrowthModel(mesa.Model):
                          cfg: SimConfig) -> None:
         """Saturation and same-sender fading of today's social events (``sender >= 0``), and under
         complex contagion the threshold: scales ``prob`` in place and updates the memories, in one
-        pass in event order (``sim.kernels.social_events``)."""
+        pass in event order (``sim.behaviour.social_events``)."""
         pop, social = self.pop, cfg.behaviour.social
         if self.edge_sends is None:  # no stored edges: no sender memory
             edge, sends = np.full(receiver.size, -1, dtype=np.int64), np.zeros(1, dtype=np.uint8)
@@ -270,9 +319,9 @@ class GrowthModel(mesa.Model):
             sends = self.edge_sends
         top = int(np.iinfo(pop.invites_received.dtype).max)
         threshold = cfg.adoption.threshold if cfg.adoption.contagion == "complex" else 0
-        kernels.social_events(receiver, sender, edge, prob, pop.invites_received, sends, pop.contacts, top, SENDS_TOP,
-                              bh.power_table(social.saturation, top + 1), bh.power_table(social.repeat_fade, SENDS_TOP + 1),
-                              max(threshold - 1, 0), threshold)
+        bh.social_events(receiver, sender, edge, prob, pop.invites_received, sends, pop.contacts, top, SENDS_TOP,
+                         bh.power_table(social.saturation, top + 1), bh.power_table(social.repeat_fade, SENDS_TOP + 1),
+                         max(threshold - 1, 0), threshold)
 
     def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:
         pop, day, b = self.pop, self.day, self.cfg.behaviour
@@ -326,8 +375,7 @@ class GrowthModel(mesa.Model):
         rng = self.streams.today("purchase")
         v = today.visitors
         c = b.purchase
-        # bh.need_now, bh.purchase_probability and bh.deal_factor, and the demand after buying, in one pass
-        buy = kernels.decide_purchases(
+        buy = bh.decide_purchases(
             v, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"], bh.need_ratio_table(c),
             c.need_cap, NO_OFFER if today.relevance is None else today.relevance,
             NO_OFFER if today.discount is None else today.discount, pop.seg["deal_sensitivity"], c.conversion,
@@ -406,9 +454,9 @@ class GrowthModel(mesa.Model):
         self._run_hooks("retention")
         pop, day, c = self.pop, self.day, self.cfg.behaviour.churn
         alive = pop.alive()
-        idle = kernels.age_users(alive, day, pop.segment, pop.satisfaction, pop.seg["satisfaction"],
-                                 self.cfg.behaviour.satisfaction.reversion, pop.last_visit, pop.state,
-                                 c.dormant_after_days, State.DORMANT)
+        idle = bh.age_users(alive, day, pop.segment, pop.satisfaction, pop.seg["satisfaction"],
+                            self.cfg.behaviour.satisfaction.reversion, pop.last_visit, pop.state,
+                            c.dormant_after_days, State.DORMANT)
         hazard = bh.churn_hazard(pop, alive, day, c, self.today._hazard_ratio)
         u = self.streams.today("retention").random(alive.size)
         gone = alive[(u < bh.churn_probability(hazard)) | (idle >= c.churn_after_days)]

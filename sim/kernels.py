@@ -1,18 +1,12 @@
-"""Compiled kernels for the daily steps numpy cannot express without sorting or many passes.
+"""Compiled kernels: the engine's machinery, with no decision rule in it.
 
-DESIGN section 5 allows numba "for a kernel numpy cannot express": per-event counters whose value
-depends on the events before it on the same day (how many invitations a person has received so
-far, how often this edge has carried one), the best of several competing events per person, the
-first distinct accepted draws. In numpy each of these is a sort plus several gathers and scatters;
-here it is one pass in array order.
-
-This module goes further than DESIGN section 5, for speed: it also fuses the per-user terms of a
-stage (visit odds, churn hazard, latent demand, sharing propensity), which numpy can express but only as a
-gather and a temporary array per term. At 100,000 people and more a day's work is a few thousand
-such passes over arrays of tens of thousands, and fusing them is what brings a year of every
-mechanism within seconds. Each fused kernel does numpy's arithmetic term by term in the same
-precision, with the same lookup tables, and is tested against the numpy form it replaced
-(tests/test_kernels.py); only ``exp`` may differ in the last bit (LLVM's against numpy's).
+The passes here move people and events around: the day's exposure events (which reach non-users,
+which of a person's competing chances wins), the user index, a join's columns, booked orders and
+their categories, cohort cells, the graph generators' attachment, sets and bitmaps of people, and
+sorting helpers. Each is one pass in array order where numpy needs a sort plus several gathers and
+scatters, and is tested against the numpy form it stands for (``tests/test_kernels.py``). The
+decision rules themselves (visit, purchase, churn, sharing, social response) and the passes that
+apply them are in ``sim.behaviour``.
 
 Rules every kernel follows, so that runs stay bit for bit reproducible:
 
@@ -56,52 +50,6 @@ def keep_reachable(receiver, channel, prob, sender, edge, state, aware_day, day,
 
 
 @jit
-def social_events(receiver, sender, edge, prob, invites_received, edge_sends, contacts, invites_top, sends_top,
-                  saturation_table, fade_table, shift, threshold):
-    """Walk today's exposure events in order; for the social ones (``sender >= 0``) update the memories
-    they leave and scale their conversion ``prob`` (in place) by the social response.
-
-    Social event ``i`` reaches ``receiver[i]`` along stored edge ``edge[i]`` (``-1``: no stored edge).
-    Its response is ``saturation_table[max(prior - shift, 0)] * fade_table[repeats]``, where ``prior``
-    counts the invitations the receiver had received before it (earlier days and earlier events
-    today) and ``repeats`` how often the same edge had carried one before; ``shift`` is
-    ``threshold - 1`` under complex contagion (the invitations that bring a person up to the
-    threshold are reinforcement, not saturation) and 0 otherwise. A first contact along an edge adds
-    one to the receiver's ``contacts``; under complex contagion (``threshold > 0``) an event whose
-    receiver has fewer than ``threshold`` contacts after all of today's events converts with 0.
-    Counters saturate at ``invites_top`` (also the cap of ``contacts``) and ``sends_top``: a hub of a
-    million-person graph can receive more invitations than an int16 holds. Events see the saturated
-    counts (numpy's form saw the count before saturation; beyond 32,767 invitations or 250 repeats
-    the response factors are 0 to double precision either way).
-
-    A kernel because each event's counts depend on the events before it: numpy needs a stable
-    sort per key (receiver, edge) and several gathers and scatters for the same result.
-    """
-    for i in range(receiver.size):
-        if sender[i] < 0:
-            continue
-        r = receiver[i]
-        prior = invites_received[r]
-        if prior < invites_top:
-            invites_received[r] = prior + 1
-        repeats = 0
-        e = edge[i]
-        if e >= 0:
-            repeats = edge_sends[e]
-            if repeats < sends_top:
-                edge_sends[e] = repeats + 1
-            if repeats == 0 and contacts[r] < invites_top:
-                contacts[r] += 1
-        elif contacts[r] < invites_top:
-            contacts[r] += 1
-        prob[i] *= saturation_table[max(np.int64(prior) - shift, 0)] * fade_table[repeats]
-    if threshold > 0:
-        for i in range(receiver.size):
-            if sender[i] >= 0 and contacts[receiver[i]] < threshold:
-                prob[i] = 0.0
-
-
-@jit
 def first_success(receiver, u, prob, best):
     """Positions of the events that win, one per receiver, in ascending order of receiver.
 
@@ -131,32 +79,7 @@ def first_success(receiver, u, prob, best):
     return out
 
 
-# ------------------------------------------------------------------------------ per-user passes
-# The visit and retention stages compute a handful of terms per user from as many columns. In numpy
-# each term is a gather over the users and a temporary array; here it is one pass. The arithmetic is
-# numpy's, term by term and in the same precision (float32 where numpy computes in float32), and
-# functions of small integers come from the same lookup tables (sim.behaviour._table), so the
-# results equal the numpy forms' (tests/test_kernels.py compares them).
-@jit
-def visit_probability(idx, segment, satisfaction, base_sat, logit_rate, visits, log1p_table, state, state_odds,
-                      boost, sat_weight, habit_weight):
-    """Daily visit probability of users ``idx`` (see ``sim.behaviour.visit_probability``)."""
-    n = idx.size
-    out = np.empty(n, dtype=np.float64)
-    has_boost = boost.size > 0
-    for k in range(n):
-        i = idx[k]
-        g = segment[i]
-        x = logit_rate[g]
-        x = x + sat_weight * (np.float64(satisfaction[i]) - base_sat[g])
-        x = x + habit_weight * log1p_table[visits[i]]
-        x = x + state_odds[state[i]]
-        if has_boost:
-            x = x + np.float64(boost[i])
-        out[k] = 1.0 / (1.0 + np.exp(-x))
-    return out
-
-
+# ------------------------------------------------------------------------------ visits and the lifecycle
 @jit
 def joined_before(users, joined_day, day):
     """The users (in order) who joined before ``day``: today's joiners visited by joining."""
@@ -188,56 +111,6 @@ def record_visits(cand, u, p, day, state, dormant, last_visit, visits):
             last_visit[i] = day
             visits[i] += 1
     return visitors[:m], back[:b]
-
-
-@jit
-def churn_hazard(idx, day, joined_day, segment, frailty, satisfaction, base_sat, friends, state, base_hazard32,
-                 tenure_table, sat_weight, friends_table, use_friends, state_ratio, hazard_ratio):
-    """Daily churn hazard of users ``idx`` (see ``sim.behaviour.churn_hazard``); the tables cover every
-    age and friend count the caller can meet."""
-    n = idx.size
-    out = np.empty(n, dtype=np.float64)
-    has_ratio = hazard_ratio.size > 0
-    for k in range(n):
-        i = idx[k]
-        h = np.float64(base_hazard32 * frailty[i]) * tenure_table[day - joined_day[i]]
-        h = h * np.exp(-sat_weight * (np.float64(satisfaction[i]) - base_sat[segment[i]]))
-        if use_friends:
-            h = h * friends_table[friends[i]]
-        h = h * state_ratio[state[i]]
-        if has_ratio:
-            h = h * np.float64(hazard_ratio[i])
-        out[k] = h
-    return out
-
-
-@jit
-def need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap):
-    """Latent demand of ``idx`` today (see ``sim.behaviour.need_now``)."""
-    n = idx.size
-    out = np.empty(n, dtype=np.float64)
-    for k in range(n):
-        i = idx[k]
-        x = np.float64(need[i]) + need_rate[segment[i]] * state_need_ratio[state[i]] * np.float64(day - need_day[i])
-        out[k] = min(need_cap, x)
-    return out
-
-
-@jit
-def age_users(alive, day, segment, satisfaction, base_sat, reversion, last_visit, state, dormant_after, dormant):
-    """The start of the retention stage for users ``alive``: satisfaction reverts towards its segment
-    baseline, and users idle ``dormant_after`` days become ``dormant``. Returns the idle days."""
-    n = alive.size
-    idle = np.empty(n, dtype=np.int64)
-    for k in range(n):
-        i = alive[k]
-        s = np.float64(satisfaction[i])
-        satisfaction[i] = np.float32(s + (base_sat[segment[i]] - s) * reversion)
-        d = day - last_visit[i]
-        idle[k] = d
-        if d >= dormant_after and state[i] != dormant:
-            state[i] = dormant
-    return idle
 
 
 @jit
@@ -383,15 +256,6 @@ def add_at(column, idx, delta):
 
 
 @jit
-def add_clipped(idx, delta, column, lo, hi):
-    """:func:`add_at`, then ``column[idx] = clip(column[idx], lo, hi)``."""
-    add_at(column, idx, delta)
-    for k in range(idx.size):
-        i = idx[k]
-        column[i] = min(max(column[i], lo), hi)
-
-
-@jit
 def order_categories(buyers, u, taste_u, taste_strength, other, favourite, recommended, follow):
     """Category of each order: the recommended one where there is one (``>= 0``) and ``u < follow``,
     else the buyer's favourite where ``taste_u < taste_strength``, else ``other`` (drawn by
@@ -466,18 +330,6 @@ def attachment_nodes(ptr, m):
 
 
 @jit
-def sharing_propensity(idx, day, joined_day, satisfaction, novelty_table):
-    """How much users ``idx`` share today (see ``sim.behaviour.sharing_propensity``): twice their
-    satisfaction, clipped to [0, 2] in float32 as numpy computes it, times the novelty of their age."""
-    out = np.empty(idx.size, dtype=np.float64)
-    for k in range(idx.size):
-        i = idx[k]
-        s = min(max(np.float32(2.0) * satisfaction[i], np.float32(0.0)), np.float32(2.0))
-        out[k] = np.float64(s) * novelty_table[day - joined_day[i]]
-    return out
-
-
-@jit
 def row_contains(rows, which, value):
     """``(rows[which] == value[:, None]).any(axis=1)`` without the gathered copy of the rows."""
     out = np.zeros(which.size, dtype=np.bool_)
@@ -490,82 +342,57 @@ def row_contains(rows, which, value):
     return out
 
 
-@jit
-def add_need(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, amount):
-    """``need[idx] = min(need_cap, need_now + amount)`` and ``need_day[idx] = day`` (see
-    ``sim.behaviour.add_need``): every new value from the stocks before any write, as numpy's
-    fancy assignment does (``amount`` has one entry per index, or one for all)."""
-    new = need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
-    one = amount.size == 1
-    for k in range(idx.size):
-        new[k] = min(need_cap, new[k] + (amount[0] if one else amount[k]))
-    for k in range(idx.size):
-        need[idx[k]] = np.float32(new[k])
-        need_day[idx[k]] = day
+# ------------------------------------------------------------------------------ ranks and sorting
+def rank_within(keys: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... for successive occurrences of each key, in array order."""
+    if keys.size <= SMALL:  # one compiled call instead of some ten numpy calls
+        return _rank_within(np.asarray(keys, dtype=np.int64))
+    return occurrences(keys)[0]
+
+
+SMALL = 1024  # keys ranked by _rank_within (larger arrays: the packed-key sort)
+
+
+def occurrences(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rank_within(keys)``, the distinct keys and how often each occurs, from one sort."""
+    if keys.size == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, e
+    order, sk = stable_order(keys)
+    n = sk.size
+    start = np.empty(n, dtype=bool)
+    start[0] = True
+    np.not_equal(sk[1:], sk[:-1], out=start[1:])
+    begin = start.nonzero()[0]
+    counts = np.empty(begin.size, dtype=np.int64)
+    counts[-1] = n - begin[-1]
+    np.subtract(begin[1:], begin[:-1], out=counts[:-1])
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - np.repeat(begin, counts)
+    return rank, sk[begin], counts
+
+
+def stable_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``order = argsort(keys, kind="stable")`` and ``keys[order]`` for integer keys, by one plain
+    sort of (key, position) packed into an int64 (several times faster than a stable argsort)."""
+    n = keys.size
+    if n < 256:  # few keys: fewer numpy calls this way
+        order = np.argsort(keys, kind="stable")
+        return order, keys[order]
+    lo, hi = int(keys.min()), int(keys.max())
+    bits = max(n - 1, 1).bit_length()
+    if (hi - lo).bit_length() + bits > 62:
+        order = np.argsort(keys, kind="stable")
+        return order, keys[order]
+    packed = ((keys.astype(np.int64) - lo) << bits) | np.arange(n, dtype=np.int64)
+    packed.sort()
+    return packed & ((1 << bits) - 1), (packed >> bits) + lo
 
 
 @jit
-def decide_purchases(v, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, relevance, discount,
-                     deal_sensitivity, conversion, u):
-    """The core purchase decision of today's visitors ``v``: latent demand brought up to date, the
-    chance to buy ``1 - exp(-conversion x need x relevance x deal factor)`` (see
-    ``sim.behaviour.purchase_probability``; an empty ``relevance`` or ``discount`` means 1 or 0 for
-    all), a purchase where ``u`` is below it, and the demand stock after it (one order less, at
-    least 0). Returns who bought (one flag per visitor)."""
-    n = v.size
-    now = need_now(v, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
-    buy = np.empty(n, dtype=np.bool_)
-    has_rel, has_disc = relevance.size > 0, discount.size > 0
-    for k in range(n):
-        i = v[k]
-        x = conversion * now[k]
-        if has_rel:
-            x = x * relevance[k]
-        if has_disc:
-            x = x * (1.0 + deal_sensitivity[segment[i]] * discount[k])
-        b = u[k] < -np.expm1(-x)
-        buy[k] = b
-        need[i] = np.float32(max(now[k] - 1.0, 0.0) if b else now[k])
-        need_day[i] = day
-    return buy
-
-
-# ------------------------------------------------------------------------------ requests to friends
-@jit
-def note_asks(idx, day, asked, asked_day, halving_table, satisfaction, tolerance, annoyance, count):
-    """Record one request per entry of ``idx`` (see ``sim.behaviour.note_asks``): each person's recent
-    requests decay by ``halving_table[days since]`` and grow by the requests of today; those beyond
-    ``tolerance`` cost ``annoyance`` satisfaction each (kept within [0, 1]). ``count`` is scratch of
-    one int32 per person, all 0, and is left so. Returns the distinct people, in order of first
-    request (numpy needs a sort to count repeats)."""
-    people = np.empty(idx.size, dtype=np.int64)
-    m = 0
-    for i in idx:
-        if count[i] == 0:
-            people[m] = i
-            m += 1
-        count[i] += 1
-    for k in range(m):
-        p = people[k]
-        before = np.float64(asked[p]) * halving_table[day - asked_day[p]]
-        after = before + count[p]
-        asked[p] = np.float32(after)
-        asked_day[p] = day
-        if annoyance != 0.0:
-            excess = max(after - max(before, tolerance), 0.0)
-            s = np.float64(satisfaction[p]) - annoyance * excess
-            satisfaction[p] = np.float32(min(max(s, 0.0), 1.0))
-        count[p] = 0
-    return people[:m]
-
-
-
-# ------------------------------------------------------------------------------ small helpers
-@jit
-def rank_within(keys):
-    """0, 1, 2, ... for successive occurrences of each key, in array order (see
-    ``sim.behaviour.rank_within``): one stable sort and one pass, in a single call (numpy needs some
-    ten calls, which dominate for the few hundred keys mechanisms rank a day)."""
+def _rank_within(keys):
+    """:func:`rank_within` of a few keys: one stable sort and one pass, in a single call (numpy needs
+    some ten calls, which dominate for the few hundred keys mechanisms rank a day)."""
     n = keys.size
     order = np.argsort(keys, kind="mergesort")  # stable
     rank = np.empty(n, dtype=np.int64)
@@ -641,53 +468,6 @@ def links_sent(rows, target, edge):
             out_rows[j], out_target[j], out_edge[j] = rows[k], target[k], edge[k]
             j += 1
     return out_rows, out_target, out_edge
-
-
-@jit
-def drawn_to_deal(v, u, prune, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, deal, rate,
-                  pull):
-    """The visitors ``v`` drawn to a deal: ``u < min(rate x deal[segment] x min(need, 1) x pull, 1)``.
-    Group buying passes its ``open_rate`` and pull; friend assists (``sim.mechanisms.assist``) their
-    start rate times the discount, and a pull of 1 (exact).
-
-    Speed: with ``prune`` (the caller's promise that ``rate``, ``deal`` and ``pull`` are not
-    negative) the latent demand is brought up to date (``need_now``, four cache misses a
-    person) only where ``u`` is below ``rate x deal[segment] x pull``. That is an upper bound of the
-    chance in floating point too (rounding is monotone and ``min(need, 1) <= 1``), so the same
-    people are drawn; ``rate x max(deal) x pull`` bounds it in turn, a test without a gather.
-
-    A kernel because numpy needs a filter, the demand, two gathers, three products and two more
-    filters."""
-    top = rate * deal.max() * pull
-    idx = np.empty(v.size, v.dtype)
-    pos = np.empty(v.size, np.int64)
-    m = 0
-    for k in range(v.size):
-        if not prune or (u[k] < top and u[k] < rate * deal[segment[v[k]]] * pull):
-            idx[m] = v[k]
-            pos[m] = k
-            m += 1
-    idx, pos = idx[:m], pos[:m]
-    now = need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
-    out = np.empty(m, v.dtype)
-    n = 0
-    for k in range(m):
-        p = min(rate * deal[segment[idx[k]]] * min(now[k], 1.0) * pull, 1.0)
-        if u[pos[k]] < p:
-            out[n] = idx[k]
-            n += 1
-    return out[:n]
-
-
-@jit
-def consume_need(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap):
-    """One unit of latent demand of each of ``idx`` (distinct people) used up by an order outside the
-    core purchase (``sim.behaviour.consume_need``); numpy needs the demand, a subtraction, a maximum
-    and two scatters."""
-    now = need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
-    for k in range(idx.size):
-        need[idx[k]] = np.float32(max(now[k] - 1.0, 0.0))
-        need_day[idx[k]] = day
 
 
 # ------------------------------------------------------------------------------ members of a set

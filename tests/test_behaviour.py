@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim import behaviour as bh
+from sim import kernels
 from sim.config import SocialConfig
 
 
@@ -47,10 +48,9 @@ def test_social_response_saturates_and_repeats_fade():
 
 
 def test_rank_within_and_first_success():
-    from sim import kernels
 
     keys = np.array([5, 3, 5, 5, 3, 9])
-    assert bh.rank_within(keys).tolist() == [0, 0, 1, 2, 1, 0]
+    assert kernels.rank_within(keys).tolist() == [0, 0, 1, 2, 1, 0]
     receiver = np.array([1, 2, 1, 2, 3])
     u = np.array([0.5, 0.2, 0.1, 0.9, 0.3])  # all succeed (prob 1): the smallest u per receiver wins
     picked = kernels.first_success(receiver, u, np.ones(5), np.full(4, -1, dtype=np.int32))

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim import behaviour as bh
+from sim import kernels
 from sim.graph.csr import Graph, scatter_add
 
 index_lists = st.lists(st.integers(0, 49), max_size=400)
@@ -31,12 +32,12 @@ def test_scatter_add_equals_add_at(idx, dtype, delta):
 def test_stable_order_and_occurrences_equal_their_plain_forms(keys):
     keys = np.array(keys, dtype=np.int64)
     if keys.size == 0:
-        assert bh.rank_within(keys).size == 0
+        assert kernels.rank_within(keys).size == 0
         return
-    order, sorted_keys = bh.stable_order(keys)
+    order, sorted_keys = kernels.stable_order(keys)
     assert np.array_equal(order, np.argsort(keys, kind="stable"))
     assert np.array_equal(sorted_keys, np.sort(keys))
-    rank, distinct, counts = bh.occurrences(keys)
+    rank, distinct, counts = kernels.occurrences(keys)
     expected = np.array([int(np.sum(keys[:i] == k)) for i, k in enumerate(keys)])
     assert np.array_equal(rank, expected)
     d, c = np.unique(keys, return_counts=True)
@@ -52,7 +53,7 @@ def test_lookup_tables_equal_the_direct_formulas():
     assert np.array_equal(table("tenure", 3.0, 0.1, k), (1.0 + k.astype(np.float64) / 3.0) ** -0.1)
     assert np.array_equal(table("friends", 0.0, 0.3, k), (1.0 + k.astype(np.float64)) ** -0.3)
     assert np.array_equal(table("novelty", 2.0, 5.0, k), 1.0 + 2.0 * np.exp(-k.astype(np.float64) / 5.0))
-    assert np.array_equal(table("log1p", 0.0, 0.0, k.astype(np.int32)), np.log1p(k.astype(np.int32)))
+    assert np.array_equal(table("habit", 0.0, 0.0, k.astype(np.int32)), np.log1p(k.astype(np.int32)))
     shuffled = np.random.default_rng(1).permutation(k)  # the social response and ask memory's tables
     assert np.array_equal(table("power", 0.7, 0.0, shuffled), 0.7 ** shuffled.astype(np.float64))
     assert np.array_equal(table("halving", 7.0, 0.0, shuffled), 0.5 ** (shuffled.astype(np.float64) / 7.0))
@@ -73,10 +74,10 @@ def test_csr_build_matches_a_sort_of_every_directed_edge():
 
 def test_stable_order_of_many_keys_equals_a_stable_argsort():
     keys = np.random.default_rng(5).integers(-50, 2_000, 20_000)
-    order, sorted_keys = bh.stable_order(keys)
+    order, sorted_keys = kernels.stable_order(keys)
     assert np.array_equal(order, np.argsort(keys, kind="stable"))
     assert np.array_equal(sorted_keys, np.sort(keys))
-    rank, distinct, counts = bh.occurrences(keys)
+    rank, distinct, counts = kernels.occurrences(keys)
     d, c = np.unique(keys, return_counts=True)
     assert np.array_equal(distinct, d) and np.array_equal(counts, c)
     assert np.array_equal(np.bincount(keys - keys.min())[keys - keys.min()] - 1 >= rank, np.ones(keys.size, bool))
@@ -86,15 +87,15 @@ def test_stable_order_of_many_keys_equals_a_stable_argsort():
 def _plain_social_events(receiver, edge, invites, sends, contacts, invites_top, sends_top):
     """The numpy form the adoption stage used before sim.kernels.social_events, with the one change
     the kernel makes: events see counts saturated at the caps (and ``contacts`` saturates too)."""
-    prior = invites[receiver].astype(np.int64) + bh.rank_within(receiver)
+    prior = invites[receiver].astype(np.int64) + kernels.rank_within(receiver)
     repeats = np.zeros(receiver.size, dtype=np.int64)
     on = np.flatnonzero(edge >= 0)
-    repeats[on] = sends[edge[on]].astype(np.int64) + bh.rank_within(edge[on])
-    _, used, times = bh.occurrences(edge[on])
+    repeats[on] = sends[edge[on]].astype(np.int64) + kernels.rank_within(edge[on])
+    _, used, times = kernels.occurrences(edge[on])
     sends[used] = np.minimum(sends[used].astype(np.int64) + times, sends_top)
     first = np.bincount(receiver[repeats == 0], minlength=contacts.size)
     contacts[:] = np.minimum(contacts + first, invites_top)
-    _, who, times = bh.occurrences(receiver)
+    _, who, times = kernels.occurrences(receiver)
     invites[who] = np.minimum(invites[who].astype(np.int64) + times, invites_top)
     return np.minimum(prior, invites_top), np.minimum(repeats, sends_top)
 
@@ -104,7 +105,6 @@ def _plain_social_events(receiver, edge, invites, sends, contacts, invites_top, 
        st.sampled_from([0, 1, 3]))
 def test_social_events_equals_its_plain_form(events, seed, threshold):
     """The compiled pass against the numpy form on the social events (sender >= 0) among others."""
-    from sim import kernels
 
     rng = np.random.default_rng(seed)
     receiver = np.array([r for r, _, _ in events], dtype=np.int64)
@@ -118,7 +118,7 @@ def test_social_events_equals_its_plain_form(events, seed, threshold):
     state = (invites.copy(), sends.copy(), contacts.copy())
     got = prob.copy()
     shift = max(threshold - 1, 0)
-    kernels.social_events(receiver, sender, edge, got, *state, 14, 10, sat, fade, shift, threshold)  # low caps
+    bh.social_events(receiver, sender, edge, got, *state, 14, 10, sat, fade, shift, threshold)  # low caps
     expected = (invites.copy(), sends.copy(), contacts.copy())
     social = np.flatnonzero(sender >= 0)
     prior, repeats = _plain_social_events(receiver[social], edge[social], *expected, 14, 10)
@@ -134,7 +134,6 @@ def test_social_events_equals_its_plain_form(events, seed, threshold):
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.integers(0, 19), max_size=200), st.integers(0, 2**31))
 def test_first_success_equals_a_lexsort(receiver, seed):
-    from sim import kernels
 
     rng = np.random.default_rng(seed)
     receiver = np.array(receiver, dtype=np.int64)
@@ -164,9 +163,10 @@ def _model_midway(days: int = 40):
     return model
 
 
-def test_per_user_kernels_equal_the_numpy_forms():
-    """visit_probability, churn_hazard and need_now (compiled) against the numpy expressions they
-    replaced, on the users of a run in progress, with and without today's boosts."""
+def test_per_user_passes_equal_their_formulas_over_arrays():
+    """The compiled passes of visit probability, churn hazard, sharing and latent demand against the
+    same formulas (``sim.behaviour``) run by numpy over the users of a run in progress, with and
+    without today's boosts: the passes gather and loop, the formulas are written once."""
     from sim.population import State
 
     model = _model_midway()
@@ -175,38 +175,37 @@ def test_per_user_kernels_equal_the_numpy_forms():
     rng = np.random.default_rng(0)
     boost = rng.normal(0, 1, pop.n).astype(np.float32)
     ratio = rng.uniform(0.5, 2, pop.n).astype(np.float32)
-    seg = pop.segment[idx]
+    seg, sat = pop.segment[idx], pop.satisfaction[idx].astype(np.float64)
+    base = pop.seg["satisfaction"][seg]
     v = b.visit
+    odds = np.zeros(6)
+    odds[State.DORMANT], odds[State.LOYAL] = np.log(max(v.dormant_odds, 1e-9)), np.log(v.loyal_odds)
     for extra in (None, boost):
-        x = bh.logit(pop.seg["visit_rate"])[seg] + v.satisfaction_weight * (pop.satisfaction[idx] - pop.seg["satisfaction"][seg])
-        x = x + v.habit_weight * np.log1p(pop.visits[idx].astype(np.int64))
-        odds = np.zeros(6)
-        odds[State.DORMANT], odds[State.LOYAL] = np.log(max(v.dormant_odds, 1e-9)), np.log(v.loyal_odds)
-        x = x + odds[pop.state[idx]] + (0 if extra is None else extra[idx])
+        x = bh.visit_log_odds(bh.logit(pop.seg["visit_rate"])[seg], sat, base, v.satisfaction_weight,
+                              bh.habit(pop.visits[idx].astype(np.int64)), v.habit_weight, odds[pop.state[idx]],
+                              0.0 if extra is None else extra[idx].astype(np.float64))
         # LLVM's exp and numpy's differ in the last bit for a few per cent of arguments
-        assert np.allclose(bh.visit_probability(pop, idx, day, v, extra), 1.0 / (1.0 + np.exp(-x)), rtol=1e-15, atol=0)
+        assert np.allclose(bh.visit_probability(pop, idx, day, v, extra), bh.logistic(x), rtol=1e-15, atol=0)
     c = b.churn
+    ratios = np.ones(6)
+    ratios[State.LOYAL], ratios[State.DORMANT] = c.loyal_ratio, c.dormant_ratio
     for extra in (None, ratio):
-        age = day - pop.joined_day[idx]
-        h = c.base_hazard * pop.frailty[idx] * (1.0 + age / c.tenure_days) ** (-c.tenure_decay)
-        h = h * np.exp(-c.satisfaction_weight * (pop.satisfaction[idx] - pop.seg["satisfaction"][seg]))
-        h = h * (1.0 + pop.friends[idx]) ** (-c.friends_weight)
-        ratios = np.ones(6)
-        ratios[State.LOYAL], ratios[State.DORMANT] = c.loyal_ratio, c.dormant_ratio
-        h = h * ratios[pop.state[idx]] * (1 if extra is None else extra[idx])
+        h = bh.churn_hazard_of(np.float32(c.base_hazard), pop.frailty[idx], bh.tenure_factor(day - pop.joined_day[idx], c.tenure_days, c.tenure_decay),
+                               sat, base, c.satisfaction_weight, bh.friends_factor(pop.friends[idx], c.friends_weight),
+                               ratios[pop.state[idx]], 1.0 if extra is None else extra[idx].astype(np.float64))
         assert np.allclose(bh.churn_hazard(pop, idx, day, c, extra), h, rtol=1e-14, atol=0)
     social = b.social
-    novelty = 1.0 + social.novelty_boost * np.exp(-(day - pop.joined_day[idx]) / social.novelty_days)
-    assert np.array_equal(bh.sharing_propensity(pop, idx, day, social), np.clip(2.0 * pop.satisfaction[idx], 0.0, 2.0) * novelty)
+    novelty = bh.novelty_factor(day - pop.joined_day[idx], social.novelty_boost, social.novelty_days)
+    assert np.allclose(bh.sharing_propensity(pop, idx, day, social), bh.sharing_of(pop.satisfaction[idx], novelty), rtol=1e-15, atol=0)
     p = b.purchase
     for later in (day, day + 30):
-        rate = pop.seg["need_rate"][seg] * np.where(pop.state[idx] == State.LOYAL, p.loyal_need_ratio, 1.0)
-        want = np.minimum(p.need_cap, pop.need[idx] + rate * (later - pop.need_day[idx]))
+        state_ratio = np.where(pop.state[idx] == State.LOYAL, p.loyal_need_ratio, 1.0)
+        want = bh.need_accrued(pop.need[idx].astype(np.float64), pop.seg["need_rate"][seg], state_ratio,
+                               (later - pop.need_day[idx]).astype(np.float64), p.need_cap)
         assert np.array_equal(bh.need_now(pop, idx, later, p), want)
 
 
 def test_retention_kernels_equal_the_numpy_forms():
-    from sim import kernels
     from sim.population import State
 
     model = _model_midway()
@@ -218,7 +217,7 @@ def test_retention_kernels_equal_the_numpy_forms():
     sat[alive] = s + (base - s) * b.satisfaction.reversion
     idle = day - pop.last_visit[alive]
     state[alive[(idle >= b.churn.dormant_after_days) & (state[alive] != State.DORMANT)]] = State.DORMANT
-    got = kernels.age_users(alive, day, pop.segment, pop.satisfaction, pop.seg["satisfaction"], b.satisfaction.reversion,
+    got = bh.age_users(alive, day, pop.segment, pop.satisfaction, pop.seg["satisfaction"], b.satisfaction.reversion,
                             pop.last_visit, pop.state, b.churn.dormant_after_days, State.DORMANT)
     assert np.array_equal(got, idle) and np.array_equal(pop.satisfaction, sat) and np.array_equal(pop.state, state)
     assert (state == State.DORMANT).sum() > 0
@@ -258,8 +257,7 @@ def test_sample_non_users_equals_its_plain_form(k):
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 29), st.floats(-0.75, 0.75, width=32)), max_size=200), st.booleans())
-def test_add_clipped_equals_add_at_then_clip(entries, scalar):
-    from sim import kernels
+def test_nudging_satisfaction_equals_add_at_then_clip(entries, scalar):
 
     idx = np.array([i for i, _ in entries], dtype=np.int64)
     delta = np.array([d for _, d in entries], dtype=np.float32)
@@ -269,7 +267,7 @@ def test_add_clipped_equals_add_at_then_clip(entries, scalar):
     want = column.copy()
     np.add.at(want, idx, delta if delta.size != 1 else delta[0])
     want[idx] = np.clip(want[idx], 0, 1)
-    kernels.add_clipped(idx, delta, column, np.float32(0), np.float32(1))
+    bh._nudge(idx, delta, column)
     assert np.array_equal(column, want)
 
 
@@ -302,7 +300,6 @@ def test_add_need_equals_its_plain_form(scalar):
 
 @pytest.mark.parametrize("offers", [False, True])
 def test_decide_purchases_equals_the_numpy_form(offers):
-    from sim import kernels
 
     model = _model_midway(25)
     pop, c, day = model.pop, model.cfg.behaviour.purchase, model.day + 1
@@ -313,12 +310,12 @@ def test_decide_purchases_equals_the_numpy_form(offers):
     discount = rng.uniform(0, 0.5, v.size) if offers else None
     need = bh.need_now(pop, v, day, c)
     p = bh.purchase_probability(need, 1.0 if relevance is None else relevance,
-                                bh.deal_factor(pop, v, np.zeros(v.size) if discount is None else discount), c.conversion)
+                                bh.deal_factor(pop.param("deal_sensitivity", v), np.zeros(v.size) if discount is None else discount), c.conversion)
     want_buy = u < p
     want_need = pop.need.copy()
     want_need[v] = np.where(want_buy, np.maximum(need - 1.0, 0.0), need)
     none = np.zeros(0)
-    buy = kernels.decide_purchases(v, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+    buy = bh.decide_purchases(v, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
                                    bh.need_ratio_table(c), c.need_cap, none if relevance is None else relevance,
                                    none if discount is None else discount, pop.seg["deal_sensitivity"], c.conversion, u)
     assert np.array_equal(buy, want_buy) and np.array_equal(pop.need, want_need) and (pop.need_day[v] == day).all()
@@ -330,7 +327,7 @@ def test_note_asks_equals_its_plain_form():
     pop, cfg, day = model.pop, model.cfg.behaviour.social, model.day + 2
     idx = np.random.default_rng(4).integers(0, pop.n, 3000)  # many repeats: some over the tolerance
     asked, asked_day, sat = (pop.extra[bh.ASKED].copy(), pop.extra[bh.ASKED_DAY].copy(), pop.satisfaction.copy())
-    _, people, times = bh.occurrences(idx)
+    _, people, times = kernels.occurrences(idx)
     before = asked[people] * 0.5 ** ((day - asked_day[people]) / cfg.ask_half_life_days)
     after = before + times
     asked[people], asked_day[people] = after, day

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim import kernels
 from sim.graph.csr import INDEX, Graph
 
 
@@ -69,14 +70,12 @@ def test_sample_neighbours_where_is_bit_identical_to_numpy(seed):
 
 def _place_reference(people, team_ids, ids, members, team, team_size):
     """The numpy placement the kernel replaced (first entry per person, first come per team)."""
-    from sim import behaviour as bh
-
-    first = bh.rank_within(people) == 0
+    first = kernels.rank_within(people) == 0
     rows = np.minimum(np.searchsorted(ids, team_ids), max(ids.size - 1, 0))
     is_open = (ids[rows] == team_ids) if ids.size else np.zeros(people.size, bool)
     idx = np.flatnonzero(first & is_open & (team[people] == -1))
     rows = np.searchsorted(ids, team_ids[idx])
-    fit = bh.rank_within(rows) < team_size - members[rows]
+    fit = kernels.rank_within(rows) < team_size - members[rows]
     idx, rows = idx[fit], rows[fit]
     placed = np.zeros(people.size, bool)
     placed[idx] = True

@@ -157,7 +157,7 @@ def test_book_buyers_equals_numpy():
 def test_exposures_buffers_equal_concatenated_parts():
     """Batches added one after another (growing the buffers several times) read back as the
     concatenation of the batches, with the constant columns filled."""
-    from sim.behaviour import Exposures
+    from sim.engine import Exposures
     rng = np.random.default_rng(2)
     ex = Exposures(capacity=4)
     parts = []

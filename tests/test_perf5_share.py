@@ -7,6 +7,7 @@ import pytest
 
 import sim
 from sim import behaviour as bh
+from sim import kernels
 from sim.graph.csr import INDEX
 
 REFERRAL_VARIANTS = [
@@ -121,7 +122,7 @@ def _farm_reference(self, model, rng, visitors):
     owner = np.repeat(farmers, n)
     if owner.size == 0:
         return
-    within = bh.rank_within(owner)
+    within = kernels.rank_within(owner)
     rewarded = cap_left(owner, within)
     owner, within = owner[rewarded], within[rewarded]
     attempts = owner.size
@@ -131,7 +132,7 @@ def _farm_reference(self, model, rng, visitors):
     paid = np.ones(attempts, dtype=bool)
     if caught:
         paid[rng.choice(attempts, size=caught, replace=False)] = False
-    owner, within = owner[paid], bh.rank_within(owner[paid])
+    owner, within = owner[paid], kernels.rank_within(owner[paid])
     if owner.size == 0:
         return
     loss = _inviter_reward(self, owner, within) + c.invitee_reward
@@ -163,7 +164,6 @@ def test_referral_farming_equals_the_numpy_form(overrides, seed):
 @pytest.mark.parametrize("overrides", REFERRAL_VARIANTS + [["mechanisms.referral.invitee_reward=0"]])
 @pytest.mark.parametrize("seed", range(4))
 def test_referral_rewards_equal_the_numpy_form(overrides, seed):
-    from sim import kernels
     from sim.mechanisms.referral import REFERRAL, _referred, _rewards
 
     model = _model(overrides, seed)
@@ -177,7 +177,7 @@ def test_referral_rewards_equal_the_numpy_form(overrides, seed):
     rewarded = ref.rewarded.copy()
     ref_new = new[channel[new] == REFERRAL]
     inviters = referrer[ref_new]
-    inviter_value = _inviter_reward(ref, inviters, bh.rank_within(inviters))
+    inviter_value = _inviter_reward(ref, inviters, kernels.rank_within(inviters))
     paid = inviter_value > 0
     np.add.at(rewarded, inviters[paid], 1)
     who = np.concatenate([inviters[paid], ref_new])
@@ -222,7 +222,8 @@ def _group_model(seed, overrides=()):
 
 @pytest.mark.parametrize("seed", range(8))
 def test_group_buy_keen_visitors_equal_the_numpy_form(seed):
-    from sim.kernels import drawn_to_deal, free_of, person_bits
+    from sim.behaviour import drawn_to_deal
+    from sim.kernels import free_of, person_bits
     from sim.mechanisms.group_buy import NO_TEAM
 
     model, rng = _group_model(seed)
@@ -268,7 +269,7 @@ def test_group_buy_link_outcomes_equal_the_numpy_form(seed):
     engaged = np.flatnonzero((state == State.ACTIVE) | (state == State.LOYAL))
     engaged = engaged[gb.team[target[engaged]] == NO_TEAM]
     r, t, f = rows[engaged], target[engaged], fatigue[engaged]
-    deal = bh.deal_factor(pop, t, np.full(t.size, c.discount))
+    deal = bh.deal_factor(pop.param("deal_sensitivity", t), np.full(t.size, c.discount))
     expected = (target[out], p_new, initiator[rows[out]], edge[out], t, r, f, deal)
     assert len(got) == len(expected)
     for k, (g, w) in enumerate(zip(got, expected)):

@@ -168,7 +168,7 @@ class InviteLog:
         model.hooks["adoption"].append(self.after_adoption)
 
     def before_adoption(self, model: GrowthModel) -> None:
-        from sim.behaviour import rank_within
+        from sim.kernels import rank_within
 
         pop = model.pop
         receiver, channel, _prob, sender, edge = model.today.exposures.arrays()

@@ -24,7 +24,7 @@ import numpy as np
 from sim import behaviour as bh
 from sim.compiled import jit
 from sim.config import CHANNELS
-from sim.kernels import drawn_to_deal, free_of, links_sent, links_to_send, person_bits
+from sim.kernels import free_of, links_sent, links_to_send, person_bits
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import ACTIVE, AWARE, DORMANT
@@ -157,8 +157,8 @@ class Assist(Mechanism):
         u = rng.random(v.size)
         deal = pop.seg["deal_sensitivity"]
         purchase = model.cfg.behaviour.purchase
-        prune = bool(deal.min() >= 0)  # (see drawn_to_deal)
-        who = drawn_to_deal(v, u, prune, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+        prune = bool(deal.min() >= 0)  # (see bh.drawn_to_deal)
+        who = bh.drawn_to_deal(v, u, prune, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
                             bh.need_ratio_table(purchase), purchase.need_cap, deal, c.start_rate * c.discount, 1.0)
         n = who.size
         if n == 0:

@@ -93,9 +93,8 @@ def _commissions(buyers, basket, day, touched_day, touched_by, upline, since, re
 def _quit_chance(r, state, since, earnings, earned_today, day, w, trial_days, quit_rate, half):
     """Today's turn of the resellers ``r``: their running average of earnings moves towards today's
     (weight ``w``), and each gets the chance to give up today: 1 (no longer a user: quits), the
-    quit chance ``quit_rate x (1 - earnings / (earnings + half))`` once the trial is over, else 0 (the
-    arithmetic of the numpy form, operation for operation). One pass instead of some ten gathers
-    and temporaries."""
+    quit chance ``quit_rate x (1 - incentive_response(earnings, half))`` once the trial is over, else 0.
+    One pass instead of some ten gathers and temporaries."""
     p = np.empty(r.size, dtype=np.float64)
     for k in range(r.size):
         i = r[k]
@@ -105,9 +104,7 @@ def _quit_chance(r, state, since, earnings, earned_today, day, w, trial_days, qu
         if s < ACTIVE or s > DORMANT:
             p[k] = 2.0  # above any uniform: quits
         elif day - since[i] >= trial_days:
-            x = max(e, 0.0)
-            resp = x / (x + half) if half > 0 else (1.0 if x > 0 else 0.0)
-            p[k] = quit_rate * (1.0 - resp)
+            p[k] = quit_rate * (1.0 - bh.incentive_response(e, half))
         else:
             p[k] = -1.0  # below any uniform: stays
     return p

@@ -27,7 +27,7 @@ from sim import behaviour as bh
 from sim import kernels
 from sim.compiled import jit
 from sim.config import CHANNELS
-from sim.kernels import drawn_to_deal, free_of, links_sent, links_to_send, person_bits
+from sim.kernels import free_of, links_sent, links_to_send, person_bits
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.population import ACTIVE, AWARE, LOYAL
@@ -82,7 +82,7 @@ def _link_outcomes(target, rows, edge, fatigue, team, initiator, segment, state,
     - to friends not yet on the platform (state up to aware): an exposure (receiver, probability
       ``min(newcomer_pull x (1 + deal[segment]) / 2 x fatigue, 1)``, sender, edge);
     - to active and loyal friends in no team: a chance to join now, for which the kernel gives
-      their target, team row, fatigue and deal factor ``1 + deal[segment] x discount`` (the caller
+      their target, team row, fatigue and ``bh.deal_factor`` (the caller
       brings their latent demand up to date, and takes ``expm1`` in numpy: LLVM's may differ in the
       last bit).
 
@@ -117,7 +117,7 @@ def _link_outcomes(target, rows, edge, fatigue, team, initiator, segment, state,
         user_target[k] = t
         user_rows[k] = rows[user[k]]
         user_fatigue[k] = fatigue[user[k]]
-        factor[k] = 1.0 + deal[segment[t]] * discount
+        factor[k] = bh.deal_factor(deal[segment[t]], discount)
     return new_target[:a], new_p[:a], new_sender[:a], new_edge[:a], user_target, user_rows, user_fatigue, factor
 
 
@@ -317,9 +317,9 @@ class GroupBuy(Mechanism):
         v = free_of(today.visitors, self.m_person, self.bits)  # (a person in a team is in the member table)
         u = rng.random(v.size)
         deal = pop.seg["deal_sensitivity"]
-        prune = bool(deal.min() >= 0 and self.pull >= 0)  # (see drawn_to_deal)
+        prune = bool(deal.min() >= 0 and self.pull >= 0)  # (see bh.drawn_to_deal)
         purchase = model.cfg.behaviour.purchase
-        keen = drawn_to_deal(v, u, prune, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
+        keen = bh.drawn_to_deal(v, u, prune, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
                               bh.need_ratio_table(purchase), purchase.need_cap, deal, c.open_rate, float(self.pull))
         if keen.size == 0:
             return

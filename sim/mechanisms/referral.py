@@ -239,7 +239,7 @@ def _inviters(v, segment, propensity, rewarded, motivation, tiers, cap, per_visi
 def _farm_rates(farmers, rewarded, value, tiers, cap, perceived, cost, half, per_visit):
     """The ``farmers`` (who visit today) still under the ``cap`` and the mean number of fakes each
     makes today: ``per_visit x incentive_response(max(value[tier] x perceived - cost, 0), half)``
-    (``value``: what a fake brings per tier, the invitee's reward included), as numpy computes it.
+    (``value``: what a fake brings per tier, the invitee's reward included).
 
     A kernel because numpy needs some ten passes over the farmers."""
     keep = np.empty(farmers.size, farmers.dtype)
@@ -251,12 +251,7 @@ def _farm_rates(farmers, rewarded, value, tiers, cap, perceived, cost, half, per
     farmers = keep[:m]
     rate = np.empty(m, np.float64)
     for k in range(m):
-        profit = max(value[_tier(rewarded[farmers[k]], tiers, cap)] * perceived - cost, 0.0)
-        if half > 0:
-            response = profit / (profit + half)
-        else:
-            response = 1.0 if profit > 0 else 0.0
-        rate[k] = per_visit * response
+        rate[k] = per_visit * bh.incentive_response(value[_tier(rewarded[farmers[k]], tiers, cap)] * perceived - cost, half)
     return farmers, rate
 
 
