@@ -269,6 +269,15 @@ def need_ratio_table(cfg) -> np.ndarray:
     return _state_table({State.LOYAL: cfg.loyal_need_ratio}, 1.0)
 
 
+# What a pass reads reaches it as a few tuples (columns, settings), not as a long argument list; each
+# pass unpacks them on its first line, in the order the builder below gives.
+def demand(pop: Population, cfg) -> tuple:
+    """The columns and settings of latent demand, for the passes that bring it up to date:
+    ``(segment, state, need, need_day, need_rate by segment, need ratio by state, need_cap)``
+    (``cfg``: the purchase behaviour)."""
+    return pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"], need_ratio_table(cfg), cfg.need_cap
+
+
 # ===================================================================================== 2. people
 def nudge_satisfaction(pop: Population, idx: np.ndarray, delta: np.ndarray | float) -> None:
     """Add ``delta`` to the satisfaction of people ``idx`` (repeats add up), kept within [0, 1].
@@ -287,16 +296,14 @@ def visit_probability(pop: Population, idx: np.ndarray, day: int, cfg, boost_log
     """Daily visit probability of users ``idx`` (:func:`visit_log_odds`; ``day``: today, so nobody has
     more than ``day + 1`` visits)."""
     state_odds = _state_table({State.DORMANT: np.log(max(cfg.dormant_odds, 1e-9)), State.LOYAL: np.log(cfg.loyal_odds)}, 0.0)
-    return _visit_probabilities(
-        idx, pop.segment, pop.satisfaction, pop.seg["satisfaction"], logit(pop.seg["visit_rate"]), pop.visits,
-        _table("habit", 0.0, 0.0, _pow2(day + 2)), pop.state, state_odds, NO_VALUES if boost_logit is None else boost_logit,
-        cfg.satisfaction_weight, cfg.habit_weight)
+    columns = pop.segment, pop.satisfaction, pop.seg["satisfaction"], pop.visits, pop.state
+    settings = logit(pop.seg["visit_rate"]), cfg.satisfaction_weight, _table("habit", 0.0, 0.0, _pow2(day + 2)), cfg.habit_weight, state_odds
+    return _visit_probabilities(idx, columns, settings, NO_VALUES if boost_logit is None else boost_logit)
 
 
 def need_now(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     """Latent demand of ``idx`` today (:func:`need_accrued` since it was last brought up to date)."""
-    return _need_now(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                     need_ratio_table(cfg), cfg.need_cap)
+    return _need_now(idx, day, demand(pop, cfg))
 
 
 def add_need(pop: Population, idx: np.ndarray, day: int, amount: np.ndarray | float, cfg) -> None:
@@ -308,16 +315,14 @@ def add_need(pop: Population, idx: np.ndarray, day: int, amount: np.ndarray | fl
     amount = np.asarray(amount, dtype=np.float64).reshape(-1)
     if amount.size not in (1, np.size(idx)):  # the pass does not check bounds
         raise ValueError(f"add_need: {amount.size} amounts for {np.size(idx)} people")
-    _add_need(np.asarray(idx), day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-              need_ratio_table(cfg), cfg.need_cap, amount)
+    _add_need(np.asarray(idx), day, demand(pop, cfg), amount)
 
 
 def consume_need(pop, idx: np.ndarray, day: int, cfg) -> None:
     """One unit of latent demand of each of ``idx`` (distinct people) used up by an order outside
     the core purchase (a team's, an unlocked assist's): the stock brought up to date, less one, at
     least 0, as the core purchase does (``cfg``: the purchase behaviour)."""
-    _consume_need(idx, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                  need_ratio_table(cfg), cfg.need_cap)
+    _consume_need(idx, day, demand(pop, cfg))
 
 
 def expected_basket_rmb(pop: Population, idx: np.ndarray, price_level: float = 1.0) -> np.ndarray:
@@ -333,12 +338,11 @@ def purchase_probability(need: np.ndarray, relevance: np.ndarray | float, deal: 
 
 def churn_hazard(pop: Population, idx: np.ndarray, day: int, cfg, hazard_ratio: np.ndarray | None = None) -> np.ndarray:
     """Daily churn hazard of users ``idx`` (:func:`churn_hazard_of`)."""
-    return _churn_hazards(
-        idx, day, pop.joined_day, pop.segment, pop.frailty, pop.satisfaction, pop.seg["satisfaction"], pop.friends,
-        pop.state, np.float32(cfg.base_hazard), _table("tenure", cfg.tenure_days, cfg.tenure_decay, _pow2(day + 1)),
-        cfg.satisfaction_weight, _table("friends", 0.0, cfg.friends_weight, _pow2(pop.max_friends + 1)), bool(cfg.friends_weight),
-        _state_table({State.LOYAL: cfg.loyal_ratio, State.DORMANT: cfg.dormant_ratio}, 1.0),
-        NO_VALUES if hazard_ratio is None else hazard_ratio)
+    columns = pop.joined_day, pop.segment, pop.frailty, pop.satisfaction, pop.seg["satisfaction"], pop.friends, pop.state
+    settings = (np.float32(cfg.base_hazard), _table("tenure", cfg.tenure_days, cfg.tenure_decay, _pow2(day + 1)), cfg.satisfaction_weight,
+                _table("friends", 0.0, cfg.friends_weight, _pow2(pop.max_friends + 1)), bool(cfg.friends_weight),
+                _state_table({State.LOYAL: cfg.loyal_ratio, State.DORMANT: cfg.dormant_ratio}, 1.0))
+    return _churn_hazards(idx, day, columns, settings, NO_VALUES if hazard_ratio is None else hazard_ratio)
 
 
 def churn_probability(hazard: np.ndarray) -> np.ndarray:
@@ -398,8 +402,8 @@ def note_asks(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
     if idx.size == 0:
         return idx
     x = pop.extra
-    return _note_asks(np.asarray(idx), day, x[ASKED], x[ASKED_DAY], _halving_table(day, cfg), pop.satisfaction,
-                      float(cfg.ask_tolerance), float(cfg.ask_annoyance), x[ASKED_SCRATCH])
+    memory = x[ASKED], x[ASKED_DAY], _halving_table(day, cfg), x[ASKED_SCRATCH]
+    return _note_asks(np.asarray(idx), day, memory, pop.satisfaction, float(cfg.ask_tolerance), float(cfg.ask_annoyance))
 
 
 # ===================================================================================== 3. compiled passes
@@ -415,9 +419,10 @@ def _nudge(idx, delta, satisfaction):
 
 
 @jit
-def _visit_probabilities(idx, segment, satisfaction, base_sat, logit_rate, visits, habit_table, state, state_odds,
-                         boost, sat_weight, habit_weight):
-    """:func:`logistic` of :func:`visit_log_odds` for each of ``idx``."""
+def _visit_probabilities(idx, columns, settings, boost):
+    """:func:`logistic` of :func:`visit_log_odds` for each of ``idx`` (``boost``: per person, or empty)."""
+    segment, satisfaction, base_sat, visits, state = columns
+    logit_rate, sat_weight, habit_table, habit_weight, state_odds = settings
     out = np.empty(idx.size, dtype=np.float64)
     has_boost = boost.size > 0
     for k in range(idx.size):
@@ -430,10 +435,11 @@ def _visit_probabilities(idx, segment, satisfaction, base_sat, logit_rate, visit
 
 
 @jit
-def _churn_hazards(idx, day, joined_day, segment, frailty, satisfaction, base_sat, friends, state, base_hazard32,
-                   tenure_table, sat_weight, friends_table, use_friends, state_ratio, hazard_ratio):
-    """:func:`churn_hazard_of` for each of ``idx``; the tables cover every age and friend count the
-    caller can meet."""
+def _churn_hazards(idx, day, columns, settings, hazard_ratio):
+    """:func:`churn_hazard_of` for each of ``idx`` (``hazard_ratio``: per person, or empty); the
+    tables cover every age and friend count the caller can meet."""
+    joined_day, segment, frailty, satisfaction, base_sat, friends, state = columns
+    base_hazard32, tenure_table, sat_weight, friends_table, use_friends, state_ratio = settings
     out = np.empty(idx.size, dtype=np.float64)
     has_ratio = hazard_ratio.size > 0
     for k in range(idx.size):
@@ -445,8 +451,9 @@ def _churn_hazards(idx, day, joined_day, segment, frailty, satisfaction, base_sa
 
 
 @jit
-def _need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap):
+def _need_now(idx, day, demand):
     """:func:`need_accrued` for each of ``idx`` since its stock was last brought up to date."""
+    segment, state, need, need_day, need_rate, state_need_ratio, need_cap = demand
     out = np.empty(idx.size, dtype=np.float64)
     for k in range(idx.size):
         i = idx[k]
@@ -456,11 +463,12 @@ def _need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ra
 
 
 @jit
-def _add_need(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, amount):
+def _add_need(idx, day, demand, amount):
     """``need[idx] = min(need_cap, need now + amount)`` and ``need_day[idx] = day``: every new value
     from the stocks before any write, as numpy's fancy assignment does (``amount`` has one entry per
     index, or one for all)."""
-    new = _need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    need, need_day, need_cap = demand[2], demand[3], demand[6]
+    new = _need_now(idx, day, demand)
     one = amount.size == 1
     for k in range(idx.size):
         new[k] = min(need_cap, new[k] + (amount[0] if one else amount[k]))
@@ -470,22 +478,24 @@ def _add_need(idx, day, segment, state, need, need_day, need_rate, state_need_ra
 
 
 @jit
-def _consume_need(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap):
+def _consume_need(idx, day, demand):
     """:func:`consume_need`: the stock brought up to date, less one, at least 0."""
-    now = _need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    need, need_day = demand[2], demand[3]
+    now = _need_now(idx, day, demand)
     for k in range(idx.size):
         need[idx[k]] = np.float32(max(now[k] - 1.0, 0.0))
         need_day[idx[k]] = day
 
 
 @jit
-def decide_purchases(v, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, relevance, discount,
-                     deal_sensitivity, conversion, u):
+def decide_purchases(v, day, demand, offers, deal_sensitivity, conversion, u):
     """The core purchase decision of today's visitors ``v``: latent demand brought up to date, the
-    :func:`purchase_chance` with today's relevance and :func:`deal_factor` (an empty ``relevance`` or
-    ``discount`` means 1 or 0 for all), a purchase where ``u`` is below it, and the demand stock after
-    it (one order less, at least 0). Returns who bought (one flag per visitor)."""
-    now = _need_now(v, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    :func:`purchase_chance` with today's ``offers`` (relevance, discount per visitor: an empty one
+    means 1 or 0 for all) and :func:`deal_factor`, a purchase where ``u`` is below it, and the demand
+    stock after it (one order less, at least 0). Returns who bought (one flag per visitor)."""
+    segment, need, need_day = demand[0], demand[2], demand[3]
+    relevance, discount = offers
+    now = _need_now(v, day, demand)
     buy = np.empty(v.size, dtype=np.bool_)
     has_rel, has_disc = relevance.size > 0, discount.size > 0
     for k in range(v.size):
@@ -499,8 +509,7 @@ def decide_purchases(v, day, segment, state, need, need_day, need_rate, state_ne
 
 
 @jit
-def drawn_to_deal(v, u, prune, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap, deal, rate,
-                  pull):
+def drawn_to_deal(v, u, prune, day, demand, deal, rate, pull):
     """The visitors ``v`` drawn to a deal: ``u <`` :func:`deal_draw_chance` (``deal``: per segment).
     Group buying passes its ``open_rate`` and pull; friend assists (``sim.mechanisms.assist``) their
     start rate times the discount, and a pull of 1 (exact).
@@ -510,6 +519,7 @@ def drawn_to_deal(v, u, prune, day, segment, state, need, need_day, need_rate, s
     is below ``rate x deal[segment] x pull``. That is an upper bound of the chance in floating point
     too (rounding is monotone and ``min(need, 1) <= 1``), so the same people are drawn;
     ``rate x max(deal) x pull`` bounds it in turn, a test without a gather."""
+    segment = demand[0]
     top = rate * deal.max() * pull
     idx = np.empty(v.size, v.dtype)
     pos = np.empty(v.size, np.int64)
@@ -520,7 +530,7 @@ def drawn_to_deal(v, u, prune, day, segment, state, need, need_day, need_rate, s
             pos[m] = k
             m += 1
     idx, pos = idx[:m], pos[:m]
-    now = _need_now(idx, day, segment, state, need, need_day, need_rate, state_need_ratio, need_cap)
+    now = _need_now(idx, day, demand)
     out = np.empty(m, v.dtype)
     n = 0
     for k in range(m):
@@ -541,9 +551,11 @@ def _sharing(idx, day, joined_day, satisfaction, novelty_table):
 
 
 @jit
-def age_users(alive, day, segment, satisfaction, base_sat, reversion, last_visit, state, dormant_after, dormant):
-    """The start of the retention stage for users ``alive``: satisfaction :func:`reverted` towards its
-    segment baseline, and users idle ``dormant_after`` days become ``dormant``. Returns the idle days."""
+def age_users(alive, day, columns, reversion, dormant_after, dormant):
+    """The start of the retention stage for users ``alive`` (``columns``: segment, satisfaction, its
+    baseline by segment, last visit, state): satisfaction :func:`reverted` towards its segment
+    baseline, and users idle ``dormant_after`` days become ``dormant``. Returns the idle days."""
+    segment, satisfaction, base_sat, last_visit, state = columns
     idle = np.empty(alive.size, dtype=np.int64)
     for k in range(alive.size):
         i = alive[k]
@@ -556,11 +568,13 @@ def age_users(alive, day, segment, satisfaction, base_sat, reversion, last_visit
 
 
 @jit
-def social_events(receiver, sender, edge, prob, invites_received, edge_sends, contacts, invites_top, sends_top,
-                  saturation_table, fade_table, shift, threshold):
+def social_events(events, memory, response):
     """Walk today's exposure events in order; for the social ones (``sender >= 0``) update the memories
     they leave and scale their conversion ``prob`` (in place) by the :func:`social_response`.
 
+    ``events``: (receiver, sender, edge, prob); ``memory``: the receivers' (invites_received, contacts),
+    the edges' sends, and the caps of the counters (invites_top, sends_top); ``response``: the tables
+    of :func:`social_response` (saturation, fade), its shift and the threshold (0: simple contagion).
     Social event ``i`` reaches ``receiver[i]`` along stored edge ``edge[i]`` (``-1``: no stored edge).
     ``prior`` counts the invitations the receiver had received before it (earlier days and earlier
     events today) and ``repeats`` how often the same edge had carried one before. A first contact
@@ -572,6 +586,9 @@ def social_events(receiver, sender, edge, prob, invites_received, edge_sends, co
     precision either way).
 
     A pass because each event's counts depend on the events before it."""
+    receiver, sender, edge, prob = events
+    invites_received, contacts, edge_sends, invites_top, sends_top = memory
+    saturation_table, fade_table, shift, threshold = response
     for i in range(receiver.size):
         if sender[i] < 0:
             continue
@@ -597,11 +614,13 @@ def social_events(receiver, sender, edge, prob, invites_received, edge_sends, co
 
 
 @jit
-def _note_asks(idx, day, asked, asked_day, halving_table, satisfaction, tolerance, annoyance, count):
-    """:func:`note_asks`: each person's recent requests decay by ``halving_table[days since]`` and grow
-    by the requests of today; the :func:`asks_beyond_tolerance` cost ``annoyance`` satisfaction each
-    (kept within [0, 1]). ``count`` is scratch of one int32 per person, all 0, and is left so. Returns
-    the distinct people, in order of first request."""
+def _note_asks(idx, day, memory, satisfaction, tolerance, annoyance):
+    """:func:`note_asks`: each person's recent requests (``memory``: asked, asked_day, the halving
+    table, a count) decay by ``halving_table[days since]`` and grow by the requests of today; the
+    :func:`asks_beyond_tolerance` cost ``annoyance`` satisfaction each (kept within [0, 1]). ``count``
+    is scratch of one int32 per person, all 0, and is left so. Returns the distinct people, in order
+    of first request."""
+    asked, asked_day, halving_table, count = memory
     people = np.empty(idx.size, dtype=np.int64)
     m = 0
     for i in idx:

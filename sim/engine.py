@@ -319,17 +319,18 @@ class GrowthModel(mesa.Model):
             sends = self.edge_sends
         top = int(np.iinfo(pop.invites_received.dtype).max)
         threshold = cfg.adoption.threshold if cfg.adoption.contagion == "complex" else 0
-        bh.social_events(receiver, sender, edge, prob, pop.invites_received, sends, pop.contacts, top, SENDS_TOP,
-                         bh.power_table(social.saturation, top + 1), bh.power_table(social.repeat_fade, SENDS_TOP + 1),
-                         max(threshold - 1, 0), threshold)
+        response = (bh.power_table(social.saturation, top + 1), bh.power_table(social.repeat_fade, SENDS_TOP + 1),
+                    max(threshold - 1, 0), threshold)
+        bh.social_events((receiver, sender, edge, prob), (pop.invites_received, pop.contacts, sends, top, SENDS_TOP), response)
 
     def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:
         pop, day, b = self.pop, self.day, self.cfg.behaviour
         pop.mark_users(idx)
-        kernels.join_columns(idx, channel, sender, day, np.float32(b.purchase.initial_need),
-                             np.float32(b.satisfaction.onboarding_friction), self.channel_frailty.astype(np.float32),
-                             State.ACTIVE, pop.state, pop.joined_day, pop.channel, pop.referrer, pop.last_visit,
-                             pop.visits, pop.need, pop.need_day, pop.satisfaction, pop.frailty)
+        columns = (pop.state, pop.joined_day, pop.channel, pop.referrer, pop.last_visit, pop.visits, pop.need, pop.need_day,
+                   pop.satisfaction, pop.frailty)
+        onboarding = (State.ACTIVE, np.float32(b.purchase.initial_need), np.float32(b.satisfaction.onboarding_friction),
+                      self.channel_frailty.astype(np.float32))
+        kernels.join_columns(idx, channel, sender, day, columns, onboarding)
         self._gain_users(idx)
         self.today.new_users = np.concatenate([self.today.new_users, idx])
         self.today.count("new_users", idx.size)
@@ -375,11 +376,8 @@ class GrowthModel(mesa.Model):
         rng = self.streams.today("purchase")
         v = today.visitors
         c = b.purchase
-        buy = bh.decide_purchases(
-            v, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"], bh.need_ratio_table(c),
-            c.need_cap, NO_OFFER if today.relevance is None else today.relevance,
-            NO_OFFER if today.discount is None else today.discount, pop.seg["deal_sensitivity"], c.conversion,
-            rng.random(v.size))
+        offers = (NO_OFFER if today.relevance is None else today.relevance, NO_OFFER if today.discount is None else today.discount)
+        buy = bh.decide_purchases(v, day, bh.demand(pop, c), offers, pop.seg["deal_sensitivity"], c.conversion, rng.random(v.size))
         pos = np.flatnonzero(buy)
         recommended = today.recommended[pos] if today.recommended is not None else None
         follow = today.follow[pos] if today.follow is not None else None
@@ -454,9 +452,8 @@ class GrowthModel(mesa.Model):
         self._run_hooks("retention")
         pop, day, c = self.pop, self.day, self.cfg.behaviour.churn
         alive = pop.alive()
-        idle = bh.age_users(alive, day, pop.segment, pop.satisfaction, pop.seg["satisfaction"],
-                            self.cfg.behaviour.satisfaction.reversion, pop.last_visit, pop.state,
-                            c.dormant_after_days, State.DORMANT)
+        columns = pop.segment, pop.satisfaction, pop.seg["satisfaction"], pop.last_visit, pop.state
+        idle = bh.age_users(alive, day, columns, self.cfg.behaviour.satisfaction.reversion, c.dormant_after_days, State.DORMANT)
         hazard = bh.churn_hazard(pop, alive, day, c, self.today._hazard_ratio)
         u = self.streams.today("retention").random(alive.size)
         gone = alive[(u < bh.churn_probability(hazard)) | (idle >= c.churn_after_days)]

@@ -151,12 +151,15 @@ def unmark(idx, mark):
 
 
 @jit
-def join_columns(idx, channel, sender, day, initial_need, friction, channel_frailty, active, state, joined_day,
-                 channel_col, referrer, last_visit, visits, need, need_day, satisfaction, frailty):
+def join_columns(idx, channel, sender, day, columns, onboarding):
     """The columns of people ``idx`` (distinct) who join today through ``channel`` from ``sender``:
     active, joined and visited today, the initial need, onboarding friction off their satisfaction
-    (clipped to [0, 1], in float32 as numpy computes it) and their frailty times the channel's
-    (float32). A kernel because numpy takes a scatter (and a gather) per column."""
+    (clipped to [0, 1], in float32) and their frailty times the channel's (float32). ``columns``:
+    state, joined_day, channel, referrer, last_visit, visits, need, need_day, satisfaction, frailty;
+    ``onboarding``: the active state's code, the initial need, the friction and the frailty
+    multiplier by channel."""
+    state, joined_day, channel_col, referrer, last_visit, visits, need, need_day, satisfaction, frailty = columns
+    active, initial_need, friction, channel_frailty = onboarding
     for i in range(idx.size):
         p = idx[i]
         state[p] = active

@@ -118,7 +118,9 @@ def test_social_events_equals_its_plain_form(events, seed, threshold):
     state = (invites.copy(), sends.copy(), contacts.copy())
     got = prob.copy()
     shift = max(threshold - 1, 0)
-    bh.social_events(receiver, sender, edge, got, *state, 14, 10, sat, fade, shift, threshold)  # low caps
+    invites_state, sends_state, contacts_state = state
+    bh.social_events((receiver, sender, edge, got), (invites_state, contacts_state, sends_state, 14, 10),
+                     (sat, fade, shift, threshold))  # low caps
     expected = (invites.copy(), sends.copy(), contacts.copy())
     social = np.flatnonzero(sender >= 0)
     prior, repeats = _plain_social_events(receiver[social], edge[social], *expected, 14, 10)
@@ -217,8 +219,8 @@ def test_retention_kernels_equal_the_numpy_forms():
     sat[alive] = s + (base - s) * b.satisfaction.reversion
     idle = day - pop.last_visit[alive]
     state[alive[(idle >= b.churn.dormant_after_days) & (state[alive] != State.DORMANT)]] = State.DORMANT
-    got = bh.age_users(alive, day, pop.segment, pop.satisfaction, pop.seg["satisfaction"], b.satisfaction.reversion,
-                            pop.last_visit, pop.state, b.churn.dormant_after_days, State.DORMANT)
+    columns = pop.segment, pop.satisfaction, pop.seg["satisfaction"], pop.last_visit, pop.state
+    got = bh.age_users(alive, day, columns, b.satisfaction.reversion, b.churn.dormant_after_days, State.DORMANT)
     assert np.array_equal(got, idle) and np.array_equal(pop.satisfaction, sat) and np.array_equal(pop.state, state)
     assert (state == State.DORMANT).sum() > 0
     lc = b.lifecycle
@@ -315,9 +317,8 @@ def test_decide_purchases_equals_the_numpy_form(offers):
     want_need = pop.need.copy()
     want_need[v] = np.where(want_buy, np.maximum(need - 1.0, 0.0), need)
     none = np.zeros(0)
-    buy = bh.decide_purchases(v, day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                                   bh.need_ratio_table(c), c.need_cap, none if relevance is None else relevance,
-                                   none if discount is None else discount, pop.seg["deal_sensitivity"], c.conversion, u)
+    offers = (none if relevance is None else relevance, none if discount is None else discount)
+    buy = bh.decide_purchases(v, day, bh.demand(pop, c), offers, pop.seg["deal_sensitivity"], c.conversion, u)
     assert np.array_equal(buy, want_buy) and np.array_equal(pop.need, want_need) and (pop.need_day[v] == day).all()
     assert 0 < buy.sum() < v.size
 

@@ -97,8 +97,8 @@ def test_join_columns_equal_numpy():
     expect["need_day"][idx] = 12
     expect["satisfaction"][idx] = np.clip(expect["satisfaction"][idx] - 0.35, 0, 1)
     expect["frailty"][idx] *= channel_frailty[channel].astype(np.float32)
-    kernels.join_columns(idx, channel, sender, 12, np.float32(0.3), np.float32(0.35), channel_frailty.astype(np.float32),
-                         State.ACTIVE, *cols.values())
+    kernels.join_columns(idx, channel, sender, 12, tuple(cols.values()),
+                         (State.ACTIVE, np.float32(0.3), np.float32(0.35), channel_frailty.astype(np.float32)))
     for k in cols:
         np.testing.assert_array_equal(cols[k], expect[k], err_msg=k)
 

@@ -240,8 +240,7 @@ def test_group_buy_keen_visitors_equal_the_numpy_form(seed):
     expected = free[u < p]
     deal = pop.seg["deal_sensitivity"]
     for prune in (False, True):
-        got = drawn_to_deal(free, u, prune, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                    bh.need_ratio_table(purchase), purchase.need_cap, deal, c.open_rate, float(gb.pull))
+        got = drawn_to_deal(free, u, prune, model.day, bh.demand(pop, purchase), deal, c.open_rate, float(gb.pull))
         assert np.array_equal(got, expected)
 
 

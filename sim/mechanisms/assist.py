@@ -158,8 +158,7 @@ class Assist(Mechanism):
         deal = pop.seg["deal_sensitivity"]
         purchase = model.cfg.behaviour.purchase
         prune = bool(deal.min() >= 0)  # (see bh.drawn_to_deal)
-        who = bh.drawn_to_deal(v, u, prune, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                            bh.need_ratio_table(purchase), purchase.need_cap, deal, c.start_rate * c.discount, 1.0)
+        who = bh.drawn_to_deal(v, u, prune, model.day, bh.demand(pop, purchase), deal, c.start_rate * c.discount, 1.0)
         n = who.size
         if n == 0:
             return

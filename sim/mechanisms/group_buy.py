@@ -319,8 +319,7 @@ class GroupBuy(Mechanism):
         deal = pop.seg["deal_sensitivity"]
         prune = bool(deal.min() >= 0 and self.pull >= 0)  # (see bh.drawn_to_deal)
         purchase = model.cfg.behaviour.purchase
-        keen = bh.drawn_to_deal(v, u, prune, model.day, pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"],
-                              bh.need_ratio_table(purchase), purchase.need_cap, deal, c.open_rate, float(self.pull))
+        keen = bh.drawn_to_deal(v, u, prune, model.day, bh.demand(pop, purchase), deal, c.open_rate, float(self.pull))
         if keen.size == 0:
             return
         category = model.choose_category(keen, rng)
