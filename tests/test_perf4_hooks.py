@@ -99,10 +99,10 @@ def test_show_kernel_equals_choose_and_the_numpy_browse(strategy):
     follow_u = r2.random(v.size)
     np.testing.assert_array_equal(follow_u, follow_u_ref)  # the generators are in step
     sat = pop.satisfaction.copy()
-    cat, relevant, factor, follows = _show(v, u_cat, cdf, pop.favourite, pop.orders, know_u, c.precision, recognised,
-                                           c.learning_orders, explore, explore_cat, follow_u, c.follow_relevant,
-                                           c.follow_irrelevant, c.relevant_boost, c.irrelevant_boost, sat,
-                                           np.float32(c.satisfaction_gain), np.float32(-c.irrelevance_cost))
+    cat, relevant, factor, follows = _show(v, (u_cat, cdf, know_u, explore, explore_cat, follow_u), (pop.favourite, pop.orders, sat),
+                                           (c.precision, recognised, c.learning_orders),
+                                           (c.follow_relevant, c.follow_irrelevant, c.relevant_boost, c.irrelevant_boost,
+                                            np.float32(c.satisfaction_gain), np.float32(-c.irrelevance_cost)))
     np.testing.assert_array_equal(cat, cat_ref)
     np.testing.assert_array_equal(relevant, relevant_ref)
     np.testing.assert_array_equal(factor, np.where(relevant_ref, c.relevant_boost, c.irrelevant_boost))
@@ -137,8 +137,8 @@ def test_deliver_kernel_equals_numpy_push():
     f_ref[sent] += (relevant + ifat * irrelevant).astype(np.float32)
     np.add.at(s_ref, sent, np.asarray(-ann * irrelevant, dtype=np.float32))
     s_ref[sent] = np.clip(s_ref[sent], 0.0, 1.0)
-    got = _deliver(sent, n, p, np.random.default_rng(9).random(int(n.sum())), weight, damp, fatigue, boost, sat,
-                   ru, iu, ifat, ann)
+    got = _deliver((sent, n, p, damp), np.random.default_rng(9).random(int(n.sum())), (fatigue, boost, sat),
+                   (weight, ru, iu, ifat, ann))
     np.testing.assert_array_equal(got, relevant)
     np.testing.assert_array_equal(fatigue, f_ref)
     np.testing.assert_array_equal(boost, b_ref)
@@ -222,7 +222,7 @@ def test_loyalty_visitor_kernel_equals_numpy():
     member_until = rng.integers(30, 50, n).astype(np.int32)
     points = rng.random(n) * 1000
     u = rng.random(v.size)
-    factor, member, can, value = _visitor_terms(v, day, tier, repurchase, member_until, 1.15, points, u, 500.0, 0.5, 0.01)
+    factor, member, can, value = _visitor_terms(v, day, u, (tier, points, member_until), (repurchase, 1.15, 500.0, 0.5, 0.01, True))
     member_ref = member_until[v] >= day
     np.testing.assert_array_equal(member, member_ref)
     np.testing.assert_array_equal(factor, np.where(member_ref, repurchase[tier[v]] * 1.15, repurchase[tier[v]]))

@@ -192,10 +192,10 @@ def test_visitor_offers_equal_numpy():
     v = rng.permutation(N)[:1500].astype(np.int64)
     u = rng.random(v.size)
     rep = np.array([1.0, 1.1, 1.25])
-    factor, member, pos, share = _visitor_offers(v, 10, tier, rep, member_until, 1.15, points, u, 500.0, 0.5, 0.01,
-                                                 True, segment, basket_rmb, 1.3, 0.3)
-    f2, m2, pos2, share2 = _visitor_offers(v, 10, tier, rep, np.full(N, -1, np.int32), 1.15, points, u, 500.0, 0.5, 0.01,
-                                           False, segment, basket_rmb, 1.3, 0.3)  # no paid membership: never a member
+    basket = (segment, basket_rmb, 1.3, 0.3)
+    factor, member, pos, share = _visitor_offers(v, 10, u, (tier, points, member_until), (rep, 1.15, 500.0, 0.5, 0.01, True), basket)
+    f2, m2, pos2, share2 = _visitor_offers(v, 10, u, (tier, points, np.full(N, -1, np.int32)), (rep, 1.15, 500.0, 0.5, 0.01, False),
+                                           basket)  # no paid membership: never a member
     assert not m2.any()
     np.testing.assert_array_equal(f2, rep[tier[v]])
     np.testing.assert_array_equal(pos2, pos)
@@ -226,10 +226,11 @@ def test_show_compact_equals_show_and_numpy():
     explore = rng.random(v.size) < 0.1
     explore_cat = rng.integers(0, C, int(explore.sum()))
     follow_u = rng.random(v.size)
-    args = (v, u, cdf, fav, orders, know_u, 0.85, recognised, 1.0, explore, explore_cat, follow_u, 0.7, 0.1, 1.5, 1.0)
+    draws, knowledge = (u, cdf, know_u, explore, explore_cat, follow_u), (0.85, recognised, 1.0)
+    effects = (0.7, 0.1, 1.5, 1.0, np.float32(0.008), np.float32(-0.001))
     s1, s2 = sat.copy(), sat.copy()
-    out, relevant, factor, follows = _show(*args, s1, np.float32(0.008), np.float32(-0.001))
-    factor2, followers, followed, hit = _show_compact(*args, s2, np.float32(0.008), np.float32(-0.001))
+    out, relevant, factor, follows = _show(v, draws, (fav, orders, s1), knowledge, effects)
+    factor2, followers, followed, hit = _show_compact(v, draws, (fav, orders, s2), knowledge, effects)
     np.testing.assert_array_equal(factor2, factor)
     np.testing.assert_array_equal(followers, np.flatnonzero(follows))
     np.testing.assert_array_equal(followed, out[np.flatnonzero(follows)])
@@ -318,7 +319,7 @@ def test_offers_and_expansion_equal_the_numpy_loop():
     coef = rng.random(4)
     v = rng.permutation(N)[:2500].astype(np.int64)
     u = np.random.default_rng(13).random((4, v.size))
-    best, run_of, pos = _offers(v, u, reach, new_only, single_use, discount, keys, day, joined, nud, used)
+    best, run_of, pos = _offers(v, u, (reach, new_only, single_use, discount, keys), day, (joined, used), nud)
     # the numpy loop it replaced, with one rng.random(v.size) per run
     r = np.random.default_rng(13)
     best2, run2 = np.zeros(v.size), np.full(v.size, -1, dtype=np.int64)

@@ -259,8 +259,8 @@ def test_group_buy_link_outcomes_equal_the_numpy_form(seed):
     edge = rng.integers(0, 10**6, rows.size)
     fatigue = rng.random(rows.size)
     purchase = model.cfg.behaviour.purchase
-    got = _link_outcomes(target, rows, edge, fatigue, gb.team, initiator, pop.segment, pop.state,
-                         pop.seg["deal_sensitivity"], c.newcomer_conversion * gb.pull, c.discount)
+    got = _link_outcomes((target, rows, edge, fatigue), (gb.team, initiator), (pop.segment, pop.state, pop.seg["deal_sensitivity"]),
+                         c.newcomer_conversion * gb.pull, c.discount)
     # the numpy form
     state = pop.state[target]
     out = state <= State.AWARE

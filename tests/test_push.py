@@ -67,8 +67,8 @@ def _relevant_pushes(rng, n, p):
     people = np.arange(n.size)
     zeros = lambda: np.zeros(n.size, dtype=np.float32)  # noqa: E731 (scratch columns)
     weight = np.arange(int(n.max()) + 1, dtype=np.float64)
-    return _deliver(people, n, p, rng.random(int(n.sum())), weight, np.ones(n.size), zeros(), zeros(), zeros(),
-                    1.0, 1.0, 1.0, 0.0)
+    return _deliver((people, n, p, np.ones(n.size)), rng.random(int(n.sum())), (zeros(), zeros(), zeros()),
+                    (weight, 1.0, 1.0, 1.0, 0.0))
 
 
 def test_relevant_pushes_follow_the_binomial_distribution():

@@ -294,8 +294,8 @@ def run_calibration(spec: ExperimentSpec, name: str, workers: int | None = None,
     check = run_points(base, [best], check_seeds, workers=workers, series=names)
     fit, check_mean = fit_frame(check, names, targets)
     best_config = point_config(to_plain(base), best, fit_seeds[0])
-    return Calibration(name, spec, base, targets, trials, best, float(best_row["loss"]), best_config, fit,
-                       total_loss(check_mean, targets, c.loss), time.perf_counter() - t0)
+    return Calibration(name, spec, base, targets, trials, best=best, best_loss=float(best_row["loss"]), best_config=best_config,
+                       fit=fit, check_loss=total_loss(check_mean, targets, c.loss), wall_seconds=time.perf_counter() - t0)
 
 
 def fit_frame(check, names: Sequence[str], targets: Sequence[Target]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:

@@ -34,60 +34,6 @@ ASSIST = CHANNELS.index("assist")
 NONE = -1
 
 
-@jit
-def _count_clicks(request_ids, ids, clicks, needed, done):
-    """Add one click per entry of ``request_ids`` that is an open request (in ``ids``, ascending)
-    to ``clicks`` (per row of ``ids``), in array order; the rows that reach ``needed`` go to
-    ``done``. Returns (clicks counted, requests done).
-
-    A kernel because numpy needs a membership test, a binary search, an unbuffered add and a
-    sort for the rows done; this is one pass. (An open request has fewer than ``needed`` clicks:
-    one that reaches it is unlocked and closed at once, so each row is done once.)"""
-    live = 0
-    n_done = 0
-    for i in range(request_ids.size):
-        r = np.searchsorted(ids, request_ids[i])
-        if r < ids.size and ids[r] == request_ids[i]:
-            clicks[r] += 1
-            live += 1
-            if clicks[r] == needed:
-                done[n_done] = r
-                n_done += 1
-    return live, n_done
-
-
-@jit
-def _ask_outcomes(target, rows, edge, fatigue, state, requester, newcomer_conversion, click_rate):
-    """What today's asks do: to friends not yet on the platform (state up to aware), an exposure
-    (receiver, probability ``newcomer_conversion x fatigue``, sender, edge); to users (active to
-    dormant), a chance to click (their request's row and ``click_rate x fatigue``, halved for the
-    dormant), as the numpy form computed them.
-
-    A kernel because numpy needs two masks and a filter or gather per column."""
-    n = target.size
-    new_target = np.empty(n, np.int64)
-    new_p = np.empty(n, np.float64)
-    new_sender = np.empty(n, np.int64)
-    new_edge = np.empty(n, np.int64)
-    user_rows = np.empty(n, np.int64)
-    user_p = np.empty(n, np.float64)
-    a = 0
-    b = 0
-    for k in range(n):
-        s = state[target[k]]
-        if s <= AWARE:
-            new_target[a] = target[k]
-            new_p[a] = newcomer_conversion * fatigue[k]
-            new_sender[a] = requester[rows[k]]
-            new_edge[a] = edge[k]
-            a += 1
-        elif ACTIVE <= s <= DORMANT:
-            user_rows[b] = rows[k]
-            user_p[b] = click_rate * fatigue[k] * (0.5 if s == DORMANT else 1.0)
-            b += 1
-    return new_target[:a], new_p[:a], new_sender[:a], new_edge[:a], user_rows[:b], user_p[:b]
-
-
 @dataclass(frozen=True)
 class AssistConfig(MechanismConfig):
     clicks_needed: int = param(3, lo=1, hi=1000, unit="clicks", doc="friends' clicks that unlock the deal")
@@ -215,3 +161,57 @@ class Assist(Mechanism):
             model.today.count("assist_subsidy_rmb", subsidy)
         model.today.count("assist_unlocked", rows.size)
         self._close(rows)
+
+# ====================================================================================== compiled passes
+@jit
+def _count_clicks(request_ids, ids, clicks, needed, done):
+    """Add one click per entry of ``request_ids`` that is an open request (in ``ids``, ascending)
+    to ``clicks`` (per row of ``ids``), in array order; the rows that reach ``needed`` go to
+    ``done``. Returns (clicks counted, requests done).
+
+    A kernel because numpy needs a membership test, a binary search, an unbuffered add and a
+    sort for the rows done; this is one pass. (An open request has fewer than ``needed`` clicks:
+    one that reaches it is unlocked and closed at once, so each row is done once.)"""
+    live = 0
+    n_done = 0
+    for i in range(request_ids.size):
+        r = np.searchsorted(ids, request_ids[i])
+        if r < ids.size and ids[r] == request_ids[i]:
+            clicks[r] += 1
+            live += 1
+            if clicks[r] == needed:
+                done[n_done] = r
+                n_done += 1
+    return live, n_done
+
+
+@jit
+def _ask_outcomes(target, rows, edge, fatigue, state, requester, newcomer_conversion, click_rate):
+    """What today's asks do: to friends not yet on the platform (state up to aware), an exposure
+    (receiver, probability ``newcomer_conversion x fatigue``, sender, edge); to users (active to
+    dormant), a chance to click (their request's row and ``click_rate x fatigue``, halved for the
+    dormant), as the numpy form computed them.
+
+    A kernel because numpy needs two masks and a filter or gather per column."""
+    n = target.size
+    new_target = np.empty(n, np.int64)
+    new_p = np.empty(n, np.float64)
+    new_sender = np.empty(n, np.int64)
+    new_edge = np.empty(n, np.int64)
+    user_rows = np.empty(n, np.int64)
+    user_p = np.empty(n, np.float64)
+    a = 0
+    b = 0
+    for k in range(n):
+        s = state[target[k]]
+        if s <= AWARE:
+            new_target[a] = target[k]
+            new_p[a] = newcomer_conversion * fatigue[k]
+            new_sender[a] = requester[rows[k]]
+            new_edge[a] = edge[k]
+            a += 1
+        elif ACTIVE <= s <= DORMANT:
+            user_rows[b] = rows[k]
+            user_p[b] = click_rate * fatigue[k] * (0.5 if s == DORMANT else 1.0)
+            b += 1
+    return new_target[:a], new_p[:a], new_sender[:a], new_edge[:a], user_rows[:b], user_p[:b]

@@ -70,3 +70,21 @@ class Mechanism:
     def rng(self, model: GrowthModel) -> np.random.Generator:
         """Today's random stream of this mechanism (independent of every other stream)."""
         return model.streams.today(f"mechanism.{self.name}")
+
+    # ------------------------------------------------------------------ what mechanisms offer each other
+    # Every mechanism has these; those that offer the capability override them. A mechanism that
+    # needs one asks all the enabled mechanisms (``model.mechanisms``, in hook order), never a name.
+    def screen(self, model: GrowthModel, attempts: int, rng: np.random.Generator) -> int:
+        """Fraud screening: how many of ``attempts`` fraudulent sign-ups or orders this mechanism
+        catches, drawing with the caller's ``rng`` (0 for a mechanism that screens nothing)."""
+        return 0
+
+    def farmable(self, model: GrowthModel) -> dict[str, float]:
+        """What a fake account could farm today from this mechanism (RMB), by when it pays:
+        ``signup``, ``order`` (per subsidised order) or ``daily`` (none: empty)."""
+        return {}
+
+    def relevance_rate(self, model: GrowthModel, users: np.ndarray) -> np.ndarray | None:
+        """Chance content this mechanism chooses for each of ``users`` matches their favourite
+        category (None: it chooses nothing users see)."""
+        return None

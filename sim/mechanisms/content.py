@@ -41,92 +41,6 @@ CONTENT = CHANNELS.index("content")
 EMPTY = np.zeros(0, np.int64)
 
 
-@jit
-def _posting(people, u, segment, affinity, scale, rate):
-    """``people[u < min(rate x affinity[segment] x scale, 1)]``: who posts (``rate`` times their
-    content affinity relative to the average), in one pass instead of five."""
-    out = np.empty(people.size, people.dtype)
-    m = 0
-    for k in range(people.size):
-        if u[k] < min(rate * (affinity[segment[people[k]]] * scale), 1.0):
-            out[m] = people[k]
-            m += 1
-    return out[:m]
-
-
-@jit
-def _post_reach(ugc, ugc_u, ugc_friends, ugc_quality, kocs, koc_u, degree, koc_share, koc_quality):
-    """Each post's impressions on friends: the poster once per friend reached
-    (``stochastic_round(ugc_friends)`` for a buyer's post, ``stochastic_round(koc_share x degree)``
-    for a KOC's, buyers' posts first) and the quality of each.
-
-    A kernel because numpy needs two rounds, two repeats, two fills and two concatenations."""
-    n = np.empty(ugc.size + kocs.size, np.int64)
-    for k in range(ugc.size):
-        n[k] = np.int64(np.floor(ugc_friends + ugc_u[k]))
-    for k in range(kocs.size):
-        n[ugc.size + k] = np.int64(np.floor(koc_share * degree[kocs[k]] + koc_u[k]))
-    total = 0
-    for k in range(n.size):
-        total += n[k]
-    poster = np.empty(total, np.int64)
-    quality = np.empty(total, np.float64)
-    j = 0
-    for k in range(n.size):
-        who = ugc[k] if k < ugc.size else kocs[k - ugc.size]
-        q = ugc_quality if k < ugc.size else koc_quality
-        for _ in range(n[k]):
-            poster[j] = who
-            quality[j] = q
-            j += 1
-    return poster, quality
-
-
-@jit
-def _split_impressions(target, quality, sender, edge, state, segment, affinity, scale, conversion, trust_factor):
-    """Impressions ``target`` (-1: none made, skipped) of posts of ``quality`` split by who they reach:
-    non-users (state up to aware) get a chance to join, ``min(conversion x quality x trust_factor x
-    affinity[segment] x scale, 1)``, with the impression's ``sender`` and ``edge`` (when given:
-    non-empty); users (active to dormant) are drawn back. Returns the quality of every impression
-    made, then (receiver, probability, sender, edge) of the first kind, (user, quality) of the second.
-
-    A kernel because numpy needs a filter per column, two masks, and gathers and products for the
-    probability."""
-    n = target.size
-    social = sender.size > 0
-    made = np.empty(n, np.float64)
-    out_target = np.empty(n, np.int64)
-    out_p = np.empty(n, np.float64)
-    out_sender = np.empty(n if social else 0, np.int64)
-    out_edge = np.empty(n if social else 0, np.int64)
-    users = np.empty(n, np.int64)
-    user_quality = np.empty(n, np.float64)
-    m = 0
-    a = 0
-    b = 0
-    for k in range(n):
-        t = target[k]
-        if t < 0:
-            continue
-        q = quality[k]
-        made[m] = q
-        m += 1
-        s = state[t]
-        if s <= AWARE:
-            out_target[a] = t
-            out_p[a] = min(conversion * q * trust_factor * (affinity[segment[t]] * scale), 1.0)
-            if social:
-                out_sender[a] = sender[k]
-                out_edge[a] = edge[k]
-            a += 1
-        elif ACTIVE <= s <= DORMANT:
-            users[b] = t
-            user_quality[b] = q
-            b += 1
-    return (made[:m], out_target[:a], out_p[:a], out_sender[:a if social else 0], out_edge[:a if social else 0],
-            users[:b], user_quality[:b])
-
-
 @dataclass(frozen=True)
 class LiveEvent:
     start: int = param(0, lo=0, unit="day", doc="first day of the livestream")
@@ -331,3 +245,89 @@ class Content(Mechanism):
             self.readers = np.concatenate([self.readers, users])
             self.reader_quality = np.concatenate([self.reader_quality, quality])
         return made
+
+# ====================================================================================== compiled passes
+@jit
+def _posting(people, u, segment, affinity, scale, rate):
+    """``people[u < min(rate x affinity[segment] x scale, 1)]``: who posts (``rate`` times their
+    content affinity relative to the average), in one pass instead of five."""
+    out = np.empty(people.size, people.dtype)
+    m = 0
+    for k in range(people.size):
+        if u[k] < min(rate * (affinity[segment[people[k]]] * scale), 1.0):
+            out[m] = people[k]
+            m += 1
+    return out[:m]
+
+
+@jit
+def _post_reach(ugc, ugc_u, ugc_friends, ugc_quality, kocs, koc_u, degree, koc_share, koc_quality):
+    """Each post's impressions on friends: the poster once per friend reached
+    (``stochastic_round(ugc_friends)`` for a buyer's post, ``stochastic_round(koc_share x degree)``
+    for a KOC's, buyers' posts first) and the quality of each.
+
+    A kernel because numpy needs two rounds, two repeats, two fills and two concatenations."""
+    n = np.empty(ugc.size + kocs.size, np.int64)
+    for k in range(ugc.size):
+        n[k] = np.int64(np.floor(ugc_friends + ugc_u[k]))
+    for k in range(kocs.size):
+        n[ugc.size + k] = np.int64(np.floor(koc_share * degree[kocs[k]] + koc_u[k]))
+    total = 0
+    for k in range(n.size):
+        total += n[k]
+    poster = np.empty(total, np.int64)
+    quality = np.empty(total, np.float64)
+    j = 0
+    for k in range(n.size):
+        who = ugc[k] if k < ugc.size else kocs[k - ugc.size]
+        q = ugc_quality if k < ugc.size else koc_quality
+        for _ in range(n[k]):
+            poster[j] = who
+            quality[j] = q
+            j += 1
+    return poster, quality
+
+
+@jit
+def _split_impressions(target, quality, sender, edge, state, segment, affinity, scale, conversion, trust_factor):
+    """Impressions ``target`` (-1: none made, skipped) of posts of ``quality`` split by who they reach:
+    non-users (state up to aware) get a chance to join, ``min(conversion x quality x trust_factor x
+    affinity[segment] x scale, 1)``, with the impression's ``sender`` and ``edge`` (when given:
+    non-empty); users (active to dormant) are drawn back. Returns the quality of every impression
+    made, then (receiver, probability, sender, edge) of the first kind, (user, quality) of the second.
+
+    A kernel because numpy needs a filter per column, two masks, and gathers and products for the
+    probability."""
+    n = target.size
+    social = sender.size > 0
+    made = np.empty(n, np.float64)
+    out_target = np.empty(n, np.int64)
+    out_p = np.empty(n, np.float64)
+    out_sender = np.empty(n if social else 0, np.int64)
+    out_edge = np.empty(n if social else 0, np.int64)
+    users = np.empty(n, np.int64)
+    user_quality = np.empty(n, np.float64)
+    m = 0
+    a = 0
+    b = 0
+    for k in range(n):
+        t = target[k]
+        if t < 0:
+            continue
+        q = quality[k]
+        made[m] = q
+        m += 1
+        s = state[t]
+        if s <= AWARE:
+            out_target[a] = t
+            out_p[a] = min(conversion * q * trust_factor * (affinity[segment[t]] * scale), 1.0)
+            if social:
+                out_sender[a] = sender[k]
+                out_edge[a] = edge[k]
+            a += 1
+        elif ACTIVE <= s <= DORMANT:
+            users[b] = t
+            user_quality[b] = q
+            b += 1
+    return (made[:m], out_target[:a], out_p[:a], out_sender[:a if social else 0], out_edge[:a if social else 0],
+            users[:b], user_quality[:b])

@@ -31,134 +31,6 @@ DISTRIBUTION = CHANNELS.index("distribution")
 NOBODY = -1
 
 
-@jit
-def _posts(sender, target, edge, state, touched_by, touched_day, day):
-    """What today's posts (``sender`` to ``target`` along ``edge``; ``target`` -1: no friend) reach:
-    the posts to non-users (state up to ``AWARE``) as exposure events (receiver, sender, edge, in
-    order), and the users (active, loyal or dormant) reached, in order with repeats, who are marked
-    as touched by the sender today (a later post wins). Returns the events, the users and how many
-    posts found a friend.
-
-    A kernel because numpy needs a dozen masks, gathers and scatters over the posts for this; here
-    one pass."""
-    n = sender.size
-    receiver = np.empty(n, dtype=np.int64)
-    out_sender = np.empty(n, dtype=np.int64)
-    out_edge = np.empty(n, dtype=np.int64)
-    reached = np.empty(n, dtype=np.int64)
-    m = r = found = 0
-    for i in range(n):
-        t = np.int64(target[i])
-        if t < 0:
-            continue
-        found += 1
-        s = state[t]
-        if s <= AWARE:
-            receiver[m] = t
-            out_sender[m] = sender[i]
-            out_edge[m] = edge[i]
-            m += 1
-        elif s <= DORMANT:
-            reached[r] = t
-            r += 1
-            touched_by[t] = sender[i]
-            touched_day[t] = day
-    return receiver[:m], out_sender[:m], out_edge[:m], reached[:r], found
-
-
-@jit
-def _commissions(buyers, basket, day, touched_day, touched_by, upline, since, resellers, rate):
-    """The reseller paid for each of today's orders: whoever's post the buyer saw today, else the
-    reseller the buyer is bound to, if that reseller is active. Returns the commission of each paid
-    order (in order) and the earnings per reseller (row of the sorted ``resellers``), summed in
-    order as ``np.bincount`` does. A kernel: one pass instead of six gathers and a search."""
-    paid = np.empty(buyers.size, dtype=np.float64)
-    earned = np.zeros(resellers.size, dtype=np.float64)
-    k = 0
-    for i in range(buyers.size):
-        b = buyers[i]
-        seller = touched_by[b] if touched_day[b] == day else -1
-        if seller < 0:
-            seller = upline[b]
-        if seller < 0 or since[seller] < 0:
-            continue
-        c = rate * basket[i]
-        paid[k] = c
-        k += 1
-        earned[np.searchsorted(resellers, seller)] += c
-    return paid[:k], earned
-
-
-@jit
-def _quit_chance(r, state, since, earnings, earned_today, day, w, trial_days, quit_rate, half):
-    """Today's turn of the resellers ``r``: their running average of earnings moves towards today's
-    (weight ``w``), and each gets the chance to give up today: 1 (no longer a user: quits), the
-    quit chance ``quit_rate x (1 - incentive_response(earnings, half))`` once the trial is over, else 0.
-    One pass instead of some ten gathers and temporaries."""
-    p = np.empty(r.size, dtype=np.float64)
-    for k in range(r.size):
-        i = r[k]
-        e = (1.0 - w) * earnings[i] + w * earned_today[k]
-        earnings[i] = e
-        s = state[i]
-        if s < ACTIVE or s > DORMANT:
-            p[k] = 2.0  # above any uniform: quits
-        elif day - since[i] >= trial_days:
-            p[k] = quit_rate * (1.0 - bh.incentive_response(e, half))
-        else:
-            p[k] = -1.0  # below any uniform: stays
-    return p
-
-
-@jit
-def _keep(r, u, p, since):
-    """The resellers of ``r`` who stay (``u >= p``), in order; those who quit lose the role.
-    Returns the stayers and how many quit."""
-    keep = np.empty(r.size, dtype=np.int64)
-    m = 0
-    for k in range(r.size):
-        if u[k] < p[k]:
-            since[r[k]] = -1
-        else:
-            keep[m] = r[k]
-            m += 1
-    return keep[:m], r.size - m
-
-
-@jit
-def _candidates(v, degree, min_friends, since, state, segment, propensity, scale, divisor):
-    """Today's visitors who may become resellers (at least ``min_friends`` friends, not resellers,
-    not dormant) and the chance of each, ``min(scale x propensity x degree / divisor, 1)`` as numpy
-    computes it. One pass instead of some ten gathers and masks."""
-    cand = np.empty(v.size, dtype=np.int64)
-    p = np.empty(v.size, dtype=np.float64)
-    m = 0
-    for k in range(v.size):
-        i = v[k]
-        d = degree[i]
-        if d >= min_friends and since[i] < 0 and state[i] != DORMANT:
-            cand[m] = i
-            p[m] = min(scale * propensity[segment[i]] * np.float64(d) / divisor, 1.0)
-            m += 1
-    return cand[:m], p[:m]
-
-
-@jit
-def _join(cand, u, p, since, earnings, day):
-    """The candidates with ``u < p`` become resellers today: returns them sorted (the caller merges
-    them into the sorted resellers with ``sim.kernels.merge_sorted``)."""
-    new = np.empty(cand.size, dtype=np.int64)
-    m = 0
-    for k in range(cand.size):
-        if u[k] < p[k]:
-            i = cand[k]
-            since[i] = day
-            earnings[i] = 0.0
-            new[m] = i
-            m += 1
-    return np.sort(new[:m])  # (visitors are not in order)
-
-
 @dataclass(frozen=True)
 class DistributionConfig(MechanismConfig):
     commission_rate: float = param(0.1, lo=0, hi=0.9, unit="fraction of order value", doc="share of each downstream order paid to the reseller")
@@ -296,3 +168,131 @@ class Distribution(Mechanism):
             self.resellers = merge_sorted(self.resellers, new)
         if joined:
             today.count("distribution_recruited", joined)
+
+# ====================================================================================== compiled passes
+@jit
+def _posts(sender, target, edge, state, touched_by, touched_day, day):
+    """What today's posts (``sender`` to ``target`` along ``edge``; ``target`` -1: no friend) reach:
+    the posts to non-users (state up to ``AWARE``) as exposure events (receiver, sender, edge, in
+    order), and the users (active, loyal or dormant) reached, in order with repeats, who are marked
+    as touched by the sender today (a later post wins). Returns the events, the users and how many
+    posts found a friend.
+
+    A kernel because numpy needs a dozen masks, gathers and scatters over the posts for this; here
+    one pass."""
+    n = sender.size
+    receiver = np.empty(n, dtype=np.int64)
+    out_sender = np.empty(n, dtype=np.int64)
+    out_edge = np.empty(n, dtype=np.int64)
+    reached = np.empty(n, dtype=np.int64)
+    m = r = found = 0
+    for i in range(n):
+        t = np.int64(target[i])
+        if t < 0:
+            continue
+        found += 1
+        s = state[t]
+        if s <= AWARE:
+            receiver[m] = t
+            out_sender[m] = sender[i]
+            out_edge[m] = edge[i]
+            m += 1
+        elif s <= DORMANT:
+            reached[r] = t
+            r += 1
+            touched_by[t] = sender[i]
+            touched_day[t] = day
+    return receiver[:m], out_sender[:m], out_edge[:m], reached[:r], found
+
+
+@jit
+def _commissions(buyers, basket, day, touched_day, touched_by, upline, since, resellers, rate):
+    """The reseller paid for each of today's orders: whoever's post the buyer saw today, else the
+    reseller the buyer is bound to, if that reseller is active. Returns the commission of each paid
+    order (in order) and the earnings per reseller (row of the sorted ``resellers``), summed in
+    order as ``np.bincount`` does. A kernel: one pass instead of six gathers and a search."""
+    paid = np.empty(buyers.size, dtype=np.float64)
+    earned = np.zeros(resellers.size, dtype=np.float64)
+    k = 0
+    for i in range(buyers.size):
+        b = buyers[i]
+        seller = touched_by[b] if touched_day[b] == day else -1
+        if seller < 0:
+            seller = upline[b]
+        if seller < 0 or since[seller] < 0:
+            continue
+        c = rate * basket[i]
+        paid[k] = c
+        k += 1
+        earned[np.searchsorted(resellers, seller)] += c
+    return paid[:k], earned
+
+
+@jit
+def _quit_chance(r, state, since, earnings, earned_today, day, w, trial_days, quit_rate, half):
+    """Today's turn of the resellers ``r``: their running average of earnings moves towards today's
+    (weight ``w``), and each gets the chance to give up today: 1 (no longer a user: quits), the
+    quit chance ``quit_rate x (1 - incentive_response(earnings, half))`` once the trial is over, else 0.
+    One pass instead of some ten gathers and temporaries."""
+    p = np.empty(r.size, dtype=np.float64)
+    for k in range(r.size):
+        i = r[k]
+        e = (1.0 - w) * earnings[i] + w * earned_today[k]
+        earnings[i] = e
+        s = state[i]
+        if s < ACTIVE or s > DORMANT:
+            p[k] = 2.0  # above any uniform: quits
+        elif day - since[i] >= trial_days:
+            p[k] = quit_rate * (1.0 - bh.incentive_response(e, half))
+        else:
+            p[k] = -1.0  # below any uniform: stays
+    return p
+
+
+@jit
+def _keep(r, u, p, since):
+    """The resellers of ``r`` who stay (``u >= p``), in order; those who quit lose the role.
+    Returns the stayers and how many quit."""
+    keep = np.empty(r.size, dtype=np.int64)
+    m = 0
+    for k in range(r.size):
+        if u[k] < p[k]:
+            since[r[k]] = -1
+        else:
+            keep[m] = r[k]
+            m += 1
+    return keep[:m], r.size - m
+
+
+@jit
+def _candidates(v, degree, min_friends, since, state, segment, propensity, scale, divisor):
+    """Today's visitors who may become resellers (at least ``min_friends`` friends, not resellers,
+    not dormant) and the chance of each, ``min(scale x propensity x degree / divisor, 1)`` as numpy
+    computes it. One pass instead of some ten gathers and masks."""
+    cand = np.empty(v.size, dtype=np.int64)
+    p = np.empty(v.size, dtype=np.float64)
+    m = 0
+    for k in range(v.size):
+        i = v[k]
+        d = degree[i]
+        if d >= min_friends and since[i] < 0 and state[i] != DORMANT:
+            cand[m] = i
+            p[m] = min(scale * propensity[segment[i]] * np.float64(d) / divisor, 1.0)
+            m += 1
+    return cand[:m], p[:m]
+
+
+@jit
+def _join(cand, u, p, since, earnings, day):
+    """The candidates with ``u < p`` become resellers today: returns them sorted (the caller merges
+    them into the sorted resellers with ``sim.kernels.merge_sorted``)."""
+    new = np.empty(cand.size, dtype=np.int64)
+    m = 0
+    for k in range(cand.size):
+        if u[k] < p[k]:
+            i = cand[k]
+            since[i] = day
+            earnings[i] = 0.0
+            new[m] = i
+            m += 1
+    return np.sort(new[:m])  # (visitors are not in order)

@@ -81,11 +81,9 @@ class Fraud(Mechanism):
     def loot(self, model) -> dict[str, float]:
         """What there is to farm today (RMB): at sign-up, per subsidised order, per day of check-ins."""
         out = {"signup": 0.0, "order": 0.0, "daily": 0.0}
-        for name in ("promotions", "loyalty"):
-            m = model.get_mechanism(name)
-            if m is not None:
-                for key, value in m.farmable(model).items():
-                    out[key] += value
+        for m in model.mechanisms:
+            for key, value in m.farmable(model).items():
+                out[key] += value
         return out
 
     # ------------------------------------------------------------------ the daily round

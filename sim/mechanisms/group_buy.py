@@ -38,196 +38,6 @@ NO_TEAM = -1
 _SEEN = -2  # inside _place only: a person whose first request today was turned down
 
 
-@jit
-def _place(people, team_ids, ids, members, team, team_size, placed, rows, full, seen):
-    """Put ``people[i]`` into the open team ``team_ids[i]``, in array order: only a person's first
-    entry counts, only someone in no team (``team == NO_TEAM``) joins, and only while the team has
-    places left. Updates ``members`` (per row of ``ids``) and ``team`` (per person) in place;
-    marks ``placed[i]``; writes the rows joined, in order, to ``rows`` and the rows that became
-    full to ``full``. Returns (joins, teams filled).
-
-    A kernel because first come, first served is sequential: in numpy two ranks within groups
-    (two sorts) and a binary search; here one pass. A person's turned-down first entry is marked in
-    ``team`` (``_SEEN``, listed in ``seen``) for the pass and cleared at its end."""
-    joins = 0
-    filled = 0
-    n_seen = 0
-    for i in range(people.size):
-        p = people[i]
-        if team[p] != NO_TEAM:  # in a team already, or an entry after the person's first
-            continue
-        r = np.searchsorted(ids, team_ids[i])
-        if r < ids.size and ids[r] == team_ids[i] and members[r] < team_size:
-            members[r] += 1
-            team[p] = team_ids[i]
-            placed[i] = True
-            rows[joins] = r
-            joins += 1
-            if members[r] == team_size:
-                full[filled] = r
-                filled += 1
-        else:
-            team[p] = _SEEN
-            seen[n_seen] = p
-            n_seen += 1
-    for k in range(n_seen):
-        team[seen[k]] = NO_TEAM
-    return joins, filled
-
-
-@jit
-def _link_outcomes(target, rows, edge, fatigue, team, initiator, segment, state, deal, newcomer_pull, discount):
-    """What today's team links do, as the numpy form computed it:
-
-    - to friends not yet on the platform (state up to aware): an exposure (receiver, probability
-      ``min(newcomer_pull x (1 + deal[segment]) / 2 x fatigue, 1)``, sender, edge);
-    - to active and loyal friends in no team: a chance to join now, for which the kernel gives
-      their target, team row, fatigue and ``bh.deal_factor`` (the caller
-      brings their latent demand up to date, and takes ``expm1`` in numpy: LLVM's may differ in the
-      last bit).
-
-    A kernel because numpy needs some twenty filters, gathers and products."""
-    n = target.size
-    new_target = np.empty(n, np.int64)
-    new_p = np.empty(n, np.float64)
-    new_sender = np.empty(n, np.int64)
-    new_edge = np.empty(n, np.int64)
-    user = np.empty(n, np.int64)
-    a = 0
-    b = 0
-    for k in range(n):
-        t = target[k]
-        s = state[t]
-        if s <= AWARE:
-            new_target[a] = t
-            new_p[a] = min(newcomer_pull * (1.0 + deal[segment[t]]) / 2.0 * fatigue[k], 1.0)
-            new_sender[a] = initiator[rows[k]]
-            new_edge[a] = edge[k]
-            a += 1
-        elif (s == ACTIVE or s == LOYAL) and team[t] == NO_TEAM:
-            user[b] = k
-            b += 1
-    user = user[:b]
-    user_target = np.empty(b, np.int64)
-    user_rows = np.empty(b, np.int64)
-    user_fatigue = np.empty(b, np.float64)
-    factor = np.empty(b, np.float64)
-    for k in range(b):
-        t = target[user[k]]
-        user_target[k] = t
-        user_rows[k] = rows[user[k]]
-        user_fatigue[k] = fatigue[user[k]]
-        factor[k] = bh.deal_factor(deal[segment[t]], discount)
-    return new_target[:a], new_p[:a], new_sender[:a], new_edge[:a], user_target, user_rows, user_fatigue, factor
-
-
-@jit
-def _members(rows, ids, m_person, m_team, team):
-    """The members of the teams at ``rows`` (rows of ``ids``) in the order of the member table, each
-    one's row, and the member table without them (their ``team`` is reset: they leave).
-
-    A kernel because numpy needs a mask, a binary search per member, and a filter per column."""
-    chosen = np.zeros(ids.size, np.bool_)
-    for r in rows:
-        chosen[r] = True
-    n = m_person.size
-    who = np.empty(n, np.int64)
-    row_of = np.empty(n, np.int64)
-    gone = np.empty(n, np.bool_)
-    m = 0
-    for j in range(n):
-        r = np.searchsorted(ids, m_team[j])
-        gone[j] = chosen[r]
-        if gone[j]:
-            who[m] = m_person[j]
-            row_of[m] = r
-            m += 1
-    if m == 0:
-        return who[:m], row_of[:m], m_person, m_team
-    keep_person = np.empty(n - m, np.int64)
-    keep_team = np.empty(n - m, np.int64)
-    k = 0
-    for j in range(n):
-        if gone[j]:
-            team[m_person[j]] = NO_TEAM
-        else:
-            keep_person[k] = m_person[j]
-            keep_team[k] = m_team[j]
-            k += 1
-    return who[:m], row_of[:m], keep_person, keep_team
-
-
-@jit
-def _public_teams(members, team_size, category, wanted):
-    """The open teams with a place left (rows where ``members < team_size``), in order of category
-    and then row (a stable counting sort), and for each entry of ``wanted`` (a category) where that
-    category's teams start in that order and how many there are. Returns (order, start, count,
-    entries with at least one team).
-
-    A kernel because numpy needs a filter, a stable argsort, two binary searches and gathers."""
-    ncat = 0
-    for r in range(members.size):
-        if members[r] < team_size:
-            ncat = max(ncat, category[r] + 1)
-    begin = np.zeros(ncat + 1, np.int64)
-    for r in range(members.size):
-        if members[r] < team_size:
-            begin[category[r] + 1] += 1
-    for c in range(ncat):
-        begin[c + 1] += begin[c]
-    order = np.empty(begin[ncat], np.int64)
-    fill = begin[:ncat].copy()
-    for r in range(members.size):
-        if members[r] < team_size:
-            order[fill[category[r]]] = r
-            fill[category[r]] += 1
-    start = np.zeros(wanted.size, np.int64)
-    count = np.zeros(wanted.size, np.int64)
-    n_has = 0
-    for k in range(wanted.size):
-        c = wanted[k]
-        if 0 <= c < ncat and begin[c + 1] > begin[c]:
-            start[k] = begin[c]
-            count[k] = begin[c + 1] - begin[c]
-            n_has += 1
-    return order, start, count, n_has
-
-
-@jit
-def _pick_public(order, start, count, u):
-    """For each entry with teams (``count > 0``, in order): its position and the row of a team drawn
-    at random among them with the next uniform of ``u`` (``order[start + floor(u x count)]``)."""
-    idx = np.empty(u.size, np.int64)
-    rows = np.empty(u.size, np.int64)
-    j = 0
-    for k in range(count.size):
-        if count[k] > 0:
-            idx[j] = k
-            rows[j] = order[start[k] + np.int64(u[j] * count[k])]
-            j += 1
-    return idx, rows
-
-
-@jit
-def _drop_rows(rows, ids, initiator, deadline, members, category, price):
-    """The columns of the team table without the rows ``rows`` (ascending, distinct), in one pass
-    instead of a mask and a filter per column."""
-    n = ids.size - rows.size
-    out_ids, out_initiator = np.empty(n, ids.dtype), np.empty(n, initiator.dtype)
-    out_deadline, out_members = np.empty(n, deadline.dtype), np.empty(n, members.dtype)
-    out_category, out_price = np.empty(n, category.dtype), np.empty(n, price.dtype)
-    j = 0
-    k = 0
-    for r in range(ids.size):
-        if j < rows.size and rows[j] == r:
-            j += 1
-            continue
-        out_ids[k], out_initiator[k], out_deadline[k] = ids[r], initiator[r], deadline[r]
-        out_members[k], out_category[k], out_price[k] = members[r], category[r], price[r]
-        k += 1
-    return out_ids, out_initiator, out_deadline, out_members, out_category, out_price
-
-
 @dataclass(frozen=True)
 class GroupBuyConfig(MechanismConfig):
     team_size: int = param(3, lo=2, hi=50, unit="people", doc="members a team needs, the initiator included")
@@ -374,7 +184,7 @@ class GroupBuy(Mechanism):
         # Friends on the platform (active or loyal, in no team) join now if the deal meets their need.
         purchase = model.cfg.behaviour.purchase
         new_target, p_new, sender, new_edge, target, rows, fatigue, deal = _link_outcomes(
-            target, rows, edge, fatigue, self.team, self.initiator, pop.segment, pop.state, pop.seg["deal_sensitivity"],
+            (target, rows, edge, fatigue), (self.team, self.initiator), (pop.segment, pop.state, pop.seg["deal_sensitivity"]),
             c.newcomer_conversion * self.pull, c.discount)
         need = bh.need_now(pop, target, day, purchase)
         today.next_exposures.add(new_target, GROUP_BUY, p_new, sender, new_edge)
@@ -411,3 +221,196 @@ class GroupBuy(Mechanism):
             model.economics.book("group_buy_subsidy", subsidy)
             model.today.count("group_buy_subsidy_rmb", subsidy)
         model.today.count("group_buy_teams_filled", rows.size)
+
+# ====================================================================================== compiled passes
+@jit
+def _place(people, team_ids, ids, members, team, team_size, placed, rows, full, seen):
+    """Put ``people[i]`` into the open team ``team_ids[i]``, in array order: only a person's first
+    entry counts, only someone in no team (``team == NO_TEAM``) joins, and only while the team has
+    places left. Updates ``members`` (per row of ``ids``) and ``team`` (per person) in place;
+    marks ``placed[i]``; writes the rows joined, in order, to ``rows`` and the rows that became
+    full to ``full``. Returns (joins, teams filled).
+
+    A kernel because first come, first served is sequential: in numpy two ranks within groups
+    (two sorts) and a binary search; here one pass. A person's turned-down first entry is marked in
+    ``team`` (``_SEEN``, listed in ``seen``) for the pass and cleared at its end."""
+    joins = 0
+    filled = 0
+    n_seen = 0
+    for i in range(people.size):
+        p = people[i]
+        if team[p] != NO_TEAM:  # in a team already, or an entry after the person's first
+            continue
+        r = np.searchsorted(ids, team_ids[i])
+        if r < ids.size and ids[r] == team_ids[i] and members[r] < team_size:
+            members[r] += 1
+            team[p] = team_ids[i]
+            placed[i] = True
+            rows[joins] = r
+            joins += 1
+            if members[r] == team_size:
+                full[filled] = r
+                filled += 1
+        else:
+            team[p] = _SEEN
+            seen[n_seen] = p
+            n_seen += 1
+    for k in range(n_seen):
+        team[seen[k]] = NO_TEAM
+    return joins, filled
+
+
+@jit
+def _link_outcomes(links, teams, people, newcomer_pull, discount):
+    """What today's team ``links`` (target, team row, edge, fatigue) do, given the ``teams`` (each
+    person's team, each row's initiator) and the ``people`` (segment, state, deal sensitivity by
+    segment):
+
+    - to friends not yet on the platform (state up to aware): an exposure (receiver, probability
+      ``min(newcomer_pull x (1 + deal[segment]) / 2 x fatigue, 1)``, sender, edge);
+    - to active and loyal friends in no team: a chance to join now, for which the kernel gives
+      their target, team row, fatigue and ``bh.deal_factor`` (the caller
+      brings their latent demand up to date, and takes ``expm1`` in numpy: LLVM's may differ in the
+      last bit)."""
+    target, rows, edge, fatigue = links
+    team, initiator = teams
+    segment, state, deal = people
+    n = target.size
+    new_target = np.empty(n, np.int64)
+    new_p = np.empty(n, np.float64)
+    new_sender = np.empty(n, np.int64)
+    new_edge = np.empty(n, np.int64)
+    user = np.empty(n, np.int64)
+    a = 0
+    b = 0
+    for k in range(n):
+        t = target[k]
+        s = state[t]
+        if s <= AWARE:
+            new_target[a] = t
+            new_p[a] = min(newcomer_pull * (1.0 + deal[segment[t]]) / 2.0 * fatigue[k], 1.0)
+            new_sender[a] = initiator[rows[k]]
+            new_edge[a] = edge[k]
+            a += 1
+        elif (s == ACTIVE or s == LOYAL) and team[t] == NO_TEAM:
+            user[b] = k
+            b += 1
+    user = user[:b]
+    user_target = np.empty(b, np.int64)
+    user_rows = np.empty(b, np.int64)
+    user_fatigue = np.empty(b, np.float64)
+    factor = np.empty(b, np.float64)
+    for k in range(b):
+        t = target[user[k]]
+        user_target[k] = t
+        user_rows[k] = rows[user[k]]
+        user_fatigue[k] = fatigue[user[k]]
+        factor[k] = bh.deal_factor(deal[segment[t]], discount)
+    return new_target[:a], new_p[:a], new_sender[:a], new_edge[:a], user_target, user_rows, user_fatigue, factor
+
+
+@jit
+def _members(rows, ids, m_person, m_team, team):
+    """The members of the teams at ``rows`` (rows of ``ids``) in the order of the member table, each
+    one's row, and the member table without them (their ``team`` is reset: they leave).
+
+    A kernel because numpy needs a mask, a binary search per member, and a filter per column."""
+    chosen = np.zeros(ids.size, np.bool_)
+    for r in rows:
+        chosen[r] = True
+    n = m_person.size
+    who = np.empty(n, np.int64)
+    row_of = np.empty(n, np.int64)
+    gone = np.empty(n, np.bool_)
+    m = 0
+    for j in range(n):
+        r = np.searchsorted(ids, m_team[j])
+        gone[j] = chosen[r]
+        if gone[j]:
+            who[m] = m_person[j]
+            row_of[m] = r
+            m += 1
+    if m == 0:
+        return who[:m], row_of[:m], m_person, m_team
+    keep_person = np.empty(n - m, np.int64)
+    keep_team = np.empty(n - m, np.int64)
+    k = 0
+    for j in range(n):
+        if gone[j]:
+            team[m_person[j]] = NO_TEAM
+        else:
+            keep_person[k] = m_person[j]
+            keep_team[k] = m_team[j]
+            k += 1
+    return who[:m], row_of[:m], keep_person, keep_team
+
+
+@jit
+def _public_teams(members, team_size, category, wanted):
+    """The open teams with a place left (rows where ``members < team_size``), in order of category
+    and then row (a stable counting sort), and for each entry of ``wanted`` (a category) where that
+    category's teams start in that order and how many there are. Returns (order, start, count,
+    entries with at least one team).
+
+    A kernel because numpy needs a filter, a stable argsort, two binary searches and gathers."""
+    ncat = 0
+    for r in range(members.size):
+        if members[r] < team_size:
+            ncat = max(ncat, category[r] + 1)
+    begin = np.zeros(ncat + 1, np.int64)
+    for r in range(members.size):
+        if members[r] < team_size:
+            begin[category[r] + 1] += 1
+    for c in range(ncat):
+        begin[c + 1] += begin[c]
+    order = np.empty(begin[ncat], np.int64)
+    fill = begin[:ncat].copy()
+    for r in range(members.size):
+        if members[r] < team_size:
+            order[fill[category[r]]] = r
+            fill[category[r]] += 1
+    start = np.zeros(wanted.size, np.int64)
+    count = np.zeros(wanted.size, np.int64)
+    n_has = 0
+    for k in range(wanted.size):
+        c = wanted[k]
+        if 0 <= c < ncat and begin[c + 1] > begin[c]:
+            start[k] = begin[c]
+            count[k] = begin[c + 1] - begin[c]
+            n_has += 1
+    return order, start, count, n_has
+
+
+@jit
+def _pick_public(order, start, count, u):
+    """For each entry with teams (``count > 0``, in order): its position and the row of a team drawn
+    at random among them with the next uniform of ``u`` (``order[start + floor(u x count)]``)."""
+    idx = np.empty(u.size, np.int64)
+    rows = np.empty(u.size, np.int64)
+    j = 0
+    for k in range(count.size):
+        if count[k] > 0:
+            idx[j] = k
+            rows[j] = order[start[k] + np.int64(u[j] * count[k])]
+            j += 1
+    return idx, rows
+
+
+@jit
+def _drop_rows(rows, ids, initiator, deadline, members, category, price):
+    """The columns of the team table without the rows ``rows`` (ascending, distinct), in one pass
+    instead of a mask and a filter per column."""
+    n = ids.size - rows.size
+    out_ids, out_initiator = np.empty(n, ids.dtype), np.empty(n, initiator.dtype)
+    out_deadline, out_members = np.empty(n, deadline.dtype), np.empty(n, members.dtype)
+    out_category, out_price = np.empty(n, category.dtype), np.empty(n, price.dtype)
+    j = 0
+    k = 0
+    for r in range(ids.size):
+        if j < rows.size and rows[j] == r:
+            j += 1
+            continue
+        out_ids[k], out_initiator[k], out_deadline[k] = ids[r], initiator[r], deadline[r]
+        out_members[k], out_category[k], out_price[k] = members[r], category[r], price[r]
+        k += 1
+    return out_ids, out_initiator, out_deadline, out_members, out_category, out_price

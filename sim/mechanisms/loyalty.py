@@ -71,6 +71,137 @@ class LoyaltyConfig(MechanismConfig):
                 f"must be at least silver_spend_rmb ({self.silver_spend_rmb})")
 
 
+@register
+class Loyalty(Mechanism):
+    name = "loyalty"
+    Config = LoyaltyConfig
+    columns = ("points_issued", "points_redeemed", "points_liability", "checkins", "members_regular", "members_silver",
+               "members_gold", "paid_members", "membership_fees")
+    accounts = {"loyalty_points": "incentive", "member_discounts": "incentive", "membership_fees": "revenue"}
+
+    def setup(self, model) -> None:
+        c, pop = self.config, model.pop
+        self.points = pop.add_column("loyalty_points", np.float64)
+        self.tier = pop.add_column("loyalty_tier", np.int8)
+        self.streak = pop.add_column("checkin_streak", np.int16)
+        self.last_checkin = pop.add_column("last_checkin_day", np.int32, fill=-10)
+        self.member_until = pop.add_column("paid_member_until", np.int32, fill=-1)
+        self.hazard = np.array([1.0, c.silver_hazard_ratio, c.gold_hazard_ratio], dtype=np.float32)
+        self.repurchase = np.array([1.0, c.silver_repurchase, c.gold_repurchase])
+        self.earn = c.points_per_rmb * np.array([1.0, c.silver_points_multiplier, c.gold_points_multiplier])
+        self.redeem_share = self.member_share = None
+        self.checked_in = np.zeros(0, dtype=np.int64)  # who checked in on the last day
+        # Expected spend per period of each segment: what a membership would save them.
+        seg = pop.seg
+        self.period_spend = seg["need_rate"] * seg["basket_rmb"] * model.cfg.platform.price_level * c.period_days
+
+    def farmable(self, model) -> dict[str, float]:
+        """What a fake account could farm (RMB): welcome points, and check-in points per day."""
+        c = self.config
+        full_streak = c.checkin_points * (1.0 + c.streak_bonus * (c.streak_cap - 1))
+        return {"signup": c.welcome_points * c.point_value_rmb, "daily": full_streak * c.point_value_rmb}
+
+    def _members(self, idx: np.ndarray, day: int) -> np.ndarray:
+        return self.member_until[idx] >= day
+
+    # ------------------------------------------------------------------ stage hooks
+    def adoption(self, model) -> None:
+        new = model.today.new_users
+        if new.size and self.config.welcome_points:
+            self.points[new] += self.config.welcome_points
+            model.today.count("points_issued", new.size * self.config.welcome_points * self.config.point_value_rmb)
+
+    def visit(self, model) -> None:
+        c, pop = self.config, model.pop
+        if c.streak_visit_uplift == 0:
+            return
+        # yesterday's check-ins, if they are still users
+        _streak_pull(self.checked_in, pop.state, self.streak, c.streak_cap, c.streak_visit_uplift, model.today.visit_boost)
+
+    def browse(self, model) -> None:
+        c, pop, today, day = self.config, model.pop, model.today, model.day
+        v = today.visitors
+        self.redeem_share = self.member_share = None
+        if v.size == 0:
+            return
+        rng = self.rng(model)
+        u = rng.random(v.size)  # drawn here, used below as before: nothing else draws in between
+        members = (self.tier, self.points, self.member_until)
+        terms = (self.repurchase, c.paid_repurchase, max(c.redeem_min_points, 1e-9), c.redeem_propensity, c.point_value_rmb,
+                 c.paid_membership)
+        basket = (pop.segment, pop.seg["basket_rmb"], model.cfg.platform.price_level, c.max_redeem_share)
+        factor, member, redeem, share = _visitor_offers(v, day, u, members, terms, basket)
+        today.boost_relevance(slice(None), factor)  # every visitor
+        if c.paid_membership and member.any():
+            pos = np.flatnonzero(member)
+            self.member_share = np.zeros(v.size)
+            self.member_share[pos] = today.offer_discount(pos, c.member_discount)
+        if redeem.size and c.point_value_rmb > 0:
+            self.redeem_share = np.zeros(v.size)
+            self.redeem_share[redeem] = today.offer_discount(redeem, share)
+
+    def purchase(self, model) -> None:
+        c, today = self.config, model.today
+        if self.member_share is not None:
+            _, cost = today.subsidy(self.member_share)
+            model.economics.book("member_discounts", float(cost.sum()))
+        if self.redeem_share is not None:
+            used, cost = today.subsidy(self.redeem_share)
+            # Points pay at most what the buyer holds (the expected basket may differ from the order).
+            _redeem(today.visitors[used], cost, self.points, c.point_value_rmb)
+            model.economics.book("loyalty_points", float(cost.sum()))
+            today.count("points_redeemed", float(cost.sum()))
+
+    def retention(self, model) -> None:
+        pop, day = model.pop, model.day
+        _hazard_ratios(pop.user_index, self.tier, self.hazard, self.member_until, day, self.config.paid_membership,
+                       np.float32(self.config.paid_hazard_ratio), model.today.hazard_ratio)
+
+    def settle(self, model) -> None:
+        c, pop, today, day = self.config, model.pop, model.today, model.day
+        rng = self.rng(model)
+        if today.buyers.size:
+            # points, then tiers (before the check-ins now: these touch neither tiers nor satisfaction)
+            earned = _settle_orders(today.buyers, today.basket, self.tier, self.earn, self.points, pop.spend,
+                                    pop.satisfaction, c.silver_spend_rmb, c.gold_spend_rmb, np.float32(c.upgrade_satisfaction))
+            today.count("points_issued", float(earned.sum()) * c.point_value_rmb)
+        self._checkins(model, rng)
+        if c.paid_membership:
+            self._paid_membership(model, rng)
+        users = pop.user_index
+        today.count("points_liability", float(self.points[users].sum()) * c.point_value_rmb)
+        counts, members = _census(users, self.tier, self.member_until, day, c.paid_membership)
+        for k, name in enumerate(TIERS):
+            today.count(f"members_{name}", counts[k])
+        today.count("paid_members", members)
+
+    def _checkins(self, model, rng: np.random.Generator) -> None:
+        c, day, v = self.config, model.day, model.today.visitors
+        who, pts = _check_ins(v, rng.random(v.size), c.checkin_rate, day, self.streak, self.last_checkin, self.points,
+                             c.checkin_points, c.streak_bonus, c.streak_cap)  # visitors are distinct people
+        self.checked_in = who
+        if who.size == 0:
+            return
+        model.today.count("checkins", who.size)
+        model.today.count("points_issued", float(pts.sum()) * c.point_value_rmb)
+
+    def _paid_membership(self, model, rng: np.random.Generator) -> None:
+        c, pop, day, today = self.config, model.pop, model.day, model.today
+        users = pop.alive()
+        due = users[self.member_until[users] == day]  # last day of a period: renew or lapse
+        engaged = (pop.state[due] == State.ACTIVE) | (pop.state[due] == State.LOYAL)
+        renew = due[engaged & (rng.random(due.size) < c.renewal)]
+        v = unique_sorted(today.visitors)
+        v = v[~self._members(v, day)]
+        saving = c.member_discount * self.period_spend[pop.segment[v]] / c.fee_rmb
+        join = v[rng.random(v.size) < c.uptake * saving / (1.0 + saving)]
+        self.member_until[renew] = day + c.period_days
+        self.member_until[join] = day + c.period_days
+        fees = c.fee_rmb * (renew.size + join.size)
+        model.economics.book("membership_fees", fees)
+        today.count("membership_fees", fees)
+
+# ====================================================================================== compiled passes
 @jit
 def _check_in(who, day, streak, last_checkin, points, checkin_points, streak_bonus, streak_cap):
     """Check-ins of the distinct people ``who`` today: the streak grows if they checked in
@@ -198,13 +329,15 @@ def _upgrade(buyers, spend, tier, satisfaction, silver, gold, gain):
 
 
 @jit
-def _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, points, u, min_points, propensity,
-                   point_value, paid=True):
+def _visitor_terms(v, day, u, members, terms):
     """Per visitor: the purchase-intensity factor of their tier (x ``paid_repurchase`` for paid
     members), whether they are paid members, whether they redeem points today (enough points and
-    ``u[i]`` below ``propensity``) and what their points are worth (RMB). One pass over the visitors
-    instead of four gathers and their temporaries; the arithmetic of the numpy version. Without a
-    paid membership (``paid`` false) nobody is a member and ``member_until`` is not read."""
+    ``u[i]`` below ``propensity``) and what their points are worth (RMB). ``members``: the columns
+    (tier, points, member_until); ``terms``: (repurchase by tier, paid_repurchase, min_points,
+    propensity, point_value, paid). Without a paid membership (``paid`` false) nobody is a member
+    and ``member_until`` is not read."""
+    tier, points, member_until = members
+    repurchase, paid_repurchase, min_points, propensity, point_value, paid = terms
     n = v.size
     factor = np.empty(n, dtype=np.float64)
     member = np.empty(n, dtype=np.bool_)
@@ -223,146 +356,16 @@ def _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, poin
 
 
 @jit
-def _visitor_offers(v, day, tier, repurchase, member_until, paid_repurchase, points, u, min_points, propensity,
-                    point_value, paid, segment, basket_rmb, price_level, max_share):
+def _visitor_offers(v, day, u, members, terms, basket):
     """:func:`_visitor_terms`, with the redeemers as positions and the share of their expected basket
-    (``basket_rmb`` of their segment x ``price_level``) their points pay, at most ``max_share``:
-    returns the factors, the members, the positions and the shares, in one call instead of some ten."""
-    factor, member, can, value = _visitor_terms(v, day, tier, repurchase, member_until, paid_repurchase, points, u,
-                                                min_points, propensity, point_value, paid)
+    (``basket``: segment, basket_rmb by segment, price_level, max_share; the basket of their segment x
+    ``price_level``) their points pay, at most ``max_share``: returns the factors, the members, the
+    positions and the shares."""
+    segment, basket_rmb, price_level, max_share = basket
+    factor, member, can, value = _visitor_terms(v, day, u, members, terms)
     pos = np.flatnonzero(can)
     share = np.empty(pos.size, dtype=np.float64)
     for k in range(pos.size):
         i = pos[k]
         share[k] = min(max_share, value[i] / (basket_rmb[segment[v[i]]] * price_level))
     return factor, member, pos, share
-
-
-@register
-class Loyalty(Mechanism):
-    name = "loyalty"
-    Config = LoyaltyConfig
-    columns = ("points_issued", "points_redeemed", "points_liability", "checkins", "members_regular", "members_silver",
-               "members_gold", "paid_members", "membership_fees")
-    accounts = {"loyalty_points": "incentive", "member_discounts": "incentive", "membership_fees": "revenue"}
-
-    def setup(self, model) -> None:
-        c, pop = self.config, model.pop
-        self.points = pop.add_column("loyalty_points", np.float64)
-        self.tier = pop.add_column("loyalty_tier", np.int8)
-        self.streak = pop.add_column("checkin_streak", np.int16)
-        self.last_checkin = pop.add_column("last_checkin_day", np.int32, fill=-10)
-        self.member_until = pop.add_column("paid_member_until", np.int32, fill=-1)
-        self.hazard = np.array([1.0, c.silver_hazard_ratio, c.gold_hazard_ratio], dtype=np.float32)
-        self.repurchase = np.array([1.0, c.silver_repurchase, c.gold_repurchase])
-        self.earn = c.points_per_rmb * np.array([1.0, c.silver_points_multiplier, c.gold_points_multiplier])
-        self.redeem_share = self.member_share = None
-        self.checked_in = np.zeros(0, dtype=np.int64)  # who checked in on the last day
-        # Expected spend per period of each segment: what a membership would save them.
-        seg = pop.seg
-        self.period_spend = seg["need_rate"] * seg["basket_rmb"] * model.cfg.platform.price_level * c.period_days
-
-    def farmable(self, model) -> dict[str, float]:
-        """What a fake account could farm (RMB): welcome points, and check-in points per day."""
-        c = self.config
-        full_streak = c.checkin_points * (1.0 + c.streak_bonus * (c.streak_cap - 1))
-        return {"signup": c.welcome_points * c.point_value_rmb, "daily": full_streak * c.point_value_rmb}
-
-    def _members(self, idx: np.ndarray, day: int) -> np.ndarray:
-        return self.member_until[idx] >= day
-
-    # ------------------------------------------------------------------ stage hooks
-    def adoption(self, model) -> None:
-        new = model.today.new_users
-        if new.size and self.config.welcome_points:
-            self.points[new] += self.config.welcome_points
-            model.today.count("points_issued", new.size * self.config.welcome_points * self.config.point_value_rmb)
-
-    def visit(self, model) -> None:
-        c, pop = self.config, model.pop
-        if c.streak_visit_uplift == 0:
-            return
-        # yesterday's check-ins, if they are still users
-        _streak_pull(self.checked_in, pop.state, self.streak, c.streak_cap, c.streak_visit_uplift, model.today.visit_boost)
-
-    def browse(self, model) -> None:
-        c, pop, today, day = self.config, model.pop, model.today, model.day
-        v = today.visitors
-        self.redeem_share = self.member_share = None
-        if v.size == 0:
-            return
-        rng = self.rng(model)
-        u = rng.random(v.size)  # drawn here, used below as before: nothing else draws in between
-        factor, member, redeem, share = _visitor_offers(v, day, self.tier, self.repurchase, self.member_until, c.paid_repurchase,
-                                                       self.points, u, max(c.redeem_min_points, 1e-9), c.redeem_propensity,
-                                                       c.point_value_rmb, c.paid_membership, pop.segment, pop.seg["basket_rmb"],
-                                                       model.cfg.platform.price_level, c.max_redeem_share)
-        today.boost_relevance(slice(None), factor)  # every visitor
-        if c.paid_membership and member.any():
-            pos = np.flatnonzero(member)
-            self.member_share = np.zeros(v.size)
-            self.member_share[pos] = today.offer_discount(pos, c.member_discount)
-        if redeem.size and c.point_value_rmb > 0:
-            self.redeem_share = np.zeros(v.size)
-            self.redeem_share[redeem] = today.offer_discount(redeem, share)
-
-    def purchase(self, model) -> None:
-        c, today = self.config, model.today
-        if self.member_share is not None:
-            _, cost = today.subsidy(self.member_share)
-            model.economics.book("member_discounts", float(cost.sum()))
-        if self.redeem_share is not None:
-            used, cost = today.subsidy(self.redeem_share)
-            # Points pay at most what the buyer holds (the expected basket may differ from the order).
-            _redeem(today.visitors[used], cost, self.points, c.point_value_rmb)
-            model.economics.book("loyalty_points", float(cost.sum()))
-            today.count("points_redeemed", float(cost.sum()))
-
-    def retention(self, model) -> None:
-        pop, day = model.pop, model.day
-        _hazard_ratios(pop.user_index, self.tier, self.hazard, self.member_until, day, self.config.paid_membership,
-                       np.float32(self.config.paid_hazard_ratio), model.today.hazard_ratio)
-
-    def settle(self, model) -> None:
-        c, pop, today, day = self.config, model.pop, model.today, model.day
-        rng = self.rng(model)
-        if today.buyers.size:
-            # points, then tiers (before the check-ins now: these touch neither tiers nor satisfaction)
-            earned = _settle_orders(today.buyers, today.basket, self.tier, self.earn, self.points, pop.spend,
-                                    pop.satisfaction, c.silver_spend_rmb, c.gold_spend_rmb, np.float32(c.upgrade_satisfaction))
-            today.count("points_issued", float(earned.sum()) * c.point_value_rmb)
-        self._checkins(model, rng)
-        if c.paid_membership:
-            self._paid_membership(model, rng)
-        users = pop.user_index
-        today.count("points_liability", float(self.points[users].sum()) * c.point_value_rmb)
-        counts, members = _census(users, self.tier, self.member_until, day, c.paid_membership)
-        for k, name in enumerate(TIERS):
-            today.count(f"members_{name}", counts[k])
-        today.count("paid_members", members)
-
-    def _checkins(self, model, rng: np.random.Generator) -> None:
-        c, day, v = self.config, model.day, model.today.visitors
-        who, pts = _check_ins(v, rng.random(v.size), c.checkin_rate, day, self.streak, self.last_checkin, self.points,
-                             c.checkin_points, c.streak_bonus, c.streak_cap)  # visitors are distinct people
-        self.checked_in = who
-        if who.size == 0:
-            return
-        model.today.count("checkins", who.size)
-        model.today.count("points_issued", float(pts.sum()) * c.point_value_rmb)
-
-    def _paid_membership(self, model, rng: np.random.Generator) -> None:
-        c, pop, day, today = self.config, model.pop, model.day, model.today
-        users = pop.alive()
-        due = users[self.member_until[users] == day]  # last day of a period: renew or lapse
-        engaged = (pop.state[due] == State.ACTIVE) | (pop.state[due] == State.LOYAL)
-        renew = due[engaged & (rng.random(due.size) < c.renewal)]
-        v = unique_sorted(today.visitors)
-        v = v[~self._members(v, day)]
-        saving = c.member_discount * self.period_spend[pop.segment[v]] / c.fee_rmb
-        join = v[rng.random(v.size) < c.uptake * saving / (1.0 + saving)]
-        self.member_until[renew] = day + c.period_days
-        self.member_until[join] = day + c.period_days
-        fees = c.fee_rmb * (renew.size + join.size)
-        model.economics.book("membership_fees", fees)
-        today.count("membership_fees", fees)

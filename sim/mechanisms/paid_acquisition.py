@@ -34,15 +34,6 @@ class PaidAcquisitionConfig(MechanismConfig):
     end_day: int = param(100_000, lo=0, unit="day", doc="last day of the campaign")
 
 
-def installs_for_budget(budget: float, cac: float, volume_half: float, remaining: float, saturation: float) -> tuple[float, float]:
-    """Expected installs bought with ``budget`` today, and their average cost per install."""
-    if budget <= 0 or remaining <= 0:
-        return 0.0, cac
-    base = cac / remaining**saturation
-    n = 0.5 * volume_half * (np.sqrt(1.0 + 4.0 * budget / (base * volume_half)) - 1.0)
-    return float(n), float(base * (1.0 + n / volume_half))
-
-
 @register
 class PaidAcquisition(Mechanism):
     name = "paid_acquisition"
@@ -71,3 +62,12 @@ class PaidAcquisition(Mechanism):
         if joined:
             model.economics.book("paid_ads", joined * self.avg_cac)
             today.count("paid_installs_bought", joined)
+
+
+def installs_for_budget(budget: float, cac: float, volume_half: float, remaining: float, saturation: float) -> tuple[float, float]:
+    """Expected installs bought with ``budget`` today, and their average cost per install."""
+    if budget <= 0 or remaining <= 0:
+        return 0.0, cac
+    base = cac / remaining**saturation
+    n = 0.5 * volume_half * (np.sqrt(1.0 + 4.0 * budget / (base * volume_half)) - 1.0)
+    return float(n), float(base * (1.0 + n / volume_half))

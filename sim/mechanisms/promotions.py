@@ -60,75 +60,6 @@ KINDS = {
 }
 
 
-def _drawn(new, targets, channel, organic, mark):
-    """The new users who heard of a campaign today (``np.isin(new, targets)``) and joined through
-    the ``organic`` channel, in order (``mark``: the scratch of ``sim.kernels.positions_in``)."""
-    heard = new[positions_in(new, targets, mark)]
-    return heard[channel[heard] == organic]
-
-
-@jit
-def _withdrawal(users, habit, threshold32, hazard32, deal_sensitivity, segment, hazard_ratio):
-    """Users with a deal habit above ``threshold32`` churn more while no campaign is on: their hazard
-    ratio x ``1 + hazard32 x habit x deal sensitivity``, with numpy's float32 and float64 steps. One
-    pass instead of a mask, three gathers and a scatter."""
-    for i in users:
-        h = habit[i]
-        if h > threshold32:
-            x = hazard32 * h
-            hazard_ratio[i] *= np.float32(1.0 + np.float64(x) * deal_sensitivity[segment[i]])
-
-
-@jit
-def _offers(v, u, reach, new_only, single_use, discount, key, day, joined_day, new_user_days, used):
-    """The best offer of today's runs for each visitor (``u[j, i]``: the uniform of run ``j`` for
-    visitor ``i``): run ``j`` is offered when the uniform is below its reach, to new users only if
-    ``new_only[j]``, and not again after a use if ``single_use[j]``; of the runs offered the one with
-    the largest discount wins (the earlier on a tie: no stacking). Returns the discount and the run
-    of each visitor (0 and -1 without an offer) and the positions of those with one. One pass
-    instead of some six numpy calls per run."""
-    n = v.size
-    best = np.zeros(n, dtype=np.float64)
-    run_of = np.full(n, -1, dtype=np.int64)
-    pos = np.empty(n, dtype=np.int64)
-    m = 0
-    for i in range(n):
-        p = v[i]
-        for j in range(discount.size):
-            if not u[j, i] < reach[j]:
-                continue
-            if new_only[j] and not day - joined_day[p] < new_user_days:
-                continue
-            if single_use[j] and used[p] == key[j]:
-                continue
-            if discount[j] > best[i]:
-                best[i] = discount[j]
-                run_of[i] = j
-        if run_of[i] >= 0:
-            pos[m] = i
-            m += 1
-    return best, run_of, pos[:m]
-
-
-@jit
-def _expansion(v, pos, run_of, key, coef, expanded, deal_sensitivity, segment):
-    """The visitors at ``pos`` not yet expanded by their run (``expanded`` holds the key of the last
-    run that expanded a person) get its expansion, ``coef[run] x deal sensitivity``, once per run:
-    marks them and returns them with their amounts, in order (people are distinct)."""
-    people = np.empty(pos.size, dtype=np.int64)
-    amount = np.empty(pos.size, dtype=np.float64)
-    m = 0
-    for i in pos:
-        p = v[i]
-        j = run_of[i]
-        if expanded[p] != key[j]:
-            people[m] = p
-            amount[m] = coef[j] * deal_sensitivity[segment[p]]
-            expanded[p] = key[j]
-            m += 1
-    return people[:m], amount[:m]
-
-
 @dataclass(frozen=True)
 class Campaign:
     """One campaign of the calendar."""
@@ -174,14 +105,6 @@ class PromotionsConfig(MechanismConfig):
     deal_habit_gain: float = param(0.3, lo=0, hi=1, unit="fraction", doc="share of the way to a full deal habit that one discounted purchase at a saturating discount goes")
     habit_memory_days: float = param(45.0, lo=0, lo_open=True, unit="days", doc="time scale over which a deal habit fades")
     withdrawal_hazard: float = param(0.5, lo=0, hi=50, unit="hazard ratio - 1", doc="extra churn hazard of a full deal habit x deal sensitivity while no campaign is on")
-
-
-@dataclass
-class _Run:
-    """A campaign run active today: the campaign and the key of this run (campaign index, repetition)."""
-
-    key: int
-    campaign: Campaign
 
 
 @register
@@ -284,11 +207,9 @@ class Promotions(Mechanism):
         runs = [r.campaign for r in self.runs]
         # One uniform per run and visitor, run after run: the draws of one rng.random(v.size) per run.
         u = rng.random((len(runs), v.size))
-        best, run_of, pos = _offers(v, u, np.array([cp.reach for cp in runs]),
-                                    np.array([KINDS[cp.kind]["new_only"] for cp in runs]),
-                                    np.array([KINDS[cp.kind]["single_use"] for cp in runs]),
-                                    np.array([cp.discount for cp in runs]), self.keys, day, pop.joined_day,
-                                    c.new_user_days, self.used)
+        terms = (np.array([cp.reach for cp in runs]), np.array([KINDS[cp.kind]["new_only"] for cp in runs]),
+                 np.array([KINDS[cp.kind]["single_use"] for cp in runs]), np.array([cp.discount for cp in runs]), self.keys)
+        best, run_of, pos = _offers(v, u, terms, day, (pop.joined_day, self.used), c.new_user_days)
         if pos.size == 0:
             return
         self.share = np.zeros(v.size)
@@ -349,3 +270,84 @@ class Promotions(Mechanism):
             return  # a campaign for everyone is on: no withdrawal today
         _withdrawal(pop.user_index, self.habit, np.float32(0.01), np.float32(c.withdrawal_hazard),
                     pop.seg["deal_sensitivity"], pop.segment, model.today.hazard_ratio)
+
+
+def _drawn(new, targets, channel, organic, mark):
+    """The new users who heard of a campaign today (``np.isin(new, targets)``) and joined through
+    the ``organic`` channel, in order (``mark``: the scratch of ``sim.kernels.positions_in``)."""
+    heard = new[positions_in(new, targets, mark)]
+    return heard[channel[heard] == organic]
+
+
+@dataclass
+class _Run:
+    """A campaign run active today: the campaign and the key of this run (campaign index, repetition)."""
+
+    key: int
+    campaign: Campaign
+
+
+# ====================================================================================== compiled passes
+@jit
+def _withdrawal(users, habit, threshold32, hazard32, deal_sensitivity, segment, hazard_ratio):
+    """Users with a deal habit above ``threshold32`` churn more while no campaign is on: their hazard
+    ratio x ``1 + hazard32 x habit x deal sensitivity``, with numpy's float32 and float64 steps. One
+    pass instead of a mask, three gathers and a scatter."""
+    for i in users:
+        h = habit[i]
+        if h > threshold32:
+            x = hazard32 * h
+            hazard_ratio[i] *= np.float32(1.0 + np.float64(x) * deal_sensitivity[segment[i]])
+
+
+@jit
+def _offers(v, u, terms, day, columns, new_user_days):
+    """The best offer of today's runs for each visitor (``u[j, i]``: the uniform of run ``j`` for
+    visitor ``i``; ``terms``: per run reach, new_only, single_use, discount, key; ``columns``:
+    joined_day and the key of the offer each person used): run ``j`` is offered when the uniform is
+    below its reach, to new users only if ``new_only[j]``, and not again after a use if
+    ``single_use[j]``; of the runs offered the one with the largest discount wins (the earlier on a
+    tie: no stacking). Returns the discount and the run of each visitor (0 and -1 without an offer)
+    and the positions of those with one."""
+    reach, new_only, single_use, discount, key = terms
+    joined_day, used = columns
+    n = v.size
+    best = np.zeros(n, dtype=np.float64)
+    run_of = np.full(n, -1, dtype=np.int64)
+    pos = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        p = v[i]
+        for j in range(discount.size):
+            if not u[j, i] < reach[j]:
+                continue
+            if new_only[j] and not day - joined_day[p] < new_user_days:
+                continue
+            if single_use[j] and used[p] == key[j]:
+                continue
+            if discount[j] > best[i]:
+                best[i] = discount[j]
+                run_of[i] = j
+        if run_of[i] >= 0:
+            pos[m] = i
+            m += 1
+    return best, run_of, pos[:m]
+
+
+@jit
+def _expansion(v, pos, run_of, key, coef, expanded, deal_sensitivity, segment):
+    """The visitors at ``pos`` not yet expanded by their run (``expanded`` holds the key of the last
+    run that expanded a person) get its expansion, ``coef[run] x deal sensitivity``, once per run:
+    marks them and returns them with their amounts, in order (people are distinct)."""
+    people = np.empty(pos.size, dtype=np.int64)
+    amount = np.empty(pos.size, dtype=np.float64)
+    m = 0
+    for i in pos:
+        p = v[i]
+        j = run_of[i]
+        if expanded[p] != key[j]:
+            people[m] = p
+            amount[m] = coef[j] * deal_sensitivity[segment[p]]
+            expanded[p] = key[j]
+            m += 1
+    return people[:m], amount[:m]

@@ -44,19 +44,79 @@ class PushConfig(MechanismConfig):
     annoyance: float = param(0.001, lo=0, hi=1, unit="satisfaction per push", doc="satisfaction lost per irrelevant push")
 
 
+@register
+class Push(Mechanism):
+    name = "push"
+    Config = PushConfig
+    columns = ("pushes_sent", "push_optouts", "push_uninstalls", "push_opted_out_users")
+
+    def setup(self, model) -> None:
+        self.fatigue = model.pop.add_column("push_fatigue", np.float32)
+        self.opted_out = model.pop.add_column("push_opted_out", np.bool_)
+        self.weights: dict[int, np.ndarray] = {}  # by the most pushes anyone gets in a day
+
+    def _weight(self, top: int) -> np.ndarray:
+        """Total weight of k = 0 .. ``top`` pushes on one day: pushes in a day add up with diminishing
+        effect, relevant ones first: (1 - d^k) / (1 - d) for k pushes."""
+        w = self.weights.get(top)
+        if w is None:
+            d = self.config.repeat_decay
+            k = np.arange(top + 1, dtype=np.float64)
+            w = self.weights[top] = k if d >= 1 else (1.0 - d ** k) / (1.0 - d)
+        return w
+
+    def _relevance(self, model, users: np.ndarray) -> np.ndarray:
+        """Chance a push matches each user's taste: as the recommender chooses, else ``relevance``."""
+        for m in model.mechanisms:
+            rate = m.relevance_rate(model, users)
+            if rate is not None:
+                return rate
+        return np.full(users.size, self.config.relevance)
+
+    def visit(self, model) -> None:
+        c, pop, today = self.config, model.pop, model.today
+        self.fatigue *= np.float32(c.fatigue_decay)
+        if c.per_day <= 0:
+            return
+        rng = self.rng(model)
+        users = _reachable(pop.user_index, self.opted_out)
+        sent, n, total, top, x = _schedule(users, c.per_day, rng.random(users.size), self.fatigue,
+                                           np.float32(-c.fatigue_damping))
+        p = self._relevance(model, sent)
+        u = rng.random(total)  # one uniform per push
+        # Damped by the fatigue carried in from earlier days.
+        effects = (self._weight(top), c.relevant_uplift, c.irrelevant_uplift, c.irrelevant_fatigue, c.annoyance)
+        _deliver((sent, n, p, np.exp(x)), u, (self.fatigue, today.visit_boost, pop.satisfaction), effects)
+        today.count("pushes_sent", total)
+
+    def retention(self, model) -> None:
+        c, pop, today = self.config, model.pop, model.today
+        tolerance = np.float32(c.tolerance)
+        users, opted = _tired(pop.user_index, self.opted_out, self.fatigue, tolerance)
+        if users.size:
+            rng = self.rng(model)
+            out = _opt_out(users, rng.random(users.size), self.fatigue, tolerance, np.float32(c.optout_rate), self.opted_out)
+            gone = out[rng.random(out.size) < c.uninstall_share]
+            model.churn(gone)
+            today.count("push_optouts", out.size)
+            today.count("push_uninstalls", gone.size)
+            opted += out.size  # the users of today who opted out: none had before
+        today.count("push_opted_out_users", opted)
+
+# ====================================================================================== compiled passes
 @jit
-def _deliver(sent, n, p, u, weight, damp, fatigue, visit_boost, satisfaction, relevant_uplift, irrelevant_uplift,
-             irrelevant_fatigue, annoyance):
-    """Today's pushes to the distinct users ``sent``: ``n[i]`` pushes to ``sent[i]``, each relevant
+def _deliver(pushes, u, columns, effects):
+    """Today's ``pushes`` (sent, n, p, damp) to the distinct users ``sent``: ``n[i]`` pushes to ``sent[i]``, each relevant
     when its uniform (the next of ``u``, in order) is below ``p[i]`` (so the relevant count is
     Binomial(n, p): sums of n Bernoulli trials, one uniform each, some ten times faster
     than ``rng.binomial`` on a few pushes a day each). Adds the visit log-odds (``weight`` of the
     relevant and of all pushes, damped by ``damp``), the fatigue and the annoyance of irrelevant
-    pushes (satisfaction kept within [0, 1]). Returns the number of relevant pushes per user.
-
-    A kernel because numpy needs a repeat, a segmented sum and a dozen gathers and scatters over the
-    users for this; here one pass, with the arithmetic (and the float32 roundings) of the numpy
-    version, operation for operation."""
+    pushes (satisfaction kept within [0, 1]) to the ``columns`` (fatigue, visit_boost, satisfaction),
+    with the ``effects`` (weight, relevant_uplift, irrelevant_uplift, irrelevant_fatigue, annoyance).
+    Returns the number of relevant pushes per user."""
+    sent, n, p, damp = pushes
+    fatigue, visit_boost, satisfaction = columns
+    weight, relevant_uplift, irrelevant_uplift, irrelevant_fatigue, annoyance = effects
     relevant = np.empty(sent.size, dtype=np.int64)
     j = 0
     for i in range(sent.size):
@@ -146,61 +206,3 @@ def _opt_out(users, u, fatigue, tolerance32, rate32, opted_out):
             out[m] = i
             m += 1
     return out[:m]
-
-
-@register
-class Push(Mechanism):
-    name = "push"
-    Config = PushConfig
-    columns = ("pushes_sent", "push_optouts", "push_uninstalls", "push_opted_out_users")
-
-    def setup(self, model) -> None:
-        self.fatigue = model.pop.add_column("push_fatigue", np.float32)
-        self.opted_out = model.pop.add_column("push_opted_out", np.bool_)
-        self.weights: dict[int, np.ndarray] = {}  # by the most pushes anyone gets in a day
-
-    def _weight(self, top: int) -> np.ndarray:
-        """Total weight of k = 0 .. ``top`` pushes on one day: pushes in a day add up with diminishing
-        effect, relevant ones first: (1 - d^k) / (1 - d) for k pushes."""
-        w = self.weights.get(top)
-        if w is None:
-            d = self.config.repeat_decay
-            k = np.arange(top + 1, dtype=np.float64)
-            w = self.weights[top] = k if d >= 1 else (1.0 - d ** k) / (1.0 - d)
-        return w
-
-    def _relevance(self, model, users: np.ndarray) -> np.ndarray:
-        rec = model.get_mechanism("recommendations")
-        if rec is None or rec.config.strategy == "none":
-            return np.full(users.size, self.config.relevance)
-        return rec.relevance_rate(model, users)
-
-    def visit(self, model) -> None:
-        c, pop, today = self.config, model.pop, model.today
-        self.fatigue *= np.float32(c.fatigue_decay)
-        if c.per_day <= 0:
-            return
-        rng = self.rng(model)
-        users = _reachable(pop.user_index, self.opted_out)
-        sent, n, total, top, x = _schedule(users, c.per_day, rng.random(users.size), self.fatigue,
-                                           np.float32(-c.fatigue_damping))
-        p = self._relevance(model, sent)
-        u = rng.random(total)  # one uniform per push
-        # Damped by the fatigue carried in from earlier days.
-        _deliver(sent, n, p, u, self._weight(top), np.exp(x), self.fatigue, today.visit_boost, pop.satisfaction,
-                 c.relevant_uplift, c.irrelevant_uplift, c.irrelevant_fatigue, c.annoyance)
-        today.count("pushes_sent", total)
-
-    def retention(self, model) -> None:
-        c, pop, today = self.config, model.pop, model.today
-        tolerance = np.float32(c.tolerance)
-        users, opted = _tired(pop.user_index, self.opted_out, self.fatigue, tolerance)
-        if users.size:
-            rng = self.rng(model)
-            out = _opt_out(users, rng.random(users.size), self.fatigue, tolerance, np.float32(c.optout_rate), self.opted_out)
-            gone = out[rng.random(out.size) < c.uninstall_share]
-            model.churn(gone)
-            today.count("push_optouts", out.size)
-            today.count("push_uninstalls", gone.size)
-            opted += out.size  # the users of today who opted out: none had before
-        today.count("push_opted_out_users", opted)

@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 
 from sim import behaviour as bh
-from sim.compiled import jit
+from sim.compiled import formula, jit
 from sim.mechanisms import register
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import param
@@ -59,99 +59,6 @@ class RecommendationsConfig(MechanismConfig):
     social_proof: float = param(0.3, lo=0, hi=10, unit="multiplier", doc="social: a friend's purchase is followed (1 + social_proof) times as often")
     satisfaction_gain: float = param(0.008, lo=0, hi=1, unit="satisfaction per recommendation", doc="gain from seeing a relevant recommendation")
     irrelevance_cost: float = param(0.001, lo=0, hi=1, unit="satisfaction per recommendation", doc="loss from seeing an irrelevant recommendation")
-
-
-@jit
-def _show(v, cat, cdf, fav, orders, know_u, precision, recognised, learning_orders, explore, explore_cat, follow_u, follow_relevant,
-          follow_irrelevant, relevant_boost, irrelevant_boost, satisfaction, gain, cost):
-    """Today's recommendation for each visitor ``v[i]``, and what it does, in one pass over visitors.
-
-    ``cat`` holds the strategy's draw (random or social) or, when ``cdf`` is given (popular and
-    personalised), the uniforms that draw from it (as :func:`sim.streams.draw_choice`); where ``know_u`` is given
-    (personalised) the favourite category replaces it when ``know_u[i]`` is below the chance the
-    recommender knows it (precision x learnt x recognised, ``recognised`` per category); where ``explore[i]`` the next of ``explore_cat`` replaces it. Returns
-    the category (int64), whether it is relevant, the relevance factor, and whether the visitor follows
-    it (``follow_u[i]`` below the follow chance). Adds ``gain`` (relevant) or ``cost`` (irrelevant) to
-    the visitors' satisfaction, kept within [0, 1] (visitors are distinct people).
-
-    A kernel because numpy needs a dozen passes and gathers over the visitors for this (each with
-    its own temporary), here one pass; the arithmetic is that of :meth:`Recommendations.choose` and
-    :func:`sim.behaviour.nudge_satisfaction`, operation for operation, so the results are the same
-    bit for bit."""
-    n = v.size
-    out = np.empty(n, dtype=np.int64)
-    relevant = np.empty(n, dtype=np.bool_)
-    factor = np.empty(n, dtype=np.float64)
-    follows = np.empty(n, dtype=np.bool_)
-    personalised = know_u.size > 0
-    draw = cdf.size > 0
-    j = 0
-    for i in range(n):
-        p = v[i]
-        f = np.int64(fav[p])
-        c = np.int64(np.searchsorted(cdf, cat[i], side="right")) if draw else np.int64(cat[i])
-        if personalised:
-            o = np.float64(orders[p])
-            learnt = o / (o + learning_orders) if learning_orders > 0 else 1.0
-            if know_u[i] < precision * learnt * recognised[f]:
-                c = f
-        if explore[i]:
-            c = explore_cat[j]
-            j += 1
-        out[i] = c
-        hit = c == f
-        relevant[i] = hit
-        if hit:
-            factor[i] = relevant_boost
-            follows[i] = follow_u[i] < follow_relevant
-            s = satisfaction[p] + gain
-        else:
-            factor[i] = irrelevant_boost
-            follows[i] = follow_u[i] < follow_irrelevant
-            s = satisfaction[p] + cost
-        satisfaction[p] = min(max(s, np.float32(0.0)), np.float32(1.0))
-    return out, relevant, factor, follows
-
-
-@jit
-def _show_compact(v, cat, cdf, fav, orders, know_u, precision, recognised, learning_orders, explore, explore_cat, follow_u,
-                  follow_relevant, follow_irrelevant, relevant_boost, irrelevant_boost, satisfaction, gain, cost):
-    """:func:`_show`, returning what browse uses: the relevance factor of each visitor, the positions
-    of the visitors who follow their recommendation with its category, and the visitors (people)
-    shown a relevant one, in order; one call instead of the kernel and four numpy calls."""
-    out, relevant, factor, follows = _show(v, cat, cdf, fav, orders, know_u, precision, recognised, learning_orders,
-                                           explore, explore_cat, follow_u, follow_relevant, follow_irrelevant,
-                                           relevant_boost, irrelevant_boost, satisfaction, gain, cost)
-    followers = np.flatnonzero(follows)
-    followed = np.empty(followers.size, dtype=np.int64)
-    for k in range(followers.size):
-        followed[k] = out[followers[k]]
-    hit = np.empty(v.size, dtype=v.dtype)
-    m = 0
-    for i in range(v.size):
-        if relevant[i]:
-            hit[m] = v[i]
-            m += 1
-    return factor, followers, followed, hit[:m]
-
-
-@jit
-def _relevance_rate(users, fav, orders, popular, precision, recognised, learning_orders, personalised, exploration, categories):
-    """:meth:`Recommendations.relevance_rate` for the popular and personalised strategies, one pass
-    over ``users`` (``recognised`` per category): the same
-    arithmetic, operation for operation, without the per-user temporaries."""
-    out = np.empty(users.size, dtype=np.float64)
-    for i in range(users.size):
-        p = users[i]
-        f = np.int64(fav[p])
-        rate = popular[f]
-        if personalised:
-            o = np.float64(orders[p])
-            learnt = o / (o + learning_orders) if learning_orders > 0 else 1.0
-            known = precision * learnt * recognised[f]
-            rate = known + (1.0 - known) * rate
-        out[i] = (1.0 - exploration) * rate + exploration / categories
-    return out
 
 
 @register
@@ -221,17 +128,19 @@ class Recommendations(Mechanism):
         :meth:`browse` shows, without its effects)."""
         cat, cdf, know_u, recognised, explore, explore_cat = self._draws(model, users, rng)
         pop, c = model.pop, self.config
-        out, *_ = _show(users, cat, cdf, pop.favourite, pop.orders, know_u, c.precision, recognised, c.learning_orders,
-                        explore, explore_cat, np.ones(users.size), 0.0, 0.0, 1.0, 1.0,
-                        pop.satisfaction.copy(), np.float32(0), np.float32(0))
+        draws = (cat, cdf, know_u, explore, explore_cat, np.ones(users.size))
+        people = (pop.favourite, pop.orders, pop.satisfaction.copy())
+        out, *_ = _show(users, draws, people, (c.precision, recognised, c.learning_orders),
+                        (0.0, 0.0, 1.0, 1.0, np.float32(0), np.float32(0)))
         return out
 
-    def relevance_rate(self, model, users: np.ndarray) -> np.ndarray:
-        """Chance content chosen by this recommender matches each user's favourite category."""
+    def relevance_rate(self, model, users: np.ndarray) -> np.ndarray | None:
+        """Chance content chosen by this recommender matches each user's favourite category (None
+        under the strategy ``none``: it chooses nothing)."""
         c, C = self.config, model.catalogue.categories
         s = c.strategy
         if s == "none":
-            return np.zeros(users.size)
+            return None
         if s in ("popular", "personalised"):  # the same arithmetic as below, in one pass
             weights, _, recognised = self._today_tables()
             return _relevance_rate(users, model.pop.favourite, model.pop.orders, weights, c.precision,
@@ -256,10 +165,12 @@ class Recommendations(Mechanism):
         proof = 1.0 + c.social_proof if c.strategy == "social" else None
         follow_relevant = c.follow_relevant if proof is None else min(c.follow_relevant * proof, 1.0)
         follow_irrelevant = c.follow_irrelevant if proof is None else min(c.follow_irrelevant * proof, 1.0)
-        factor, followers, followed, hit = _show_compact(
-            v, cat, cdf, pop.favourite, pop.orders, know_u, c.precision, recognised, c.learning_orders, explore, explore_cat,
-            follow_u, follow_relevant, follow_irrelevant, c.relevant_boost, c.irrelevant_boost, pop.satisfaction,
-            np.float32(c.satisfaction_gain), np.float32(-c.irrelevance_cost))  # satisfaction nudged in the kernel
+        draws = (cat, cdf, know_u, explore, explore_cat, follow_u)
+        effects = (follow_relevant, follow_irrelevant, c.relevant_boost, c.irrelevant_boost, np.float32(c.satisfaction_gain),
+                   np.float32(-c.irrelevance_cost))
+        factor, followers, followed, hit = _show_compact(v, draws, (pop.favourite, pop.orders, pop.satisfaction),
+                                                         (c.precision, recognised, c.learning_orders), effects)
+        # (satisfaction nudged in the pass)
         today.boost_relevance(slice(None), factor)  # every visitor
         today.recommend(followers, followed, 1.0)
         today.attribute(followers, "recommendation")
@@ -274,3 +185,97 @@ class Recommendations(Mechanism):
         self.sales = self.sales * self.decay + sold * (1.0 - self.decay)
         if self.config.strategy == "social" and today.buyers.size:
             self.last_bought[today.buyers] = today.order_category  # the latest order wins
+
+# ====================================================================================== compiled passes
+@formula
+def _learnt(orders, learning_orders):
+    """How well the recommender has learnt a user from their ``orders``: orders / (orders +
+    learning_orders), 1 when it needs no history."""
+    o = np.float64(orders)
+    return o / (o + learning_orders) if learning_orders > 0 else 1.0
+
+
+@jit
+def _show(v, draws, people, knowledge, effects):
+    """Today's recommendation for each visitor ``v[i]``, and what it does, in one pass over visitors.
+
+    ``draws``: (cat, cdf, know_u, explore, explore_cat, follow_u); ``people``: (favourite, orders,
+    satisfaction) columns; ``knowledge``: (precision, recognised, learning_orders); ``effects``:
+    (follow_relevant, follow_irrelevant, relevant_boost, irrelevant_boost, gain, cost). ``cat`` holds the strategy's draw (random or social) or, when ``cdf`` is given (popular and
+    personalised), the uniforms that draw from it (as :func:`sim.streams.draw_choice`); where ``know_u`` is given
+    (personalised) the favourite category replaces it when ``know_u[i]`` is below the chance the
+    recommender knows it (precision x learnt x recognised, ``recognised`` per category); where ``explore[i]`` the next of ``explore_cat`` replaces it. Returns
+    the category (int64), whether it is relevant, the relevance factor, and whether the visitor follows
+    it (``follow_u[i]`` below the follow chance). Adds ``gain`` (relevant) or ``cost`` (irrelevant) to
+    the visitors' satisfaction, kept within [0, 1] (visitors are distinct people), as
+    :func:`sim.behaviour.nudge_satisfaction` does."""
+    cat, cdf, know_u, explore, explore_cat, follow_u = draws
+    fav, orders, satisfaction = people
+    precision, recognised, learning_orders = knowledge
+    follow_relevant, follow_irrelevant, relevant_boost, irrelevant_boost, gain, cost = effects
+    n = v.size
+    out = np.empty(n, dtype=np.int64)
+    relevant = np.empty(n, dtype=np.bool_)
+    factor = np.empty(n, dtype=np.float64)
+    follows = np.empty(n, dtype=np.bool_)
+    personalised = know_u.size > 0
+    draw = cdf.size > 0
+    j = 0
+    for i in range(n):
+        p = v[i]
+        f = np.int64(fav[p])
+        c = np.int64(np.searchsorted(cdf, cat[i], side="right")) if draw else np.int64(cat[i])
+        if personalised and know_u[i] < precision * _learnt(orders[p], learning_orders) * recognised[f]:
+            c = f
+        if explore[i]:
+            c = explore_cat[j]
+            j += 1
+        out[i] = c
+        hit = c == f
+        relevant[i] = hit
+        if hit:
+            factor[i] = relevant_boost
+            follows[i] = follow_u[i] < follow_relevant
+            s = satisfaction[p] + gain
+        else:
+            factor[i] = irrelevant_boost
+            follows[i] = follow_u[i] < follow_irrelevant
+            s = satisfaction[p] + cost
+        satisfaction[p] = min(max(s, np.float32(0.0)), np.float32(1.0))
+    return out, relevant, factor, follows
+
+
+@jit
+def _show_compact(v, draws, people, knowledge, effects):
+    """:func:`_show`, returning what browse uses: the relevance factor of each visitor, the positions
+    of the visitors who follow their recommendation with its category, and the visitors (people)
+    shown a relevant one, in order."""
+    out, relevant, factor, follows = _show(v, draws, people, knowledge, effects)
+    followers = np.flatnonzero(follows)
+    followed = np.empty(followers.size, dtype=np.int64)
+    for k in range(followers.size):
+        followed[k] = out[followers[k]]
+    hit = np.empty(v.size, dtype=v.dtype)
+    m = 0
+    for i in range(v.size):
+        if relevant[i]:
+            hit[m] = v[i]
+            m += 1
+    return factor, followers, followed, hit[:m]
+
+
+@jit
+def _relevance_rate(users, fav, orders, popular, precision, recognised, learning_orders, personalised, exploration, categories):
+    """:meth:`Recommendations.relevance_rate` for the popular and personalised strategies, one pass
+    over ``users`` (``recognised`` per category): the same
+    arithmetic, operation for operation, without the per-user temporaries."""
+    out = np.empty(users.size, dtype=np.float64)
+    for i in range(users.size):
+        p = users[i]
+        f = np.int64(fav[p])
+        rate = popular[f]
+        if personalised:
+            known = precision * _learnt(orders[p], learning_orders) * recognised[f]
+            rate = known + (1.0 - known) * rate
+        out[i] = (1.0 - exploration) * rate + exploration / categories
+    return out

@@ -53,297 +53,10 @@ MAX_DELAY_DAYS = 60  # an invitation not acted upon within two months is forgott
 GEOMETRIC_SEARCH_FROM = 0.333333333333333333333333
 
 
-@jit
-def _geometric_delays(u, p, cap, out):
-    """``min(X - 1, cap)`` for geometric ``X`` (success probability ``p``), by numpy's sequential
-    search from the uniform ``u[i]``: for ``p >= GEOMETRIC_SEARCH_FROM`` the very numbers
-    ``np.minimum(rng.geometric(p, n) - 1, cap)`` gives when ``u = rng.random(n)``, the generator
-    left in the same state (tests/test_perf4_share.py checks it). Stops at ``cap``.
-
-    A kernel because numpy's geometric pays a C call per variate and needs a pass for the cap."""
-    q = 1.0 - p
-    for i in range(u.size):
-        x = 0
-        total = p
-        prod = p
-        while u[i] > total and x < cap:
-            prod *= q
-            total += prod
-            x += 1
-        out[i] = x
-
-
 #: the queue's lists, one per due day modulo this (due days run from tomorrow to MAX_DELAY_DAYS + 1 ahead)
 QUEUE_SLOTS = MAX_DELAY_DAYS + 2
 #: invitations per block of the queue: a due day's invitations lie in a chain of such blocks
 BLOCK = 64
-
-
-@jit
-def _enqueue(target, senders, edge, delay, day, window, receiver, sender, edge_q, channel, block_next, head, tail,
-             fill, free, n_free):
-    """Append the invitations sent (``target >= 0``; ``delay`` holds one delay per invitation sent, in
-    order) to the lists of their due days ``day + 1 + delay``, with their channel (organic past the
-    attribution ``window``). A list (``head``, ``tail`` and the ``fill`` of its tail block, per due
-    day modulo ``QUEUE_SLOTS``) is a chain of blocks of ``BLOCK`` entries (``block_next``); a new
-    block is taken from the end of ``free[:n_free]`` (there must be enough). Returns the free blocks
-    left.
-
-    A kernel because a day's invitations go to a dozen due days: numpy needs a sort and a slice
-    per due day and column; here one pass, and a due day's list keeps the order of sending."""
-    j = 0
-    for i in range(target.size):
-        if target[i] < 0:
-            continue
-        d = delay[j]
-        j += 1
-        b = (day + 1 + d) % QUEUE_SLOTS
-        t = tail[b]
-        if t < 0 or fill[b] == BLOCK:
-            n_free -= 1
-            c = free[n_free]
-            block_next[c] = -1
-            if t < 0:
-                head[b] = c
-            else:
-                block_next[t] = c
-            tail[b] = c
-            fill[b] = 0
-            t = c
-        s = t * BLOCK + fill[b]
-        fill[b] += 1
-        receiver[s] = target[i]
-        sender[s] = senders[i]
-        edge_q[s] = edge[i]
-        channel[s] = ORGANIC if d + 1 > window else REFERRAL
-    return n_free
-
-
-@jit
-def _take_due(day, receiver, sender, edge_q, channel, block_next, head, tail, fill, free, n_free):
-    """The invitations due on ``day`` in the order they were sent, split by channel: (receiver,
-    sender, edge) of the attributed ones, the same of the late ones (organic), and the free blocks
-    left once their blocks are freed. See :func:`_enqueue`."""
-    b = day % QUEUE_SLOTS
-    n_ref = 0
-    n_late = 0
-    c = head[b]
-    while c >= 0:
-        end = c * BLOCK + (fill[b] if c == tail[b] else BLOCK)
-        for s in range(c * BLOCK, end):
-            if channel[s] == REFERRAL:
-                n_ref += 1
-            else:
-                n_late += 1
-        c = block_next[c]
-    rr, rs, re = np.empty(n_ref, np.int64), np.empty(n_ref, np.int64), np.empty(n_ref, np.int64)
-    lr, ls, le = np.empty(n_late, np.int64), np.empty(n_late, np.int64), np.empty(n_late, np.int64)
-    i = 0
-    k = 0
-    c = head[b]
-    while c >= 0:
-        end = c * BLOCK + (fill[b] if c == tail[b] else BLOCK)
-        for s in range(c * BLOCK, end):
-            if channel[s] == REFERRAL:
-                rr[i], rs[i], re[i] = receiver[s], sender[s], edge_q[s]
-                i += 1
-            else:
-                lr[k], ls[k], le[k] = receiver[s], sender[s], edge_q[s]
-                k += 1
-        free[n_free] = c
-        n_free += 1
-        c = block_next[c]
-    head[b] = -1
-    tail[b] = -1
-    return rr, rs, re, lr, ls, le, n_free
-
-
-class _Queue:
-    """Invitations waiting to be acted upon: a list per due day, each a chain of blocks of ``BLOCK``
-    invitations, the blocks reused once taken. A day's work is proportional to the invitations
-    sent and due that day, and a list is read block by block (not entry by entry)."""
-
-    def __init__(self, blocks: int = 4 * QUEUE_SLOTS) -> None:
-        self.receiver = np.empty(blocks * BLOCK, np.int64)
-        self.sender = np.empty(blocks * BLOCK, np.int64)
-        self.edge = np.empty(blocks * BLOCK, np.int64)
-        self.channel = np.empty(blocks * BLOCK, np.int8)
-        self.block_next = np.empty(blocks, np.int64)
-        self.free = np.arange(blocks - 1, -1, -1, dtype=np.int64)  # block 0 taken first
-        self.n_free = blocks
-        self.head = np.full(QUEUE_SLOTS, -1, np.int64)
-        self.tail = np.full(QUEUE_SLOTS, -1, np.int64)
-        self.fill = np.zeros(QUEUE_SLOTS, np.int64)
-
-    def _grow(self, need: int) -> None:
-        old = self.block_next.size
-        new = max(2 * old, old + need - self.n_free)
-        for name in ("receiver", "sender", "edge", "channel"):
-            col = getattr(self, name)
-            grown = np.empty(new * BLOCK, col.dtype)
-            grown[:col.size] = col
-            setattr(self, name, grown)
-        self.block_next = np.concatenate([self.block_next, np.empty(new - old, np.int64)])
-        free = np.empty(new, np.int64)
-        free[:self.n_free] = self.free[:self.n_free]
-        free[self.n_free:self.n_free + new - old] = np.arange(new - 1, old - 1, -1)
-        self.free = free
-        self.n_free += new - old
-
-    def push(self, target, senders, edge, delay, day: int, window: int) -> None:
-        need = delay.size // BLOCK + QUEUE_SLOTS  # at most one new block per BLOCK entries, and per list
-        if self.n_free < need:
-            self._grow(need)
-        self.n_free = _enqueue(target, senders, edge, delay, day, window, self.receiver, self.sender, self.edge,
-                               self.channel, self.block_next, self.head, self.tail, self.fill, self.free, self.n_free)
-
-    def take(self, day: int) -> tuple[np.ndarray, ...]:
-        *out, self.n_free = _take_due(day, self.receiver, self.sender, self.edge, self.channel, self.block_next,
-                                      self.head, self.tail, self.fill, self.free, self.n_free)
-        return tuple(out)
-
-
-@jit
-def _tier(done, tiers, cap):
-    """Index into a per-tier table of an inviter with ``done`` rewarded invitations: the tier, or
-    ``tiers`` (the entry for 'no reward') at or past the ``cap`` (0: none)."""
-    if cap > 0 and done >= cap:
-        return tiers
-    return min(done, tiers - 1)
-
-
-@jit
-def _inviters(v, segment, propensity, rewarded, motivation, tiers, cap, per_visit, sharing, u):
-    """``np.repeat(v, n)``: each visitor of ``v`` once per invitation they send today, ``n`` being
-    ``stochastic_round(per_visit x propensity[segment] x motivation[tier] x sharing, u)`` as numpy
-    computes it (the same products in the same order).
-
-    A kernel because numpy needs two gathers, a lookup, three products, a floor and a repeat."""
-    n = np.empty(v.size, np.int64)
-    total = 0
-    for k in range(v.size):
-        i = v[k]
-        mean = per_visit * propensity[segment[i]] * motivation[_tier(rewarded[i], tiers, cap)] * sharing[k]
-        n[k] = np.int64(np.floor(mean + u[k]))
-        total += n[k]
-    out = np.empty(total, v.dtype)
-    j = 0
-    for k in range(v.size):
-        for _ in range(n[k]):
-            out[j] = v[k]
-            j += 1
-    return out
-
-
-@jit
-def _farm_rates(farmers, rewarded, value, tiers, cap, perceived, cost, half, per_visit):
-    """The ``farmers`` (who visit today) still under the ``cap`` and the mean number of fakes each
-    makes today: ``per_visit x incentive_response(max(value[tier] x perceived - cost, 0), half)``
-    (``value``: what a fake brings per tier, the invitee's reward included).
-
-    A kernel because numpy needs some ten passes over the farmers."""
-    keep = np.empty(farmers.size, farmers.dtype)
-    m = 0
-    for k in range(farmers.size):
-        if cap == 0 or rewarded[farmers[k]] < cap:
-            keep[m] = farmers[k]
-            m += 1
-    farmers = keep[:m]
-    rate = np.empty(m, np.float64)
-    for k in range(m):
-        rate[k] = per_visit * bh.incentive_response(value[_tier(rewarded[farmers[k]], tiers, cap)] * perceived - cost, half)
-    return farmers, rate
-
-
-@jit
-def _farm_owners(farmers, n, rewarded, cap):
-    """``np.repeat(farmers, n)`` (distinct farmers), keeping only the fakes still under the ``cap``."""
-    total = 0
-    for k in range(farmers.size):
-        total += n[k] if cap == 0 else min(n[k], max(cap - rewarded[farmers[k]], 0))
-    out = np.empty(total, farmers.dtype)
-    j = 0
-    for k in range(farmers.size):
-        keep = n[k] if cap == 0 else min(n[k], max(cap - rewarded[farmers[k]], 0))
-        for _ in range(keep):
-            out[j] = farmers[k]
-            j += 1
-    return out
-
-
-@jit
-def _pay_fakes(owner, paid, rewarded, value, tiers, cap):
-    """The paid fakes' rewards (their owner's next tier, in turn; the invitee's reward included),
-    each counted as one rewarded invitation of its owner (``np.add.at`` in order).
-
-    A kernel because numpy needs a rank within owners (a sort), gathers and an unbuffered add."""
-    loss = np.empty(owner.size, np.float64)
-    m = 0
-    for k in range(owner.size):
-        if paid[k]:
-            o = owner[k]
-            loss[m] = value[_tier(rewarded[o], tiers, cap)]
-            rewarded[o] += 1
-            m += 1
-    return loss[:m]
-
-
-@jit
-def _referred(new, channel, referrer):
-    """Today's referred joins (the people of ``new`` whose channel is referral) and their inviters."""
-    referred = np.empty(new.size, np.int64)
-    m = 0
-    for k in range(new.size):
-        if channel[new[k]] == REFERRAL:
-            referred[m] = new[k]
-            m += 1
-    inviters = np.empty(m, np.int64)
-    for k in range(m):
-        inviters[k] = referrer[referred[k]]
-    return referred[:m], inviters
-
-
-@jit
-def _rewards(referred, inviters, within, rewarded, value, tiers, cap, invitee_reward):
-    """The rewards of today's referred joins (:func:`_referred`): each inviter's next tier of ``value``
-    (several friends of one inviter who join the same day count in turn, ``within``, up to the
-    ``cap``), then the invitee's reward. Counts each rewarded inviter's invitation in ``rewarded``.
-    Returns who gets a reward (value > 0) and its value: the inviters first, in order, then the
-    invitees.
-
-    A kernel because numpy needs gathers, an unbuffered add and two concatenations."""
-    m = referred.size
-    who = np.empty(2 * m, np.int64)
-    amount = np.empty(2 * m, np.float64)
-    w = 0
-    for k in range(m):
-        v = value[_tier(rewarded[inviters[k]] + within[k], tiers, cap)]
-        if v > 0:
-            who[w] = inviters[k]
-            amount[w] = v
-            w += 1
-    for k in range(w):
-        rewarded[who[k]] += 1
-    if invitee_reward > 0:
-        for k in range(m):
-            who[w] = referred[k]
-            amount[w] = invitee_reward
-            w += 1
-    return who[:w], amount[:w]
-
-
-@jit
-def _late_joins(receiver, sender, day, joined_day, channel, referrer):
-    """How many distinct ``receiver`` joined today, organic, with the ``sender`` of a late
-    invitation as referrer (one pass and a sort of the few hits, instead of four passes)."""
-    hit = np.empty(receiver.size, np.int64)
-    m = 0
-    for k in range(receiver.size):
-        r = receiver[k]
-        if joined_day[r] == day and channel[r] == ORGANIC and referrer[r] == sender[k]:
-            hit[m] = r
-            m += 1
-    return np.unique(hit[:m]).size
 
 
 @dataclass(frozen=True)
@@ -561,8 +274,7 @@ class Referral(Mechanism):
         owner = _farm_owners(farmers, n, self.rewarded, cap)
         attempts = owner.size
         model.today.count("referral_fake_accounts", attempts)
-        fraud = model.get_mechanism("fraud")
-        caught = min(int(fraud.screen(model, attempts, rng)), attempts) if fraud is not None and attempts else 0
+        caught = min(sum(int(m.screen(model, attempts, rng)) for m in model.mechanisms), attempts) if attempts else 0
         paid = np.ones(attempts, dtype=bool)
         if caught:
             paid[rng.choice(attempts, size=caught, replace=False)] = False
@@ -574,3 +286,298 @@ class Referral(Mechanism):
         model.today.count("referral_fakes_paid", loss.size)
         if amount > 0:
             model.economics.book("referral_fraud", amount)
+
+
+class _Queue:
+    """Invitations waiting to be acted upon: a list per due day, each a chain of blocks of ``BLOCK``
+    invitations, the blocks reused once taken. A day's work is proportional to the invitations
+    sent and due that day, and a list is read block by block (not entry by entry)."""
+
+    def __init__(self, blocks: int = 4 * QUEUE_SLOTS) -> None:
+        self.receiver = np.empty(blocks * BLOCK, np.int64)
+        self.sender = np.empty(blocks * BLOCK, np.int64)
+        self.edge = np.empty(blocks * BLOCK, np.int64)
+        self.channel = np.empty(blocks * BLOCK, np.int8)
+        self.block_next = np.empty(blocks, np.int64)
+        self.free = np.arange(blocks - 1, -1, -1, dtype=np.int64)  # block 0 taken first
+        self.n_free = blocks
+        self.head = np.full(QUEUE_SLOTS, -1, np.int64)
+        self.tail = np.full(QUEUE_SLOTS, -1, np.int64)
+        self.fill = np.zeros(QUEUE_SLOTS, np.int64)
+
+    def _grow(self, need: int) -> None:
+        old = self.block_next.size
+        new = max(2 * old, old + need - self.n_free)
+        for name in ("receiver", "sender", "edge", "channel"):
+            col = getattr(self, name)
+            grown = np.empty(new * BLOCK, col.dtype)
+            grown[:col.size] = col
+            setattr(self, name, grown)
+        self.block_next = np.concatenate([self.block_next, np.empty(new - old, np.int64)])
+        free = np.empty(new, np.int64)
+        free[:self.n_free] = self.free[:self.n_free]
+        free[self.n_free:self.n_free + new - old] = np.arange(new - 1, old - 1, -1)
+        self.free = free
+        self.n_free += new - old
+
+    def push(self, target, senders, edge, delay, day: int, window: int) -> None:
+        need = delay.size // BLOCK + QUEUE_SLOTS  # at most one new block per BLOCK entries, and per list
+        if self.n_free < need:
+            self._grow(need)
+        self.n_free = _enqueue((target, senders, edge, delay), day, window, self._entries(), self._lists(), self.n_free)
+
+    def take(self, day: int) -> tuple[np.ndarray, ...]:
+        *out, self.n_free = _take_due(day, self._entries(), self._lists(), self.n_free)
+        return tuple(out)
+
+    def _entries(self) -> tuple[np.ndarray, ...]:
+        """The queue's entries, for its passes: receiver, sender, edge, channel (one per slot)."""
+        return self.receiver, self.sender, self.edge, self.channel
+
+    def _lists(self) -> tuple[np.ndarray, ...]:
+        """The queue's lists, for its passes: block_next, and per due day head, tail, fill; the free blocks."""
+        return self.block_next, self.head, self.tail, self.fill, self.free
+
+
+# ====================================================================================== compiled passes
+@jit
+def _geometric_delays(u, p, cap, out):
+    """``min(X - 1, cap)`` for geometric ``X`` (success probability ``p``), by numpy's sequential
+    search from the uniform ``u[i]``: for ``p >= GEOMETRIC_SEARCH_FROM`` the very numbers
+    ``np.minimum(rng.geometric(p, n) - 1, cap)`` gives when ``u = rng.random(n)``, the generator
+    left in the same state (tests/test_perf4_share.py checks it). Stops at ``cap``.
+
+    A kernel because numpy's geometric pays a C call per variate and needs a pass for the cap."""
+    q = 1.0 - p
+    for i in range(u.size):
+        x = 0
+        total = p
+        prod = p
+        while u[i] > total and x < cap:
+            prod *= q
+            total += prod
+            x += 1
+        out[i] = x
+
+
+@jit
+def _enqueue(sent, day, window, entries, lists, n_free):
+    """Append the invitations ``sent`` (target, sender, edge, delay: ``target >= 0`` for those sent,
+    ``delay`` one per invitation sent, in order) to the lists of their due days ``day + 1 + delay``,
+    with their channel (organic past the attribution ``window``). A list (``head``, ``tail`` and the
+    ``fill`` of its tail block, per due day modulo ``QUEUE_SLOTS``) is a chain of blocks of ``BLOCK``
+    entries (``block_next``); a new block is taken from the end of ``free[:n_free]`` (there must be
+    enough). Returns the free blocks left. One pass, and a due day's list keeps the order of sending."""
+    target, senders, edge, delay = sent
+    receiver, sender, edge_q, channel = entries
+    block_next, head, tail, fill, free = lists
+    j = 0
+    for i in range(target.size):
+        if target[i] < 0:
+            continue
+        d = delay[j]
+        j += 1
+        b = (day + 1 + d) % QUEUE_SLOTS
+        t = tail[b]
+        if t < 0 or fill[b] == BLOCK:
+            n_free -= 1
+            c = free[n_free]
+            block_next[c] = -1
+            if t < 0:
+                head[b] = c
+            else:
+                block_next[t] = c
+            tail[b] = c
+            fill[b] = 0
+            t = c
+        s = t * BLOCK + fill[b]
+        fill[b] += 1
+        receiver[s] = target[i]
+        sender[s] = senders[i]
+        edge_q[s] = edge[i]
+        channel[s] = ORGANIC if d + 1 > window else REFERRAL
+    return n_free
+
+
+@jit
+def _take_due(day, entries, lists, n_free):
+    """The invitations due on ``day`` in the order they were sent, split by channel: (receiver,
+    sender, edge) of the attributed ones, the same of the late ones (organic), and the free blocks
+    left once their blocks are freed. See :func:`_enqueue`."""
+    receiver, sender, edge_q, channel = entries
+    block_next, head, tail, fill, free = lists
+    b = day % QUEUE_SLOTS
+    n_ref = 0
+    n_late = 0
+    c = head[b]
+    while c >= 0:
+        end = c * BLOCK + (fill[b] if c == tail[b] else BLOCK)
+        for s in range(c * BLOCK, end):
+            if channel[s] == REFERRAL:
+                n_ref += 1
+            else:
+                n_late += 1
+        c = block_next[c]
+    rr, rs, re = np.empty(n_ref, np.int64), np.empty(n_ref, np.int64), np.empty(n_ref, np.int64)
+    lr, ls, le = np.empty(n_late, np.int64), np.empty(n_late, np.int64), np.empty(n_late, np.int64)
+    i = 0
+    k = 0
+    c = head[b]
+    while c >= 0:
+        end = c * BLOCK + (fill[b] if c == tail[b] else BLOCK)
+        for s in range(c * BLOCK, end):
+            if channel[s] == REFERRAL:
+                rr[i], rs[i], re[i] = receiver[s], sender[s], edge_q[s]
+                i += 1
+            else:
+                lr[k], ls[k], le[k] = receiver[s], sender[s], edge_q[s]
+                k += 1
+        free[n_free] = c
+        n_free += 1
+        c = block_next[c]
+    head[b] = -1
+    tail[b] = -1
+    return rr, rs, re, lr, ls, le, n_free
+
+
+@jit
+def _tier(done, tiers, cap):
+    """Index into a per-tier table of an inviter with ``done`` rewarded invitations: the tier, or
+    ``tiers`` (the entry for 'no reward') at or past the ``cap`` (0: none)."""
+    if cap > 0 and done >= cap:
+        return tiers
+    return min(done, tiers - 1)
+
+
+@jit
+def _inviters(v, segment, propensity, rewarded, motivation, tiers, cap, per_visit, sharing, u):
+    """``np.repeat(v, n)``: each visitor of ``v`` once per invitation they send today, ``n`` being
+    ``stochastic_round(per_visit x propensity[segment] x motivation[tier] x sharing, u)`` as numpy
+    computes it (the same products in the same order).
+
+    A kernel because numpy needs two gathers, a lookup, three products, a floor and a repeat."""
+    n = np.empty(v.size, np.int64)
+    total = 0
+    for k in range(v.size):
+        i = v[k]
+        mean = per_visit * propensity[segment[i]] * motivation[_tier(rewarded[i], tiers, cap)] * sharing[k]
+        n[k] = np.int64(np.floor(mean + u[k]))
+        total += n[k]
+    out = np.empty(total, v.dtype)
+    j = 0
+    for k in range(v.size):
+        for _ in range(n[k]):
+            out[j] = v[k]
+            j += 1
+    return out
+
+
+@jit
+def _farm_rates(farmers, rewarded, value, tiers, cap, perceived, cost, half, per_visit):
+    """The ``farmers`` (who visit today) still under the ``cap`` and the mean number of fakes each
+    makes today: ``per_visit x incentive_response(max(value[tier] x perceived - cost, 0), half)``
+    (``value``: what a fake brings per tier, the invitee's reward included).
+
+    A kernel because numpy needs some ten passes over the farmers."""
+    keep = np.empty(farmers.size, farmers.dtype)
+    m = 0
+    for k in range(farmers.size):
+        if cap == 0 or rewarded[farmers[k]] < cap:
+            keep[m] = farmers[k]
+            m += 1
+    farmers = keep[:m]
+    rate = np.empty(m, np.float64)
+    for k in range(m):
+        rate[k] = per_visit * bh.incentive_response(value[_tier(rewarded[farmers[k]], tiers, cap)] * perceived - cost, half)
+    return farmers, rate
+
+
+@jit
+def _farm_owners(farmers, n, rewarded, cap):
+    """``np.repeat(farmers, n)`` (distinct farmers), keeping only the fakes still under the ``cap``."""
+    total = 0
+    for k in range(farmers.size):
+        total += n[k] if cap == 0 else min(n[k], max(cap - rewarded[farmers[k]], 0))
+    out = np.empty(total, farmers.dtype)
+    j = 0
+    for k in range(farmers.size):
+        keep = n[k] if cap == 0 else min(n[k], max(cap - rewarded[farmers[k]], 0))
+        for _ in range(keep):
+            out[j] = farmers[k]
+            j += 1
+    return out
+
+
+@jit
+def _pay_fakes(owner, paid, rewarded, value, tiers, cap):
+    """The paid fakes' rewards (their owner's next tier, in turn; the invitee's reward included),
+    each counted as one rewarded invitation of its owner (``np.add.at`` in order).
+
+    A kernel because numpy needs a rank within owners (a sort), gathers and an unbuffered add."""
+    loss = np.empty(owner.size, np.float64)
+    m = 0
+    for k in range(owner.size):
+        if paid[k]:
+            o = owner[k]
+            loss[m] = value[_tier(rewarded[o], tiers, cap)]
+            rewarded[o] += 1
+            m += 1
+    return loss[:m]
+
+
+@jit
+def _referred(new, channel, referrer):
+    """Today's referred joins (the people of ``new`` whose channel is referral) and their inviters."""
+    referred = np.empty(new.size, np.int64)
+    m = 0
+    for k in range(new.size):
+        if channel[new[k]] == REFERRAL:
+            referred[m] = new[k]
+            m += 1
+    inviters = np.empty(m, np.int64)
+    for k in range(m):
+        inviters[k] = referrer[referred[k]]
+    return referred[:m], inviters
+
+
+@jit
+def _rewards(referred, inviters, within, rewarded, value, tiers, cap, invitee_reward):
+    """The rewards of today's referred joins (:func:`_referred`): each inviter's next tier of ``value``
+    (several friends of one inviter who join the same day count in turn, ``within``, up to the
+    ``cap``), then the invitee's reward. Counts each rewarded inviter's invitation in ``rewarded``.
+    Returns who gets a reward (value > 0) and its value: the inviters first, in order, then the
+    invitees.
+
+    A kernel because numpy needs gathers, an unbuffered add and two concatenations."""
+    m = referred.size
+    who = np.empty(2 * m, np.int64)
+    amount = np.empty(2 * m, np.float64)
+    w = 0
+    for k in range(m):
+        v = value[_tier(rewarded[inviters[k]] + within[k], tiers, cap)]
+        if v > 0:
+            who[w] = inviters[k]
+            amount[w] = v
+            w += 1
+    for k in range(w):
+        rewarded[who[k]] += 1
+    if invitee_reward > 0:
+        for k in range(m):
+            who[w] = referred[k]
+            amount[w] = invitee_reward
+            w += 1
+    return who[:w], amount[:w]
+
+
+@jit
+def _late_joins(receiver, sender, day, joined_day, channel, referrer):
+    """How many distinct ``receiver`` joined today, organic, with the ``sender`` of a late
+    invitation as referrer (one pass and a sort of the few hits, instead of four passes)."""
+    hit = np.empty(receiver.size, np.int64)
+    m = 0
+    for k in range(receiver.size):
+        r = receiver[k]
+        if joined_day[r] == day and channel[r] == ORGANIC and referrer[r] == sender[k]:
+            hit[m] = r
+            m += 1
+    return np.unique(hit[:m]).size

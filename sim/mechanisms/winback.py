@@ -27,23 +27,6 @@ from sim.schema import param
 RETURN_LOGIT = 12.0  # a user who decided to come back opens the app today
 
 
-@jit
-def _holders(v, coupon_until, day, segment, basket_rmb, price_level, coupon_rmb):
-    """The positions of today's visitors holding a valid coupon and the share of their expected
-    basket (``basket_rmb`` of their segment x ``price_level``) it pays, at most 0.9: one pass instead
-    of six numpy calls."""
-    pos = np.empty(v.size, dtype=np.int64)
-    share = np.empty(v.size, dtype=np.float64)
-    m = 0
-    for k in range(v.size):
-        i = v[k]
-        if coupon_until[i] >= day:
-            pos[m] = k
-            share[m] = min(0.9, coupon_rmb / (basket_rmb[segment[i]] * price_level))
-            m += 1
-    return pos[:m], share[:m]
-
-
 @dataclass(frozen=True)
 class WinbackConfig(MechanismConfig):
     after_days: int = param(30, lo=1, hi=36_500, unit="days without a visit", doc="when the first contact is made")
@@ -125,3 +108,20 @@ class Winback(Mechanism):
         self.coupon_until[today.visitors[used]] = -1
         model.economics.book("winback_coupons", float(cost.sum()))
         today.count("winback_coupons_used", used.size)
+
+# ====================================================================================== compiled passes
+@jit
+def _holders(v, coupon_until, day, segment, basket_rmb, price_level, coupon_rmb):
+    """The positions of today's visitors holding a valid coupon and the share of their expected
+    basket (``basket_rmb`` of their segment x ``price_level``) it pays, at most 0.9: one pass instead
+    of six numpy calls."""
+    pos = np.empty(v.size, dtype=np.int64)
+    share = np.empty(v.size, dtype=np.float64)
+    m = 0
+    for k in range(v.size):
+        i = v[k]
+        if coupon_until[i] >= day:
+            pos[m] = k
+            share[m] = min(0.9, coupon_rmb / (basket_rmb[segment[i]] * price_level))
+            m += 1
+    return pos[:m], share[:m]
