@@ -135,3 +135,14 @@ def test_user_index_agrees_with_the_state_column_every_day(name):
         assert np.array_equal(pop.non_users_mask(), pop.state <= 1)
         assert pop.count_non_users() == np.count_nonzero(pop.state <= 1)
         assert np.array_equal(pop.state_counts(), np.bincount(pop.state, minlength=len(STATE_NAMES)))
+
+
+# ------------------------------------------------------------------------------ compiled passes against their numpy forms
+def test_mechanism_modules_keep_the_registry_order():
+    """Importing a mechanism module registers it, and the registry order is the hook order: the
+    kernels mechanisms share live in ``sim.kernels`` so that no mechanism module imports another
+    (which would register it first)."""
+    from sim.mechanisms import REGISTRY
+
+    assert list(REGISTRY) == ["paid_acquisition", "referral", "group_buy", "assist", "distribution", "content",
+                              "recommendations", "promotions", "loyalty", "push", "winback", "fraud", "service"]
