@@ -71,8 +71,9 @@ def _csr_from_edges(u, v, indptr, indices):
     (room for both directions of every edge) are filled; rows in node order, each row's neighbours
     ascending, self-loops and repeats dropped. Returns how many entries of ``indices`` are used.
 
-    A counting sort by row, a sort of each short row and one compacting pass; the rows are those of
-    scipy's COO -> CSR conversion with ``sum_duplicates``, entry for entry (``tests/test_graph.py``)."""
+    A counting sort by row, a sort of each short row and one compacting pass; the rows are those
+    of scipy's COO -> CSR conversion with ``sum_duplicates``, entry for entry
+    (``tests/test_graph.py``)."""
     n = indptr.size - 1
     indptr[:] = 0
     for k in range(u.size):
@@ -133,8 +134,9 @@ def _first_try_where(nodes, u, indptr, indices, accept, target, edge, retry, ok)
     ``i`` goes to ``retry``. Returns how many positions went there. (Rows without neighbours give
     -1, -1 and are not retried.) ``ok`` is scratch.
 
-    The gathers (the neighbour, then its ``accept``) come in loops without data-dependent branches, so
-    the CPU overlaps the cache misses of many rows; the branching on the outcome comes last."""
+    The gathers (the neighbour, then its ``accept``) come in loops without data-dependent
+    branches, so the CPU overlaps the cache misses of many rows; the branching on the outcome comes
+    last."""
     _sample_kernel(nodes, u, indptr, indices, target, edge)
     for i in range(nodes.size):
         t = target[i]
