@@ -3,9 +3,9 @@
 The passes here move people and events around: the day's exposure events (which reach non-users,
 which of a person's competing chances wins), the user index, a join's columns, booked orders and
 their categories, cohort cells, the graph generators' attachment, sets and bitmaps of people, and
-sorting helpers. Each is one pass in array order where numpy needs a sort plus several gathers and
-scatters, and is tested against the numpy form it stands for (``tests/test_kernels.py``). The
-decision rules themselves (visit, purchase, churn, sharing, social response) and the passes that
+sorting helpers. Each is one pass in array order, tested bit for bit against the same step written
+in numpy (``tests/test_kernels.py``, ``tests/test_engine_stages.py``, ``tests/test_user_index.py``).
+The decision rules themselves (visit, purchase, churn, sharing, social response) and the passes that
 apply them are in ``sim.behaviour``.
 
 Rules every kernel follows, so that runs stay bit for bit reproducible:
@@ -29,9 +29,7 @@ from sim.compiled import jit
 def keep_reachable(receiver, channel, prob, sender, edge, state, aware_day, day, potential, aware):
     """Today's exposure events: keeps (compacted in place, in order; returns how many) those that
     reach people who have not joined (state up to ``aware``); the people reached for the first time
-    become aware today.
-
-    A kernel because numpy needs the mask and a gather per event column."""
+    become aware today."""
     m = 0
     for i in range(receiver.size):
         r = receiver[i]
@@ -95,8 +93,7 @@ def joined_before(users, joined_day, day):
 @jit
 def record_visits(cand, u, p, day, state, dormant, last_visit, visits):
     """The visitors of the day among ``cand`` (those with ``u < p``), in order, and which of them
-    were dormant; each visitor's last visit becomes ``day`` and their visit count rises by one.
-    A kernel because numpy takes a mask, two gathers and two scatters."""
+    were dormant; each visitor's last visit becomes ``day`` and their visit count rises by one."""
     visitors = np.empty(cand.size, dtype=np.int64)
     back = np.empty(cand.size, dtype=np.int64)
     m = b = 0
@@ -198,10 +195,8 @@ def _distinct_where(idx, state, lo, hi, inside, seen):
 def add_users(users, idx, state, lo, hi, non_user, seen):
     """The sorted user index ``users`` with the people of ``idx`` (repeats allowed) who are not
     users (state outside ``[lo, hi]``) merged in; those who never joined leave ``non_user``.
-    Returns the new index and how many never joined before.
-
-    A kernel because numpy takes a sort, a searchsorted and ``np.insert`` (tens of microseconds of
-    Python for a few hundred people); this is a sort of the few and one merge."""
+    Returns the new index and how many never joined before: the newcomers are sorted, then merged
+    into the index in one pass."""
     new = _distinct_where(idx, state, lo, hi, False, seen)
     never = 0
     for p in new:
@@ -230,7 +225,7 @@ def merge_sorted(a, b):
 @jit
 def drop_users(users, idx, state, lo, hi, seen):
     """The sorted user index ``users`` without the people of ``idx`` who are users (state in
-    ``[lo, hi]``): one pass over the index (``np.delete`` of their positions in numpy)."""
+    ``[lo, hi]``): one pass over the index, equal to ``np.delete`` of their positions."""
     gone = _distinct_where(idx, state, lo, hi, True, seen)
     for p in gone:
         seen[p] = True
@@ -262,8 +257,7 @@ def add_at(column, idx, delta):
 def order_categories(buyers, u, taste_u, taste_strength, other, favourite, recommended, follow):
     """Category of each order: the recommended one where there is one (``>= 0``) and ``u < follow``,
     else the buyer's favourite where ``taste_u < taste_strength``, else ``other`` (drawn by
-    popularity). ``recommended`` empty: no recommendations. One pass instead of a where, a cast
-    and a masked assignment."""
+    popularity). ``recommended`` empty: no recommendations."""
     out = np.empty(buyers.size, dtype=np.int64)
     has_rec = recommended.size > 0
     for k in range(buyers.size):
@@ -323,8 +317,7 @@ def attachment_nodes(ptr, m):
     """Batagelj-Brandes preferential attachment: the node at every slot of the edge-endpoint array.
 
     Slot ``2s`` holds the new node of edge ``s`` (``s // m``); slot ``2s + 1`` copies the node at slot
-    ``ptr[s] <= 2s``, already known when slots are filled in order (numpy needs rounds of pointer
-    jumping for the same result)."""
+    ``ptr[s] <= 2s``, already known when slots are filled in order."""
     out = np.empty(2 * ptr.size, dtype=np.int64)
     for s in range(ptr.size):
         out[2 * s] = s // m
@@ -348,7 +341,7 @@ def row_contains(rows, which, value):
 # ------------------------------------------------------------------------------ ranks and sorting
 def rank_within(keys: np.ndarray) -> np.ndarray:
     """0, 1, 2, ... for successive occurrences of each key, in array order."""
-    if keys.size <= SMALL:  # one compiled call instead of some ten numpy calls
+    if keys.size <= SMALL:  # few keys: one compiled call
         return _rank_within(np.asarray(keys, dtype=np.int64))
     return occurrences(keys)[0]
 
@@ -394,8 +387,8 @@ def stable_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @jit
 def _rank_within(keys):
-    """:func:`rank_within` of a few keys: one stable sort and one pass, in a single call (numpy needs
-    some ten calls, which dominate for the few hundred keys mechanisms rank a day)."""
+    """:func:`rank_within` of a few keys (up to ``SMALL``, as mechanisms rank a few hundred a day):
+    one stable sort and one pass, in a single compiled call."""
     n = keys.size
     order = np.argsort(keys, kind="mergesort")  # stable
     rank = np.empty(n, dtype=np.int64)
@@ -478,9 +471,8 @@ def links_sent(rows, target, edge):
 def positions_in(v, people, mark):
     """The positions in ``v`` of the entries that are among ``people`` (repeats allowed), in order:
     ``np.flatnonzero(np.isin(v, people))`` by marking ``people`` in ``mark`` (scratch of one bool per
-    person, all False, and left so) and one pass over ``v`` reading the dense marks, instead of a
-    gather from a wider column or isin's sort (the posts distribution's visitors saw, the campaign
-    targets among promotions' new users)."""
+    person, all False, and left so) and one pass over ``v`` reading the dense marks (the visitors
+    who saw a reseller's post, the campaign targets among promotions' new users)."""
     for i in people:
         mark[i] = True
     pos = np.empty(v.size, dtype=np.int64)

@@ -85,8 +85,8 @@ class Recorder:
         self.alive_now = np.zeros((H, C), dtype=np.int64)  # members not churned, by join day and channel
         # Cohort cells are read as (join day, channel, age) but stored by the day they describe:
         # (join day + age, ages - 1 - age, channel), so that a day's cells of every cohort are one
-        # block of ages x channels (speed: the day's visits and orders land in a few kilobytes
-        # instead of one cache line each across the whole table). The read views are strided.
+        # block of ages x channels: the day's visits and orders land in a few kilobytes. The read
+        # views are strided.
         self._cells = tuple(np.zeros((H + self.ages, self.ages, C), dtype=dt) for dt in (np.int32, np.int32, np.float64))
         self.days_recorded = 0
         self._table_sizes: tuple[int, ...] | None = None  # see _tables
@@ -126,8 +126,8 @@ class Recorder:
     def _tables(self, economics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The daily columns as rows of two matrices (the series and the money accounts; the dicts'
         arrays become views of the rows), so that a day's check is one slice, and the rows of the
-        counters (in the order of ``counter_names``). Made at the first record, again if columns were declared since (speed: a hundred
-        separate arrays took a hundred indexing operations a day)."""
+        counters (in the order of ``counter_names``). Made at the first record, again if columns
+        were declared since."""
         sizes = (len(self.series), len(self.counter_names), id(economics), len(economics.daily))
         if self._table_sizes != sizes:
             self._series_rows = _stack_rows(self.series, self.horizon)

@@ -7,7 +7,7 @@ asks for some 18 streams a day. So the seed words of a stream are derived here f
 days at once, with numpy's SeedSequence algorithm written over arrays (uint32 arithmetic, as in
 numpy/random/bit_generator.pyx), and each day PCG64 seeds itself from the stream's precomputed
 words (about 7 microseconds). The draws are the same, bit for bit, as those of the generator built
-the slow way (a test compares them for several seeds, names and days).
+from the SeedSequence itself (a test compares them for several seeds, names and days).
 """
 
 from __future__ import annotations

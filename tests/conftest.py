@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 import sim
@@ -25,3 +26,27 @@ def simulate(*overrides: str, scenario: str = "default", seed: int = 0):
 @pytest.fixture(scope="session")
 def default_small():
     return simulate()
+
+
+# ------------------------------------------------------------------------------ compiled passes
+# Tests that compare a compiled pass with its plain numpy form draw their inputs at this size.
+N_PEOPLE = 5000
+
+
+def random_states(rng, n: int = N_PEOPLE):
+    """``n`` lifecycle states drawn uniformly from potential ... churned (int8, as the column)."""
+    return rng.integers(0, 6, n).astype(np.int8)
+
+
+def group_buy_model(seed, overrides=()):
+    """A small model with group buying on, four days in, then need, need day and state scrambled."""
+    cfg = sim.compose("default", ["population.size=800", "horizon=10", "mechanisms.group_buy.enabled=true", *overrides], seed=seed)
+    model = sim.GrowthModel(cfg)
+    for _ in range(4):
+        model.step()
+    rng = np.random.default_rng(seed)
+    pop = model.pop
+    pop.need[:] = (rng.random(pop.n) * 2).astype(np.float32)
+    pop.need_day[:] = rng.integers(0, 4, pop.n)
+    pop.state[:] = rng.integers(0, 6, pop.n)
+    return model, rng

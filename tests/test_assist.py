@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import sim
 from sim import behaviour as bh
@@ -90,3 +91,45 @@ def test_the_memory_of_requests_fades_and_annoys_only_beyond_the_tolerance():
     bh.note_asks(pop, np.array([0, 0, 0]), 0, cfg)  # five in all: three beyond the tolerance
     assert np.isclose(pop.satisfaction[0], 0.5 - 0.1 * 3)
     assert bh.ask_response(np.array([0.0, 1.0, 2.0]), cfg).tolist() == [1.0, 0.5, 0.25]
+
+
+# ------------------------------------------------------------------------------ compiled passes against their numpy forms
+@pytest.mark.parametrize("seed", range(30))
+def test_assist_click_count_equals_the_numpy_form(seed):
+    from sim.mechanisms.assist import _count_clicks
+
+    rng = np.random.default_rng(seed)
+    needed = int(rng.integers(1, 5))
+    ids = np.sort(rng.choice(100, size=int(rng.integers(0, 30)), replace=False)).astype(np.int64)
+    clicks = rng.integers(0, needed, ids.size).astype(np.int32)
+    request_ids = rng.integers(0, 100, int(rng.integers(0, 60))).astype(np.int64)
+    ref = clicks.copy()
+    live = request_ids[np.isin(request_ids, ids)]
+    rows = np.searchsorted(ids, live)
+    np.add.at(ref, rows, 1)
+    done_ref = np.unique(rows[ref[rows] >= needed])
+    done = np.empty(request_ids.size, np.int64)
+    n_live, n_done = _count_clicks(request_ids, ids, clicks, needed, done)
+    assert n_live == live.size and np.array_equal(clicks, ref)
+    assert np.array_equal(np.sort(done[:n_done]), done_ref)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_assist_ask_outcomes_equal_the_numpy_form(seed):
+    from sim.mechanisms.assist import _ask_outcomes
+    from sim.population import State
+
+    rng = np.random.default_rng(seed)
+    state = rng.integers(0, 6, 1000).astype(np.int8)
+    requester = rng.integers(0, 1000, 40)
+    rows = np.sort(rng.integers(0, 40, int(rng.integers(0, 500))))
+    target, edge, fatigue = rng.integers(0, 1000, rows.size), rng.integers(0, 10**6, rows.size), rng.random(rows.size)
+    newcomer, click = rng.random(), rng.random()
+    got = _ask_outcomes(target, rows, edge, fatigue, state, requester, newcomer, click)
+    st = state[target]
+    out = st <= State.AWARE
+    users = (st >= State.ACTIVE) & (st <= State.DORMANT)
+    p = click * fatigue[users] * np.where(st[users] == State.DORMANT, 0.5, 1.0)
+    want = (target[out], newcomer * fatigue[out], requester[rows[out]], edge[out], rows[users], p)
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import group_buy_model
 from sim import behaviour as bh
 from sim import kernels
 from sim.config import SocialConfig
@@ -112,3 +114,20 @@ def test_reinforcement_up_to_the_threshold_is_not_saturation_under_complex_conta
 
     assert response("simple").tolist() == [1.0, 0.5, 0.25]
     assert response("complex").tolist() == [1.0, 1.0, 0.5]
+
+
+# ------------------------------------------------------------------------------ compiled passes against their numpy forms
+@pytest.mark.parametrize("seed", range(6))
+def test_consume_need_equals_the_numpy_form(seed):
+    from sim.behaviour import consume_need
+
+    model, rng = group_buy_model(seed)
+    pop, purchase = model.pop, model.cfg.behaviour.purchase
+    idx = rng.choice(pop.n, 300, replace=False)
+    need = bh.need_now(pop, idx, model.day + 2, purchase)
+    want_need, want_day = pop.need.copy(), pop.need_day.copy()
+    want_need[idx] = np.maximum(need - 1.0, 0.0)
+    want_day[idx] = model.day + 2
+    consume_need(pop, idx, model.day + 2, purchase)
+    assert np.array_equal(pop.need, want_need) and np.array_equal(pop.need_day, want_day)
+    assert (need < 1).any() and (need > 1).any()

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import sim
+from sim import behaviour as bh
+from sim.graph.csr import INDEX
 
 BASE = ("population.size=5000", "horizon=60", "adoption.seed_users=500")
 
@@ -74,3 +76,56 @@ def test_better_content_keeps_users_longer():
 def test_posts_that_cannot_reach_anyone_add_no_users():
     d = run("mechanisms.content.read_conversion=0", "mechanisms.content.live_reach=0", "mechanisms.content.kol_budget_rmb_per_day=0").daily
     assert d["new_content"].sum() == 0 and d["content_reach"].sum() > 0
+
+
+# ------------------------------------------------------------------------------ compiled passes against their numpy forms
+@pytest.mark.parametrize("seed", range(10))
+def test_content_posting_and_reach_equal_the_numpy_form(seed):
+    from sim.mechanisms.content import _post_reach, _posting
+
+    rng = np.random.default_rng(seed)
+    segment = rng.integers(0, 4, 1000).astype(np.int8)
+    affinity = rng.uniform(0.2, 3.0, 4)
+    scale, rate = rng.uniform(0.5, 2.0), rng.choice([0.05, 0.3, 1.0])
+    people = np.unique(rng.integers(0, 1000, 300))
+    u = rng.random(people.size)
+    want = people[u < np.minimum(rate * (affinity[segment[people]] * scale), 1.0)]
+    assert np.array_equal(_posting(people, u, segment, affinity, scale, rate), want)
+    degree = rng.integers(0, 80, 1000).astype(INDEX)
+    ugc, kocs = people[: people.size // 2], people[people.size // 2:]
+    ugc_u, koc_u = rng.random(ugc.size), rng.random(kocs.size)
+    friends, share = rng.uniform(0, 5), rng.uniform(0, 1)
+    ugc_reach = bh.stochastic_round(np.full(ugc.size, friends), ugc_u)
+    koc_reach = bh.stochastic_round(share * degree[kocs], koc_u)
+    poster = np.concatenate([np.repeat(ugc, ugc_reach), np.repeat(kocs, koc_reach)]).astype(np.int64)
+    quality = np.concatenate([np.full(int(ugc_reach.sum()), 0.5), np.full(int(koc_reach.sum()), 0.7)])
+    got = _post_reach(ugc, ugc_u, friends, 0.5, kocs, koc_u, degree, share, 0.7)
+    assert np.array_equal(got[0], poster) and np.array_equal(got[1], quality)
+
+
+@pytest.mark.parametrize("social", [True, False])
+@pytest.mark.parametrize("seed", range(8))
+def test_content_impressions_split_equals_the_numpy_form(seed, social):
+    from sim.mechanisms.content import EMPTY, _split_impressions
+    from sim.population import State
+
+    rng = np.random.default_rng(seed)
+    state = rng.integers(0, 6, 1000).astype(np.int8)
+    segment = rng.integers(0, 4, 1000).astype(np.int8)
+    affinity = rng.uniform(0.2, 3.0, 4)
+    n = int(rng.integers(0, 400))
+    target = np.where(rng.random(n) < 0.8, rng.integers(0, 1000, n), -1).astype(INDEX)
+    quality = rng.choice([0.5, 0.7, 1.0], n)
+    sender, edge = (rng.integers(0, 1000, n), rng.integers(0, 10**6, n)) if social else (EMPTY, EMPTY)
+    scale, conversion, trust = rng.uniform(0.5, 2.0), rng.uniform(0, 0.5), rng.uniform(1, 2)
+    got = _split_impressions(target, quality, sender, edge, state, segment, affinity, scale, conversion, trust)
+    # the numpy form
+    ok = target >= 0
+    t, q = target[ok].astype(np.int64), quality[ok]
+    st = state[t]
+    out = st <= State.AWARE
+    p = np.minimum(conversion * q[out] * trust * (affinity[segment[t[out]]] * scale), 1.0)
+    users = (st >= State.ACTIVE) & (st <= State.DORMANT)
+    want = (q, t[out], p, sender[ok][out] if social else EMPTY, edge[ok][out] if social else EMPTY, t[users], q[users])
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)

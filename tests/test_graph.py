@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sim.graph import CompleteGraph, Graph, load_edgelist
+from sim.graph.csr import INDEX
 from sim.graph.generators import barabasi_albert, erdos_renyi, holme_kim, stochastic_block, watts_strogatz
 from sim.schema import ConfigError
 
@@ -197,3 +198,94 @@ def test_edgelist_repairs_reach_the_comparison_once(tmp_path, capsys):
     notes = [ln for ln in captured.err.splitlines() if ln.startswith("note: ")]
     assert notes == [f"note: graph.path = {str(path)!r}: dropped 1 self-loop"]
     assert "dropped 1 self-loop" in (Path(captured.out.strip()) / "report.html").read_text()
+
+
+# ------------------------------------------------------------------------------ compiled passes against their numpy forms
+def _random_graph(seed: int, n: int = 60, m: int = 150, isolated: int = 5) -> Graph:
+    """A random graph with a few nodes without neighbours (the last ``isolated`` ids among them)."""
+    rng = np.random.default_rng(seed)
+    u, v = rng.integers(0, n - isolated, m), rng.integers(0, n - isolated, m)
+    return Graph.from_edges(n, u, v)
+
+
+def _sample_reference(g: Graph, nodes: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbour sampling in numpy: one uniform per node, a slot of its CSR row (-1 without neighbours)."""
+    deg = g.degree[nodes]
+    u = rng.random(nodes.size)
+    slot = g.indptr[nodes] + (u * deg).astype(np.int64)
+    has = deg > 0
+    edge = np.where(has, slot, -1)
+    target = np.where(has, g.indices[np.minimum(slot, g.indices.size - 1)], -1)
+    return target.astype(INDEX), edge
+
+
+def _where_reference(g: Graph, nodes, rng, accept, tries):
+    """Sampling accepted neighbours in numpy: retry rounds over the nodes still without one."""
+    target = np.full(nodes.size, -1, dtype=INDEX)
+    edge = np.full(nodes.size, -1, dtype=np.int64)
+    todo = np.arange(nodes.size)
+    for attempt in range(tries):
+        t, e = _sample_reference(g, nodes if attempt == 0 else nodes[todo], rng)
+        ok = (t >= 0) & accept[np.maximum(t, 0)]
+        target[todo[ok]], edge[todo[ok]] = t[ok], e[ok]
+        todo = todo[~ok & (t >= 0)]
+        if todo.size == 0:
+            break
+    return target, edge
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_sample_neighbours_is_bit_identical_to_numpy(seed):
+    g = _random_graph(seed)
+    rng = np.random.default_rng(seed)
+    nodes = rng.integers(0, g.n, 300).astype(np.int64 if seed % 2 else INDEX)
+    a = g.sample_neighbours(nodes, np.random.default_rng(seed + 100))
+    b = _sample_reference(g, nodes, np.random.default_rng(seed + 100))
+    assert a[0].dtype == INDEX and a[1].dtype == np.int64
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_sample_neighbours_where_is_bit_identical_to_numpy(seed):
+    g = _random_graph(seed)
+    rng = np.random.default_rng(seed)
+    nodes = rng.integers(0, g.n, int(rng.integers(0, 400))).astype(np.int64 if seed % 2 else INDEX)
+    accept = rng.random(g.n) < rng.choice([0.0, 0.2, 0.7, 1.0])
+    tries = int(rng.integers(0, 5))
+    r1, r2 = np.random.default_rng(seed + 7), np.random.default_rng(seed + 7)
+    a = g.sample_neighbours_where(nodes, r1, accept, tries)
+    b = _where_reference(g, nodes, r2, accept, tries)
+    assert a[0].dtype == INDEX and a[1].dtype == np.int64
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert r1.random() == r2.random()  # the same draws were used up
+
+
+def _scipy_csr(n, u, v):
+    """The CSR of an edge list by scipy: COO -> CSR and sum_duplicates."""
+    from scipy.sparse import coo_array
+    keep = u != v
+    u, v = u[keep], v[keep]
+    mat = coo_array((np.ones(2 * u.size, dtype=np.int8), (np.concatenate([u, v]), np.concatenate([v, u]))), shape=(n, n)).tocsr()
+    mat.sum_duplicates()
+    return mat.indptr.astype(np.int64), mat.indices
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_csr_from_edges_equals_scipy(seed):
+    from sim.graph.csr import Graph
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    k = int(rng.integers(0, 3000))
+    u, v = rng.integers(0, n, k), rng.integers(0, n, k)  # loops and repeats included
+    hub = rng.random(k) < 0.2  # a hub row far longer than the insertion-sort cut-off
+    v[hub] = 0
+    g = Graph.from_edges(n, u.astype(np.int32), v)
+    indptr, indices = _scipy_csr(n, u, v)
+    np.testing.assert_array_equal(g.indptr, indptr)
+    np.testing.assert_array_equal(g.indices, indices)
+
+
+def test_csr_from_edges_refuses_ids_out_of_range():
+    from sim.graph.csr import Graph
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        Graph.from_edges(3, np.array([0, 1]), np.array([2, 3]))

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import N_PEOPLE
 from sim import behaviour as bh
 from sim import kernels
-from sim.graph.csr import Graph, scatter_add
+from sim.graph.csr import INDEX, Graph, scatter_add
 
 index_lists = st.lists(st.integers(0, 49), max_size=400)
 
@@ -234,7 +235,7 @@ def test_retention_kernels_equal_the_numpy_forms():
 
 
 def _plain_sample_non_users(pop, k, rng):
-    """The numpy form of GrowthModel.sample_non_users before its kernel."""
+    """GrowthModel.sample_non_users written in numpy."""
     from sim.population import State
 
     frac = pop.count_non_users() / pop.n
@@ -338,3 +339,43 @@ def test_note_asks_equals_its_plain_form():
     assert np.array_equal(np.sort(got), people) and (excess > 0).any()
     assert np.array_equal(pop.extra[bh.ASKED], asked) and np.array_equal(pop.extra[bh.ASKED_DAY], asked_day)
     assert np.array_equal(pop.satisfaction, sat) and not pop.extra[bh.ASKED_SCRATCH].any()
+
+
+# ------------------------------------------------------------------------------ compiled passes against their numpy forms
+@pytest.mark.parametrize("seed", range(20))
+def test_links_to_send_and_sent_equal_the_numpy_form(seed):
+    from sim.kernels import links_sent, links_to_send
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 50))
+    mean, u, owner = rng.uniform(0, 6, n), rng.random(n), rng.integers(0, 1000, n)
+    rows = np.repeat(np.arange(n), bh.stochastic_round(mean, u))
+    got_rows, got_owner = links_to_send(mean, u, owner)
+    assert np.array_equal(got_rows, rows) and np.array_equal(got_owner, owner[rows])
+    target = np.where(rng.random(rows.size) < 0.8, rng.integers(0, 1000, rows.size), -1).astype(INDEX)
+    edge = np.where(target >= 0, rng.integers(0, 10**6, rows.size), -1)
+    ok = target >= 0
+    for g, w in zip(links_sent(rows, target, edge), (rows[ok], target[ok].astype(np.int64), edge[ok])):
+        assert g.dtype == np.int64 and np.array_equal(g, w)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_flagged_equals_the_column_filter(seed):
+    from sim.kernels import bitmap, flagged
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    flag = rng.random(n) < rng.choice([0.0, 0.01, 0.3, 1.0])
+    v = rng.permutation(n)[: int(rng.integers(0, n + 1))]
+    assert np.array_equal(flagged(v, bitmap(flag)), v[flag[v]])
+
+
+def test_positions_in_equals_isin():
+    from sim.kernels import positions_in
+    rng = np.random.default_rng(17)
+    v = rng.permutation(N_PEOPLE)[:2000].astype(np.int64)
+    people = rng.integers(0, N_PEOPLE, 700)
+    people[:50] = v[:50]
+    mark = np.zeros(N_PEOPLE, dtype=bool)
+    np.testing.assert_array_equal(positions_in(v, people, mark), np.flatnonzero(np.isin(v, people)))
+    assert not mark.any()

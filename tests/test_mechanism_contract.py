@@ -135,3 +135,13 @@ def test_user_index_agrees_with_the_state_column_every_day(name):
         assert np.array_equal(pop.non_users_mask(), pop.state <= 1)
         assert pop.count_non_users() == np.count_nonzero(pop.state <= 1)
         assert np.array_equal(pop.state_counts(), np.bincount(pop.state, minlength=len(STATE_NAMES)))
+
+
+# ------------------------------------------------------------------------------ compiled passes against their numpy forms
+def test_the_registry_follows_the_hook_order():
+    """The registry's order is ``HOOK_ORDER`` whatever order the modules are imported in; this pins
+    the order itself (a change to it changes results, and users' baselines)."""
+    from sim.mechanisms import REGISTRY
+
+    assert list(REGISTRY) == ["paid_acquisition", "referral", "group_buy", "assist", "distribution", "content",
+                              "recommendations", "promotions", "loyalty", "push", "winback", "fraud", "service"]

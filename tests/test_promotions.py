@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import sim
+from conftest import N_PEOPLE
 
 # A closed population (no invitations, word of mouth, ads or campaign sign-ups) isolates what a
 # campaign does to the purchases of the people already there.
@@ -142,3 +143,82 @@ def test_discounts_from_two_mechanisms_compose_and_each_pays_its_share():
     assert list(used) == [1] and cost == pytest.approx([20.0])
     used, cost = today.subsidy(share_b)
     assert list(used) == [1, 3] and cost == pytest.approx([40.0, 15.0])
+
+
+# ------------------------------------------------------------------------------ compiled passes against their numpy forms
+def test_drawn_equals_isin():
+    from sim.mechanisms.promotions import _drawn
+    rng = np.random.default_rng(10)
+    channel = rng.integers(0, 4, N_PEOPLE).astype(np.int8)
+    new = rng.choice(N_PEOPLE, 400, replace=False)
+    targets = rng.integers(0, N_PEOPLE, 600)  # repeats allowed
+    targets[:100] = new[:100]
+    mark = np.zeros(N_PEOPLE, dtype=bool)
+    got = _drawn(new, targets, channel, 0, mark)
+    np.testing.assert_array_equal(got, new[np.isin(new, targets) & (channel[new] == 0)])
+    assert not mark.any()
+
+
+def test_withdrawal_equals_numpy():
+    from sim.mechanisms.promotions import _withdrawal
+    rng = np.random.default_rng(11)
+    habit = (rng.random(N_PEOPLE) * rng.integers(0, 2, N_PEOPLE) * 0.05).astype(np.float32)
+    habit[:20] = np.float32(0.01)
+    segment = rng.integers(0, 4, N_PEOPLE).astype(np.int8)
+    ds = rng.random(4) * 2
+    users = np.sort(rng.choice(N_PEOPLE, 3000, replace=False))
+    hr = rng.random(N_PEOPLE).astype(np.float32)
+    hr2 = hr.copy()
+    _withdrawal(users, habit, np.float32(0.01), np.float32(0.5), ds, segment, hr)
+    u = users[habit[users] > 0.01]
+    hr2[u] *= (1.0 + 0.5 * habit[u] * ds[segment[u]]).astype(np.float32)
+    np.testing.assert_array_equal(hr, hr2)
+
+
+def test_offers_and_expansion_equal_the_numpy_loop():
+    from sim.mechanisms.promotions import _expansion, _offers
+    rng = np.random.default_rng(12)
+    day, nud = 40, 7
+    joined = rng.integers(0, 41, N_PEOPLE).astype(np.int32)
+    segment = rng.integers(0, 4, N_PEOPLE).astype(np.int8)
+    ds = rng.random(4) * 2
+    keys = np.array([5, 100_000, 200_003, 300_000], dtype=np.int64)
+    used = rng.choice(np.append(keys, -1), N_PEOPLE).astype(np.int32)
+    expanded = rng.choice(np.append(keys, -1), N_PEOPLE).astype(np.int32)
+    reach = np.array([0.3, 1.0, 0.8, 1.0])
+    new_only = np.array([False, False, True, False])
+    single_use = np.array([False, True, True, False])
+    discount = np.array([0.3, 0.2, 0.2, 0.3])  # ties: the earlier run wins
+    coef = rng.random(4)
+    v = rng.permutation(N_PEOPLE)[:2500].astype(np.int64)
+    u = np.random.default_rng(13).random((4, v.size))
+    best, run_of, pos = _offers(v, u, (reach, new_only, single_use, discount, keys), day, (joined, used), nud)
+    # the same as a numpy loop over the runs, with one rng.random(v.size) per run
+    r = np.random.default_rng(13)
+    best2, run2 = np.zeros(v.size), np.full(v.size, -1, dtype=np.int64)
+    for j in range(4):
+        ok = r.random(v.size) < reach[j]
+        if new_only[j]:
+            ok &= day - joined[v] < nud
+        if single_use[j]:
+            ok &= used[v] != keys[j]
+        better = ok & (discount[j] > best2)
+        best2[better], run2[better] = discount[j], j
+    pos2 = np.flatnonzero(run2 >= 0)
+    np.testing.assert_array_equal(best, best2)
+    np.testing.assert_array_equal(run_of, run2)
+    np.testing.assert_array_equal(pos, pos2)
+    e2 = expanded.copy()
+    people, amount = _expansion(v, pos, run_of, keys, coef, expanded, ds, segment)
+    people2, amount2 = [], []
+    for j in range(4):
+        mine = pos2[run2[pos2] == j]
+        fresh = mine[e2[v[mine]] != keys[j]]
+        people2.append(v[fresh])
+        amount2.append(coef[j] * ds[segment[v[fresh]]])
+        e2[v[fresh]] = keys[j]
+    order = np.argsort(np.concatenate(people2))
+    got = np.argsort(people)
+    np.testing.assert_array_equal(people[got], np.concatenate(people2)[order])
+    np.testing.assert_array_equal(amount[got], np.concatenate(amount2)[order])
+    np.testing.assert_array_equal(expanded, e2)

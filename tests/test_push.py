@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 import sim
+from conftest import N_PEOPLE
+from sim import behaviour as bh
+from sim.mechanisms.push import _deliver
 
 
 def run(per_day: float, seed: int, *overrides: str):
@@ -86,3 +89,88 @@ def test_relevant_pushes_follow_the_binomial_distribution():
         assert np.all(np.abs(share - pmf) <= 4 * np.sqrt(pmf * (1 - pmf) / size) + 1e-12), (n_pushes, share, pmf)
     mixed = _relevant_pushes(rng, np.array([2, 1, 4]), np.array([1.0, 0.0, 1.0]))
     assert mixed.tolist() == [2, 0, 4]  # certain outcomes, each person's own count
+
+
+# ------------------------------------------------------------------------------ compiled passes against their numpy forms
+def _binomial_small(rng, n, p):
+    """Relevant pushes drawn in numpy as sums of Bernoulli trials, one uniform per push."""
+    hits = (rng.random(int(n.sum())) < np.repeat(p, n)).astype(np.int64)
+    if hits.size == 0:
+        return np.zeros(n.size, dtype=np.int64)
+    return np.add.reduceat(hits, np.cumsum(n) - n)
+
+
+def test_deliver_kernel_equals_numpy_push():
+    rng = np.random.default_rng(0)
+    npeople, m = 5000, 3000
+    sent = np.sort(rng.choice(npeople, m, replace=False))
+    n = rng.integers(1, 5, m)
+    p = rng.random(m)
+    fatigue = (rng.random(npeople) * 20).astype(np.float32)
+    boost = (rng.random(npeople) - 0.5).astype(np.float32)
+    sat = rng.random(npeople).astype(np.float32)
+    sat[:50] = 0.0005  # some fall below 0
+    d, ru, iu, ifat, ann, damping = 0.6, 1.0, 0.5, 2.0, 0.001, 0.05
+    k = np.arange(int(n.max()) + 1, dtype=np.float64)
+    weight = (1.0 - d ** k) / (1.0 - d)
+    damp = np.exp(-damping * fatigue[sent])
+    # numpy reference
+    relevant = _binomial_small(np.random.default_rng(9), n, p)
+    irrelevant = n - relevant
+    w_rel = weight[relevant]
+    w_irr = weight[n] - w_rel
+    f_ref, b_ref, s_ref = fatigue.copy(), boost.copy(), sat.copy()
+    b_ref[sent] += (damp * (ru * w_rel + iu * w_irr)).astype(np.float32)
+    f_ref[sent] += (relevant + ifat * irrelevant).astype(np.float32)
+    np.add.at(s_ref, sent, np.asarray(-ann * irrelevant, dtype=np.float32))
+    s_ref[sent] = np.clip(s_ref[sent], 0.0, 1.0)
+    got = _deliver((sent, n, p, damp), np.random.default_rng(9).random(int(n.sum())), (fatigue, boost, sat),
+                   (weight, ru, iu, ifat, ann))
+    np.testing.assert_array_equal(got, relevant)
+    np.testing.assert_array_equal(fatigue, f_ref)
+    np.testing.assert_array_equal(boost, b_ref)
+    np.testing.assert_array_equal(sat, s_ref)
+
+
+@pytest.mark.parametrize("per_day", [0.3, 1.0, 2.6])
+def test_push_schedule_equals_numpy(per_day):
+    from sim.mechanisms.push import _reachable, _schedule
+    rng = np.random.default_rng(9)
+    opted_out = rng.random(N_PEOPLE) < 0.2
+    fatigue = (rng.random(N_PEOPLE) * 30).astype(np.float32)
+    alive = np.sort(rng.choice(N_PEOPLE, 3000, replace=False))
+    users = _reachable(alive, opted_out)
+    np.testing.assert_array_equal(users, alive[~opted_out[alive]])
+    u = rng.random(users.size)
+    sent, n, total, top, x = _schedule(users, per_day, u, fatigue, np.float32(-0.05))
+    n2 = bh.stochastic_round(np.full(users.size, per_day), u)
+    np.testing.assert_array_equal(sent, users[n2 > 0])
+    np.testing.assert_array_equal(n, n2[n2 > 0])
+    assert total == n2.sum() and top == n2.max(initial=0)
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(np.exp(x), np.exp(-0.05 * fatigue[sent]))
+
+
+@pytest.mark.parametrize("tolerance", [15.0, 15.1, 0.7])
+def test_push_opt_out_equals_numpy(tolerance):
+    from sim.mechanisms.push import _opt_out, _tired
+    rng = np.random.default_rng(14)
+    opted_out = rng.random(N_PEOPLE) < 0.2
+    fatigue = (rng.random(N_PEOPLE) * 3 * tolerance).astype(np.float32)
+    fatigue[:50] = np.float32(tolerance)  # ties with the tolerance
+    fatigue[50:100] = np.nextafter(np.float32(tolerance), np.float32(0))
+    alive = np.sort(rng.choice(N_PEOPLE, 3000, replace=False))
+    alive[:10] = np.arange(10)
+    alive = np.unique(alive)
+    users, opted = _tired(alive, opted_out, fatigue, np.float32(tolerance))
+    users2 = alive[~opted_out[alive] & (fatigue[alive] > tolerance)]
+    np.testing.assert_array_equal(users, users2)
+    u = rng.random(users.size)
+    o2 = opted_out.copy()
+    out = _opt_out(users, u, fatigue, np.float32(tolerance), np.float32(0.02 * 30), opted_out)
+    excess = fatigue[users2] / tolerance - 1.0
+    out2 = users2[u < np.minimum(1.0, 0.02 * 30 * excess)]
+    o2[out2] = True
+    np.testing.assert_array_equal(out, out2)
+    np.testing.assert_array_equal(opted_out, o2)
+    assert opted + out.size == np.count_nonzero(opted_out[alive])

@@ -7,6 +7,8 @@ import pytest
 
 import sim
 from conftest import simulate, small
+from sim import behaviour as bh
+from sim import kernels
 from sim.mechanisms.referral import REFERRAL
 
 
@@ -254,3 +256,166 @@ def test_the_fraud_screen_catches_fakes_and_unpaid_fakes_cost_nothing(monkeypatc
 def test_no_farming_when_a_fake_account_costs_more_than_the_reward():
     r = simulate("mechanisms.referral.abuse_share=0.2", "mechanisms.referral.fake_account_cost_rmb=100")
     assert r.daily["referral_fake_accounts"].sum() == 0
+
+
+# ------------------------------------------------------------------------------ compiled passes against their numpy forms
+@pytest.mark.parametrize("p", [1.0, 0.9, 0.5, 0.4, 1 / 3 + 1e-12, 0.333333333333333333333333])
+def test_geometric_delays_equal_numpys_geometric(p):
+    from sim.mechanisms.referral import GEOMETRIC_SEARCH_FROM, MAX_DELAY_DAYS, _geometric_delays
+
+    assert p >= GEOMETRIC_SEARCH_FROM
+    for cap in (MAX_DELAY_DAYS, 3):
+        r1, r2 = np.random.default_rng(11), np.random.default_rng(11)
+        want = np.minimum(r1.geometric(p, 200_000) - 1, cap)
+        got = np.empty(200_000, np.int64)
+        _geometric_delays(r2.random(200_000), p, cap, got)
+        assert np.array_equal(got, want)
+        assert r1.random() == r2.random()
+
+
+REFERRAL_VARIANTS = [
+    [],
+    ["mechanisms.referral.per_inviter_cap=0"],
+    ["mechanisms.referral.tier_multipliers=[1.0,2.0,0.0,0.5]", "mechanisms.referral.per_inviter_cap=4"],
+    ["mechanisms.referral.reward_form=coupon", "mechanisms.referral.reward_half_rmb=3", "mechanisms.referral.fake_account_cost_rmb=0"],
+    ["mechanisms.referral.reward_half_rmb=0.0001", "mechanisms.referral.per_inviter_cap=2", "mechanisms.fraud.enabled=true"],
+]
+
+
+def _referral_model(overrides, seed=0, n=600, days=3):
+    cfg = sim.compose("default", [f"population.size={n}", "horizon=10", "mechanisms.referral.enabled=true", *overrides], seed=seed)
+    model = sim.GrowthModel(cfg)
+    for _ in range(days):
+        model.step()
+    return model
+
+
+def _inviter_reward(ref, idx, already=0):
+    """The inviter's reward computed directly (not from the per-tier tables): face value of the next
+    rewarded invite of ``idx`` (0 past the cap), tier included."""
+    done = ref.rewarded[idx] + already
+    value = ref.config.inviter_reward * ref.tiers[np.minimum(done, ref.tiers.size - 1)]
+    cap = ref.config.per_inviter_cap
+    return value if cap == 0 else np.where(done < cap, value, 0.0)
+
+
+@pytest.mark.parametrize("overrides", REFERRAL_VARIANTS)
+def test_referral_inviters_equal_the_numpy_form(overrides):
+    from sim.mechanisms.referral import _inviters
+
+    model = _referral_model(overrides)
+    ref, pop, c = model.get_mechanism("referral"), model.pop, model.get_mechanism("referral").config
+    rng = np.random.default_rng(1)
+    ref.rewarded[:] = rng.integers(0, 8, ref.rewarded.size)
+    pop.satisfaction[:] = rng.random(pop.n).astype(np.float32)
+    v = np.unique(rng.integers(0, pop.n, 400))
+    u = rng.random(v.size)
+    # the numpy form: the reward of each inviter's next invitation, its response, the product, a round
+    direct = 1.0 + c.reward_uplift * bh.incentive_response(_inviter_reward(ref, v) * ref.perceived, c.reward_half_rmb)
+    sharing = bh.sharing_propensity(pop, v, model.day, model.cfg.behaviour.social)
+    mean = c.invites_per_visit * pop.param("invite_propensity", v) * direct * sharing
+    expected = np.repeat(v, bh.stochastic_round(mean, u))
+    got = _inviters(v, pop.segment, pop.seg["invite_propensity"], ref.rewarded, ref.motivation, ref.tiers.size,
+                    c.per_inviter_cap, c.invites_per_visit, sharing, u)
+    assert got.dtype == v.dtype and np.array_equal(got, expected)
+
+
+def _farm_reference(self, model, rng, visitors):
+    """``Referral._farm`` written in numpy."""
+    c = self.config
+
+    def cap_left(idx, already=0):
+        cap = c.per_inviter_cap
+        return np.ones(idx.size, dtype=bool) if cap == 0 else self.rewarded[idx] + already < cap
+
+    farmers = visitors[self.farmer[visitors]]
+    farmers = farmers[cap_left(farmers)]
+    if farmers.size == 0 or c.fakes_per_farm_visit == 0:
+        return
+    value = _inviter_reward(self, farmers) + c.invitee_reward
+    profit = np.maximum(value * self.perceived - c.fake_account_cost_rmb, 0.0)
+    n = rng.poisson(c.fakes_per_farm_visit * bh.incentive_response(profit, c.reward_half_rmb))
+    owner = np.repeat(farmers, n)
+    if owner.size == 0:
+        return
+    within = kernels.rank_within(owner)
+    rewarded = cap_left(owner, within)
+    owner, within = owner[rewarded], within[rewarded]
+    attempts = owner.size
+    model.today.count("referral_fake_accounts", attempts)
+    caught = min(sum(int(m.screen(model, attempts, rng)) for m in model.mechanisms), attempts) if attempts else 0
+    paid = np.ones(attempts, dtype=bool)
+    if caught:
+        paid[rng.choice(attempts, size=caught, replace=False)] = False
+    owner, within = owner[paid], kernels.rank_within(owner[paid])
+    if owner.size == 0:
+        return
+    loss = _inviter_reward(self, owner, within) + c.invitee_reward
+    np.add.at(self.rewarded, owner, 1)
+    amount = float(loss.sum()) * (1.0 if self.cash else c.redemption)
+    model.today.count("referral_fakes_paid", owner.size)
+    if amount > 0:
+        model.economics.book("referral_fraud", amount)
+
+
+@pytest.mark.parametrize("overrides", REFERRAL_VARIANTS)
+@pytest.mark.parametrize("seed", range(3))
+def test_referral_farming_equals_the_numpy_form(overrides, seed):
+    overrides = [*overrides, "mechanisms.referral.abuse_share=0.4", "mechanisms.referral.fakes_per_farm_visit=4"]
+    a, b = _referral_model(overrides, seed), _referral_model(overrides, seed)
+    for model in (a, b):
+        ref = model.get_mechanism("referral")
+        ref.rewarded[:] = np.random.default_rng(seed + 10).integers(0, 6, ref.rewarded.size)
+    v = np.unique(np.random.default_rng(seed + 20).integers(0, a.pop.n, 300))
+    for day in range(4):  # the rewarded counts carry over
+        _farm_reference(a.get_mechanism("referral"), a, np.random.default_rng(day), v)
+        b.get_mechanism("referral")._farm(b, np.random.default_rng(day), v)
+    assert np.array_equal(a.get_mechanism("referral").rewarded, b.get_mechanism("referral").rewarded)
+    assert a.today.counters == b.today.counters
+    for account in a.economics.daily:
+        assert np.array_equal(a.economics.daily[account], b.economics.daily[account])
+
+
+@pytest.mark.parametrize("overrides", REFERRAL_VARIANTS + [["mechanisms.referral.invitee_reward=0"]])
+@pytest.mark.parametrize("seed", range(4))
+def test_referral_rewards_equal_the_numpy_form(overrides, seed):
+    from sim.mechanisms.referral import REFERRAL, _referred, _rewards
+
+    model = _referral_model(overrides, seed)
+    ref, pop, c = model.get_mechanism("referral"), model.pop, model.get_mechanism("referral").config
+    rng = np.random.default_rng(seed)
+    ref.rewarded[:] = rng.integers(0, 6, ref.rewarded.size)
+    new = rng.permutation(np.unique(rng.integers(0, pop.n, 300)))
+    channel = rng.integers(0, 3, pop.n).astype(pop.channel.dtype) + REFERRAL - 1
+    referrer = rng.integers(0, 40, pop.n).astype(pop.referrer.dtype)  # many friends of one inviter
+    # the numpy form
+    rewarded = ref.rewarded.copy()
+    ref_new = new[channel[new] == REFERRAL]
+    inviters = referrer[ref_new]
+    inviter_value = _inviter_reward(ref, inviters, kernels.rank_within(inviters))
+    paid = inviter_value > 0
+    np.add.at(rewarded, inviters[paid], 1)
+    who = np.concatenate([inviters[paid], ref_new])
+    value = np.concatenate([inviter_value[paid], np.full(ref_new.size, c.invitee_reward)])
+    keep = value > 0
+    referred, got_inviters = _referred(new, channel, referrer)
+    assert np.array_equal(referred, ref_new) and np.array_equal(got_inviters, inviters)
+    got = _rewards(referred, got_inviters, kernels.rank_within(got_inviters), ref.rewarded, ref.inviter_value, ref.tiers.size,
+                   c.per_inviter_cap, float(c.invitee_reward))
+    assert np.array_equal(got[0], who[keep]) and np.array_equal(got[1], value[keep])
+    assert np.array_equal(ref.rewarded, rewarded)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_referral_late_joins_equal_the_numpy_form(seed):
+    from sim.graph.csr import unique_sorted
+    from sim.mechanisms.referral import ORGANIC, _late_joins
+
+    rng = np.random.default_rng(seed)
+    n = 500
+    joined_day, referrer = rng.integers(9, 11, n), rng.integers(0, 5, n)
+    channel = np.where(rng.random(n) < 0.6, ORGANIC, ORGANIC + 1).astype(np.int8)
+    receiver, sender = rng.integers(0, n, 400), rng.integers(0, 5, 400)
+    hit = (joined_day[receiver] == 10) & (channel[receiver] == ORGANIC) & (referrer[receiver] == sender)
+    assert hit.any()
+    assert _late_joins(receiver, sender, 10, joined_day, channel, referrer) == unique_sorted(receiver[hit]).size

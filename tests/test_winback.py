@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import sim
+from conftest import N_PEOPLE
 
 
 @lru_cache(maxsize=None)
@@ -59,3 +60,17 @@ def test_a_plain_message_wins_back_fewer_than_one_with_a_coupon():
     plain = run(14, 0, "mechanisms.winback.coupon_rmb=0")["winback_recovered"].sum()
     coupon = run(14, 0, "mechanisms.winback.coupon_rmb=20")["winback_recovered"].sum()
     assert coupon > 1.3 * plain
+
+
+# ------------------------------------------------------------------------------ compiled passes against their numpy forms
+def test_coupon_holders_equal_numpy():
+    from sim.mechanisms.winback import _holders
+    rng = np.random.default_rng(16)
+    coupon_until = rng.integers(-1, 20, N_PEOPLE).astype(np.int32)
+    segment = rng.integers(0, 4, N_PEOPLE).astype(np.int8)
+    basket_rmb = np.array([8.0, 45.0, 80.0, 120.0])
+    v = rng.permutation(N_PEOPLE)[:2000].astype(np.int64)
+    pos, share = _holders(v, coupon_until, 10, segment, basket_rmb, 1.2, 10.0)
+    pos2 = np.flatnonzero(coupon_until[v] >= 10)
+    np.testing.assert_array_equal(pos, pos2)
+    np.testing.assert_array_equal(share, np.minimum(0.9, 10.0 / (basket_rmb[segment[v[pos2]]] * 1.2)))

@@ -71,9 +71,9 @@ def _csr_from_edges(u, v, indptr, indices):
     (room for both directions of every edge) are filled; rows in node order, each row's neighbours
     ascending, self-loops and repeats dropped. Returns how many entries of ``indices`` are used.
 
-    A kernel because it is a counting sort by row, a sort of each short row and one compacting pass
-    (scipy's COO -> CSR conversion and ``sum_duplicates`` take the same steps with several copies
-    and a data column)."""
+    A counting sort by row, a sort of each short row and one compacting pass; the rows are those
+    of scipy's COO -> CSR conversion with ``sum_duplicates``, entry for entry
+    (``tests/test_graph.py``)."""
     n = indptr.size - 1
     indptr[:] = 0
     for k in range(u.size):
@@ -118,10 +118,7 @@ def _csr_from_edges(u, v, indptr, indices):
 @jit
 def _sample_kernel(nodes, u, indptr, indices, target, edge):
     """``target[i]``, ``edge[i]``: the neighbour of ``nodes[i]`` at slot ``floor(u[i] x degree)`` of
-    its CSR row and that slot (the edge id); -1, -1 for a node without neighbours.
-
-    A kernel because numpy needs five gathers and temporaries (degree, row start, slot, neighbour,
-    the mask of empty rows) where one pass reads each row once."""
+    its CSR row and that slot (the edge id); -1, -1 for a node without neighbours."""
     for i in range(nodes.size):
         start = indptr[nodes[i]]
         deg = indptr[nodes[i] + 1] - start
@@ -137,9 +134,9 @@ def _first_try_where(nodes, u, indptr, indices, accept, target, edge, retry, ok)
     ``i`` goes to ``retry``. Returns how many positions went there. (Rows without neighbours give
     -1, -1 and are not retried.) ``ok`` is scratch.
 
-    A kernel because numpy needs a gather per quantity and a mask and scatter per outcome. The
-    gathers (the neighbour, then its ``accept``) come in loops without data-dependent branches, so
-    the CPU overlaps the cache misses of many rows; the branching on the outcome comes last."""
+    The gathers (the neighbour, then its ``accept``) come in loops without data-dependent
+    branches, so the CPU overlaps the cache misses of many rows; the branching on the outcome comes
+    last."""
     _sample_kernel(nodes, u, indptr, indices, target, edge)
     for i in range(nodes.size):
         t = target[i]
@@ -181,8 +178,7 @@ def _retry_where(nodes, todo, u, indptr, indices, accept, target, edge, retry, o
 @jit
 def _add_to_rows(indptr, indices, nodes, target, delta):
     """``target[indices[indptr[v]:indptr[v + 1]]] += delta`` for each ``v`` of ``nodes``: one walk along
-    their CSR rows (numpy gathers the rows' slots, then counts the repeats by a sort or a bincount
-    over the whole column)."""
+    their CSR rows."""
     for v in nodes:
         for j in range(indptr[v], indptr[v + 1]):
             target[indices[j]] += delta

@@ -3,7 +3,7 @@
 - ``er``: Erdos-Renyi G(n, m) with m = n * avg_degree / 2, by sampling pairs and topping up.
 - ``ba``: Barabasi-Albert preferential attachment by the Batagelj-Brandes edge-copy algorithm
   (Phys. Rev. E 71, 036113, 2005), whose sequential recursion "copy the endpoint of a uniformly
-  random earlier slot" is resolved here by pointer jumping instead of a Python loop.
+  random earlier slot" is filled in order by one compiled pass (``sim.kernels.attachment_nodes``).
 - ``holme_kim``: the Holme-Kim (2002) power-law cluster model: preferential attachment where, with
   probability ``triangle_prob``, each further link of a new node goes to a neighbour of its first
   target, closing a triangle. Vectorised by drawing the triad step on the attachment skeleton

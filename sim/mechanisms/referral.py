@@ -345,7 +345,7 @@ def _geometric_delays(u, p, cap, out):
     """``min(X - 1, cap)`` for geometric ``X`` (success probability ``p``), by numpy's sequential
     search from the uniform ``u[i]``: for ``p >= GEOMETRIC_SEARCH_FROM`` the very numbers
     ``np.minimum(rng.geometric(p, n) - 1, cap)`` gives when ``u = rng.random(n)``, the generator
-    left in the same state (tests/test_perf4_share.py checks it). Stops at ``cap``.
+    left in the same state (tests/test_referral.py checks it). Stops at ``cap``.
 
     A kernel because numpy's geometric pays a C call per variate and needs a pass for the cap."""
     q = 1.0 - p
