@@ -35,7 +35,8 @@ import numpy as np
 
 from sim import kernels
 from sim.compiled import formula, jit
-from sim.population import N_STATES, Population, State
+from sim.population import Population
+from sim.vocabulary import N_STATES, State
 
 
 # ===================================================================================== 1. formulas

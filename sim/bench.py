@@ -451,9 +451,7 @@ def main_bench(args) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        sys.exit(_worker_main(sys.argv[2]))
-    from sim.cli import main
-
-    sys.exit(main(["bench", *sys.argv[1:]]))
+if __name__ == "__main__":  # the benchmark's worker processes (users run `sim bench`)
+    if len(sys.argv) != 3 or sys.argv[1] != "--worker":
+        sys.exit("usage: python -m sim.bench --worker SPEC (run the benchmark with `sim bench`)")
+    sys.exit(_worker_main(sys.argv[2]))

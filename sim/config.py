@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sim.schema import ConfigError, build, param, require, suggest, to_plain
+from sim.vocabulary import CHANNELS  # noqa: F401  (as before)
 
-CHANNELS = ("organic", "paid", "referral", "group_buy", "assist", "content", "distribution")
 SCENARIO_GROUPS = ("named", "platform", "strategy")
 
 

@@ -21,22 +21,21 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim import kernels
-from sim.config import CHANNELS, SimConfig
+from sim.config import SimConfig
 from sim.diffusion import Diffusion
 from sim.economics import Economics
 from sim.graph import build_graph
 from sim.mechanisms import REGISTRY, STAGES
 from sim.memory import check_memory
 from sim.metrics import Recorder
-from sim.population import Population, State, category_popularity
+from sim.population import Population, category_popularity
 from sim.streams import Streams, choice_cdf, draw_choice
+from sim.vocabulary import CHANNELS, ORDER_SOURCES, State
 
 ORGANIC = CHANNELS.index("organic")
 EMPTY = np.zeros(0, dtype=np.int64)
 SENDS_TOP = 250  # edge_sends is a saturating uint8 count
 NO_OFFER = np.zeros(0)  # no relevance factors or discounts today (an argument of bh.decide_purchases)
-#: what drove an order; each becomes a daily column orders_<source>
-ORDER_SOURCES = ("organic", "promotion", "recommendation", "group_buy", "assist", "content", "distribution", "livestream")
 
 
 class Exposures:

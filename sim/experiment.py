@@ -344,8 +344,9 @@ class Comparison:
 
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = AtomicFolder(Path(out), f"{stamp}_{_slug(self.name)}")
+        definition = experiment_yaml(self.spec, self.name)
         with folder as tmp:
-            (tmp / "config.yaml").write_text(experiment_yaml(self.spec, self.name))
+            (tmp / "config.yaml").write_text(definition)
             (tmp / "resolved").mkdir()
             for strategy, cfg in self.configs.items():
                 (tmp / "resolved" / f"{_slug(strategy)}.yaml").write_text(dump_yaml(cfg))
@@ -358,7 +359,7 @@ class Comparison:
             from sim.report import comparison_report
 
             figures = plotting.comparison_plots(self, tmp / "plots") if plots else {}
-            (tmp / "report.html").write_text(comparison_report(self, figures))
+            (tmp / "report.html").write_text(comparison_report(self, figures, definition))
         self.path = folder.path
         return self.path
 

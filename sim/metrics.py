@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sim import kernels
-from sim.config import CHANNELS
-from sim.population import STATE_NAMES, State
+from sim.vocabulary import CHANNELS, ORDER_SOURCES, STATE_NAMES, State
 
 if TYPE_CHECKING:
     from sim.engine import GrowthModel
@@ -75,7 +74,6 @@ class Recorder:
         self.take_rate = cfg.platform.take_rate
         self.ad_rate = cfg.platform.ad_revenue_per_visit_rmb
         self.series: dict[str, np.ndarray] = {}
-        from sim.engine import ORDER_SOURCES
 
         for name in ("cumulative_users", "dau", "wau", "mau", "active_users", "users", "k_factor", "category_gini", "buyers",
                      *CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES), *(f"new_{c}" for c in CHANNELS), *(f"n_{s}" for s in STATE_NAMES)):

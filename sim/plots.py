@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sim.config import CHANNELS  # noqa: E402
+from sim.vocabulary import CHANNELS, ORDER_SOURCES  # noqa: E402
 
 CHANNEL_COLOURS = dict(zip(CHANNELS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]))
 MONEY_COLOURS = {"revenue": "#2a9d8f", "incentive_cost": "#e9c46a", "acquisition_cost": "#f4a261", "fraud_loss": "#9d0208", "profit": "#264653"}
@@ -181,7 +181,6 @@ SOURCE_COLOURS = {"organic": "#8d99ae", "promotion": "#e76f51", "recommendation"
 
 def orders(daily: pd.DataFrame, path: Path, label: str) -> Path:
     """Orders per day stacked by source (daily, so campaign spikes and dips show), and category Gini."""
-    from sim.engine import ORDER_SOURCES
 
     sources = [s for s in ORDER_SOURCES if f"orders_{s}" in daily and daily[f"orders_{s}"].sum() > 0]
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2, 1]})

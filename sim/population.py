@@ -22,32 +22,15 @@ and stop through ``model.churn``. Moves between active, loyal and dormant may be
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from sim.config import CHANNELS, SimConfig
 from sim import kernels
+from sim.vocabulary import CHANNELS, N_STATES, NO_CHANNEL, STATE_NAMES, State  # noqa: F401  (State and its names, as before)
 
-
-class State:
-    """Lifecycle states: the int8 codes of ``Population.state``. Plain ints, not an ``IntEnum``: numpy
-    compares an int8 column with an ``IntEnum`` member (an int subclass, so first made an int64
-    array) about four times slower than with an int, and the stages make hundreds of such
-    comparisons a day."""
-
-    POTENTIAL = 0
-    AWARE = 1
-    ACTIVE = 2
-    LOYAL = 3
-    DORMANT = 4
-    CHURNED = 5
-
-
-#: the codes as module constants, for compiled kernels (numba reads module globals, not class attributes)
-POTENTIAL, AWARE, ACTIVE, LOYAL, DORMANT, CHURNED = (State.POTENTIAL, State.AWARE, State.ACTIVE, State.LOYAL,
-                                                      State.DORMANT, State.CHURNED)
-STATE_NAMES = ("potential", "aware", "active", "loyal", "dormant", "churned")  # by code
-N_STATES = len(STATE_NAMES)
-NO_CHANNEL = -1
+if TYPE_CHECKING:
+    from sim.config import SimConfig
 
 
 class Population:

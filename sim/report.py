@@ -142,10 +142,9 @@ def _experiment_figures(figures: dict[str, Path]) -> str:
 COMPARISON_CSS = ".ci{color:#777;font-size:.8rem} ul.verdicts li{margin:.3rem 0} .win{color:#1b7f3b} .loss{color:#b42318}"
 
 
-def comparison_report(comparison, figures: dict[str, Path]) -> str:
-    """The comparison folder's report: the verdicts first, then the numbers, the plots and the method."""
-    from sim.experiment import experiment_yaml
-
+def comparison_report(comparison, figures: dict[str, Path], experiment_text: str) -> str:
+    """The comparison folder's report: the verdicts first, then the numbers, the plots and the method
+    (``experiment_text``: the experiment definition, as its ``config.yaml`` holds it)."""
     c = comparison
     cfg = next(iter(c.configs.values()))
     metrics = list(c.spec.metrics)
@@ -181,7 +180,7 @@ def comparison_report(comparison, figures: dict[str, Path]) -> str:
             f"the strategies share. Intervals are Student-t intervals over replicates. Rerun one replicate on its own with "
             f"<code>sim run scenario=NAME seed=SEED</code> (seeds are in <code>horizon.parquet</code>); rerun the whole comparison with "
             f"<code>sim compare experiment=config.yaml</code> from this folder.</p>"
-            f"<details><summary>Experiment definition (config.yaml)</summary><pre>{html.escape(experiment_yaml(c.spec, c.name))}</pre></details>"
+            f"<details><summary>Experiment definition (config.yaml)</summary><pre>{html.escape(experiment_text)}</pre></details>"
             f"{resolved}")
     subtitle = (f"{len(c.strategies)} strategies · {len(c.seeds)} replicates each · {cfg.population.size:,} people · {cfg.horizon} days · "
                 f"baseline {c.baseline} · computed in {c.wall_seconds:.0f} s")
@@ -255,11 +254,10 @@ def sensitivity_report(sens, figures: dict[str, Path]) -> str:
     """The sensitivity folder's report: the ranking of the parameters for every metric, with the
     method's indices and intervals, the plot, the parameter ranges and the experiment."""
     from sim.analysis.comparison import METRICS
-    from sim.analysis.sensitivity import COLUMNS, RANK_BY
 
     method, s = sens.method, sens.spec.sensitivity
-    by = RANK_BY[method]
-    other = [c for c in COLUMNS[method] if c not in (by, f"{by}_conf") and not c.endswith("_conf")]
+    by = sens.rank_by
+    other = [c for c in sens.index_columns if c not in (by, f"{by}_conf") and not c.endswith("_conf")]
     label = {"mu_star": "mu*", "mu": "mu", "sigma": "sigma", "ST": "ST", "S1": "S1"}
     blocks = []
     for metric, t in sens.indices.groupby("metric", sort=False):

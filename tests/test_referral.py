@@ -9,6 +9,7 @@ import sim
 from conftest import simulate, small
 from sim import behaviour as bh
 from sim import kernels
+from sim.mechanisms.base import Mechanism
 from sim.mechanisms.referral import REFERRAL
 
 
@@ -208,12 +209,14 @@ def test_joins_after_the_attribution_window_are_not_credited_to_referral():
 # ---------------------------------------------------------------------------------------------
 # Reward abuse: fake accounts, screened by the fraud mechanism when it is enabled
 
-class ScreenDouble:
-    """Stands in for the fraud mechanism's screening interface: catches a share of attempts."""
+class ScreenDouble(Mechanism):
+    """A mechanism offering only fraud screening (the base class's capability): catches a share of
+    attempts."""
 
     name = "fraud"
 
     def __init__(self, share: float):
+        super().__init__(None)
         self.share, self.seen = share, 0
 
     def screen(self, model, attempts: int, rng) -> int:
@@ -227,8 +230,7 @@ def run_with_screen(monkeypatch, share: float | None, *overrides: str):
     double = None
     if share is not None:
         double = ScreenDouble(share)
-        lookup = model.get_mechanism
-        monkeypatch.setattr(model, "get_mechanism", lambda name: double if name == "fraud" else lookup(name))
+        model.mechanisms.append(double)  # hooks nothing: only asked for its capability
     model.run()
     return model, model.metrics.daily(model.economics), double
 

@@ -84,3 +84,10 @@ def test_mechanisms_use_each_other_only_through_declared_capabilities():
             if needle in text:
                 found.append(f"{path.name}: {needle}")
     assert not found, found
+
+
+def test_declared_channels_are_words_of_the_vocabulary():
+    from sim.vocabulary import CHANNELS
+
+    for name, cls in REGISTRY.items():
+        assert set(cls.channels) <= set(CHANNELS), (name, cls.channels)

@@ -113,6 +113,16 @@ class Sensitivity:
     def method(self) -> str:
         return self.spec.sensitivity.method
 
+    @property
+    def rank_by(self) -> str:
+        """The index parameters are ranked by (``mu_star`` or ``ST``)."""
+        return RANK_BY[self.method]
+
+    @property
+    def index_columns(self) -> tuple[str, ...]:
+        """The method's index columns of :attr:`indices`."""
+        return COLUMNS[self.method]
+
     def ranking(self, metric: str) -> list[str]:
         """The parameters from most to least influential on ``metric``."""
         t = self.indices[self.indices["metric"] == metric].sort_values(["rank", "parameter"])

@@ -56,12 +56,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.config import CHANNELS, compose
+from sim.config import compose
 from sim.engine import GrowthModel
 from sim.metrics import gini
 from sim.metrics import summary as horizon_summary
-from sim.population import State
 from sim.schema import ConfigError
+from sim.vocabulary import CHANNELS, State
 
 REFERRAL = CHANNELS.index("referral")
 ORGANIC = CHANNELS.index("organic")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.population import STATE_NAMES
+from sim.vocabulary import STATE_NAMES
 
 INK = "#1d2733"
 MUTED = "#5b6b7b"

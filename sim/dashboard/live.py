@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.population import STATE_NAMES, State
+from sim.vocabulary import STATE_NAMES, State
 
 GRAPH_SAMPLE = 300  # people shown in the graph view
 RETENTION_AGES = 60  # days of the retention curve shown while running

@@ -7,7 +7,11 @@ what the hooks before it did today), and the order of ``REGISTRY``.
 
 from __future__ import annotations
 
-from sim.mechanisms.base import STAGES, Mechanism, MechanismConfig
+from sim.mechanisms import (  # noqa: F401  (each module registers its mechanism)
+    assist, content, distribution, fraud, group_buy, loyalty, paid_acquisition, promotions, push, recommendations,
+    referral, service, winback,
+)
+from sim.mechanisms.base import REGISTERED, STAGES, Mechanism, MechanismConfig, register
 
 #: The order in which the hooks of one stage run: acquisition first (paid, then referral's rewards),
 #: the social deals (group buying, assists), distribution and content; then what shapes a visit
@@ -16,23 +20,8 @@ from sim.mechanisms.base import STAGES, Mechanism, MechanismConfig
 HOOK_ORDER = ("paid_acquisition", "referral", "group_buy", "assist", "distribution", "content", "recommendations",
               "promotions", "loyalty", "push", "winback", "fraud", "service")
 
-_REGISTERED: dict[str, type[Mechanism]] = {}
-
-
-def register(cls: type[Mechanism]) -> type[Mechanism]:
-    if cls.name in _REGISTERED:
-        raise ValueError(f"mechanism {cls.name!r} registered twice")
-    _REGISTERED[cls.name] = cls
-    return cls
-
-
-from sim.mechanisms import (  # noqa: E402,F401  (each module registers its mechanism)
-    assist, content, distribution, fraud, group_buy, loyalty, paid_acquisition, promotions, push, recommendations,
-    referral, service, winback,
-)
-
-if set(_REGISTERED) != set(HOOK_ORDER):
-    raise RuntimeError(f"sim.mechanisms: registered {sorted(_REGISTERED)} but HOOK_ORDER names {sorted(HOOK_ORDER)}")
-REGISTRY: dict[str, type[Mechanism]] = {name: _REGISTERED[name] for name in HOOK_ORDER}
+if set(REGISTERED) != set(HOOK_ORDER):
+    raise RuntimeError(f"sim.mechanisms: registered {sorted(REGISTERED)} but HOOK_ORDER names {sorted(HOOK_ORDER)}")
+REGISTRY: dict[str, type[Mechanism]] = {name: REGISTERED[name] for name in HOOK_ORDER}
 
 __all__ = ["HOOK_ORDER", "REGISTRY", "STAGES", "Mechanism", "MechanismConfig", "register"]

@@ -88,3 +88,16 @@ class Mechanism:
         """Chance content this mechanism chooses for each of ``users`` matches their favourite
         category (None: it chooses nothing users see)."""
         return None
+
+
+#: every mechanism class by its config name, as its module registers it (``sim.mechanisms.REGISTRY``
+#: orders them by hook order)
+REGISTERED: dict[str, type[Mechanism]] = {}
+
+
+def register(cls: type[Mechanism]) -> type[Mechanism]:
+    """Class decorator: make a mechanism nameable by configurations."""
+    if cls.name in REGISTERED:
+        raise ValueError(f"mechanism {cls.name!r} registered twice")
+    REGISTERED[cls.name] = cls
+    return cls

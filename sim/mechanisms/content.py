@@ -30,12 +30,11 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.compiled import jit
-from sim.config import CHANNELS
 from sim.kernels import bitmap, flagged
-from sim.mechanisms import register
-from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.population import ACTIVE, AWARE, DORMANT
+from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
+from sim.vocabulary import ACTIVE, AWARE, DORMANT
+from sim.vocabulary import CHANNELS
 
 CONTENT = CHANNELS.index("content")
 EMPTY = np.zeros(0, np.int64)

@@ -30,8 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import behaviour as bh
-from sim.mechanisms import register
-from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
 
 

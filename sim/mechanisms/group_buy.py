@@ -26,12 +26,11 @@ import numpy as np
 from sim import behaviour as bh
 from sim import kernels
 from sim.compiled import jit
-from sim.config import CHANNELS
 from sim.kernels import free_of, links_sent, links_to_send, person_bits
-from sim.mechanisms import register
-from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.population import ACTIVE, AWARE, LOYAL
+from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
+from sim.vocabulary import ACTIVE, AWARE, LOYAL
+from sim.vocabulary import CHANNELS
 
 GROUP_BUY = CHANNELS.index("group_buy")
 NO_TEAM = -1

@@ -27,10 +27,9 @@ import numpy as np
 
 from sim.compiled import jit
 from sim.graph.csr import unique_sorted
-from sim.mechanisms import register
-from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.population import ACTIVE, DORMANT, State
+from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param, require
+from sim.vocabulary import ACTIVE, DORMANT, State
 
 TIERS = ("regular", "silver", "gold")
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim import behaviour as bh
-from sim.config import CHANNELS
-from sim.mechanisms import register
-from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
+from sim.vocabulary import CHANNELS
 
 PAID = CHANNELS.index("paid")
 

@@ -42,11 +42,10 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.compiled import jit
-from sim.config import CHANNELS
 from sim.kernels import positions_in
-from sim.mechanisms import register
-from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param, require
+from sim.vocabulary import CHANNELS
 
 ORGANIC = CHANNELS.index("organic")
 Kind = Literal["flash_sale", "coupon", "threshold", "festival", "new_user"]

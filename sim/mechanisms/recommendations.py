@@ -33,8 +33,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.compiled import formula, jit
-from sim.mechanisms import register
-from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
 from sim.streams import choice_cdf, draw_choice
 

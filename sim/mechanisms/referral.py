@@ -40,11 +40,10 @@ import numpy as np
 from sim import behaviour as bh
 from sim import kernels
 from sim.compiled import jit
-from sim.config import CHANNELS
 from sim.kernels import bitmap, flagged
-from sim.mechanisms import register
-from sim.mechanisms.base import Mechanism, MechanismConfig
+from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param, require
+from sim.vocabulary import CHANNELS
 
 REFERRAL = CHANNELS.index("referral")
 ORGANIC = CHANNELS.index("organic")

@@ -19,10 +19,9 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.compiled import jit
-from sim.mechanisms import register
-from sim.mechanisms.base import Mechanism, MechanismConfig
-from sim.population import State
+from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
+from sim.vocabulary import State
 
 RETURN_LOGIT = 12.0  # a user who decided to come back opens the app today
 

@@ -17,7 +17,7 @@ import math
 
 import mesa
 
-from sim.population import State
+from sim.vocabulary import State
 
 POTENTIAL, AWARE, ACTIVE, LOYAL, DORMANT, CHURNED = State.POTENTIAL, State.AWARE, State.ACTIVE, State.LOYAL, State.DORMANT, State.CHURNED
 
