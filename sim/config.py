@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from sim.schema import ConfigError, build, param, require, suggest, to_plain
+from sim.schema import ConfigError, build, clip, excerpt, param, require, suggest, to_plain
 
 CHANNELS = ("organic", "paid", "referral", "group_buy", "assist", "content", "distribution")
 SCENARIO_GROUPS = ("named", "platform", "strategy")
@@ -236,11 +236,11 @@ def validate(data: Mapping[str, Any]) -> SimConfig:
     from sim.mechanisms import REGISTRY
 
     if not isinstance(data, Mapping):
-        raise ConfigError(f"config = {data!r}: allowed is a mapping of settings")
+        raise ConfigError(f"config = {excerpt(data)}: allowed is a mapping of settings")
     data = dict(data)
     raw_mechs = data.pop("mechanisms", None) or {}
     if not isinstance(raw_mechs, Mapping):
-        raise ConfigError(f"mechanisms = {raw_mechs!r}: allowed is a mapping of mechanism names to settings")
+        raise ConfigError(f"mechanisms = {excerpt(raw_mechs)}: allowed is a mapping of mechanism names to settings")
     for name in raw_mechs:
         if name not in REGISTRY:
             raise ConfigError(f"mechanisms.{name}: unknown mechanism{suggest(str(name), REGISTRY)}; registered: {', '.join(REGISTRY)}")
@@ -288,15 +288,17 @@ def scenario_path(name: str) -> Path:
     """The file that defines scenario ``name`` (the first scenario root that has it)."""
     found = available_scenarios()
     if name not in found:
-        raise ConfigError(f"scenario = {name!r}: no such scenario{suggest(name, found)}; available: {', '.join(sorted(found))}")
-    return next(p for p in (root / found[name] / f"{name}.yaml" for root in scenario_dirs()) if p.is_file())
+        raise ConfigError(f"scenario = {excerpt(name)}: no such scenario{suggest(name, found)}; available: {', '.join(sorted(found))}")
+    return next(p for p in (root / found[name] / f"{name}.yaml" for root in scenario_dirs()) if p.exists())
 
 
 def scenario_description(name: str, brief: bool = False) -> str:
     """What a scenario is, from the comment at the top of its file, as one paragraph (``brief``:
     its first sentence only, for listings)."""
+    from sim.inputs import read_text
+
     lines = []
-    for line in scenario_path(name).read_text().splitlines():
+    for line in read_text(scenario_path(name)).splitlines():
         if not line.startswith("#"):
             break
         if "@package" not in line:
@@ -309,7 +311,7 @@ def scenario_override(name: str) -> str:
     """The Hydra group override that selects scenario ``name``."""
     found = available_scenarios()
     if name not in found:
-        raise ConfigError(f"scenario = {name!r}: no such scenario{suggest(name, found)}; available: {', '.join(sorted(found))}")
+        raise ConfigError(f"scenario = {excerpt(name)}: no such scenario{suggest(name, found)}; available: {', '.join(sorted(found))}")
     return f"{found[name]}={name}"
 
 
@@ -322,12 +324,30 @@ def _split(overrides: Iterable[str]) -> tuple[str | None, list[str]]:
     for ov in overrides:
         m = _OVERRIDE.match(ov)
         if m is None or not m.group("eq"):
-            raise ConfigError(f"override {ov!r}: allowed is key=value (Hydra override grammar)")
+            raise ConfigError(f"override {excerpt(ov)}: allowed is key=value (Hydra override grammar)")
         if m.group("key") == "scenario" and not m.group("prefix"):
             scenario = m.group("value")
+            if not scenario.strip():
+                raise ConfigError(f"scenario = {scenario!r}: allowed is the name of a scenario (`sim scenarios` lists them)")
         else:
             rest.append(ov)
     return scenario, rest
+
+
+def selected_config_names(overrides: Iterable[str]) -> set[str]:
+    """The config names (``group/option``) that group overrides and ``scenario=`` select, sweep
+    values (``graph=er,ws``) included; other keys give names that match no file."""
+    found = available_scenarios()
+    names = set()
+    for ov in overrides:
+        m = _OVERRIDE.match(ov)
+        if m is None or not m.group("eq"):
+            continue
+        key = m.group("key").split("@")[0]
+        for value in re.split(r"[,()\[\]\s]+", m.group("value")):
+            if value:
+                names.add(f"{found[value]}/{value}" if key == "scenario" and value in found else f"{key}/{value}")
+    return names
 
 
 def _check_override_keys(overrides: Sequence[str], plain_defaults: Mapping[str, Any]) -> None:
@@ -341,7 +361,7 @@ def _check_override_keys(overrides: Sequence[str], plain_defaults: Mapping[str, 
         if key in groups:
             value = m.group("value")
             if value not in groups[key] and not any(c in value for c in ",()[]*"):
-                raise ConfigError(f"{key} = {value!r}: no such option{suggest(value, groups[key])}; available: {', '.join(sorted(groups[key]))}")
+                raise ConfigError(f"{key} = {excerpt(value)}: no such option{suggest(value, groups[key])}; available: {', '.join(sorted(groups[key]))}")
             continue
         node: Any = plain_defaults
         walked = []
@@ -407,17 +427,23 @@ def _defaults_entries(data: Any) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _scenario_file_problem(path: str, mtime_ns: int) -> str | None:
-    import yaml
+def _parsed_scenario_file(path: str, mtime_ns: int) -> tuple[Any, str | None]:
+    """(parsed YAML, problem) of a scenario file (cached by path and modification time)."""
+    from sim.inputs import parse_yaml, read_text
 
     try:
-        text = Path(path).read_text()
-        data = yaml.safe_load(text)
-    except OSError:
-        return None  # Hydra reports an unreadable file itself
-    except yaml.YAMLError as exc:  # a python tag (!!python/object/apply:...) lands here too
-        mark = getattr(exc, "problem_mark", None)
-        return f"{f'line {mark.line + 1}: ' if mark else ''}not valid YAML ({getattr(exc, 'problem', None) or 'parse error'})"
+        text = read_text(path, "")
+        data = parse_yaml(text)
+    except ConfigError as exc:  # not UTF-8, not valid YAML (a python tag lands here too), an alias bomb
+        return None, str(exc).removeprefix(": ")
+    return data, _scenario_problem(text, data)
+
+
+def _scenario_file_problem(path: str, mtime_ns: int) -> str | None:
+    return _parsed_scenario_file(path, mtime_ns)[1]
+
+
+def _scenario_problem(text: str, data: Any) -> str | None:
     package = _package_header(text)
     if package is not None and reaches_hydra(package):
         return f"@package {package}: a scenario file cannot write into Hydra's own settings (they can name code to run or files to write)"
@@ -430,23 +456,79 @@ def _scenario_file_problem(path: str, mtime_ns: int) -> str | None:
     return f"{key}: a config file cannot name code to import or run" if key else None
 
 
-def check_scenario_files() -> None:
+def _scenario_files() -> tuple[list[tuple[Path, Path]], dict[str, str]]:
+    """Every ``*.yaml`` of the scenario roots as (root, path) for the regular files of at most
+    ``MAX_CONFIG_BYTES``, and config name (``graph/friends``) -> problem for the others (a FIFO,
+    a device, a huge file): those are never opened, and refused only where something selects them."""
+    from sim.inputs import MAX_CONFIG_BYTES, file_problem
+
+    readable, unreadable = [], {}
+    for root in scenario_dirs():
+        for path in sorted(root.rglob("*.yaml")):
+            problem = file_problem(path, MAX_CONFIG_BYTES)
+            if problem is None:
+                readable.append((root, path))
+            else:
+                unreadable.setdefault(path.relative_to(root).with_suffix("").as_posix(), f"{path}: {problem}")
+    return readable, unreadable
+
+
+def _defaults_names(data: Any, folder: str) -> set[str]:
+    """The config names (``group/option``) a defaults list selects, absolute and relative to ``folder``."""
+    names: set[str] = set()
+    if not isinstance(data, Mapping) or not isinstance(data.get("defaults"), list):
+        return names
+    for entry in data["defaults"]:
+        pairs = []
+        if isinstance(entry, Mapping):
+            for key, value in entry.items():
+                group = re.sub(r"^(override|optional)\s+", "", str(key).strip()).split("@")[0]
+                for option in value if isinstance(value, list) else [value]:
+                    pairs.append(f"{group}/{option}")
+        elif isinstance(entry, str):
+            pairs.append(entry.split("@")[0].strip())
+        for name in pairs:
+            names.add(name.lstrip("/"))
+            if not name.startswith("/") and folder:
+                names.add(f"{folder}/{name}")
+    return names
+
+
+def check_scenario_files(selected: Iterable[str] = ()) -> None:
     """Refuse scenario files that could make Hydra import or run code or write files: a ``hydra``
     section (callbacks, launchers, logging handlers), a ``# @package`` header or a defaults-list entry
     that places a config into Hydra's own settings, a ``_target_``-like key anywhere, or Hydra's own
-    config groups (``hydra/``) in a folder of ``SIM_SCENARIO_PATH``. Only the project's
-    ``scenarios/sweep.yaml`` configures Hydra (its result collector)."""
+    config groups (``hydra/``) in a folder of ``SIM_SCENARIO_PATH``; also files that are not UTF-8
+    or not valid YAML (alias bombs and deep nesting included). Only the project's
+    ``scenarios/sweep.yaml`` configures Hydra (its result collector).
+
+    A ``*.yaml`` that is not a regular file of at most 1 MB (a FIFO, a link to ``/dev/zero``, a huge
+    file) is never read: it is refused when ``selected`` (config names such as ``named/default``,
+    ``graph/friends``) or a defaults list names it, and ignored otherwise."""
     roots = scenario_dirs()
-    for root in roots:
-        builtin = root == roots[0]
-        if not builtin and (root / "hydra").exists():
+    for root in roots[1:]:
+        if (root / "hydra").exists():
             raise ConfigError(f"{root / 'hydra'}: scenario folders cannot hold Hydra's own config groups (they can name code to run)")
-        for path in sorted(root.rglob("*.yaml")):
-            if builtin and path == root / "sweep.yaml":
-                continue
-            problem = _scenario_file_problem(str(path), path.stat().st_mtime_ns)
-            if problem:
-                raise ConfigError(f"{path}: {problem}")
+    readable, unreadable = _scenario_files()
+    selects: dict[str, set[str]] = {}  # config name -> the names its defaults list selects
+    for root, path in readable:
+        if root == roots[0] and path == root / "sweep.yaml":
+            continue
+        data, problem = _parsed_scenario_file(str(path), path.stat().st_mtime_ns)
+        if problem:
+            raise ConfigError(f"{path}: {problem}")
+        name = path.relative_to(root).with_suffix("").as_posix()
+        selects.setdefault(name, set()).update(_defaults_names(data, path.parent.relative_to(root).as_posix().strip(".")))
+    if not unreadable:
+        return
+    wanted, todo = set(), ["config", *selected]  # what the primary config and the overrides select, transitively
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(selects.get(name, ()))
+    for name in sorted(wanted & set(unreadable)):
+        raise ConfigError(f"{unreadable[name]}; a scenario file must be a regular YAML file of at most 1 MB")
 
 
 def override_key(text: str) -> str:
@@ -495,9 +577,9 @@ def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> 
     name_in_overrides, rest = _split(overrides)
     name = name_in_overrides or scenario or "default"
     check_no_code(rest)
-    check_scenario_files()
-    _check_override_keys(rest, defaults())
     hydra_overrides = [scenario_override(name), *rest]
+    check_scenario_files(selected_config_names(hydra_overrides))
+    _check_override_keys(rest, defaults())
     extra = [r for r in scenario_dirs()[1:]]
     if extra:
         hydra_overrides.append("hydra.searchpath=[" + ",".join(f"file://{r}" for r in extra) + "]")
@@ -510,7 +592,7 @@ def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> 
             cfg = compose(config_name="config", overrides=hydra_overrides)
     except (HydraException, OmegaConfBaseException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"overrides {' '.join(overrides) or '(none)'}: {first}") from None
+        raise ConfigError(f"overrides {clip(' '.join(overrides)) or '(none)'}: {clip(first, 300)}") from None
     try:  # interpolations resolve here: an unknown resolver or a missing key is one line too
         data = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
@@ -531,18 +613,12 @@ def compose(scenario: str | None = None, overrides: Sequence[str] = (), seed: in
 
 def load_yaml(path: str | os.PathLike) -> SimConfig:
     """Validate a fully resolved ``config.yaml`` (for example from an earlier run folder)."""
-    import yaml
+    from sim.inputs import file_problem, read_yaml
 
     p = Path(path)
-    if not p.is_file():
+    if file_problem(p) == "no such file":
         raise ConfigError(f"{p}: no such config file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" line {line + 1}" if line is not None else ""
-        raise ConfigError(f"{p}{where}: not valid YAML") from None
-    return validate(data or {})
+    return validate(read_yaml(p) or {})
 
 
 def dump_yaml(cfg: SimConfig) -> str:

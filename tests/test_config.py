@@ -116,3 +116,18 @@ def test_a_scenario_describes_itself_with_the_comment_atop_its_file(tmp_path, mo
         assert brief and full.startswith(brief) and "@package" not in full, name
     with pytest.raises(ConfigError, match="scenario = 'half_reward': no such scenario .did you mean 'half_rewards'"):
         scenario_description("half_reward")
+
+
+def test_a_config_path_with_an_equals_sign_is_a_path_not_an_override(tmp_path, capsys):
+    from sim import cli
+
+    folder = tmp_path / "runs" / "a=b"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("horizon: 0\n")
+    assert cli.main(["run", "--config", str(folder / "config.yaml"), "--no-plots", "seed=2"]) == 2
+    assert capsys.readouterr().err.strip() == "error: horizon = 0: allowed is a number in [1, 36500] (days)"
+
+
+def test_an_empty_scenario_name_is_refused():
+    with pytest.raises(ConfigError, match=r"^scenario = '': allowed is the name of a scenario"):
+        sim.compose(None, ["scenario="])
