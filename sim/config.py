@@ -24,6 +24,7 @@ from sim.schema import ConfigError, build, clip, excerpt, param, require, sugges
 
 CHANNELS = ("organic", "paid", "referral", "group_buy", "assist", "content", "distribution")
 SCENARIO_GROUPS = ("named", "platform", "strategy")
+MAX_PEOPLE = 200_000_000  #: the largest market (graph nodes) a run can hold
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ def _default_segments() -> dict[str, SegmentConfig]:
 
 @dataclass(frozen=True)
 class PopulationConfig:
-    size: int = param(100_000, lo=2, hi=200_000_000, unit="people", doc="people in the addressable market (graph nodes); an edge list sets it to its node count")
+    size: int = param(100_000, lo=2, hi=MAX_PEOPLE, unit="people", doc="people in the addressable market (graph nodes); an edge list sets it to its node count")
     segments: dict[str, SegmentConfig] = param(factory=_default_segments, doc="segment name -> parameters; shares must sum to 1")
     frailty_cv: float = param(1.3, lo=0, hi=10, unit="coefficient of variation", doc="spread of individual churn hazards (gamma frailty); 0 makes everyone alike")
 
@@ -87,7 +88,10 @@ class GraphConfig:
     def check(self, path: str) -> None:
         if self.kind == "edgelist":
             require(bool(self.path), f"{path}.path", self.path, "graph.kind=edgelist needs graph.path, the edge-list file")
-            require(Path(self.path).expanduser().is_file(), f"{path}.path", self.path, "no such file")
+            from sim.inputs import file_problem
+
+            problem = file_problem(Path(self.path).expanduser())
+            require(problem is None, f"{path}.path", self.path, problem if problem == "no such file" else f"{problem}; allowed is an edge-list file")
 
 
 @dataclass(frozen=True)

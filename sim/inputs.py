@@ -74,9 +74,14 @@ def open_regular(path: str | os.PathLike, where: str, limit: int | None = None):
     raise ConfigError(f"{where}: {problem}")
 
 
+def is_utf16(head: bytes) -> bool:
+    """Whether text starting with ``head`` is UTF-16: a byte-order mark, or ASCII with zero bytes between."""
+    return head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) >= 4 and (head[1:4:2] == b"\0\0" or head[0:3:2] == b"\0\0"))
+
+
 def decode(data: bytes, where: str) -> str:
     """UTF-8 (or ASCII) text; UTF-16 and invalid bytes are refused in one line naming the line."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) >= 4 and (data[1:4:2] == b"\0\0" or data[0:3:2] == b"\0\0")):
+    if is_utf16(data):
         raise ConfigError(f"{where}: the file is UTF-16 text; allowed is UTF-8 or ASCII (convert it, e.g. iconv -f UTF-16 -t UTF-8)")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
