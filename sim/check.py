@@ -74,9 +74,9 @@ BASELINE_DIR = PROJECT / "experiments" / "baselines"
 # ============================================================================ a baseline, as data
 @dataclass(frozen=True)
 class Stat:
-    mean: float | None = param(None, doc="mean over the seeds (null when no run had a value)")
-    sd: float | None = param(None, doc="standard deviation over the seeds (n - 1 in the denominator)")
-    n: int = param(0, lo=0, doc="runs with a value")
+    mean: float | None = param(None, lo=-1e18, hi=1e18, doc="mean over the seeds (null when no run had a value)")
+    sd: float | None = param(None, lo=0, hi=1e18, doc="standard deviation over the seeds (n - 1 in the denominator)")
+    n: int = param(0, lo=0, hi=1_000_000, doc="runs with a value")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class BaselineSpec:
     experiment: str = param("", doc="the experiment checked: a name in experiments/ or a path (relative to this file)")
     description: str = param("", doc="what the baseline guards, in a sentence")
     strategies: tuple[str, ...] = param((), doc="the experiment's strategies to check (default: all)")
-    seeds: tuple[int, ...] = param((), doc="seeds of the runs (a whole number N means the experiment's first N replicate seeds)")
+    seeds: tuple[int, ...] = param((), lo=0, hi=2**63 - 1, doc="seeds of the runs (a whole number N means the experiment's first N replicate seeds)")
     overrides: tuple[str, ...] = param((), doc="key=value overrides after the experiment's own (keep the runs small)")
     metrics: tuple[CheckMetric, ...] = param(DEFAULT_CHECK_METRICS, doc="horizon metrics and curve summaries checked")
     tolerance: Tolerance = param(factory=Tolerance, doc="how far a mean may move")

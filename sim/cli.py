@@ -67,11 +67,14 @@ def _apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    from sim.config import check_override_text
+
     from sim.schema import ConfigError
 
     cfg = OmegaConf.create(data)
     parser = OverridesParser.create()
     for text in overrides:
+        check_override_text(text)
         try:
             ov = parser.parse_override(text)
         except Exception as exc:  # hydra raises its own parse errors; report them in one line

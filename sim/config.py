@@ -38,12 +38,12 @@ class SegmentConfig:
     share: float = param(0.25, lo=0, hi=1, unit="fraction of people", doc="share of the population in this segment")
     visit_rate: float = param(0.35, lo=0, hi=1, unit="probability per day", doc="visit probability of an engaged user at baseline satisfaction, before habit")
     need_rate: float = param(0.04, lo=0, hi=5, unit="orders per day", doc="latent demand accrued per day")
-    basket_rmb: float = param(60.0, lo=0, lo_open=True, unit="RMB", doc="mean order value")
+    basket_rmb: float = param(60.0, lo=0, hi=1e6, lo_open=True, unit="RMB", doc="mean order value")
     share_rate: float = param(0.05, lo=0, hi=1, unit="probability per visit", doc="chance a visit includes word of mouth to one friend")
     invite_propensity: float = param(1.0, lo=0, hi=20, unit="multiplier", doc="how readily this segment sends referral invitations")
     deal_sensitivity: float = param(1.0, lo=0, hi=20, unit="multiplier", doc="response to discounts and rewards")
     content_affinity: float = param(1.0, lo=0, hi=20, unit="multiplier", doc="response to content and livestreams")
-    frailty: float = param(1.0, lo=0, lo_open=True, unit="multiplier", doc="mean churn-hazard multiplier")
+    frailty: float = param(1.0, lo=0, hi=100, lo_open=True, unit="multiplier", doc="mean churn-hazard multiplier")
     satisfaction: float = param(0.5, lo=0, hi=1, unit="fraction", doc="baseline satisfaction the segment reverts to")
 
 
@@ -101,7 +101,7 @@ class AdoptionConfig:
     external_rate: float = param(0.0002, lo=0, hi=1, unit="probability per day", doc="chance a non-user hears of the platform from outside the graph (press, app stores)")
     external_conversion: float = param(0.5, lo=0, hi=1, unit="probability", doc="chance an outside exposure leads to joining")
     word_of_mouth_conversion: float = param(0.08, lo=0, hi=1, unit="probability", doc="chance an unpaid mention by a friend leads to joining")
-    seed_users: int = param(50, lo=0, unit="people", doc="users on day 0, picked at random")
+    seed_users: int = param(50, lo=0, hi=MAX_PEOPLE, unit="people", doc="users on day 0, picked at random")
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,8 @@ class VisitConfig:
 @dataclass(frozen=True)
 class PurchaseConfig:
     conversion: float = param(0.45, lo=0, hi=20, unit="per order of need per visit", doc="purchase intensity: P(buy) = 1 - exp(-conversion x need x relevance x deal factor)")
-    need_cap: float = param(3.0, lo=0, lo_open=True, unit="orders", doc="latent demand stops accruing at this stock")
-    initial_need: float = param(0.8, lo=0, unit="orders", doc="demand stock of a new user (why they came)")
+    need_cap: float = param(3.0, lo=0, hi=1000, lo_open=True, unit="orders", doc="latent demand stops accruing at this stock")
+    initial_need: float = param(0.8, lo=0, hi=1000, unit="orders", doc="demand stock of a new user (why they came)")
     basket_sigma: float = param(0.5, lo=0, hi=3, unit="log RMB", doc="spread of order values (lognormal)")
     loyal_need_ratio: float = param(1.4, lo=0, hi=10, unit="multiplier", doc="demand accrual of loyal users relative to active (seed 001: +40 % repurchase)")
 
@@ -140,7 +140,7 @@ class PurchaseConfig:
 @dataclass(frozen=True)
 class ChurnConfig:
     base_hazard: float = param(0.45, lo=0, hi=20, unit="per day", doc="churn hazard on the joining day for frailty 1 at baseline satisfaction")
-    tenure_days: float = param(3.0, lo=0, lo_open=True, unit="days", doc="tenure scale: hazard x (1 + age / tenure_days)^-tenure_decay")
+    tenure_days: float = param(3.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="tenure scale: hazard x (1 + age / tenure_days)^-tenure_decay")
     tenure_decay: float = param(0.1, lo=0, hi=10, unit="exponent", doc="how fast hazard falls with tenure (0: constant)")
     satisfaction_weight: float = param(3.0, lo=0, hi=50, unit="log-hazard per unit satisfaction", doc="how much satisfaction lowers hazard")
     friends_weight: float = param(0.3, lo=0, hi=10, unit="log-hazard per log friend", doc="social embeddedness: hazard x (1 + friends on platform)^-friends_weight")
@@ -164,16 +164,16 @@ class SocialConfig:
     saturation: float = param(0.7, lo=0, hi=1, lo_open=True, unit="multiplier", doc="each earlier invitation received scales the next one's effect by this (Leskovec et al. 2007)")
     repeat_fade: float = param(0.5, lo=0, hi=1, unit="multiplier", doc="each repeat from the same sender scales its effect by this")
     novelty_boost: float = param(2.0, lo=0, hi=100, unit="multiplier", doc="extra sharing and inviting by a brand-new user: x (1 + novelty_boost) on the joining day")
-    novelty_days: float = param(5.0, lo=0, lo_open=True, unit="days", doc="time scale over which the novelty boost fades (exponentially)")
+    novelty_days: float = param(5.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="time scale over which the novelty boost fades (exponentially)")
     ask_fade: float = param(0.8, lo=0, hi=1, unit="multiplier", doc="requests for help (group-buy links, assist clicks): each recent request a person received scales their response to the next by this")
-    ask_half_life_days: float = param(7.0, lo=0, lo_open=True, unit="days", doc="how fast the memory of requests received fades (half-life)")
-    ask_tolerance: float = param(3.0, lo=0, unit="requests", doc="recent requests a person takes without annoyance")
+    ask_half_life_days: float = param(7.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="how fast the memory of requests received fades (half-life)")
+    ask_tolerance: float = param(3.0, lo=0, hi=1000, unit="requests", doc="recent requests a person takes without annoyance")
     ask_annoyance: float = param(0.02, lo=0, hi=1, unit="satisfaction per request", doc="satisfaction lost per request beyond the tolerance")
 
 
 @dataclass(frozen=True)
 class LifecycleConfig:
-    loyal_min_orders: int = param(3, lo=1, unit="orders", doc="orders before an active user can become loyal")
+    loyal_min_orders: int = param(3, lo=1, hi=1_000_000, unit="orders", doc="orders before an active user can become loyal")
     loyal_min_satisfaction: float = param(0.6, lo=0, hi=1, unit="satisfaction", doc="satisfaction needed to become (and stay) loyal")
 
 
@@ -204,8 +204,8 @@ class CatalogueConfig:
 class PlatformConfig:
     name: str = param("generic", doc="preset name (informational)")
     take_rate: float = param(0.05, lo=0, hi=1, unit="fraction of GMV", doc="commission the platform keeps")
-    ad_revenue_per_visit_rmb: float = param(0.02, lo=0, unit="RMB per visit", doc="advertising revenue per daily visit")
-    price_level: float = param(1.0, lo=0, lo_open=True, unit="multiplier", doc="scales every price (a metamorphic-test knob)")
+    ad_revenue_per_visit_rmb: float = param(0.02, lo=0, hi=10_000, unit="RMB per visit", doc="advertising revenue per daily visit")
+    price_level: float = param(1.0, lo=0, hi=100, lo_open=True, unit="multiplier", doc="scales every price (a metamorphic-test knob)")
 
 
 @dataclass(frozen=True)
@@ -227,8 +227,16 @@ class SimConfig:
         """Names of the enabled mechanisms, in registry order."""
         return [name for name, mc in self.mechanisms.items() if mc.enabled]
 
+    def check(self, path: str) -> None:
+        if self.graph.kind != "edgelist":  # an edge list sets the market size when it is loaded (GrowthModel checks then)
+            check_seed_users(self.adoption.seed_users, self.population.size)
+
     def with_seed(self, seed: int) -> SimConfig:
         return replace(self, seed=int(seed))
+
+
+def check_seed_users(seed_users: int, people: int) -> None:
+    require(seed_users <= people, "adoption.seed_users", seed_users, f"allowed is at most population.size ({people:,} people)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,13 +330,26 @@ def scenario_override(name: str) -> str:
 _OVERRIDE = re.compile(r"^(?P<prefix>[+~]{0,2})(?P<key>[A-Za-z_][\w./@-]*)(?P<eq>=?)(?P<value>.*)$", re.S)
 
 
+def check_override_text(ov: str) -> re.Match:
+    """An override's parts; refused in one line unless it is ``key=value`` whose value, if it has
+    non-ASCII characters, is quoted (Hydra's grammar reads unquoted values as ASCII only)."""
+    m = _OVERRIDE.match(ov)
+    if m is None or not m.group("eq"):
+        hint = "" if ov.isascii() else "; a value with spaces or non-ASCII characters is quoted as a whole, as in \"key='a b'\""
+        raise ConfigError(f"override {excerpt(ov)}: allowed is key=value (Hydra override grammar){hint}")
+    value = m.group("value")
+    if not value.isascii() and not re.fullmatch(r"\s*(['\"]).*\1\s*", value, re.S):
+        key = m.group("prefix") + m.group("key")
+        raise ConfigError(f"{key} = {excerpt(value)}: text with non-ASCII characters must be quoted, "
+                          f"as in \"{key}='{clip(value, 40)}'\" (the outer quotes are for the shell)")
+    return m
+
+
 def _split(overrides: Iterable[str]) -> tuple[str | None, list[str]]:
     """Pull ``scenario=NAME`` out of an override list."""
     scenario, rest = None, []
     for ov in overrides:
-        m = _OVERRIDE.match(ov)
-        if m is None or not m.group("eq"):
-            raise ConfigError(f"override {excerpt(ov)}: allowed is key=value (Hydra override grammar)")
+        m = check_override_text(ov)
         if m.group("key") == "scenario" and not m.group("prefix"):
             scenario = m.group("value")
             if not scenario.strip():

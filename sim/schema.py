@@ -79,8 +79,13 @@ def _fmt(value: Any) -> str:
     return excerpt(value)
 
 
+def _bound(x: float) -> str:
+    return str(int(x)) if isinstance(x, float) and x.is_integer() and abs(x) < 1e16 else str(x)
+
+
 def _range_text(meta: Mapping[str, Any]) -> str:
     lo, hi = meta.get("lo"), meta.get("hi")
+    lo, hi = (None if lo is None else _bound(lo)), (None if hi is None else _bound(hi))
     if lo is not None and hi is not None:
         left = "(" if meta.get("lo_open") else "["
         return f"a number in {left}{lo}, {hi}]"
@@ -94,7 +99,7 @@ def _range_text(meta: Mapping[str, Any]) -> str:
 def _check_range(value: float, meta: Mapping[str, Any], path: str) -> None:
     lo, hi = meta.get("lo"), meta.get("hi")
     bad = (
-        math.isnan(value)
+        not math.isfinite(value)  # inf too: no range is open-ended (products of settings must not overflow)
         or (lo is not None and (value < lo or (meta.get("lo_open") and value == lo)))
         or (hi is not None and value > hi)
     )

@@ -163,3 +163,38 @@ def test_an_edge_list_that_is_not_a_regular_file_is_named_so(tmp_path, make, mes
     with pytest.raises(ConfigError) as err:
         sim.compose("default", ["graph=edgelist", f"graph.path={path}"])
     assert str(err.value) == f"graph.path = {str(path)!r}: {message}"
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("behaviour.purchase.initial_need=1e308", "behaviour.purchase.initial_need = 1e+308: allowed is a number in [0, 1000] (orders)"),
+    ("mechanisms.referral.reward_half_rmb=inf", "mechanisms.referral.reward_half_rmb = inf: allowed is a number in (0, 1000000] (RMB)"),
+    ("population.segments.deal_seeker.basket_rmb=1e300", "population.segments.deal_seeker.basket_rmb = 1e+300: allowed is a number in (0, 1000000]"),
+    ("adoption.seed_users=5000", "adoption.seed_users = 5000: allowed is at most population.size (3,000 people)"),
+    ("platform.name=café", "platform.name = 'café': text with non-ASCII characters must be quoted, as in \"platform.name='café'\""),
+    ("platform.name=拼多多", "platform.name = '拼多多': text with non-ASCII characters must be quoted"),
+])
+def test_values_the_schema_let_through_are_refused(override, expected):
+    with pytest.raises(ConfigError) as err:
+        sim.compose("default", ["population.size=3000", override])
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value), str(err.value)
+
+
+def test_quoted_non_ascii_text_is_a_value():
+    assert sim.compose("default", ["platform.name='拼多多'"]).platform.name == "拼多多"
+
+
+def test_seed_users_beyond_an_edge_lists_people_are_refused_when_it_is_loaded(tmp_path):
+    path = tmp_path / "friends.txt"
+    path.write_text("0 1\n1 2\n2 3\n")
+    cfg = sim.compose("default", ["graph=edgelist", f"graph.path={path}", "horizon=3"])
+    with pytest.raises(ConfigError, match=r"^adoption.seed_users = 50: allowed is at most population.size \(4 people\)$"):
+        sim.GrowthModel(cfg)
+
+
+def test_a_non_ascii_override_on_a_resolved_config_says_to_quote(tmp_path, capsys):
+    from sim import cli
+
+    path = tmp_path / "config.yaml"
+    path.write_text("horizon: 3\n")
+    assert cli.main(["run", "--config", str(path), "platform.name=拼多多"]) == 2
+    assert "text with non-ASCII characters must be quoted" in capsys.readouterr().err
