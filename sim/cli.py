@@ -99,6 +99,25 @@ def save_failed_config(cfg, out: Path) -> Path:
     return path
 
 
+def warn_changed_inputs(config: Path, cfg) -> None:
+    """One ``warning:`` line per input file a rerun of a run folder's ``config.yaml`` reads (its
+    edge list) whose content differs from the hash that run recorded in ``summary.json``."""
+    import json
+
+    from sim.config import input_files
+    from sim.inputs import changed_inputs, read_text
+
+    summary = config.parent / "summary.json"
+    if not summary.is_file():
+        return
+    try:
+        recorded = json.loads(read_text(summary, limit=50_000_000)).get("inputs")
+    except (ConfigError, ValueError, AttributeError):
+        return
+    for change in changed_inputs(recorded, input_files(cfg)):
+        print(f"warning: {change}: changed since the run in {config.parent}; this rerun will not reproduce it", file=sys.stderr)
+
+
 def cmd_run(args) -> int:
     from sim.config import compose, load_yaml, validate
     from sim.runs import prepare_parent, simulate, write_run_folder
@@ -110,6 +129,7 @@ def cmd_run(args) -> int:
         cfg = load_yaml(args.config)
         if args.overrides:
             cfg = validate(_apply_overrides(to_plain(cfg), args.overrides))
+        warn_changed_inputs(Path(args.config), cfg)
     else:
         cfg = compose(None, args.overrides)
     out = Path(cfg.out)

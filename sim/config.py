@@ -228,15 +228,15 @@ class SimConfig:
         return [name for name, mc in self.mechanisms.items() if mc.enabled]
 
     def check(self, path: str) -> None:
-        if self.graph.kind != "edgelist":  # an edge list sets the market size when it is loaded (GrowthModel checks then)
-            check_seed_users(self.adoption.seed_users, self.population.size)
+        # An edge list sets the market size when it is loaded, unknown here: a scenario's seed users
+        # then start as min(seed_users, people), so that a small real graph runs with any scenario.
+        if self.graph.kind != "edgelist":
+            require(self.adoption.seed_users <= self.population.size, "adoption.seed_users", self.adoption.seed_users,
+                    f"allowed is at most population.size ({self.population.size:,} people)")
 
     def with_seed(self, seed: int) -> SimConfig:
-        return replace(self, seed=int(seed))
+        return with_sources(replace(self, seed=int(seed)), getattr(self, SOURCES, ()))
 
-
-def check_seed_users(seed_users: int, people: int) -> None:
-    require(seed_users <= people, "adoption.seed_users", seed_users, f"allowed is at most population.size ({people:,} people)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -519,7 +519,7 @@ def _defaults_names(data: Any, folder: str) -> set[str]:
     return names
 
 
-def check_scenario_files(selected: Iterable[str] = ()) -> None:
+def check_scenario_files(selected: Iterable[str] = ()) -> list[Path]:
     """Refuse scenario files that could make Hydra import or run code or write files: a ``hydra``
     section (callbacks, launchers, logging handlers), a ``# @package`` header or a defaults-list entry
     that places a config into Hydra's own settings, a ``_target_``-like key anywhere, or Hydra's own
@@ -529,7 +529,10 @@ def check_scenario_files(selected: Iterable[str] = ()) -> None:
 
     A ``*.yaml`` that is not a regular file of at most 1 MB (a FIFO, a link to ``/dev/zero``, a huge
     file) is never read: it is refused when ``selected`` (config names such as ``named/default``,
-    ``graph/friends``) or a defaults list names it, and ignored otherwise."""
+    ``graph/friends``) or a defaults list names it, and ignored otherwise.
+
+    Returns the scenario files the selection reads (the first root's file of each selected name),
+    which a run records with their content hashes."""
     roots = scenario_dirs()
     for root in roots[1:]:
         if (root / "hydra").exists():
@@ -544,8 +547,6 @@ def check_scenario_files(selected: Iterable[str] = ()) -> None:
             raise ConfigError(f"{path}: {problem}")
         name = path.relative_to(root).with_suffix("").as_posix()
         selects.setdefault(name, set()).update(_defaults_names(data, path.parent.relative_to(root).as_posix().strip(".")))
-    if not unreadable:
-        return
     wanted, todo = set(), ["config", *selected]  # what the primary config and the overrides select, transitively
     while todo:
         name = todo.pop()
@@ -554,6 +555,10 @@ def check_scenario_files(selected: Iterable[str] = ()) -> None:
             todo.extend(selects.get(name, ()))
     for name in sorted(wanted & set(unreadable)):
         raise ConfigError(f"{unreadable[name]}; a scenario file must be a regular YAML file of at most 1 MB")
+    first: dict[str, Path] = {}
+    for root, path in readable:
+        first.setdefault(path.relative_to(root).with_suffix("").as_posix(), path)
+    return [first[name] for name in sorted(wanted) if name in first]
 
 
 def override_key(text: str) -> str:
@@ -603,7 +608,7 @@ def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> 
     name = name_in_overrides or scenario or "default"
     check_no_code(rest)
     hydra_overrides = [scenario_override(name), *rest]
-    check_scenario_files(selected_config_names(hydra_overrides))
+    files = check_scenario_files(selected_config_names(hydra_overrides))
     _check_override_keys(rest, defaults())
     extra = [r for r in scenario_dirs()[1:]]
     if extra:
@@ -625,15 +630,36 @@ def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> 
         key = getattr(exc, "full_key", None)
         raise ConfigError(f"{key + ': ' if key else ''}{first}") from None
     data["scenario"] = name
+    data[SOURCES] = [str(p) for p in files]
     return data
 
 
 def compose(scenario: str | None = None, overrides: Sequence[str] = (), seed: int | None = None) -> SimConfig:
     """Compose and validate: the one way a configuration is made from scenario files."""
     data = compose_dict(scenario, overrides)
+    files = data.pop(SOURCES)
     if seed is not None:
         data["seed"] = int(seed)
-    return validate(data)
+    return with_sources(validate(data), files)
+
+
+#: Key under which :func:`compose_dict` lists the scenario files it read (not a setting).
+SOURCES = "_scenario_files"
+
+
+def with_sources(cfg: SimConfig, files: Sequence[str]) -> SimConfig:
+    """``cfg`` remembering the scenario files it was composed from (for provenance; not a setting:
+    not in ``config.yaml``, not compared)."""
+    object.__setattr__(cfg, SOURCES, tuple(files))
+    return cfg
+
+
+def input_files(cfg: SimConfig) -> list[str]:
+    """Every file a run of ``cfg`` reads: the scenario files it was composed from and its edge list."""
+    files = list(getattr(cfg, SOURCES, ()))
+    if cfg.graph.kind == "edgelist" and cfg.graph.path:
+        files.append(str(Path(cfg.graph.path).expanduser()))
+    return files
 
 
 def load_yaml(path: str | os.PathLike) -> SimConfig:

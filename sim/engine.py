@@ -21,7 +21,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim import kernels
-from sim.config import CHANNELS, SimConfig, check_seed_users
+from sim.config import CHANNELS, SimConfig
 from sim.diffusion import Diffusion
 from sim.economics import Economics
 from sim.graph import build_graph
@@ -152,7 +152,6 @@ class GrowthModel(mesa.Model):
         self.graph = graph if graph is not None else self.make_graph(cfg)
         if self.graph.n != cfg.population.size:  # an edge list sets the market size: resolve it
             cfg = self.cfg = replace(cfg, population=replace(cfg.population, size=self.graph.n))
-            check_seed_users(cfg.adoption.seed_users, self.graph.n)
         self.pop = Population(cfg, self.graph.n, self.streams.setup("population"))
         self.catalogue = self._catalogue(self.streams.setup("catalogue"))
         self._popularity_cdf = choice_cdf(self.catalogue.popularity)

@@ -192,3 +192,46 @@ def read_json(path: str | os.PathLike, where: str | None = None, limit: int | No
 def is_input_file(path: Path, limit: int | None = MAX_CONFIG_BYTES) -> bool:
     """Whether ``path`` is a regular file of at most ``limit`` bytes (what :func:`read_text` reads)."""
     return file_problem(path, limit) is None
+
+
+# ------------------------------------------------------------------------------ provenance
+def content_hash(path: str | os.PathLike) -> str | None:
+    """``sha256:<hex>`` of a regular file's bytes (None when it cannot be read)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open_regular(path, str(path)) as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except (ConfigError, OSError):
+        return None
+    return f"sha256:{digest.hexdigest()}"
+
+
+def input_hashes(paths: Any) -> dict[str, str]:
+    """Absolute path -> content hash of every input file in ``paths`` that can be read."""
+    out = {}
+    for p in paths:
+        key = str(Path(p).expanduser().resolve())
+        if key not in out:
+            h = content_hash(key)
+            if h is not None:
+                out[key] = h
+    return out
+
+
+def changed_inputs(recorded: Any, reads: Any) -> list[str]:
+    """The files among ``reads`` whose content differs from the hash ``recorded`` for them (a
+    run's ``summary.json`` ``inputs``): one ``path (recorded ..., now ...)`` each."""
+    if not isinstance(recorded, dict):
+        return []
+    out = []
+    for p in reads:
+        key = str(Path(p).expanduser().resolve())
+        then = recorded.get(key)
+        if isinstance(then, str):
+            now = content_hash(key)
+            if now != then:
+                out.append(f"{key} (recorded {then[:19]}..., now {(now or 'unreadable')[:19]}...)")
+    return out

@@ -183,14 +183,6 @@ def test_quoted_non_ascii_text_is_a_value():
     assert sim.compose("default", ["platform.name='拼多多'"]).platform.name == "拼多多"
 
 
-def test_seed_users_beyond_an_edge_lists_people_are_refused_when_it_is_loaded(tmp_path):
-    path = tmp_path / "friends.txt"
-    path.write_text("0 1\n1 2\n2 3\n")
-    cfg = sim.compose("default", ["graph=edgelist", f"graph.path={path}", "horizon=3"])
-    with pytest.raises(ConfigError, match=r"^adoption.seed_users = 50: allowed is at most population.size \(4 people\)$"):
-        sim.GrowthModel(cfg)
-
-
 def test_a_non_ascii_override_on_a_resolved_config_says_to_quote(tmp_path, capsys):
     from sim import cli
 
