@@ -56,7 +56,8 @@ import pandas as pd
 
 from sim.analysis.comparison import METRICS, horizon_values
 from sim.experiment import PROJECT, ExperimentSpec, _map, default_workers, load_experiment, replicate_seeds, run_replicate, strategy_configs
-from sim.schema import ConfigError, build, param, require, suggest, to_plain
+from sim.inputs import read_text
+from sim.schema import ConfigError, build, excerpt, param, require, suggest, to_plain
 
 #: Summaries of the daily curves a baseline can check, besides the horizon metrics of ``METRICS``.
 CURVES = {
@@ -73,9 +74,9 @@ BASELINE_DIR = PROJECT / "experiments" / "baselines"
 # ============================================================================ a baseline, as data
 @dataclass(frozen=True)
 class Stat:
-    mean: float | None = param(None, doc="mean over the seeds (null when no run had a value)")
-    sd: float | None = param(None, doc="standard deviation over the seeds (n - 1 in the denominator)")
-    n: int = param(0, lo=0, doc="runs with a value")
+    mean: float | None = param(None, lo=-1e18, hi=1e18, doc="mean over the seeds (null when no run had a value)")
+    sd: float | None = param(None, lo=0, hi=1e18, doc="standard deviation over the seeds (n - 1 in the denominator)")
+    n: int = param(0, lo=0, hi=1_000_000, doc="runs with a value")
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class BaselineSpec:
     experiment: str = param("", doc="the experiment checked: a name in experiments/ or a path (relative to this file)")
     description: str = param("", doc="what the baseline guards, in a sentence")
     strategies: tuple[str, ...] = param((), doc="the experiment's strategies to check (default: all)")
-    seeds: tuple[int, ...] = param((), doc="seeds of the runs (a whole number N means the experiment's first N replicate seeds)")
+    seeds: tuple[int, ...] = param((), lo=0, hi=2**63 - 1, doc="seeds of the runs (a whole number N means the experiment's first N replicate seeds)")
     overrides: tuple[str, ...] = param((), doc="key=value overrides after the experiment's own (keep the runs small)")
     metrics: tuple[CheckMetric, ...] = param(DEFAULT_CHECK_METRICS, doc="horizon metrics and curve summaries checked")
     tolerance: Tolerance = param(factory=Tolerance, doc="how far a mean may move")
@@ -132,17 +133,9 @@ def available_baselines(dirs: Sequence[str | os.PathLike] | None = None) -> dict
 
 
 def _read_mapping(path: Path) -> dict:
-    import json
+    from sim.inputs import read_json, read_yaml
 
-    import yaml
-
-    text = path.read_text()
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else getattr(exc, "lineno", None)
-        raise ConfigError(f"{path}{f' line {line}' if line else ''}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}") from None
+    data = read_json(path) if path.suffix == ".json" else read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -153,10 +146,10 @@ def _read_mapping(path: Path) -> dict:
 def load_baseline(name: str | os.PathLike, dirs: Sequence[str | os.PathLike] | None = None) -> Baseline:
     """A baseline by name (in the baseline folders) or by path, validated, with its experiment."""
     path = Path(name).expanduser()
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         found = available_baselines(dirs)
         if str(name) not in found:
-            raise ConfigError(f"baseline = {str(name)!r}: no such baseline{suggest(str(name), found)}; "
+            raise ConfigError(f"baseline = {excerpt(str(name))}: no such baseline{suggest(str(name), found)}; "
                               f"available: {', '.join(sorted(found)) or 'none'}")
         path = found[str(name)]
     data = _read_mapping(path)
@@ -182,7 +175,7 @@ def load_baseline(name: str | os.PathLike, dirs: Sequence[str | os.PathLike] | N
     for s in spec.strategies:
         require(s in experiment.strategies, f"{path}: strategies", s,
                 f"allowed are the strategies of experiment {spec.experiment}: {', '.join(experiment.strategies)}{suggest(s, experiment.strategies)}")
-    text = path.read_text()
+    text = read_text(path)
     header = "".join(line for line in text.splitlines(keepends=True)[:20] if line.startswith("#")) if path.suffix != ".json" else ""
     return Baseline(path.stem, path, spec, experiment, text, header)
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sim.schema import ConfigError
+from sim.schema import ConfigError, clip, excerpt
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -67,15 +67,18 @@ def _apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    from sim.config import check_override_text
+
     from sim.schema import ConfigError
 
     cfg = OmegaConf.create(data)
     parser = OverridesParser.create()
     for text in overrides:
+        check_override_text(text)
         try:
             ov = parser.parse_override(text)
         except Exception as exc:  # hydra raises its own parse errors; report them in one line
-            raise ConfigError(f"override {text!r}: {str(exc).splitlines()[0]}") from None
+            raise ConfigError(f"override {excerpt(text)}: {clip(str(exc).splitlines()[0], 300)}") from None
         key = ov.key_or_group
         if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
             raise ConfigError(f"{key}: unknown key (a resolved config.yaml takes key=value overrides only)")
@@ -96,6 +99,25 @@ def save_failed_config(cfg, out: Path) -> Path:
     return path
 
 
+def warn_changed_inputs(config: Path, cfg) -> None:
+    """One ``warning:`` line per input file a rerun of a run folder's ``config.yaml`` reads (its
+    edge list) whose content differs from the hash that run recorded in ``summary.json``."""
+    import json
+
+    from sim.config import input_files
+    from sim.inputs import changed_inputs, read_text
+
+    summary = config.parent / "summary.json"
+    if not summary.is_file():
+        return
+    try:
+        recorded = json.loads(read_text(summary, limit=50_000_000)).get("inputs")
+    except (ConfigError, ValueError, AttributeError):
+        return
+    for change in changed_inputs(recorded, input_files(cfg)):
+        print(f"warning: {change}: changed since the run in {config.parent}; this rerun will not reproduce it", file=sys.stderr)
+
+
 def cmd_run(args) -> int:
     from sim.config import compose, load_yaml, validate
     from sim.runs import prepare_parent, simulate, write_run_folder
@@ -107,6 +129,7 @@ def cmd_run(args) -> int:
         cfg = load_yaml(args.config)
         if args.overrides:
             cfg = validate(_apply_overrides(to_plain(cfg), args.overrides))
+        warn_changed_inputs(Path(args.config), cfg)
     else:
         cfg = compose(None, args.overrides)
     out = Path(cfg.out)
@@ -285,7 +308,7 @@ def _number(key: str, text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"{key} = {text!r}: allowed is a whole number") from None
+        raise ConfigError(f"{key} = {excerpt(text)}: allowed is a whole number") from None
 
 
 def cmd_experiments(args) -> int:
@@ -366,7 +389,10 @@ def cmd_scenarios(args) -> int:
             continue
         print(f"{group}:")
         for name in names:
-            print(f"  {name:<26} {scenario_description(name, brief=True)}")
+            try:
+                print(f"  {name:<26} {scenario_description(name, brief=True)}")
+            except ConfigError as exc:  # a FIFO or a huge file named x.yaml: listed, never read
+                print(f"  {name:<26} (cannot be read: {exc})")
     return 0
 
 
@@ -482,11 +508,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides_last(argv: list[str]) -> list[str]:
+def _value_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Option strings that take a value (``--config``, ``--out``, ...), in every subcommand."""
+    found = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _value_options(sub)
+        elif action.option_strings and action.nargs != 0:
+            found.update(action.option_strings)
+    return found
+
+
+def _overrides_last(argv: list[str], value_options: set[str] | None = None) -> list[str]:
     """Let options and key=value overrides mix in any order (``sim run x=1 --no-plots y=2``):
-    argparse wants a positional list in one piece, so the overrides are moved to the end."""
-    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
-    return [a for a in argv if a not in overrides] + overrides
+    argparse wants a positional list in one piece, so the overrides are moved to the end. The value
+    of an option (``--config runs/a=b/config.yaml``) stays with its option, ``=`` or not."""
+    value_options = _value_options(build_parser()) if value_options is None else value_options
+    keep, overrides = [], []
+    for k, a in enumerate(argv):
+        is_value = k > 0 and argv[k - 1] in value_options
+        (overrides if "=" in a and not a.startswith("-") and not is_value else keep).append(a)
+    return keep + overrides
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -495,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     parser = build_parser()
-    args = parser.parse_args(_overrides_last(argv))
+    args = parser.parse_args(_overrides_last(argv, _value_options(parser)))
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE

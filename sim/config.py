@@ -20,10 +20,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from sim.schema import ConfigError, build, param, require, suggest, to_plain
+from sim.schema import ConfigError, build, clip, excerpt, param, require, suggest, to_plain
 from sim.vocabulary import CHANNELS  # noqa: F401  (as before)
 
 SCENARIO_GROUPS = ("named", "platform", "strategy")
+MAX_PEOPLE = 200_000_000  #: the largest market (graph nodes) a run can hold
 
 
 # --------------------------------------------------------------------------------------------
@@ -37,12 +38,12 @@ class SegmentConfig:
     share: float = param(0.25, lo=0, hi=1, unit="fraction of people", doc="share of the population in this segment")
     visit_rate: float = param(0.35, lo=0, hi=1, unit="probability per day", doc="visit probability of an engaged user at baseline satisfaction, before habit")
     need_rate: float = param(0.04, lo=0, hi=5, unit="orders per day", doc="latent demand accrued per day")
-    basket_rmb: float = param(60.0, lo=0, lo_open=True, unit="RMB", doc="mean order value")
+    basket_rmb: float = param(60.0, lo=0, hi=1e6, lo_open=True, unit="RMB", doc="mean order value")
     share_rate: float = param(0.05, lo=0, hi=1, unit="probability per visit", doc="chance a visit includes word of mouth to one friend")
     invite_propensity: float = param(1.0, lo=0, hi=20, unit="multiplier", doc="how readily this segment sends referral invitations")
     deal_sensitivity: float = param(1.0, lo=0, hi=20, unit="multiplier", doc="response to discounts and rewards")
     content_affinity: float = param(1.0, lo=0, hi=20, unit="multiplier", doc="response to content and livestreams")
-    frailty: float = param(1.0, lo=0, lo_open=True, unit="multiplier", doc="mean churn-hazard multiplier")
+    frailty: float = param(1.0, lo=0, hi=100, lo_open=True, unit="multiplier", doc="mean churn-hazard multiplier")
     satisfaction: float = param(0.5, lo=0, hi=1, unit="fraction", doc="baseline satisfaction the segment reverts to")
 
 
@@ -59,7 +60,7 @@ def _default_segments() -> dict[str, SegmentConfig]:
 
 @dataclass(frozen=True)
 class PopulationConfig:
-    size: int = param(100_000, lo=2, hi=200_000_000, unit="people", doc="people in the addressable market (graph nodes); an edge list sets it to its node count")
+    size: int = param(100_000, lo=2, hi=MAX_PEOPLE, unit="people", doc="people in the addressable market (graph nodes); an edge list sets it to its node count")
     segments: dict[str, SegmentConfig] = param(factory=_default_segments, doc="segment name -> parameters; shares must sum to 1")
     frailty_cv: float = param(1.3, lo=0, hi=10, unit="coefficient of variation", doc="spread of individual churn hazards (gamma frailty); 0 makes everyone alike")
 
@@ -87,7 +88,10 @@ class GraphConfig:
     def check(self, path: str) -> None:
         if self.kind == "edgelist":
             require(bool(self.path), f"{path}.path", self.path, "graph.kind=edgelist needs graph.path, the edge-list file")
-            require(Path(self.path).expanduser().is_file(), f"{path}.path", self.path, "no such file")
+            from sim.inputs import file_problem
+
+            problem = file_problem(Path(self.path).expanduser())
+            require(problem is None, f"{path}.path", self.path, problem if problem == "no such file" else f"{problem}; allowed is an edge-list file")
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class AdoptionConfig:
     external_rate: float = param(0.0002, lo=0, hi=1, unit="probability per day", doc="chance a non-user hears of the platform from outside the graph (press, app stores)")
     external_conversion: float = param(0.5, lo=0, hi=1, unit="probability", doc="chance an outside exposure leads to joining")
     word_of_mouth_conversion: float = param(0.08, lo=0, hi=1, unit="probability", doc="chance an unpaid mention by a friend leads to joining")
-    seed_users: int = param(50, lo=0, unit="people", doc="users on day 0, picked at random")
+    seed_users: int = param(50, lo=0, hi=MAX_PEOPLE, unit="people", doc="users on day 0, picked at random")
 
 
 @dataclass(frozen=True)
@@ -127,8 +131,8 @@ class VisitConfig:
 @dataclass(frozen=True)
 class PurchaseConfig:
     conversion: float = param(0.45, lo=0, hi=20, unit="per order of need per visit", doc="purchase intensity: P(buy) = 1 - exp(-conversion x need x relevance x deal factor)")
-    need_cap: float = param(3.0, lo=0, lo_open=True, unit="orders", doc="latent demand stops accruing at this stock")
-    initial_need: float = param(0.8, lo=0, unit="orders", doc="demand stock of a new user (why they came)")
+    need_cap: float = param(3.0, lo=0, hi=1000, lo_open=True, unit="orders", doc="latent demand stops accruing at this stock")
+    initial_need: float = param(0.8, lo=0, hi=1000, unit="orders", doc="demand stock of a new user (why they came)")
     basket_sigma: float = param(0.5, lo=0, hi=3, unit="log RMB", doc="spread of order values (lognormal)")
     loyal_need_ratio: float = param(1.4, lo=0, hi=10, unit="multiplier", doc="demand accrual of loyal users relative to active (seed 001: +40 % repurchase)")
 
@@ -136,7 +140,7 @@ class PurchaseConfig:
 @dataclass(frozen=True)
 class ChurnConfig:
     base_hazard: float = param(0.45, lo=0, hi=20, unit="per day", doc="churn hazard on the joining day for frailty 1 at baseline satisfaction")
-    tenure_days: float = param(3.0, lo=0, lo_open=True, unit="days", doc="tenure scale: hazard x (1 + age / tenure_days)^-tenure_decay")
+    tenure_days: float = param(3.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="tenure scale: hazard x (1 + age / tenure_days)^-tenure_decay")
     tenure_decay: float = param(0.1, lo=0, hi=10, unit="exponent", doc="how fast hazard falls with tenure (0: constant)")
     satisfaction_weight: float = param(3.0, lo=0, hi=50, unit="log-hazard per unit satisfaction", doc="how much satisfaction lowers hazard")
     friends_weight: float = param(0.3, lo=0, hi=10, unit="log-hazard per log friend", doc="social embeddedness: hazard x (1 + friends on platform)^-friends_weight")
@@ -160,16 +164,16 @@ class SocialConfig:
     saturation: float = param(0.7, lo=0, hi=1, lo_open=True, unit="multiplier", doc="each earlier invitation received scales the next one's effect by this (Leskovec et al. 2007)")
     repeat_fade: float = param(0.5, lo=0, hi=1, unit="multiplier", doc="each repeat from the same sender scales its effect by this")
     novelty_boost: float = param(2.0, lo=0, hi=100, unit="multiplier", doc="extra sharing and inviting by a brand-new user: x (1 + novelty_boost) on the joining day")
-    novelty_days: float = param(5.0, lo=0, lo_open=True, unit="days", doc="time scale over which the novelty boost fades (exponentially)")
+    novelty_days: float = param(5.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="time scale over which the novelty boost fades (exponentially)")
     ask_fade: float = param(0.8, lo=0, hi=1, unit="multiplier", doc="requests for help (group-buy links, assist clicks): each recent request a person received scales their response to the next by this")
-    ask_half_life_days: float = param(7.0, lo=0, lo_open=True, unit="days", doc="how fast the memory of requests received fades (half-life)")
-    ask_tolerance: float = param(3.0, lo=0, unit="requests", doc="recent requests a person takes without annoyance")
+    ask_half_life_days: float = param(7.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="how fast the memory of requests received fades (half-life)")
+    ask_tolerance: float = param(3.0, lo=0, hi=1000, unit="requests", doc="recent requests a person takes without annoyance")
     ask_annoyance: float = param(0.02, lo=0, hi=1, unit="satisfaction per request", doc="satisfaction lost per request beyond the tolerance")
 
 
 @dataclass(frozen=True)
 class LifecycleConfig:
-    loyal_min_orders: int = param(3, lo=1, unit="orders", doc="orders before an active user can become loyal")
+    loyal_min_orders: int = param(3, lo=1, hi=1_000_000, unit="orders", doc="orders before an active user can become loyal")
     loyal_min_satisfaction: float = param(0.6, lo=0, hi=1, unit="satisfaction", doc="satisfaction needed to become (and stay) loyal")
 
 
@@ -200,8 +204,8 @@ class CatalogueConfig:
 class PlatformConfig:
     name: str = param("generic", doc="preset name (informational)")
     take_rate: float = param(0.05, lo=0, hi=1, unit="fraction of GMV", doc="commission the platform keeps")
-    ad_revenue_per_visit_rmb: float = param(0.02, lo=0, unit="RMB per visit", doc="advertising revenue per daily visit")
-    price_level: float = param(1.0, lo=0, lo_open=True, unit="multiplier", doc="scales every price (a metamorphic-test knob)")
+    ad_revenue_per_visit_rmb: float = param(0.02, lo=0, hi=10_000, unit="RMB per visit", doc="advertising revenue per daily visit")
+    price_level: float = param(1.0, lo=0, hi=100, lo_open=True, unit="multiplier", doc="scales every price (a metamorphic-test knob)")
 
 
 @dataclass(frozen=True)
@@ -223,8 +227,16 @@ class SimConfig:
         """Names of the enabled mechanisms, in registry order."""
         return [name for name, mc in self.mechanisms.items() if mc.enabled]
 
+    def check(self, path: str) -> None:
+        # An edge list sets the market size when it is loaded, unknown here: a scenario's seed users
+        # then start as min(seed_users, people), so that a small real graph runs with any scenario.
+        if self.graph.kind != "edgelist":
+            require(self.adoption.seed_users <= self.population.size, "adoption.seed_users", self.adoption.seed_users,
+                    f"allowed is at most population.size ({self.population.size:,} people)")
+
     def with_seed(self, seed: int) -> SimConfig:
-        return replace(self, seed=int(seed))
+        return with_sources(replace(self, seed=int(seed)), getattr(self, SOURCES, ()))
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,11 +248,11 @@ def validate(data: Mapping[str, Any]) -> SimConfig:
     from sim.mechanisms import REGISTRY
 
     if not isinstance(data, Mapping):
-        raise ConfigError(f"config = {data!r}: allowed is a mapping of settings")
+        raise ConfigError(f"config = {excerpt(data)}: allowed is a mapping of settings")
     data = dict(data)
     raw_mechs = data.pop("mechanisms", None) or {}
     if not isinstance(raw_mechs, Mapping):
-        raise ConfigError(f"mechanisms = {raw_mechs!r}: allowed is a mapping of mechanism names to settings")
+        raise ConfigError(f"mechanisms = {excerpt(raw_mechs)}: allowed is a mapping of mechanism names to settings")
     for name in raw_mechs:
         if name not in REGISTRY:
             raise ConfigError(f"mechanisms.{name}: unknown mechanism{suggest(str(name), REGISTRY)}; registered: {', '.join(REGISTRY)}")
@@ -288,15 +300,17 @@ def scenario_path(name: str) -> Path:
     """The file that defines scenario ``name`` (the first scenario root that has it)."""
     found = available_scenarios()
     if name not in found:
-        raise ConfigError(f"scenario = {name!r}: no such scenario{suggest(name, found)}; available: {', '.join(sorted(found))}")
-    return next(p for p in (root / found[name] / f"{name}.yaml" for root in scenario_dirs()) if p.is_file())
+        raise ConfigError(f"scenario = {excerpt(name)}: no such scenario{suggest(name, found)}; available: {', '.join(sorted(found))}")
+    return next(p for p in (root / found[name] / f"{name}.yaml" for root in scenario_dirs()) if p.exists())
 
 
 def scenario_description(name: str, brief: bool = False) -> str:
     """What a scenario is, from the comment at the top of its file, as one paragraph (``brief``:
     its first sentence only, for listings)."""
+    from sim.inputs import read_text
+
     lines = []
-    for line in scenario_path(name).read_text().splitlines():
+    for line in read_text(scenario_path(name)).splitlines():
         if not line.startswith("#"):
             break
         if "@package" not in line:
@@ -309,25 +323,56 @@ def scenario_override(name: str) -> str:
     """The Hydra group override that selects scenario ``name``."""
     found = available_scenarios()
     if name not in found:
-        raise ConfigError(f"scenario = {name!r}: no such scenario{suggest(name, found)}; available: {', '.join(sorted(found))}")
+        raise ConfigError(f"scenario = {excerpt(name)}: no such scenario{suggest(name, found)}; available: {', '.join(sorted(found))}")
     return f"{found[name]}={name}"
 
 
 _OVERRIDE = re.compile(r"^(?P<prefix>[+~]{0,2})(?P<key>[A-Za-z_][\w./@-]*)(?P<eq>=?)(?P<value>.*)$", re.S)
 
 
+def check_override_text(ov: str) -> re.Match:
+    """An override's parts; refused in one line unless it is ``key=value`` whose value, if it has
+    non-ASCII characters, is quoted (Hydra's grammar reads unquoted values as ASCII only)."""
+    m = _OVERRIDE.match(ov)
+    if m is None or not m.group("eq"):
+        hint = "" if ov.isascii() else "; a value with spaces or non-ASCII characters is quoted as a whole, as in \"key='a b'\""
+        raise ConfigError(f"override {excerpt(ov)}: allowed is key=value (Hydra override grammar){hint}")
+    value = m.group("value")
+    if not value.isascii() and not re.fullmatch(r"\s*(['\"]).*\1\s*", value, re.S):
+        key = m.group("prefix") + m.group("key")
+        raise ConfigError(f"{key} = {excerpt(value)}: text with non-ASCII characters must be quoted, "
+                          f"as in \"{key}='{clip(value, 40)}'\" (the outer quotes are for the shell)")
+    return m
+
+
 def _split(overrides: Iterable[str]) -> tuple[str | None, list[str]]:
     """Pull ``scenario=NAME`` out of an override list."""
     scenario, rest = None, []
     for ov in overrides:
-        m = _OVERRIDE.match(ov)
-        if m is None or not m.group("eq"):
-            raise ConfigError(f"override {ov!r}: allowed is key=value (Hydra override grammar)")
+        m = check_override_text(ov)
         if m.group("key") == "scenario" and not m.group("prefix"):
             scenario = m.group("value")
+            if not scenario.strip():
+                raise ConfigError(f"scenario = {scenario!r}: allowed is the name of a scenario (`sim scenarios` lists them)")
         else:
             rest.append(ov)
     return scenario, rest
+
+
+def selected_config_names(overrides: Iterable[str]) -> set[str]:
+    """The config names (``group/option``) that group overrides and ``scenario=`` select, sweep
+    values (``graph=er,ws``) included; other keys give names that match no file."""
+    found = available_scenarios()
+    names = set()
+    for ov in overrides:
+        m = _OVERRIDE.match(ov)
+        if m is None or not m.group("eq"):
+            continue
+        key = m.group("key").split("@")[0]
+        for value in re.split(r"[,()\[\]\s]+", m.group("value")):
+            if value:
+                names.add(f"{found[value]}/{value}" if key == "scenario" and value in found else f"{key}/{value}")
+    return names
 
 
 def _check_override_keys(overrides: Sequence[str], plain_defaults: Mapping[str, Any]) -> None:
@@ -341,7 +386,7 @@ def _check_override_keys(overrides: Sequence[str], plain_defaults: Mapping[str, 
         if key in groups:
             value = m.group("value")
             if value not in groups[key] and not any(c in value for c in ",()[]*"):
-                raise ConfigError(f"{key} = {value!r}: no such option{suggest(value, groups[key])}; available: {', '.join(sorted(groups[key]))}")
+                raise ConfigError(f"{key} = {excerpt(value)}: no such option{suggest(value, groups[key])}; available: {', '.join(sorted(groups[key]))}")
             continue
         node: Any = plain_defaults
         walked = []
@@ -407,17 +452,23 @@ def _defaults_entries(data: Any) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _scenario_file_problem(path: str, mtime_ns: int) -> str | None:
-    import yaml
+def _parsed_scenario_file(path: str, mtime_ns: int) -> tuple[Any, str | None]:
+    """(parsed YAML, problem) of a scenario file (cached by path and modification time)."""
+    from sim.inputs import parse_yaml, read_text
 
     try:
-        text = Path(path).read_text()
-        data = yaml.safe_load(text)
-    except OSError:
-        return None  # Hydra reports an unreadable file itself
-    except yaml.YAMLError as exc:  # a python tag (!!python/object/apply:...) lands here too
-        mark = getattr(exc, "problem_mark", None)
-        return f"{f'line {mark.line + 1}: ' if mark else ''}not valid YAML ({getattr(exc, 'problem', None) or 'parse error'})"
+        text = read_text(path, "")
+        data = parse_yaml(text)
+    except ConfigError as exc:  # not UTF-8, not valid YAML (a python tag lands here too), an alias bomb
+        return None, str(exc).removeprefix(": ")
+    return data, _scenario_problem(text, data)
+
+
+def _scenario_file_problem(path: str, mtime_ns: int) -> str | None:
+    return _parsed_scenario_file(path, mtime_ns)[1]
+
+
+def _scenario_problem(text: str, data: Any) -> str | None:
     package = _package_header(text)
     if package is not None and reaches_hydra(package):
         return f"@package {package}: a scenario file cannot write into Hydra's own settings (they can name code to run or files to write)"
@@ -430,23 +481,84 @@ def _scenario_file_problem(path: str, mtime_ns: int) -> str | None:
     return f"{key}: a config file cannot name code to import or run" if key else None
 
 
-def check_scenario_files() -> None:
+def _scenario_files() -> tuple[list[tuple[Path, Path]], dict[str, str]]:
+    """Every ``*.yaml`` of the scenario roots as (root, path) for the regular files of at most
+    ``MAX_CONFIG_BYTES``, and config name (``graph/friends``) -> problem for the others (a FIFO,
+    a device, a huge file): those are never opened, and refused only where something selects them."""
+    from sim.inputs import MAX_CONFIG_BYTES, file_problem
+
+    readable, unreadable = [], {}
+    for root in scenario_dirs():
+        for path in sorted(root.rglob("*.yaml")):
+            problem = file_problem(path, MAX_CONFIG_BYTES)
+            if problem is None:
+                readable.append((root, path))
+            else:
+                unreadable.setdefault(path.relative_to(root).with_suffix("").as_posix(), f"{path}: {problem}")
+    return readable, unreadable
+
+
+def _defaults_names(data: Any, folder: str) -> set[str]:
+    """The config names (``group/option``) a defaults list selects, absolute and relative to ``folder``."""
+    names: set[str] = set()
+    if not isinstance(data, Mapping) or not isinstance(data.get("defaults"), list):
+        return names
+    for entry in data["defaults"]:
+        pairs = []
+        if isinstance(entry, Mapping):
+            for key, value in entry.items():
+                group = re.sub(r"^(override|optional)\s+", "", str(key).strip()).split("@")[0]
+                for option in value if isinstance(value, list) else [value]:
+                    pairs.append(f"{group}/{option}")
+        elif isinstance(entry, str):
+            pairs.append(entry.split("@")[0].strip())
+        for name in pairs:
+            names.add(name.lstrip("/"))
+            if not name.startswith("/") and folder:
+                names.add(f"{folder}/{name}")
+    return names
+
+
+def check_scenario_files(selected: Iterable[str] = ()) -> list[Path]:
     """Refuse scenario files that could make Hydra import or run code or write files: a ``hydra``
     section (callbacks, launchers, logging handlers), a ``# @package`` header or a defaults-list entry
     that places a config into Hydra's own settings, a ``_target_``-like key anywhere, or Hydra's own
-    config groups (``hydra/``) in a folder of ``SIM_SCENARIO_PATH``. Only the project's
-    ``scenarios/sweep.yaml`` configures Hydra (its result collector)."""
+    config groups (``hydra/``) in a folder of ``SIM_SCENARIO_PATH``; also files that are not UTF-8
+    or not valid YAML (alias bombs and deep nesting included). Only the project's
+    ``scenarios/sweep.yaml`` configures Hydra (its result collector).
+
+    A ``*.yaml`` that is not a regular file of at most 1 MB (a FIFO, a link to ``/dev/zero``, a huge
+    file) is never read: it is refused when ``selected`` (config names such as ``named/default``,
+    ``graph/friends``) or a defaults list names it, and ignored otherwise.
+
+    Returns the scenario files the selection reads (the first root's file of each selected name),
+    which a run records with their content hashes."""
     roots = scenario_dirs()
-    for root in roots:
-        builtin = root == roots[0]
-        if not builtin and (root / "hydra").exists():
+    for root in roots[1:]:
+        if (root / "hydra").exists():
             raise ConfigError(f"{root / 'hydra'}: scenario folders cannot hold Hydra's own config groups (they can name code to run)")
-        for path in sorted(root.rglob("*.yaml")):
-            if builtin and path == root / "sweep.yaml":
-                continue
-            problem = _scenario_file_problem(str(path), path.stat().st_mtime_ns)
-            if problem:
-                raise ConfigError(f"{path}: {problem}")
+    readable, unreadable = _scenario_files()
+    selects: dict[str, set[str]] = {}  # config name -> the names its defaults list selects
+    for root, path in readable:
+        if root == roots[0] and path == root / "sweep.yaml":
+            continue
+        data, problem = _parsed_scenario_file(str(path), path.stat().st_mtime_ns)
+        if problem:
+            raise ConfigError(f"{path}: {problem}")
+        name = path.relative_to(root).with_suffix("").as_posix()
+        selects.setdefault(name, set()).update(_defaults_names(data, path.parent.relative_to(root).as_posix().strip(".")))
+    wanted, todo = set(), ["config", *selected]  # what the primary config and the overrides select, transitively
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(selects.get(name, ()))
+    for name in sorted(wanted & set(unreadable)):
+        raise ConfigError(f"{unreadable[name]}; a scenario file must be a regular YAML file of at most 1 MB")
+    first: dict[str, Path] = {}
+    for root, path in readable:
+        first.setdefault(path.relative_to(root).with_suffix("").as_posix(), path)
+    return [first[name] for name in sorted(wanted) if name in first]
 
 
 def override_key(text: str) -> str:
@@ -495,9 +607,9 @@ def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> 
     name_in_overrides, rest = _split(overrides)
     name = name_in_overrides or scenario or "default"
     check_no_code(rest)
-    check_scenario_files()
-    _check_override_keys(rest, defaults())
     hydra_overrides = [scenario_override(name), *rest]
+    files = check_scenario_files(selected_config_names(hydra_overrides))
+    _check_override_keys(rest, defaults())
     extra = [r for r in scenario_dirs()[1:]]
     if extra:
         hydra_overrides.append("hydra.searchpath=[" + ",".join(f"file://{r}" for r in extra) + "]")
@@ -510,7 +622,7 @@ def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> 
             cfg = compose(config_name="config", overrides=hydra_overrides)
     except (HydraException, OmegaConfBaseException) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"overrides {' '.join(overrides) or '(none)'}: {first}") from None
+        raise ConfigError(f"overrides {clip(' '.join(overrides)) or '(none)'}: {clip(first, 300)}") from None
     try:  # interpolations resolve here: an unknown resolver or a missing key is one line too
         data = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
@@ -518,31 +630,46 @@ def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> 
         key = getattr(exc, "full_key", None)
         raise ConfigError(f"{key + ': ' if key else ''}{first}") from None
     data["scenario"] = name
+    data[SOURCES] = [str(p) for p in files]
     return data
 
 
 def compose(scenario: str | None = None, overrides: Sequence[str] = (), seed: int | None = None) -> SimConfig:
     """Compose and validate: the one way a configuration is made from scenario files."""
     data = compose_dict(scenario, overrides)
+    files = data.pop(SOURCES)
     if seed is not None:
         data["seed"] = int(seed)
-    return validate(data)
+    return with_sources(validate(data), files)
+
+
+#: Key under which :func:`compose_dict` lists the scenario files it read (not a setting).
+SOURCES = "_scenario_files"
+
+
+def with_sources(cfg: SimConfig, files: Sequence[str]) -> SimConfig:
+    """``cfg`` remembering the scenario files it was composed from (for provenance; not a setting:
+    not in ``config.yaml``, not compared)."""
+    object.__setattr__(cfg, SOURCES, tuple(files))
+    return cfg
+
+
+def input_files(cfg: SimConfig) -> list[str]:
+    """Every file a run of ``cfg`` reads: the scenario files it was composed from and its edge list."""
+    files = list(getattr(cfg, SOURCES, ()))
+    if cfg.graph.kind == "edgelist" and cfg.graph.path:
+        files.append(str(Path(cfg.graph.path).expanduser()))
+    return files
 
 
 def load_yaml(path: str | os.PathLike) -> SimConfig:
     """Validate a fully resolved ``config.yaml`` (for example from an earlier run folder)."""
-    import yaml
+    from sim.inputs import file_problem, read_yaml
 
     p = Path(path)
-    if not p.is_file():
+    if file_problem(p) == "no such file":
         raise ConfigError(f"{p}: no such config file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" line {line + 1}" if line is not None else ""
-        raise ConfigError(f"{p}{where}: not valid YAML") from None
-    return validate(data or {})
+    return validate(read_yaml(p) or {})
 
 
 def dump_yaml(cfg: SimConfig) -> str:

@@ -286,19 +286,15 @@ def available_experiments() -> dict[str, Path]:
 
 def load_experiment(name: str) -> tuple[str, ExperimentSpec]:
     """An experiment by name (``experiments/NAME.yaml``) or by path; returns (name, spec)."""
-    import yaml
+    from sim.inputs import read_yaml
 
     path = Path(name).expanduser()
-    if not (name.endswith((".yaml", ".yml")) or os.sep in name) or not path.is_file():
+    if not (name.endswith((".yaml", ".yml")) or os.sep in name) or not (path.exists() or path.is_symlink()):
         found = available_experiments()
         if name not in found:
             raise ConfigError(f"experiment = {name!r}: no such experiment{suggest(name, found)}; available: {', '.join(sorted(found)) or 'none'}")
         path = found[name]
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{path}{f' line {mark.line + 1}' if mark else ''}: not valid YAML") from None
+    data = read_yaml(path) or {}
     return path.stem, experiment_spec(data, str(path), base=path.parent)
 
 
@@ -678,11 +674,11 @@ def _check_launch(task: Sequence[str], user_hydra: Sequence[str]) -> None:
     """What a multirun hands Hydra names no code and writes nothing outside the sweep: the task
     overrides reach none of Hydra's settings, the user's Hydra settings only the launcher and the
     sweep folder, and no scenario file Hydra may read places anything into its settings."""
-    from sim.config import check_no_code, check_scenario_files
+    from sim.config import check_no_code, check_scenario_files, selected_config_names
 
     check_no_code(task)
     check_no_code(user_hydra, HYDRA_SWEEP_SETTINGS)
-    check_scenario_files()
+    check_scenario_files(selected_config_names(task))
 
 
 def _launch(task_function: Callable, task: Sequence[str], own: Sequence[str], user_hydra: Sequence[str], folder: Path) -> None:

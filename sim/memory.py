@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim.config import CHANNELS, SimConfig
-from sim.schema import ConfigError
+from sim.schema import ConfigError, excerpt
 
 BASE_BYTES = 250e6  # interpreter, numpy, pandas, scipy, mesa, hydra, matplotlib
 BYTES_PER_PERSON = 125.0  # core columns (~75 B), kernel scratch (5 B) and the day's temporaries over users
@@ -57,17 +57,21 @@ def gb(x: float) -> str:
 
 
 def estimate(cfg: SimConfig) -> MemoryEstimate:
-    """The memory a run of ``cfg`` needs (no graph is built; an edge list is sized by its file)."""
+    """The memory a run of ``cfg`` needs (no graph is built; an edge list is sized by its largest node id
+    or ``# nodes:`` header and its lines, read without loading it)."""
     g, n = cfg.graph, cfg.population.size
     build_per_edge = BUILD_BYTES_PER_EDGE
     if g.kind == "complete":
         edges = 0
     elif g.kind == "edgelist":
-        # A text edge list takes at least ~4 bytes per line ("1 2\n"); loading it holds Python
-        # tokens per line, so its build cost per edge is larger.
-        size = Path(g.path).expanduser().stat().st_size if g.path and Path(g.path).expanduser().is_file() else 0
-        edges = int(2 * size / 4)
+        # The loaded graph has one node per id up to the largest (or the '# nodes:' header), and
+        # two directed edges per line; loading holds Python tokens per line, so its build cost per
+        # edge is larger.
+        from sim.graph.loader import edgelist_extent
+
+        n, lines = edgelist_extent(g.path) if g.path else (0, 0)
         n = max(n, 1)
+        edges = 2 * lines
         build_per_edge = 120.0
     else:
         edges = int(n * g.avg_degree)
@@ -99,13 +103,48 @@ def available_bytes() -> float:
             avail = float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (ValueError, OSError, AttributeError):
             return float("inf")
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            limit = Path(limit_file).read_text().strip()
-            if limit.isdigit() and int(limit) < 1 << 60:
-                avail = min(avail, float(int(limit) - int(Path(usage_file).read_text().strip())))
+    return min(avail, cgroup_available())
+
+
+def _cgroup_dirs(proc_cgroup: str | os.PathLike, fs_root: str | os.PathLike) -> list[tuple[Path, str, str]]:
+    """The memory cgroup folders of this process, innermost first, up to the root, as (folder,
+    limit file, usage file): cgroup v2 (``0::/path``) and v1 (a ``memory`` controller line)."""
+    root = Path(fs_root)
+    try:
+        lines = Path(proc_cgroup).read_text().splitlines()
+    except OSError:
+        lines = []
+    found = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, rel = parts
+        if controllers == "":
+            base, files = root, ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):
+            base, files = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        folder = base / rel.strip().lstrip("/")
+        while True:  # the tightest limit on the way up holds (SLURM limits the job's folder, not the root)
+            found.append((folder, *files))
+            if folder == base or base not in folder.parents:
                 break
+            folder = folder.parent
+    if not found:  # no /proc/self/cgroup: the root files, as a container shows them
+        found = [(root, "memory.max", "memory.current"), (root / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes")]
+    return found
+
+
+def cgroup_available(proc_cgroup: str | os.PathLike = "/proc/self/cgroup", fs_root: str | os.PathLike = "/sys/fs/cgroup") -> float:
+    """Memory left under the limits of this process's own cgroups (v1 and v2; inf without a limit)."""
+    avail = float("inf")
+    for folder, limit_file, usage_file in _cgroup_dirs(proc_cgroup, fs_root):
+        try:
+            limit = (folder / limit_file).read_text().strip()
+            if limit.isdigit() and int(limit) < 1 << 60:
+                avail = min(avail, float(int(limit) - int((folder / usage_file).read_text().strip())))
         except (OSError, ValueError):
             continue
     return avail
@@ -116,7 +155,9 @@ def check_memory(cfg: SimConfig, available: float | None = None) -> MemoryEstima
     est = estimate(cfg)
     avail = available_bytes() if available is None else available
     if est.peak_bytes > avail:
-        raise ConfigError(
-            f"population.size = {cfg.population.size:,}: this run needs {est.describe()}, "
-            f"but only {gb(avail)} of memory is available; use fewer people or a sparser graph (graph.avg_degree)")
+        if cfg.graph.kind == "edgelist":
+            what, advice = f"graph.path = {excerpt(str(cfg.graph.path))}", "use a smaller graph (node ids are numbered from 0: renumber sparse ids)"
+        else:
+            what, advice = f"population.size = {cfg.population.size:,}", "use fewer people or a sparser graph (graph.avg_degree)"
+        raise ConfigError(f"{what}: this run needs {est.describe()}, but only {gb(avail)} of memory is available; {advice}")
     return est

@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from sim import __version__
-from sim.config import SimConfig, compose, dump_yaml
+from sim.config import SimConfig, compose, dump_yaml, input_files
+from sim.inputs import input_hashes
 from sim.engine import GrowthModel
 from sim.metrics import channel_table, summary
 from sim.schema import ConfigError
@@ -76,6 +77,7 @@ def simulate(cfg: SimConfig, progress=None) -> RunResult:
         "wall_seconds": round(time.perf_counter() - t0, 4),
         "mechanisms": cfg.enabled(),
         "graph_notes": list(getattr(model.graph, "notes", ())),
+        "inputs": input_hashes(input_files(cfg)),  # what the run read, for `sim run --config` to notice a change
     })
     return RunResult(model.cfg, daily, model.metrics.cohorts(), channel_table(model, daily), info, model=model)
 

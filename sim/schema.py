@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import reprlib
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -50,6 +51,24 @@ def suggest(name: str, options: typing.Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+EXCERPT = 80  #: characters of a value an error message shows at most
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = _repr.maxlong = EXCERPT
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 8
+_repr.maxlevel = 3
+
+
+def excerpt(value: Any, limit: int = EXCERPT) -> str:
+    """A short repr of ``value`` for an error message (bounded time and length, whatever its size)."""
+    return clip(_repr.repr(value), limit)
+
+
+def clip(text: str, limit: int = EXCERPT) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -57,11 +76,16 @@ def _join(path: str, key: str) -> str:
 def _fmt(value: Any) -> str:
     if value is None:
         return "null"
-    return repr(value) if isinstance(value, str) else str(value)
+    return excerpt(value)
+
+
+def _bound(x: float) -> str:
+    return str(int(x)) if isinstance(x, float) and x.is_integer() and abs(x) < 1e16 else str(x)
 
 
 def _range_text(meta: Mapping[str, Any]) -> str:
     lo, hi = meta.get("lo"), meta.get("hi")
+    lo, hi = (None if lo is None else _bound(lo)), (None if hi is None else _bound(hi))
     if lo is not None and hi is not None:
         left = "(" if meta.get("lo_open") else "["
         return f"a number in {left}{lo}, {hi}]"
@@ -75,7 +99,7 @@ def _range_text(meta: Mapping[str, Any]) -> str:
 def _check_range(value: float, meta: Mapping[str, Any], path: str) -> None:
     lo, hi = meta.get("lo"), meta.get("hi")
     bad = (
-        math.isnan(value)
+        not math.isfinite(value)  # inf too: no range is open-ended (products of settings must not overflow)
         or (lo is not None and (value < lo or (meta.get("lo_open") and value == lo)))
         or (hi is not None and value > hi)
     )

@@ -133,6 +133,20 @@ def test_every_shipped_comparison_experiment_has_a_baseline():
     ("experiment: referral_reward\nseeds: [1, 2\n", "not valid YAML"),
     ("experiment: referral_reward\nseeds: 3\n", "no expected values yet; run `sim check --update bad`"),
     ("experiment: referral_reward\nseeds: 3\noverrides: [horizon=0]\nexpected: {default: {}}\n", "horizon = 0: allowed is a number in [1, 36500]"),
+    # A spread that is infinite, negative or NaN makes the tolerance infinite (or the comparison
+    # false either way): "behaviour holds" whatever moved.
+    ("experiment: referral_reward\nseeds: 3\nexpected: {default: {profit: {mean: 1.0, sd: .inf, n: 3}}}\n",
+     "expected.default.profit.sd = inf: allowed is a number in [0, 1e+18]"),
+    ("experiment: referral_reward\nseeds: 3\nexpected: {default: {profit: {mean: 1.0, sd: -2.0, n: 3}}}\n",
+     "expected.default.profit.sd = -2.0: allowed is a number in [0, 1e+18]"),
+    ("experiment: referral_reward\nseeds: 3\nexpected: {default: {profit: {mean: 1.0, sd: .nan, n: 3}}}\n",
+     "expected.default.profit.sd = nan: allowed is a number in [0, 1e+18]"),
+    ("experiment: referral_reward\nseeds: 3\nexpected: {default: {profit: {mean: 1.0, sd: 1.0e+300, n: 3}}}\n",
+     "expected.default.profit.sd = 1e+300: allowed is a number in [0, 1e+18]"),
+    ("experiment: referral_reward\nseeds: 3\nexpected: {default: {profit: {mean: -.inf, sd: 1.0, n: 3}}}\n",
+     "expected.default.profit.mean = -inf: allowed is a number in [-1e+18, 1e+18]"),
+    ("experiment: referral_reward\nseeds: [1, 9223372036854775808]\n",
+     "seeds[1] = 9223372036854775808: allowed is a number in [0, 9223372036854775807]"),
 ])
 def test_a_bad_baseline_is_one_line_naming_the_file_and_key(tmp_path, capsys, text, message):
     (tmp_path / "bad.yaml").write_text(text)

@@ -116,3 +116,74 @@ def test_a_scenario_describes_itself_with_the_comment_atop_its_file(tmp_path, mo
         assert brief and full.startswith(brief) and "@package" not in full, name
     with pytest.raises(ConfigError, match="scenario = 'half_reward': no such scenario .did you mean 'half_rewards'"):
         scenario_description("half_reward")
+
+
+def test_a_config_path_with_an_equals_sign_is_a_path_not_an_override(tmp_path, capsys):
+    from sim import cli
+
+    folder = tmp_path / "runs" / "a=b"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("horizon: 0\n")
+    assert cli.main(["run", "--config", str(folder / "config.yaml"), "--no-plots", "seed=2"]) == 2
+    assert capsys.readouterr().err.strip() == "error: horizon = 0: allowed is a number in [1, 36500] (days)"
+
+
+def test_an_empty_scenario_name_is_refused():
+    with pytest.raises(ConfigError, match=r"^scenario = '': allowed is the name of a scenario"):
+        sim.compose(None, ["scenario="])
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"0 1\n1 99999999999999999999\n", ":2: node id 99999999999999999999 is out of range; allowed is [0, 200,000,000)"),
+    (b"0 1\n1 2.5\n", ":2: node id '2.5' is not a whole number, but other ids are (line 1)"),
+    (b"0 1\n-1 2\n", ":2: node id out of range in '-1' '2'; allowed is [0, 200,000,000)"),
+    (b"# nodes: 99999999999999\n0 1\n", ":1: # nodes: 99999999999999: allowed is at most 200,000,000"),
+    (b"0 1\n1 \xff2\n", ":2: byte 0xff is not valid UTF-8; allowed is UTF-8 or ASCII text"),
+    ("0 1\n1 2\n".encode("utf-16"), "': the file is UTF-16 text; allowed is UTF-8 or ASCII"),
+    ("0 1\n1 2\n".encode("utf-16-le"), "': the file is UTF-16 text; allowed is UTF-8 or ASCII"),
+], ids=["int64_overflow", "not_integer", "negative", "huge_header", "bad_utf8", "utf16_bom", "utf16_le"])
+def test_a_bad_edge_list_is_one_line(tmp_path, capsys, content, message):
+    from sim import cli
+
+    path = tmp_path / "friends.txt"
+    path.write_bytes(content)
+    code = cli.main(["run", "-q", "--no-plots", "graph=edgelist", f"graph.path={path}", "horizon=3", f"out={tmp_path / 'out'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and message in err and str(path) in err, err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: __import__("os").mkfifo(p), "a FIFO (named pipe), not a regular file; allowed is an edge-list file"),
+    (lambda p: p.symlink_to("/dev/zero"), "a character device, not a regular file; allowed is an edge-list file"),
+])
+def test_an_edge_list_that_is_not_a_regular_file_is_named_so(tmp_path, make, message):
+    path = tmp_path / "friends.txt"
+    make(path)
+    with pytest.raises(ConfigError) as err:
+        sim.compose("default", ["graph=edgelist", f"graph.path={path}"])
+    assert str(err.value) == f"graph.path = {str(path)!r}: {message}"
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("behaviour.purchase.initial_need=1e308", "behaviour.purchase.initial_need = 1e+308: allowed is a number in [0, 1000] (orders)"),
+    ("mechanisms.referral.reward_half_rmb=inf", "mechanisms.referral.reward_half_rmb = inf: allowed is a number in (0, 1000000] (RMB)"),
+    ("population.segments.deal_seeker.basket_rmb=1e300", "population.segments.deal_seeker.basket_rmb = 1e+300: allowed is a number in (0, 1000000]"),
+    ("adoption.seed_users=5000", "adoption.seed_users = 5000: allowed is at most population.size (3,000 people)"),
+    ("platform.name=café", "platform.name = 'café': text with non-ASCII characters must be quoted, as in \"platform.name='café'\""),
+    ("platform.name=拼多多", "platform.name = '拼多多': text with non-ASCII characters must be quoted"),
+])
+def test_values_the_schema_let_through_are_refused(override, expected):
+    with pytest.raises(ConfigError) as err:
+        sim.compose("default", ["population.size=3000", override])
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value), str(err.value)
+
+
+def test_a_non_ascii_override_on_a_resolved_config_says_to_quote(tmp_path, capsys):
+    from sim import cli
+
+    path = tmp_path / "config.yaml"
+    path.write_text("horizon: 3\n")
+    assert cli.main(["run", "--config", str(path), "platform.name=拼多多"]) == 2
+    assert "text with non-ASCII characters must be quoted" in capsys.readouterr().err
+    assert sim.compose("default", ["platform.name='拼多多'"]).platform.name == "拼多多"  # quoted, as the message says

@@ -215,3 +215,130 @@ def test_resolved_configs_and_baselines_are_plain_data(evil, tmp_path, name, tex
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         (load_yaml if name == "config.yaml" else load_baseline)(path)
+
+
+# ------------------------------------------------------------------------------ hostile input files
+def alias_bomb(levels: int = 9) -> str:
+    """A "billion laughs" document: a few hundred bytes whose aliases expand to 9**levels values."""
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"l{k}: &l{k} [" + ",".join([f"*l{k - 1}"] * 9) + "]" for k in range(1, levels)]
+    return "\n".join(lines) + f"\nhorizon: *l{levels - 1}\n"
+
+
+HOSTILE_YAML = [
+    (alias_bomb(), "not valid YAML (more than 200,000 values once its aliases are expanded"),
+    ("a: " + "[" * 10_000 + "]" * 10_000 + "\n", "not valid YAML (nested deeper than 100 levels)"),
+    ("horizon: 5\nplatform:\n  name: caf\xe9\n".encode("latin-1"), "line 3: byte 0xe9 is not valid UTF-8; allowed is UTF-8 or ASCII text"),
+    ("horizon: 5\n".encode("utf-16"), "the file is UTF-16 text; allowed is UTF-8 or ASCII"),
+]
+
+
+def _write(path, content) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+
+
+def _one_line_exit_2(args, capsys, message, timeout_s: float = 30) -> str:
+    import time
+
+    t0 = time.perf_counter()
+    code = cli.main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and message in err and len(err) < 400, err[:1000]
+    assert time.perf_counter() - t0 < timeout_s
+    return err
+
+
+@pytest.mark.parametrize("content, message", HOSTILE_YAML, ids=["alias_bomb", "deep", "latin1", "utf16"])
+def test_a_hostile_config_file_is_one_short_line(tmp_path, capsys, content, message):
+    path = tmp_path / "config.yaml"
+    _write(path, content)
+    err = _one_line_exit_2(["run", "-q", "--config", str(path), f"out={tmp_path / 'out'}"], capsys, message)
+    assert err.startswith(f"error: {path}: ")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content, message", HOSTILE_YAML, ids=["alias_bomb", "deep", "latin1", "utf16"])
+def test_a_hostile_experiment_or_baseline_file_is_one_short_line(tmp_path, capsys, content, message):
+    path = tmp_path / "exp.yaml"
+    _write(path, content)
+    _one_line_exit_2(["compare", f"experiment={path}", f"out={tmp_path / 'out'}"], capsys, message)
+    _one_line_exit_2(["check", str(path)], capsys, message)
+
+
+@pytest.mark.parametrize("content, message", HOSTILE_YAML, ids=["alias_bomb", "deep", "latin1", "utf16"])
+def test_a_hostile_scenario_file_is_refused_even_unselected(tmp_path, monkeypatch, content, message):
+    """Regular files keep the scenario folder's rule: every file is checked, selected or not."""
+    _write(tmp_path / "sc" / "named" / "bad.yaml", content)
+    monkeypatch.setenv("SIM_SCENARIO_PATH", str(tmp_path / "sc"))
+    with pytest.raises(ConfigError) as err:
+        sim.compose("default", ["population.size=500"])
+    assert "\n" not in str(err.value) and message in str(err.value) and len(str(err.value)) < 400
+
+
+def test_an_alias_bomb_in_a_value_is_excerpted_not_expanded(tmp_path, capsys):
+    """A bomb small enough to load still never reaches an error message whole."""
+    path = tmp_path / "config.yaml"
+    levels = ['&l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"&l{k} [" + ",".join([f"*l{k - 1}"] * 9) + "]" for k in range(1, 5)]
+    path.write_text("horizon: [" + ", ".join(levels) + "]\n")  # about 66,000 values: allowed, and wrong for horizon
+    err = _one_line_exit_2(["run", "-q", "--config", str(path), f"out={tmp_path / 'out'}"], capsys, "horizon = [['lol'")
+    assert len(err) < 200
+
+
+def _special_files(folder):
+    """Files named *.yaml that must never be opened: a FIFO, a link to /dev/zero, a 2 GB sparse file."""
+    import os
+
+    (folder / "named").mkdir(parents=True)
+    (folder / "graph").mkdir()
+    (folder / "platform").mkdir()
+    os.mkfifo(folder / "named" / "pipe.yaml")
+    (folder / "graph" / "zero.yaml").symlink_to("/dev/zero")
+    with open(folder / "platform" / "huge.yaml", "wb") as fh:
+        fh.truncate(2 * 10**9)
+
+
+def test_unselected_special_files_in_a_scenario_folder_are_ignored(tmp_path, monkeypatch, capsys):
+    _special_files(tmp_path / "sc")
+    (tmp_path / "sc" / "named" / "fine.yaml").write_text("# @package _global_\n# A fine scenario.\nhorizon: 7\n")
+    monkeypatch.setenv("SIM_SCENARIO_PATH", str(tmp_path / "sc"))
+    assert sim.compose("fine", ["population.size=500"]).horizon == 7
+    assert sim.compose("default", ["population.size=500"]).scenario == "default"
+    assert cli.main(["scenarios"]) == 0
+    out = capsys.readouterr().out
+    assert "A fine scenario." in out and "pipe" in out and "cannot be read" in out
+
+
+@pytest.mark.parametrize("selection, where, message", [
+    (["scenario=pipe"], "named/pipe.yaml", "a FIFO (named pipe), not a regular file"),
+    (["graph=zero"], "graph/zero.yaml", "a character device, not a regular file"),
+    (["scenario=huge"], "platform/huge.yaml", "2.0 GB, larger than the 1.0 MB allowed"),
+    (["scenario=uses_zero"], "graph/zero.yaml", "a character device, not a regular file"),
+])
+def test_a_selected_special_file_is_refused_in_one_line(tmp_path, monkeypatch, selection, where, message):
+    _special_files(tmp_path / "sc")
+    (tmp_path / "sc" / "named" / "uses_zero.yaml").write_text("# @package _global_\ndefaults:\n  - override /graph: zero\n")
+    monkeypatch.setenv("SIM_SCENARIO_PATH", str(tmp_path / "sc"))
+    with pytest.raises(ConfigError) as err:
+        sim.compose(None, [*selection, "population.size=500"])
+    assert str(err.value) == f"{tmp_path / 'sc' / where}: {message}; a scenario file must be a regular YAML file of at most 1 MB"
+
+
+def test_a_sweep_selecting_a_fifo_is_refused_before_launching(tmp_path, monkeypatch, capsys):
+    _special_files(tmp_path / "sc")
+    monkeypatch.setenv("SIM_SCENARIO_PATH", str(tmp_path / "sc"))
+    _one_line_exit_2(["run", "-m", "-q", "named=pipe", "population.size=500", "horizon=5", "seed=0,1", f"out={tmp_path / 'out'}"],
+                     capsys, "named/pipe.yaml: a FIFO (named pipe), not a regular file")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: __import__("os").mkfifo(p), "a FIFO (named pipe), not a regular file"),
+    (lambda p: p.symlink_to("/dev/zero"), "a character device, not a regular file"),
+])
+def test_a_special_file_named_as_config_or_experiment_is_not_a_regular_file(tmp_path, capsys, make, message):
+    path = tmp_path / "x.yaml"
+    make(path)
+    _one_line_exit_2(["run", "--config", str(path)], capsys, f"{path}: {message}")
+    _one_line_exit_2(["compare", f"experiment={path}"], capsys, f"{path}: {message}")
+    _one_line_exit_2(["check", str(path)], capsys, f"{path}: {message}")

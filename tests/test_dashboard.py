@@ -348,3 +348,22 @@ def test_sim_dash_on_a_busy_port_fails_in_one_line():
         proc = subprocess.run([sys.executable, "-m", "sim.cli", "dash", "--port", str(port)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "cannot listen" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "1e400", "abc", "", "-5"])
+@pytest.mark.parametrize("key", ["mechanisms.referral.inviter_reward", "population.size", "graph.avg_degree"])
+def test_a_bad_number_typed_in_a_knob_is_refused_and_the_last_good_value_kept(key, text):
+    """NaN typed in a field used to become the knob's value: the slider got NaN and the widget broke
+    until reset. It is refused with the standard line, and the knob keeps a number it can show."""
+    import math
+
+    knob = next(k for k in kn.all_knobs() if k.key == key)
+    last = kn.scenario_values("default")[key]
+    value, error = knob.accept(text, last)
+    assert value == last and isinstance(value, (int, float)) and math.isfinite(value)
+    assert error is not None and error.startswith(f"{key} = ") and "allowed is" in error and "\n" not in error
+    if knob.slider(value) is not None:
+        lo, hi, _ = knob.slider(value)
+        assert math.isfinite(lo) and math.isfinite(hi)
+    good, none = knob.accept("12", last)
+    assert none is None and good == 12

@@ -108,3 +108,27 @@ def test_an_edge_list_sets_the_population_in_the_resolved_config(tmp_path):
     edges.write_text("# nodes: 300\n" + "".join(f"{i} {(i * 7 + 1) % 300}\n" for i in range(300)))
     r = sim.simulate(sim.compose("default", ["graph=edgelist", f"graph.path={edges}", "horizon=5"]))
     assert r.config.population.size == 300 and r.summary["population"] == 300
+
+
+def test_a_run_records_the_hash_of_every_input_and_a_rerun_warns_when_one_changed(tmp_path, capsys):
+    """Provenance: summary.json lists each file read (scenario files, the edge list) with its sha256;
+    `sim run --config` on that folder warns, in one line, when the edge list is no longer the same."""
+    import hashlib
+    import json
+
+    from sim import cli
+
+    edges = tmp_path / "friends.txt"
+    edges.write_text("0 1\n1 2\n2 3\n3 0\n")
+    assert cli.main(["run", "-q", "--no-plots", "graph=edgelist", f"graph.path={edges}", "adoption.seed_users=1", "horizon=3",
+                     f"out={tmp_path / 'runs'}"]) == 0
+    folder = Path(capsys.readouterr().out.strip())
+    inputs = json.loads((folder / "summary.json").read_text())["inputs"]
+    assert inputs[str(edges.resolve())] == "sha256:" + hashlib.sha256(edges.read_bytes()).hexdigest()
+    assert any(p.endswith("named/default.yaml") for p in inputs)
+    assert cli.main(["run", "-q", "--no-plots", "--config", str(folder / "config.yaml")]) == 0
+    assert "warning" not in capsys.readouterr().err  # same input: no warning
+    edges.write_text("0 1\n1 2\n2 3\n3 0\n0 2\n")
+    assert cli.main(["run", "-q", "--no-plots", "--config", str(folder / "config.yaml")]) == 0
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and str(edges.resolve()) in warnings[0] and "changed since the run" in warnings[0]

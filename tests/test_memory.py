@@ -59,3 +59,43 @@ def test_command_line_refuses_a_huge_population_with_exit_code_2(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: population.size = 200,000,000") and "memory" in lines[0]
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("text, people", [
+    ("0 1\n1 150000000\n", 150_000_001),  # two lines of text, 150 million people once loaded
+    ("# nodes: 120000000\n0 1\n0 2\n", 120_000_000),
+    ("alice bob\nbob carol\n", 4),
+])
+def test_an_edge_list_is_sized_by_its_node_ids_not_its_bytes(tmp_path, text, people):
+    path = tmp_path / "friends.txt"
+    path.write_text(text)
+    est = estimate(cfg("graph=edgelist", f"graph.path={path}"))
+    assert est.people == people and est.directed_edges == 4
+    if people > 1e8:
+        with pytest.raises(ConfigError, match=rf"^graph.path = '{path}': this run needs about .* \({people:,} people"):
+            check_memory(cfg("graph=edgelist", f"graph.path={path}"), available=8e9)
+
+
+def _cgroup_tree(tmp_path, v2: bool, limit: int, usage: int):
+    fs = tmp_path / "sys"
+    rel = "system.slice/slurmstepd.scope/job_42/step_0"
+    base = fs if v2 else fs / "memory"
+    job = base / rel
+    job.mkdir(parents=True)
+    (base / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text("max\n" if v2 else "9223372036854771712\n")
+    (job / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text(f"{limit}\n")
+    (job / ("memory.current" if v2 else "memory.usage_in_bytes")).write_text(f"{usage}\n")
+    proc = tmp_path / "cgroup"
+    proc.write_text(f"0::/{rel}\n" if v2 else f"5:devices:/\n4:memory:/{rel}\n3:cpu,cpuacct:/{rel}\n0::/\n")
+    return proc, fs
+
+
+@pytest.mark.parametrize("v2", [True, False], ids=["cgroup_v2", "cgroup_v1"])
+def test_the_memory_limit_of_the_process_own_cgroup_counts(tmp_path, v2):
+    """SLURM limits the job's cgroup, not the root one: the limit is read where /proc/self/cgroup points."""
+    from sim.memory import cgroup_available
+
+    proc, fs = _cgroup_tree(tmp_path, v2, limit=4 * 2**30, usage=2**30)
+    assert cgroup_available(proc, fs) == 3 * 2**30
+    (proc.parent / "none").write_text("0::/\n")
+    assert cgroup_available(proc.parent / "none", fs) == float("inf")

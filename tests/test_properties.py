@@ -63,3 +63,62 @@ def test_random_valid_configurations_keep_every_invariant(cfg):
 @given(configs())
 def test_random_configurations_are_reproducible(cfg):
     pd.testing.assert_frame_equal(sim.simulate(cfg).daily, sim.simulate(cfg).daily, check_exact=True)
+
+
+def _numeric_leaves():
+    import dataclasses
+
+    from sim.config import SegmentConfig, SimConfig
+    from sim.mechanisms import REGISTRY
+    from sim.schema import _unwrap_optional, leaves
+
+    rows = [*leaves(SimConfig), *leaves(SegmentConfig, "population.segments.deal_seeker")]
+    for name, cls in REGISTRY.items():
+        rows += leaves(cls.Config, f"mechanisms.{name}")
+    out = []
+    for key, tp, f in rows:
+        tp, _ = _unwrap_optional(tp)
+        if tp in (int, float) and isinstance(f, dataclasses.Field):
+            out.append((key, tp, f.metadata))
+    return out
+
+
+NUMERIC = _numeric_leaves()
+
+
+def test_every_numeric_setting_has_a_finite_range():
+    """No setting is open-ended: a value of 1e308 (or inf) is refused at the edge, not met as a numpy
+    overflow in the middle of a run."""
+    import math
+
+    for key, _, meta in NUMERIC:
+        assert meta.get("lo") is not None and meta.get("hi") is not None, key
+        assert math.isfinite(meta["lo"]) and math.isfinite(meta["hi"]) and abs(meta["hi"]) <= 2**63, key
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(picks=st.lists(st.sampled_from([k for k, _, _ in NUMERIC if not k.startswith(("seed", "population.size", "horizon"))]),
+                      min_size=1, max_size=6, unique=True), top=st.booleans())
+def test_settings_at_the_ends_of_their_ranges_run_without_numpy_warnings(picks, top):
+    """Any allowed value, however extreme, runs without a library warning (overflow, invalid value)."""
+    import warnings
+
+    from hypothesis import assume
+
+    from sim.schema import ConfigError
+
+    meta = {k: (tp, m) for k, tp, m in NUMERIC}
+    overrides = []
+    for key in picks:
+        tp, m = meta[key]
+        value = m["hi"] if top else m["lo"]
+        if value == m["lo"] and m.get("lo_open"):
+            value = m["lo"] + 1e-6
+        overrides.append(f"{key}={int(value) if tp is int else float(value)!r}")
+    try:
+        cfg = sim.compose("all_mechanisms", ["population.size=300", "horizon=12", "graph.avg_degree=6", *overrides])
+    except ConfigError:
+        assume(False)  # settings that contradict each other (shares not summing to 1, ...)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sim.simulate(cfg)

@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.sensitivity import base_config, resolve_experiment
-from sim.config import SimConfig, compose, dump_yaml
+from sim.config import SimConfig, compose, dump_yaml, input_files
 from sim.experiment import (CalibrationSpec, ExperimentSpec, ParameterRange, TargetSpec, _hydra_value, check_space,
                             experiment_yaml, point_config, replicate_seeds, run_points)
-from sim.schema import ConfigError, to_plain
+from sim.inputs import input_hashes, read_text
+from sim.schema import ConfigError, excerpt, to_plain
 
 CALIBRATED_GROUP = "strategy"  # the written scenario file overrides the default scenario, like a strategy does
 
@@ -58,8 +59,11 @@ def load_target(spec: TargetSpec, where: str) -> Target:
         at, value = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs], dtype=np.float64)
         source = spec.label or "experiment file"
     else:
+        import io
+
+        text = read_text(spec.file, f"{where}.file = {excerpt(spec.file)}", limit=100_000_000)  # a regular UTF-8 file, never a FIFO
         try:
-            frame = pd.read_csv(spec.file, comment="#")
+            frame = pd.read_csv(io.StringIO(text), comment="#")
         except Exception as exc:  # pandas' parse errors are long; one line is enough
             raise ConfigError(f"{where}.file = {spec.file!r}: not a readable CSV ({type(exc).__name__})") from None
         for column in (axis, "value"):
@@ -220,7 +224,8 @@ class Calibration:
                        "check_replicates": self.section.check_replicates, "seed": self.spec.seed, "scenario_file": f"scenarios/{CALIBRATED_GROUP}/{scenario}.yaml",
                        "run": {"config": "sim run --config config.yaml", "scenario": f"SIM_SCENARIO_PATH=<this folder>/scenarios sim run scenario={scenario}",
                                "overrides": "sim run " + " ".join(self.overrides())},
-                       "wall_seconds": round(self.wall_seconds, 2)}
+                       "wall_seconds": round(self.wall_seconds, 2),
+                       "inputs": input_hashes([*input_files(self.best_config), *(t.file for t in self.section.targets if t.file)])}
             (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
             figures = {}
             if plots:

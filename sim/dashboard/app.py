@@ -73,6 +73,7 @@ def CopyButton(text: str):
 # ------------------------------------------------------------------------------ session state
 scenario = solara.reactive("default")
 edits: solara.Reactive[dict[str, Any]] = solara.reactive({})  # knob key -> value set on the page
+typed_errors: solara.Reactive[dict[str, str]] = solara.reactive({})  # knob key -> why the text typed last was refused
 auto_run = solara.reactive(True)
 live: solara.Reactive[Snapshot | None] = solara.reactive(None)
 graph_day: solara.Reactive[int | None] = solara.reactive(None)  # None: follow the run
@@ -158,16 +159,29 @@ def current_overrides() -> tuple[list[str], dict[str, str]]:
 def choose_scenario(name: str) -> None:
     # The population is a speed setting rather than part of a strategy: it survives the switch.
     keep = {k: v for k, v in edits.value.items() if k == "population.size"}
+    typed_errors.value = {}
     edits.value = keep
     scenario.value = name
 
 
 def set_value(key: str, value: Any) -> None:
     edits.value = {**edits.value, key: value}
+    typed_errors.value = {k: v for k, v in typed_errors.value.items() if k != key}
+
+
+def type_value(knob: kn.Knob, text: str) -> None:
+    """Text typed in a knob's field: kept when allowed; otherwise refused with its one-line error,
+    the knob keeping its last good value."""
+    value, error = knob.accept(text, current_values()[knob.key])
+    if error is None:
+        set_value(knob.key, value)
+    else:
+        typed_errors.value = {**typed_errors.value, knob.key: error}
 
 
 def reset() -> None:
     edits.value = {}
+    typed_errors.value = {}
 
 
 # ------------------------------------------------------------------------------ running
@@ -298,8 +312,8 @@ def NumberKnob(knob: kn.Knob, value: Any, ref_value: Any, error: str | None):
                 shown = min(max(float(ref_value if isinstance(value, str) else value), lo), hi)
 
                 KnobSlider(knob, shown, lo, hi, step)
-            solara.InputText("", value=_fmt_value(knob, value), on_value=lambda t, knob=knob: set_value(knob.key, knob.parse(t)),
-                             error=error or False, dense=True, hide_details="auto",
+            solara.InputText("", value=_fmt_value(knob, value), on_value=lambda t, knob=knob: type_value(knob, t),
+                             error=typed_errors.value.get(knob.key) or error or False, dense=True, hide_details="auto",
                              classes=["knob-field"],
                              style={"max-width": "120px" if rng is not None else "100%"})
         hint = f"allowed {knob.allowed}"

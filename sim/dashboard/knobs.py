@@ -91,6 +91,15 @@ class Knob:
                 continue
         return str(text)
 
+    def accept(self, text: str, last: Any) -> tuple[Any, str | None]:
+        """What typing ``text`` in the field does: (the new value, None) when the schema allows it,
+        else (``last``, the standard one-line error). A refused value (text, NaN, inf, out of range)
+        never replaces the last good one: the slider and the runs keep a number they can use."""
+        try:
+            return self.check(self.parse(text)), None
+        except ConfigError as exc:
+            return last, str(exc)
+
     def slider(self, value: float) -> tuple[float, float, float] | None:
         """(min, max, step) of a slider for this knob around ``value``, or None for no slider.
 

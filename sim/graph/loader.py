@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from sim.config import MAX_PEOPLE
 from sim.graph.csr import Graph
-from sim.schema import ConfigError
+from sim.inputs import is_utf16, open_regular
+from sim.schema import ConfigError, clip, excerpt
 
 _NODES_HEADER = re.compile(r"^\s*#\s*nodes\s*[:=]\s*(\d+)\s*$", re.I)
 _SPLIT = re.compile(r"[\s,;]+")
@@ -33,50 +36,107 @@ class EdgeList:
     notes: list[str] = field(default_factory=list)
 
 
-def _tokens(path: Path) -> tuple[list[tuple[int, str, str]], int | None]:
-    rows, declared = [], None
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, start=1):
+def _edges(path: Path, where: str) -> Iterator[tuple[int, str, str | int]]:
+    """The file's edges as (line number, u, v), and its ``# nodes: N`` header as (line number, "#", N)."""
+    with open_regular(path, where) as fh:
+        if is_utf16(fh.read(4)):
+            raise ConfigError(f"{where}: the file is UTF-16 text; allowed is UTF-8 or ASCII (convert it, e.g. iconv -f UTF-16 -t UTF-8)")
+        fh.seek(0)
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{path}:{lineno}: byte 0x{raw[exc.start]:02x} is not valid UTF-8; allowed is UTF-8 or ASCII text") from None
             header = _NODES_HEADER.match(line)
             if header:
-                declared = int(header.group(1))
+                declared = int(header.group(1)) if len(header.group(1)) <= 12 else MAX_PEOPLE + 1
+                if declared > MAX_PEOPLE:
+                    raise ConfigError(f"{path}:{lineno}: # nodes: {clip(header.group(1), 20)}: allowed is at most {MAX_PEOPLE:,} "
+                                      "(population.size's limit)")
+                yield lineno, "#", declared
                 continue
             text = line.split("#", 1)[0].strip()
             if not text:
                 continue
             parts = [p for p in _SPLIT.split(text) if p]
             if len(parts) not in (2, 3):
-                raise ConfigError(f"{path}:{lineno}: expected 'u v' (two node ids), got {text[:60]!r}")
+                raise ConfigError(f"{path}:{lineno}: expected 'u v' (two node ids), got {excerpt(text, 60)}")
             if len(parts) == 3:
                 try:
                     float(parts[2])
                 except ValueError:
-                    raise ConfigError(f"{path}:{lineno}: third column must be a numeric weight, got {parts[2]!r}") from None
-            rows.append((lineno, parts[0], parts[1]))
+                    raise ConfigError(f"{path}:{lineno}: third column must be a numeric weight, got {excerpt(parts[2])}") from None
+            yield lineno, parts[0], parts[1]
+
+
+def _tokens(path: Path, where: str) -> tuple[list[tuple[int, str, str]], int | None]:
+    rows, declared = [], None
+    for row in _edges(path, where):
+        if row[1] == "#":
+            declared = int(row[2])
+        else:
+            rows.append(row)
     return rows, declared
+
+
+def edgelist_extent(path: str | Path) -> tuple[int, int]:
+    """(people, edge lines) of an edge list without loading it, for the memory estimate: people is
+    the ``# nodes:`` header, else the largest whole-number id + 1, else (text labels) at most two
+    per edge. A file that cannot be read gives (0, 0): loading it reports why."""
+    declared, top, lines, labels = 0, -1, 0, False
+    try:
+        for row in _edges(Path(path).expanduser(), str(path)):
+            if row[1] == "#":
+                declared = int(row[2])
+                continue
+            lines += 1
+            for t in row[1:]:
+                if t.isdigit() and len(t) <= 12:
+                    top = max(top, int(t))
+                else:
+                    labels = True
+    except ConfigError:
+        return 0, 0
+    return max(declared, top + 1, 2 * lines if labels else 0), lines
+
+
+def _integer_ids(p: Path, rows: list[tuple[int, str, str]], first: list[str], second: list[str]) -> bool:
+    """Whether the ids are whole numbers (then each is checked to be below ``MAX_PEOPLE``), or
+    text labels; a mix of whole numbers and other ids is refused at the first id that breaks it."""
+    is_int = [t.lstrip("-").isdigit() for t in first + second]
+    if not any(is_int):
+        return False
+    if not all(is_int):
+        k = is_int.index(False)
+        other = next(i for i, ok in enumerate(is_int) if ok)
+        lineno, token = rows[k % len(rows)][0], (first + second)[k]
+        raise ConfigError(f"{p}:{lineno}: node id {excerpt(token)} is not a whole number, but other ids are "
+                          f"(line {rows[other % len(rows)][0]}); allowed are whole numbers in [0, {MAX_PEOPLE:,}) or text labels only")
+    for k, t in enumerate(first + second):
+        if len(t.lstrip("-")) > 10 and int(t) >= MAX_PEOPLE:  # would overflow int64, or allocate beyond any market
+            raise ConfigError(f"{p}:{rows[k % len(rows)][0]}: node id {clip(t, 24)} is out of range; allowed is [0, {MAX_PEOPLE:,}) "
+                              "(population.size's limit)")
+    return True
 
 
 def load_edgelist(path: str | Path) -> EdgeList:
     p = Path(path).expanduser()
-    if not p.exists():
-        raise ConfigError(f"graph.path = {str(path)!r}: no such file")
-    if not p.is_file():
-        raise ConfigError(f"graph.path = {str(path)!r}: not a file")
-    rows, declared = _tokens(p)
+    where = f"graph.path = {excerpt(str(path))}"
+    rows, declared = _tokens(p, where)
     if not rows:
         raise ConfigError(f"{p}: no edges found (an empty graph cannot be simulated)")
     notes: list[str] = []
     labels: list[str] | None = None
     first = [r[1] for r in rows]
     second = [r[2] for r in rows]
-    if all(t.lstrip("-").isdigit() for t in first + second):
+    if _integer_ids(p, rows, first, second):
         u = np.array(first, dtype=np.int64)
         v = np.array(second, dtype=np.int64)
         bad = np.flatnonzero((u < 0) | (v < 0) | ((u >= declared) | (v >= declared) if declared else False))
         if bad.size:
             lineno, a, b = rows[int(bad[0])]
-            limit = f"[0, {declared})" if declared else "non-negative"
-            raise ConfigError(f"{p}:{lineno}: node id out of range in {a!r} {b!r}; allowed is {limit}")
+            limit = f"[0, {declared})" if declared else f"[0, {MAX_PEOPLE:,})"
+            raise ConfigError(f"{p}:{lineno}: node id out of range in {excerpt(a)} {excerpt(b)}; allowed is {limit}")
         n = declared if declared else int(max(u.max(), v.max())) + 1
     else:
         if declared:

@@ -61,7 +61,7 @@ class ContentConfig(MechanismConfig):
     beyond_graph_ratio: float = param(0.5, lo=0, hi=100, unit="impressions per impression", doc="the feed carries a post to this many people outside the poster's friends per friend reached")
     # KOL: bought posts
     kol_budget_rmb_per_day: float = param(0.0, lo=0, hi=1e9, unit="RMB per day", doc="spend on KOL posts")
-    kol_cost_per_post_rmb: float = param(3000.0, lo=0, lo_open=True, unit="RMB per post", doc="price of one KOL post")
+    kol_cost_per_post_rmb: float = param(3000.0, lo=0, hi=1e9, lo_open=True, unit="RMB per post", doc="price of one KOL post")
     kol_reach: float = param(4000.0, lo=0, hi=1e9, unit="people per post", doc="people a KOL post reaches (anywhere)")
     kol_quality: float = param(0.8, lo=0, hi=1, unit="quality in [0, 1]", doc="quality of a KOL post")
     # reading and trust
@@ -69,15 +69,15 @@ class ContentConfig(MechanismConfig):
     read_visit_boost: float = param(0.8, lo=0, hi=10, unit="log-odds", doc="added to the next day's visit log-odds of a user who saw a quality-1 post")
     read_satisfaction: float = param(0.01, lo=0, hi=1, unit="satisfaction", doc="gain of a user who saw a quality-1 post (x content affinity)")
     discovery_per_post: float = param(0.3, lo=0, hi=1000, unit="impressions per post per day", doc="people (anywhere) who find a post of the stock each day through search and the feed, per quality-weighted post")
-    half_life_days: float = param(30.0, lo=0, lo_open=True, unit="days", doc="half-life of the stock of posts that builds trust")
-    trust_half_posts: float = param(0.5, lo=0, lo_open=True, unit="quality posts per user", doc="stock of posts per user at which trust is 0.5")
+    half_life_days: float = param(30.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="half-life of the stock of posts that builds trust")
+    trust_half_posts: float = param(0.5, lo=0, hi=1e6, lo_open=True, unit="quality posts per user", doc="stock of posts per user at which trust is 0.5")
     trust_purchase_uplift: float = param(0.4, lo=0, hi=10, unit="multiplier", doc="at full trust, every visitor's purchase intensity is x (1 + uplift)")
     trust_adoption_uplift: float = param(1.0, lo=0, hi=10, unit="multiplier", doc="at full trust, content impressions convert (1 + uplift) times as often")
     browse_satisfaction: float = param(0.004, lo=0, hi=1, unit="satisfaction per visit", doc="gain per visit at full trust for a user of average content affinity (a feed worth reading)")
     # livestreams
     live_events: tuple[LiveEvent, ...] = param((), doc="livestreams as a list of {start, days}")
     live_every_days: int = param(7, lo=0, hi=3650, unit="days", doc="a one-day livestream every this many days from live_first_day (0: none)")
-    live_first_day: int = param(3, lo=0, unit="day", doc="day of the first scheduled weekly stream")
+    live_first_day: int = param(3, lo=0, hi=1_000_000, unit="day", doc="day of the first scheduled weekly stream")
     live_visit_boost: float = param(1.0, lo=0, hi=10, unit="log-odds", doc="added to every user's visit log-odds on a stream day (x content affinity)")
     live_watch_rate: float = param(0.4, lo=0, hi=1, unit="probability", doc="chance a visitor of average content affinity watches the stream")
     live_conversion_uplift: float = param(2.0, lo=0, hi=50, unit="multiplier", doc="a viewer's purchase intensity is x (1 + uplift)")

@@ -39,7 +39,7 @@ class FraudConfig(MechanismConfig):
     detection_rate: float = param(0.5, lo=0, hi=0.99, unit="probability", doc="chance the platform's screening catches a fraudulent event")
     check_cost_rmb: float = param(0.2, lo=0, hi=1000, unit="RMB per screened event", doc="screening cost per event at detection rate 0.5 (x odds of the rate in general)")
     attack_rate: float = param(10.0, lo=0, hi=1000, unit="fake sign-ups per 1,000 users per day", doc="attempts of fraud rings at a saturating haul")
-    farm_half_rmb: float = param(10.0, lo=0, lo_open=True, unit="RMB", doc="expected haul of a fake account at which rings run at half their rate")
+    farm_half_rmb: float = param(10.0, lo=0, hi=1e6, lo_open=True, unit="RMB", doc="expected haul of a fake account at which rings run at half their rate")
     account_cost_rmb: float = param(1.0, lo=0, hi=1000, unit="RMB per fake account", doc="what a fake account costs the ring (phone numbers, devices)")
     fake_orders_per_account: float = param(0.3, lo=0, hi=100, unit="orders per fake account per day", doc="fake orders placed during promotions at a saturating subsidy")
     sweep_rate: float = param(0.05, lo=0, hi=1, unit="fraction per day", doc="share of existing fake accounts screened again each day")

@@ -25,12 +25,12 @@ PAID = CHANNELS.index("paid")
 @dataclass(frozen=True)
 class PaidAcquisitionConfig(MechanismConfig):
     daily_budget: float = param(500.0, lo=0, hi=1e9, unit="RMB per day", doc="ad spend per day")
-    cac_rmb: float = param(25.0, lo=0, lo_open=True, unit="RMB per install", doc="cost per install at low volume in a fresh market")
-    volume_half: float = param(200.0, lo=0, lo_open=True, unit="installs per day", doc="daily installs at which the average cost per install has doubled")
+    cac_rmb: float = param(25.0, lo=0, hi=1e6, lo_open=True, unit="RMB per install", doc="cost per install at low volume in a fresh market")
+    volume_half: float = param(200.0, lo=0, hi=1e9, lo_open=True, unit="installs per day", doc="daily installs at which the average cost per install has doubled")
     saturation: float = param(1.0, lo=0, hi=10, unit="exponent", doc="cost per install x (1 / remaining share of the market)^saturation")
-    frailty_multiplier: float = param(1.3, lo=0, lo_open=True, unit="multiplier", doc="churn frailty of paid users relative to organic ones")
-    start_day: int = param(0, lo=0, unit="day", doc="first day of the campaign")
-    end_day: int = param(100_000, lo=0, unit="day", doc="last day of the campaign")
+    frailty_multiplier: float = param(1.3, lo=0, hi=100, lo_open=True, unit="multiplier", doc="churn frailty of paid users relative to organic ones")
+    start_day: int = param(0, lo=0, hi=1_000_000, unit="day", doc="first day of the campaign")
+    end_day: int = param(100_000, lo=0, hi=1_000_000, unit="day", doc="last day of the campaign")
 
 
 @register

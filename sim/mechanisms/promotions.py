@@ -90,9 +90,9 @@ def _default_calendar() -> tuple[Campaign, ...]:
 @dataclass(frozen=True)
 class PromotionsConfig(MechanismConfig):
     campaigns: tuple[Campaign, ...] = param(factory=_default_calendar, doc="the calendar: a list of {kind, start, days, discount[, every, reach, budget]}")
-    total_budget: float = param(0.0, lo=0, unit="RMB", doc="discount budget of all campaigns together; 0 means unlimited")
+    total_budget: float = param(0.0, lo=0, hi=1e12, unit="RMB", doc="discount budget of all campaigns together; 0 means unlimited")
     visit_uplift: float = param(1.2, lo=0, hi=20, unit="log-odds", doc="visit log-odds added by a saturating announced discount (x kind urgency)")
-    discount_half: float = param(0.15, lo=0, lo_open=True, unit="fraction of price", doc="discount at which the visit and acquisition pull is half its maximum")
+    discount_half: float = param(0.15, lo=0, hi=1, lo_open=True, unit="fraction of price", doc="discount at which the visit and acquisition pull is half its maximum")
     festival_hype: float = param(2.0, lo=0, hi=20, unit="multiplier", doc="festival campaigns: multiplies the visit pull, acquisition and expansion")
     acquisition_rate: float = param(0.0005, lo=0, hi=1, unit="probability per day", doc="chance a non-user hears of a saturating acquiring campaign each day")
     acquisition_conversion: float = param(0.25, lo=0, hi=1, unit="probability", doc="chance hearing of a campaign leads to joining, x the person's deal sensitivity")
@@ -102,7 +102,7 @@ class PromotionsConfig(MechanismConfig):
     anticipation_days: int = param(3, lo=0, hi=60, unit="days", doc="days before a festival during which deal-sensitive users wait")
     anticipation_wait: float = param(0.3, lo=0, hi=10, unit="log purchase intensity per unit deal sensitivity", doc="how strongly they hold back before a festival")
     deal_habit_gain: float = param(0.3, lo=0, hi=1, unit="fraction", doc="share of the way to a full deal habit that one discounted purchase at a saturating discount goes")
-    habit_memory_days: float = param(45.0, lo=0, lo_open=True, unit="days", doc="time scale over which a deal habit fades")
+    habit_memory_days: float = param(45.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="time scale over which a deal habit fades")
     withdrawal_hazard: float = param(0.5, lo=0, hi=50, unit="hazard ratio - 1", doc="extra churn hazard of a full deal habit x deal sensitivity while no campaign is on")
 
 

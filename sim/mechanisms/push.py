@@ -37,7 +37,7 @@ class PushConfig(MechanismConfig):
     fatigue_decay: float = param(0.85, lo=0, hi=1, unit="fraction kept per day", doc="how much fatigue remains after a day")
     irrelevant_fatigue: float = param(2.0, lo=0, hi=20, unit="multiplier", doc="fatigue added by an irrelevant push relative to a relevant one")
     fatigue_damping: float = param(0.05, lo=0, hi=10, unit="per unit fatigue", doc="effect of a push x exp(-fatigue_damping x fatigue)")
-    tolerance: float = param(15.0, lo=0, lo_open=True, unit="fatigue", doc="fatigue beyond which users start to opt out")
+    tolerance: float = param(15.0, lo=0, hi=1e6, lo_open=True, unit="fatigue", doc="fatigue beyond which users start to opt out")
     optout_rate: float = param(0.02, lo=0, hi=1, unit="probability per day per unit of excess fatigue / tolerance", doc="daily opt-out chance per relative excess of fatigue over tolerance")
     uninstall_share: float = param(0.3, lo=0, hi=1, unit="fraction", doc="share of opt-outs who uninstall the app (churn)")
     annoyance: float = param(0.001, lo=0, hi=1, unit="satisfaction per push", doc="satisfaction lost per irrelevant push")

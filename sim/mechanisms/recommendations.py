@@ -49,7 +49,7 @@ class RecommendationsConfig(MechanismConfig):
     learning_orders: float = param(1.0, lo=0, hi=1000, unit="orders", doc="personalised: purchase history at which half the precision is reached (cold start); 0 means none needed")
     popularity_bias: float = param(0.5, lo=0, hi=5, unit="exponent", doc="personalised: recognition x (sales share of the favourite / top share)^popularity_bias")
     popular_top: int = param(3, lo=1, hi=10_000, unit="categories", doc="popular: how many best-selling categories are recommended (weighted by sales)")
-    sales_memory_days: float = param(14.0, lo=0, lo_open=True, unit="days", doc="time scale of the sales tally used by popular and personalised")
+    sales_memory_days: float = param(14.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="time scale of the sales tally used by popular and personalised")
     relevant_boost: float = param(1.5, lo=0, hi=20, unit="multiplier", doc="purchase intensity of a visitor shown a relevant recommendation")
     irrelevant_boost: float = param(1.0, lo=0, hi=20, unit="multiplier", doc="purchase intensity of a visitor shown an irrelevant recommendation")
     discovery: float = param(0.01, lo=0, hi=5, unit="orders per relevant recommendation", doc="latent demand a relevant recommendation creates (expansion)")

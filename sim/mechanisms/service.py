@@ -27,12 +27,12 @@ from sim.schema import param
 
 @dataclass(frozen=True)
 class ServiceConfig(MechanismConfig):
-    capacity_headroom: float = param(1.5, lo=0, lo_open=True, unit="multiplier", doc="delivery capacity as a multiple of the recent mean of daily orders")
-    capacity_memory_days: float = param(7.0, lo=0, lo_open=True, unit="days", doc="time scale over which capacity follows demand")
-    min_capacity: float = param(50.0, lo=0, unit="orders per day", doc="capacity of a brand-new platform")
+    capacity_headroom: float = param(1.5, lo=0, hi=1000, lo_open=True, unit="multiplier", doc="delivery capacity as a multiple of the recent mean of daily orders")
+    capacity_memory_days: float = param(7.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="time scale over which capacity follows demand")
+    min_capacity: float = param(50.0, lo=0, hi=1e12, unit="orders per day", doc="capacity of a brand-new platform")
     delay_shock: float = param(0.08, lo=0, hi=1, unit="satisfaction per late order", doc="satisfaction lost by the buyer of a late order")
     delay_compensation_rmb: float = param(0.0, lo=0, hi=10_000, unit="RMB per late order", doc="compensation paid for a late order (0: none)")
-    compensation_half_rmb: float = param(5.0, lo=0, lo_open=True, unit="RMB", doc="compensation that halves the shock of a late order")
+    compensation_half_rmb: float = param(5.0, lo=0, hi=1e6, lo_open=True, unit="RMB", doc="compensation that halves the shock of a late order")
     outage_days: tuple[int, ...] = param(factory=tuple, lo=0, unit="days", doc="days on which the app is down")
     outage_severity: float = param(3.0, lo=0, hi=50, unit="log-odds", doc="visit log-odds lost on an outage day")
     outage_shock: float = param(0.05, lo=0, hi=1, unit="satisfaction", doc="satisfaction lost on an outage day by users active in the last week")
