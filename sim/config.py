@@ -598,6 +598,11 @@ def _register_schema() -> None:
 
 def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Compose a scenario with overrides into a plain dict (not yet validated)."""
+    return _compose(scenario, overrides)[0]
+
+
+def _compose(scenario: str | None, overrides: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """:func:`compose_dict`, and the scenario files the composition read (for provenance)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
@@ -630,20 +635,18 @@ def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> 
         key = getattr(exc, "full_key", None)
         raise ConfigError(f"{key + ': ' if key else ''}{first}") from None
     data["scenario"] = name
-    data[SOURCES] = [str(p) for p in files]
-    return data
+    return data, [str(p) for p in files]
 
 
 def compose(scenario: str | None = None, overrides: Sequence[str] = (), seed: int | None = None) -> SimConfig:
     """Compose and validate: the one way a configuration is made from scenario files."""
-    data = compose_dict(scenario, overrides)
-    files = data.pop(SOURCES)
+    data, files = _compose(scenario, overrides)
     if seed is not None:
         data["seed"] = int(seed)
     return with_sources(validate(data), files)
 
 
-#: Key under which :func:`compose_dict` lists the scenario files it read (not a setting).
+#: Attribute of a composed configuration that lists the scenario files it was read from (not a setting).
 SOURCES = "_scenario_files"
 
 

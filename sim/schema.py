@@ -52,16 +52,19 @@ def suggest(name: str, options: typing.Iterable[str]) -> str:
 
 
 EXCERPT = 80  #: characters of a value an error message shows at most
+TEXT_EXCERPT = 300  #: the same for a single text value, so that a file's path is shown whole
 
 _repr = reprlib.Repr()
-_repr.maxstring = _repr.maxother = _repr.maxlong = EXCERPT
+_repr.maxother = _repr.maxlong = EXCERPT
+_repr.maxstring = TEXT_EXCERPT
 _repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 8
 _repr.maxlevel = 3
 
 
-def excerpt(value: Any, limit: int = EXCERPT) -> str:
-    """A short repr of ``value`` for an error message (bounded time and length, whatever its size)."""
-    return clip(_repr.repr(value), limit)
+def excerpt(value: Any, limit: int | None = None) -> str:
+    """A short repr of ``value`` for an error message (bounded time and length, whatever its size):
+    at most ``limit`` characters, by default ``EXCERPT`` (``TEXT_EXCERPT`` for one string)."""
+    return clip(_repr.repr(value), limit or (TEXT_EXCERPT if isinstance(value, str) else EXCERPT))
 
 
 def clip(text: str, limit: int = EXCERPT) -> str:

@@ -213,19 +213,18 @@ def test_moving_a_slider_changes_the_result(page):
 
 
 def test_a_bad_value_shows_the_one_line_error_on_the_page_not_a_traceback(page):
+    """A value the schema refuses, typed into a knob, is shown with its one-line error beside the
+    field; the knob keeps its last good value, so the page can still run."""
     small_market(page)
     type_into(page, "mechanisms-referral-invitee_reward", "-5")
-    error = page.locator(".config-error")
-    error.wait_for()
-    assert error.inner_text().strip() == ("mechanisms.referral.invitee_reward = -5.0: allowed is a number in [0, 10000] "
-                                          "(RMB per accepted invite)")
-    assert page.locator(".run-button").is_disabled()
-    type_into(page, "mechanisms-referral-invitee_reward", "lots")
-    page.wait_for_function("() => document.querySelector('.config-error').textContent.includes(\"'lots'\")")
-    assert "Traceback" not in page.locator("body").inner_text()
-    small_market(page)
-    page.locator(".config-error").wait_for(state="detached")
+    message = "mechanisms.referral.invitee_reward = -5.0: allowed is a number in [0, 10000] (RMB per accepted invite)"
+    page.get_by_text(message).wait_for()
     assert page.locator(".run-button").is_enabled()
+    for text in ("lots", "nan"):
+        type_into(page, "mechanisms-referral-invitee_reward", text)
+        page.wait_for_function(f"() => document.body.textContent.includes(\"= '{text}'\") || document.body.textContent.includes('= nan')")
+        assert "Traceback" not in page.locator("body").inner_text()
+        assert page.locator(".run-button").is_enabled()
 
 
 def test_a_market_too_large_for_this_machine_is_refused_on_the_page_not_by_a_crash(page):
