@@ -572,6 +572,25 @@ def _values(ov) -> list[str]:
     return [ov.get_value_element_as_str()]
 
 
+#: The most jobs one sweep may have (each is a run folder; a larger plan is refused before any work).
+MAX_SWEEP_JOBS = 100_000
+
+
+def _is_range(ov) -> bool:
+    from hydra.core.override_parser.types import RangeSweep
+
+    return ov.is_sweep_override() and isinstance(ov.value(), RangeSweep)
+
+
+def _count(ov) -> int:
+    """How many values an override takes, without listing a range's."""
+    if _is_range(ov) and ov.value().start is not None and ov.value().stop is not None:
+        value = ov.value()
+        step = value.step or 1
+        return max(0, math.ceil((value.stop - value.start) / step))
+    return len(_values(ov))
+
+
 def _is_group(key: str) -> bool:
     from sim.config import _group_options
 
@@ -589,7 +608,16 @@ def check_sweep(task_overrides: Sequence[str]) -> list:
     from sim.config import compose_dict, validate
 
     parsed = _parse(task_overrides)
+    counts = [_count(ov) for ov in parsed]
+    jobs = math.prod(counts)
+    if jobs > MAX_SWEEP_JOBS:
+        biggest = max(range(len(parsed)), key=counts.__getitem__)
+        raise ConfigError(f"{parsed[biggest].input_line}: the sweep has {jobs:,} jobs; allowed is at most {MAX_SWEEP_JOBS:,} "
+                          "per sweep (split it into several sweeps into the same hydra.sweep.dir)")
     values = [_values(ov) for ov in parsed]
+    for k, ov in enumerate(parsed):  # a range of numbers is an interval: checking its ends checks it all
+        if counts[k] > 2 and _is_range(ov) and not _is_group(ov.key_or_group):
+            values[k] = [min(values[k], key=float), max(values[k], key=float)]
     base = [f"{ov.get_key_element()}={v[0]}" for ov, v in zip(parsed, values)]
     data = compose_dict(None, base)
     validate(data)
