@@ -426,6 +426,11 @@ def _map(fn, tasks: Sequence[tuple], workers: int):
         return
     from joblib import Parallel, delayed, parallel_config
 
+    # After a SIGKILL, loky's resource tracker removes the pool's shared files and would warn about
+    # them ("leaked folder objects"): the user sees only the project's own lines.
+    quiet = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
+    if quiet not in os.environ.get("PYTHONWARNINGS", ""):
+        os.environ["PYTHONWARNINGS"] = ",".join(w for w in (os.environ.get("PYTHONWARNINGS"), quiet) if w)
     with parallel_config(backend="loky", initializer=_exit_with_parent, initargs=(os.getpid(),)):
         par = Parallel(n_jobs=min(workers, len(tasks)), return_as="generator_unordered")
         yield from par(delayed(fn)(*task) for task in tasks)
