@@ -246,10 +246,18 @@ def publish(tmp: Path, parent: Path, name: str, replace: bool = False) -> Path:
     ``replace`` (a sweep job, whose folder name is its identity): a complete folder already there
     is the same job finished elsewhere, so it is kept and ours dropped; an incomplete one is
     replaced by ours. A symlink or a file at the name is never touched (the next free name is taken)."""
-    for _ in range(100):
-        dest = parent / name
-        if not replace or not dest.is_dir() or dest.is_symlink():
-            break
+    dest = parent / name
+    for _ in range(100 if replace else 0):
+        if not _taken(dest):
+            try:
+                os.rename(tmp, dest)
+                return dest
+            except OSError:
+                if not _taken(dest):
+                    raise
+                continue  # another writer of the same job published first: look at what it wrote
+        if not dest.is_dir() or dest.is_symlink():
+            break  # not a run folder: the next free name
         if is_complete(dest):
             shutil.rmtree(tmp, ignore_errors=True)
             return dest

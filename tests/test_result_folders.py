@@ -4,6 +4,7 @@ another kind of folder, sweeps too large to make, and sweeps stopped by SIGTERM.
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import subprocess
 import sys
@@ -89,6 +90,24 @@ def test_a_job_finished_elsewhere_is_kept_and_the_second_copy_dropped(tmp_path):
     again = write_run_folder(result, tmp_path, plots=False, name="seed=2", replace=True)
     assert again == first and first.stat().st_ino == inode
     assert [p.name for p in tmp_path.iterdir()] == ["seed=2"]
+
+
+def test_a_job_published_by_another_writer_between_look_and_rename_is_kept(tmp_path, monkeypatch):
+    """The race of two identical sweeps: the name is free when looked at, and the other sweep's
+    copy of the job lands there just before our rename."""
+    result = sim.simulate(sim.compose("default", TINY, seed=2))
+    runs = tmp_path / "runs"
+    other = write_run_folder(result, tmp_path / "other", plots=False, name="seed=2")
+    real, raced = os.rename, []
+
+    def rename(src, dst):
+        if Path(dst) == runs / "seed=2" and not raced:
+            raced.append(real(other, dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    assert write_run_folder(result, runs, plots=False, name="seed=2", replace=True) == runs / "seed=2"
+    assert raced and [p.name for p in runs.iterdir()] == ["seed=2"] and is_complete(runs / "seed=2")
 
 
 def test_two_identical_sweeps_into_one_folder_make_each_run_once(tmp_path):
