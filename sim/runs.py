@@ -240,6 +240,17 @@ def _taken(path: Path) -> bool:
     return os.path.lexists(path)  # a dangling symlink takes a name too
 
 
+def _claim(tmp: Path, dest: Path) -> bool:
+    """Rename ``tmp`` to ``dest`` unless something already holds that name (then False)."""
+    try:
+        os.rename(tmp, dest)  # atomic on one filesystem; fails rather than replace a non-empty folder
+        return True
+    except OSError:
+        if not _taken(dest):
+            raise
+        return False
+
+
 def publish(tmp: Path, parent: Path, name: str, replace: bool = False) -> Path:
     """Rename a finished temporary folder to ``parent/name`` (or name-2, -3, ...) without overwriting.
 
@@ -249,13 +260,9 @@ def publish(tmp: Path, parent: Path, name: str, replace: bool = False) -> Path:
     dest = parent / name
     for _ in range(100 if replace else 0):
         if not _taken(dest):
-            try:
-                os.rename(tmp, dest)
+            if _claim(tmp, dest):
                 return dest
-            except OSError:
-                if not _taken(dest):
-                    raise
-                continue  # another writer of the same job published first: look at what it wrote
+            continue  # another writer of the same job published first: look at what it wrote
         if not dest.is_dir() or dest.is_symlink():
             break  # not a run folder: the next free name
         if is_complete(dest):
@@ -267,23 +274,14 @@ def publish(tmp: Path, parent: Path, name: str, replace: bool = False) -> Path:
         except FileNotFoundError:  # another writer moved it first
             continue
         try:
-            os.rename(tmp, dest)
-            return dest
-        except OSError:
-            if not _taken(dest):
-                raise
+            if _claim(tmp, dest):
+                return dest
         finally:
             shutil.rmtree(aside, ignore_errors=True)
     for k in range(1, 10_000):
         dest = parent / (name if k == 1 else f"{name}-{k}")
-        if _taken(dest):
-            continue
-        try:
-            os.rename(tmp, dest)  # atomic on one filesystem; fails rather than replace a non-empty folder
+        if not _taken(dest) and _claim(tmp, dest):
             return dest
-        except OSError:
-            if not _taken(dest):
-                raise
     raise OSError(f"no free run-folder name under {parent}")
 
 
