@@ -174,6 +174,14 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -201,16 +209,21 @@ def test_a_terminated_run_says_so_exits_143_and_leaves_nothing(tmp_path):
 def test_no_worker_outlives_a_killed_comparison(tmp_path, sig):
     cmd = [sys.executable, "-m", "sim.cli", "compare", "-q", "--no-plots", "scenario=default,default", "replicates=8", "workers=2",
            "population.size=20000", "horizon=2000", f"out={tmp_path / 'c'}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "stderr"
+    with open(log, "w") as stderr:  # a file, not a pipe: a surviving worker would hold a pipe open
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.time() + 120
     workers: set[int] = set()
-    while time.time() < deadline and len(workers) < 2:  # the pool's two workers (and its resource trackers)
-        workers = {p for p in _children(proc.pid) if "loky" in open(f"/proc/{p}/cmdline").read()} if proc.poll() is None else set()
+    while time.time() < deadline and proc.poll() is None:  # the pool's two workers (and its resource trackers)
         time.sleep(0.2)
-    assert len(workers) >= 2, "the comparison started no process pool"
+        workers = {p for p in _children(proc.pid) if "loky" in _cmdline(p)}
+        if sum("LokyProcess" in _cmdline(p) for p in workers) >= 2:
+            break
+    assert sum("LokyProcess" in _cmdline(p) for p in workers) >= 2, "the comparison started no process pool"
     time.sleep(1.0)
+    workers |= {p for p in _children(proc.pid) if "loky" in _cmdline(p)}
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
     pool = workers | _children(proc.pid)
     deadline = time.time() + 20
     while time.time() < deadline and any(_alive(p) for p in pool):
@@ -219,6 +232,7 @@ def test_no_worker_outlives_a_killed_comparison(tmp_path, sig):
     for p in left:  # do not leave them behind for the next test either
         os.kill(p, signal.SIGKILL)
     assert not left, f"{len(left)} pool processes outlived the comparison"
+    err = log.read_text()
     if sig == signal.SIGTERM:
         assert (proc.returncode, err) == (143, "terminated: nothing was written\n")
     else:  # nothing but the kill: no library's warning about what the pool left (its tracker removes it)
