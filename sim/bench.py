@@ -434,12 +434,30 @@ def plan_from_args(args) -> Plan:
             raise ConfigError(f"--sizes = {args.sizes!r}: allowed is a comma-separated list of people counts, e.g. 10000,100000") from None
         plan.sizes = sizes
         plan.scaling_sizes = sizes
-    if args.horizon:
+    if args.horizon is not None:
         plan.horizon = args.horizon
+    check_plan(plan)
     plan.reference = not args.no_reference
     plan.ic = not args.no_ic
     plan.scaling = not args.no_scaling
     return plan
+
+
+def check_plan(plan: Plan) -> None:
+    """Compose every engine measurement's configuration before any is run, so a size or horizon the
+    model refuses is one line (naming --sizes or --horizon), not a results file of failures."""
+    from sim.config import compose
+    from sim.schema import ConfigError
+
+    for flag, people in [("--horizon", plan.degree_people), *(("--sizes", n) for n in (*plan.sizes, *plan.scaling_sizes))]:
+        spec = engine_spec(people, DEGREE, plan.horizon)
+        try:
+            compose(spec["scenario"], spec["overrides"])
+        except ConfigError as exc:
+            key = "horizon" if flag == "--horizon" else "population.size"
+            raise ConfigError(str(exc).replace(f"{key} = ", f"{flag} = ", 1)) from None
+        if flag == "--sizes" and people <= DEGREE:
+            raise ConfigError(f"--sizes = {people}: allowed are people counts above the benchmark's degree ({DEGREE})")
 
 
 def main_bench(args) -> int:

@@ -24,7 +24,9 @@ the value and what is allowed, and exits with code 2; ``--debug`` shows the trac
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +35,24 @@ from sim.schema import ConfigError, clip, excerpt
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (SLURM preemption, ``kill``): handled as Ctrl+C is, so every temporary is removed."""
+
+    word = "terminated"
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the clean-up is not interrupted again
+    raise Terminated()
+
+
+def _interrupted(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """The word and exit code of an interruption: 130 for Ctrl+C, 143 for SIGTERM."""
+    if isinstance(exc, Terminated):
+        return exc.word, 128 + signal.SIGTERM
+    return "interrupted", 130
 
 
 class Progress:
@@ -176,7 +196,14 @@ def cmd_sweep(args) -> int:
         _, spec = load_experiment(taken["experiment"])
         overrides = _merge(experiment_sweep_overrides(spec), overrides)
         metrics = spec.sweep.metrics
-    folder = sweep(overrides, out=taken.get("out", "results/sweeps"), metrics=metrics, run_plots=not args.no_plots and args.run_plots)
+    try:
+        folder = sweep(overrides, out=taken.get("out", "results/sweeps"), metrics=metrics, run_plots=not args.no_plots and args.run_plots)
+    except KeyboardInterrupt as exc:
+        from sim.experiment import sweep_interrupted
+
+        word, code = _interrupted(exc)
+        print(f"{word}: {sweep_interrupted(exc)}", file=sys.stderr)
+        return code
     if not args.quiet:
         print(f"sweep collected: {folder / 'report.html'} (rerun the same command with hydra.sweep.dir={folder} to resume or extend it)",
               file=sys.stderr)
@@ -542,9 +569,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    from sim.runs import remove_created_if_empty
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         return args.func(args)
     except ConfigError as exc:
+        remove_created_if_empty()  # a refused command leaves no empty results folder behind
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
@@ -555,15 +587,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = getattr(exc, "config_path", None)
         print(f"error: {exc}" + (f"; the config that produced it: {where}" if where else ""), file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        remove_created_if_empty()
+        word, code = _interrupted(exc)
+        print(f"{word}: nothing was written", file=sys.stderr)
+        return code
     except OSError as exc:  # reading or writing outside a results folder: still one line
+        remove_created_if_empty()
         if debug:
             raise
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import glob
 import hashlib
 import json
 import math
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -419,10 +421,27 @@ def _map(fn, tasks: Sequence[tuple], workers: int):
         for task in tasks:
             yield fn(*task)
         return
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed, parallel_config
 
-    par = Parallel(n_jobs=min(workers, len(tasks)), return_as="generator_unordered")
-    yield from par(delayed(fn)(*task) for task in tasks)
+    # After a SIGKILL, loky's resource tracker removes the pool's shared files and would warn about
+    # them ("leaked folder objects"): the user sees only the project's own lines.
+    quiet = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
+    if quiet not in os.environ.get("PYTHONWARNINGS", ""):
+        os.environ["PYTHONWARNINGS"] = ",".join(w for w in (os.environ.get("PYTHONWARNINGS"), quiet) if w)
+    with parallel_config(backend="loky", initializer=_exit_with_parent, initargs=(os.getpid(),)):
+        par = Parallel(n_jobs=min(workers, len(tasks)), return_as="generator_unordered")
+        yield from par(delayed(fn)(*task) for task in tasks)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Start of every pool worker: a daemon thread ends the worker once the process that started
+    the pool is gone (killed, even by SIGKILL), so no worker outlives a killed comparison."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit with parent", daemon=True).start()
 
 
 def run_comparison(spec: ExperimentSpec, name: str, workers: int | None = None,
@@ -569,6 +588,25 @@ def _values(ov) -> list[str]:
     return [ov.get_value_element_as_str()]
 
 
+#: The most jobs one sweep may have (each is a run folder; a larger plan is refused before any work).
+MAX_SWEEP_JOBS = 100_000
+
+
+def _is_range(ov) -> bool:
+    from hydra.core.override_parser.types import RangeSweep
+
+    return ov.is_sweep_override() and isinstance(ov.value(), RangeSweep)
+
+
+def _count(ov) -> int:
+    """How many values an override takes, without listing a range's."""
+    if _is_range(ov) and ov.value().start is not None and ov.value().stop is not None:
+        value = ov.value()
+        step = value.step or 1
+        return max(0, math.ceil((value.stop - value.start) / step))
+    return len(_values(ov))
+
+
 def _is_group(key: str) -> bool:
     from sim.config import _group_options
 
@@ -586,7 +624,16 @@ def check_sweep(task_overrides: Sequence[str]) -> list:
     from sim.config import compose_dict, validate
 
     parsed = _parse(task_overrides)
+    counts = [_count(ov) for ov in parsed]
+    jobs = math.prod(counts)
+    if jobs > MAX_SWEEP_JOBS:
+        biggest = max(range(len(parsed)), key=counts.__getitem__)
+        raise ConfigError(f"{parsed[biggest].input_line}: the sweep has {jobs:,} jobs; allowed is at most {MAX_SWEEP_JOBS:,} "
+                          "per sweep (split it into several sweeps into the same hydra.sweep.dir)")
     values = [_values(ov) for ov in parsed]
+    for k, ov in enumerate(parsed):  # a range of numbers is an interval: checking its ends checks it all
+        if counts[k] > 2 and _is_range(ov) and not _is_group(ov.key_or_group):
+            values[k] = [min(values[k], key=float), max(values[k], key=float)]
     base = [f"{ov.get_key_element()}={v[0]}" for ov, v in zip(parsed, values)]
     data = compose_dict(None, base)
     validate(data)
@@ -652,6 +699,7 @@ def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", m
         folder = (Path(out) / datetime.now().strftime("%Y%m%d-%H%M%S_sweep")).resolve()
     from sim.runs import prepare_parent
 
+    check_multirun_folder(folder, None)
     prepare_parent(folder.parent)
     quote = _quote
     own = [f"hydra.sweep.dir={quote(str(folder))}",
@@ -659,11 +707,30 @@ def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", m
            f"hydra.callbacks.collect.metrics=[{','.join(metrics)}]",
            f"hydra.callbacks.collect.run_plots={'true' if run_plots else 'false'}"]
     started = time.time()
-    _launch(sweep_job, task, own, hydra_ovs, folder)
+    try:
+        _launch(sweep_job, task, own, hydra_ovs, folder)
+    except KeyboardInterrupt as exc:  # Ctrl+C or SIGTERM: say what was kept and how to go on
+        exc.sweep = (folder, math.prod(_count(ov) for ov in parsed))
+        raise
     report = folder / "report.html"
     if not report.exists() or report.stat().st_mtime < started - 1:
         collect_sweep(folder, metrics)  # Hydra turns a callback's error into a warning: collect again to report it
     return folder
+
+
+def sweep_interrupted(exc: BaseException) -> str:
+    """What an interrupted sweep kept, and how to resume it (after its unfinished temporaries are removed)."""
+    from sim.runs import remove_stale_temporaries
+
+    folder, total = getattr(exc, "sweep", (None, 0))
+    if folder is None:
+        return "nothing was written"
+    runs = folder / RUNS
+    if runs.is_dir():
+        remove_stale_temporaries(runs)
+    done = sum(1 for p in runs.iterdir() if not p.name.startswith(".") and is_complete(p)) if runs.is_dir() else 0
+    return (f"the sweep stopped with {done} of {total} runs complete, kept in {runs}; "
+            f"rerun the same command with hydra.sweep.dir={folder} to resume it")
 
 
 def _quote(text: str) -> str:
@@ -733,9 +800,45 @@ def run_name(override_dirname: str) -> str:
 
 
 def is_complete(folder: Path) -> bool:
-    from sim.runs import RUN_FILES
+    """A run folder whose manifest, written last, matches every file (see :func:`sim.runs.is_complete`)."""
+    from sim.runs import is_complete as complete
 
-    return folder.is_dir() and all((folder / f).exists() for f in RUN_FILES)
+    return complete(folder)
+
+
+def finished_run(runs: Path, name: str) -> Path | None:
+    """The complete run folder of the job named ``name`` in ``runs``: ``runs/name``, or, where
+    something else (a symlink, a file) holds that name, a ``name-K`` whose manifest names the job."""
+    from sim.runs import read_manifest
+
+    if is_complete(runs / name):
+        return runs / name
+    if not os.path.lexists(runs / name) or ((runs / name).is_dir() and not (runs / name).is_symlink()):
+        return None
+    for p in sorted(runs.glob(f"{glob.escape(name)}-*")):
+        if p.name[len(name) + 1:].isdigit() and (read_manifest(p) or {}).get("run") == name and is_complete(p):
+            return p
+    return None
+
+
+def check_multirun_folder(folder: Path, plan_file: str | None) -> None:
+    """Refuse a ``hydra.sweep.dir`` that holds other results (a comparison, a run, another kind of
+    multirun): a multirun writes only into a new or empty folder or one of its own kind, which it
+    resumes. ``plan_file``: the file marking a multirun over points (None for a sweep)."""
+    if not os.path.lexists(folder):
+        return
+    where = f"hydra.sweep.dir = {str(folder)!r}"
+    if not folder.is_dir():
+        raise ConfigError(f"{where}: not a folder; allowed is a new folder or an earlier sweep's folder")
+    names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+    if not names:
+        return
+    ours = plan_file in names if plan_file else ("multirun.yaml" in names and POINTS_FILE not in names)
+    if not ours:
+        kind = "multirun over points" if POINTS_FILE in names else "sweep" if "multirun.yaml" in names else "results of another kind"
+        raise ConfigError(f"{where}: the folder holds {'a ' if kind != 'results of another kind' else ''}{kind} ({', '.join(sorted(names)[:4])}"
+                          f"{', ...' if len(names) > 4 else ''}); allowed is a new or empty folder or an earlier "
+                          f"{'multirun over the same points' if plan_file else 'sweep'}'s folder")
 
 
 def _json_value(v: Any) -> Any:
@@ -758,7 +861,7 @@ def sweep_job(_cfg) -> dict:
     name = run_name(hc.job.override_dirname)
     runs = Path(hc.runtime.output_dir)
     run_plots = bool(hc.callbacks.collect.get("run_plots", False)) if "collect" in hc.callbacks else False
-    if is_complete(runs / name):
+    if finished_run(runs, name) is not None:
         print(f"[sweep] {name}: already complete, skipped", file=sys.stderr, flush=True)
         return {"run": name, "skipped": True}
     swept = {ov.key_or_group: _json_value(ov.value()) for ov in _parse(overrides) if ov.get_key_element() not in fixed}
@@ -766,7 +869,7 @@ def sweep_job(_cfg) -> dict:
         cfg = compose(None, overrides)
     result = simulate(cfg)
     result.summary.update({"sweep": swept, "overrides": overrides})
-    path = write_run_folder(result, runs, plots=run_plots, name=name)
+    path = write_run_folder(result, runs, plots=run_plots, name=name, replace=True)
     s = result.summary
     print(f"[sweep] {path.name}: profit {s['profit']:,.0f} RMB, {s['users_total']:,} users in {s['wall_seconds']:.1f} s",
           file=sys.stderr, flush=True)
@@ -822,9 +925,15 @@ def load_sweep(folder: str | os.PathLike, metrics: Sequence[str] = DEFAULT_SWEEP
         raise ConfigError(f"{folder}: no complete run folder in {runs_dir}")
     params: list[str] = []
     daily, horizon = [], []
+    seen: dict[str, str] = {}
     for p in runs:
         summary = json.loads((p / "summary.json").read_text())
         swept = summary.get("sweep", {})
+        job = json.dumps(swept, sort_keys=True)
+        if job in seen:  # the same job written twice (by an older version, or two sweeps at once): counted once
+            print(f"warning: {runs_dir}: {p.name} repeats the job of {seen[job]}; counted once", file=sys.stderr)
+            continue
+        seen[job] = p.name
         params += [k for k in swept if k not in params]
         d = pd.read_parquet(p / "daily.parquet")
         daily.append(d.assign(run=p.name, **swept))
@@ -1004,6 +1113,7 @@ def run_points_multirun(scenario: str, overrides: Sequence[str], points: Sequenc
         folder = (Path(out) / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}_{name}").resolve()
     from sim.runs import prepare_parent
 
+    check_multirun_folder(folder, POINTS_FILE)
     prepare_parent(folder)
     base = compose(scenario, overrides)
     base_plain = to_plain(base)
@@ -1040,7 +1150,7 @@ def point_job(_cfg) -> dict:
     overrides = list(hc.overrides.task)
     name = run_name(hc.job.override_dirname)
     runs = Path(hc.runtime.output_dir)
-    if is_complete(runs / name):
+    if finished_run(runs, name) is not None:
         print(f"[points] {name}: already complete, skipped", file=sys.stderr, flush=True)
         return {"run": name, "skipped": True}
     plan = json.loads((Path(hc.sweep.dir) / POINTS_FILE).read_text())
@@ -1052,7 +1162,7 @@ def point_job(_cfg) -> dict:
         cfg = compose(None, [*rest, *point_overrides(values)])
     result = simulate(cfg)
     result.summary.update({"point": k, "point_values": values, "overrides": rest})
-    path = write_run_folder(result, runs, plots=False, name=name)
+    path = write_run_folder(result, runs, plots=False, name=name, replace=True)
     print(f"[points] {path.name}: done in {result.summary['wall_seconds']:.1f} s", file=sys.stderr, flush=True)
     return {"run": path.name, "skipped": False}
 
@@ -1062,7 +1172,7 @@ def collect_points(folder: str | os.PathLike) -> PointRuns:
     folder = Path(folder)
     plan = json.loads((folder / POINTS_FILE).read_text())
     replicate = {int(s): r for r, s in enumerate(plan["seeds"])}
-    rows = []
+    rows, seen = [], set()
     runs_dir = folder / RUNS
     for p in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
         if p.name.startswith(".") or not is_complete(p):
@@ -1070,6 +1180,10 @@ def collect_points(folder: str | os.PathLike) -> PointRuns:
         summary = json.loads((p / "summary.json").read_text())
         if "point" not in summary or int(summary["seed"]) not in replicate:
             continue
+        job = (int(summary["point"]), int(summary["seed"]))
+        if job in seen:
+            continue
+        seen.add(job)
         values = horizon_values({k: v for k, v in summary.items() if k not in ("point", "seed")})
         rows.append({"point": int(summary["point"]), "replicate": replicate[int(summary["seed"])], "seed": int(summary["seed"]), **values})
     expected = len(plan["points"]) * len(plan["seeds"])

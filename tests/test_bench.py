@@ -49,6 +49,19 @@ def test_bad_sizes_are_one_line_and_exit_code_2():
     assert done.returncode == 2 and done.stderr.strip().startswith("error: --sizes")
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--sizes", "-5"], "error: --sizes = -5: allowed is a number in [2, 200000000] (people)"),
+    (["--sizes", "10"], "error: --sizes = 10: allowed are people counts above the benchmark's degree (20)"),
+    (["--sizes", "2000", "--horizon", "-3"], "error: --horizon = -3: allowed is a number in [1, 36500] (days)"),
+    (["--horizon", "0"], "error: --horizon = 0: allowed is a number in [1, 36500] (days)"),
+])
+def test_sizes_or_a_horizon_the_model_refuses_are_one_line_exit_2_and_no_results_file(tmp_path, flags, message):
+    done = subprocess.run([sys.executable, "-m", "sim.cli", "bench", "--quick", *flags, "--no-reference", "--no-ic", "--no-scaling",
+                           "--out", str(tmp_path / "bench")], capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (2, message + "\n")
+    assert not (tmp_path / "bench").exists()  # no record of failed measurements
+
+
 def test_scaling_fit_reads_a_linear_cost_as_slope_one():
     rows = [{"people": n, "cpu_ms_per_day": 0.002 * n} for n in (1e4, 1e5, 1e6)]
     fit = scaling_fit(rows, "people")

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from sim import cli
+from sim import cli, runs
 from sim.runs import RUN_FILES, remove_stale_temporaries
 
 
@@ -54,17 +54,69 @@ def test_an_interrupted_run_cleans_up_after_itself(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted: nothing was written" in err
-    assert list(out.iterdir()) == []
+    assert not out.exists()  # nothing in it, and the empty results folder it made is removed too
+
+
+def _temporary(parent, name, owner=None, age=0.0):
+    """A hidden temporary folder as a writer leaves it: with a lease naming ``owner`` (or none),
+    last touched ``age`` seconds ago."""
+    import json
+
+    folder = parent / name
+    folder.mkdir()
+    stamp = time.time() - age
+    if owner is not None:
+        (folder / runs.LEASE).write_text(json.dumps(owner))
+        os.utime(folder / runs.LEASE, (stamp, stamp))
+    os.utime(folder, (stamp, stamp))
+    return folder
+
+
+def _dead_pid() -> int:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    return dead.pid
 
 
 def test_stale_temporaries_of_dead_writers_are_removed_but_live_ones_kept(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (tmp_path / f".tmp-p{dead.pid}-x-abc").mkdir()
-    (tmp_path / f".tmp-p{os.getpid()}-y-abc").mkdir()
-    removed = remove_stale_temporaries(tmp_path)
-    assert [p.name for p in removed] == [f".tmp-p{dead.pid}-x-abc"]
-    assert (tmp_path / f".tmp-p{os.getpid()}-y-abc").exists()
+    here = runs._machine()
+    dead = _temporary(tmp_path, f".tmp-p{_dead_pid()}-x-abc", {**here, "pid": _dead_pid()})
+    live = _temporary(tmp_path, ".tmp-p1-y-abc", {**here, "pid": os.getpid()})
+    silent = _temporary(tmp_path, ".tmp-p1-z-abc", {**here, "pid": os.getpid()}, age=runs.LEASE_SECONDS + 60)
+    assert sorted(remove_stale_temporaries(tmp_path)) == sorted([dead, silent])
+    assert live.exists()
+
+
+def test_a_temporary_of_a_writer_on_another_node_is_kept_while_its_lease_is_fresh(tmp_path):
+    """A SLURM sweep on a shared file system: the writer's pid means nothing on this machine."""
+    pid = _dead_pid()  # not a process here; it may well be one on the other node
+    other = {"host": "node-017", "boot": "another-kernel", "pidns": 4026531836, "pid": pid}
+    busy = _temporary(tmp_path, f".tmp-p{pid}-seed=3-abc", other, age=runs.LEASE_SECONDS / 2)
+    container = _temporary(tmp_path, f".tmp-p{pid}-seed=4-abc", {**runs._machine(), "pidns": -1, "pid": pid})
+    fresh = _temporary(tmp_path, f".tmp-p{pid}-seed=5-abc")  # being set up: no lease yet
+    gone = _temporary(tmp_path, f".tmp-p{pid}-seed=6-abc", other, age=runs.LEASE_SECONDS + 60)
+    assert remove_stale_temporaries(tmp_path) == [gone]
+    assert busy.exists() and container.exists() and fresh.exists()
+
+
+def test_a_writer_holds_an_exclusive_lease_and_keeps_it_beating_until_it_publishes(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(runs, "HEARTBEAT_SECONDS", 0.05)
+    folder = runs.AtomicFolder(tmp_path, "x")
+    with folder as tmp:
+        lease = tmp / runs.LEASE
+        owner = json.loads(lease.read_text())
+        assert owner == {**runs._machine(), "pid": os.getpid()}
+        with pytest.raises(FileExistsError):  # exclusive: a second writer cannot take the same folder
+            runs.Lease(tmp)
+        os.utime(lease, (0, 0))
+        deadline = time.time() + 10
+        while lease.stat().st_mtime < time.time() - 60 and time.time() < deadline:
+            time.sleep(0.02)
+        assert lease.stat().st_mtime > time.time() - 60  # the heartbeat touched it again
+        (tmp / "a.txt").write_text("a")
+    assert sorted(p.name for p in folder.path.iterdir()) == ["a.txt"]  # the lease is not published
 
 
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT])
@@ -105,3 +157,110 @@ def test_a_comparison_killed_at_any_moment_leaves_no_partial_folder(tmp_path):
            "population.size=3000", "horizon=60", f"out={tmp_path}"]
     needed = ("config.yaml", "daily.parquet", "horizon.parquet", "differences.parquet", "table.parquet", "report.html")
     kill_at_delays(cmd, (2.0, 4.0, 6.0, 8.0), tmp_path, lambda folder: all((folder / f).is_file() for f in needed), "comparison")
+
+
+def _children(pid: int) -> set[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(stat))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_terminated_run_says_so_exits_143_and_leaves_nothing(tmp_path):
+    """SLURM preemption and `kill` send SIGTERM: handled as Ctrl+C is."""
+    out = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "sim.cli", "run", "-q", "population.size=20000", "horizon=3000", f"out={out}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not out.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (143, "terminated: nothing was written\n")
+    assert not out.exists()  # the results folder it made is empty, so it is removed too
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_no_worker_outlives_a_killed_comparison(tmp_path, sig):
+    cmd = [sys.executable, "-m", "sim.cli", "compare", "-q", "--no-plots", "scenario=default,default", "replicates=8", "workers=2",
+           "population.size=20000", "horizon=2000", f"out={tmp_path / 'c'}"]
+    log = tmp_path / "stderr"
+    with open(log, "w") as stderr:  # a file, not a pipe: a surviving worker would hold a pipe open
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
+    deadline = time.time() + 120
+    workers: set[int] = set()
+    while time.time() < deadline and proc.poll() is None:  # the pool's two workers (and its resource trackers)
+        time.sleep(0.2)
+        workers = {p for p in _children(proc.pid) if "loky" in _cmdline(p)}
+        if sum("LokyProcess" in _cmdline(p) for p in workers) >= 2:
+            break
+    assert sum("LokyProcess" in _cmdline(p) for p in workers) >= 2, "the comparison started no process pool"
+    time.sleep(1.0)
+    workers |= {p for p in _children(proc.pid) if "loky" in _cmdline(p)}
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    pool = workers | _children(proc.pid)
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_alive(p) for p in pool):
+        time.sleep(0.2)
+    left = [p for p in pool if _alive(p)]
+    for p in left:  # do not leave them behind for the next test either
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"{len(left)} pool processes outlived the comparison"
+    err = log.read_text()
+    if sig == signal.SIGTERM:
+        assert (proc.returncode, err) == (143, "terminated: nothing was written\n")
+    else:  # nothing but the kill: no library's warning about what the pool left (its tracker removes it)
+        assert err == "", err
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "-q", "population.size=500", "horizon=5"],
+    ["compare", "-q", "scenario=default,default", "replicates=2", "population.size=500", "horizon=5"],
+])
+def test_a_refused_command_leaves_no_empty_results_folder(tmp_path, capsys, monkeypatch, command):
+    """Refused after the results folder was prepared (the run does not fit in memory)."""
+    from sim import experiment, memory
+
+    for module in (memory, experiment):
+        monkeypatch.setattr(module, "available_bytes", lambda: 2**20)
+    out = tmp_path / "new" / "results"
+    assert cli.main([*command, f"out={out}"]) == 2
+    assert capsys.readouterr().err.startswith("error: population.size = 500: this run needs about")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dangling_symlink_at_a_run_folders_name_takes_the_next_free_name(tmp_path):
+    import sim
+    from sim.runs import write_run_folder
+
+    (tmp_path / "x").symlink_to(tmp_path / "nowhere")
+    result = sim.simulate(sim.compose("default", ["population.size=500", "horizon=5"]))
+    path = write_run_folder(result, tmp_path, plots=False, name="x")
+    assert path == tmp_path / "x-2" and runs.is_complete(path)
+    assert (tmp_path / "x").is_symlink() and os.readlink(tmp_path / "x") == str(tmp_path / "nowhere")
