@@ -14,8 +14,7 @@ Python entry points::
     c = sim.calibrate("retention_benchmark")   # fitted parameters: c.best, c.trials, c.path
 """
 
-__version__ = "0.1.0"
-
+from sim.version import __version__  # noqa: E402
 from sim.config import SimConfig, compose  # noqa: E402
 from sim.engine import GrowthModel  # noqa: E402
 from sim.experiment import Comparison, compare  # noqa: E402

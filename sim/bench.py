@@ -409,7 +409,7 @@ def scaling_plot(record: dict, path: Path) -> Path | None:
 
 
 def write(record: dict, out: Path) -> tuple[Path, Path | None]:
-    from sim.runs import prepare_parent
+    from sim.folders import prepare_parent
 
     prepare_parent(out)
     stem = datetime.now().strftime("%Y-%m-%d")

@@ -140,7 +140,8 @@ def warn_changed_inputs(config: Path, cfg) -> None:
 
 def cmd_run(args) -> int:
     from sim.config import compose, load_yaml, validate
-    from sim.runs import prepare_parent, simulate, write_run_folder
+    from sim.folders import prepare_parent
+    from sim.runs import simulate, write_run_folder
     from sim.schema import SimulationError, to_plain
 
     if args.multirun:
@@ -213,7 +214,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_compare(args) -> int:
     from sim.experiment import _strategy_map, experiment_spec, load_experiment, run_comparison
-    from sim.runs import prepare_parent
+    from sim.folders import prepare_parent
     from sim.schema import to_plain
 
     taken, overrides = _take(args.overrides, ("experiment", "scenario", "replicates", "baseline", "out", "workers", "seed"))
@@ -286,7 +287,7 @@ def _experiment_for(command: str, overrides: Sequence[str], section_keys: Sequen
 
 def cmd_sensitivity(args) -> int:
     from sim.analysis.sensitivity import run_sensitivity
-    from sim.runs import prepare_parent
+    from sim.folders import prepare_parent
 
     launcher = [o for o in args.overrides if o.lstrip("+~").startswith(("hydra.", "hydra/"))]
     overrides = [o for o in args.overrides if o not in launcher]
@@ -312,7 +313,7 @@ def cmd_sensitivity(args) -> int:
 
 def cmd_calibrate(args) -> int:
     from sim.analysis.calibration import run_calibration
-    from sim.runs import prepare_parent
+    from sim.folders import prepare_parent
 
     name, spec, out, workers = _experiment_for("calibration", args.overrides,
                                                ("trials", "startup_trials", "replicates", "check_replicates", "batch", "loss", "scenario"),
@@ -425,7 +426,7 @@ def cmd_scenarios(args) -> int:
 
 def cmd_validate(args) -> int:
     from sim.analysis.validation import print_progress, validate
-    from sim.runs import prepare_parent
+    from sim.folders import prepare_parent
 
     prepare_parent(Path(args.out))  # fail before simulating if results cannot be written
     result = validate(quick=args.quick, overrides=args.overrides, facts=args.fact or None, seed=args.seed,
@@ -569,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    from sim.runs import remove_created_if_empty
+    from sim.folders import remove_created_if_empty
 
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None

@@ -20,11 +20,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from sim.schema import ConfigError, build, clip, excerpt, param, require, suggest, to_plain
+from sim.inputs import MAX_CONFIG_BYTES, file_problem, parse_yaml, read_text, read_yaml
+from sim.mechanisms import REGISTRY
+from sim.schema import MAX_PEOPLE, ConfigError, build, clip, excerpt, param, require, suggest, to_plain
 from sim.vocabulary import CHANNELS  # noqa: F401  (as before)
 
 SCENARIO_GROUPS = ("named", "platform", "strategy")
-MAX_PEOPLE = 200_000_000  #: the largest market (graph nodes) a run can hold
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,7 +246,6 @@ class SimConfig:
 
 def validate(data: Mapping[str, Any]) -> SimConfig:
     """Turn a composed mapping into a validated :class:`SimConfig` (raises :class:`ConfigError`)."""
-    from sim.mechanisms import REGISTRY
 
     if not isinstance(data, Mapping):
         raise ConfigError(f"config = {excerpt(data)}: allowed is a mapping of settings")
@@ -263,7 +263,6 @@ def validate(data: Mapping[str, Any]) -> SimConfig:
 
 def defaults() -> dict[str, Any]:
     """Every key with its default value, mechanisms included (the Hydra schema node)."""
-    from sim.mechanisms import REGISTRY
 
     plain = to_plain(SimConfig())
     plain["mechanisms"] = {name: to_plain(cls.Config()) for name, cls in REGISTRY.items()}
@@ -307,7 +306,6 @@ def scenario_path(name: str) -> Path:
 def scenario_description(name: str, brief: bool = False) -> str:
     """What a scenario is, from the comment at the top of its file, as one paragraph (``brief``:
     its first sentence only, for listings)."""
-    from sim.inputs import read_text
 
     lines = []
     for line in read_text(scenario_path(name)).splitlines():
@@ -454,7 +452,6 @@ def _defaults_entries(data: Any) -> list[str]:
 @functools.lru_cache(maxsize=1024)
 def _parsed_scenario_file(path: str, mtime_ns: int) -> tuple[Any, str | None]:
     """(parsed YAML, problem) of a scenario file (cached by path and modification time)."""
-    from sim.inputs import parse_yaml, read_text
 
     try:
         text = read_text(path, "")
@@ -485,7 +482,6 @@ def _scenario_files() -> tuple[list[tuple[Path, Path]], dict[str, str]]:
     """Every ``*.yaml`` of the scenario roots as (root, path) for the regular files of at most
     ``MAX_CONFIG_BYTES``, and config name (``graph/friends``) -> problem for the others (a FIFO,
     a device, a huge file): those are never opened, and refused only where something selects them."""
-    from sim.inputs import MAX_CONFIG_BYTES, file_problem
 
     readable, unreadable = [], {}
     for root in scenario_dirs():
@@ -667,7 +663,6 @@ def input_files(cfg: SimConfig) -> list[str]:
 
 def load_yaml(path: str | os.PathLike) -> SimConfig:
     """Validate a fully resolved ``config.yaml`` (for example from an earlier run folder)."""
-    from sim.inputs import file_problem, read_yaml
 
     p = Path(path)
     if file_problem(p) == "no such file":

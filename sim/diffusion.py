@@ -27,19 +27,16 @@ Randomness comes from the named streams ``diffusion`` (daily draws) and ``diffus
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from sim.config import DiffusionConfig
-    from sim.engine import GrowthModel
+from sim.config import DiffusionConfig
+from sim.model_view import Model
 
 
 class Diffusion:
     """The diffusion model of a run; ``activate(model)`` returns who adopts today."""
 
-    def __init__(self, cfg: DiffusionConfig, model: GrowthModel):
+    def __init__(self, cfg: DiffusionConfig, model: Model):
         self.cfg = cfg
         graph = model.graph
         self.degree = graph.degree.astype(np.float64)
@@ -48,10 +45,10 @@ class Diffusion:
             self.threshold = model.streams.setup("diffusion.thresholds").random(graph.n)
 
     @staticmethod
-    def build(cfg: DiffusionConfig, model: GrowthModel) -> Diffusion | None:
+    def build(cfg: DiffusionConfig, model: Model) -> Diffusion | None:
         return None if cfg.model == "none" else Diffusion(cfg, model)
 
-    def seeds(self, model: GrowthModel, rng: np.random.Generator) -> np.ndarray:
+    def seeds(self, model: Model, rng: np.random.Generator) -> np.ndarray:
         n = model.pop.n
         k = int(self.cfg.seed_fraction * n)
         if self.cfg.seed_fraction > 0:
@@ -59,7 +56,7 @@ class Diffusion:
         # The first k of one random order: a larger seed_fraction adds seeds to the same ones.
         return np.sort(rng.permutation(n)[: min(k, n)])
 
-    def activate(self, model: GrowthModel) -> np.ndarray:
+    def activate(self, model: Model) -> np.ndarray:
         """People who adopt today (none of them a user yet), in increasing order."""
         rng = model.streams.today("diffusion")
         pop, day = model.pop, model.day

@@ -338,16 +338,16 @@ class Comparison:
 
     def save(self, out: str | os.PathLike = "results/comparisons", plots: bool = True) -> Path:
         """Write the comparison folder under ``out`` atomically and return its path."""
-        from sim.runs import AtomicFolder, _slug
+        from sim.folders import AtomicFolder, slug
 
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        folder = AtomicFolder(Path(out), f"{stamp}_{_slug(self.name)}")
+        folder = AtomicFolder(Path(out), f"{stamp}_{slug(self.name)}")
         definition = experiment_yaml(self.spec, self.name)
         with folder as tmp:
             (tmp / "config.yaml").write_text(definition)
             (tmp / "resolved").mkdir()
             for strategy, cfg in self.configs.items():
-                (tmp / "resolved" / f"{_slug(strategy)}.yaml").write_text(dump_yaml(cfg))
+                (tmp / "resolved" / f"{slug(strategy)}.yaml").write_text(dump_yaml(cfg))
             self.daily.to_parquet(tmp / "daily.parquet", index=False)
             self.horizon.to_parquet(tmp / "horizon.parquet", index=False)
             self.differences.to_parquet(tmp / "differences.parquet", index=False)
@@ -697,7 +697,7 @@ def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", m
         hydra_ovs = [o for o in hydra_ovs if o not in given]
     else:
         folder = (Path(out) / datetime.now().strftime("%Y%m%d-%H%M%S_sweep")).resolve()
-    from sim.runs import prepare_parent
+    from sim.folders import prepare_parent
 
     check_multirun_folder(folder, None)
     prepare_parent(folder.parent)
@@ -720,7 +720,7 @@ def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", m
 
 def sweep_interrupted(exc: BaseException) -> str:
     """What an interrupted sweep kept, and how to resume it (after its unfinished temporaries are removed)."""
-    from sim.runs import remove_stale_temporaries
+    from sim.folders import remove_stale_temporaries
 
     folder, total = getattr(exc, "sweep", (None, 0))
     if folder is None:
@@ -809,7 +809,7 @@ def is_complete(folder: Path) -> bool:
 def finished_run(runs: Path, name: str) -> Path | None:
     """The complete run folder of the job named ``name`` in ``runs``: ``runs/name``, or, where
     something else (a symlink, a file) holds that name, a ``name-K`` whose manifest names the job."""
-    from sim.runs import read_manifest
+    from sim.folders import read_manifest
 
     if is_complete(runs / name):
         return runs / name
@@ -1111,7 +1111,7 @@ def run_points_multirun(scenario: str, overrides: Sequence[str], points: Sequenc
         folder = Path(given[-1].split("=", 1)[1].strip("'\"")).expanduser().resolve()
     else:
         folder = (Path(out) / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}_{name}").resolve()
-    from sim.runs import prepare_parent
+    from sim.folders import prepare_parent
 
     check_multirun_folder(folder, POINTS_FILE)
     prepare_parent(folder)

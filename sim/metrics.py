@@ -11,16 +11,12 @@ Definitions (also in the README):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
 from sim import kernels
+from sim.model_view import Model
 from sim.vocabulary import CHANNELS, ORDER_SOURCES, STATE_NAMES, State
-
-if TYPE_CHECKING:
-    from sim.engine import GrowthModel
 
 MAX_COHORT_AGE = 366  # ages tracked per cohort: 0 .. 365 days
 K_WINDOW = 30
@@ -66,7 +62,7 @@ def gini(x: np.ndarray) -> float:
 
 
 class Recorder:
-    def __init__(self, model: GrowthModel):
+    def __init__(self, model: Model):
         cfg = model.cfg
         H, C = cfg.horizon, len(CHANNELS)
         self.horizon = H
@@ -135,7 +131,7 @@ class Recorder:
             self._table_sizes = sizes
         return self._series_rows, self._account_rows, self._counter_rows
 
-    def record(self, model: GrowthModel) -> None:
+    def record(self, model: Model) -> None:
         day, pop, today = model.day, model.pop, model.today
         s = self.series
         rows, _, counter_rows = self._tables(model.economics)
@@ -176,7 +172,7 @@ class Recorder:
             if not np.isfinite(value) or value < 0:
                 raise SimulationError(f"day {day}: {name} = {value} (must be a finite, non-negative number)")
 
-    def _cohorts(self, model: GrowthModel) -> None:
+    def _cohorts(self, model: Model) -> None:
         day, pop, today = model.day, model.pop, model.today
         C = len(CHANNELS)
         self.cohort_users[day] = np.bincount(pop.channel[today.new_users], minlength=C)
@@ -285,7 +281,7 @@ def payback_age(ltv: np.ndarray, cac: float) -> int:
     return int(hit[0]) if hit.size else -1
 
 
-def channel_table(model: GrowthModel, daily: pd.DataFrame) -> pd.DataFrame:
+def channel_table(model: Model, daily: pd.DataFrame) -> pd.DataFrame:
     """Per acquisition channel: users, retention, LTV, cost per user and payback."""
     rec = model.metrics
     rows = []
@@ -304,7 +300,7 @@ def channel_table(model: GrowthModel, daily: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def channel_cost(model: GrowthModel, channel: str) -> float:
+def channel_cost(model: Model, channel: str) -> float:
     """Money spent to acquire users of one channel: the accounts of the mechanisms bringing them."""
     total = 0.0
     for m in model.mechanisms:
@@ -313,7 +309,7 @@ def channel_cost(model: GrowthModel, channel: str) -> float:
     return total
 
 
-def summary(model: GrowthModel, daily: pd.DataFrame) -> dict:
+def summary(model: Model, daily: pd.DataFrame) -> dict:
     """Horizon metrics of one run (plain floats and ints, JSON-ready)."""
     rec = model.metrics
     ret = rec.retention_curve()

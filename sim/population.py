@@ -22,21 +22,20 @@ and stop through ``model.churn``. Moves between active, loyal and dormant may be
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from sim import kernels
 from sim.vocabulary import CHANNELS, N_STATES, NO_CHANNEL, STATE_NAMES, State  # noqa: F401  (State and its names, as before)
 
-if TYPE_CHECKING:
-    from sim.config import SimConfig
-
 
 class Population:
     """Per-person columns. Row ``i`` is graph node ``i``."""
 
-    def __init__(self, cfg: SimConfig, n: int, rng: np.random.Generator):
+    def __init__(self, cfg: Any, n: int, rng: np.random.Generator):
+        """``n`` people drawn with ``rng`` from ``cfg``, the run's validated ``SimConfig`` (its population
+        and catalogue settings are read)."""
         self.n = n
         self.segment_names = tuple(cfg.population.segments)
         segs = list(cfg.population.segments.values())
@@ -161,7 +160,7 @@ class Population:
         return sum(c.nbytes for c in cols) + sum(c.nbytes for c in self.extra.values())
 
 
-def category_popularity(cfg: SimConfig) -> np.ndarray:
+def category_popularity(cfg: Any) -> np.ndarray:
     """Zipf popularity of product categories (sums to 1)."""
     ranks = np.arange(1, cfg.catalogue.categories + 1, dtype=np.float64)
     w = ranks ** -cfg.catalogue.popularity_exponent

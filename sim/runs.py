@@ -8,15 +8,9 @@ folder appears whole or not at all; an existing folder is never overwritten.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
-import shutil
-import socket
 import subprocess
-import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,12 +19,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim import __version__
+from sim import folders
 from sim.config import SimConfig, compose, dump_yaml, input_files
-from sim.inputs import input_hashes
 from sim.engine import GrowthModel
+from sim.folders import AtomicFolder, read_manifest, slug, write_manifest
+from sim.inputs import input_hashes
 from sim.metrics import channel_table, summary
 from sim.schema import ConfigError
+from sim.version import __version__
 
 RUN_FILES = ("config.yaml", "daily.parquet", "cohorts.parquet", "channels.parquet", "summary.json", "report.html")
 
@@ -98,276 +94,10 @@ def run(scenario: str = "default", overrides: Sequence[str] = (), seed: int | No
     return result
 
 
-# ---------------------------------------------------------------------------------- writing
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)[:60]
-
-
-#: Free space a results folder must have before any work starts (a run folder of 1M people is a few MB).
-MIN_FREE_BYTES = 64 * 2**20
-
-
-#: Folders :func:`prepare_parent` created in this process (deepest last), removed again by
-#: :func:`remove_created_if_empty` when a command is refused or interrupted before writing into them.
-CREATED: list[Path] = []
-
-
-def prepare_parent(out: Path) -> Path:
-    """Create ``out`` if needed and check it is writable, before any work is done; remove what
-    killed writers left behind (hidden temporary folders whose writers are gone)."""
-    out = Path(out)
-    missing = [p for p in (out, *out.parents) if not os.path.lexists(p)]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"out = {str(out)!r}: cannot create the results folder ({exc.strerror})") from None
-    CREATED.extend(p for p in reversed(missing) if p not in CREATED)
-    try:
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise ConfigError(f"out = {str(out)!r}: the results folder is not writable")
-        free = shutil.disk_usage(out).free
-        if free < MIN_FREE_BYTES:
-            raise ConfigError(f"out = {str(out)!r}: only {free / 2**20:.1f} MB free on its disk; results need at least "
-                              f"{MIN_FREE_BYTES / 2**20:.0f} MB")
-    except ConfigError:
-        remove_created_if_empty()
-        raise
-    remove_stale_temporaries(out)
-    return out
-
-
-def remove_created_if_empty() -> None:
-    """Remove the folders :func:`prepare_parent` created that are still empty (a refused command
-    leaves no empty results folder behind)."""
-    while CREATED:
-        path = CREATED.pop()
-        with contextlib.suppress(OSError):
-            path.rmdir()
-
-
-#: A writer refreshes the lease of its temporary folder this often ...
-HEARTBEAT_SECONDS = 20
-#: ... and a temporary folder whose lease (or, without one, whose folder) has not been touched for
-#: this long is taken for dead whoever wrote it (another node, another container).
-LEASE_SECONDS = 600
-LEASE = ".lease"  # in a temporary folder: {"host", "boot", "pidns", "pid"}, its mtime the heartbeat
-MANIFEST = "manifest.json"  # written last in a run folder: every other file with its size and SHA-256
-
-
-def _machine() -> dict:
-    """Who this process is, in a way a process on another node or in another container is not:
-    host name, boot id (a kernel) and pid namespace (a container)."""
-    def read(path: str) -> str:
-        try:
-            return Path(path).read_text().strip()
-        except OSError:
-            return ""
-
-    try:
-        pidns = os.stat("/proc/self/ns/pid").st_ino
-    except OSError:
-        pidns = 0
-    return {"host": socket.gethostname(), "boot": read("/proc/sys/kernel/random/boot_id"), "pidns": pidns}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _is_stale(tmp: Path, now: float) -> bool:
-    """A temporary folder is stale when its writer is certainly gone: it ran on this machine, in
-    this pid namespace, and its process no longer exists; or its heartbeat stopped LEASE_SECONDS ago.
-    Anything else (another node's writer, a folder still being set up) may be alive and is kept."""
-    try:
-        lease = tmp / LEASE
-        beat = lease.stat().st_mtime
-        owner = json.loads(lease.read_text())
-    except (OSError, ValueError):  # no (readable) lease yet, or an older version's folder: its own age decides
-        try:
-            return now - tmp.stat().st_mtime > LEASE_SECONDS
-        except OSError:
-            return False
-    mine = {k: owner.get(k) for k in ("host", "boot", "pidns")} == _machine()
-    if mine and isinstance(owner.get("pid"), int) and not _alive(owner["pid"]):
-        return True
-    return now - beat > LEASE_SECONDS
-
-
-def remove_stale_temporaries(parent: Path) -> list[Path]:
-    """Delete hidden ``.tmp-*`` folders whose writers are gone (killed mid-write), on any machine
-    sharing the file system; a folder whose writer may be alive is never touched."""
-    removed = []
-    now = time.time()
-    for path in parent.glob(".tmp-*"):
-        if path.is_dir() and not path.is_symlink() and _is_stale(path, now):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-class Lease:
-    """The lease of a temporary folder: created exclusively inside it, naming its writer, and
-    touched every HEARTBEAT_SECONDS by a daemon thread until released."""
-
-    def __init__(self, folder: Path):
-        self.path = folder / LEASE
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        with os.fdopen(fd, "w") as f:
-            json.dump({**_machine(), "pid": os.getpid()}, f)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"lease {folder.name}", daemon=True)
-        self._thread.start()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                os.utime(self.path)
-            except OSError:  # the folder is gone: nothing left to keep alive
-                return
-
-    def release(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-
-
-def _taken(path: Path) -> bool:
-    return os.path.lexists(path)  # a dangling symlink takes a name too
-
-
-def _claim(tmp: Path, dest: Path) -> bool:
-    """Rename ``tmp`` to ``dest`` unless something already holds that name (then False)."""
-    try:
-        os.rename(tmp, dest)  # atomic on one filesystem; fails rather than replace a non-empty folder
-        return True
-    except OSError:
-        if not _taken(dest):
-            raise
-        return False
-
-
-def publish(tmp: Path, parent: Path, name: str, replace: bool = False) -> Path:
-    """Rename a finished temporary folder to ``parent/name`` (or name-2, -3, ...) without overwriting.
-
-    ``replace`` (a sweep job, whose folder name is its identity): a complete folder already there
-    is the same job finished elsewhere, so it is kept and ours dropped; an incomplete one is
-    replaced by ours. A symlink or a file at the name is never touched (the next free name is taken)."""
-    dest = parent / name
-    for _ in range(100 if replace else 0):
-        if not _taken(dest):
-            if _claim(tmp, dest):
-                return dest
-            continue  # another writer of the same job published first: look at what it wrote
-        if not dest.is_dir() or dest.is_symlink():
-            break  # not a run folder: the next free name
-        if is_complete(dest):
-            shutil.rmtree(tmp, ignore_errors=True)
-            return dest
-        aside = parent / f".tmp-p{os.getpid()}-replaced-{name}-{os.urandom(4).hex()}"
-        try:
-            os.rename(dest, aside)
-        except FileNotFoundError:  # another writer moved it first
-            continue
-        try:
-            if _claim(tmp, dest):
-                return dest
-        finally:
-            shutil.rmtree(aside, ignore_errors=True)
-    for k in range(1, 10_000):
-        dest = parent / (name if k == 1 else f"{name}-{k}")
-        if not _taken(dest) and _claim(tmp, dest):
-            return dest
-    raise OSError(f"no free run-folder name under {parent}")
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_manifest(folder: Path, name: str) -> None:
-    """Write ``manifest.json`` last: the run's name and every other file with its size and SHA-256."""
-    files = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _digest(p)}
-             for p in sorted(folder.rglob("*")) if p.is_file() and p.name not in (MANIFEST, LEASE)}
-    text = json.dumps({"run": name, "files": files}, indent=1) + "\n"
-    (folder / MANIFEST).write_text(text)
-
-
-def read_manifest(folder: Path) -> dict | None:
-    try:
-        data = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("files"), dict) else None
-
-
 def is_complete(folder: Path) -> bool:
-    """A run folder is complete when its manifest (written last) is there and every file it lists
-    has the size and checksum recorded (a 0-byte, truncated or missing file makes it incomplete)."""
-    folder = Path(folder)
-    manifest = read_manifest(folder) if folder.is_dir() else None
-    if manifest is None or not all(f in manifest["files"] for f in RUN_FILES):
-        return False
-    for rel, info in manifest["files"].items():
-        path = folder / rel
-        try:
-            if path.stat().st_size != info.get("bytes") or _digest(path) != info.get("sha256"):
-                return False
-        except OSError:
-            return False
-    return True
-
-
-class AtomicFolder:
-    """Context manager: a hidden temporary folder published under ``parent`` on success, removed on failure."""
-
-    def __init__(self, parent: Path, name: str, replace: bool = False):
-        self.parent = prepare_parent(Path(parent))
-        self.name = name
-        self.replace = replace
-        self.path: Path | None = None
-        self.tmp: Path | None = None
-        self.lease: Lease | None = None
-
-    def __enter__(self) -> Path:
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-p{os.getpid()}-{self.name}-", dir=self.parent))
-        try:
-            self.lease = Lease(self.tmp)
-        except BaseException:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            raise
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        self.lease.release()
-        if exc_type is None:
-            try:
-                self.path = publish(self.tmp, self.parent, self.name, replace=self.replace)
-                return False
-            except OSError as err:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                raise self.write_error(err) from err
-            except BaseException:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                raise
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        if isinstance(exc, OSError):  # a full disk, a lost permission, a read-only file system: one line
-            raise self.write_error(exc) from exc
-        return False
-
-    def write_error(self, err: OSError) -> ConfigError:
-        reason = err.strerror or str(err) or type(err).__name__
-        return ConfigError(f"out = {str(self.parent)!r}: could not write {self.name} ({reason}); nothing was kept")
+    """A run folder is complete when its manifest lists every run file and all it lists match
+    (:func:`sim.folders.is_complete`)."""
+    return folders.is_complete(folder, RUN_FILES)
 
 
 def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str | None = None, replace: bool = False) -> Path:
@@ -375,7 +105,7 @@ def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str
     ``replace``: see :func:`publish` (sweep jobs)."""
     cfg = result.config
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = AtomicFolder(out, name or f"{stamp}_{_slug(cfg.scenario)}_seed{cfg.seed}", replace=replace)
+    folder = AtomicFolder(out, name or f"{stamp}_{slug(cfg.scenario)}_seed{cfg.seed}", replace=replace, required=RUN_FILES)
     with folder as tmp:
         (tmp / "config.yaml").write_text(dump_yaml(cfg))
         result.daily.to_parquet(tmp / "daily.parquet", index=False)

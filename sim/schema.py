@@ -51,6 +51,7 @@ def suggest(name: str, options: typing.Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+MAX_PEOPLE = 200_000_000  #: the largest market (graph nodes) a run can hold
 EXCERPT = 80  #: characters of a value an error message shows at most
 TEXT_EXCERPT = 300  #: the same for a single text value, so that a file's path is shown whole
 

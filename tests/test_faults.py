@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from sim import cli, runs
-from sim.runs import RUN_FILES, remove_stale_temporaries
+from sim import cli, folders, runs
+from sim.folders import remove_stale_temporaries
+from sim.runs import RUN_FILES
 
 
 def complete(folder) -> bool:
@@ -66,8 +67,8 @@ def _temporary(parent, name, owner=None, age=0.0):
     folder.mkdir()
     stamp = time.time() - age
     if owner is not None:
-        (folder / runs.LEASE).write_text(json.dumps(owner))
-        os.utime(folder / runs.LEASE, (stamp, stamp))
+        (folder / folders.LEASE).write_text(json.dumps(owner))
+        os.utime(folder / folders.LEASE, (stamp, stamp))
     os.utime(folder, (stamp, stamp))
     return folder
 
@@ -79,10 +80,10 @@ def _dead_pid() -> int:
 
 
 def test_stale_temporaries_of_dead_writers_are_removed_but_live_ones_kept(tmp_path):
-    here = runs._machine()
+    here = folders._machine()
     dead = _temporary(tmp_path, f".tmp-p{_dead_pid()}-x-abc", {**here, "pid": _dead_pid()})
     live = _temporary(tmp_path, ".tmp-p1-y-abc", {**here, "pid": os.getpid()})
-    silent = _temporary(tmp_path, ".tmp-p1-z-abc", {**here, "pid": os.getpid()}, age=runs.LEASE_SECONDS + 60)
+    silent = _temporary(tmp_path, ".tmp-p1-z-abc", {**here, "pid": os.getpid()}, age=folders.LEASE_SECONDS + 60)
     assert sorted(remove_stale_temporaries(tmp_path)) == sorted([dead, silent])
     assert live.exists()
 
@@ -91,10 +92,10 @@ def test_a_temporary_of_a_writer_on_another_node_is_kept_while_its_lease_is_fres
     """A SLURM sweep on a shared file system: the writer's pid means nothing on this machine."""
     pid = _dead_pid()  # not a process here; it may well be one on the other node
     other = {"host": "node-017", "boot": "another-kernel", "pidns": 4026531836, "pid": pid}
-    busy = _temporary(tmp_path, f".tmp-p{pid}-seed=3-abc", other, age=runs.LEASE_SECONDS / 2)
-    container = _temporary(tmp_path, f".tmp-p{pid}-seed=4-abc", {**runs._machine(), "pidns": -1, "pid": pid})
+    busy = _temporary(tmp_path, f".tmp-p{pid}-seed=3-abc", other, age=folders.LEASE_SECONDS / 2)
+    container = _temporary(tmp_path, f".tmp-p{pid}-seed=4-abc", {**folders._machine(), "pidns": -1, "pid": pid})
     fresh = _temporary(tmp_path, f".tmp-p{pid}-seed=5-abc")  # being set up: no lease yet
-    gone = _temporary(tmp_path, f".tmp-p{pid}-seed=6-abc", other, age=runs.LEASE_SECONDS + 60)
+    gone = _temporary(tmp_path, f".tmp-p{pid}-seed=6-abc", other, age=folders.LEASE_SECONDS + 60)
     assert remove_stale_temporaries(tmp_path) == [gone]
     assert busy.exists() and container.exists() and fresh.exists()
 
@@ -102,14 +103,14 @@ def test_a_temporary_of_a_writer_on_another_node_is_kept_while_its_lease_is_fres
 def test_a_writer_holds_an_exclusive_lease_and_keeps_it_beating_until_it_publishes(tmp_path, monkeypatch):
     import json
 
-    monkeypatch.setattr(runs, "HEARTBEAT_SECONDS", 0.05)
-    folder = runs.AtomicFolder(tmp_path, "x")
+    monkeypatch.setattr(folders, "HEARTBEAT_SECONDS", 0.05)
+    folder = folders.AtomicFolder(tmp_path, "x")
     with folder as tmp:
-        lease = tmp / runs.LEASE
+        lease = tmp / folders.LEASE
         owner = json.loads(lease.read_text())
-        assert owner == {**runs._machine(), "pid": os.getpid()}
+        assert owner == {**folders._machine(), "pid": os.getpid()}
         with pytest.raises(FileExistsError):  # exclusive: a second writer cannot take the same folder
-            runs.Lease(tmp)
+            folders.Lease(tmp)
         os.utime(lease, (0, 0))
         deadline = time.time() + 10
         while lease.stat().st_mtime < time.time() - 60 and time.time() < deadline:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import sim
+from sim import folders
 from sim import runs as run_files
 from sim.experiment import check_sweep, is_complete, load_sweep
 from sim.runs import write_run_folder
@@ -35,13 +36,13 @@ def test_a_run_folder_is_complete_only_while_its_manifest_matches_every_file(tmp
     result = sim.simulate(sim.compose("default", TINY))
     path = write_run_folder(result, tmp_path, plots=False, name="r")
     assert is_complete(path)
-    manifest = run_files.read_manifest(path)
+    manifest = folders.read_manifest(path)
     assert manifest["run"] == "r" and set(run_files.RUN_FILES) <= set(manifest["files"])
     for attack in (lambda: (path / "summary.json").write_text((path / "summary.json").read_text()[:-20]),  # truncated
                    lambda: (path / "daily.parquet").write_bytes(b""),  # 0 bytes
                    lambda: (path / "cohorts.parquet").unlink(),  # missing
-                   lambda: (path / run_files.MANIFEST).write_text("{\"run\": "),  # the manifest itself cut short
-                   lambda: (path / run_files.MANIFEST).unlink()):  # written by a version without manifests, or half-copied
+                   lambda: (path / folders.MANIFEST).write_text("{\"run\": "),  # the manifest itself cut short
+                   lambda: (path / folders.MANIFEST).unlink()):  # written by a version without manifests, or half-copied
         path = write_run_folder(result, tmp_path, plots=False, name=f"r{len(list(tmp_path.iterdir()))}")
         assert is_complete(path)
         attack()

@@ -91,3 +91,51 @@ def test_declared_channels_are_words_of_the_vocabulary():
 
     for name, cls in REGISTRY.items():
         assert set(cls.channels) <= set(CHANNELS), (name, cls.channels)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The ``sim`` modules a file imports anywhere (inside functions too), as module names."""
+    found = set()
+    for node in ast.walk(_tree(path)):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("sim"):
+            for a in node.names:  # `from sim import kernels` imports a module; `from sim.x import y`, module sim.x
+                found.add(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module)
+    return found & modules
+
+
+def test_the_import_graph_has_no_cycles():
+    """Layers without import cycles: every import counts, including those inside functions."""
+    files = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    graph = {m: _imports(p, set(files)) - {m} for m, p in files.items()}
+    state, stack, cycles = {}, [], []
+
+    def visit(m):
+        state[m] = "open"
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == "open":
+                cycles.append(stack[stack.index(n):] + [n])
+            elif n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    assert not cycles, [" -> ".join(c) for c in cycles[:5]]
+
+
+def test_the_version_is_the_one_pyproject_declares():
+    import tomllib
+
+    from sim.version import __version__
+
+    assert tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["project"]["version"] == __version__

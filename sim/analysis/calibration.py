@@ -181,9 +181,9 @@ class Calibration:
 
     def scenario_name(self) -> str:
         """The name of the fitted model's scenario file in the calibration folder."""
-        from sim.runs import _slug
+        from sim.folders import slug
 
-        return f"{_slug(self.name)}_calibrated"
+        return f"{slug(self.name)}_calibrated"
 
     def scenario_yaml(self) -> str:
         """The fitted model as a scenario file: the default scenario with every setting that differs."""
@@ -203,10 +203,10 @@ class Calibration:
         """Write the calibration folder under ``out`` atomically (never over an existing one)."""
         from sim import plots as plotting
         from sim.report import calibration_report
-        from sim.runs import AtomicFolder, _slug
+        from sim.folders import AtomicFolder, slug
 
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        folder = AtomicFolder(Path(out), f"{stamp}_{_slug(self.name)}")
+        folder = AtomicFolder(Path(out), f"{stamp}_{slug(self.name)}")
         scenario = self.scenario_name()
         with folder as tmp:
             (tmp / "experiment.yaml").write_text(experiment_yaml(self.spec, self.name).replace("sim compare", "sim calibrate"))

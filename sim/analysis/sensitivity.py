@@ -151,10 +151,10 @@ class Sensitivity:
         """Write the sensitivity folder under ``out`` atomically (never over an existing one)."""
         from sim import plots as plotting
         from sim.report import sensitivity_report
-        from sim.runs import AtomicFolder, _slug
+        from sim.folders import AtomicFolder, slug
 
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        folder = AtomicFolder(Path(out), f"{stamp}_{_slug(self.name)}_{self.method}")
+        folder = AtomicFolder(Path(out), f"{stamp}_{slug(self.name)}_{self.method}")
         with folder as tmp:
             (tmp / "experiment.yaml").write_text(experiment_yaml(self.spec, self.name).replace("sim compare", "sim sensitivity"))
             (tmp / "config.yaml").write_text(dump_yaml(self.config))

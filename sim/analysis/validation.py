@@ -1079,7 +1079,7 @@ class Validation:
         """Write the validation folder (report.html, facts.csv, facts.json, plots/) atomically."""
         import shutil
 
-        from sim.runs import AtomicFolder
+        from sim.folders import AtomicFolder
 
         folder = AtomicFolder(Path(out), f"{datetime.now().strftime('%Y%m%d-%H%M%S')}_validation_{self.size.name}")
         with folder as tmp:

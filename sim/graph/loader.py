@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.config import MAX_PEOPLE
 from sim.graph.csr import Graph
 from sim.inputs import is_utf16, open_regular
-from sim.schema import ConfigError, clip, excerpt
+from sim.schema import MAX_PEOPLE, ConfigError, clip, excerpt
 
 _NODES_HEADER = re.compile(r"^\s*#\s*nodes\s*[:=]\s*(\d+)\s*$", re.I)
 _SPLIT = re.compile(r"[\s,;]+")

@@ -29,14 +29,12 @@ nothing and consumes no randomness.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
+from sim.model_view import Model
 from sim.schema import param
-
-if TYPE_CHECKING:
-    from sim.engine import GrowthModel
 
 STAGES = ("exposure", "adoption", "visit", "browse", "purchase", "share", "retention", "settle")
 
@@ -64,27 +62,27 @@ class Mechanism:
         """The stages this mechanism hooks: those it defines a method for."""
         return tuple(s for s in STAGES if callable(getattr(cls, s, None)))
 
-    def setup(self, model: GrowthModel) -> None:
+    def setup(self, model: Model) -> None:
         """Called once after the population exists and before day 0."""
 
-    def rng(self, model: GrowthModel) -> np.random.Generator:
+    def rng(self, model: Model) -> np.random.Generator:
         """Today's random stream of this mechanism (independent of every other stream)."""
         return model.streams.today(f"mechanism.{self.name}")
 
     # ------------------------------------------------------------------ what mechanisms offer each other
     # Every mechanism has these; those that offer the capability override them. A mechanism that
     # needs one asks all the enabled mechanisms (``model.mechanisms``, in hook order), never a name.
-    def screen(self, model: GrowthModel, attempts: int, rng: np.random.Generator) -> int:
+    def screen(self, model: Model, attempts: int, rng: np.random.Generator) -> int:
         """Fraud screening: how many of ``attempts`` fraudulent sign-ups or orders this mechanism
         catches, drawing with the caller's ``rng`` (0 for a mechanism that screens nothing)."""
         return 0
 
-    def farmable(self, model: GrowthModel) -> dict[str, float]:
+    def farmable(self, model: Model) -> dict[str, float]:
         """What a fake account could farm today from this mechanism (RMB), by when it pays:
         ``signup``, ``order`` (per subsidised order) or ``daily`` (none: empty)."""
         return {}
 
-    def relevance_rate(self, model: GrowthModel, users: np.ndarray) -> np.ndarray | None:
+    def relevance_rate(self, model: Model, users: np.ndarray) -> np.ndarray | None:
         """Chance content this mechanism chooses for each of ``users`` matches their favourite
         category (None: it chooses nothing users see)."""
         return None
