@@ -55,7 +55,8 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.comparison import METRICS, horizon_values
-from sim.experiment import PROJECT, ExperimentSpec, _map, default_workers, load_experiment, replicate_seeds, run_replicate, strategy_configs
+from sim.experiment import _map, default_workers, run_replicate, strategy_configs
+from sim.plans import PROJECT, ExperimentSpec, load_experiment, replicate_seeds
 from sim.inputs import read_text
 from sim.schema import ConfigError, build, excerpt, param, require, suggest, to_plain
 

@@ -187,7 +187,8 @@ def _take(overrides: Sequence[str], keys: Sequence[str]) -> tuple[dict[str, str]
 
 
 def cmd_sweep(args) -> int:
-    from sim.experiment import DEFAULT_SWEEP_METRICS, _merge, experiment_sweep_overrides, load_experiment, sweep
+    from sim.experiment import _merge, experiment_sweep_overrides, sweep
+    from sim.plans import DEFAULT_SWEEP_METRICS, load_experiment
 
     if args.config:
         raise ConfigError("--config and -m cannot be combined: sweep over key=value overrides instead")
@@ -213,7 +214,8 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from sim.experiment import _strategy_map, experiment_spec, load_experiment, run_comparison
+    from sim.experiment import _strategy_map, run_comparison
+    from sim.plans import experiment_spec, load_experiment
     from sim.folders import prepare_parent
     from sim.schema import to_plain
 
@@ -263,7 +265,7 @@ def _section_changes(taken: dict[str, str], numbers: Sequence[str]) -> dict:
 def _experiment_for(command: str, overrides: Sequence[str], section_keys: Sequence[str], numbers: Sequence[str]):
     """Load ``experiment=NAME`` for ``sim sensitivity`` / ``sim calibrate``: its ``section`` settings
     changed by ``key=value`` of the section's own keys, other ``key=value`` appended to its overrides."""
-    from sim.experiment import experiment_spec, load_experiment
+    from sim.plans import experiment_spec, load_experiment
     from sim.schema import to_plain
 
     taken, rest = _take(overrides, ("experiment", "out", "workers", "seed", *section_keys))
@@ -340,7 +342,7 @@ def _number(key: str, text: str) -> int:
 
 
 def cmd_experiments(args) -> int:
-    from sim.experiment import available_experiments, load_experiment
+    from sim.plans import available_experiments, load_experiment
 
     for name in sorted(available_experiments()):
         _, spec = load_experiment(name)

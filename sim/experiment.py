@@ -1,7 +1,7 @@
-"""Experiments: which runs to make, making them, and collecting what they wrote.
+"""Experiments: making the runs a plan asks for, and collecting what they wrote.
 
-Two kinds of experiment, both described by the same plan (an ``experiments/*.yaml`` file or the
-command line) and analysed by ``sim.analysis``:
+The plans themselves (``experiments/*.yaml`` files or the command line, validated as data) are in
+``sim.plans``; what the results mean is for ``sim.analysis``. The kinds of experiment:
 
 - **comparison** (``sim compare``, :func:`compare`): several strategies, each run for the same
   replicates. Replicate r of every strategy uses the same seed, derived from one base seed, and the
@@ -45,265 +45,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sim.analysis.comparison import DEFAULT_METRICS, METRICS, difference_table, grouped_table, horizon_table, horizon_values
+from sim.analysis.comparison import METRICS, difference_table, grouped_table, horizon_table, horizon_values
 from sim.config import SimConfig, compose, dump_yaml
 from sim.memory import available_bytes, check_memory
-from sim.schema import ConfigError, build, param, require, suggest, to_plain
-
-PROJECT = Path(__file__).resolve().parent.parent
-MetricName = Literal[tuple(METRICS)]  # type: ignore[valid-type]
-DEFAULT_SWEEP_METRICS = ("profit", "users_total", "mau_end", "gmv")
-
-
-# ============================================================================ the plan, as data
-@dataclass(frozen=True)
-class StrategySpec:
-    scenario: str = param("default", doc="the scenario the strategy starts from (`sim scenarios` lists them; default: the strategy's name)")
-    overrides: tuple[str, ...] = param((), doc="key=value overrides on top of the scenario (Hydra grammar)")
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    params: dict[str, Any] = param(factory=dict, doc="swept key -> a list of values, or a Hydra sweep expression such as 'range(0,10)'")
-    scenario: str = param("default", doc="the scenario every job starts from (unless `scenario` is swept)")
-    metrics: tuple[MetricName, ...] = param(DEFAULT_SWEEP_METRICS, doc="horizon metrics plotted against the swept parameters")
-
-    def check(self, path: str) -> None:
-        require(bool(self.params), f"{path}.params", {}, "allowed is at least one swept key")
-        for key, values in self.params.items():
-            ok = (isinstance(values, str) and values.strip()) or (
-                isinstance(values, (list, tuple)) and values and all(isinstance(v, (int, float, str, bool)) for v in values))
-            require(bool(ok), f"{path}.params.{key}", values, "allowed is a non-empty list of values or a sweep expression such as 'range(0,10)'")
-
-
-#: Series a calibration target can be: day-N cohort retention (by ``age``), or a daily column (by ``day``).
-TARGET_SERIES = ("retention", "new_users", "cumulative_users", "dau", "wau", "mau", "active_users", "users",
-                 "churned_users", "reactivated_users", "orders", "buyers", "gmv", "revenue", "incentive_cost",
-                 "acquisition_cost", "profit", "invites_sent", "invites_accepted")
-
-
-@dataclass(frozen=True)
-class ParameterRange:
-    """The range of one parameter of a sensitivity analysis or a calibration (``key: [low, high]``)."""
-
-    low: float = param(doc="lowest value (in the key's own unit)")
-    high: float = param(doc="highest value")
-    log: bool = param(False, doc="spread the values evenly on a logarithmic scale (low must be above 0)")
-
-    def check(self, path: str) -> None:
-        require(self.high > self.low, f"{path}.high", self.high, f"must exceed low ({self.low})")
-        if self.log:
-            require(self.low > 0, f"{path}.low", self.low, "a logarithmic range must start above 0")
-
-
-def _normalise_ranges(raw: Any) -> Any:
-    """``key: [low, high]`` is short for ``key: {low: .., high: ..}``."""
-    if not isinstance(raw, Mapping):
-        return raw
-    out = {}
-    for key, value in raw.items():
-        if isinstance(value, (list, tuple)) and len(value) == 2:
-            value = {"low": value[0], "high": value[1]}
-        elif isinstance(value, (list, tuple)):
-            raise ConfigError(f"params.{key} = {list(value)}: allowed is [low, high] or {{low: .., high: .., log: true}}")
-        out[str(key)] = value
-    return out
-
-
-@dataclass(frozen=True)
-class SensitivitySpec:
-    """Which parameters vary, over what ranges, sampled how (``sim sensitivity experiment=NAME``)."""
-
-    params: dict[str, ParameterRange] = param(factory=dict, doc="config key -> [low, high] (or {low, high, log}): the parameter space")
-    scenario: str = param("default", doc="the scenario every run starts from")
-    method: Literal["morris", "sobol"] = param("morris", doc="morris: elementary-effects screening (mu*, sigma); sobol: variance-based first-order and total indices (S1, ST)")
-    samples: int = param(16, lo=1, hi=1_000_000, unit="trajectories or base samples",
-                         doc="morris: trajectories (runs = samples x (parameters + 1)); sobol: base sample N, a power of two (runs = N x (parameters + 2))")
-    levels: int = param(4, lo=2, hi=1000, unit="levels", doc="morris: grid levels of each parameter (even)")
-    second_order: bool = param(False, doc="sobol: also the second-order indices S2 (runs = N x (2 parameters + 2))")
-    replicates: int = param(1, lo=1, hi=10_000, unit="seeds per point", doc="seeds each point is run at; the analysis uses their mean (every point sees the same seeds)")
-    metrics: tuple[MetricName, ...] = param(("profit", "users_total", "retention_d30"), doc="horizon metrics analysed")
-    resamples: int = param(1000, lo=10, hi=1_000_000, unit="resamples", doc="bootstrap resamples for the confidence intervals of the indices")
-
-    def check(self, path: str) -> None:
-        require(len(self.params) >= 2, f"{path}.params", len(self.params), "allowed is at least two parameters")
-        require(len(self.metrics) >= 1, f"{path}.metrics", [], "allowed is at least one metric")
-        if self.method == "sobol":
-            n = self.samples
-            require(n >= 2 and n & (n - 1) == 0, f"{path}.samples", n, "sobol needs a power of two (2, 4, 8, ..., 1024)")
-        else:
-            require(self.levels % 2 == 0, f"{path}.levels", self.levels, "morris needs an even number of levels")
-            require(self.samples >= 2, f"{path}.samples", self.samples, "morris needs at least 2 trajectories")
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """One observed series a calibration is fitted to: a CSV of ``day`` (or ``age``) and ``value``, or
-    the same pairs written in the experiment file (``values: {1: 0.19, 30: 0.075}``)."""
-
-    metric: Literal[TARGET_SERIES] = param(doc="what the values are: retention (share of a cohort visiting at that age, pooled over join days) or a daily column")  # type: ignore[valid-type]
-    file: str | None = param(None, doc="CSV with columns day (a daily series) or age (retention), and value; relative to the experiment file")
-    values: dict[str, float] | None = param(None, doc="day (or age) -> value, instead of a file")
-    weight: float = param(1.0, lo=0, lo_open=True, unit="weight", doc="weight of this target in the loss")
-    label: str = param("", doc="where the figures come from (shown in the fit plot)")
-
-    def check(self, path: str) -> None:
-        require((self.file is None) != (self.values is None), f"{path}.file", self.file, "give either a file or values (day -> value), not both")
-        if self.file is not None:
-            require(Path(self.file).expanduser().is_file(), f"{path}.file", self.file, "no such file")
-        else:
-            require(len(self.values) >= 1, f"{path}.values", {}, "allowed is at least one day -> value pair")
-            for key in self.values:
-                require(key.isdigit(), f"{path}.values", key, "the keys are days (or ages): whole numbers >= 0")
-
-
-def _normalise_targets(raw: Any) -> Any:
-    if isinstance(raw, Mapping):  # a single target
-        return [raw]
-    return raw
-
-
-@dataclass(frozen=True)
-class CalibrationSpec:
-    """Which parameters to fit, within what bounds, to which series (``sim calibrate experiment=NAME``)."""
-
-    params: dict[str, ParameterRange] = param(factory=dict, doc="config key -> [low, high] (or {low, high, log}): the bounds of the search")
-    targets: tuple[TargetSpec, ...] = param((), doc="observed series to reproduce (each a CSV and the metric it is)")
-    scenario: str = param("default", doc="the scenario every run starts from; its values are the first trial")
-    loss: Literal["msle", "relative"] = param("msle", doc="msle: mean squared log error; relative: mean absolute relative error (both scale-free)")
-    trials: int = param(40, lo=1, hi=100_000, unit="trials", doc="parameter sets tried (Optuna's TPE sampler)")
-    startup_trials: int = param(10, lo=0, hi=100_000, unit="trials", doc="trials drawn at random before TPE starts modelling the loss")
-    replicates: int = param(3, lo=1, hi=10_000, unit="seeds per trial", doc="seeds each trial runs (the same for every trial); the loss compares their mean with the target")
-    check_replicates: int = param(10, lo=2, hi=10_000, unit="seeds", doc="fresh seeds the best parameters are rerun at for the fit plot and the held-out loss")
-    batch: int = param(2, lo=1, hi=1_000, unit="trials", doc="trials asked of the sampler at a time and run together (the history depends on it, not on the number of workers)")
-
-    def check(self, path: str) -> None:
-        require(len(self.params) >= 1, f"{path}.params", {}, "allowed is at least one parameter")
-        require(len(self.targets) >= 1, f"{path}.targets", [], "allowed is at least one target series")
-
-
-@dataclass(frozen=True)
-class ExperimentSpec:
-    description: str = param("", doc="what the experiment asks, in a sentence")
-    strategies: dict[str, StrategySpec] = param(factory=dict, doc="strategy name -> its scenario and overrides")
-    baseline: str | None = param(None, doc="the strategy the others are compared with (default: the first)")
-    replicates: int = param(30, lo=2, hi=100_000, unit="runs per strategy", doc="replicates of each strategy (intervals need at least two)")
-    seed: int = param(0, lo=0, hi=2**63 - 1, doc="base seed: replicate seeds are derived from it")
-    overrides: tuple[str, ...] = param((), doc="key=value overrides applied to every strategy and sweep job first")
-    metrics: tuple[MetricName, ...] = param(DEFAULT_METRICS, doc="horizon metrics reported")
-    sweep: SweepSpec | None = param(None, doc="a parameter sweep (`sim run -m experiment=NAME`)")
-    sensitivity: SensitivitySpec | None = param(None, doc="a sensitivity analysis (`sim sensitivity experiment=NAME`)")
-    calibration: CalibrationSpec | None = param(None, doc="a calibration to observed series (`sim calibrate experiment=NAME`)")
-
-    def check(self, path: str) -> None:
-        from sim.config import check_no_code
-
-        ovs = [*self.overrides, *(o for s in self.strategies.values() for o in s.overrides)]
-        if self.sweep is not None:
-            ovs += [f"{key}=" for key in self.sweep.params]
-        try:  # a file names settings, never code; the launcher is chosen on the command line
-            check_no_code(ovs)
-        except ConfigError as exc:
-            raise ConfigError(f"{path + ': ' if path else ''}{exc}") from None
-        where = f"{path}.baseline" if path else "baseline"
-        if self.baseline is not None and self.strategies:
-            require(self.baseline in self.strategies, where, self.baseline,
-                    f"allowed is one of the strategies: {', '.join(self.strategies)}{suggest(self.baseline, self.strategies)}")
-
-    @property
-    def baseline_name(self) -> str:
-        return self.baseline or next(iter(self.strategies))
-
-
-def _normalise_strategies(raw: Any) -> Any:
-    """``[a, b]`` or ``{a: null}`` mean strategies running the scenarios of those names."""
-    if isinstance(raw, (list, tuple)):
-        raw = {str(s): None for s in raw}
-    if isinstance(raw, Mapping):
-        out = {}
-        for name, spec in raw.items():
-            spec = {} if spec is None else spec
-            if isinstance(spec, str):
-                spec = {"scenario": spec}
-            if isinstance(spec, Mapping) and "scenario" not in spec:
-                spec = {**spec, "scenario": str(name)}
-            out[str(name)] = spec
-        return out
-    return raw
-
-
-def experiment_spec(data: Mapping[str, Any], where: str = "", base: Path | None = None) -> ExperimentSpec:
-    """Validate a plain mapping (an experiment file, or the command line) into an :class:`ExperimentSpec`.
-    Relative target files are found from ``base`` (the experiment file's folder; default: here)."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where or 'experiment'}: allowed is a mapping of experiment settings")
-    data = dict(data)
-    if "strategies" in data:
-        data["strategies"] = _normalise_strategies(data["strategies"])
-    try:
-        for section in ("sensitivity", "calibration"):
-            if isinstance(data.get(section), Mapping):
-                data[section] = dict(data[section])
-                if "params" in data[section]:
-                    data[section]["params"] = _normalise_ranges(data[section]["params"])
-        if isinstance(data.get("calibration"), Mapping) and "targets" in data["calibration"]:
-            targets = _normalise_targets(data["calibration"]["targets"])
-            if isinstance(targets, (list, tuple)):
-                targets = [_resolve_file(t, base) for t in targets]
-            data["calibration"]["targets"] = targets
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
-    try:
-        return build(ExperimentSpec, data)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
-
-
-def _resolve_file(target: Any, base: Path | None) -> Any:
-    if isinstance(target, Mapping) and isinstance(target.get("file"), str) and base is not None:
-        path = Path(target["file"]).expanduser()
-        if not path.is_absolute():
-            return {**target, "file": str(base / path)}
-    return target
-
-
-def experiment_dirs() -> list[Path]:
-    """Folders searched for ``experiments/NAME.yaml``: the project's, then ``SIM_EXPERIMENT_PATH``."""
-    extra = [Path(p).expanduser() for p in os.environ.get("SIM_EXPERIMENT_PATH", "").split(os.pathsep) if p.strip()]
-    return [PROJECT / "experiments", *extra]
-
-
-def available_experiments() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for root in experiment_dirs():
-        for path in sorted(root.glob("*.yaml")):
-            found.setdefault(path.stem, path)
-    return found
-
-
-def load_experiment(name: str) -> tuple[str, ExperimentSpec]:
-    """An experiment by name (``experiments/NAME.yaml``) or by path; returns (name, spec)."""
-    from sim.inputs import read_yaml
-
-    path = Path(name).expanduser()
-    if not (name.endswith((".yaml", ".yml")) or os.sep in name) or not (path.exists() or path.is_symlink()):
-        found = available_experiments()
-        if name not in found:
-            raise ConfigError(f"experiment = {name!r}: no such experiment{suggest(name, found)}; available: {', '.join(sorted(found)) or 'none'}")
-        path = found[name]
-    data = read_yaml(path) or {}
-    return path.stem, experiment_spec(data, str(path), base=path.parent)
-
-
-def replicate_seeds(base_seed: int, replicates: int) -> list[int]:
-    """Seeds of replicates 0..n-1, derived from ``base_seed``; replicate r's seed does not depend on n."""
-    state = np.random.SeedSequence(int(base_seed)).generate_state(int(replicates), dtype=np.uint32)
-    return [int(s) for s in state]
+from sim.plans import (  # noqa: F401  (the plans' names, as sim.experiment always offered them)
+    DEFAULT_SWEEP_METRICS, PROJECT, CalibrationSpec, ExperimentSpec, MetricName, ParameterRange, SensitivitySpec, StrategyInput,
+    StrategySpec, SweepSpec, TargetSpec, available_experiments, experiment_dirs, experiment_spec, experiment_yaml,
+    load_experiment, replicate_seeds,
+)
+from sim.schema import ConfigError, require, suggest, to_plain
 
 
 # ============================================================================ comparisons
@@ -360,16 +115,6 @@ class Comparison:
             (tmp / "report.html").write_text(comparison_report(self, figures, definition))
         self.path = folder.path
         return self.path
-
-
-def experiment_yaml(spec: ExperimentSpec, name: str) -> str:
-    """An experiment as YAML that ``sim compare experiment=PATH`` reruns exactly."""
-    import yaml
-
-    data = to_plain(spec)
-    data["strategies"] = {k: {"scenario": v["scenario"], "overrides": list(v["overrides"])} for k, v in data["strategies"].items()}
-    header = f"# experiment {name}: rerun with `sim compare experiment=<this file>`\n"
-    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def strategy_configs(spec: ExperimentSpec) -> dict[str, SimConfig]:
@@ -502,9 +247,6 @@ def analyse(spec: ExperimentSpec, name: str, configs: Mapping[str, SimConfig], s
     resolved = {s: cfg.with_seed(seeds[0]) for s, cfg in configs.items()}
     notes = tuple(dict.fromkeys(n for _, _, _, h, _ in results for n in h.get("graph_notes", ())))
     return Comparison(name, spec, resolved, seeds, daily, horizon, table, diffs, retention, wall_seconds, graph_notes=notes)
-
-
-StrategyInput = str | tuple[str, str, Sequence[str]]  # a scenario name, or (label, scenario, overrides)
 
 
 def compare(scenarios: Sequence[StrategyInput] | Mapping[str, Any], replicates: int = 30, overrides: Sequence[str] = (),

@@ -11,7 +11,8 @@ import yaml
 
 import sim
 from sim.analysis.calibration import calibrate, series_loss
-from sim.experiment import available_experiments, load_experiment, run_points
+from sim.plans import available_experiments, load_experiment
+from sim.experiment import run_points
 from sim.schema import ConfigError
 
 TINY = ["population.size=1500", "horizon=30"]

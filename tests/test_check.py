@@ -116,7 +116,7 @@ def test_every_shipped_baseline_is_valid_and_complete(name):
 
 
 def test_every_shipped_comparison_experiment_has_a_baseline():
-    from sim.experiment import PROJECT, load_experiment
+    from sim.plans import PROJECT, load_experiment
 
     # Sensitivity- and calibration-only experiment files have no strategies to compare.
     experiments = {p.stem for p in (PROJECT / "experiments").glob("*.yaml") if load_experiment(p.stem)[1].strategies}

@@ -13,7 +13,8 @@ import yaml
 
 import sim
 from sim.analysis.stats import mean_interval, paired_difference, verdict
-from sim.experiment import available_experiments, check_sweep, experiment_sweep_overrides, load_experiment, replicate_seeds, strategy_configs
+from sim.plans import available_experiments, load_experiment, replicate_seeds
+from sim.experiment import check_sweep, experiment_sweep_overrides, strategy_configs
 
 TINY = ("population.size=1500", "horizon=30")
 

@@ -21,7 +21,7 @@ import pytest
 import sim
 from sim.config import dump_yaml
 from sim.dashboard import charts, compare, knobs as kn, live
-from sim.experiment import replicate_seeds
+from sim.plans import replicate_seeds
 from sim.mechanisms import REGISTRY
 from sim.mechanisms.base import Mechanism, MechanismConfig
 from sim.schema import ConfigError, param

@@ -14,7 +14,8 @@ import yaml
 
 import sim
 from sim.analysis.sensitivity import analyse, problem, sample
-from sim.experiment import ParameterRange, available_experiments, experiment_spec, load_experiment, run_points
+from sim.plans import ParameterRange, available_experiments, experiment_spec, load_experiment
+from sim.experiment import run_points
 from sim.schema import ConfigError
 
 TINY = ["population.size=1500", "horizon=30"]

@@ -27,9 +27,9 @@ import pandas as pd
 
 from sim.analysis.sensitivity import base_config, resolve_experiment
 from sim.config import SimConfig, compose, dump_yaml, input_files
-from sim.experiment import (CalibrationSpec, ExperimentSpec, ParameterRange, TargetSpec, _hydra_value, check_space,
-                            experiment_yaml, point_config, replicate_seeds, run_points)
+from sim.experiment import _hydra_value, check_space, point_config, run_points
 from sim.inputs import input_hashes, read_text
+from sim.plans import CalibrationSpec, ExperimentSpec, ParameterRange, TargetSpec, experiment_yaml, replicate_seeds
 from sim.schema import ConfigError, excerpt, to_plain
 
 CALIBRATED_GROUP = "strategy"  # the written scenario file overrides the default scenario, like a strategy does

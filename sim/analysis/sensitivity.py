@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from sim.config import SimConfig, compose, dump_yaml
-from sim.experiment import (ExperimentSpec, ParameterRange, check_space, experiment_spec, experiment_yaml,
-                            load_experiment, replicate_seeds, run_points)
+from sim.experiment import check_space, run_points
+from sim.plans import ExperimentSpec, ParameterRange, experiment_spec, experiment_yaml, load_experiment, replicate_seeds
 from sim.schema import ConfigError, to_plain
 
 #: The columns of the indices table of each method, and the one that ranks the parameters.

@@ -27,7 +27,7 @@ import sim
 from sim.config import available_scenarios, scenario_description
 from sim.dashboard import charts, compare as cp, knobs as kn
 from sim.dashboard.live import Snapshot, Stopped, Watcher, run_folder_zip
-from sim.experiment import experiment_yaml
+from sim.plans import experiment_yaml
 from sim.schema import ConfigError
 
 log = logging.getLogger("sim.dashboard")
