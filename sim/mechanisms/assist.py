@@ -168,8 +168,7 @@ def _count_clicks(request_ids, ids, clicks, needed, done):
     to ``clicks`` (per row of ``ids``), in array order; the rows that reach ``needed`` go to
     ``done``. Returns (clicks counted, requests done).
 
-    A kernel because numpy needs a membership test, a binary search, an unbuffered add and a
-    sort for the rows done; this is one pass. (An open request has fewer than ``needed`` clicks:
+    (An open request has fewer than ``needed`` clicks:
     one that reaches it is unlocked and closed at once, so each row is done once.)"""
     live = 0
     n_done = 0
@@ -189,9 +188,7 @@ def _ask_outcomes(target, rows, edge, fatigue, state, requester, newcomer_conver
     """What today's asks do: to friends not yet on the platform (state up to aware), an exposure
     (receiver, probability ``newcomer_conversion x fatigue``, sender, edge); to users (active to
     dormant), a chance to click (their request's row and ``click_rate x fatigue``, halved for the
-    dormant), as the numpy form computed them.
-
-    A kernel because numpy needs two masks and a filter or gather per column."""
+    dormant)."""
     n = target.size
     new_target = np.empty(n, np.int64)
     new_p = np.empty(n, np.float64)

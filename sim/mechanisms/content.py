@@ -263,9 +263,7 @@ def _posting(people, u, segment, affinity, scale, rate):
 def _post_reach(ugc, ugc_u, ugc_friends, ugc_quality, kocs, koc_u, degree, koc_share, koc_quality):
     """Each post's impressions on friends: the poster once per friend reached
     (``stochastic_round(ugc_friends)`` for a buyer's post, ``stochastic_round(koc_share x degree)``
-    for a KOC's, buyers' posts first) and the quality of each.
-
-    A kernel because numpy needs two rounds, two repeats, two fills and two concatenations."""
+    for a KOC's, buyers' posts first) and the quality of each."""
     n = np.empty(ugc.size + kocs.size, np.int64)
     for k in range(ugc.size):
         n[k] = np.int64(np.floor(ugc_friends + ugc_u[k]))
@@ -293,10 +291,7 @@ def _split_impressions(target, quality, sender, edge, state, segment, affinity, 
     non-users (state up to aware) get a chance to join, ``min(conversion x quality x trust_factor x
     affinity[segment] x scale, 1)``, with the impression's ``sender`` and ``edge`` (when given:
     non-empty); users (active to dormant) are drawn back. Returns the quality of every impression
-    made, then (receiver, probability, sender, edge) of the first kind, (user, quality) of the second.
-
-    A kernel because numpy needs a filter per column, two masks, and gathers and products for the
-    probability."""
+    made, then (receiver, probability, sender, edge) of the first kind, (user, quality) of the second."""
     n = target.size
     social = sender.size > 0
     made = np.empty(n, np.float64)

@@ -175,10 +175,7 @@ def _posts(sender, target, edge, state, touched_by, touched_day, day):
     the posts to non-users (state up to ``AWARE``) as exposure events (receiver, sender, edge, in
     order), and the users (active, loyal or dormant) reached, in order with repeats, who are marked
     as touched by the sender today (a later post wins). Returns the events, the users and how many
-    posts found a friend.
-
-    A kernel because numpy needs a dozen masks, gathers and scatters over the posts for this; here
-    one pass."""
+    posts found a friend."""
     n = sender.size
     receiver = np.empty(n, dtype=np.int64)
     out_sender = np.empty(n, dtype=np.int64)
@@ -231,8 +228,7 @@ def _commissions(buyers, basket, day, touched_day, touched_by, upline, since, re
 def _quit_chance(r, state, since, earnings, earned_today, day, w, trial_days, quit_rate, half):
     """Today's turn of the resellers ``r``: their running average of earnings moves towards today's
     (weight ``w``), and each gets the chance to give up today: 1 (no longer a user: quits), the
-    quit chance ``quit_rate x (1 - incentive_response(earnings, half))`` once the trial is over, else 0.
-    One pass instead of some ten gathers and temporaries."""
+    quit chance ``quit_rate x (1 - incentive_response(earnings, half))`` once the trial is over, else 0."""
     p = np.empty(r.size, dtype=np.float64)
     for k in range(r.size):
         i = r[k]
@@ -267,7 +263,7 @@ def _keep(r, u, p, since):
 def _candidates(v, degree, min_friends, since, state, segment, propensity, scale, divisor):
     """Today's visitors who may become resellers (at least ``min_friends`` friends, not resellers,
     not dormant) and the chance of each, ``min(scale x propensity x degree / divisor, 1)`` as numpy
-    computes it. One pass instead of some ten gathers and masks."""
+    computes it."""
     cand = np.empty(v.size, dtype=np.int64)
     p = np.empty(v.size, dtype=np.float64)
     m = 0

@@ -228,11 +228,8 @@ def _place(people, team_ids, ids, members, team, team_size, placed, rows, full, 
     entry counts, only someone in no team (``team == NO_TEAM``) joins, and only while the team has
     places left. Updates ``members`` (per row of ``ids``) and ``team`` (per person) in place;
     marks ``placed[i]``; writes the rows joined, in order, to ``rows`` and the rows that became
-    full to ``full``. Returns (joins, teams filled).
-
-    A kernel because first come, first served is sequential: in numpy two ranks within groups
-    (two sorts) and a binary search; here one pass. A person's turned-down first entry is marked in
-    ``team`` (``_SEEN``, listed in ``seen``) for the pass and cleared at its end."""
+    full to ``full``. Returns (joins, teams filled). First come, first served: a person's turned-down
+    first entry is marked in ``team`` (``_SEEN``, listed in ``seen``) for the pass and cleared at its end."""
     joins = 0
     filled = 0
     n_seen = 0
@@ -311,9 +308,7 @@ def _link_outcomes(links, teams, people, newcomer_pull, discount):
 @jit
 def _members(rows, ids, m_person, m_team, team):
     """The members of the teams at ``rows`` (rows of ``ids``) in the order of the member table, each
-    one's row, and the member table without them (their ``team`` is reset: they leave).
-
-    A kernel because numpy needs a mask, a binary search per member, and a filter per column."""
+    one's row, and the member table without them (their ``team`` is reset: they leave)."""
     chosen = np.zeros(ids.size, np.bool_)
     for r in rows:
         chosen[r] = True
@@ -349,9 +344,7 @@ def _public_teams(members, team_size, category, wanted):
     """The open teams with a place left (rows where ``members < team_size``), in order of category
     and then row (a stable counting sort), and for each entry of ``wanted`` (a category) where that
     category's teams start in that order and how many there are. Returns (order, start, count,
-    entries with at least one team).
-
-    A kernel because numpy needs a filter, a stable argsort, two binary searches and gathers."""
+    entries with at least one team)."""
     ncat = 0
     for r in range(members.size):
         if members[r] < team_size:

@@ -234,8 +234,7 @@ def _check_ins(v, u, rate, day, streak, last_checkin, points, checkin_points, st
 @jit
 def _earn(buyers, basket, tier, earn, points):
     """Points for today's orders: ``basket x earn[tier]`` each, added to the buyer's points in order
-    (as ``np.add.at``). Returns the points of each order. One pass instead of two gathers, a product
-    and the addition."""
+    (as ``np.add.at``). Returns the points of each order."""
     earned = np.empty(buyers.size, dtype=np.float64)
     for k in range(buyers.size):
         p = buyers[k]

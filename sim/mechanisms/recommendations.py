@@ -266,8 +266,7 @@ def _show_compact(v, draws, people, knowledge, effects):
 @jit
 def _relevance_rate(users, fav, orders, popular, precision, recognised, learning_orders, personalised, exploration, categories):
     """:meth:`Recommendations.relevance_rate` for the popular and personalised strategies, one pass
-    over ``users`` (``recognised`` per category): the same
-    arithmetic, operation for operation, without the per-user temporaries."""
+    over ``users`` (``recognised`` per category)."""
     out = np.empty(users.size, dtype=np.float64)
     for i in range(users.size):
         p = users[i]

@@ -344,9 +344,7 @@ def _geometric_delays(u, p, cap, out):
     """``min(X - 1, cap)`` for geometric ``X`` (success probability ``p``), by numpy's sequential
     search from the uniform ``u[i]``: for ``p >= GEOMETRIC_SEARCH_FROM`` the very numbers
     ``np.minimum(rng.geometric(p, n) - 1, cap)`` gives when ``u = rng.random(n)``, the generator
-    left in the same state (tests/test_referral.py checks it). Stops at ``cap``.
-
-    A kernel because numpy's geometric pays a C call per variate and needs a pass for the cap."""
+    left in the same state (tests/test_referral.py checks it). Stops at ``cap``."""
     q = 1.0 - p
     for i in range(u.size):
         x = 0
@@ -452,9 +450,7 @@ def _tier(done, tiers, cap):
 def _inviters(v, segment, propensity, rewarded, motivation, tiers, cap, per_visit, sharing, u):
     """``np.repeat(v, n)``: each visitor of ``v`` once per invitation they send today, ``n`` being
     ``stochastic_round(per_visit x propensity[segment] x motivation[tier] x sharing, u)`` as numpy
-    computes it (the same products in the same order).
-
-    A kernel because numpy needs two gathers, a lookup, three products, a floor and a repeat."""
+    computes it (the same products in the same order)."""
     n = np.empty(v.size, np.int64)
     total = 0
     for k in range(v.size):
@@ -475,9 +471,7 @@ def _inviters(v, segment, propensity, rewarded, motivation, tiers, cap, per_visi
 def _farm_rates(farmers, rewarded, value, tiers, cap, perceived, cost, half, per_visit):
     """The ``farmers`` (who visit today) still under the ``cap`` and the mean number of fakes each
     makes today: ``per_visit x incentive_response(max(value[tier] x perceived - cost, 0), half)``
-    (``value``: what a fake brings per tier, the invitee's reward included).
-
-    A kernel because numpy needs some ten passes over the farmers."""
+    (``value``: what a fake brings per tier, the invitee's reward included)."""
     keep = np.empty(farmers.size, farmers.dtype)
     m = 0
     for k in range(farmers.size):
@@ -510,9 +504,7 @@ def _farm_owners(farmers, n, rewarded, cap):
 @jit
 def _pay_fakes(owner, paid, rewarded, value, tiers, cap):
     """The paid fakes' rewards (their owner's next tier, in turn; the invitee's reward included),
-    each counted as one rewarded invitation of its owner (``np.add.at`` in order).
-
-    A kernel because numpy needs a rank within owners (a sort), gathers and an unbuffered add."""
+    each counted as one rewarded invitation of its owner (``np.add.at`` in order)."""
     loss = np.empty(owner.size, np.float64)
     m = 0
     for k in range(owner.size):
@@ -545,9 +537,7 @@ def _rewards(referred, inviters, within, rewarded, value, tiers, cap, invitee_re
     (several friends of one inviter who join the same day count in turn, ``within``, up to the
     ``cap``), then the invitee's reward. Counts each rewarded inviter's invitation in ``rewarded``.
     Returns who gets a reward (value > 0) and its value: the inviters first, in order, then the
-    invitees.
-
-    A kernel because numpy needs gathers, an unbuffered add and two concatenations."""
+    invitees."""
     m = referred.size
     who = np.empty(2 * m, np.int64)
     amount = np.empty(2 * m, np.float64)
