@@ -287,6 +287,20 @@ def book_buyers(buyers, basket, u, failure_rate, failure_delta, purchase_delta, 
 
 # ------------------------------------------------------------------------------ daily metrics
 @jit
+def note_last_orders(buyers, day, last_order, last_ordered_on):
+    """Today's orders in each person's last order day (``buyers``: one entry per order, repeats
+    allowed), keeping ``last_ordered_on[d]``, the people whose last order was on day ``d``, in step."""
+    for k in range(buyers.size):
+        b = buyers[k]
+        d = last_order[b]
+        if d != day:
+            if d >= 0:
+                last_ordered_on[d] -= 1
+            last_ordered_on[day] += 1
+            last_order[b] = day
+
+
+@jit
 def record_cohorts(day, visitors, buyers, basket, joined_day, channel, alive_now, cohort_alive, cohort_retained,
                    cohort_gmv):
     """Today's cell of every cohort (join day x channel) younger than the tracked ages: members

@@ -19,6 +19,10 @@ from sim.model_view import Model
 from sim.vocabulary import CHANNELS, ORDER_SOURCES, STATE_NAMES, State
 
 MAX_COHORT_AGE = 366  # ages tracked per cohort: 0 .. 365 days
+#: windows (days) of the distinct-buyer columns ``active_buyers_<days>``: a month, and the trailing
+#: twelve months platforms report (Pinduoduo's "annual active buyers" are distinct buyers over the
+#: twelve months to a date)
+TRAILING_WINDOWS = (30, 365)
 K_WINDOW = 30
 
 CORE_COUNTERS = ("new_users", "churned_users", "reactivated_users", "orders", "invites_sent", "invites_accepted")
@@ -72,6 +76,7 @@ class Recorder:
         self.series: dict[str, np.ndarray] = {}
 
         for name in ("cumulative_users", "dau", "wau", "mau", "active_users", "users", "k_factor", "category_gini", "buyers",
+                     "active_buyers_30", "active_buyers_365", "gmv_365",
                      *CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES), *(f"new_{c}" for c in CHANNELS), *(f"n_{s}" for s in STATE_NAMES)):
             self.series[name] = np.zeros(H)
         self.counter_names: list[str] = [*CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES)]
@@ -84,6 +89,10 @@ class Recorder:
         self._cells = tuple(np.zeros((H + self.ages, self.ages, C), dtype=dt) for dt in (np.int32, np.int32, np.float64))
         self.days_recorded = 0
         self._table_sizes: tuple[int, ...] | None = None  # see _tables
+        # Distinct buyers over trailing windows: each person's last order day, and how many people
+        # last ordered on each day (a window's buyers are a sum over its days).
+        self.last_order = np.full(model.pop.n, -1, dtype=np.int32)
+        self.last_ordered_on = np.zeros(H, dtype=np.int64)
 
     @property
     def cohort_retained(self) -> np.ndarray:
@@ -145,6 +154,11 @@ class Recorder:
         s["cumulative_users"][day] = s["new_users"][: day + 1].sum()
         s["dau"][day] = today.visitors.size
         s["buyers"][day] = unique_count(today.buyers, pop.n)
+        kernels.note_last_orders(today.buyers, day, self.last_order, self.last_ordered_on)
+        for window in TRAILING_WINDOWS:
+            lo = max(0, day - window + 1)
+            s[f"active_buyers_{window}"][day] = self.last_ordered_on[lo: day + 1].sum()
+        s["gmv_365"][day] = model.economics.gmv[max(0, day - 364): day + 1].sum()
         s["wau"][day] = np.count_nonzero(pop.last_visit >= max(day - 6, 0))
         s["mau"][day] = np.count_nonzero(pop.last_visit >= max(day - 29, 0))
         s["active_users"][day] = counts[State.ACTIVE] + counts[State.LOYAL]
@@ -192,7 +206,7 @@ class Recorder:
         for name in ("gmv", "revenue", "incentive_cost", "acquisition_cost", "profit"):
             cols[name] = money[name][:n]
         for name in ("invites_sent", "invites_accepted", "k_factor", "category_gini", *(f"new_{c}" for c in CHANNELS),
-                     "users", *(f"n_{s}" for s in STATE_NAMES)):
+                     "users", *(f"n_{s}" for s in STATE_NAMES), "active_buyers_30", "active_buyers_365", "gmv_365"):
             cols[name] = self.series[name][:n]
         cols["fraud_loss"] = money["fraud_loss"][:n]
         for name in self.counter_names:

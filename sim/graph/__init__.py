@@ -24,10 +24,14 @@ GENERATORS = {
 
 def build_graph(graph_cfg, n: int, rng: np.random.Generator) -> Graph | CompleteGraph:
     """The graph a configuration asks for (``edgelist`` is loaded with :func:`load_edgelist`; the
-    loader's stated repairs are kept in ``graph.notes``, which runs report)."""
+    loader's stated repairs are kept in ``graph.notes``, which runs report, and so is the market size
+    the file sets when it differs from ``population.size``: the graph is the addressable market)."""
     if graph_cfg.kind == "edgelist":
         loaded = load_edgelist(graph_cfg.path)
-        loaded.graph.notes = tuple(f"graph.path = {str(graph_cfg.path)!r}: {note}" for note in loaded.notes)
+        notes = list(loaded.notes)
+        if loaded.graph.n != n:
+            notes.append(f"{loaded.graph.n:,} people in the file set the market size (population.size = {n:,} is not used)")
+        loaded.graph.notes = tuple(f"graph.path = {str(graph_cfg.path)!r}: {note}" for note in notes)
         return loaded.graph
     return GENERATORS[graph_cfg.kind](n, graph_cfg, rng)
 
