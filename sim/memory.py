@@ -8,7 +8,8 @@ The model's memory is a sum of arrays whose sizes the configuration fixes:
   (``BUILD_BYTES_PER_EDGE``, measured on holme_kim, the most demanding generator);
 - the people: about ``BYTES_PER_PERSON`` of columns (state, days, counters, satisfaction, need,
   ...), plus room for each enabled mechanism's own columns and the day's temporary arrays;
-- the recorder: cohort arrays of (horizon + ages) x channels x ages (stored by the day they describe);
+- the recorder: cohort arrays of (horizon + ages) x channels x ages (stored by the day they describe),
+  and each person's last order day;
 - the interpreter and the libraries (numpy, pandas, scipy, mesa, hydra): a fixed base.
 
 The constants below were fitted to the peak resident memory of real runs (``sim bench`` records
@@ -31,6 +32,7 @@ BYTES_PER_PERSON_PER_MECHANISM = 16.0  # a mechanism's own columns (two float64 
 BYTES_PER_EDGE = 5.0  # int32 neighbour index + uint8 invitation memory, per directed edge
 BUILD_BYTES_PER_EDGE = 40.0  # peak while generating: endpoints, skeleton graph, CSR conversion
 RECORDER_BYTES_PER_CELL = 16.0  # cohort retained (int32), alive (int32), gmv (float64)
+RECORDER_BYTES_PER_PERSON = 4.0  # each person's last order day (int32), for the trailing-buyer columns
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ def estimate(cfg: SimConfig) -> MemoryEstimate:
         graph_bytes=edges * BYTES_PER_EDGE + 12.0 * n,
         build_bytes=edges * build_per_edge + 40.0 * n,
         people_bytes=n * (BYTES_PER_PERSON + BYTES_PER_PERSON_PER_MECHANISM * mechanisms),
-        recorder_bytes=(days + ages) * len(CHANNELS) * ages * RECORDER_BYTES_PER_CELL,  # stored by the day described
+        recorder_bytes=(days + ages) * len(CHANNELS) * ages * RECORDER_BYTES_PER_CELL  # stored by the day described
+        + n * RECORDER_BYTES_PER_PERSON,
     )
 
 
