@@ -115,7 +115,7 @@ def deal_draw_chance(rate, deal, need, pull):
 def incentive_response(reward_rmb, half_rmb):
     """Saturating response to a money incentive, in [0, 1): reward / (reward + half_rmb), half the
     maximum at ``half_rmb`` (a reward of 0 or less: none; ``half_rmb`` 0: all or nothing)."""
-    reward = np.maximum(reward_rmb, 0.0)
+    reward = np.maximum(np.float64(reward_rmb), 0.0)  # in float64 whatever the caller's precision
     if half_rmb > 0:
         return reward / (reward + half_rmb)
     return (reward > 0) * 1.0

@@ -62,10 +62,14 @@ def _process_stamp(root: Path) -> bytes:
 
 
 class _PackageStamp:
-    """Stamps a cache entry with the hash of its package's model layer, not of its own file."""
+    """Stamps a cache entry with the hash of its package's model layer, not of its own file (a
+    module outside any package, such as a script, keeps numba's stamp of its own file)."""
 
     def get_source_stamp(self):
-        return _process_stamp(package_root(self._py_file))
+        root = package_root(self._py_file)
+        if not (root / "__init__.py").is_file():
+            return super().get_source_stamp()
+        return _process_stamp(root)
 
 
 class _UserProvidedLocator(_PackageStamp, caching.UserProvidedCacheLocator):

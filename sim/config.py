@@ -432,21 +432,33 @@ def reaches_hydra(text: str) -> bool:
     return "hydra" in re.split(r"[\s./@:]+", text.strip())
 
 
-def _package_header(text: str) -> str | None:
-    """The package a file's ``# @package NAME`` line names (any such comment line: Hydra reads the
-    leading ones, and a stricter reading cannot miss one it would honour)."""
-    for line in text.splitlines():
-        m = re.match(r"^\s*#\s*@package\s+(\S+)", line)
-        if m:
-            return m.group(1)
-    return None
+def _package_headers(text: str) -> list[str]:
+    """Every package a file's ``# @package NAME`` comment lines name (Hydra honours the last of the
+    leading ones; every one is checked, so none it could honour is missed)."""
+    return [m.group(1) for line in text.splitlines() if (m := re.match(r"^\s*#\s*@\s*package\s*:?\s*(\S+)", line))]
 
 
 def _defaults_entries(data: Any) -> list[str]:
-    """The group, package and config names a defaults list mentions (keys and plain entries)."""
+    """The group, package and config names a defaults list mentions: keys, the options they select,
+    and plain entries."""
     if not isinstance(data, Mapping) or not isinstance(data.get("defaults"), list):
         return []
-    return [str(next(iter(e))) if isinstance(e, Mapping) and e else str(e) for e in data["defaults"]]
+    out = []
+    for entry in data["defaults"]:
+        if isinstance(entry, Mapping):
+            for key, value in entry.items():
+                out.append(str(key))
+                out.extend(str(v) for v in (value if isinstance(value, list) else [value]) if v is not None)
+        else:
+            out.append(str(entry))
+    return out
+
+
+def outside_path(name: str) -> bool:
+    """Whether a config group option or defaults name could reach a file outside the scenario folders
+    (Hydra joins ``group/option`` to each search path as given: ``..`` climbs out, ``\\`` and a
+    ``~`` are not names)."""
+    return ".." in name or "\\" in name or "~" in name or "\0" in name
 
 
 @functools.lru_cache(maxsize=1024)
@@ -466,14 +478,18 @@ def _scenario_file_problem(path: str, mtime_ns: int) -> str | None:
 
 
 def _scenario_problem(text: str, data: Any) -> str | None:
-    package = _package_header(text)
-    if package is not None and reaches_hydra(package):
+    package = next((p for p in _package_headers(text) if reaches_hydra(p)), None)
+    if package is not None:
         return f"@package {package}: a scenario file cannot write into Hydra's own settings (they can name code to run or files to write)"
     if isinstance(data, Mapping) and "hydra" in data:
         return "hydra: Hydra's own settings are not allowed in a scenario file (they can name code to run)"
-    entry = next((e for e in _defaults_entries(data) if reaches_hydra(e)), None)
+    entries = _defaults_entries(data)
+    entry = next((e for e in entries if reaches_hydra(e)), None)
     if entry is not None:
         return f"defaults: {entry}: a scenario file cannot select or place configs in Hydra's own settings"
+    entry = next((e for e in entries if outside_path(e)), None)
+    if entry is not None:
+        return f"defaults: {entry}: a defaults list names configs of the scenario folders only (no '..')"
     key = _code_key(data)
     return f"{key}: a config file cannot name code to import or run" if key else None
 
@@ -567,10 +583,13 @@ def check_no_code(overrides: Sequence[str], hydra_allowed: Sequence[str] = ()) -
     one of ``hydra_allowed`` and places nothing elsewhere (sweeps allow the launcher and the sweep folder)."""
     for text in overrides:
         key = override_key(text)
+        value = text.split("=", 1)[1] if "=" in text else ""
         parts = re.split(r"[./@]", key)
-        bad = next((p for p in parts if p in CODE_KEYS), None)
+        bad = next((p for p in parts if p in CODE_KEYS), None) or next((k for k in CODE_KEYS if k != "()" and k in value), None)
         if bad:
             raise ConfigError(f"{key}: a setting cannot name code to import or run ({bad} keys are not allowed)")
+        if ("/" in key or key in _group_options()) and outside_path(value):
+            raise ConfigError(f"{key} = {excerpt(value)}: a config group option names a file of the scenario folders (no '..')")
         if reaches_hydra(key) and ("@" in key or not any(key == a or key.startswith(a) for a in hydra_allowed)):
             allowed = ", ".join(hydra_allowed) if hydra_allowed else "none here (sweeps take hydra/launcher=NAME, hydra.launcher.* and hydra.sweep.dir)"
             raise ConfigError(f"{key}: Hydra setting not allowed; allowed: {allowed}")

@@ -58,6 +58,7 @@ from sim.plans import (  # noqa: F401  (the plans' names, as sim.experiment alwa
     StrategySpec, SweepSpec, TargetSpec, available_experiments, experiment_dirs, experiment_spec, experiment_yaml,
     load_experiment, replicate_seeds,
 )
+from sim.runs import is_complete
 from sim.schema import ConfigError, require, suggest, to_plain
 
 
@@ -433,7 +434,7 @@ def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", m
     _check_launch(task, hydra_ovs)
     parsed = check_sweep(task)
     fixed = [ov.get_key_element() for ov in parsed if not ov.is_sweep_override()]
-    given = [o for o in hydra_ovs if o.startswith("hydra.sweep.dir=")]
+    given = [o for o in hydra_ovs if o.split("=", 1)[0].lstrip("+~") == "hydra.sweep.dir"]
     if given:
         folder = Path(given[-1].split("=", 1)[1].strip("'\"")).expanduser().resolve()
         hydra_ovs = [o for o in hydra_ovs if o not in given]
@@ -539,13 +540,6 @@ def run_name(override_dirname: str) -> str:
         digest = hashlib.sha256(override_dirname.encode()).hexdigest()[:8]
         safe = f"{safe[:140]}~{digest}"
     return safe
-
-
-def is_complete(folder: Path) -> bool:
-    """A run folder whose manifest, written last, matches every file (see :func:`sim.runs.is_complete`)."""
-    from sim.runs import is_complete as complete
-
-    return complete(folder)
 
 
 def finished_run(runs: Path, name: str) -> Path | None:
@@ -847,7 +841,7 @@ def run_points_multirun(scenario: str, overrides: Sequence[str], points: Sequenc
     of overrides on any launcher. Jobs write run folders into ``<sweep>/runs/`` and a complete one is
     skipped: rerunning with the same ``hydra.sweep.dir`` resumes. Returns the runs and the folder."""
     _check_launch(overrides, hydra_overrides)  # before the folder and its plan are written
-    given = [o for o in hydra_overrides if o.startswith("hydra.sweep.dir=")]
+    given = [o for o in hydra_overrides if o.split("=", 1)[0].lstrip("+~") == "hydra.sweep.dir"]
     hydra_ovs = [o for o in hydra_overrides if o not in given]
     if given:
         folder = Path(given[-1].split("=", 1)[1].strip("'\"")).expanduser().resolve()

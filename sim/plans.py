@@ -173,8 +173,12 @@ class ExperimentSpec:
 
     def check(self, path: str) -> None:
         ovs = [*self.overrides, *(o for s in self.strategies.values() for o in s.overrides)]
-        if self.sweep is not None:
-            ovs += [f"{key}=" for key in self.sweep.params]
+        if self.sweep is not None:  # every swept key with every value (a value can name a group option)
+            for key, values in self.sweep.params.items():
+                ovs += [f"{key}={v}" for v in (values if isinstance(values, (list, tuple)) else [values])]
+        for space in (self.sensitivity, self.calibration):
+            if space is not None:
+                ovs += [f"{key}=" for key in space.params]
         try:  # a file names settings, never code; the launcher is chosen on the command line
             check_no_code(ovs)
         except ConfigError as exc:

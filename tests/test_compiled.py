@@ -108,7 +108,7 @@ def test_no_compiled_code_depends_on_files_outside_the_stamp():
     problems = []
     for path in sorted(root.rglob("*.py")):
         text = path.read_text()
-        if path not in model and ("@jit" in text or "numba" in text):
+        if path not in model and ("@jit" in text or "@formula" in text or "numba" in text):
             problems.append(f"{path.relative_to(root)} holds compiled code but is outside the stamp")
         if path in model:
             for name in _sim_imports(ast.parse(text)):

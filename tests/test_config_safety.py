@@ -111,7 +111,50 @@ INTO_HYDRA = [
     ("graph/friends.yaml", "defaults:\n  - /platform@_global_.hydra.hydra_logging: logs\n  - _self_\n", "defaults: /platform@_global_.hydra.hydra_logging: a scenario file cannot select or place configs in Hydra's own settings"),
     ("graph/friends.yaml", "defaults:\n  - override /hydra/job_logging: disabled\n", "defaults: override /hydra/job_logging: a scenario file cannot select"),
     ("graph/friends.yaml", "defaults:\n  - /hydra/help/default\n", "defaults: /hydra/help/default: a scenario file cannot select"),
+    # Hydra honours the last of several leading package lines
+    ("graph/friends.yaml", "# @package _global_\n# @package hydra\njob_logging:\n  version: 1\n", "@package hydra: a scenario file cannot write"),
+    ("graph/friends.yaml", "# @package _global_\ndefaults:\n  - /graph: ../../../../tmp/x\n", "defaults: ../../../../tmp/x: a defaults list names configs of the scenario folders only"),
 ]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+mechanisms/referral=../../../../../tmp/outside/evil", "+mechanisms/referral"),
+    ("graph=../../tmp/outside/evil", "graph = '../../tmp/outside/evil': a config group option names a file of the scenario folders"),
+    ("graph=er,../../x", "graph = 'er,../../x'"),
+    ("hydra/launcher=../../x", "hydra/launcher = '../../x'"),
+])
+def test_group_options_cannot_climb_out_of_the_scenario_folders(override, message):
+    """Hydra joins ``group/option`` to its search path as given: ``..`` would read (and apply, Hydra
+    settings included) a YAML file anywhere, around every check of the scenario folders."""
+    from sim.config import check_no_code
+    from sim.experiment import HYDRA_SWEEP_SETTINGS, _check_launch
+
+    with pytest.raises(ConfigError, match="no '..'"):
+        check_no_code([override], HYDRA_SWEEP_SETTINGS)
+    with pytest.raises(ConfigError, match="no '..'"):
+        _check_launch([override, "seed=1,2"], []) if not override.startswith("hydra") else _check_launch(["seed=1,2"], [override])
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"strategies": ["default"], "sweep": {"params": {"graph": ["er", "../../../tmp/x"]}}}, "no '..'"),
+    ({"sensitivity": {"scenario": "default", "params": {"hydra.job_logging.root.level": [0, 1], "horizon": [10, 20]},
+                      "metrics": ["profit"]}},
+     "Hydra setting not allowed"),
+    ({"strategies": ["default"], "overrides": ["hydra.launcher.n_jobs={_target_:os.system}"]}, "_target_ keys are not allowed"),
+])
+def test_experiment_files_are_checked_in_every_section(data, message):
+    from sim.plans import experiment_spec
+
+    with pytest.raises(ConfigError, match=message):
+        experiment_spec(data, "exp.yaml")
+
+
+def test_a_value_that_names_code_is_refused_even_under_allowed_launcher_settings():
+    from sim.config import check_no_code
+    from sim.experiment import HYDRA_SWEEP_SETTINGS
+
+    with pytest.raises(ConfigError, match=r"^hydra.launcher.n_jobs: a setting cannot name code to import or run \(_\w+_ keys are not allowed\)$"):
+        check_no_code(["hydra.launcher.n_jobs={_target_:os.system,_args_:[id]}"], HYDRA_SWEEP_SETTINGS)
 
 
 @pytest.mark.parametrize("where, text, message", INTO_HYDRA)
