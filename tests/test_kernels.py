@@ -126,7 +126,7 @@ def test_social_events_equals_its_plain_form(events, seed, threshold):
     social = np.flatnonzero(sender >= 0)
     prior, repeats = _plain_social_events(receiver[social], edge[social], *expected, 14, 10)
     want = prob.copy()
-    want[social] *= sat[np.maximum(prior - shift, 0)] * fade[repeats]
+    want[social] *= bh.social_response(prior, repeats, shift, sat, fade)
     if threshold:
         want[social[expected[2][receiver[social]] < threshold]] = 0.0
     assert np.array_equal(got, want)
@@ -217,7 +217,7 @@ def test_retention_kernels_equal_the_numpy_forms():
     sat, state = pop.satisfaction.copy(), pop.state.copy()
     base = pop.seg["satisfaction"][pop.segment[alive]]
     s = sat[alive]
-    sat[alive] = s + (base - s) * b.satisfaction.reversion
+    sat[alive] = bh.reverted(s, base, b.satisfaction.reversion)
     idle = day - pop.last_visit[alive]
     state[alive[(idle >= b.churn.dormant_after_days) & (state[alive] != State.DORMANT)]] = State.DORMANT
     columns = pop.segment, pop.satisfaction, pop.seg["satisfaction"], pop.last_visit, pop.state
