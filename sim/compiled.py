@@ -110,7 +110,7 @@ def formula(fn):
     """The decorator of a behaviour formula (``sim.behaviour``): a small function of scalars, written
     once. Called from Python it runs as written, with numpy's arithmetic (on whole arrays too, where
     it uses numpy's functions: ``np.minimum``, not ``min``); called from a compiled pass it is
-    compiled into, and inlined by, that pass (numba's ``register_jitable``)."""
+    compiled with that pass (numba's ``register_jitable``; LLVM inlines functions this small)."""
     return register_jitable(fn)
 
 
