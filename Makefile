@@ -12,12 +12,13 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 # Stamps are rebuilt when pyproject.toml changes, so a dependency added later is installed.
+# setuptools warns about editable installs of a flat layout; the project's users see only its own lines.
 $(VENV)/.stamp-run: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e .
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e .
 	touch $@
 
 $(VENV)/.stamp-test: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q -e '.[test]'
 	touch $(VENV)/.stamp-run $@
 
 setup: $(VENV)/.stamp-run

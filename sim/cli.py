@@ -43,9 +43,25 @@ class Terminated(KeyboardInterrupt):
     word = "terminated"
 
 
+#: The interruptions this command received (SIGTERM or Ctrl+C), so that one that surfaces as another
+#: error (raised inside numba's compiler, say, which turns it into a RuntimeError) is still reported
+#: as the interruption it was.
+_RECEIVED: list[type[KeyboardInterrupt]] = []
+
+
+def _received(kind: type[KeyboardInterrupt]) -> KeyboardInterrupt:
+    _RECEIVED.append(kind)
+    sys.unraisablehook = lambda unraisable: None  # objects torn down half-built by the interruption
+    return kind()
+
+
 def _on_sigterm(signum, frame) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the clean-up is not interrupted again
-    raise Terminated()
+    raise _received(Terminated)
+
+
+def _on_sigint(signum, frame) -> None:
+    raise _received(KeyboardInterrupt)
 
 
 def _interrupted(exc: KeyboardInterrupt) -> tuple[str, int]:
@@ -575,9 +591,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sim.folders import remove_created_if_empty
 
     main_thread = threading.current_thread() is threading.main_thread()
+    _RECEIVED.clear()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    # Ctrl+C as Python handles it, recorded; where SIGINT is ignored (a background job) it stays so.
+    previous_int = signal.getsignal(signal.SIGINT) if main_thread else None
+    if main_thread and previous_int is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
-        return args.func(args)
+        try:
+            return args.func(args)
+        except Exception:
+            if _RECEIVED:  # the interruption surfaced as another error: report it as what it was
+                raise _RECEIVED[-1]() from None
+            raise
     except ConfigError as exc:
         remove_created_if_empty()  # a refused command leaves no empty results folder behind
         if debug:
@@ -605,6 +631,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+            if previous_int is signal.default_int_handler:
+                signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":

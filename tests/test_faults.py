@@ -265,3 +265,20 @@ def test_a_dangling_symlink_at_a_run_folders_name_takes_the_next_free_name(tmp_p
     path = write_run_folder(result, tmp_path, plots=False, name="x")
     assert path == tmp_path / "x-2" and runs.is_complete(path)
     assert (tmp_path / "x").is_symlink() and os.readlink(tmp_path / "x") == str(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("sig, word, code", [(signal.SIGTERM, "terminated", 143), (signal.SIGINT, "interrupted", 130)])
+def test_an_interruption_while_the_kernels_compile_is_one_line(tmp_path, sig, word, code):
+    """The first run on a machine compiles the kernels for a while; a signal that lands inside numba's
+    compiler surfaces there as another error (a RuntimeError, a SystemError), and is still reported
+    as the interruption it was, with nothing written and no traceback."""
+    out = tmp_path / "runs"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cold-cache")}  # nothing cached: everything compiles
+    cmd = [sys.executable, "-m", "sim.cli", "run", "-q", "population.size=2000", "horizon=30", f"out={out}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(4.0)  # imports done, compiling
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (code, f"{word}: nothing was written\n")
+    assert not out.exists() or not any(out.iterdir())
