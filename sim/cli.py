@@ -64,6 +64,13 @@ def _on_sigint(signum, frame) -> None:
     raise _received(KeyboardInterrupt)
 
 
+def _checkpoint() -> None:
+    """Raise an interruption received earlier whose exception was lost (raised inside a destructor,
+    where Python can only ignore it): called between simulated days and before writing results."""
+    if _RECEIVED:
+        raise _RECEIVED[-1]()
+
+
 def _interrupted(exc: KeyboardInterrupt) -> tuple[str, int]:
     """The word and exit code of an interruption: 130 for Ctrl+C, 143 for SIGTERM."""
     if isinstance(exc, Terminated):
@@ -173,7 +180,7 @@ def cmd_run(args) -> int:
     prepare_parent(out)  # fail before simulating if results cannot be written
     bar = Progress(cfg.horizon, f"{cfg.scenario} seed {cfg.seed}", enabled=None if not args.quiet else False)
     try:
-        result = simulate(cfg, progress=lambda m: bar.update(m.day + 1))
+        result = simulate(cfg, progress=lambda m: (_checkpoint(), bar.update(m.day + 1)))
     except SimulationError as exc:
         exc.config_path = save_failed_config(cfg, out)
         raise
@@ -181,6 +188,7 @@ def cmd_run(args) -> int:
         bar.close()
     for note in result.summary.get("graph_notes", []):
         print(f"note: {note}", file=sys.stderr)
+    _checkpoint()
     path = write_run_folder(result, out, plots=not args.no_plots)
     if not args.quiet:
         s = result.summary
