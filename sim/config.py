@@ -89,8 +89,6 @@ class GraphConfig:
     def check(self, path: str) -> None:
         if self.kind == "edgelist":
             require(bool(self.path), f"{path}.path", self.path, "graph.kind=edgelist needs graph.path, the edge-list file")
-            from sim.inputs import file_problem
-
             problem = file_problem(Path(self.path).expanduser())
             require(problem is None, f"{path}.path", self.path, problem if problem == "no such file" else f"{problem}; allowed is an edge-list file")
 
@@ -438,20 +436,25 @@ def _package_headers(text: str) -> list[str]:
     return [m.group(1) for line in text.splitlines() if (m := re.match(r"^\s*#\s*@\s*package\s*:?\s*(\S+)", line))]
 
 
-def _defaults_entries(data: Any) -> list[str]:
-    """The group, package and config names a defaults list mentions: keys, the options they select,
-    and plain entries."""
+def _defaults(data: Any) -> list[tuple[str, list[str] | None]]:
+    """A defaults list as (key, options) per entry: ``group@pkg: option`` or a list of options, and
+    (name, None) for a plain config name (empty when the file has no defaults list)."""
     if not isinstance(data, Mapping) or not isinstance(data.get("defaults"), list):
         return []
-    out = []
+    out: list[tuple[str, list[str] | None]] = []
     for entry in data["defaults"]:
         if isinstance(entry, Mapping):
             for key, value in entry.items():
-                out.append(str(key))
-                out.extend(str(v) for v in (value if isinstance(value, list) else [value]) if v is not None)
+                out.append((str(key), [str(v) for v in (value if isinstance(value, list) else [value]) if v is not None]))
         else:
-            out.append(str(entry))
+            out.append((str(entry), None))
     return out
+
+
+def _defaults_entries(data: Any) -> list[str]:
+    """The group, package and config names a defaults list mentions: keys, the options they select,
+    and plain entries."""
+    return [text for key, options in _defaults(data) for text in (key, *(options or ()))]
 
 
 def outside_path(name: str) -> bool:
@@ -471,10 +474,6 @@ def _parsed_scenario_file(path: str, mtime_ns: int) -> tuple[Any, str | None]:
     except ConfigError as exc:  # not UTF-8, not valid YAML (a python tag lands here too), an alias bomb
         return None, str(exc).removeprefix(": ")
     return data, _scenario_problem(text, data)
-
-
-def _scenario_file_problem(path: str, mtime_ns: int) -> str | None:
-    return _parsed_scenario_file(path, mtime_ns)[1]
 
 
 def _scenario_problem(text: str, data: Any) -> str | None:
@@ -513,17 +512,12 @@ def _scenario_files() -> tuple[list[tuple[Path, Path]], dict[str, str]]:
 def _defaults_names(data: Any, folder: str) -> set[str]:
     """The config names (``group/option``) a defaults list selects, absolute and relative to ``folder``."""
     names: set[str] = set()
-    if not isinstance(data, Mapping) or not isinstance(data.get("defaults"), list):
-        return names
-    for entry in data["defaults"]:
-        pairs = []
-        if isinstance(entry, Mapping):
-            for key, value in entry.items():
-                group = re.sub(r"^(override|optional)\s+", "", str(key).strip()).split("@")[0]
-                for option in value if isinstance(value, list) else [value]:
-                    pairs.append(f"{group}/{option}")
-        elif isinstance(entry, str):
-            pairs.append(entry.split("@")[0].strip())
+    for key, options in _defaults(data):
+        if options is None:
+            pairs = [key.split("@")[0].strip()]
+        else:
+            group = re.sub(r"^(override|optional)\s+", "", key.strip()).split("@")[0]
+            pairs = [f"{group}/{option}" for option in options]
         for name in pairs:
             names.add(name.lstrip("/"))
             if not name.startswith("/") and folder:
@@ -581,6 +575,7 @@ def check_no_code(overrides: Sequence[str], hydra_allowed: Sequence[str] = ()) -
     """Refuse overrides whose key names code (``_target_`` and the like), and overrides that reach
     Hydra's own settings (a key or a ``@package`` with a ``hydra`` segment), unless the key starts with
     one of ``hydra_allowed`` and places nothing elsewhere (sweeps allow the launcher and the sweep folder)."""
+    groups = None  # the scenario folders' config groups, listed once if a key needs them
     for text in overrides:
         key = override_key(text)
         value = text.split("=", 1)[1] if "=" in text else ""
@@ -588,7 +583,7 @@ def check_no_code(overrides: Sequence[str], hydra_allowed: Sequence[str] = ()) -
         bad = next((p for p in parts if p in CODE_KEYS), None) or next((k for k in CODE_KEYS if k != "()" and k in value), None)
         if bad:
             raise ConfigError(f"{key}: a setting cannot name code to import or run ({bad} keys are not allowed)")
-        if ("/" in key or key in _group_options()) and outside_path(value):
+        if outside_path(value) and ("/" in key or key in (groups := groups if groups is not None else _group_options())):
             raise ConfigError(f"{key} = {excerpt(value)}: a config group option names a file of the scenario folders (no '..')")
         if reaches_hydra(key) and ("@" in key or not any(key == a or key.startswith(a) for a in hydra_allowed)):
             allowed = ", ".join(hydra_allowed) if hydra_allowed else "none here (sweeps take hydra/launcher=NAME, hydra.launcher.* and hydra.sweep.dir)"
