@@ -23,6 +23,7 @@ MAX_COHORT_AGE = 366  # ages tracked per cohort: 0 .. 365 days
 #: twelve months platforms report (Pinduoduo's "annual active buyers" are distinct buyers over the
 #: twelve months to a date)
 TRAILING_WINDOWS = (30, 365)
+TRAILING_COLUMNS = (*(f"active_buyers_{w}" for w in TRAILING_WINDOWS), "gmv_365")
 K_WINDOW = 30
 
 CORE_COUNTERS = ("new_users", "churned_users", "reactivated_users", "orders", "invites_sent", "invites_accepted")
@@ -76,7 +77,7 @@ class Recorder:
         self.series: dict[str, np.ndarray] = {}
 
         for name in ("cumulative_users", "dau", "wau", "mau", "active_users", "users", "k_factor", "category_gini", "buyers",
-                     "active_buyers_30", "active_buyers_365", "gmv_365",
+                     *TRAILING_COLUMNS,
                      *CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES), *(f"new_{c}" for c in CHANNELS), *(f"n_{s}" for s in STATE_NAMES)):
             self.series[name] = np.zeros(H)
         self.counter_names: list[str] = [*CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES)]
@@ -206,7 +207,7 @@ class Recorder:
         for name in ("gmv", "revenue", "incentive_cost", "acquisition_cost", "profit"):
             cols[name] = money[name][:n]
         for name in ("invites_sent", "invites_accepted", "k_factor", "category_gini", *(f"new_{c}" for c in CHANNELS),
-                     "users", *(f"n_{s}" for s in STATE_NAMES), "active_buyers_30", "active_buyers_365", "gmv_365"):
+                     "users", *(f"n_{s}" for s in STATE_NAMES), *TRAILING_COLUMNS):
             cols[name] = self.series[name][:n]
         cols["fraud_loss"] = money["fraud_loss"][:n]
         for name in self.counter_names:
