@@ -216,6 +216,22 @@ def ask_fatigue(recent, ask_fade):
     return ask_fade ** recent
 
 
+# ------------------------------------------------------------------------------------ the size of the market
+def per_1000(amount_per_1000: float, people: float) -> float:
+    """An amount set per 1,000 people in the market (a budget, a capacity, installs a day) for a market
+    of ``people``: settings stated this way mean the same at 10,000 and 10,000,000 people and on a
+    loaded graph (DESIGN section 3, scale-free settings)."""
+    return amount_per_1000 * people / 1000.0
+
+
+def share_of(fraction: float, people: int) -> int:
+    """How many people a share ``fraction`` of a market of ``people`` is: rounded, and at least one
+    when the share is above zero (so a small market still gets its seed)."""
+    if fraction <= 0 or people <= 0:
+        return 0
+    return int(min(max(round(fraction * people), 1), people))
+
+
 def stochastic_round(x: np.ndarray, u: np.ndarray) -> np.ndarray:
     """floor(x + u): an integer with mean x that never falls when x rises for the same u."""
     return np.floor(x + u).astype(np.int64)

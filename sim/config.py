@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from sim.inputs import MAX_CONFIG_BYTES, file_problem, parse_yaml, read_text, read_yaml
 from sim.mechanisms import REGISTRY
-from sim.schema import MAX_PEOPLE, ConfigError, build, clip, excerpt, param, require, suggest, to_plain
+from sim.schema import MAX_PEOPLE, ConfigError, build, clip, excerpt, param, require, suggest, to_plain, unknown_key
 from sim.vocabulary import CHANNELS  # noqa: F401  (as before)
 
 SCENARIO_GROUPS = ("named", "platform", "strategy")
@@ -100,7 +100,7 @@ class AdoptionConfig:
     external_rate: float = param(0.0002, lo=0, hi=1, unit="probability per day", doc="chance a non-user hears of the platform from outside the graph (press, app stores)")
     external_conversion: float = param(0.5, lo=0, hi=1, unit="probability", doc="chance an outside exposure leads to joining")
     word_of_mouth_conversion: float = param(0.08, lo=0, hi=1, unit="probability", doc="chance an unpaid mention by a friend leads to joining")
-    seed_users: int = param(50, lo=0, hi=MAX_PEOPLE, unit="people", doc="users on day 0, picked at random")
+    seed_fraction: float = param(0.0005, lo=0, hi=1, unit="fraction of the market", doc="users on day 0, picked at random, as a share of the market (rounded, at least one when above 0): 0.0005 is 50 of 100,000 people")
 
 
 @dataclass(frozen=True)
@@ -225,13 +225,6 @@ class SimConfig:
     def enabled(self) -> list[str]:
         """Names of the enabled mechanisms, in registry order."""
         return [name for name, mc in self.mechanisms.items() if mc.enabled]
-
-    def check(self, path: str) -> None:
-        # An edge list sets the market size when it is loaded, unknown here: a scenario's seed users
-        # then start as min(seed_users, people), so that a small real graph runs with any scenario.
-        if self.graph.kind != "edgelist":
-            require(self.adoption.seed_users <= self.population.size, "adoption.seed_users", self.adoption.seed_users,
-                    f"allowed is at most population.size ({self.population.size:,} people)")
 
     def with_seed(self, seed: int) -> SimConfig:
         return with_sources(replace(self, seed=int(seed)), getattr(self, SOURCES, ()))
@@ -395,7 +388,7 @@ def _check_override_keys(overrides: Sequence[str], plain_defaults: Mapping[str, 
                 raise ConfigError(f"{key}: unknown segment '{part}'{suggest(part, node)}; add one with +{key}=...")
             options = list(node) if isinstance(node, Mapping) else []
             where = ".".join(walked + [part])
-            raise ConfigError(f"{where}: unknown key{suggest(part, options)}")
+            raise ConfigError(unknown_key(where, part, options))
 
 
 # ------------------------------------------------------------------------------ no code from config

@@ -264,12 +264,17 @@ class GrowthModel(mesa.Model):
         self._run_hooks("exposure")
         a = self.cfg.adoption
         rng = self.streams.today("exposure")
-        if self.day == 0 and a.seed_users:
-            seeds = rng.choice(self.pop.n, size=min(a.seed_users, self.pop.n), replace=False)
+        if self.day == 0 and a.seed_fraction:
+            seeds = rng.choice(self.pop.n, size=bh.share_of(a.seed_fraction, self.market_size()), replace=False)
             self.today.exposures.add(seeds, ORGANIC, 1.0)
         if a.external_rate > 0:
             k = rng.binomial(self.pop.count_non_users(), a.external_rate)
             self.today.exposures.add(self.sample_non_users(k, rng), ORGANIC, a.external_conversion)
+
+    def market_size(self) -> int:
+        """People in the addressable market today: the base of every setting stated per 1,000 people
+        or as a share of the market."""
+        return self.pop.n
 
     def sample_non_users(self, k: int, rng: np.random.Generator) -> np.ndarray:
         """Up to ``k`` distinct non-users picked uniformly (rejection sampling, no full scan)."""

@@ -59,7 +59,7 @@ from sim.plans import (  # noqa: F401  (the plans' names, as sim.experiment alwa
     load_experiment, replicate_seeds,
 )
 from sim.runs import is_complete
-from sim.schema import ConfigError, require, suggest, to_plain
+from sim.schema import ConfigError, require, to_plain, unknown_key
 
 
 # ============================================================================ comparisons
@@ -735,7 +735,7 @@ def check_space(base: SimConfig, params: Mapping[str, ParameterRange], where: st
         for part in key.split("."):
             if not isinstance(node, Mapping) or part not in node:
                 options = list(node) if isinstance(node, Mapping) else []
-                raise ConfigError(f"{where}.params.{'.'.join([*walked, part])}: unknown key{suggest(part, options)}")
+                raise ConfigError(unknown_key(f"{where}.params.{'.'.join([*walked, part])}", part, options))
             node = node[part]
             walked.append(part)
         if key == "seed" or isinstance(node, bool) or not isinstance(node, (int, float)):

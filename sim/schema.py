@@ -45,6 +45,30 @@ def param(
     return dataclasses.field(default=default, metadata=meta)
 
 
+#: Settings that were renamed when amounts became shares of the market (a value that depends on market
+#: size means the same at 10,000 and 10,000,000 people only per person or as a share): old leaf name ->
+#: what to write instead. An old name is refused with this hint rather than "unknown key".
+RENAMED = {
+    "seed_users": "renamed to adoption.seed_fraction, a share of the market (50 users of 100,000 people is 0.0005)",
+    "daily_budget": "renamed to budget_per_1000, RMB per day per 1,000 people in the market (500 RMB a day at 100,000 people is 5)",
+    "volume_half": "renamed to volume_half_per_1000, installs per day per 1,000 people in the market (200 at 100,000 people is 2)",
+    "kol_budget_rmb_per_day": "renamed to kol_budget_per_1000, RMB per day per 1,000 people in the market",
+    "live_reach": "renamed to live_reach_share, the share of the market a stream day reaches (3,000 of 100,000 people is 0.03)",
+    "live_cost_rmb_per_day": "renamed to live_cost_per_1000, RMB per stream day per 1,000 people in the market",
+    "min_capacity": "renamed to min_capacity_per_1000, orders per day per 1,000 people in the market",
+    "budget": "renamed to budget_per_1000, RMB per 1,000 people in the market",
+    "total_budget": "renamed to total_budget_per_1000, RMB per 1,000 people in the market",
+}
+
+
+def unknown_key(path: str, name: str, options: typing.Iterable[str]) -> str:
+    """The one-line message for an unknown key ``name`` at ``path`` (dotted, ``name`` included)."""
+    options = list(options)
+    if name in RENAMED and name not in options:
+        return f"{path}: {RENAMED[name]}"
+    return f"{path}: unknown key{suggest(name, options)}"
+
+
 def suggest(name: str, options: typing.Iterable[str]) -> str:
     """A ' (did you mean ...?)' suffix when a close match exists, else ''."""
     close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
@@ -185,7 +209,7 @@ def build(cls: type, data: Any, path: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
-            raise ConfigError(f"{_join(path, str(key))}: unknown key{suggest(str(key), fields)}")
+            raise ConfigError(unknown_key(_join(path, str(key)), str(key), fields))
     for name, f in fields.items():
         if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{_join(path, name)}: a value is required")

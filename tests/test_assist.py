@@ -10,7 +10,7 @@ from sim import behaviour as bh
 from sim.config import SocialConfig
 
 # An established platform (many friends already users), so that requests go mostly to users.
-BASE = ("population.size=5000", "horizon=60", "mechanisms.group_buy.enabled=false", "adoption.seed_users=1500")
+BASE = ("population.size=5000", "horizon=60", "mechanisms.group_buy.enabled=false", "adoption.seed_fraction=0.3")
 
 
 def run(*overrides: str, seed: int = 0):

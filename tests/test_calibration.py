@@ -16,10 +16,10 @@ from sim.experiment import run_points
 from sim.schema import ConfigError
 
 TINY = ["population.size=1500", "horizon=30"]
-BUDGET = "mechanisms.paid_acquisition.daily_budget"
+BUDGET = "mechanisms.paid_acquisition.budget_per_1000"
 CHURN = "behaviour.churn.base_hazard"
-TRUTH = {BUDGET: 1200.0, CHURN: 0.3}
-BOUNDS = {BUDGET: [100, 3000], CHURN: [0.15, 0.8]}
+TRUTH = {BUDGET: 800.0, CHURN: 0.3}
+BOUNDS = {BUDGET: [1, 2000], CHURN: [0.15, 0.8]}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_calibration_recovers_the_settings_that_made_the_target(identified):
 
 def test_the_first_trial_is_the_base_scenario_and_the_search_improves_on_it(identified):
     first = identified.trials.iloc[0]
-    assert first[BUDGET] == 500 and first[CHURN] == 0.45
+    assert first[BUDGET] == 5 and first[CHURN] == 0.45
     assert identified.best_loss < first["loss"] / 5
     assert identified.trials["best_loss"].is_monotonic_decreasing
     assert identified.check_loss < first["loss"]  # the fit holds at seeds the search never saw
@@ -92,7 +92,7 @@ def test_the_report_shows_the_fit_and_how_to_run_it(identified):
 
 def test_a_calibration_is_reproducible_and_independent_of_the_workers(tmp_path):
     data = {"seed": 5, "overrides": ["population.size=1000", "horizon=15"],
-            "calibration": {"params": {BUDGET: [100, 2000]}, "trials": 4, "startup_trials": 2, "replicates": 1, "check_replicates": 2,
+            "calibration": {"params": {BUDGET: [60, 1300]}, "trials": 4, "startup_trials": 2, "replicates": 1, "check_replicates": 2,
                             "targets": [{"metric": "new_users", "values": {5: 40, 10: 45}}]}}
     a = calibrate(data, out=None, workers=1)
     b = calibrate(data, out=None, workers=2)
@@ -113,7 +113,7 @@ def test_the_losses_are_zero_on_the_target_and_free_of_scale():
 
 
 def bad(tmp_path, **changes):
-    section = {"params": {BUDGET: [100, 2000]}, "targets": [{"metric": "new_users", "values": {5: 40}}], **changes}
+    section = {"params": {BUDGET: [60, 1300]}, "targets": [{"metric": "new_users", "values": {5: 40}}], **changes}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"overrides": TINY, "calibration": section}))
     return path

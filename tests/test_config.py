@@ -169,7 +169,9 @@ def test_an_edge_list_that_is_not_a_regular_file_is_named_so(tmp_path, make, mes
     ("behaviour.purchase.initial_need=1e308", "behaviour.purchase.initial_need = 1e+308: allowed is a number in [0, 1000] (orders)"),
     ("mechanisms.referral.reward_half_rmb=inf", "mechanisms.referral.reward_half_rmb = inf: allowed is a number in (0, 1000000] (RMB)"),
     ("population.segments.deal_seeker.basket_rmb=1e300", "population.segments.deal_seeker.basket_rmb = 1e+300: allowed is a number in (0, 1000000]"),
-    ("adoption.seed_users=5000", "adoption.seed_users = 5000: allowed is at most population.size (3,000 people)"),
+    ("adoption.seed_fraction=1.5", "adoption.seed_fraction = 1.5: allowed is a number in [0, 1] (fraction of the market)"),
+    ("adoption.seed_users=50", "adoption.seed_users: renamed to adoption.seed_fraction, a share of the market"),
+    ("mechanisms.paid_acquisition.daily_budget=500", "mechanisms.paid_acquisition.daily_budget: renamed to budget_per_1000"),
     ("platform.name=café", "platform.name = 'café': text with non-ASCII characters must be quoted, as in \"platform.name='café'\""),
     ("platform.name=拼多多", "platform.name = '拼多多': text with non-ASCII characters must be quoted"),
 ])

@@ -9,7 +9,7 @@ import sim
 from sim import behaviour as bh
 from sim.graph.csr import INDEX
 
-BASE = ("population.size=5000", "horizon=60", "adoption.seed_users=500")
+BASE = ("population.size=5000", "horizon=60", "adoption.seed_fraction=0.1")
 
 
 def run(*overrides: str, seed: int = 0, scenario: str = "content_community"):
@@ -27,13 +27,13 @@ def test_livestreams_run_on_their_schedule_and_spike_conversion():
     assert d["dau"][live].mean() > d["dau"][~live & (d["day"] >= 5)].mean()
     weekly = run("mechanisms.content.live_every_days=7", "mechanisms.content.live_first_day=3").daily
     assert np.flatnonzero(weekly["livestream_viewers"] > 0).tolist() == list(range(3, 60, 7))
-    assert weekly["cost_content_live_fees"].sum() == 9 * r.config.mechanisms["content"].live_cost_rmb_per_day
+    assert weekly["cost_content_live_fees"].sum() == 9 * r.config.mechanisms["content"].live_cost_per_1000 * 5  # 5,000 people
 
 
 def test_a_kol_budget_buys_posts_that_reach_people_outside_the_graph():
     quiet = ("mechanisms.content.ugc_rate=0", "mechanisms.content.koc_post_rate=0", "mechanisms.content.discovery_per_post=0")
-    none = run(*quiet, "mechanisms.content.kol_budget_rmb_per_day=0").daily
-    kol = run(*quiet, "mechanisms.content.kol_budget_rmb_per_day=1500", "mechanisms.content.kol_cost_per_post_rmb=1000",
+    none = run(*quiet, "mechanisms.content.kol_budget_per_1000=0").daily
+    kol = run(*quiet, "mechanisms.content.kol_budget_per_1000=300", "mechanisms.content.kol_cost_per_post_rmb=1000",
               "mechanisms.content.kol_reach=400").daily
     assert kol["content_kol_posts"].sum() == pytest.approx(1.5 * 60, abs=15)
     assert kol["cost_content_kol_fees"].sum() == 1000 * kol["content_kol_posts"].sum()
@@ -74,7 +74,7 @@ def test_better_content_keeps_users_longer():
 
 
 def test_posts_that_cannot_reach_anyone_add_no_users():
-    d = run("mechanisms.content.read_conversion=0", "mechanisms.content.live_reach=0", "mechanisms.content.kol_budget_rmb_per_day=0").daily
+    d = run("mechanisms.content.read_conversion=0", "mechanisms.content.live_reach_share=0", "mechanisms.content.kol_budget_per_1000=0").daily
     assert d["new_content"].sum() == 0 and d["content_reach"].sum() > 0
 
 

@@ -90,7 +90,7 @@ def test_a_bad_value_gets_the_same_one_line_error_as_sim_run(key, value):
 
 
 def test_typed_numbers_are_read_as_people_write_them():
-    budget = next(k for k in kn.all_knobs() if k.key == "mechanisms.paid_acquisition.daily_budget")
+    budget = next(k for k in kn.all_knobs() if k.key == "mechanisms.paid_acquisition.budget_per_1000")
     assert budget.parse("1,500") == 1500 and budget.parse("2e3") == 2000.0 and budget.parse("abc") == "abc"
 
 

@@ -38,7 +38,7 @@ def test_global_random_state_is_not_used():
 def test_strategies_share_graph_and_people_for_a_seed():
     """Common random numbers: changing a mechanism leaves the graph and the people unchanged."""
     a = sim.GrowthModel(small(seed=1))
-    b = sim.GrowthModel(small("mechanisms.referral.enabled=false", "mechanisms.paid_acquisition.daily_budget=9000", seed=1))
+    b = sim.GrowthModel(small("mechanisms.referral.enabled=false", "mechanisms.paid_acquisition.budget_per_1000=3000", seed=1))
     assert np.array_equal(a.graph.indices, b.graph.indices)
     for col in ("segment", "frailty", "favourite", "satisfaction"):
         assert np.array_equal(getattr(a.pop, col), getattr(b.pop, col))

@@ -10,7 +10,7 @@ from conftest import N_PEOPLE, random_states
 from sim import behaviour as bh
 from sim.population import State
 
-BASE = ("population.size=5000", "horizon=60", "adoption.seed_users=1000")
+BASE = ("population.size=5000", "horizon=60", "adoption.seed_fraction=0.2")
 
 
 def run(*overrides: str, seed: int = 0):

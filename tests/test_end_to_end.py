@@ -120,7 +120,7 @@ def test_a_run_records_the_hash_of_every_input_and_a_rerun_warns_when_one_change
 
     edges = tmp_path / "friends.txt"
     edges.write_text("0 1\n1 2\n2 3\n3 0\n")
-    assert cli.main(["run", "-q", "--no-plots", "graph=edgelist", f"graph.path={edges}", "adoption.seed_users=1", "horizon=3",
+    assert cli.main(["run", "-q", "--no-plots", "graph=edgelist", f"graph.path={edges}", "adoption.seed_fraction=0.01", "horizon=3",
                      f"out={tmp_path / 'runs'}"]) == 0
     folder = Path(capsys.readouterr().out.strip())
     inputs = json.loads((folder / "summary.json").read_text())["inputs"]

@@ -186,7 +186,7 @@ def test_an_edge_list_that_overrides_the_market_size_says_so(tmp_path):
     path = tmp_path / "ring.txt"
     path.write_text("".join(f"{i} {(i + 1) % 40}\n" for i in range(40)))
     notes = {size: sim.simulate(sim.compose("default", ["graph=edgelist", f"graph.path={path}", f"population.size={size}",
-                                                        "adoption.seed_users=5", "horizon=3"])).summary["graph_notes"]
+                                                        "adoption.seed_fraction=0.15", "horizon=3"])).summary["graph_notes"]
              for size in (40, 5000)}
     assert notes[40] == []
     assert notes[5000] == [f"graph.path = {str(path)!r}: 40 people in the file set the market size (population.size = 5,000 is not used)"]
@@ -206,7 +206,7 @@ def test_edgelist_repairs_reach_the_comparison_once(tmp_path, capsys):
     path.write_text("".join(f"{i} {(i + 1) % 30}\n" for i in range(30)) + "4 4\n")  # a ring and a self-loop
     out = tmp_path / "cmp"
     args = ["compare", "-q", "--no-plots", "scenario=default,referral_double", "replicates=2", "workers=1",
-            "graph=edgelist", f"graph.path={path}", "population.size=30", "adoption.seed_users=5", "horizon=5", f"out={out}"]
+            "graph=edgelist", f"graph.path={path}", "population.size=30", "adoption.seed_fraction=0.15", "horizon=5", f"out={out}"]
     assert cli.main(args) == 0
     captured = capsys.readouterr()
     notes = [ln for ln in captured.err.splitlines() if ln.startswith("note: ")]

@@ -16,7 +16,7 @@ import sim
 # Every user visits daily and mentions the platform to one random person; nobody churns; nothing
 # changes satisfaction, so sharing propensity stays exactly 1.
 WELL_MIXED = [
-    "graph=complete", "population.size=20000", "horizon=200", "adoption.seed_users=0",
+    "graph=complete", "population.size=20000", "horizon=200", "adoption.seed_fraction=0",
     "mechanisms.referral.enabled=false", "mechanisms.paid_acquisition.enabled=false",
     "adoption.external_conversion=1", "behaviour.churn.base_hazard=0", "behaviour.churn.churn_after_days=100000",
     "behaviour.churn.dormant_after_days=99999", "behaviour.social.saturation=1", "behaviour.social.novelty_boost=0",
@@ -51,7 +51,7 @@ def test_well_mixed_adoption_follows_the_bass_equation(p, q):
 
 
 CONSTANT_HAZARD = [
-    "population.size=30000", "horizon=60", "adoption.seed_users=0", "adoption.external_rate=0.01",
+    "population.size=30000", "horizon=60", "adoption.seed_fraction=0", "adoption.external_rate=0.01",
     "adoption.external_conversion=1", "adoption.word_of_mouth_conversion=0",
     "mechanisms.referral.enabled=false", "mechanisms.paid_acquisition.enabled=false",
     "population.frailty_cv=0", "behaviour.churn.tenure_decay=0", "behaviour.churn.satisfaction_weight=0",

@@ -22,9 +22,9 @@ def test_installs_rise_with_budget_at_a_rising_marginal_cost():
 
 
 def test_the_daily_budget_is_spent_and_installs_are_booked():
-    r = simulate("mechanisms.referral.enabled=false", "mechanisms.paid_acquisition.daily_budget=1000")
+    r = simulate("mechanisms.referral.enabled=false", "mechanisms.paid_acquisition.budget_per_1000=300")
     spend = r.daily["acquisition_cost"]
-    assert spend.mean() == pytest.approx(1000, rel=0.1)
+    assert spend.mean() == pytest.approx(300 * 3, rel=0.1)  # 3,000 people
     assert r.daily["new_paid"].sum() == r.daily["paid_installs_bought"].sum()
 
 

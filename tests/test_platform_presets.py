@@ -16,13 +16,7 @@ import sim
 from sim.config import CHANNELS
 
 PEOPLE, DAYS, SEEDS = 20_000, 120, (0, 1)
-SCALE = PEOPLE / 100_000
-PRESETS = {
-    "share_group_buy": [],
-    "content_community": [f"mechanisms.content.kol_budget_rmb_per_day={1000 * SCALE}"],
-    "embedded_livestream": [f"mechanisms.content.live_reach={4000 * SCALE}", f"mechanisms.content.live_cost_rmb_per_day={3000 * SCALE}"],
-    "s2b2c_distribution": [],
-}
+PRESETS = {name: [] for name in ("share_group_buy", "content_community", "embedded_livestream", "s2b2c_distribution")}
 
 
 @pytest.fixture(scope="module")

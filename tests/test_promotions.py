@@ -10,7 +10,7 @@ from conftest import N_PEOPLE
 
 # A closed population (no invitations, word of mouth, ads or campaign sign-ups) isolates what a
 # campaign does to the purchases of the people already there.
-CLOSED = ("population.size=5000", "horizon=60", "adoption.seed_users=3000", "adoption.word_of_mouth_conversion=0",
+CLOSED = ("population.size=5000", "horizon=60", "adoption.seed_fraction=0.6", "adoption.word_of_mouth_conversion=0",
           "mechanisms.referral.enabled=false", "mechanisms.paid_acquisition.enabled=false",
           "mechanisms.promotions.enabled=true", "mechanisms.promotions.acquisition_rate=0")
 
@@ -59,7 +59,7 @@ def test_discount_cost_is_the_discount_on_the_orders_that_used_it():
 
 
 def test_a_campaign_stops_when_its_budget_is_spent():
-    r = sim.simulate(sim.compose("default", [*CLOSED, campaigns("kind:flash_sale,start:5,days:30,discount:0.3,budget:800")]))
+    r = sim.simulate(sim.compose("default", [*CLOSED, campaigns("kind:flash_sale,start:5,days:30,discount:0.3,budget_per_1000:160")]))
     cost = r.daily["discount_cost"].to_numpy()
     spent = np.cumsum(cost)
     out = int(np.argmax(spent >= 800))
@@ -85,7 +85,8 @@ def test_threshold_discounts_raise_the_order_value():
 
 def test_deep_discounts_draw_deal_seekers_who_leave_when_the_deals_stop():
     deep = campaigns("kind:flash_sale,start:0,days:40,discount:0.6")
-    base = ["population.size=8000", "horizon=80", "mechanisms.promotions.enabled=true"]
+    base = ["population.size=8000", "horizon=80", "adoption.seed_fraction=0.00625",
+            "mechanisms.paid_acquisition.budget_per_1000=62.5", "mechanisms.promotions.enabled=true"]  # 50 seeds, 500 RMB of ads a day
     drawn, left_with, left_without = [], [], []
     for seed in range(2):
         model = sim.GrowthModel(sim.compose("default", [*base, deep], seed=seed))

@@ -112,7 +112,7 @@ def test_the_same_senders_repeated_invitations_convert_less_each_time():
     each day. Both groups have received as many invitations before (saturation alike); only the
     first fades with repeats."""
     quiet = [f"population.segments.{s}.share_rate=0" for s in ("deal_seeker", "social_sharer", "content_lover", "loyal_value")]
-    cfg = sim.compose("default", ["population.size=10000", "horizon=5", "adoption.seed_users=0", "adoption.external_rate=0",
+    cfg = sim.compose("default", ["population.size=10000", "horizon=5", "adoption.seed_fraction=0", "adoption.external_rate=0",
                                   *(f"mechanisms.{m}.enabled=false" for m in sim.mechanisms.REGISTRY), *quiet])
     model = sim.GrowthModel(cfg)
     g = model.graph
@@ -180,8 +180,9 @@ def test_points_are_paid_as_they_are_used_up_to_a_share_of_each_order():
 
 
 def test_later_invitations_pay_more_under_tiered_rewards():
-    flat = simulate("mechanisms.referral.invitee_reward=0", "mechanisms.referral.abuse_share=0")
-    tiered = simulate("mechanisms.referral.invitee_reward=0", "mechanisms.referral.abuse_share=0",
+    seeded = "adoption.seed_fraction=0.0167"  # 50 users: enough inviters to reach the third tier
+    flat = simulate("mechanisms.referral.invitee_reward=0", "mechanisms.referral.abuse_share=0", seeded)
+    tiered = simulate("mechanisms.referral.invitee_reward=0", "mechanisms.referral.abuse_share=0", seeded,
                       "mechanisms.referral.tier_multipliers=[1,1,3]")
     model = tiered.model
     rewarded = model.pop.extra["referral_rewarded"]

@@ -19,7 +19,7 @@ from sim.experiment import run_points
 from sim.schema import ConfigError
 
 TINY = ["population.size=1500", "horizon=30"]
-BUDGET = "mechanisms.paid_acquisition.daily_budget"
+BUDGET = "mechanisms.paid_acquisition.budget_per_1000"
 UNUSED = "mechanisms.group_buy.discount"  # group buying is off in the default scenario
 CHURN = "behaviour.churn.base_hazard"
 
@@ -27,7 +27,7 @@ CHURN = "behaviour.churn.base_hazard"
 def experiment(tmp_path, **section):
     data = {"description": "sensitivity test", "seed": 3, "overrides": TINY,
             "sensitivity": {"scenario": "default", "metrics": ["users_total", "profit"],
-                            "params": {BUDGET: [0, 2000], UNUSED: [0.1, 0.6], CHURN: [0.3, 0.6]}, **section}}
+                            "params": {BUDGET: [0, 1300], UNUSED: [0.1, 0.6], CHURN: [0.3, 0.6]}, **section}}
     path = tmp_path / "sens.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -57,7 +57,7 @@ def test_a_parameter_that_does_not_enter_the_model_has_no_elementary_effect(morr
 def test_morris_runs_trajectories_times_parameters_plus_one_points(morris):
     assert len(morris.points) == 4 * (3 + 1)
     assert len(morris.horizon) == len(morris.points)
-    assert morris.points[BUDGET].between(0, 2000).all() and morris.points[UNUSED].between(0.1, 0.6).all()
+    assert morris.points[BUDGET].between(0, 1300).all() and morris.points[UNUSED].between(0.1, 0.6).all()
     # one-at-a-time: consecutive points of a trajectory differ in exactly one parameter
     x = morris.x.reshape(4, 4, 3)
     assert ((np.diff(x, axis=1) != 0).sum(axis=2) == 1).all()
@@ -98,7 +98,7 @@ def test_a_second_analysis_never_overwrites_the_first(morris, tmp_path):
 
 
 def test_sobol_ranks_the_budget_first_and_gives_the_unused_parameter_no_variance(tmp_path):
-    s = sim.sensitivity(experiment(tmp_path, method="sobol", samples=4, params={BUDGET: [0, 2000], UNUSED: [0.1, 0.6]},
+    s = sim.sensitivity(experiment(tmp_path, method="sobol", samples=4, params={BUDGET: [0, 1300], UNUSED: [0.1, 0.6]},
                                    metrics=["users_total"], resamples=100), out=tmp_path / "out", workers=1)
     t = s.indices.set_index("parameter")
     assert len(s.points) == 4 * (2 + 2)
@@ -129,7 +129,7 @@ def test_a_logarithmic_range_is_sampled_evenly_in_the_logarithm():
 
 def test_point_results_do_not_depend_on_the_number_of_workers():
     base = sim.compose("default", ["population.size=1500", "horizon=20"])
-    points = [{BUDGET: b} for b in (0.0, 500.0, 1500.0)]
+    points = [{BUDGET: b} for b in (0.0, 300.0, 1000.0)]
     one = run_points(base, points, [1, 2], workers=1).horizon
     two = run_points(base, points, [1, 2], workers=2).horizon
     pd.testing.assert_frame_equal(one, two)
@@ -150,7 +150,7 @@ def test_a_bad_parameter_space_is_one_line_before_any_run(tmp_path, params, mess
 
 
 def test_the_command_line_prints_the_ranking_and_the_folder(tmp_path):
-    path = experiment(tmp_path, method="morris", samples=2, params={BUDGET: [0, 2000], UNUSED: [0.1, 0.6]}, metrics=["users_total"])
+    path = experiment(tmp_path, method="morris", samples=2, params={BUDGET: [0, 1300], UNUSED: [0.1, 0.6]}, metrics=["users_total"])
     done = subprocess.run([sys.executable, "-m", "sim.cli", "sensitivity", f"experiment={path}", f"out={tmp_path / 'out'}",
                            "workers=1", "horizon=20"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -199,7 +199,7 @@ def test_a_sensitivity_experiment_ships():
 def test_through_a_hydra_launcher_the_indices_are_those_of_the_local_pool(tmp_path, monkeypatch):
     """The same points and seeds as jobs of a Hydra multirun (the launcher sweeps use; `basic` here)."""
     monkeypatch.chdir(tmp_path)  # the multirun folder goes under results/sweeps
-    path = experiment(tmp_path, method="morris", samples=2, params={BUDGET: [0, 2000], UNUSED: [0.1, 0.6]}, metrics=["users_total"])
+    path = experiment(tmp_path, method="morris", samples=2, params={BUDGET: [0, 1300], UNUSED: [0.1, 0.6]}, metrics=["users_total"])
     local = sim.sensitivity(path, out=None, workers=1)
     hydra = sim.sensitivity(path, out=None, launcher=["hydra/launcher=basic"])
     pd.testing.assert_frame_equal(hydra.horizon[local.horizon.columns].reset_index(drop=True), local.horizon, check_dtype=False)

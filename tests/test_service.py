@@ -8,7 +8,10 @@ import pytest
 import sim
 
 FESTIVAL = "mechanisms.promotions.campaigns=[{kind:festival,start:40,days:3,discount:0.3}]"
-BASE = ("population.size=6000", "horizon=70", "mechanisms.service.enabled=true", "mechanisms.promotions.enabled=true", FESTIVAL)
+# A small, busy market: 50 seed users, 500 RMB of ads a day and a new platform's capacity of 50 orders a day.
+BASE = ("population.size=6000", "horizon=70", "adoption.seed_fraction=0.0084", "mechanisms.paid_acquisition.budget_per_1000=84",
+        "mechanisms.service.min_capacity_per_1000=8.4",
+        "mechanisms.service.enabled=true", "mechanisms.promotions.enabled=true", FESTIVAL)
 
 
 def test_festival_peaks_overload_delivery_and_cost_satisfaction():

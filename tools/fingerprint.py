@@ -29,7 +29,7 @@ RUNS: list[tuple[str, list[str]]] = [
     ("all_mechanisms", []),
     ("all_mechanisms", ["adoption.contagion=complex", "adoption.threshold=2"]),
     ("all_mechanisms", ["mechanisms.referral.reward_form=coupon", "graph=er"]),
-    ("all_mechanisms", ["graph=ws", "mechanisms.paid_acquisition.daily_budget=1500"]),
+    ("all_mechanisms", ["graph=ws", "mechanisms.paid_acquisition.budget_per_1000=15"]),
     ("all_mechanisms", ["graph=sbm", "mechanisms.loyalty.paid_membership=true"]),
     ("bass_network", []),
     ("ic", []),

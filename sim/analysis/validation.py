@@ -603,7 +603,7 @@ def complex_contagion_clustering(ctx: Context, plot: Path) -> Outcome:
     n = s.contagion_population
     seeds = max(1, n // 50)
     common = [f"population.size={n}", f"horizon={s.contagion_horizon}", "graph.avg_degree=6", "adoption.contagion=complex",
-              "adoption.threshold=2", f"adoption.seed_users={seeds}", "adoption.external_rate=0",
+              "adoption.threshold=2", f"adoption.seed_fraction={seeds / n!r}", "adoption.external_rate=0",
               "mechanisms.paid_acquisition.enabled=false", "mechanisms.referral.enabled=true",
               "mechanisms.referral.invites_per_visit=1", "mechanisms.referral.conversion=0.5"]
     reach, curves = {}, {}

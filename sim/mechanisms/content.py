@@ -8,7 +8,7 @@ the embedded livestream commerce of Douyin and Kuaishou):
   (KOC, at least ``koc_min_friends`` friends) post on their visits. A post reaches a number of the
   poster's friends that grows with their degree, and the platform's feed carries it beyond the
   graph (``beyond_graph_ratio`` impressions outside per impression inside). KOL posts are bought
-  with ``kol_budget_rmb_per_day`` and reach ``kol_reach`` people across the platform and outside;
+  with ``kol_budget_per_1000`` and reach ``kol_reach`` people across the platform and outside;
 - an impression on a non-user is a chance to join (channel ``content``; people reached beyond the
   graph are picked with ``model.sample_non_users``); an impression on a user draws them to visit
   the next day and, good content being worth the visit, raises their satisfaction;
@@ -60,7 +60,7 @@ class ContentConfig(MechanismConfig):
     friends_reached_share: float = param(0.3, lo=0, hi=1, unit="fraction of friends", doc="share of a KOC's friends a post reaches")
     beyond_graph_ratio: float = param(0.5, lo=0, hi=100, unit="impressions per impression", doc="the feed carries a post to this many people outside the poster's friends per friend reached")
     # KOL: bought posts
-    kol_budget_rmb_per_day: float = param(0.0, lo=0, hi=1e9, unit="RMB per day", doc="spend on KOL posts")
+    kol_budget_per_1000: float = param(0.0, lo=0, hi=1e7, unit="RMB per day per 1,000 people in the market", doc="spend on KOL posts for each 1,000 people in the market (posts bought, and so people reached, grow with the market)")
     kol_cost_per_post_rmb: float = param(3000.0, lo=0, hi=1e9, lo_open=True, unit="RMB per post", doc="price of one KOL post")
     kol_reach: float = param(4000.0, lo=0, hi=1e9, unit="people per post", doc="people a KOL post reaches (anywhere)")
     kol_quality: float = param(0.8, lo=0, hi=1, unit="quality in [0, 1]", doc="quality of a KOL post")
@@ -82,8 +82,8 @@ class ContentConfig(MechanismConfig):
     live_watch_rate: float = param(0.4, lo=0, hi=1, unit="probability", doc="chance a visitor of average content affinity watches the stream")
     live_conversion_uplift: float = param(2.0, lo=0, hi=50, unit="multiplier", doc="a viewer's purchase intensity is x (1 + uplift)")
     live_discount: float = param(0.15, lo=0, hi=0.95, unit="fraction of price", doc="stream price cut (funded by merchants)")
-    live_reach: float = param(3000.0, lo=0, hi=1e9, unit="people per stream day", doc="people outside the platform the stream reaches")
-    live_cost_rmb_per_day: float = param(2000.0, lo=0, hi=1e9, unit="RMB per stream day", doc="host and production fee")
+    live_reach_share: float = param(0.03, lo=0, hi=1, unit="fraction of the market per stream day", doc="share of the market (people not yet on the platform among them) the stream reaches")
+    live_cost_per_1000: float = param(20.0, lo=0, hi=1e7, unit="RMB per stream day per 1,000 people in the market", doc="host and production fee, which follows the audience (20 is 2,000 RMB a stream day at 100,000 people)")
 
 
 @register
@@ -126,17 +126,19 @@ class Content(Mechanism):
         c, today = self.config, model.today
         rng = self.rng(model)
         posts = 0
-        if c.kol_budget_rmb_per_day > 0:
-            posts = int(bh.stochastic_round(np.array([c.kol_budget_rmb_per_day / c.kol_cost_per_post_rmb]), rng.random(1))[0])
+        market = model.market_size()
+        if c.kol_budget_per_1000 > 0:
+            spend = bh.per_1000(c.kol_budget_per_1000, market)
+            posts = int(bh.stochastic_round(np.array([spend / c.kol_cost_per_post_rmb]), rng.random(1))[0])
             if posts:
                 model.economics.book("content_kol_fees", posts * c.kol_cost_per_post_rmb)
                 today.count("content_kol_posts", posts)
                 self._add_to_stock(c.kol_quality, posts)
                 self._reach_anyone(model, rng, rng.poisson(c.kol_reach * posts), c.kol_quality, today.exposures, now=True)
         if self.streaming(model.day):
-            if c.live_cost_rmb_per_day > 0:
-                model.economics.book("content_live_fees", c.live_cost_rmb_per_day)
-            self._reach_anyone(model, rng, rng.poisson(c.live_reach), 1.0, today.exposures, now=True, users=False)
+            if c.live_cost_per_1000 > 0:
+                model.economics.book("content_live_fees", bh.per_1000(c.live_cost_per_1000, market))
+            self._reach_anyone(model, rng, rng.poisson(c.live_reach_share * market), 1.0, today.exposures, now=True, users=False)
 
     def visit(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today

@@ -45,7 +45,7 @@ class DistributionConfig(MechanismConfig):
     earnings_days: float = param(14.0, lo=1, hi=365, unit="days", doc="time scale of the reseller's running average of daily earnings")
     trial_days: int = param(21, lo=0, hi=365, unit="days", doc="days a new reseller tries before judging the earnings")
     quit_rate: float = param(0.05, lo=0, hi=1, unit="probability per day", doc="daily chance a reseller earning nothing gives up")
-    earnings_half_rmb: float = param(2.0, lo=0, hi=1e6, lo_open=True, unit="RMB per day", doc="average daily earnings that halve the chance of giving up")
+    earnings_half_rmb: float = param(2.0, lo=0, hi=1e6, lo_open=True, unit="RMB per day per reseller", doc="average daily earnings that halve the chance of giving up")
 
 
 @register

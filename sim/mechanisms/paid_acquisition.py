@@ -4,6 +4,8 @@ What it models: the average cost per install grows with daily volume (auction pr
 cheapest audiences are bought first) and as the addressable market shrinks. With average
 CAC(n) = cac_rmb x (1 + n / volume_half) / remaining^saturation, spending the budget B on n installs
 solves n x CAC(n) = B, a quadratic with a closed form; the marginal cost d(spend)/dn rises with B.
+The budget and the auction's depth (``volume_half``) are set per 1,000 people in the market, so the
+same settings buy the same share of the market at 10,000 and 10,000,000 people.
 Paid users are of lower quality than referred ones (``frailty_multiplier`` > 1): they did not come
 through a friend and were bought partly with incentives they respond to.
 """
@@ -24,9 +26,9 @@ PAID = CHANNELS.index("paid")
 
 @dataclass(frozen=True)
 class PaidAcquisitionConfig(MechanismConfig):
-    daily_budget: float = param(500.0, lo=0, hi=1e9, unit="RMB per day", doc="ad spend per day")
+    budget_per_1000: float = param(5.0, lo=0, hi=1e7, unit="RMB per day per 1,000 people in the market", doc="ad spend per day for each 1,000 people in the addressable market (5 is 500 RMB a day at 100,000 people)")
     cac_rmb: float = param(25.0, lo=0, hi=1e6, lo_open=True, unit="RMB per install", doc="cost per install at low volume in a fresh market")
-    volume_half: float = param(200.0, lo=0, hi=1e9, lo_open=True, unit="installs per day", doc="daily installs at which the average cost per install has doubled")
+    volume_half_per_1000: float = param(2.0, lo=0, hi=1e6, lo_open=True, unit="installs per day per 1,000 people in the market", doc="daily installs at which the average cost per install has doubled: the depth of the ad auction grows with the market (2 is 200 installs a day at 100,000 people)")
     saturation: float = param(1.0, lo=0, hi=10, unit="exponent", doc="cost per install x (1 / remaining share of the market)^saturation")
     frailty_multiplier: float = param(1.3, lo=0, hi=100, lo_open=True, unit="multiplier", doc="churn frailty of paid users relative to organic ones")
     start_day: int = param(0, lo=0, hi=1_000_000, unit="day", doc="first day of the campaign")
@@ -51,7 +53,9 @@ class PaidAcquisition(Mechanism):
             return
         rng = self.rng(model)
         remaining = model.pop.count_non_users() / model.pop.n
-        n, self.avg_cac = installs_for_budget(c.daily_budget, c.cac_rmb, c.volume_half, remaining, c.saturation)
+        market = model.market_size()
+        n, self.avg_cac = installs_for_budget(bh.per_1000(c.budget_per_1000, market), c.cac_rmb,
+                                              bh.per_1000(c.volume_half_per_1000, market), remaining, c.saturation)
         k = int(bh.stochastic_round(np.array([n]), rng.random(1))[0])
         model.today.exposures.add(model.sample_non_users(k, rng), PAID, 1.0)
 

@@ -1,7 +1,7 @@
 """Promotions (促销): a calendar of discount campaigns and what they do to demand.
 
 What it models: a campaign is ``{kind, start, days, discount}`` (optionally repeated ``every`` days,
-reaching a share ``reach`` of users, with its own ``budget``). Kinds:
+reaching a share ``reach`` of users, with its own ``budget_per_1000``). Kinds:
 
 ==========  =====================================================================================
 kind        who is offered the discount, and what is special
@@ -30,7 +30,8 @@ when the deals stop (the low value of customers acquired with heavy discounts).
 
 Money: the discount each order used is booked as an incentive cost (``promotion_discounts``) and
 counted as ``discount_cost``; orders using a discount are credited to ``promotion``. A campaign stops
-offering once its ``budget`` (per run) or the mechanism's ``total_budget`` is spent.
+offering once its ``budget_per_1000`` (per run) or the mechanism's ``total_budget_per_1000`` is spent
+(both in RMB per 1,000 people in the market, so a budget means the same at any market size).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Campaign:
     discount: float = param(0.2, lo=0, hi=0.9, unit="fraction of price", doc="discount offered (threshold: saving on a qualifying basket)")
     every: int = param(0, lo=0, hi=36_500, unit="days", doc="repeat the campaign every this many days (0: once)")
     reach: float = param(1.0, lo=0, hi=1, unit="fraction of users", doc="share of eligible users offered the discount each day")
-    budget: float = param(0.0, lo=0, unit="RMB", doc="discount budget of each run; 0 means unlimited")
+    budget_per_1000: float = param(0.0, lo=0, hi=1e9, unit="RMB per 1,000 people in the market", doc="discount budget of each run; 0 means unlimited")
 
     def check(self, path: str) -> None:
         require(self.every == 0 or self.every >= self.days, f"{path}.every", self.every,
@@ -89,8 +90,8 @@ def _default_calendar() -> tuple[Campaign, ...]:
 
 @dataclass(frozen=True)
 class PromotionsConfig(MechanismConfig):
-    campaigns: tuple[Campaign, ...] = param(factory=_default_calendar, doc="the calendar: a list of {kind, start, days, discount[, every, reach, budget]}")
-    total_budget: float = param(0.0, lo=0, hi=1e12, unit="RMB", doc="discount budget of all campaigns together; 0 means unlimited")
+    campaigns: tuple[Campaign, ...] = param(factory=_default_calendar, doc="the calendar: a list of {kind, start, days, discount[, every, reach, budget_per_1000]}")
+    total_budget_per_1000: float = param(0.0, lo=0, hi=1e9, unit="RMB per 1,000 people in the market", doc="discount budget of all campaigns together; 0 means unlimited")
     visit_uplift: float = param(1.2, lo=0, hi=20, unit="log-odds", doc="visit log-odds added by a saturating announced discount (x kind urgency)")
     discount_half: float = param(0.15, lo=0, hi=1, lo_open=True, unit="fraction of price", doc="discount at which the visit and acquisition pull is half its maximum")
     festival_hype: float = param(2.0, lo=0, hi=20, unit="multiplier", doc="festival campaigns: multiplies the visit pull, acquisition and expansion")
@@ -129,7 +130,7 @@ class Promotions(Mechanism):
         self.share = None  # per visitor: the share of the full price today's offer pays
 
     # ------------------------------------------------------------------ the calendar
-    def _active(self, day: int) -> list[_Run]:
+    def _active(self, day: int, market: int) -> list[_Run]:
         out = []
         for k, c in enumerate(self.config.campaigns):
             if day < c.start:
@@ -139,10 +140,11 @@ class Promotions(Mechanism):
             if offset >= c.days:
                 continue
             key = k * 100_000 + r
-            if c.budget and self.spent.get(key, 0.0) >= c.budget:
+            if c.budget_per_1000 and self.spent.get(key, 0.0) >= bh.per_1000(c.budget_per_1000, market):
                 continue
             out.append(_Run(key, c))
-        if self.config.total_budget and self.total_spent >= self.config.total_budget:
+        total = self.config.total_budget_per_1000
+        if total and self.total_spent >= bh.per_1000(total, market):
             return []
         return out
 
@@ -165,7 +167,7 @@ class Promotions(Mechanism):
 
     # ------------------------------------------------------------------ stage hooks
     def exposure(self, model) -> None:
-        self.runs = self._active(model.day)
+        self.runs = self._active(model.day, model.market_size())
         self.keys = np.array([r.key for r in self.runs], dtype=np.int64)
         model.today.count("campaigns_running", len(self.runs))
         pull = max((self._pull(r.campaign) for r in self.runs if KINDS[r.campaign.kind]["acquires"]), default=0.0)

@@ -29,7 +29,7 @@ from sim.schema import param
 class ServiceConfig(MechanismConfig):
     capacity_headroom: float = param(1.5, lo=0, hi=1000, lo_open=True, unit="multiplier", doc="delivery capacity as a multiple of the recent mean of daily orders")
     capacity_memory_days: float = param(7.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="time scale over which capacity follows demand")
-    min_capacity: float = param(50.0, lo=0, hi=1e12, unit="orders per day", doc="capacity of a brand-new platform")
+    min_capacity_per_1000: float = param(0.5, lo=0, hi=1e9, unit="orders per day per 1,000 people in the market", doc="capacity of a brand-new platform (0.5 is 50 orders a day at 100,000 people)")
     delay_shock: float = param(0.08, lo=0, hi=1, unit="satisfaction per late order", doc="satisfaction lost by the buyer of a late order")
     delay_compensation_rmb: float = param(0.0, lo=0, hi=10_000, unit="RMB per late order", doc="compensation paid for a late order (0: none)")
     compensation_half_rmb: float = param(5.0, lo=0, hi=1e6, lo_open=True, unit="RMB", doc="compensation that halves the shock of a late order")
@@ -46,9 +46,12 @@ class Service(Mechanism):
     accounts = {"delay_compensation": "incentive"}
 
     def setup(self, model) -> None:
-        self.capacity = self.config.min_capacity / self.config.capacity_headroom  # in orders per day of demand
+        self.capacity = self._min_capacity(model) / self.config.capacity_headroom  # in orders per day of demand
         self.keep = float(np.exp(-1.0 / self.config.capacity_memory_days))
         self.outages = frozenset(self.config.outage_days)
+
+    def _min_capacity(self, model) -> float:
+        return bh.per_1000(self.config.min_capacity_per_1000, model.market_size())
 
     def visit(self, model) -> None:
         if model.day not in self.outages:
@@ -62,7 +65,7 @@ class Service(Mechanism):
     def settle(self, model) -> None:
         c, today = self.config, model.today
         orders = today.buyers.size
-        capacity = max(c.min_capacity, c.capacity_headroom * self.capacity)
+        capacity = max(self._min_capacity(model), c.capacity_headroom * self.capacity)
         today.count("delivery_capacity", capacity)
         if orders > capacity:
             rng = self.rng(model)

@@ -4,7 +4,7 @@ One :class:`~sim.reference.agents.Person` agent per person on a :class:`mesa.dis
 built from the same social graph the engine would build for the same configuration and seed, and a
 day that runs the same stages in the same order as ``GrowthModel.step``:
 
-1. exposure: on day 0 ``adoption.seed_users`` people; every day each non-user hears of the platform
+1. exposure: on day 0 a share ``adoption.seed_fraction`` of the people; every day each non-user hears of the platform
    from outside with chance ``adoption.external_rate``; yesterday's mentions by friends arrive;
 2. adoption: outside exposures convert with ``external_conversion``; a friend's mention with
    ``word_of_mouth_conversion`` x saturation^(mentions received before) x fade^(earlier mentions
@@ -33,6 +33,7 @@ from mesa.agent import AgentSet
 import numpy as np
 from mesa.discrete_space import Network
 
+from sim.behaviour import share_of
 from sim.config import SimConfig
 from sim.engine import Streams
 from sim.graph import build_graph
@@ -130,8 +131,8 @@ class ReferenceModel(mesa.Model):
         events: list[tuple[Person, float, Person | None]] = []
         heard = [(friend, a.word_of_mouth_conversion, sender) for sender, friend in self.mentions]
         self.mentions = []
-        if self.day == 0 and a.seed_users:
-            for person in self.random.sample(self.people, min(a.seed_users, len(self.people))):
+        if self.day == 0 and a.seed_fraction:
+            for person in self.random.sample(self.people, share_of(a.seed_fraction, len(self.people))):
                 events.append((person, 1.0, None))
         k = int(self.rng.binomial(self.non_users, a.external_rate)) if a.external_rate > 0 else 0
         picked: set[Person] = set()
