@@ -61,20 +61,34 @@ def habit(visits):
 
 
 @formula
-def visit_log_odds(logit_rate, satisfaction, base_satisfaction, satisfaction_weight, habit_term, habit_weight,
-                   state_odds, boost):
+def visit_log_odds(logit_rate, propensity, novelty_term, satisfaction, base_satisfaction, satisfaction_weight,
+                   habit_term, habit_weight, state_odds, boost):
     """Log-odds that a user visits today:
 
-        logit(visit_rate[segment]) + satisfaction_weight x (satisfaction - segment baseline)
-        + habit_weight x habit(visits) + state_odds[state] + boost
+        logit(visit_rate[segment]) + propensity + novelty_term + satisfaction_weight x (satisfaction
+        - segment baseline) + habit_weight x habit(visits) + state_odds[state] + boost
 
-    (``state_odds``: log-odds of dormant and loyal users relative to active ones; ``boost``: today's
-    additive log-odds from pushes, promotions and check-in streaks)."""
-    x = logit_rate
+    (``propensity``: the person's own log-odds, fixed for life: people of one segment visit at very
+    different rates, see :func:`propensity_of`; ``novelty_term``: the log of :func:`novelty_factor`
+    at the user's age, so a new user comes back often in the first days and settles to their own
+    rate; ``state_odds``: log-odds of dormant and loyal users relative to active ones; ``boost``:
+    today's additive log-odds from pushes, promotions and check-in streaks)."""
+    x = logit_rate + propensity + novelty_term
     x = x + satisfaction_weight * (satisfaction - base_satisfaction)
     x = x + habit_weight * habit_term
     x = x + state_odds
     return x + boost
+
+
+def propensity_of(gamma_draw):
+    """A person's own visit log-odds, log(g) for a multiplier g of the visit odds drawn from a gamma
+    distribution of mean 1 (``population.visit_cv``). Individual rates of buying and visiting that
+    are gamma distributed across people are the negative binomial (NBD) model of repeat behaviour
+    (Ehrenberg 1959; Goodhardt, Ehrenberg and Chatfield 1984), which fits the frequency of purchases
+    and visits of consumer goods and sites across categories: a few people come very often, most
+    rarely, so an active base carries many light users (DAU/MAU of e-commerce about 0.10-0.22,
+    Sequoia's benchmarks) rather than only daily users."""
+    return np.log(np.maximum(gamma_draw, 1e-12))
 
 
 # ------------------------------------------------------------------------------------ demand and purchase
@@ -259,6 +273,8 @@ def _table(kind: str, a: float, b: float, size: int) -> np.ndarray:
         t = friends_factor(x, b)
     elif kind == "novelty":
         t = novelty_factor(x, a, b)
+    elif kind == "visit_novelty":
+        t = np.log(novelty_factor(x, a, b))
     elif kind == "power":
         t = repeated(a, x)
     elif kind == "halving":
@@ -296,6 +312,13 @@ def demand(pop: Population, cfg) -> tuple:
 
 
 # ===================================================================================== 2. people
+def settle_propensity(pop: Population) -> None:
+    """Turn the population's gamma draws of visit propensity into log-odds (:func:`propensity_of`)."""
+    if pop.propensity_draw is not None:
+        pop.propensity[:] = propensity_of(pop.propensity_draw)
+        pop.propensity_draw = None
+
+
 def nudge_satisfaction(pop: Population, idx: np.ndarray, delta: np.ndarray | float) -> None:
     """Add ``delta`` to the satisfaction of people ``idx`` (repeats add up), kept within [0, 1].
 
@@ -313,9 +336,10 @@ def visit_probability(pop: Population, idx: np.ndarray, day: int, cfg, boost_log
     """Daily visit probability of users ``idx`` (:func:`visit_log_odds`; ``day``: today, so nobody has
     more than ``day + 1`` visits)."""
     state_odds = _state_table({State.DORMANT: np.log(max(cfg.dormant_odds, 1e-9)), State.LOYAL: np.log(cfg.loyal_odds)}, 0.0)
-    columns = pop.segment, pop.satisfaction, pop.seg["satisfaction"], pop.visits, pop.state
-    settings = logit(pop.seg["visit_rate"]), cfg.satisfaction_weight, _table("habit", 0.0, 0.0, _pow2(day + 2)), cfg.habit_weight, state_odds
-    return _visit_probabilities(idx, columns, settings, NO_VALUES if boost_logit is None else boost_logit)
+    columns = pop.segment, pop.propensity, pop.joined_day, pop.satisfaction, pop.seg["satisfaction"], pop.visits, pop.state
+    tables = _table("habit", 0.0, 0.0, _pow2(day + 2)), _table("visit_novelty", cfg.novelty_odds, cfg.novelty_days, _pow2(day + 2))
+    settings = logit(pop.seg["visit_rate"]), cfg.satisfaction_weight, tables, cfg.habit_weight, state_odds
+    return _visit_probabilities(idx, day, columns, settings, NO_VALUES if boost_logit is None else boost_logit)
 
 
 def need_now(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
@@ -436,17 +460,18 @@ def _nudge(idx, delta, satisfaction):
 
 
 @jit
-def _visit_probabilities(idx, columns, settings, boost):
+def _visit_probabilities(idx, day, columns, settings, boost):
     """:func:`logistic` of :func:`visit_log_odds` for each of ``idx`` (``boost``: per person, or empty)."""
-    segment, satisfaction, base_sat, visits, state = columns
-    logit_rate, sat_weight, habit_table, habit_weight, state_odds = settings
+    segment, propensity, joined_day, satisfaction, base_sat, visits, state = columns
+    logit_rate, sat_weight, (habit_table, novelty_table), habit_weight, state_odds = settings
     out = np.empty(idx.size, dtype=np.float64)
     has_boost = boost.size > 0
     for k in range(idx.size):
         i = idx[k]
         g = segment[i]
-        x = visit_log_odds(logit_rate[g], np.float64(satisfaction[i]), base_sat[g], sat_weight, habit_table[visits[i]],
-                           habit_weight, state_odds[state[i]], np.float64(boost[i]) if has_boost else 0.0)
+        x = visit_log_odds(logit_rate[g], np.float64(propensity[i]), novelty_table[day - joined_day[i]], np.float64(satisfaction[i]),
+                           base_sat[g], sat_weight, habit_table[visits[i]], habit_weight, state_odds[state[i]],
+                           np.float64(boost[i]) if has_boost else 0.0)
         out[k] = logistic(x)
     return out
 

@@ -37,7 +37,7 @@ class SegmentConfig:
     """A user segment: a parameter set of the shared behaviour model (DESIGN section 3)."""
 
     share: float = param(0.25, lo=0, hi=1, unit="fraction of people", doc="share of the population in this segment")
-    visit_rate: float = param(0.35, lo=0, hi=1, unit="probability per day", doc="visit probability of an engaged user at baseline satisfaction, before habit")
+    visit_rate: float = param(0.04, lo=0, hi=1, unit="probability per day", doc="visit probability of an established user of average propensity at baseline satisfaction, before habit (new users come far more often: behaviour.visit.novelty_odds)")
     need_rate: float = param(0.04, lo=0, hi=5, unit="orders per day", doc="latent demand accrued per day")
     basket_rmb: float = param(60.0, lo=0, hi=1e6, lo_open=True, unit="RMB", doc="mean order value")
     share_rate: float = param(0.05, lo=0, hi=1, unit="probability per visit", doc="chance a visit includes word of mouth to one friend")
@@ -52,10 +52,10 @@ def _default_segments() -> dict[str, SegmentConfig]:
     # Magnitudes follow the domain documents: deal seekers are many, cheap and fickle; loyal value
     # buyers are few, buy often and stay (seed 001: loyal users repurchase about 40 % more).
     return {
-        "deal_seeker": SegmentConfig(share=0.35, visit_rate=0.30, need_rate=0.035, basket_rmb=45.0, share_rate=0.06, invite_propensity=1.3, deal_sensitivity=2.0, content_affinity=0.6, frailty=1.4, satisfaction=0.45),
-        "social_sharer": SegmentConfig(share=0.25, visit_rate=0.35, need_rate=0.04, basket_rmb=60.0, share_rate=0.12, invite_propensity=2.0, deal_sensitivity=1.2, content_affinity=1.2, frailty=1.0, satisfaction=0.5),
-        "content_lover": SegmentConfig(share=0.20, visit_rate=0.42, need_rate=0.035, basket_rmb=85.0, share_rate=0.07, invite_propensity=0.8, deal_sensitivity=0.8, content_affinity=2.5, frailty=0.85, satisfaction=0.55),
-        "loyal_value": SegmentConfig(share=0.20, visit_rate=0.40, need_rate=0.06, basket_rmb=120.0, share_rate=0.04, invite_propensity=0.6, deal_sensitivity=0.5, content_affinity=0.8, frailty=0.6, satisfaction=0.6),
+        "deal_seeker": SegmentConfig(share=0.35, visit_rate=0.03, need_rate=0.035, basket_rmb=45.0, share_rate=0.06, invite_propensity=1.3, deal_sensitivity=2.0, content_affinity=0.6, frailty=1.4, satisfaction=0.45),
+        "social_sharer": SegmentConfig(share=0.25, visit_rate=0.04, need_rate=0.04, basket_rmb=60.0, share_rate=0.12, invite_propensity=2.0, deal_sensitivity=1.2, content_affinity=1.2, frailty=1.0, satisfaction=0.5),
+        "content_lover": SegmentConfig(share=0.20, visit_rate=0.052, need_rate=0.035, basket_rmb=85.0, share_rate=0.07, invite_propensity=0.8, deal_sensitivity=0.8, content_affinity=2.5, frailty=0.85, satisfaction=0.55),
+        "loyal_value": SegmentConfig(share=0.20, visit_rate=0.048, need_rate=0.06, basket_rmb=120.0, share_rate=0.04, invite_propensity=0.6, deal_sensitivity=0.5, content_affinity=0.8, frailty=0.6, satisfaction=0.6),
     }
 
 
@@ -64,6 +64,7 @@ class PopulationConfig:
     size: int = param(100_000, lo=2, hi=MAX_PEOPLE, unit="people", doc="people in the addressable market (graph nodes); an edge list sets it to its node count")
     segments: dict[str, SegmentConfig] = param(factory=_default_segments, doc="segment name -> parameters; shares must sum to 1")
     frailty_cv: float = param(1.3, lo=0, hi=10, unit="coefficient of variation", doc="spread of individual churn hazards (gamma frailty); 0 makes everyone alike")
+    visit_cv: float = param(0.55, lo=0, hi=10, unit="coefficient of variation", doc="spread of individual visit rates (gamma multiplier of the visit odds: the NBD model of repeat behaviour, Ehrenberg 1959); 0 makes everyone of a segment alike")
 
     def check(self, path: str) -> None:
         require(len(self.segments) > 0, f"{path}.segments", {}, "allowed is at least one segment")
@@ -121,10 +122,12 @@ class DiffusionConfig:
 
 @dataclass(frozen=True)
 class VisitConfig:
-    satisfaction_weight: float = param(3.0, lo=0, hi=50, unit="log-odds per unit satisfaction", doc="how much satisfaction raises visit odds")
-    habit_weight: float = param(0.1, lo=0, hi=10, unit="log-odds per log visit", doc="habit: visit odds rise with log(1 + past visits)")
-    dormant_odds: float = param(0.1, lo=0, hi=1, unit="odds ratio", doc="visit odds of a dormant user relative to an active one")
+    satisfaction_weight: float = param(1.3, lo=0, hi=50, unit="log-odds per unit satisfaction", doc="how much satisfaction raises visit odds")
+    habit_weight: float = param(0.3, lo=0, hi=10, unit="log-odds per log visit", doc="habit: visit odds rise with log(1 + past visits)")
+    dormant_odds: float = param(0.12, lo=0, hi=1, unit="odds ratio", doc="visit odds of a dormant user relative to an active one: lapsed users still come now and then, and can be won back")
     loyal_odds: float = param(1.5, lo=1, hi=20, unit="odds ratio", doc="visit odds of a loyal user relative to an active one")
+    novelty_odds: float = param(20.0, lo=0, hi=1000, unit="odds ratio - 1", doc="a new user's extra visit odds on the joining day: odds x (1 + novelty_odds x exp(-age / novelty_days)); app retention curves lose most users in the first week (Adjust 2022: day 1 25 %, day 7 about 11 %, day 30 6 %)")
+    novelty_days: float = param(14.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="time scale over which a new user's extra visit odds fade (exponentially)")
 
 
 @dataclass(frozen=True)
@@ -138,13 +141,13 @@ class PurchaseConfig:
 
 @dataclass(frozen=True)
 class ChurnConfig:
-    base_hazard: float = param(0.45, lo=0, hi=20, unit="per day", doc="churn hazard on the joining day for frailty 1 at baseline satisfaction")
+    base_hazard: float = param(1.3, lo=0, hi=20, unit="per day", doc="churn hazard (leaving for good) on the joining day for frailty 1 at baseline satisfaction: most users of an app are gone within days (Adjust 2022: day-1 retention 25 %, e-commerce 19-20 %)")
     tenure_days: float = param(3.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="tenure scale: hazard x (1 + age / tenure_days)^-tenure_decay")
-    tenure_decay: float = param(0.1, lo=0, hi=10, unit="exponent", doc="how fast hazard falls with tenure (0: constant)")
+    tenure_decay: float = param(1.3, lo=0, hi=10, unit="exponent", doc="how fast hazard falls with tenure (0: constant): those who stay past the first weeks rarely leave for good, they lapse (Fader and Hardie 2007: conditional retention rises with tenure)")
     satisfaction_weight: float = param(3.0, lo=0, hi=50, unit="log-hazard per unit satisfaction", doc="how much satisfaction lowers hazard")
     friends_weight: float = param(0.3, lo=0, hi=10, unit="log-hazard per log friend", doc="social embeddedness: hazard x (1 + friends on platform)^-friends_weight")
     loyal_ratio: float = param(0.6, lo=0, hi=1, unit="hazard ratio", doc="hazard of loyal users relative to active")
-    dormant_ratio: float = param(1.5, lo=0, hi=20, unit="hazard ratio", doc="hazard of dormant users relative to active")
+    dormant_ratio: float = param(0.25, lo=0, hi=20, unit="hazard ratio", doc="hazard of dormant users relative to active: a lapsed user who still has the app rarely removes it (a large dormant base is the target of win-back)")
     dormant_after_days: int = param(14, lo=1, hi=100_000, unit="days", doc="days without a visit before a user counts as dormant")
     churn_after_days: int = param(90, lo=1, hi=100_001, unit="days", doc="days without a visit before a dormant user counts as churned")
 

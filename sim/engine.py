@@ -201,6 +201,7 @@ class GrowthModel(mesa.Model):
         if self.graph.n != cfg.population.size:  # an edge list sets the market size: resolve it
             cfg = self.cfg = replace(cfg, population=replace(cfg.population, size=self.graph.n))
         self.pop = Population(cfg, self.graph.n, self.streams.setup("population"))
+        bh.settle_propensity(self.pop)
         self.catalogue = self._catalogue(self.streams.setup("catalogue"))
         self._popularity_cdf = choice_cdf(self.catalogue.popularity)
         self.economics = Economics(cfg.horizon)

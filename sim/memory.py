@@ -27,7 +27,7 @@ from sim.config import CHANNELS, SimConfig
 from sim.schema import ConfigError, excerpt
 
 BASE_BYTES = 250e6  # interpreter, numpy, pandas, scipy, mesa, hydra, matplotlib
-BYTES_PER_PERSON = 125.0  # core columns (~75 B), kernel scratch (5 B) and the day's temporaries over users
+BYTES_PER_PERSON = 129.0  # core columns (~79 B), kernel scratch (5 B) and the day's temporaries over users
 BYTES_PER_PERSON_PER_MECHANISM = 16.0  # a mechanism's own columns (two float64 or so)
 BYTES_PER_EDGE = 5.0  # int32 neighbour index + uint8 invitation memory, per directed edge
 BUILD_BYTES_PER_EDGE = 40.0  # peak while generating: endpoints, skeleton graph, CSR conversion

@@ -54,6 +54,11 @@ class Population:
         base = rng.gamma(1.0 / cv**2, cv**2, size=n) if cv > 1e-6 else np.ones(n)  # tiny cv: alike
         self.frailty = (base * self.seg["frailty"][self.segment]).astype(np.float32)
         self.favourite = rng.choice(cfg.catalogue.categories, size=n, p=category_popularity(cfg)).astype(np.int16)
+        # Each person's own visit log-odds (behaviour.propensity_of), drawn last so that the columns
+        # above do not depend on it.
+        vcv = cfg.population.visit_cv
+        self.propensity_draw = rng.gamma(1.0 / vcv**2, vcv**2, size=n) if vcv > 1e-6 else None
+        self.propensity = np.zeros(n, dtype=np.float32)
 
         self.state = np.zeros(n, dtype=np.int8)
         self.joined_day = np.full(n, -1, dtype=np.int32)

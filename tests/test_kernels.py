@@ -184,7 +184,8 @@ def test_per_user_passes_equal_their_formulas_over_arrays():
     odds = np.zeros(6)
     odds[State.DORMANT], odds[State.LOYAL] = np.log(max(v.dormant_odds, 1e-9)), np.log(v.loyal_odds)
     for extra in (None, boost):
-        x = bh.visit_log_odds(bh.logit(pop.seg["visit_rate"])[seg], sat, base, v.satisfaction_weight,
+        novelty = np.log(bh.novelty_factor(day - pop.joined_day[idx], v.novelty_odds, v.novelty_days))
+        x = bh.visit_log_odds(bh.logit(pop.seg["visit_rate"])[seg], pop.propensity[idx].astype(np.float64), novelty, sat, base, v.satisfaction_weight,
                               bh.habit(pop.visits[idx].astype(np.int64)), v.habit_weight, odds[pop.state[idx]],
                               0.0 if extra is None else extra[idx].astype(np.float64))
         # LLVM's exp and numpy's differ in the last bit for a few per cent of arguments
