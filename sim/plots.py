@@ -18,11 +18,12 @@ Experiments (frames of a comparison or sweep folder):
 - sweep ``sweep_<param>.png``: horizon metrics against one swept parameter, with intervals over seeds;
 - sweep ``heatmap.png``: the mean of a metric over two swept parameters;
 - sensitivity ``morris.png`` (mu* against sigma) or ``sobol.png`` (S1 and ST bars), with intervals;
-- calibration ``fit.png`` (each target against the simulated mean and its 95 % band) and ``loss.png``.
+- calibration ``fit.png`` (each target, expressed as it is, against the simulated mean and its 95 % band) and ``loss.png``.
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -578,7 +579,7 @@ def calibration_fit(fit: pd.DataFrame, path: Path, label: str) -> Path:
         metric, source, expressed = t["metric"].iloc[0], t["label"].iloc[0], t["expressed"].iloc[0]
         title, unit, xlabel = SERIES_LABELS.get(metric, (metric.replace("_", " "), "", "day"))
         if expressed != metric:  # a transformed target: say how it is expressed, not the column's own unit
-            title, unit = f"{name}: {expressed}" if name != metric else expressed, ""
+            title, unit = textwrap.fill(f"{name}: {expressed}" if name != metric else expressed, 58), ""
         ax.plot(t["at"], t["mean"], color="#4c72b0", lw=1.6, label="simulated (mean of fresh seeds)")
         ax.fill_between(t["at"], t["low"], t["high"], color="#4c72b0", alpha=0.25, lw=0, label="95 % interval of the mean")
         seen = t[t["target"].notna()]

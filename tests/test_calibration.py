@@ -109,8 +109,10 @@ def test_a_calibration_is_reproducible_and_independent_of_the_workers(tmp_path):
     data = {"seed": 5, "overrides": ["population.size=1000", "horizon=15"],
             "calibration": {"params": {BUDGET: [100, 2000]}, "trials": 4, "startup_trials": 2, "replicates": 1, "check_replicates": 2,
                             "targets": [{"metric": "new_users", "values": {5: 40, 10: 45}}]}}
-    a = calibrate(data, out=None, workers=1)
+    a = calibrate(data, out=tmp_path, workers=1, plots=False)
     b = calibrate(data, out=None, workers=2)
+    summary = json.loads((a.path / "summary.json").read_text())  # one target: nothing to conflict with
+    assert summary["conflicts"] == [] and summary["conflict_line"] == "one target: no pairs to compare"
     pd.testing.assert_frame_equal(a.trials, b.trials)
     assert a.best == b.best
     c = calibrate({**data, "seed": 6}, out=None, workers=1)
@@ -381,6 +383,7 @@ def test_each_target_identifies_the_parameter_its_loss_moves_with():
     assert identification(trials_frame(2, n=5), ["A"], ["x"]).isna().all(axis=None)  # too few trials to say
 
 
+@pytest.mark.slow
 def test_contradictory_targets_are_flagged_in_the_calibration_folder(tmp_path):
     """Two targets of users acquired per 10 days, made by the model at a low and a high ad budget:
     one budget cannot give both, and the folder says so in one line."""
@@ -393,7 +396,7 @@ def test_contradictory_targets_are_flagged_in_the_calibration_folder(tmp_path):
     data = {"seed": 0, "overrides": TINY, "calibration": {"params": {BUDGET: BOUNDS[BUDGET]}, "trials": 10, "startup_trials": 5,
                                                            "replicates": 1, "check_replicates": 2,
                                                            "targets": [spec("low budget", share[0]), spec("high budget", share[1])]}}
-    cal = calibrate(data, out=tmp_path, workers=2)
+    cal = calibrate(data, out=tmp_path, workers=2, plots=False)
     assert cal.conflicts["conflict"].tolist() == [True]
     summary = json.loads((cal.path / "summary.json").read_text())
     assert summary["conflicts"] == [["low budget", "high budget"]]
@@ -420,6 +423,7 @@ def shape_fit():
     return calibrate(data, out=None, workers=2)
 
 
+@pytest.mark.slow
 def test_calibration_recovers_the_settings_from_market_shares_and_a_shape(shape_fit):
     """Identifiability with transformed targets: each fitted value lies within 15 % of its searched
     range of the truth, the two targets (made at one setting) do not conflict, and the fit is shown
@@ -436,3 +440,27 @@ def test_calibration_recovers_the_settings_from_market_shares_and_a_shape(shape_
     assert fit["expressed"].iloc[0] == "dau, averaged over the 5 days to each day, relative to day 29"
     shares = shape_fit.fit[shape_fit.fit["name"] == "new_users"]
     assert (shares["mean"] < 1).all() and (shares["at"].min(), shares["at"].max()) == (9, 29)
+
+
+def test_the_documented_pinduoduo_targets_are_valid_targets_at_the_year_ends():
+    """docs/calibration.md writes Pinduoduo's annual figures as targets: the block is a valid
+    experiment file, its targets pass every check before a run, and its days are the year ends
+    2017-2021 counted from day 0 = 2015-09-01."""
+    from datetime import date
+
+    from sim.analysis.calibration import check_targets, load_target
+    from sim.analysis.sensitivity import base_config
+    from sim.experiment import check_space
+    from sim.plans import PROJECT, experiment_spec
+
+    text = (PROJECT / "docs" / "calibration.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "Pinduoduo's annual figures" in b)
+    spec = experiment_spec(yaml.safe_load(block), "docs/calibration.md")
+    base = base_config(spec, spec.calibration.scenario)
+    check_space(base, spec.calibration.params, "calibration")
+    targets = [load_target(t, f"calibration.targets[{k}]") for k, t in enumerate(spec.calibration.targets)]
+    check_targets(targets, base, "calibration")
+    year_ends = [(date(year, 12, 31) - date(2015, 9, 1)).days for year in range(2017, 2022)]
+    assert year_ends == [852, 1217, 1582, 1948, 2313]
+    assert all(t.at.tolist() == year_ends and t.relative_to == 2313 for t in targets)
+    assert [t.metric for t in targets] == ["active_buyers_365", "gmv_365 / active_buyers_365", "gmv"]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.analysis.identification import conflict_line, conflicts, identification, identification_lines, loss_column, target_losses_frame
+from sim.analysis.identification import conflict_line, conflicting_pairs, conflicts, identification, identification_lines, loss_column, target_losses_frame
 from sim.analysis.sensitivity import base_config, resolve_experiment
 from sim.analysis.targets import Target, check_targets, load_target, named, series_loss, target_losses, total_loss, weighted_loss
 from sim.config import SimConfig, compose, dump_yaml, input_files
@@ -176,7 +176,7 @@ class Calibration:
                        "check_replicates": self.section.check_replicates, "seed": self.spec.seed, "scenario_file": f"scenarios/{CALIBRATED_GROUP}/{scenario}.yaml",
                        "run": {"config": "sim run --config config.yaml", "scenario": f"SIM_SCENARIO_PATH=<this folder>/scenarios sim run scenario={scenario}",
                                "overrides": "sim run " + " ".join(self.overrides())},
-                       "targets": self.target_summary(), "conflicts": self.conflicts[self.conflicts["conflict"]][["first", "second"]].values.tolist(),
+                       "targets": self.target_summary(), "conflicts": conflicting_pairs(self.conflicts),
                        "conflict_line": self.conflict_line(),
                        "identification": {n: {p: _json_number(v) for p, v in row.items()} for n, row in self.identification.iterrows()},
                        "wall_seconds": round(self.wall_seconds, 2),

@@ -75,7 +75,12 @@ def conflicts(losses: pd.DataFrame, kind: str, tolerance: float, scores: pd.Data
                      "second_at": pair.at[at, second], "gap": excess[at], "trial": at,
                      "conflict": bool(excess[at] > tolerance and (bool(shared) or not known))})
     columns = ["first", "second", "best_first", "best_second", "first_at", "second_at", "gap", "trial", "shared", "conflict"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns).astype({"conflict": bool})
+
+
+def conflicting_pairs(table: pd.DataFrame) -> list[list[str]]:
+    """The pairs of targets flagged by :func:`conflicts`."""
+    return table.loc[table["conflict"], ["first", "second"]].values.tolist()
 
 
 def shared_parameters(scores: pd.DataFrame | None, first: str, second: str) -> tuple[list[str], bool]:
@@ -92,9 +97,9 @@ def shared_parameters(scores: pd.DataFrame | None, first: str, second: str) -> t
 def conflict_line(table: pd.DataFrame, kind: str, tolerance: float) -> str:
     """One line: which pairs of targets the model cannot meet together (or that none conflict)."""
     unit = "RMS log error" if kind == "msle" else "relative error"
-    flagged = table[table["conflict"]]
     if table.empty:
         return "one target: no pairs to compare"
+    flagged = table[table["conflict"]]
     if flagged.empty:
         return f"no two targets conflict: for every pair some trial is within {tolerance:.0%} ({unit}) of the best fit of both"
     pairs = "; ".join(f"{r['first']} vs {r['second']} (alone {r['best_first']:.1%} and {r['best_second']:.1%}, together at best "
@@ -145,5 +150,5 @@ def identification_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-__all__ = ["LOSS_PREFIX", "as_errors", "conflict_line", "conflicts", "identification", "identification_lines", "loss_column",
+__all__ = ["LOSS_PREFIX", "as_errors", "conflict_line", "conflicting_pairs", "conflicts", "identification", "identification_lines", "loss_column",
            "omega_squared", "shared_parameters", "target_losses_frame"]
