@@ -306,6 +306,16 @@ def test_a_target_that_cannot_be_computed_is_one_line(spec, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_target_beyond_the_horizon_or_the_ages_followed_is_one_line():
+    from sim.analysis.targets import check_targets
+
+    cfg = sim.compose("default", ["horizon=500"])
+    with pytest.raises(ConfigError, match=r"^calibration.targets\[0\]: day 500 is beyond the horizon \(500 days: days 0..499\)"):
+        check_targets([target(metric="gmv", values={500: 1.0})], cfg, "calibration")
+    with pytest.raises(ConfigError, match=r"^calibration.targets\[0\]: age 400 is beyond the ages cohorts are followed \(0..365\)$"):
+        check_targets([target(metric="retention", values={400: 0.01})], cfg, "calibration")
+
+
 def test_a_ratio_naming_no_column_says_which_part_is_wrong(tmp_path):
     with pytest.raises(ConfigError, match=r"metric = 'gmv_365 / active_buyer_365' \('active_buyer_365' is no column\): allowed is one of "
                                           r"retention, .*active_buyers_365.* or a ratio of two columns \(did you mean 'active_buyers_365'\?\)"):

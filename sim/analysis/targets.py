@@ -32,7 +32,7 @@ import pandas as pd
 
 from sim.config import SimConfig
 from sim.inputs import read_text
-from sim.metrics import MARKET_COLUMN, daily_columns
+from sim.metrics import MARKET_COLUMN, MAX_COHORT_AGE, daily_columns
 from sim.plans import TargetSpec, metric_columns
 from sim.schema import ConfigError, excerpt, suggest
 
@@ -227,6 +227,8 @@ def check_targets(targets: Sequence[Target], cfg: SimConfig, where: str) -> None
         if t.at.max() >= cfg.horizon:
             raise ConfigError(f"{where}.targets[{k}]: {t.axis} {int(t.at.max())} is beyond the horizon ({cfg.horizon} days: "
                               f"{t.axis}s 0..{cfg.horizon - 1}); raise horizon in the experiment's overrides")
+        if t.axis == "age" and t.at.max() >= MAX_COHORT_AGE:
+            raise ConfigError(f"{where}.targets[{k}]: age {int(t.at.max())} is beyond the ages cohorts are followed (0..{MAX_COHORT_AGE - 1})")
 
 
 def named(targets: Sequence[Target]) -> list[Target]:
