@@ -205,16 +205,16 @@ def repeated(base, times):
 
 
 @formula
-def social_response(prior, repeats, shift, saturation_powers, fade_powers):
+def social_response(prior, repeats, saturation_powers, fade_powers):
     """Response to one more invitation (Leskovec, Adamic and Huberman 2007):
 
-        saturation ** max(prior - shift, 0) x repeat_fade ** repeats
+        saturation ** prior x repeat_fade ** repeats
 
-    ``prior``: invitations the person received before; ``repeats``: earlier ones along the same edge;
-    ``shift``: threshold - 1 under complex contagion (invitations that bring a person up to the
-    threshold are reinforcement, not saturation), else 0. The powers come from tables of
-    :func:`repeated` (``power_table``)."""
-    return saturation_powers[np.maximum(prior - shift, 0)] * fade_powers[repeats]
+    ``prior``: invitations the person received before; ``repeats``: earlier ones along the same edge.
+    The powers come from tables of :func:`repeated` (``power_table``). Under complex contagion the
+    threshold multiplies it further (``social_events``), so a social exposure never converts more
+    readily than under simple contagion."""
+    return saturation_powers[prior] * fade_powers[repeats]
 
 
 @formula
@@ -614,23 +614,23 @@ def social_events(events, memory, response):
     """Walk today's exposure events in order; for the social ones (``sender >= 0``) update the memories
     they leave and scale their conversion ``prob`` (in place) by the :func:`social_response`.
 
-    ``events``: (receiver, sender, edge, prob); ``memory``: the receivers' (invites_received, contacts),
-    the edges' sends, and the caps of the counters (invites_top, sends_top); ``response``: the tables
-    of :func:`social_response` (saturation, fade), its shift and the threshold (0: simple contagion).
-    Social event ``i`` reaches ``receiver[i]`` along stored edge ``edge[i]`` (``-1``: no stored edge).
-    ``prior`` counts the invitations the receiver had received before it (earlier days and earlier
-    events today) and ``repeats`` how often the same edge had carried one before. A first contact
-    along an edge adds one to the receiver's ``contacts``; under complex contagion
-    (``threshold > 0``) an event whose receiver has fewer than ``threshold`` contacts after all of
-    today's events converts with 0. Counters saturate at ``invites_top`` (also the cap of
-    ``contacts``) and ``sends_top``: a hub of a million-person graph can receive more invitations
-    than an int16 holds (beyond 32,767 invitations or 250 repeats the response is 0 to double
-    precision either way).
+    ``events``: (receiver, sender, edge, prob); ``memory``: the receivers' (invites_received,
+    adopted_friends), the edges' sends, and the caps of the counters (invites_top, sends_top);
+    ``response``: the tables of :func:`social_response` (saturation, fade), the threshold (0: simple
+    contagion) and the response below it. Social event ``i`` reaches ``receiver[i]``
+    along stored edge ``edge[i]`` (``-1``: no stored edge). ``prior`` counts the invitations the
+    receiver had received before it (earlier days and earlier events today) and ``repeats`` how often
+    the same edge had carried one before. Under complex contagion (``threshold > 0``) an event whose
+    receiver has fewer than ``threshold`` friends who have ever joined (``adopted_friends``, kept by
+    the engine as people join; read only here) converts with its chance times ``below`` (0: a strict
+    threshold). Counters saturate at ``invites_top`` and ``sends_top``: a hub of a million-person
+    graph can receive more invitations than an int16 holds (beyond 32,767 invitations or 250 repeats
+    the response is 0 to double precision either way).
 
     A pass because each event's counts depend on the events before it."""
     receiver, sender, edge, prob = events
-    invites_received, contacts, edge_sends, invites_top, sends_top = memory
-    saturation_table, fade_table, shift, threshold = response
+    invites_received, adopted_friends, edge_sends, invites_top, sends_top = memory
+    saturation_table, fade_table, threshold, below = response
     for i in range(receiver.size):
         if sender[i] < 0:
             continue
@@ -644,15 +644,9 @@ def social_events(events, memory, response):
             repeats = edge_sends[e]
             if repeats < sends_top:
                 edge_sends[e] = repeats + 1
-            if repeats == 0 and contacts[r] < invites_top:
-                contacts[r] += 1
-        elif contacts[r] < invites_top:
-            contacts[r] += 1
-        prob[i] *= social_response(np.int64(prior), repeats, shift, saturation_table, fade_table)
-    if threshold > 0:
-        for i in range(receiver.size):
-            if sender[i] >= 0 and contacts[receiver[i]] < threshold:
-                prob[i] = 0.0
+        prob[i] *= social_response(prior, repeats, saturation_table, fade_table)
+        if adopted_friends[r] < threshold:
+            prob[i] *= below
 
 
 @jit

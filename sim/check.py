@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -75,6 +75,8 @@ BASELINE_DIR = PROJECT / "experiments" / "baselines"
 # ============================================================================ a baseline, as data
 @dataclass(frozen=True)
 class Stat:
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
     mean: float | None = param(None, lo=-1e18, hi=1e18, doc="mean over the seeds (null when no run had a value)")
     sd: float | None = param(None, lo=0, hi=1e18, doc="standard deviation over the seeds (n - 1 in the denominator)")
     n: int = param(0, lo=0, hi=1_000_000, doc="runs with a value")
@@ -82,12 +84,16 @@ class Stat:
 
 @dataclass(frozen=True)
 class Tolerance:
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
     k: float = param(5.0, lo=0, hi=1000, unit="standard errors", doc="allowed difference of means in standard errors of the difference")
     rtol: float = param(0.005, lo=0, hi=1, unit="fraction of the baseline mean", doc="floor: allowed relative difference")
 
 
 @dataclass(frozen=True)
 class BaselineSpec:
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
     experiment: str = param("", doc="the experiment checked: a name in experiments/ or a path (relative to this file)")
     description: str = param("", doc="what the baseline guards, in a sentence")
     strategies: tuple[str, ...] = param((), doc="the experiment's strategies to check (default: all)")

@@ -79,8 +79,8 @@ class PopulationConfig:
 
 @dataclass(frozen=True)
 class GraphConfig:
-    kind: Literal["er", "ba", "ws", "holme_kim", "sbm", "complete", "edgelist"] = param("holme_kim", doc="generator, or 'complete' (well mixed, no edges stored) or 'edgelist' (load graph.path)")
-    avg_degree: float = param(20.0, lo=1, hi=10_000, unit="friends per person", doc="mean number of friends (generators only)")
+    kind: Literal["er", "ba", "ws", "holme_kim", "sbm", "lattice", "regular", "complete", "edgelist"] = param("holme_kim", doc="generator, or 'complete' (well mixed, no edges stored) or 'edgelist' (load graph.path)")
+    avg_degree: float = param(20.0, lo=1, hi=10_000, unit="friends per person", doc="mean number of friends (generators only; lattice: 4, 6 or 8; regular: everyone has round(avg_degree))")
     rewire: float = param(0.1, lo=0, hi=1, unit="probability", doc="ws: chance each lattice edge is rewired")
     triangle_prob: float = param(0.5, lo=0, hi=1, unit="probability", doc="holme_kim: chance an attachment closes a triangle")
     communities: int = param(100, lo=1, hi=1_000_000, unit="communities", doc="sbm: number of equal-sized communities")
@@ -92,12 +92,20 @@ class GraphConfig:
             require(bool(self.path), f"{path}.path", self.path, "graph.kind=edgelist needs graph.path, the edge-list file")
             problem = file_problem(Path(self.path).expanduser())
             require(problem is None, f"{path}.path", self.path, problem if problem == "no such file" else f"{problem}; allowed is an edge-list file")
+        if self.kind == "lattice":
+            from sim.graph.generators import LATTICE_DEGREES  # (the graph package imports this module)
+
+            require(self.avg_degree in LATTICE_DEGREES, f"{path}.avg_degree", self.avg_degree,
+                    "graph.kind=lattice allows 4 (square), 6 (triangular) or 8 (square with diagonals)")
 
 
 @dataclass(frozen=True)
 class AdoptionConfig:
-    contagion: Literal["simple", "complex"] = param("simple", doc="simple: each social exposure converts independently; complex: needs `threshold` distinct adopting contacts first")
-    threshold: int = param(2, lo=1, hi=1000, unit="distinct contacts", doc="complex contagion: adopting contacts needed before social exposures can convert")
+    contagion: Literal["simple", "complex"] = param("simple", doc="simple: each social exposure converts independently; complex: a friend's invitation or mention converts only once `threshold` distinct friends have joined")
+    threshold: int = param(2, lo=1, hi=1000, unit="distinct friends", doc="complex contagion: friends who have ever joined before a friend's invitation or mention can convert (counted cumulatively, as Centola 2010 counted adopting neighbours)")
+    below_threshold: float = param(0.0, lo=0, hi=1, unit="multiplier", doc="complex contagion: response to a friend's invitation or mention while fewer than `threshold` friends have joined, relative to one at the threshold (0: a strict threshold, Centola and Macy 2007)")
+    join_notice: float = param(0.0, lo=0, hi=1, unit="probability", doc="chance a 'your friend joined' notice makes a non-user join; every non-user friend of a new user gets one the next day, as Centola 2010's site emailed every neighbour of an adopter (0: no notices)")
+    seeding: Literal["random", "neighbourhood"] = param("random", doc="random: the day-0 seed users are a share seed_fraction of the market picked at random; neighbourhood: those people and all their friends")
     external_rate: float = param(0.0002, lo=0, hi=1, unit="probability per day", doc="chance a non-user hears of the platform from outside the graph (press, app stores)")
     external_conversion: float = param(0.5, lo=0, hi=1, unit="probability", doc="chance an outside exposure leads to joining")
     word_of_mouth_conversion: float = param(0.08, lo=0, hi=1, unit="probability", doc="chance an unpaid mention by a friend leads to joining")
@@ -228,6 +236,12 @@ class SimConfig:
     def enabled(self) -> list[str]:
         """Names of the enabled mechanisms, in registry order."""
         return [name for name, mc in self.mechanisms.items() if mc.enabled]
+
+    def check(self, path: str) -> None:
+        a = self.adoption
+        if self.graph.kind == "complete":  # everyone is everyone's friend: no neighbourhood to single out
+            require(a.seeding == "random", "adoption.seeding", a.seeding, "graph.kind=complete allows only 'random'")
+            require(a.join_notice == 0, "adoption.join_notice", a.join_notice, "graph.kind=complete allows only 0 (no ties to notify along)")
 
     def with_seed(self, seed: int) -> SimConfig:
         return with_sources(replace(self, seed=int(seed)), getattr(self, SOURCES, ()))

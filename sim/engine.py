@@ -267,6 +267,8 @@ class GrowthModel(mesa.Model):
         rng = self.streams.today("exposure")
         if self.day == 0 and a.seed_fraction:
             seeds = rng.choice(self.pop.n, size=bh.share_of(a.seed_fraction, self.market_size()), replace=False)
+            if a.seeding == "neighbourhood":  # the seeds and all their friends
+                seeds = np.unique(np.concatenate([seeds, self.graph.neighbours_of(seeds)[1]]))
             self.today.exposures.add(seeds, ORGANIC, 1.0)
         if a.external_rate > 0:
             k = rng.binomial(self.pop.count_non_users(), a.external_rate)
@@ -323,10 +325,11 @@ class GrowthModel(mesa.Model):
         else:
             sends = self.edge_sends
         top = int(np.iinfo(pop.invites_received.dtype).max)
-        threshold = cfg.adoption.threshold if cfg.adoption.contagion == "complex" else 0
+        a = cfg.adoption
+        threshold = a.threshold if a.contagion == "complex" else 0
         response = (bh.power_table(social.saturation, top + 1), bh.power_table(social.repeat_fade, SENDS_TOP + 1),
-                    max(threshold - 1, 0), threshold)
-        bh.social_events((receiver, sender, edge, prob), (pop.invites_received, pop.contacts, sends, top, SENDS_TOP), response)
+                    threshold, a.below_threshold)
+        bh.social_events((receiver, sender, edge, prob), (pop.invites_received, pop.adopted_friends, sends, top, SENDS_TOP), response)
 
     def _join(self, idx: np.ndarray, channel: np.ndarray, sender: np.ndarray) -> None:
         pop, day, b = self.pop, self.day, self.cfg.behaviour
@@ -337,9 +340,20 @@ class GrowthModel(mesa.Model):
                       self.channel_frailty.astype(np.float32))
         kernels.join_columns(idx, channel, sender, day, columns, onboarding)
         self._gain_users(idx)
+        self.graph.add_to_neighbours(idx, pop.adopted_friends, +1)  # joining is for good: never taken back
+        if self.cfg.adoption.join_notice > 0:
+            self._notify_friends(idx)
         self.today.new_users = np.concatenate([self.today.new_users, idx])
         self.today.count("new_users", idx.size)
         self.metrics.joined(idx, pop)
+
+    def _notify_friends(self, idx: np.ndarray) -> None:
+        """'Your friend joined': every friend of the new users ``idx`` who is not a user hears of it
+        tomorrow, a social exposure from the new user along their tie (Centola 2010's site emailed
+        every neighbour of each adopter)."""
+        position, friend, edge = self.graph.ties_of(idx)
+        keep = self.pop.non_users_view()[friend]
+        self.today.next_exposures.add(friend[keep], ORGANIC, self.cfg.adoption.join_notice, idx[position[keep]], edge[keep])
 
     def _gain_users(self, idx: np.ndarray) -> None:
         """Keep ``friends`` (friends who are users) up to date when people become users."""

@@ -138,7 +138,7 @@ def run_replicate(configs: Mapping[str, SimConfig], replicate: int, seed: int,
     same graph settings share one graph (graphs are never modified; each model builds its own
     people, which it does modify)."""
     from sim.engine import GrowthModel
-    from sim.metrics import summary
+    from sim.metrics import run_series, summary
 
     graphs: dict[tuple, Any] = {}
     out = []
@@ -782,9 +782,10 @@ class PointRuns:
 def run_point_chunk(base_plain: Mapping[str, Any], chunk: Sequence[tuple[int, Mapping[str, Any]]], replicate: int, seed: int,
                     series: Sequence[str] = ()) -> list[tuple[int, int, int, dict, dict | None]]:
     """Run some points at one seed; consecutive points on the same graph share it (graphs are never
-    modified). ``series``: daily columns, or ``retention`` (pooled day-N retention), to return too."""
+    modified). ``series``: daily columns, ``retention`` (pooled day-N retention) or ``market_size``
+    (see :func:`sim.metrics.run_series`), to return too."""
     from sim.engine import GrowthModel
-    from sim.metrics import summary
+    from sim.metrics import run_series, summary
 
     graph_key, graph = None, None
     out = []
@@ -797,7 +798,7 @@ def run_point_chunk(base_plain: Mapping[str, Any], chunk: Sequence[tuple[int, Ma
         daily = model.metrics.daily(model.economics)
         got = None
         if series:
-            got = {name: model.metrics.retention_curve() if name == "retention" else daily[name].to_numpy(np.float64) for name in series}
+            got = {name: run_series(model, daily, name) for name in series}
         out.append((k, replicate, seed, horizon_values(summary(model, daily)), got))
     return out
 

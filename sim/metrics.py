@@ -27,6 +27,13 @@ TRAILING_COLUMNS = (*(f"active_buyers_{w}" for w in TRAILING_WINDOWS), "gmv_365"
 K_WINDOW = 30
 
 CORE_COUNTERS = ("new_users", "churned_users", "reactivated_users", "orders", "invites_sent", "invites_accepted")
+#: the daily series the recorder keeps whatever the mechanisms (the money columns come from ``economics``)
+SERIES = ("cumulative_users", "dau", "wau", "mau", "active_users", "users", "k_factor", "category_gini", "buyers",
+          *TRAILING_COLUMNS, *CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES), *(f"new_{c}" for c in CHANNELS),
+          *(f"n_{s}" for s in STATE_NAMES))
+#: the daily column of the people in the market, for a run whose market grows; without it the market
+#: is the population (every row of the graph is a person of the addressable market)
+MARKET_COLUMN = "market_size"
 
 
 def unique_count(idx: np.ndarray, n: int) -> int:
@@ -76,9 +83,7 @@ class Recorder:
         self.ad_rate = cfg.platform.ad_revenue_per_visit_rmb
         self.series: dict[str, np.ndarray] = {}
 
-        for name in ("cumulative_users", "dau", "wau", "mau", "active_users", "users", "k_factor", "category_gini", "buyers",
-                     *TRAILING_COLUMNS,
-                     *CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES), *(f"new_{c}" for c in CHANNELS), *(f"n_{s}" for s in STATE_NAMES)):
+        for name in SERIES:
             self.series[name] = np.zeros(H)
         self.counter_names: list[str] = [*CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES)]
         self.cohort_users = np.zeros((H, C), dtype=np.int64)
@@ -283,6 +288,31 @@ class Recorder:
             base = users[:old].sum()
             out[a] = rev[:old, : a + 1].sum() / base if base else np.nan
         return out
+
+
+def daily_columns(cfg) -> set[str]:
+    """The columns of the daily table of a run of ``cfg``, known before running it: the recorder's
+    series, the money columns and the accounts and counters of the enabled mechanisms."""
+    from sim.economics import Economics
+    from sim.mechanisms import REGISTRY
+
+    enabled = [REGISTRY[name] for name, mc in cfg.mechanisms.items() if mc.enabled]
+    economics = Economics(1)
+    for m in enabled:
+        for account, category in m.accounts.items():
+            economics.declare(account, category)
+    return {"day", *SERIES, *economics.columns(), *(c for m in enabled for c in m.columns)}
+
+
+def run_series(model: Model, daily: pd.DataFrame, name: str) -> np.ndarray:
+    """A series of a finished run: ``retention`` (pooled day-N retention, by age), a daily column, or
+    ``market_size`` (people in the market each day: the daily column if the run records one, else the
+    population size every day)."""
+    if name == "retention":
+        return model.metrics.retention_curve()
+    if name == MARKET_COLUMN and name not in daily:
+        return np.full(len(daily), float(model.pop.n))
+    return daily[name].to_numpy(np.float64)
 
 
 # ---------------------------------------------------------------------------------- horizon metrics

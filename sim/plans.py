@@ -9,10 +9,11 @@ key or an out-of-range value is one line naming it, and no setting of a plan can
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import yaml
@@ -34,12 +35,16 @@ DEFAULT_SWEEP_METRICS = ("profit", "users_total", "mau_end", "gmv")
 
 @dataclass(frozen=True)
 class StrategySpec:
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
     scenario: str = param("default", doc="the scenario the strategy starts from (`sim scenarios` lists them; default: the strategy's name)")
     overrides: tuple[str, ...] = param((), doc="key=value overrides on top of the scenario (Hydra grammar)")
 
 
 @dataclass(frozen=True)
 class SweepSpec:
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
     params: dict[str, Any] = param(factory=dict, doc="swept key -> a list of values, or a Hydra sweep expression such as 'range(0,10)'")
     scenario: str = param("default", doc="the scenario every job starts from (unless `scenario` is swept)")
     metrics: tuple[MetricName, ...] = param(DEFAULT_SWEEP_METRICS, doc="horizon metrics plotted against the swept parameters")
@@ -52,15 +57,25 @@ class SweepSpec:
             require(bool(ok), f"{path}.params.{key}", values, "allowed is a non-empty list of values or a sweep expression such as 'range(0,10)'")
 
 
-#: Series a calibration target can be: day-N cohort retention (by ``age``), or a daily column (by ``day``).
-TARGET_SERIES = ("retention", "new_users", "cumulative_users", "dau", "wau", "mau", "active_users", "users",
-                 "churned_users", "reactivated_users", "orders", "buyers", "gmv", "revenue", "incentive_cost",
-                 "acquisition_cost", "profit", "invites_sent", "invites_accepted")
+#: A target's metric: ``retention`` (by age), a daily column, or a ratio of two daily columns
+#: (``gmv_365 / active_buyers_365``), read by this pattern and never evaluated.
+METRIC_PATTERN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:/\s*([A-Za-z_][A-Za-z0-9_]*)\s*)?")
+METRIC_FORMS = "retention, a daily column (dau, gmv, active_buyers_365 ...) or a ratio of two ('gmv_365 / active_buyers_365')"
+
+
+def metric_columns(metric: str, path: str = "metric") -> tuple[str, str | None]:
+    """The column and the denominator (None for a single column) of a target's metric."""
+    match = METRIC_PATTERN.fullmatch(metric)
+    if match is None or (match.group(2) is not None and "retention" in match.groups()):
+        raise ConfigError(f"{path} = {metric!r}: allowed is {METRIC_FORMS}")
+    return match.group(1), match.group(2)
 
 
 @dataclass(frozen=True)
 class ParameterRange:
     """The range of one parameter of a sensitivity analysis or a calibration (``key: [low, high]``)."""
+
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
 
     low: float = param(doc="lowest value (in the key's own unit)")
     high: float = param(doc="highest value")
@@ -89,6 +104,8 @@ def _normalise_ranges(raw: Any) -> Any:
 @dataclass(frozen=True)
 class SensitivitySpec:
     """Which parameters vary, over what ranges, sampled how (``sim sensitivity experiment=NAME``)."""
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
 
     params: dict[str, ParameterRange] = param(factory=dict, doc="config key -> [low, high] (or {low, high, log}): the parameter space")
     scenario: str = param("default", doc="the scenario every run starts from")
@@ -115,13 +132,27 @@ class SensitivitySpec:
 @dataclass(frozen=True)
 class TargetSpec:
     """One observed series a calibration is fitted to: a CSV of ``day`` (or ``age``) and ``value``, or
-    the same pairs written in the experiment file (``values: {1: 0.19, 30: 0.075}``)."""
+    the same pairs written in the experiment file (``values: {1: 0.19, 30: 0.075}``), compared as
+    they are, as shares of the market, aggregated over periods, or relative to one of their points."""
 
-    metric: Literal[TARGET_SERIES] = param(doc="what the values are: retention (share of a cohort visiting at that age, pooled over join days) or a daily column")  # type: ignore[valid-type]
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
+    metric: str = param(doc="what the values are: retention (share of a cohort visiting at that age, pooled over join days), "
+                            "any daily column of a run (dau, gmv, active_buyers_365 ...), or a ratio of two ('gmv_365 / active_buyers_365')")
     file: str | None = param(None, doc="CSV with columns day (a daily series) or age (retention), and value; relative to the experiment file")
     values: dict[str, float] | None = param(None, doc="day (or age) -> value, instead of a file")
     weight: float = param(1.0, lo=0, lo_open=True, unit="weight", doc="weight of this target in the loss")
     label: str = param("", doc="where the figures come from (shown in the fit plot)")
+    name: str = param("", doc="the target's name in the report and in trials.csv (default: its metric)")
+    scale: Literal["absolute", "market"] = param("absolute", doc="absolute: values in the column's own unit; market: shares of the market, "
+                                                 "the column divided by the people in the market that day (the run's market_size column if it "
+                                                 "records one, else the population size)")
+    period: int | None = param(None, lo=1, hi=36_500, unit="days", doc="compare an aggregate over the period of this many days ending at each "
+                                                                       "target day (365: the year ending that day) instead of the day's value")
+    aggregate: Literal["sum", "mean", "last"] | None = param(None, doc="with period: sum (flows: gmv, orders), mean (levels: dau) or last (the "
+                                                                      "period's last day); a ratio aggregates both columns, then divides")
+    relative_to: int | None = param(None, lo=0, hi=36_500, unit="day (age)", doc="fit the shape only: simulated and target values are both "
+                                                                                 "divided by their value at this day (one of the target's days)")
 
     def check(self, path: str) -> None:
         require((self.file is None) != (self.values is None), f"{path}.file", self.file, "give either a file or values (day -> value), not both")
@@ -131,6 +162,16 @@ class TargetSpec:
             require(len(self.values) >= 1, f"{path}.values", {}, "allowed is at least one day -> value pair")
             for key in self.values:
                 require(key.isdigit(), f"{path}.values", key, "the keys are days (or ages): whole numbers >= 0")
+        column, denominator = metric_columns(self.metric, f"{path}.metric")
+        if column == "retention":
+            require(self.scale == "absolute", f"{path}.scale", self.scale, "retention is already a share (of its cohort): allowed is absolute")
+            require(self.period is None, f"{path}.period", self.period, "retention is by age: allowed is no period")
+        if denominator is not None:
+            require(self.scale == "absolute", f"{path}.scale", self.scale, "a ratio is already per unit of its denominator: allowed is absolute")
+        if self.period is not None:
+            require(self.aggregate is not None, f"{path}.aggregate", None, "a period needs an aggregate: sum, mean or last")
+        else:
+            require(self.aggregate is None, f"{path}.aggregate", self.aggregate, "an aggregate needs a period (days)")
 
 
 def _normalise_targets(raw: Any) -> Any:
@@ -142,6 +183,8 @@ def _normalise_targets(raw: Any) -> Any:
 @dataclass(frozen=True)
 class CalibrationSpec:
     """Which parameters to fit, within what bounds, to which series (``sim calibrate experiment=NAME``)."""
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
 
     params: dict[str, ParameterRange] = param(factory=dict, doc="config key -> [low, high] (or {low, high, log}): the bounds of the search")
     targets: tuple[TargetSpec, ...] = param((), doc="observed series to reproduce (each a CSV and the metric it is)")
@@ -152,6 +195,9 @@ class CalibrationSpec:
     replicates: int = param(3, lo=1, hi=10_000, unit="seeds per trial", doc="seeds each trial runs (the same for every trial); the loss compares their mean with the target")
     check_replicates: int = param(10, lo=2, hi=10_000, unit="seeds", doc="fresh seeds the best parameters are rerun at for the fit plot and the held-out loss")
     batch: int = param(2, lo=1, hi=1_000, unit="trials", doc="trials asked of the sampler at a time and run together (the history depends on it, not on the number of workers)")
+    conflict_tolerance: float = param(0.1, lo=0, lo_open=True, hi=100, unit="error (0.1 = 10 %)",
+                                      doc="the report flags two targets as conflicting when no trial comes this close to the best fit of both "
+                                          "(in root-mean-square log error for msle, mean relative error for relative)")
 
     def check(self, path: str) -> None:
         require(len(self.params) >= 1, f"{path}.params", {}, "allowed is at least one parameter")
@@ -160,6 +206,8 @@ class CalibrationSpec:
 
 @dataclass(frozen=True)
 class ExperimentSpec:
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
     description: str = param("", doc="what the experiment asks, in a sentence")
     strategies: dict[str, StrategySpec] = param(factory=dict, doc="strategy name -> its scenario and overrides")
     baseline: str | None = param(None, doc="the strategy the others are compared with (default: the first)")

@@ -18,11 +18,12 @@ Experiments (frames of a comparison or sweep folder):
 - sweep ``sweep_<param>.png``: horizon metrics against one swept parameter, with intervals over seeds;
 - sweep ``heatmap.png``: the mean of a metric over two swept parameters;
 - sensitivity ``morris.png`` (mu* against sigma) or ``sobol.png`` (S1 and ST bars), with intervals;
-- calibration ``fit.png`` (each target against the simulated mean and its 95 % band) and ``loss.png``.
+- calibration ``fit.png`` (each target, expressed as it is, against the simulated mean and its 95 % band) and ``loss.png``.
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -570,17 +571,21 @@ SERIES_LABELS = {"retention": ("day-N retention", "share of the cohort", "age (d
 
 def calibration_fit(fit: pd.DataFrame, path: Path, label: str) -> Path:
     """Each calibration target (dots) against the fitted model rerun at fresh seeds: the mean (line)
-    and its 95 % band, a panel per target."""
-    groups = list(fit.groupby(["metric", "label"], sort=False))
+    and its 95 % band, a panel per target, expressed as the target is (a share of the market, a
+    period's aggregate, relative to a reference point)."""
+    groups = list(fit.groupby("name", sort=False))
     fig, axes = _grid(len(groups), 2, (6.0 if len(groups) > 1 else 9.0, 4.0))
-    for ax, ((metric, source), t) in zip(axes, groups):
+    for ax, (name, t) in zip(axes, groups):
+        metric, source, expressed = t["metric"].iloc[0], t["label"].iloc[0], t["expressed"].iloc[0]
         title, unit, xlabel = SERIES_LABELS.get(metric, (metric.replace("_", " "), "", "day"))
+        if expressed != metric:  # a transformed target: say how it is expressed, not the column's own unit
+            title, unit = textwrap.fill(f"{name}: {expressed}" if name != metric else expressed, 58), ""
         ax.plot(t["at"], t["mean"], color="#4c72b0", lw=1.6, label="simulated (mean of fresh seeds)")
         ax.fill_between(t["at"], t["low"], t["high"], color="#4c72b0", alpha=0.25, lw=0, label="95 % interval of the mean")
         seen = t[t["target"].notna()]
         ax.plot(seen["at"], seen["target"], "o", color="#c44e52", ms=4 if len(seen) > 20 else 6, label=f"target ({source})")
         _style(ax, title, unit, xlabel)
-        if metric == "retention":
+        if metric == "retention" and expressed == metric:
             ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
             ax.set_ylim(bottom=0)
         else:

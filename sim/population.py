@@ -73,9 +73,9 @@ class Population:
         self.satisfaction = self.seg["satisfaction"][self.segment].astype(np.float32)
         self.need = np.zeros(n, dtype=np.float32)
         self.need_day = np.zeros(n, dtype=np.int32)  # day at which `need` was last brought up to date
-        self.contacts = np.zeros(n, dtype=np.int16)  # distinct users who have reached this person
         self.invites_received = np.zeros(n, dtype=np.int16)
         self.friends = np.zeros(n, dtype=np.int32)  # friends who are users (alive)
+        self.adopted_friends = np.zeros(n, dtype=np.int32)  # friends who ever joined (complex contagion's count)
         self.max_friends = max(n - 1, 0)  # a bound on friends (the engine sets the graph's largest degree)
         self.extra: dict[str, np.ndarray] = {}
         # Who is a user, kept up to date by the engine's transitions (GrowthModel._join, reactivate,

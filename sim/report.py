@@ -294,23 +294,12 @@ def sensitivity_report(sens, figures: dict[str, Path]) -> str:
 
 def calibration_report(cal, figures: dict[str, Path]) -> str:
     """The calibration folder's report: the fitted values within their searched ranges, the loss in
-    sample and on fresh seeds, how to run the fitted model, and the fit and search plots."""
+    sample and on fresh seeds, how to run the fitted model, how close each target is, the targets the
+    model cannot meet together, what each target identifies, and the fit and search plots."""
     c = cal.section
     cards = (f"<div class='cards'><div class='card'><b>{fmt(cal.best_loss, '{:.4g}')}</b><span>{html.escape(c.loss)} loss, best trial "
              f"({c.replicates} seed{'s' if c.replicates > 1 else ''})</span></div><div class='card'><b>{fmt(cal.check_loss, '{:.4g}')}</b>"
              f"<span>loss on {c.check_replicates} fresh seeds</span></div><div class='card'><b>{len(cal.trials)}</b><span>trials</span></div></div>")
-    fit = cal.fit[cal.fit["target"].notna()].copy()
-    rel = (fit["mean"] - fit["target"]).abs() / fit["target"].abs().where(fit["target"] != 0)
-    fit["rel"] = rel
-    covered = (fit["target"] >= fit["low"]) & (fit["target"] <= fit["high"])
-    fit["covered"] = covered
-    summary = fit.groupby(["metric", "label"], sort=False).agg(points=("target", "size"), median_rel=("rel", "median"),
-                                                                  max_rel=("rel", "max"), covered=("covered", "mean")).reset_index()
-    rows = "".join(f"<tr><td>{html.escape(r['metric'])}</td><td>{html.escape(str(r['label']))}</td><td>{int(r['points'])}</td>"
-                   f"<td>{fmt(r['median_rel'], '{:.1%}')}</td><td>{fmt(r['max_rel'], '{:.1%}')}</td><td>{fmt(r['covered'], '{:.0%}')}</td></tr>"
-                   for _, r in summary.iterrows())
-    targets = ("<table><tr><th>metric</th><th>target</th><th>points</th><th>median error</th><th>largest error</th>"
-               f"<th>targets inside the 95 % band</th></tr>{rows}</table>")
     run = html.escape("sim run " + " ".join(cal.overrides()))
     body = (f"<style>{COMPARISON_CSS}</style>{cards}"
             f"<h2>Fitted parameters</h2><p>The best trial of the search (Optuna's seeded TPE over the ranges below); the held-out loss "
@@ -318,9 +307,11 @@ def calibration_report(cal, figures: dict[str, Path]) -> str:
             f"{_params_table(c.params, cal.best)}"
             f"<h2>Run the fitted model</h2><pre style='white-space:pre-wrap'>{run}\nsim run --config config.yaml\nSIM_SCENARIO_PATH=&lt;this folder&gt;/scenarios sim run "
             f"scenario={html.escape(cal.scenario_name())}</pre>"
-            f"<h2>How close the fit is</h2><p>The fitted model rerun at the fresh seeds against each target series: error of the mean in % "
-            f"of the target, and how often the target lies inside the 95 % interval of the mean (<code>fit.csv</code> has every point; "
-            f"every trial is in <code>trials.csv</code>).</p>{targets}"
+            f"<h2>How close the fit is</h2><p>The fitted model rerun at the fresh seeds against each target, expressed as the target is: "
+            f"error of the mean in % of the target, how often the target lies inside the 95 % interval of the mean, and the target's "
+            f"own loss at the best trial and at the fresh seeds (<code>fit.csv</code> has every point; every trial, with each target's "
+            f"loss, is in <code>trials.csv</code>).</p>{_calibration_targets(cal)}"
+            f"{_calibration_diagnostics(cal)}"
             + _plain_figures(figures, {
                 "fit": ("Fit", "Each target (dots) against the fitted model rerun at fresh seeds: the mean (line) and the 95 % interval of "
                                "the mean (band), a panel per target."),
@@ -331,3 +322,53 @@ def calibration_report(cal, figures: dict[str, Path]) -> str:
                 f"{c.replicates} seed{'s' if c.replicates > 1 else ''} · computed in {cal.wall_seconds:.0f} s")
     return page(f"growth-sim calibration: {cal.name}", subtitle, body)
 
+
+def _calibration_targets(cal) -> str:
+    """A row per target: what it is, its errors at the fresh seeds and its loss in and out of sample."""
+    fit = cal.fit[cal.fit["target"].notna()].copy()
+    fit["rel"] = (fit["mean"] - fit["target"]).abs() / fit["target"].abs().where(fit["target"] != 0)
+    fit["covered"] = (fit["target"] >= fit["low"]) & (fit["target"] <= fit["high"])
+    summary = fit.groupby("name", sort=False).agg(median_rel=("rel", "median"), max_rel=("rel", "max"), covered=("covered", "mean"))
+    rows = []
+    for t in cal.target_summary():
+        r = summary.loc[t["name"]]
+        rows.append(f"<tr><td>{html.escape(t['name'])}</td><td>{html.escape(t['expressed'])}</td><td>{html.escape(t['label'])}</td>"
+                    f"<td>{t['points']}</td><td>{fmt(t['weight'], '{:g}')}</td><td>{fmt(r['median_rel'], '{:.1%}')}</td><td>{fmt(r['max_rel'], '{:.1%}')}</td>"
+                    f"<td>{fmt(r['covered'], '{:.0%}')}</td><td>{fmt(t['best_loss'], '{:.3g}')}</td><td>{fmt(t['check_loss'], '{:.3g}')}</td></tr>")
+    return ("<table><tr><th>target</th><th>expressed as</th><th>source</th><th>points</th><th>weight</th><th>median error</th><th>largest error</th>"
+            f"<th>targets inside the 95 % band</th><th>loss, best trial</th><th>loss, fresh seeds</th></tr>{''.join(rows)}</table>")
+
+
+def _calibration_diagnostics(cal) -> str:
+    """Which targets conflict (a table of every pair) and which parameters each target identifies
+    (a target x parameter table of scores)."""
+    from sim.analysis.identification import IDENTIFIES, RESPONDS
+
+    c = cal.section
+    unit = "root-mean-square log error" if c.loss == "msle" else "mean relative error"
+    out = ""
+    if len(cal.targets) > 1:
+        rows = "".join(
+            f"<tr><td>{html.escape(r['first'])}</td><td>{html.escape(r['second'])}</td><td>{fmt(r['best_first'], '{:.1%}')}</td>"
+            f"<td>{fmt(r['best_second'], '{:.1%}')}</td><td>{fmt(r['first_at'], '{:.1%}')}</td><td>{fmt(r['second_at'], '{:.1%}')}</td>"
+            f"<td>{fmt(r['gap'], '{:.1%}')}</td><td>{html.escape(r['shared'] or '–')}</td><td>{'<b>conflict</b>' if r['conflict'] else 'no'}</td></tr>"
+            for _, r in cal.conflicts.iterrows())
+        out += (f"<h2>Targets the model cannot meet together</h2><p><b>{html.escape(cal.conflict_line())}.</b></p><p>For each pair of targets, "
+                f"the best error ({unit}) of each alone over the trials, the errors at the trial closest to both bests, and how far that "
+                f"trial is from them (the larger excess). A pair conflicts when that distance exceeds {c.conflict_tolerance:.0%} "
+                f"(<code>conflict_tolerance</code>) and both losses respond to a common parameter (score at least {RESPONDS} below): "
+                f"improving one then worsens the other. Losses that depend on different parameters can always be met together, so a "
+                f"gap without a shared parameter only means the search has not tried the combination yet.</p>"
+                f"<table><tr><th>target</th><th>and target</th><th>best alone</th><th>best alone</th><th>closest trial</th><th>closest trial</th>"
+                f"<th>distance</th><th>shared parameters</th><th>verdict</th></tr>{rows}</table>")
+    ident = cal.identification
+    head = "".join(f"<th>{html.escape(p)}</th>" for p in ident.columns)
+    rows = "".join(f"<tr><td>{html.escape(str(name))}</td>" + "".join(
+        f"<td>{'<b>' if v >= IDENTIFIES else ''}{fmt(v, '{:.2f}')}{'</b>' if v >= IDENTIFIES else ''}</td>" for v in row) + "</tr>"
+        for name, row in ident.iterrows())
+    out += (f"<h2>What each target identifies</h2><p>How much of the variation of each target's loss across the trials goes with "
+            f"each parameter alone (omega squared of the loss's ranks between quantile bins of the parameter: 0 means the loss "
+            f"ignores it, 1 that it decides the loss; bold from {IDENTIFIES}). A parameter no target scores on is not pinned down by "
+            f"these targets: its fitted value is a guess. The trials crowd where the fit is good, so this describes the search, "
+            f"not the model everywhere (<code>sim sensitivity</code> does that).</p><table><tr><th>target</th>{head}</tr>{rows}</table>")
+    return out

@@ -201,7 +201,9 @@ def convert(tp: Any, value: Any, path: str, meta: Mapping[str, Any] | None = Non
 
 
 def build(cls: type, data: Any, path: str = "") -> Any:
-    """Validate a mapping against dataclass ``cls`` and return the frozen instance."""
+    """Validate a mapping against dataclass ``cls`` and return the frozen instance. An unknown key
+    names the closest allowed one; a class with ``LIST_ALLOWED_KEYS = True`` (the sections of an
+    experiment file, which are few and short) lists them all."""
     if isinstance(data, cls):
         return data
     if not isinstance(data, Mapping):
@@ -209,7 +211,8 @@ def build(cls: type, data: Any, path: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
-            raise ConfigError(unknown_key(_join(path, str(key)), str(key), fields))
+            listed = f"; allowed keys: {', '.join(fields)}" if getattr(cls, "LIST_ALLOWED_KEYS", False) else ""
+            raise ConfigError(unknown_key(_join(path, str(key)), str(key), fields) + listed)
     for name, f in fields.items():
         if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{_join(path, name)}: a value is required")

@@ -101,19 +101,24 @@ def test_visit_probability_rises_with_satisfaction_and_falls_when_dormant():
     assert p[1] > p[0] > p[2]
 
 
-def test_reinforcement_up_to_the_threshold_is_not_saturation_under_complex_contagion():
+def test_complex_contagion_scales_the_simple_response_by_the_threshold_rule():
+    """Below the threshold (fewer adopting friends) an invitation converts with ``below_threshold``
+    times what it would under simple contagion; at the threshold exactly as under simple contagion."""
     import sim
     from sim.engine import GrowthModel
 
-    def response(contagion):
+    def response(contagion, adopted_friends):
         model = GrowthModel(sim.compose("default", ["population.size=200", "horizon=5", f"adoption.contagion={contagion}",
-                                                    "adoption.threshold=2", "behaviour.social.saturation=0.5"]))
+                                                    "adoption.threshold=2", "adoption.below_threshold=0.25",
+                                                    "behaviour.social.saturation=0.5"]))
         receiver, prob = np.array([7, 7, 7]), np.ones(3)
+        model.pop.adopted_friends[7] = adopted_friends
         model._social_response(receiver, np.full(3, 1), np.full(3, -1), prob, model.cfg)
         return prob
 
-    assert response("simple").tolist() == [1.0, 0.5, 0.25]
-    assert response("complex").tolist() == [1.0, 1.0, 0.5]
+    assert response("simple", 0).tolist() == [1.0, 0.5, 0.25]
+    assert response("complex", 2).tolist() == [1.0, 0.5, 0.25]
+    assert response("complex", 1).tolist() == [0.25, 0.125, 0.0625]
 
 
 # ------------------------------------------------------------------------------ compiled passes against their numpy forms

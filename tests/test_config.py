@@ -32,6 +32,9 @@ from sim.schema import ConfigError, to_plain
     ("graph=edgelist graph.path=/no/such/file.txt", "graph.path = '/no/such/file.txt': no such file"),
     ("behaviour.churn.churn_after_days=5", "behaviour.churn.churn_after_days = 5: must exceed behaviour.churn.dormant_after_days (14)"),
     ("foo", "override 'foo': allowed is key=value"),
+    ("graph=lattice graph.avg_degree=5", "graph.avg_degree = 5.0: graph.kind=lattice allows 4 (square), 6 (triangular) or 8"),
+    ("graph=complete adoption.join_notice=0.5", "adoption.join_notice = 0.5: graph.kind=complete allows only 0"),
+    ("adoption.seeding=cluster", "adoption.seeding = 'cluster': allowed is one of random, neighbourhood"),
 ])
 def test_bad_values_give_one_line_naming_key_value_and_range(override, expected):
     with pytest.raises(ConfigError) as err:

@@ -10,7 +10,7 @@ import pytest
 
 from sim.graph import CompleteGraph, Graph, load_edgelist
 from sim.graph.csr import INDEX
-from sim.graph.generators import barabasi_albert, erdos_renyi, holme_kim, stochastic_block, watts_strogatz
+from sim.graph.generators import barabasi_albert, erdos_renyi, holme_kim, lattice, random_regular, stochastic_block, watts_strogatz
 from sim.schema import ConfigError
 
 N = 5000
@@ -33,7 +33,8 @@ def assert_simple_symmetric(g: Graph) -> None:
     lambda rng: holme_kim(N, 10, 0.5, rng),
     lambda rng: watts_strogatz(N, 10, 0.1, rng),
     lambda rng: stochastic_block(N, 10, 20, 0.8, rng),
-], ids=["er", "ba", "holme_kim", "ws", "sbm"])
+    lambda rng: random_regular(N, 10, rng),
+], ids=["er", "ba", "holme_kim", "ws", "sbm", "regular"])
 def test_generators_give_simple_graphs_with_the_requested_mean_degree(make):
     g = make(np.random.default_rng(1))
     assert g.n == N
@@ -61,6 +62,34 @@ def test_small_world_lattice_keeps_clustering_with_little_rewiring():
     assert nx.average_clustering(ws.to_networkx()) > 0.4
 
 
+@pytest.mark.parametrize("n", [98, 128, 144, 1001])
+def test_centola_networks_give_everyone_six_neighbours_clustered_or_not(n):
+    """The triangular lattice: 6 neighbours each, who are each other's neighbours (clustering 0.4, as
+    in a hexagon of neighbours); the random regular graph: exactly 6 friends each, clustering near a
+    random graph's 5 / n."""
+    rng = np.random.default_rng(n)
+    clustered, random = lattice(n, 6), random_regular(n, 6, rng)
+    for g in (clustered, random):
+        assert_simple_symmetric(g)
+        assert (g.degree == 6).all()
+    assert nx.average_clustering(clustered.to_networkx()) == pytest.approx(0.4)
+    assert nx.average_clustering(random.to_networkx()) < 0.1
+
+
+@pytest.mark.parametrize("degree", [4, 8])
+def test_square_lattices_have_the_degree_asked_for(degree):
+    g = lattice(400, degree)
+    assert_simple_symmetric(g)
+    assert (g.degree == degree).all()
+
+
+def test_random_regular_keeps_degrees_when_their_sum_is_odd_or_the_graph_large():
+    odd = random_regular(145, 5, np.random.default_rng(0))  # 725 stubs: one person has 4 friends
+    assert sorted(np.bincount(odd.degree)[4:6].tolist()) == [1, 144]
+    big = random_regular(200_000, 6, np.random.default_rng(1))
+    assert (big.degree == 6).all()
+
+
 def test_block_model_puts_the_homophily_share_of_edges_inside_communities():
     g = stochastic_block(N, 10, 25, 0.8, np.random.default_rng(4))
     u, v = g.edges()
@@ -69,9 +98,9 @@ def test_block_model_puts_the_homophily_share_of_edges_inside_communities():
 
 
 def test_generators_are_deterministic_for_a_seed():
-    a = holme_kim(2000, 8, 0.5, np.random.default_rng(9))
-    b = holme_kim(2000, 8, 0.5, np.random.default_rng(9))
-    assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+    for make in (lambda rng: holme_kim(2000, 8, 0.5, rng), lambda rng: random_regular(2000, 6, rng)):
+        a, b = make(np.random.default_rng(9)), make(np.random.default_rng(9))
+        assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
 
 
 def test_neighbour_sampling_and_sums_match_the_adjacency():

@@ -85,17 +85,15 @@ def test_stable_order_of_many_keys_equals_a_stable_argsort():
 
 
 # ------------------------------------------------------------------ compiled kernels (sim.kernels)
-def _plain_social_events(receiver, edge, invites, sends, contacts, invites_top, sends_top):
+def _plain_social_events(receiver, edge, invites, sends, invites_top, sends_top):
     """The numpy form the adoption stage used before sim.kernels.social_events, with the one change
-    the kernel makes: events see counts saturated at the caps (and ``contacts`` saturates too)."""
+    the kernel makes: events see counts saturated at the caps."""
     prior = invites[receiver].astype(np.int64) + kernels.rank_within(receiver)
     repeats = np.zeros(receiver.size, dtype=np.int64)
     on = np.flatnonzero(edge >= 0)
     repeats[on] = sends[edge[on]].astype(np.int64) + kernels.rank_within(edge[on])
     _, used, times = kernels.occurrences(edge[on])
     sends[used] = np.minimum(sends[used].astype(np.int64) + times, sends_top)
-    first = np.bincount(receiver[repeats == 0], minlength=contacts.size)
-    contacts[:] = np.minimum(contacts + first, invites_top)
     _, who, times = kernels.occurrences(receiver)
     invites[who] = np.minimum(invites[who].astype(np.int64) + times, invites_top)
     return np.minimum(prior, invites_top), np.minimum(repeats, sends_top)
@@ -103,9 +101,11 @@ def _plain_social_events(receiver, edge, invites, sends, contacts, invites_top, 
 
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 29), st.integers(-1, 39), st.booleans()), max_size=300), st.integers(0, 2**31),
-       st.sampled_from([0, 1, 3]))
-def test_social_events_equals_its_plain_form(events, seed, threshold):
-    """The compiled pass against the numpy form on the social events (sender >= 0) among others."""
+       st.sampled_from([0, 1, 3]), st.sampled_from([0.0, 0.4]))
+def test_social_events_equals_its_plain_form(events, seed, threshold, below):
+    """The compiled pass against the numpy form on the social events (sender >= 0) among others:
+    under complex contagion (threshold > 0) the events of receivers with fewer adopting friends than
+    the threshold convert with ``below`` times their chance, and the count itself is only read."""
 
     rng = np.random.default_rng(seed)
     receiver = np.array([r for r, _, _ in events], dtype=np.int64)
@@ -114,21 +114,20 @@ def test_social_events_equals_its_plain_form(events, seed, threshold):
     prob = rng.random(receiver.size)
     invites = rng.integers(0, 12, 30).astype(np.int16)
     sends = rng.integers(0, 9, 40).astype(np.uint8)
-    contacts = rng.integers(0, 5, 30).astype(np.int16)
+    adopted_friends = rng.integers(0, 5, 30).astype(np.int32)
     sat, fade = 0.7 ** np.arange(16.0), 0.5 ** np.arange(16.0)
-    state = (invites.copy(), sends.copy(), contacts.copy())
+    state = (invites.copy(), sends.copy(), adopted_friends.copy())
     got = prob.copy()
-    shift = max(threshold - 1, 0)
-    invites_state, sends_state, contacts_state = state
-    bh.social_events((receiver, sender, edge, got), (invites_state, contacts_state, sends_state, 14, 10),
-                     (sat, fade, shift, threshold))  # low caps
-    expected = (invites.copy(), sends.copy(), contacts.copy())
+    invites_state, sends_state, adopted_state = state
+    bh.social_events((receiver, sender, edge, got), (invites_state, adopted_state, sends_state, 14, 10),
+                     (sat, fade, threshold, below))  # low caps
+    expected = (invites.copy(), sends.copy(), adopted_friends.copy())
     social = np.flatnonzero(sender >= 0)
-    prior, repeats = _plain_social_events(receiver[social], edge[social], *expected, 14, 10)
+    prior, repeats = _plain_social_events(receiver[social], edge[social], *expected[:2], 14, 10)
     want = prob.copy()
-    want[social] *= bh.social_response(prior, repeats, shift, sat, fade)
+    want[social] *= bh.social_response(prior, repeats, sat, fade)
     if threshold:
-        want[social[expected[2][receiver[social]] < threshold]] = 0.0
+        want[social[adopted_friends[receiver[social]] < threshold]] *= below
     assert np.array_equal(got, want)
     for have, should in zip(state, expected):
         assert np.array_equal(have, should)

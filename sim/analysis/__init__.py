@@ -4,5 +4,7 @@
 - ``comparison``: the frames of a comparison or sweep (horizon metrics with intervals, differences);
 - ``validation``: validation against stylized facts;
 - ``sensitivity``: Morris screening and Sobol indices of horizon metrics (SALib);
-- ``calibration``: fitting settings to target series (Optuna, seeded TPE).
+- ``calibration``: fitting settings to target series (Optuna, seeded TPE);
+- ``targets``: calibration targets as observed (market shares, period aggregates, ratios, shapes);
+- ``identification``: which targets conflict and which parameters each one identifies, from the trials.
 """

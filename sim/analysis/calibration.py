@@ -1,13 +1,16 @@
 """Calibration: choose settings so that the model reproduces observed series (Optuna).
 
 An experiment file's ``calibration`` section names the parameters to fit (config key -> bounds), the
-target series (a cohort retention curve by age, or a daily column such as ``cumulative_users`` or
-``dau`` by day; from a CSV or written in the file) and a scale-free loss. Each trial runs the model
-at the same replicate seeds (common random numbers: trials differ only by their parameters) and
-compares the replicate mean of each series with its target at the target's days. Optuna's TPE
-sampler, seeded, proposes the trials, so a calibration is reproducible: same file, same seed, same
-history. The best parameters are rerun at fresh seeds for the fit plot (target against the simulated
-mean and its 95 % band) and a held-out loss, and written as a scenario file ready to run.
+targets (observed values of a daily column, a ratio of two, or cohort retention, from a CSV or written
+in the file; as they are, as shares of the market, aggregated over periods or relative to one point:
+see :mod:`sim.analysis.targets`) and a scale-free loss. Each trial runs the model at the same
+replicate seeds (common random numbers: trials differ only by their parameters) and compares the
+replicate mean of each series with its target; the loss of every target is kept per trial, so the
+folder can say which targets the model cannot meet together and which parameters each target pins
+down (:mod:`sim.analysis.identification`). Optuna's TPE sampler, seeded, proposes the trials, so a
+calibration is reproducible: same file, same seed, same history. The best parameters are rerun at
+fresh seeds for the fit plot (target against the simulated mean and its 95 % band) and a held-out
+loss, and written as a scenario file ready to run.
 """
 
 from __future__ import annotations
@@ -19,104 +22,28 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from sim.analysis.identification import (conflict_line, conflicting_pairs, conflicts, identification, identification_lines, loss_column,
+                                         target_losses_frame)
 from sim.analysis.sensitivity import base_config, resolve_experiment
+from sim.analysis.targets import (Target, check_targets, load_target, named, series_loss, target_losses, total_loss,  # noqa: F401
+                                  weighted_loss)  # (series_loss and total_loss: offered here, as before the targets had a module)
 from sim.config import SimConfig, compose, dump_yaml, input_files
 from sim.experiment import _hydra_value, check_space, point_config, run_points
-from sim.inputs import input_hashes, read_text
-from sim.plans import CalibrationSpec, ExperimentSpec, ParameterRange, TargetSpec, experiment_yaml, replicate_seeds
-from sim.schema import ConfigError, excerpt, to_plain
+from sim.inputs import input_hashes
+from sim.plans import CalibrationSpec, ExperimentSpec, ParameterRange, experiment_yaml, replicate_seeds
+from sim.schema import ConfigError, to_plain
 
 CALIBRATED_GROUP = "strategy"  # the written scenario file overrides the default scenario, like a strategy does
 
 
 # ============================================================================ targets and losses
-@dataclass(frozen=True)
-class Target:
-    """A target series: the values observed at some days (or, for retention, ages)."""
-
-    metric: str
-    at: np.ndarray  # days or ages (ints)
-    value: np.ndarray
-    weight: float = 1.0
-    label: str = ""
-
-    @property
-    def axis(self) -> str:
-        return "age" if self.metric == "retention" else "day"
-
-
-def load_target(spec: TargetSpec, where: str) -> Target:
-    """Read a target (CSV or inline values) into arrays; a bad file gives one line naming it."""
-    axis = "age" if spec.metric == "retention" else "day"
-    if spec.values is not None:
-        pairs = sorted((int(k), float(v)) for k, v in spec.values.items())
-        at, value = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs], dtype=np.float64)
-        source = spec.label or "experiment file"
-    else:
-        import io
-
-        text = read_text(spec.file, f"{where}.file = {excerpt(spec.file)}", limit=100_000_000)  # a regular UTF-8 file, never a FIFO
-        try:
-            frame = pd.read_csv(io.StringIO(text), comment="#")
-        except Exception as exc:  # pandas' parse errors are long; one line is enough
-            raise ConfigError(f"{where}.file = {spec.file!r}: not a readable CSV ({type(exc).__name__})") from None
-        for column in (axis, "value"):
-            if column not in frame.columns:
-                raise ConfigError(f"{where}.file = {spec.file!r}: needs columns {axis} and value (has {', '.join(map(str, frame.columns))})")
-        try:
-            at = frame[axis].to_numpy(np.float64)
-            value = frame["value"].to_numpy(np.float64)
-        except ValueError:
-            raise ConfigError(f"{where}.file = {spec.file!r}: {axis} and value must be numbers") from None
-        if not np.all(np.isfinite(at)) or not np.all(at == np.round(at)):
-            raise ConfigError(f"{where}.file = {spec.file!r}: {axis} must be whole numbers")
-        at = at.astype(np.int64)
-        source = spec.label or Path(spec.file).name
-    if at.size == 0 or at.min() < 0 or np.unique(at).size != at.size:
-        raise ConfigError(f"{where}: the {axis}s must be distinct whole numbers >= 0 (at least one)")
-    if not np.all(np.isfinite(value)) or value.min() < 0:
-        raise ConfigError(f"{where}: the values must be finite numbers >= 0")
-    return Target(spec.metric, at, value, spec.weight, source)
-
-
-def check_targets(targets: Sequence[Target], cfg: SimConfig, where: str) -> None:
-    for k, t in enumerate(targets):
-        if t.at.max() >= cfg.horizon:
-            raise ConfigError(f"{where}.targets[{k}]: {t.axis} {int(t.at.max())} is beyond the horizon ({cfg.horizon} days: "
-                              f"{t.axis}s 0..{cfg.horizon - 1}); raise horizon in the experiment's overrides")
-
-
-def simulated(series: Mapping[str, np.ndarray], target: Target) -> np.ndarray:
-    """The simulated values of ``target``'s series at its days (ages)."""
-    return np.asarray(series[target.metric], dtype=np.float64)[target.at]
-
-
-def series_loss(sim_values: np.ndarray, target: np.ndarray, kind: str) -> float:
-    """``msle``: mean squared log error, ln((sim + e) / (target + e)) with e a millionth of the
-    largest target (so a curve ten times too high costs the same at any scale); ``relative``: mean
-    absolute error relative to the target."""
-    sim_values, target = np.asarray(sim_values, np.float64), np.asarray(target, np.float64)
-    if not np.all(np.isfinite(sim_values)):
-        return math.inf
-    eps = max(1e-6 * float(np.max(np.abs(target))), 1e-12)
-    if kind == "msle":
-        return float(np.mean((np.log(sim_values + eps) - np.log(target + eps)) ** 2))
-    return float(np.mean(np.abs(sim_values - target) / np.maximum(np.abs(target), eps)))
-
-
-def total_loss(series: Mapping[str, np.ndarray], targets: Sequence[Target], kind: str) -> float:
-    """The weighted mean loss over the targets (series: the replicate mean of each series)."""
-    weights = np.array([t.weight for t in targets])
-    losses = np.array([series_loss(simulated(series, t), t.value, kind) for t in targets])
-    return float((weights * losses).sum() / weights.sum())
-
-
 def mean_series(runs, names: Sequence[str], point: int) -> dict[str, np.ndarray]:
     """Replicate means of the series of one point."""
     reps = sorted(r for (k, r) in runs.series if k == point)
@@ -152,18 +79,42 @@ class Calibration:
     spec: ExperimentSpec
     base: SimConfig
     targets: list[Target]
-    trials: pd.DataFrame  # trial, one column per parameter, loss, best_loss
+    trials: pd.DataFrame  # trial, one column per parameter, loss, loss:<target> for each target, best_loss
     best: dict[str, Any]  # key -> fitted value
     best_loss: float
     best_config: SimConfig
-    fit: pd.DataFrame  # metric, label, day/age (at), target, mean, low, high (over the check seeds)
+    fit: pd.DataFrame  # name, metric, label, expressed, day/age (at), target, mean, low, high (over the check seeds)
     check_loss: float  # the loss of the check runs' mean (fresh seeds)
+    check_losses: np.ndarray | None = None  # the same, per target
     wall_seconds: float = 0.0
     path: Path | None = None
 
     @property
     def section(self) -> CalibrationSpec:
         return self.spec.calibration
+
+    @property
+    def target_names(self) -> list[str]:
+        return [t.name for t in self.targets]
+
+    def best_losses(self) -> pd.Series:
+        """Each target's loss at the best trial."""
+        row = self.trials.loc[self.trials["loss"].idxmin()]
+        return pd.Series([row[loss_column(n)] for n in self.target_names], index=self.target_names, dtype=np.float64)
+
+    @cached_property
+    def identification(self) -> pd.DataFrame:
+        """Target x parameter: how much each target's loss moves with each parameter over the trials."""
+        return identification(self.trials, self.target_names, list(self.best))
+
+    @cached_property
+    def conflicts(self) -> pd.DataFrame:
+        """Every pair of targets: their best errors alone and together, and whether they conflict."""
+        return conflicts(target_losses_frame(self.trials, self.target_names), self.section.loss, self.section.conflict_tolerance,
+                         self.identification)
+
+    def conflict_line(self) -> str:
+        return conflict_line(self.conflicts, self.section.loss, self.section.conflict_tolerance)
 
     def overrides(self) -> list[str]:
         """``sim run`` arguments that run the fitted model: the base scenario, the experiment's overrides, the fit."""
@@ -177,6 +128,9 @@ class Calibration:
         for key, value in self.best.items():
             rng = c.params[key]
             lines.append(f"  {key:<48} {value:.6g}   (searched {rng.low:g} .. {rng.high:g})")
+        if len(self.targets) > 1:
+            lines.append(f"  {self.conflict_line()}")
+        lines += [f"  identified by {line}" for line in identification_lines(self.identification)]
         return "\n".join(lines)
 
     def scenario_name(self) -> str:
@@ -224,6 +178,9 @@ class Calibration:
                        "check_replicates": self.section.check_replicates, "seed": self.spec.seed, "scenario_file": f"scenarios/{CALIBRATED_GROUP}/{scenario}.yaml",
                        "run": {"config": "sim run --config config.yaml", "scenario": f"SIM_SCENARIO_PATH=<this folder>/scenarios sim run scenario={scenario}",
                                "overrides": "sim run " + " ".join(self.overrides())},
+                       "targets": self.target_summary(), "conflicts": conflicting_pairs(self.conflicts),
+                       "conflict_line": self.conflict_line(),
+                       "identification": {n: {p: _json_number(v) for p, v in row.items()} for n, row in self.identification.iterrows()},
                        "wall_seconds": round(self.wall_seconds, 2),
                        "inputs": input_hashes([*input_files(self.best_config), *(t.file for t in self.section.targets if t.file)])}
             (tmp / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -236,9 +193,20 @@ class Calibration:
         self.path = folder.path
         return self.path
 
+    def target_summary(self) -> list[dict[str, Any]]:
+        """Per target: what it is and its loss at the best trial and on the fresh seeds."""
+        best = self.best_losses()
+        held = self.check_losses if self.check_losses is not None else np.full(len(self.targets), np.nan)
+        return [{"name": t.name, "metric": t.metric, "expressed": t.describe(), "label": t.label, "points": int(t.at.size), "weight": t.weight,
+                 "best_loss": _json_number(best[t.name]), "check_loss": _json_number(h)} for t, h in zip(self.targets, held)]
+
     def label(self) -> str:
         fitted = ", ".join(f"{k.split('.')[-1]} = {v:.4g}" for k, v in self.best.items())
         return f"calibration {self.name} ({self.section.loss} loss {self.best_loss:.3g}, held out {self.check_loss:.3g})\n{fitted}"
+
+
+def _json_number(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def _difference(data: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, Any]:
@@ -265,9 +233,9 @@ def run_calibration(spec: ExperimentSpec, name: str, workers: int | None = None,
     t0 = time.perf_counter()
     base = base_config(spec, c.scenario)
     kinds = check_space(base, c.params, "calibration")
-    targets = [load_target(t, f"calibration.targets[{k}]") for k, t in enumerate(c.targets)]
+    targets = named([load_target(t, f"calibration.targets[{k}]") for k, t in enumerate(c.targets)])
     check_targets(targets, base, "calibration")
-    names = sorted({t.metric for t in targets})
+    names = sorted({s for t in targets for s in t.series})
     seeds = replicate_seeds(spec.seed, c.replicates + c.check_replicates)
     fit_seeds, check_seeds = seeds[:c.replicates], seeds[c.replicates:]
 
@@ -285,40 +253,48 @@ def run_calibration(spec: ExperimentSpec, name: str, workers: int | None = None,
         points = [{k: suggest(t, k, c.params[k], kinds[k]) for k in c.params} for t in asked]
         runs = run_points(base, points, fit_seeds, workers=workers, series=names)
         for k, (trial, values) in enumerate(zip(asked, points)):
-            loss = total_loss(mean_series(runs, names, k), targets, c.loss)
+            losses = target_losses(mean_series(runs, names, k), targets, c.loss)
+            loss = weighted_loss(losses, targets)
             study.tell(trial, loss if math.isfinite(loss) else None, state=None if math.isfinite(loss) else optuna.trial.TrialState.FAIL)
-            rows.append({"trial": trial.number, **values, "loss": loss})
+            rows.append({"trial": trial.number, **values, "loss": loss, **{loss_column(t.name): v for t, v in zip(targets, losses)}})
         done += len(asked)
         if progress:
             progress(done, c.trials)
     trials = pd.DataFrame(rows)
-    trials["best_loss"] = trials["loss"].cummin()
+    trials["best_loss"] = trials["loss"].cummin()  # after the per-target losses: loss, loss:<target> ..., best_loss
     best_row = trials.loc[trials["loss"].idxmin()]
     best = {k: (int(best_row[k]) if kinds[k] is int else float(best_row[k])) for k in c.params}
 
     check = run_points(base, [best], check_seeds, workers=workers, series=names)
     fit, check_mean = fit_frame(check, names, targets)
     best_config = point_config(to_plain(base), best, fit_seeds[0])
+    check_losses = target_losses(check_mean, targets, c.loss)
     return Calibration(name, spec, base, targets, trials, best=best, best_loss=float(best_row["loss"]), best_config=best_config,
-                       fit=fit, check_loss=total_loss(check_mean, targets, c.loss), wall_seconds=time.perf_counter() - t0)
+                       fit=fit, check_loss=weighted_loss(check_losses, targets), check_losses=check_losses,
+                       wall_seconds=time.perf_counter() - t0)
 
 
 def fit_frame(check, names: Sequence[str], targets: Sequence[Target]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Each target against the check runs: the mean and 95 % band of the series at every day (age)
-    from the target's first to its last, and the target where it was observed."""
+    """Each target against the check runs, expressed as the target is (share of the market, period
+    aggregate, relative to its reference): at every day (age) from the target's first to its last,
+    the value the loss compares (from the mean series) with the 95 % band of the replicates around
+    it, and the target where it was observed."""
     from sim.analysis.stats import band
 
     reps = sorted(r for (_, r) in check.series)
+    mean_raw = mean_series(check, names, 0)
     frames = []
     for t in targets:
-        values = np.vstack([check.series[(0, r)][t.metric] for r in reps]).astype(np.float64)
         start, upto = int(t.at.min()), int(t.at.max()) + 1
-        mean, low, high = band(values[:, start:upto])
+        mean = t.shown(t.curve(mean_raw))[start:upto]
+        replicates = np.vstack([t.shown(t.curve(check.series[(0, r)])) for r in reps])[:, start:upto]
+        _, low, high = band(replicates)
+        half = (high - low) / 2
         observed = np.full(upto - start, np.nan)
-        observed[t.at - start] = t.value
-        frames.append(pd.DataFrame({"metric": t.metric, "label": t.label, "at": np.arange(start, upto), "target": observed,
-                                    "mean": mean, "low": low, "high": high}))
-    return pd.concat(frames, ignore_index=True), mean_series(check, names, 0)
+        observed[t.at - start] = t.observed()
+        frames.append(pd.DataFrame({"name": t.name, "metric": t.metric, "label": t.label, "expressed": t.describe(),
+                                    "at": np.arange(start, upto), "target": observed, "mean": mean, "low": mean - half, "high": mean + half}))
+    return pd.concat(frames, ignore_index=True), mean_raw
 
 
 def calibrate(experiment: str | os.PathLike | Mapping[str, Any] | ExperimentSpec, out: str | os.PathLike | None = "results/calibrations",
@@ -334,4 +310,4 @@ def calibrate(experiment: str | os.PathLike | Mapping[str, Any] | ExperimentSpec
     return result
 
 
-__all__ = ["Calibration", "Target", "calibrate", "load_target", "run_calibration", "series_loss", "total_loss"]
+__all__ = ["Calibration", "Target", "calibrate", "check_targets", "load_target", "run_calibration", "series_loss", "total_loss"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.graph.csr import CompleteGraph, Graph
-from sim.graph.generators import barabasi_albert, erdos_renyi, holme_kim, stochastic_block, watts_strogatz
+from sim.graph.generators import barabasi_albert, erdos_renyi, holme_kim, lattice, random_regular, stochastic_block, watts_strogatz
 from sim.graph.loader import EdgeList, load_edgelist
 
 GENERATORS = {
@@ -18,6 +18,8 @@ GENERATORS = {
     "holme_kim": lambda n, g, rng: holme_kim(n, g.avg_degree, g.triangle_prob, rng),
     "ws": lambda n, g, rng: watts_strogatz(n, g.avg_degree, g.rewire, rng),
     "sbm": lambda n, g, rng: stochastic_block(n, g.avg_degree, g.communities, g.homophily, rng),
+    "lattice": lambda n, g, rng: lattice(n, g.avg_degree),
+    "regular": lambda n, g, rng: random_regular(n, g.avg_degree, rng),
     "complete": lambda n, g, rng: CompleteGraph(n),
 }
 

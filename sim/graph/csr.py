@@ -255,9 +255,14 @@ class Graph(_Sampling):
 
     def neighbours_of(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """All neighbours of ``nodes``: (source position in ``nodes``, neighbour)."""
+        position, neighbour, _edge = self.ties_of(nodes)
+        return position, neighbour
+
+    def ties_of(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All ties of ``nodes``: (source position in ``nodes``, neighbour, edge id)."""
         counts = self.degree[nodes]
         slots = _segments(self.indptr[nodes], counts)
-        return np.repeat(np.arange(nodes.size), counts), self.indices[slots]
+        return np.repeat(np.arange(nodes.size), counts), self.indices[slots], slots
 
     def add_to_neighbours(self, nodes: np.ndarray, target: np.ndarray, delta: int) -> None:
         """``target[j] += delta`` for every neighbour j of every node in ``nodes`` (integer columns:

@@ -11,6 +11,13 @@
 - ``ws``: Watts-Strogatz ring lattice with each edge rewired with probability ``rewire``.
 - ``sbm``: stochastic block model with equal communities and a fraction ``homophily`` of edges inside
   communities.
+- ``lattice``: a 2-D lattice, people in rows of about sqrt(n), each tied to its 4 (square), 6
+  (triangular: the clustered lattice of Centola 2010, where a person's neighbours are each other's
+  neighbours) or 8 (square with diagonals) nearest neighbours; the rows wrap into one another
+  (helical boundaries), so everyone has the same number of neighbours whatever n.
+- ``regular``: a random regular graph, everyone with exactly round(avg_degree) friends tied at random
+  (the configuration model, its loops and double ties removed by degree-preserving swaps): the random
+  counterpart of a lattice of the same degree (Centola 2010's random networks).
 
 Multi-edges and self-loops produced by the samplers are removed, so realised mean degrees can fall
 slightly short of ``avg_degree`` on small graphs; ``ba`` and ``holme_kim`` have mean degree 2m with
@@ -133,3 +140,56 @@ def stochastic_block(n: int, avg_degree: float, communities: int, homophily: flo
         u2, v2 = _pairs_topped_up(n, m - m_in, rng, draw_across)
         u1, v1 = np.concatenate([u1, u2]), np.concatenate([v1, v2])
     return Graph.from_edges(n, u1, v1, community=label)
+
+#: the neighbour counts of the 2-D lattices
+LATTICE_DEGREES = (4, 6, 8)
+
+
+def lattice(n: int, avg_degree: float, rng: np.random.Generator | None = None) -> Graph:
+    """A 2-D lattice in rows of ``w = round(sqrt(n))`` people: person i is tied to i +- 1 (along its
+    row) and i +- w (across rows), plus i +- (w - 1) for the triangular lattice (degree 6) or also
+    i +- (w + 1) for the square one with diagonals (degree 8), all modulo n. Deterministic (``rng``
+    is not used)."""
+    degree = int(avg_degree)
+    if degree not in LATTICE_DEGREES:
+        raise ValueError(f"lattice: degree {avg_degree} is not one of {LATTICE_DEGREES}")
+    w = max(int(round(np.sqrt(n))), 2)
+    offsets = {4: (1, w), 6: (1, w - 1, w), 8: (1, w - 1, w, w + 1)}[degree]
+    u = np.repeat(np.arange(n, dtype=np.int64), len(offsets))
+    v = (u + np.tile(np.asarray(offsets, dtype=np.int64), n)) % n
+    return Graph.from_edges(n, u, v)  # tiny n: repeats and loops dropped (degrees fall short)
+
+
+def random_regular(n: int, avg_degree: float, rng: np.random.Generator) -> Graph:
+    """Everyone with ``d = round(avg_degree)`` friends at random (one person with d - 1 when n x d is
+    odd): the configuration model (stubs paired at random), whose self-loops and double ties are then
+    removed by swapping each with a random other tie (a-b, c-e -> a-c, b-e or a-e, b-c), which keeps
+    every degree; a few rounds suffice, since a pairing has about (d^2 - 1) / 4 bad ties whatever n
+    (Bollobás 1980)."""
+    d = min(max(int(round(avg_degree)), 0), n - 1)
+    stubs = rng.permutation(np.repeat(np.arange(n, dtype=np.int64), d)[: n * d - (n * d) % 2])
+    u, v = stubs[0::2].copy(), stubs[1::2].copy()
+    for _ in range(200):
+        bad = _bad_ties(n, u, v)
+        if bad.size == 0:
+            break
+        good = np.flatnonzero(~np.isin(np.arange(u.size), bad))
+        if good.size == 0:
+            break
+        other = good[rng.permutation(good.size)[: bad.size]] if good.size >= bad.size else rng.choice(good, bad.size)
+        other, first = np.unique(other, return_index=True)  # each partner serves one bad tie a round
+        bad = bad[first]
+        cross = rng.random(bad.size) < 0.5  # which of the two swaps
+        a, b, c, e = u[bad], v[bad], u[other], v[other]
+        u[bad], v[bad] = a, np.where(cross, c, e)
+        u[other], v[other] = b, np.where(cross, e, c)
+    return Graph.from_edges(n, u, v)  # any bad tie left after the rounds is dropped
+
+
+def _bad_ties(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Positions of self-loops and of every repeat of a tie after its first."""
+    key = np.minimum(u, v) * n + np.maximum(u, v)
+    order = np.argsort(key, kind="stable")
+    repeat = np.zeros(key.size, dtype=bool)
+    repeat[order[1:]] = key[order[1:]] == key[order[:-1]]
+    return np.flatnonzero(repeat | (u == v))

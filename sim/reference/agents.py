@@ -43,7 +43,7 @@ class Person(mesa.discrete_space.FixedAgent):
         self.need_day = 0
         self.friends = 0  # friends who are users
         self.invites_received = 0
-        self.contacts = 0  # distinct users who have mentioned the platform to this person
+        self.adopted_friends = 0  # friends who have ever joined
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -65,6 +65,7 @@ class Person(mesa.discrete_space.FixedAgent):
         self.satisfaction = min(max(self.satisfaction - cfg.satisfaction.onboarding_friction, 0.0), 1.0)
         for friend in self.friends_on_cells():
             friend.friends += 1
+            friend.adopted_friends += 1
 
     def leave(self) -> None:
         self.state = CHURNED

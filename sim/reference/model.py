@@ -8,8 +8,8 @@ day that runs the same stages in the same order as ``GrowthModel.step``:
    from outside with chance ``adoption.external_rate``; yesterday's mentions by friends arrive;
 2. adoption: outside exposures convert with ``external_conversion``; a friend's mention with
    ``word_of_mouth_conversion`` x saturation^(mentions received before) x fade^(earlier mentions
-   along the same edge), and under complex contagion only once ``threshold`` distinct friends have
-   mentioned it;
+   along the same edge), and under complex contagion times ``below_threshold`` (0: not at all) while
+   fewer than ``threshold`` friends have ever joined;
 3. visit, 4-5. purchase from a stock of latent demand, 6. share (one mention to a random friend),
 7. retention (satisfaction reversion, dormancy, churn hazard with frailty, tenure, satisfaction and
 friends on the platform), loyalty transitions.
@@ -64,6 +64,9 @@ class ReferenceModel(mesa.Model):
         on = cfg.enabled()
         if on:
             raise ConfigError(f"the reference model has no platform mechanisms; disable {', '.join(on)}")
+        if cfg.adoption.join_notice or cfg.adoption.seeding != "random":
+            raise ConfigError("the reference model has no joining notices or seed neighbourhoods; use adoption.join_notice=0 "
+                              "and adoption.seeding=random")
         super().__init__(seed=cfg.seed)
         self.cfg = cfg
         self.day = -1
@@ -157,10 +160,9 @@ class ReferenceModel(mesa.Model):
                 p *= so.saturation ** person.invites_received * so.repeat_fade ** repeats
                 self.edge_sends[edge] = min(repeats + 1, 250)
                 person.invites_received += 1
-                if repeats == 0:
-                    person.contacts += 1
-            events_ok = sender is None or a.contagion == "simple" or person.contacts >= a.threshold
-            if events_ok and self.random.random() < p:
+                if a.contagion == "complex" and person.adopted_friends < a.threshold:
+                    p *= a.below_threshold
+            if self.random.random() < p:
                 joining[person] = None
         self.new_users = list(joining)
         for person in self.new_users:
