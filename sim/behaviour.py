@@ -100,6 +100,20 @@ def need_accrued(need, need_rate, state_ratio, days, need_cap):
 
 
 @formula
+def tenure_need_factor(age_days, elasticity):
+    """(1 + age in years)^elasticity: a user's demand on the platform grows with tenure, as they move
+    more of their shopping to it (Pinduoduo's annual spend per active buyer rose from 577 RMB in 2017
+    to 2,810 RMB in 2021, company releases; its cohorts spend more each year they stay)."""
+    return (1.0 + age_days / 365.0) ** elasticity
+
+
+def breadth_factor(day, growth_per_year):
+    """(1 + growth)^(day / 365): demand on the platform grows as its catalogue widens (more of what
+    people buy can be bought there), the same for everyone on a day."""
+    return (1.0 + growth_per_year) ** (day / 365.0)
+
+
+@formula
 def deal_factor(deal_sensitivity, discount):
     """How a discount (fraction of the price) raises purchase intensity: 1 + deal_sensitivity x discount."""
     return 1.0 + deal_sensitivity * discount
@@ -273,6 +287,8 @@ def _table(kind: str, a: float, b: float, size: int) -> np.ndarray:
         t = friends_factor(x, b)
     elif kind == "novelty":
         t = novelty_factor(x, a, b)
+    elif kind == "tenure_need":
+        t = tenure_need_factor(x, a)
     elif kind == "visit_novelty":
         t = np.log(novelty_factor(x, a, b))
     elif kind == "power":
@@ -306,9 +322,22 @@ def need_ratio_table(cfg) -> np.ndarray:
 # pass unpacks them on its first line, in the order the builder below gives.
 def demand(pop: Population, cfg) -> tuple:
     """The columns and settings of latent demand, for the passes that bring it up to date:
-    ``(segment, state, need, need_day, need_rate by segment, need ratio by state, need_cap)``
-    (``cfg``: the purchase behaviour)."""
-    return pop.segment, pop.state, pop.need, pop.need_day, pop.seg["need_rate"], need_ratio_table(cfg), cfg.need_cap
+    ``(segment, state, need, need_day, need_rate by segment, need ratio by state, need_cap,
+    joined_day, tenure factor by age)`` (``cfg``: the purchase behaviour); the need rates are today's,
+    with the catalogue's breadth (``pop.need_scale``)."""
+    rate = pop.seg["need_rate"] * pop.need_scale if pop.need_scale != 1.0 else pop.seg["need_rate"]
+    return (pop.segment, pop.state, pop.need, pop.need_day, rate, need_ratio_table(cfg), cfg.need_cap, pop.joined_day,
+            pop.tenure_need)
+
+
+def set_demand_growth(pop: Population, cfg, horizon: int) -> None:
+    """The tenure factor of demand by age (:func:`tenure_need_factor`), for every age a run meets."""
+    pop.tenure_need = _table("tenure_need", cfg.behaviour.purchase.tenure_elasticity, 0.0, horizon + 2)
+
+
+def follow_catalogue(pop: Population, cfg, day: int) -> None:
+    """Today's demand multiplier from the catalogue's breadth (:func:`breadth_factor`)."""
+    pop.need_scale = breadth_factor(day, cfg.catalogue.breadth_growth)
 
 
 # ===================================================================================== 2. people
@@ -495,12 +524,12 @@ def _churn_hazards(idx, day, columns, settings, hazard_ratio):
 @jit
 def _need_now(idx, day, demand):
     """:func:`need_accrued` for each of ``idx`` since its stock was last brought up to date."""
-    segment, state, need, need_day, need_rate, state_need_ratio, need_cap = demand
+    segment, state, need, need_day, need_rate, state_need_ratio, need_cap, joined_day, tenure_need = demand
     out = np.empty(idx.size, dtype=np.float64)
     for k in range(idx.size):
         i = idx[k]
-        out[k] = need_accrued(np.float64(need[i]), need_rate[segment[i]], state_need_ratio[state[i]],
-                              np.float64(day - need_day[i]), need_cap)
+        out[k] = need_accrued(np.float64(need[i]), need_rate[segment[i]] * tenure_need[day - joined_day[i]],
+                              state_need_ratio[state[i]], np.float64(day - need_day[i]), need_cap)
     return out
 
 

@@ -202,6 +202,8 @@ class GrowthModel(mesa.Model):
             cfg = self.cfg = replace(cfg, population=replace(cfg.population, size=self.graph.n))
         self.pop = Population(cfg, self.graph.n, self.streams.setup("population"))
         bh.settle_propensity(self.pop)
+        bh.set_demand_growth(self.pop, cfg, cfg.horizon)
+        self._entry_order, self._entry_bounds = self._market_entry(cfg)
         self.catalogue = self._catalogue(self.streams.setup("catalogue"))
         self._popularity_cdf = choice_cdf(self.catalogue.popularity)
         self.economics = Economics(cfg.horizon)
@@ -246,6 +248,9 @@ class GrowthModel(mesa.Model):
         room = len(self.today.exposures) if self.today is not None else 1024  # yesterday's count
         self.today = Today(self.day, self.pop.n, exposures=self.pending, next_exposures=Exposures(room))
         self.pending = self.today.next_exposures
+        self._enter_market()
+        if self.cfg.catalogue.breadth_growth:
+            bh.follow_catalogue(self.pop, self.cfg, self.day)
         for stage in STAGES:
             getattr(self, f"_{stage}")()
         self.metrics.record(self)
@@ -277,7 +282,31 @@ class GrowthModel(mesa.Model):
     def market_size(self) -> int:
         """People in the addressable market today: the base of every setting stated per 1,000 people
         or as a share of the market."""
-        return self.pop.n
+        return self.pop.market_size()
+
+    def _market_entry(self, cfg: SimConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """A growing market (``population.entry``): each person's day of entry, from one uniform
+        draw against the curve of the market's share (its own stream: the rest of the model draws
+        the same either way). Returns the people in order of entry and, per day, where that day's
+        entrants start in it; those entering after day 0 start outside the market."""
+        points = cfg.population.entry
+        if not points:
+            return None, None
+        days = np.arange(cfg.horizon, dtype=np.float64)
+        share = np.interp(days, [p.day for p in points], [p.share for p in points])
+        u = self.streams.setup("market").random(self.pop.n)
+        entry_day = np.searchsorted(share, u, side="left")  # first day the share reaches u (horizon: never)
+        order = np.argsort(entry_day, kind="stable")
+        bounds = np.searchsorted(entry_day[order], np.arange(cfg.horizon + 1), side="left")
+        self.pop.leave_market(order[bounds[1]:])
+        return order, bounds
+
+    def _enter_market(self) -> None:
+        """Today's entrants to a growing market (``population.entry``) become reachable."""
+        if self._entry_bounds is not None and 0 < self.day < self.cfg.horizon:
+            lo, hi = self._entry_bounds[self.day], self._entry_bounds[self.day + 1]
+            if hi > lo:
+                self.pop.enter(self._entry_order[lo:hi])
 
     def sample_non_users(self, k: int, rng: np.random.Generator) -> np.ndarray:
         """Up to ``k`` distinct non-users picked uniformly (rejection sampling, no full scan)."""
@@ -300,7 +329,7 @@ class GrowthModel(mesa.Model):
     def _adoption(self) -> None:
         pop, today, cfg = self.pop, self.today, self.cfg
         events = today.exposures.arrays()  # compacted in place
-        m = kernels.keep_reachable(*events, pop.state, pop.aware_day, self.day, State.POTENTIAL, State.AWARE)
+        m = kernels.keep_reachable(*events, (pop.state, pop.aware_day, pop.non_users_view()), self.day, (State.POTENTIAL, State.AWARE))
         receiver, channel, prob, sender, edge = (col[:m] for col in events)
         self._social_response(receiver, sender, edge, prob, cfg)  # prob (a fresh array) scaled in place
         u = self.streams.today("adoption").random(receiver.size)

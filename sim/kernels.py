@@ -26,13 +26,18 @@ from sim.compiled import jit
 
 # ------------------------------------------------------------------------------ adoption stage
 @jit
-def keep_reachable(receiver, channel, prob, sender, edge, state, aware_day, day, potential, aware):
+def keep_reachable(receiver, channel, prob, sender, edge, people, day, codes):
     """Today's exposure events: keeps (compacted in place, in order; returns how many) those that
-    reach people who have not joined (state up to ``aware``); the people reached for the first time
-    become aware today."""
+    reach people in the market who have not joined (``people``: state, aware day and the mask of
+    people in the market who never joined; ``codes``: the potential and aware state codes); the
+    people reached for the first time become aware today."""
+    state, aware_day, open_to_join = people
+    potential, aware = codes
     m = 0
     for i in range(receiver.size):
         r = receiver[i]
+        if not open_to_join[r]:  # a user already, or not in the market yet
+            continue
         s = state[r]
         if s == potential:
             state[r] = aware

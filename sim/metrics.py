@@ -30,9 +30,9 @@ CORE_COUNTERS = ("new_users", "churned_users", "reactivated_users", "orders", "i
 #: the daily series the recorder keeps whatever the mechanisms (the money columns come from ``economics``)
 SERIES = ("cumulative_users", "dau", "wau", "mau", "active_users", "users", "k_factor", "category_gini", "buyers",
           *TRAILING_COLUMNS, *CORE_COUNTERS, *(f"orders_{src}" for src in ORDER_SOURCES), *(f"new_{c}" for c in CHANNELS),
-          *(f"n_{s}" for s in STATE_NAMES))
-#: the daily column of the people in the market, for a run whose market grows; without it the market
-#: is the population (every row of the graph is a person of the addressable market)
+          *(f"n_{s}" for s in STATE_NAMES), "market_size")
+#: the daily column of the people in the market (the population, unless the market grows:
+#: ``population.entry``); calibration targets stated as shares of the market divide by it
 MARKET_COLUMN = "market_size"
 
 
@@ -157,6 +157,7 @@ class Recorder:
         counts = pop.state_counts()
         for k, name in enumerate(STATE_NAMES):
             s[f"n_{name}"][day] = counts[k]
+        s["market_size"][day] = pop.market_size()
         s["cumulative_users"][day] = s["new_users"][: day + 1].sum()
         s["dau"][day] = today.visitors.size
         s["buyers"][day] = unique_count(today.buyers, pop.n)
@@ -212,7 +213,7 @@ class Recorder:
         for name in ("gmv", "revenue", "incentive_cost", "acquisition_cost", "profit"):
             cols[name] = money[name][:n]
         for name in ("invites_sent", "invites_accepted", "k_factor", "category_gini", *(f"new_{c}" for c in CHANNELS),
-                     "users", *(f"n_{s}" for s in STATE_NAMES), *TRAILING_COLUMNS):
+                     "users", *(f"n_{s}" for s in STATE_NAMES), "market_size", *TRAILING_COLUMNS):
             cols[name] = self.series[name][:n]
         cols["fraud_loss"] = money["fraud_loss"][:n]
         for name in self.counter_names:

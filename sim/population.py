@@ -85,6 +85,9 @@ class Population:
         self._users = np.zeros(0, dtype=np.int64)  # sorted indices of alive users
         self._non_user = np.ones(n, dtype=bool)  # never joined (potential or aware)
         self._joined = 0  # people who ever joined
+        self.need_scale = 1.0  # today's demand multiplier from the catalogue's breadth (behaviour.follow_catalogue)
+        self.tenure_need = np.ones(1)  # demand multiplier by age in days (behaviour.set_demand_growth)
+        self.outside = 0  # people not yet in the market (a growing market: see ``leave_market``, ``enter``)
         self._seen = np.zeros(n, dtype=bool)  # scratch of the user-index kernels (all false between calls)
 
     # ------------------------------------------------------------------ columns
@@ -135,8 +138,25 @@ class Population:
         return int(self._users.size)
 
     def count_non_users(self) -> int:
-        """How many people never joined (without a pass over everyone)."""
-        return self.n - self._joined
+        """How many people in the market never joined (without a pass over everyone)."""
+        return self.n - self._joined - self.outside
+
+    def market_size(self) -> int:
+        """People in the market today: everyone, unless the market grows (``population.entry``)."""
+        return self.n - self.outside
+
+    # ------------------------------------------------------------------ a growing market
+    # People outside the market are rows like everyone else (the graph holds their ties), but no
+    # exposure reaches them and no sampling of non-users picks them until they enter.
+    def leave_market(self, idx: np.ndarray) -> None:
+        """Set-up: people ``idx`` (who never joined) start outside the market."""
+        self._non_user[idx] = False
+        self.outside += int(np.size(idx))
+
+    def enter(self, idx: np.ndarray) -> None:
+        """People ``idx`` (outside the market) enter it today."""
+        self._non_user[idx] = True
+        self.outside -= int(np.size(idx))
 
     # ------------------------------------------------------------------ the user index
     # Called by the engine just before it changes the state of ``idx`` (any people, in any order,
@@ -157,7 +177,7 @@ class Population:
         counts = np.bincount(self.state[self._users], minlength=N_STATES)
         counts[State.CHURNED] = self._joined - self._users.size
         counts[State.AWARE] = np.count_nonzero(self.state == State.AWARE)
-        counts[State.POTENTIAL] = self.n - self._joined - counts[State.AWARE]
+        counts[State.POTENTIAL] = self.n - self._joined - counts[State.AWARE] - self.outside
         return counts
 
     def nbytes(self) -> int:

@@ -28,7 +28,7 @@ def test_keep_reachable_equals_numpy(seed):
     expect_state[fresh], expect_aware[fresh] = State.AWARE, 9
 
     got = [col.copy() for col in events]
-    m = kernels.keep_reachable(*got, state, aware_day, 9, State.POTENTIAL, State.AWARE)
+    m = kernels.keep_reachable(*got, (state, aware_day, state <= State.AWARE), 9, (State.POTENTIAL, State.AWARE))
     for g, e in zip(got, expect):
         np.testing.assert_array_equal(g[:m], e)
     np.testing.assert_array_equal(state, expect_state)

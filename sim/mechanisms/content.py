@@ -220,7 +220,7 @@ class Content(Mechanism):
         if k <= 0:
             return
         pop = model.pop
-        share_out = pop.count_non_users() / pop.n
+        share_out = pop.count_non_users() / pop.market_size()  # (people outside a growing market are not reached)
         k_out = int(rng.binomial(k, share_out))
         out = model.sample_non_users(k_out, rng)
         target = out

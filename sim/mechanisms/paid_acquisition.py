@@ -5,7 +5,9 @@ cheapest audiences are bought first) and as the addressable market shrinks. With
 CAC(n) = cac_rmb x (1 + n / volume_half) / remaining^saturation, spending the budget B on n installs
 solves n x CAC(n) = B, a quadratic with a closed form; the marginal cost d(spend)/dn rises with B.
 The budget and the auction's depth (``volume_half``) are set per 1,000 people in the market, so the
-same settings buy the same share of the market at 10,000 and 10,000,000 people.
+same settings buy the same share of the market at 10,000 and 10,000,000 people. A budget can also
+follow revenue (``revenue_share``: marketing as a share of the last four weeks' revenue), as a
+platform's marketing does over years.
 Paid users are of lower quality than referred ones (``frailty_multiplier`` > 1): they did not come
 through a friend and were bought partly with incentives they respond to.
 """
@@ -22,11 +24,13 @@ from sim.schema import param
 from sim.vocabulary import CHANNELS
 
 PAID = CHANNELS.index("paid")
+REVENUE_WINDOW = 28  # days of revenue a budget that follows revenue looks back on
 
 
 @dataclass(frozen=True)
 class PaidAcquisitionConfig(MechanismConfig):
     budget_per_1000: float = param(5.0, lo=0, hi=1e7, unit="RMB per day per 1,000 people in the market", doc="ad spend per day for each 1,000 people in the addressable market (5 is 500 RMB a day at 100,000 people)")
+    revenue_share: float = param(0.0, lo=0, hi=10, unit="fraction of revenue", doc="ad spend that follows revenue: this share of the mean daily revenue of the last four weeks is added to the budget (Pinduoduo's sales and marketing came to 100 % of revenue in 2018, 69 % in 2020 and 48 % in 2021, annual reports)")
     cac_rmb: float = param(25.0, lo=0, hi=1e6, lo_open=True, unit="RMB per install", doc="cost per install at low volume in a fresh market")
     volume_half_per_1000: float = param(2.0, lo=0, hi=1e6, lo_open=True, unit="installs per day per 1,000 people in the market", doc="daily installs at which the average cost per install has doubled: the depth of the ad auction grows with the market (2 is 200 installs a day at 100,000 people)")
     saturation: float = param(1.0, lo=0, hi=10, unit="exponent", doc="cost per install x (1 / remaining share of the market)^saturation")
@@ -52,9 +56,13 @@ class PaidAcquisition(Mechanism):
         if not c.start_day <= model.day <= c.end_day:
             return
         rng = self.rng(model)
-        remaining = model.pop.count_non_users() / model.pop.n
+        remaining = model.pop.count_non_users() / model.pop.market_size()
         market = model.market_size()
-        n, self.avg_cac = installs_for_budget(bh.per_1000(c.budget_per_1000, market), c.cac_rmb,
+        budget = bh.per_1000(c.budget_per_1000, market)
+        if c.revenue_share and model.day > 0:
+            recent = slice(max(0, model.day - REVENUE_WINDOW), model.day)
+            budget += c.revenue_share * float(np.mean(model.economics.total("revenue", recent)))
+        n, self.avg_cac = installs_for_budget(budget, c.cac_rmb,
                                               bh.per_1000(c.volume_half_per_1000, market), remaining, c.saturation)
         k = int(bh.stochastic_round(np.array([n]), rng.random(1))[0])
         model.today.exposures.add(model.sample_non_users(k, rng), PAID, 1.0)
