@@ -22,8 +22,14 @@ def test_livestreams_run_on_their_schedule_and_spike_conversion():
     live = d["livestream_viewers"] > 0
     assert np.flatnonzero(live).tolist() == [10, 11, 12, 40]
     assert (d.loc[live, "orders_livestream"] > 0).all() and d.loc[~live, "orders_livestream"].sum() == 0
-    conv = d["orders"] / d["dau"]
-    assert conv[live].mean() > 1.5 * conv[~live & (d["day"] >= 5)].mean()
+    # Conversion on a stream day against the ordinary days around it (a week either side): ordinary
+    # days drift as the first users' novelty fades, so the neighbours are the fair comparison. The
+    # spike is below the viewers' x(1 + uplift) because only half the visitors watch and purchase
+    # saturates in the demand they bring (rare visits bring much).
+    conv = (d["orders"] / d["dau"]).to_numpy()
+    near = [np.r_[max(day - 7, 5):day, day + 1:day + 8] for day in np.flatnonzero(live)]
+    assert np.mean([conv[day] / conv[np.setdiff1d(days, np.flatnonzero(live))].mean()
+                    for day, days in zip(np.flatnonzero(live), near)]) > 1.4
     assert d["dau"][live].mean() > d["dau"][~live & (d["day"] >= 5)].mean()
     weekly = run("mechanisms.content.live_every_days=7", "mechanisms.content.live_first_day=3").daily
     assert np.flatnonzero(weekly["livestream_viewers"] > 0).tolist() == list(range(3, 60, 7))

@@ -34,8 +34,13 @@ def test_fraud_losses_fall_with_detection_rate():
 
 
 def test_richer_loyalty_rewards_attract_more_fraud():
-    low = farmed("mechanisms.loyalty.enabled=true", "mechanisms.promotions.enabled=false", "mechanisms.loyalty.checkin_points=5")
-    high = farmed("mechanisms.loyalty.enabled=true", "mechanisms.promotions.enabled=false", "mechanisms.loyalty.checkin_points=50")
+    # Rings attack in proportion to the users: a market of 20,000 with 200 seed users and ten times the
+    # default ad budget has some 1,300 users by day 60, enough for the thin haul of small check-ins
+    # to draw a few fake accounts at all.
+    loyalty = ("mechanisms.loyalty.enabled=true", "mechanisms.promotions.enabled=false", "population.size=20000",
+               "adoption.seed_fraction=0.01", "mechanisms.paid_acquisition.budget_per_1000=50")
+    low = farmed(*loyalty, "mechanisms.loyalty.checkin_points=5")
+    high = farmed(*loyalty, "mechanisms.loyalty.checkin_points=50")
     assert high > 2 * low > 0
 
 

@@ -47,7 +47,8 @@ def test_a_failed_team_is_refunded_and_leaves_no_trace_in_gmv():
     """Teams that cannot fill (no links, nobody joins open teams) all fail. With the disappointment
     and the annoyance of being asked switched off, the run is the run without group buying."""
     quiet = ["mechanisms.group_buy.shares_per_day=0", "mechanisms.group_buy.public_join=0",
-             "mechanisms.group_buy.failure_shock=0", "behaviour.social.ask_annoyance=0"]
+             "mechanisms.group_buy.failure_shock=0", "behaviour.social.ask_annoyance=0",
+             "adoption.seed_fraction=0.01"]  # a busy market (50 seed users), so that many teams fail
     without = run("mechanisms.group_buy.enabled=false", *quiet).daily
     failing = run(*quiet).daily
     assert failing["group_buy_teams_failed"].sum() > 100
@@ -297,8 +298,10 @@ def test_member_table_and_requesters_list_who_is_taken(seed):
     from sim.mechanisms.assist import NONE
     from sim.mechanisms.group_buy import NO_TEAM
 
+    # A busy market (30 seed users) whose visitors start requests often, so both tables fill most days.
     cfg = sim.compose("default", ["population.size=3000", "horizon=40", "mechanisms.group_buy.enabled=true",
-                                  "mechanisms.assist.enabled=true", "mechanisms.group_buy.window_days=3"], seed=seed)
+                                  "mechanisms.assist.enabled=true", "mechanisms.group_buy.window_days=3",
+                                  "adoption.seed_fraction=0.01", "mechanisms.assist.start_rate=0.3"], seed=seed)
     model = sim.GrowthModel(cfg)
     gb, assist = model.get_mechanism("group_buy"), model.get_mechanism("assist")
     seen = 0

@@ -36,9 +36,13 @@ def test_campaign_window_is_respected():
 
 @pytest.mark.slow
 def test_paid_users_retain_worse_than_referred_users():
+    # 100 seed users and ten times the default ad budget: some 2,500 paid and 5,000 referred users a
+    # run, enough to tell day-30 retentions of about 5 % apart (400 paid users at the defaults are not).
+    busy = ["population.size=20000", "horizon=120", "adoption.seed_fraction=0.005",
+            "mechanisms.paid_acquisition.budget_per_1000=50"]
     d30 = {"paid": [], "referral": []}
-    for seed in range(3):
-        r = sim.simulate(sim.compose("default", ["population.size=20000", "horizon=120"], seed=seed))
+    for seed in range(4):
+        r = sim.simulate(sim.compose("default", busy, seed=seed))
         ch = r.channels.set_index("channel")
         for c in d30:
             d30[c].append(ch.loc[c, "retention_d30"])

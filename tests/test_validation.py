@@ -1,7 +1,7 @@
 """The stylized-fact validation suite (``sim validate``, ``sim.validate``), at its quick size.
 
 The full suite (``sim validate``) runs the same facts on larger runs with three replicates; here the
-facts are checked on one replicate of small runs, which is enough for each to pass with a margin
+facts are checked on one replicate (of the full population and year for the shared runs), enough for each to pass
 (the README's table gives the full-size figures). Each fact must also be able to fail: switching off
 the behaviour behind a fact makes it fail, and the command line then exits with code 1.
 """

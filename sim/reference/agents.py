@@ -5,7 +5,9 @@ itself, with scalar arithmetic, what the vectorised engine decides for everyone 
 (``sim/engine.py`` and ``sim/behaviour.py``): whether to visit, how much latent demand it holds,
 whether to buy, to mention the platform to a friend, and to leave. The formulas are the same ones,
 written out again on purpose: the point of this model is to be an independent second
-implementation, so that agreement in distribution is evidence that both are right.
+implementation, so that agreement in distribution is evidence that both are right. (Two small
+shapes are shared rather than restated: a person's own visit propensity, ``propensity_of``, and
+the novelty factor of a new user's visits, ``novelty_factor``.)
 
 Scalar draws use ``self.random`` (the model's seeded ``random.Random``, the Mesa idiom for per-agent
 decisions; a scalar draw from a numpy Generator costs about ten times more per call).
@@ -17,6 +19,7 @@ import math
 
 import mesa
 
+from sim.behaviour import novelty_factor
 from sim.vocabulary import State
 
 POTENTIAL, AWARE, ACTIVE, LOYAL, DORMANT, CHURNED = State.POTENTIAL, State.AWARE, State.ACTIVE, State.LOYAL, State.DORMANT, State.CHURNED
@@ -25,13 +28,14 @@ POTENTIAL, AWARE, ACTIVE, LOYAL, DORMANT, CHURNED = State.POTENTIAL, State.AWARE
 class Person(mesa.discrete_space.FixedAgent):
     """A person in the addressable market; a user once they join."""
 
-    def __init__(self, model, cell, segment: int, frailty: float, favourite: int):
+    def __init__(self, model, cell, segment: int, frailty: float, favourite: int, propensity: float):
         super().__init__(model)
         self.cell = cell
         self.segment = segment
         self.seg = model.segments[segment]
         self.frailty = frailty
         self.favourite = favourite
+        self.propensity = propensity  # own visit log-odds, fixed for life
         self.state = POTENTIAL
         self.satisfaction = self.seg.satisfaction
         self.joined_day = -1
@@ -76,7 +80,8 @@ class Person(mesa.discrete_space.FixedAgent):
     def visit_probability(self) -> float:
         v, seg = self.model.cfg.behaviour.visit, self.seg
         p = min(max(seg.visit_rate, 1e-9), 1 - 1e-9)
-        x = math.log(p / (1 - p))
+        x = math.log(p / (1 - p)) + self.propensity
+        x += math.log(novelty_factor(self.model.day - self.joined_day, v.novelty_odds, v.novelty_days))
         x += v.satisfaction_weight * (self.satisfaction - seg.satisfaction)
         x += v.habit_weight * math.log1p(self.visits)
         if self.state == DORMANT:

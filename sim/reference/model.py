@@ -10,7 +10,8 @@ day that runs the same stages in the same order as ``GrowthModel.step``:
    ``word_of_mouth_conversion`` x saturation^(mentions received before) x fade^(earlier mentions
    along the same edge), and under complex contagion times ``below_threshold`` (0: not at all) while
    fewer than ``threshold`` friends have ever joined;
-3. visit, 4-5. purchase from a stock of latent demand, 6. share (one mention to a random friend),
+3. visit (the segment's rate, the person's own propensity, a new user's novelty, satisfaction,
+   habit and state), 4-5. purchase from a stock of latent demand, 6. share (one mention to a random friend),
 7. retention (satisfaction reversion, dormancy, churn hazard with frailty, tenure, satisfaction and
 friends on the platform), loyalty transitions.
 
@@ -33,7 +34,7 @@ from mesa.agent import AgentSet
 import numpy as np
 from mesa.discrete_space import Network
 
-from sim.behaviour import share_of
+from sim.behaviour import propensity_of, share_of
 from sim.config import SimConfig
 from sim.engine import Streams
 from sim.graph import build_graph
@@ -97,9 +98,11 @@ class ReferenceModel(mesa.Model):
         frailty = rng.gamma(1.0 / cv**2, cv**2, size=n) if cv > 0 else np.ones(n)
         frailty = frailty * np.array([s.frailty for s in self.segments])[segment]
         favourite = rng.choice(self.cfg.catalogue.categories, size=n, p=self.catalogue.popularity)
+        vcv = pop.visit_cv
+        propensity = propensity_of(rng.gamma(1.0 / vcv**2, vcv**2, size=n)) if vcv > 1e-6 else np.zeros(n)
         cells = [self.grid._cells[i] for i in range(n)]
         self.people: list[Person] = list(Person.create_agents(
-            self, n, cells, segment.tolist(), frailty.tolist(), favourite.tolist()))
+            self, n, cells, segment.tolist(), frailty.tolist(), favourite.tolist(), propensity.tolist()))
 
     # ================================================================== one day
     def step(self) -> None:
