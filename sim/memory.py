@@ -32,6 +32,7 @@ BYTES_PER_PERSON_PER_MECHANISM = 16.0  # a mechanism's own columns (two float64 
 BYTES_PER_EDGE = 5.0  # int32 neighbour index + uint8 invitation memory, per directed edge
 BUILD_BYTES_PER_EDGE = 40.0  # peak while generating: endpoints, skeleton graph, CSR conversion
 RECORDER_BYTES_PER_CELL = 16.0  # cohort retained (int32), alive (int32), gmv (float64)
+ENTRY_BYTES_PER_PERSON = 8.0  # a growing market: the people in order of entry (int64)
 RECORDER_BYTES_PER_PERSON = 4.0  # each person's last order day (int32), for the trailing-buyer columns
 
 
@@ -85,7 +86,8 @@ def estimate(cfg: SimConfig) -> MemoryEstimate:
         directed_edges=edges,
         graph_bytes=edges * BYTES_PER_EDGE + 12.0 * n,
         build_bytes=edges * build_per_edge + 40.0 * n,
-        people_bytes=n * (BYTES_PER_PERSON + BYTES_PER_PERSON_PER_MECHANISM * mechanisms),
+        people_bytes=n * (BYTES_PER_PERSON + BYTES_PER_PERSON_PER_MECHANISM * mechanisms
+                          + (ENTRY_BYTES_PER_PERSON if cfg.population.entry else 0.0)),
         recorder_bytes=(days + ages) * len(CHANNELS) * ages * RECORDER_BYTES_PER_CELL  # stored by the day described
         + n * RECORDER_BYTES_PER_PERSON,
     )

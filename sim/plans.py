@@ -141,7 +141,7 @@ class TargetSpec:
                             "any daily column of a run (dau, gmv, active_buyers_365 ...), or a ratio of two ('gmv_365 / active_buyers_365')")
     file: str | None = param(None, doc="CSV with columns day (a daily series) or age (retention), and value; relative to the experiment file")
     values: dict[str, float] | None = param(None, doc="day (or age) -> value, instead of a file")
-    weight: float = param(1.0, lo=0, lo_open=True, unit="weight", doc="weight of this target in the loss")
+    weight: float = param(1.0, lo=0, hi=1e6, unit="weight", doc="weight of this target in the loss; 0: a held-out target, reported in the fit, its plot and on fresh seeds but never fitted (judge the fit on points it was not fitted to)")
     label: str = param("", doc="where the figures come from (shown in the fit plot)")
     name: str = param("", doc="the target's name in the report and in trials.csv (default: its metric)")
     scale: Literal["absolute", "market"] = param("absolute", doc="absolute: values in the column's own unit; market: shares of the market, "
@@ -202,6 +202,8 @@ class CalibrationSpec:
     def check(self, path: str) -> None:
         require(len(self.params) >= 1, f"{path}.params", {}, "allowed is at least one parameter")
         require(len(self.targets) >= 1, f"{path}.targets", [], "allowed is at least one target series")
+        require(any(t.weight > 0 for t in self.targets), f"{path}.targets", [t.weight for t in self.targets],
+                "at least one target needs a weight above 0 (weight 0 holds a target out of the fit)")
 
 
 @dataclass(frozen=True)

@@ -583,7 +583,7 @@ def calibration_fit(fit: pd.DataFrame, path: Path, label: str) -> Path:
         ax.plot(t["at"], t["mean"], color="#4c72b0", lw=1.6, label="simulated (mean of fresh seeds)")
         ax.fill_between(t["at"], t["low"], t["high"], color="#4c72b0", alpha=0.25, lw=0, label="95 % interval of the mean")
         seen = t[t["target"].notna()]
-        ax.plot(seen["at"], seen["target"], "o", color="#c44e52", ms=4 if len(seen) > 20 else 6, label=f"target ({source})")
+        ax.plot(seen["at"], seen["target"], "o", color="#c44e52", ms=4 if len(seen) > 20 else 6, label=textwrap.fill(f"target ({source})", 48))
         _style(ax, title, unit, xlabel)
         if metric == "retention" and expressed == metric:
             ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))

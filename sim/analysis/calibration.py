@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -201,8 +202,8 @@ class Calibration:
                  "best_loss": _json_number(best[t.name]), "check_loss": _json_number(h)} for t, h in zip(self.targets, held)]
 
     def label(self) -> str:
-        fitted = ", ".join(f"{k.split('.')[-1]} = {v:.4g}" for k, v in self.best.items())
-        return f"calibration {self.name} ({self.section.loss} loss {self.best_loss:.3g}, held out {self.check_loss:.3g})\n{fitted}"
+        fitted = textwrap.fill(", ".join(f"{k.split('.')[-1]} = {v:.4g}" for k, v in self.best.items()), 110)
+        return f"calibration {self.name} ({self.section.loss} loss {self.best_loss:.3g}, on fresh seeds {self.check_loss:.3g})\n{fitted}"
 
 
 def _json_number(value: float) -> float | None:

@@ -152,9 +152,11 @@ def target_losses(series: Mapping[str, np.ndarray], targets: Sequence[Target], k
 
 
 def weighted_loss(losses: np.ndarray, targets: Sequence[Target]) -> float:
-    """The weighted mean of the targets' losses (infinite if one is)."""
+    """The weighted mean of the targets' losses (infinite if a fitted one is); held-out targets
+    (weight 0) do not count."""
     weights = np.array([t.weight for t in targets])
-    return float((weights * losses).sum() / weights.sum())
+    fitted = weights > 0
+    return float((weights[fitted] * np.asarray(losses)[fitted]).sum() / weights[fitted].sum())
 
 
 def total_loss(series: Mapping[str, np.ndarray], targets: Sequence[Target], kind: str) -> float:
