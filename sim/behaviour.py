@@ -526,9 +526,10 @@ def _need_now(idx, day, demand):
     """:func:`need_accrued` for each of ``idx`` since its stock was last brought up to date."""
     segment, state, need, need_day, need_rate, state_need_ratio, need_cap, joined_day, tenure_need = demand
     out = np.empty(idx.size, dtype=np.float64)
+    last_age = tenure_need.size - 1  # (a day past the horizon, as tests ask, reads the last age)
     for k in range(idx.size):
         i = idx[k]
-        out[k] = need_accrued(np.float64(need[i]), need_rate[segment[i]] * tenure_need[day - joined_day[i]],
+        out[k] = need_accrued(np.float64(need[i]), need_rate[segment[i]] * tenure_need[min(day - joined_day[i], last_age)],
                               state_need_ratio[state[i]], np.float64(day - need_day[i]), need_cap)
     return out
 
