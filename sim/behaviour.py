@@ -130,6 +130,16 @@ def purchase_chance(conversion, need, relevance, deal):
 
 
 @formula
+def stockpile_units(stockpile, deal_sensitivity, discount):
+    """Extra units (orders of latent demand) a deal buyer takes home besides the one they needed:
+    stockpile x deal sensitivity x discount. Buying more at a deal and then waiting longer before the
+    next purchase is the household-inventory response to promotions (Blattberg, Eppen and Lieberman
+    1981; Neslin, Henderson and Quelch 1985: deals raise the quantity bought and shorten the time to
+    purchase); their demand stock falls by as much, below zero (a pantry) if they had less."""
+    return stockpile * deal_sensitivity * discount
+
+
+@formula
 def deal_draw_chance(rate, deal, need, pull):
     """Chance a visitor is drawn to a deal that needs friends (opening a group buy, asking for an
     assist): min(rate x deal response x min(need, 1) x pull, 1). Group buying passes its open rate,
@@ -391,8 +401,16 @@ def add_need(pop: Population, idx: np.ndarray, day: int, amount: np.ndarray | fl
 def consume_need(pop, idx: np.ndarray, day: int, cfg) -> None:
     """One unit of latent demand of each of ``idx`` (distinct people) used up by an order outside
     the core purchase (a team's, an unlocked assist's): the stock brought up to date, less one, at
-    least 0, as the core purchase does (``cfg``: the purchase behaviour)."""
+    least 0, as the core purchase does, never raising a stock below zero (``cfg``: the purchase
+    behaviour)."""
     _consume_need(idx, day, demand(pop, cfg))
+
+
+def stock_up(pop: Population, idx: np.ndarray, day: int, units: np.ndarray, cfg) -> None:
+    """Deal buyers ``idx`` (distinct people) took home ``units`` extra (:func:`stockpile_units`): their
+    latent demand falls by as much and may go below zero, so later needs are met from the pantry
+    (no purchase while the stock is not positive; ``cfg``: the purchase behaviour)."""
+    add_need(pop, idx, day, -np.asarray(units, dtype=np.float64), cfg)
 
 
 def expected_basket_rmb(pop: Population, idx: np.ndarray, price_level: float = 1.0) -> np.ndarray:
@@ -551,11 +569,12 @@ def _add_need(idx, day, demand, amount):
 
 @jit
 def _consume_need(idx, day, demand):
-    """:func:`consume_need`: the stock brought up to date, less one, at least 0."""
+    """:func:`consume_need`: the stock brought up to date, less one, at least 0 (a stock below zero,
+    a deal buyer's pantry, stays as it is)."""
     need, need_day = demand[2], demand[3]
     now = _need_now(idx, day, demand)
     for k in range(idx.size):
-        need[idx[k]] = np.float32(max(now[k] - 1.0, 0.0))
+        need[idx[k]] = np.float32(min(now[k], max(now[k] - 1.0, 0.0)))
         need_day[idx[k]] = day
 
 

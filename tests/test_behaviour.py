@@ -136,3 +136,16 @@ def test_consume_need_equals_the_numpy_form(seed):
     consume_need(pop, idx, model.day + 2, purchase)
     assert np.array_equal(pop.need, want_need) and np.array_equal(pop.need_day, want_day)
     assert (need < 1).any() and (need > 1).any()
+
+
+def test_consuming_need_never_raises_a_pantry_below_zero():
+    from sim.behaviour import consume_need, stock_up
+
+    model, rng = group_buy_model(0)
+    pop, purchase = model.pop, model.cfg.behaviour.purchase
+    idx = rng.choice(pop.n, 50, replace=False)
+    stock_up(pop, idx, model.day, np.full(idx.size, 5.0), purchase)  # more than any stock: a pantry
+    pantry = pop.need[idx].copy()
+    assert (pantry < 0).all()
+    consume_need(pop, idx, model.day, purchase)
+    assert np.array_equal(pop.need[idx], pantry)

@@ -88,7 +88,10 @@ def test_deep_discounts_draw_deal_seekers_who_leave_when_the_deals_stop():
     # 250 seeds and 2,500 RMB of ads a day: some 900 deal seekers are users when the deals stop, enough
     # to tell apart the shares of them who leave over the next 40 days (about a fifth).
     base = ["population.size=40000", "horizon=80", "adoption.seed_fraction=0.00625",
-            "mechanisms.paid_acquisition.budget_per_1000=62.5", "mechanisms.promotions.enabled=true"]
+            "mechanisms.paid_acquisition.budget_per_1000=62.5", "mechanisms.promotions.enabled=true",
+            # No stockpiling: a 40-day deal that never ends is nothing to stock up for (stockpiling would
+            # space out the deal seekers' purchases and so the habit this test is about).
+            "mechanisms.promotions.stockpile=0"]
     drawn, left_with, left_without = [], [], []
     for seed in range(3):
         model = sim.GrowthModel(sim.compose("default", [*base, deep], seed=seed))
@@ -226,3 +229,18 @@ def test_offers_and_expansion_equal_the_numpy_loop():
     np.testing.assert_array_equal(people[got], np.concatenate(people2)[order])
     np.testing.assert_array_equal(amount[got], np.concatenate(amount2)[order])
     np.testing.assert_array_equal(expanded, e2)
+
+
+def test_stockpiling_fills_the_basket_and_deepens_the_dip():
+    """Deal buyers who stock up pay for bigger baskets and buy less afterwards; before the campaign
+    nothing differs (stockpiling draws no randomness)."""
+    sale = campaigns("kind:festival,start:40,days:3,discount:0.3")
+    daily = {s: [sim.simulate(sim.compose("default", [*CLOSED, sale, f"mechanisms.promotions.stockpile={s}"], seed=seed)).daily
+                 for seed in range(2)] for s in (0, 2)}
+    for flat, stock in zip(daily[0], daily[2]):
+        assert flat.iloc[:40].equals(stock.iloc[:40])
+    during, after = slice(40, 43), slice(43, 53)
+    value = {s: sum(d["gmv"].iloc[during].sum() for d in ds) / sum(d["orders"].iloc[during].sum() for d in ds) for s, ds in daily.items()}
+    later = {s: sum(d["orders"].iloc[after].sum() for d in ds) for s, ds in daily.items()}
+    assert value[2] > 1.1 * value[0], value
+    assert later[2] < 0.95 * later[0], later

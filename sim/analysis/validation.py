@@ -22,9 +22,11 @@ Facts measured now:
 - ``complex_contagion_clustering``: behaviour that needs reinforcement spreads further and faster
   on clustered networks than on random ones of the same degree (Centola 2010: 54 % against 38 %);
 - ``post_promotion_dip``: a promotion's bump is followed by a dip below the no-promotion baseline
-  (van Heerde, Leeflang and Wittink 2000; Macé and Neslin 2004), measured on paired runs;
-- ``promotion_bump_decomposition``: the bump splits into switching, acceleration and expansion,
-  roughly a third each (van Heerde, Leeflang and Wittink 2004);
+  (van Heerde, Leeflang and Wittink 2000; Macé and Neslin 2004), measured on paired runs among
+  the users active (not dormant) before the campaign;
+- ``promotion_bump_decomposition``: the active users' bump splits into switching, acceleration and
+  expansion, roughly a third each (van Heerde, Leeflang and Wittink 2004); the orders won back
+  from lapsed users and the newcomers' are counted apart;
 - ``discount_acquired_value``: customers drawn in by heavy acquisition discounts are worth less
   (Lewis 2006; Datta, Foubert and van Heerde 2015);
 - ``recommendation_diversity``: recommenders raise orders but lower aggregate diversity (Fleder and
@@ -287,11 +289,37 @@ class LeavingLog:
         return at_a.sum(axis=1), (at_a & (self.left_at[None, :] > ages + 1)).sum(axis=1)
 
 
+class StandingLog:
+    """Observes the orders per day from ``day`` on by the buyers' standing at the end of the day
+    before: :attr:`ACTIVE` (an active or loyal user), :attr:`LAPSED` (a user gone dormant, or one who
+    churned, whose orders are won back) or :attr:`NEW` (not yet a user). The groups hold the same
+    people in two paired runs that do not differ before ``day``. Changes nothing."""
+
+    ACTIVE, LAPSED, NEW = 0, 1, 2
+    GROUPS = 3
+
+    def __init__(self, model: GrowthModel, day: int):
+        self.day = day
+        self.standing = np.zeros(0, dtype=np.int8)
+        self.by_standing = np.zeros((model.cfg.horizon, self.GROUPS), dtype=np.int32)  # [day, group]; 0 before ``day``
+        model.hooks["settle"].append(self.settle)  # last: every order of the day is booked
+
+    def settle(self, model: GrowthModel) -> None:
+        if model.day == self.day - 1:
+            state = model.pop.state
+            self.standing = np.full(state.size, self.NEW, dtype=np.int8)
+            self.standing[(state == State.ACTIVE) | (state == State.LOYAL)] = self.ACTIVE
+            self.standing[(state == State.DORMANT) | (state == State.CHURNED)] = self.LAPSED
+        elif model.day >= self.day and self.standing.size:
+            self.by_standing[model.day] = np.bincount(self.standing[model.today.buyers], minlength=self.GROUPS)
+
+
 #: observers a run can carry besides its order log: name -> factory(model)
 OBSERVERS: dict[str, Callable[[GrowthModel], object]] = {
     "invites": lambda model: InviteLog(model, REFERRAL),
     "acquired": AcquiredLog,
     "leaving": LeavingLog,
+    "standing": lambda model: StandingLog(model, promotion_start(model.cfg.horizon) - PRE_DAYS),
 }
 
 
@@ -306,6 +334,7 @@ class Run:
     invites: InviteLog | None = None
     acquired: AcquiredLog | None = None
     leaving: LeavingLog | None = None
+    standing: StandingLog | None = None
 
 
 class Context:
@@ -350,7 +379,7 @@ class Context:
         return self._cache[key]
 
     def default_runs(self) -> list[Run]:
-        return self.runs("default", self.default_settings(), observe=("invites", "leaving"))
+        return self.runs("default", self.default_settings(), observe=("invites", "leaving", "standing"))
 
     def default_settings(self) -> list[str]:
         return [f"population.size={self.size.population}", f"horizon={self.size.horizon}"]
@@ -753,20 +782,29 @@ PROMOTION_KIND, PROMOTION_DAYS, PROMOTION_DISCOUNT = "festival", 4, 0.25
 PRE_DAYS, POST_DAYS, DIP_DAYS = 7, 28, 7  # days watched before the campaign, after it, and the dip week
 
 
+def promotion_start(horizon: int) -> int:
+    """The day the campaign of the promotion facts starts: 54 days before the horizon, Singles' Day
+    (day 311, 8 November) in a year, leaving four weeks after it to watch."""
+    return horizon - 54
+
+
 class CampaignRuns:
     """Paired runs of the default scenario without and with one campaign (and with it but creating
-    no extra demand), made when first asked for, and the people compared: those who joined before
-    ``cohort_day``, the same people in every run because nothing differs before the campaign's
-    pre-festival lull.
-
-    The campaign starts 54 days before the horizon: Singles' Day (day 311, 8 November) in a year,
-    leaving four weeks after it to watch."""
+    no extra demand), made when first asked for, and the people compared, by their standing on
+    ``cohort_day`` (a week before the campaign; nothing differs between the runs before the
+    campaign's pre-festival lull, so each group holds the same people in every run): the active
+    users (a household panel's category buyers, on whom the published decomposition is measured),
+    the lapsed users (dormant or churned: their orders are won back) and the newcomers."""
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.start = ctx.size.horizon - 54
+        self.start = promotion_start(ctx.size.horizon)
         self.end = self.start + PROMOTION_DAYS
         self.cohort_day = self.start - PRE_DAYS
+        # The purchases pulled forward are counted until a user the campaign's visits kept from lapsing
+        # would have turned dormant without them: after that the active users order more than without
+        # the campaign (a retention effect, outside the bump), which a longer span would net against them.
+        self.payback_days = compose("default", ctx.overrides).behaviour.churn.dormant_after_days
         self.settings = [*ctx.default_settings(), "mechanisms.promotions.enabled=true"]
         self.calendar = (f"mechanisms.promotions.campaigns=[{{kind:{PROMOTION_KIND},start:{self.start},days:{PROMOTION_DAYS},"
                          f"discount:{PROMOTION_DISCOUNT}}}]")
@@ -776,20 +814,22 @@ class CampaignRuns:
         # The promotions mechanism with an empty calendar draws nothing and changes nothing, so when
         # the user has not switched it on the default runs are the no-campaign baseline (tested).
         if self.ctx.enabled("promotions"):
-            return self.ctx.runs("default", [*self.settings, "mechanisms.promotions.campaigns=[]"])
+            return self.ctx.runs("default", [*self.settings, "mechanisms.promotions.campaigns=[]"], observe=("standing",))
         return self.ctx.default_runs()
 
     @property
     def campaign(self) -> list[Run]:
-        return self.ctx.runs("default", [*self.settings, self.calendar])
+        return self.ctx.runs("default", [*self.settings, self.calendar], observe=("standing",))
 
     @property
     def no_expansion(self) -> list[Run]:
-        return self.ctx.runs("default", [*self.settings, self.calendar, "mechanisms.promotions.expansion=0"])
+        return self.ctx.runs("default", [*self.settings, self.calendar, "mechanisms.promotions.expansion=0"], observe=("standing",))
 
-    def cohort(self, runs: list[Run]) -> np.ndarray:
-        """Orders per day of the cohort, one row per replicate."""
-        return np.array([r.orders.orders_of_joined_before(self.cohort_day) for r in runs], dtype=float)
+    @staticmethod
+    def group(runs: list[Run], standing: int) -> np.ndarray:
+        """Orders per day (from ``cohort_day`` on) of the people of one standing
+        (``StandingLog.ACTIVE``, ``LAPSED`` or ``NEW``), one row per replicate."""
+        return np.array([r.standing.by_standing[:, standing] for r in runs], dtype=float)
 
     @staticmethod
     def everyone(runs: list[Run]) -> np.ndarray:
@@ -804,21 +844,23 @@ def _campaign_span(ax, c: CampaignRuns) -> None:
 @fact("post_promotion_dip", "A promotion's sales bump is followed by a dip below baseline",
       "Paired runs of the default scenario (same seeds) with the promotions mechanism on, without and with one "
       "campaign: a 4-day festival at 25 % off starting 54 days before the horizon (Singles' Day, day 311, in a year). "
-      "Orders per day of the people who had joined a week before it (the same people in both runs, so newcomers the "
-      "campaign draws in cannot hide the dip), campaign run against the baseline, during the campaign and in the week after.",
+      "Orders per day of the people who were active users a week before it (not dormant: the households already buying "
+      "of the published studies; the same people in both runs, so newcomers and won-back users cannot hide the dip), "
+      "campaign run against the baseline, during the campaign, in the week after and in the days after until a user "
+      "the campaign kept from lapsing would have turned dormant (behaviour.churn.dormant_after_days).",
       "van Heerde, Leeflang and Wittink 2000; Macé and Neslin 2004: pre- and post-promotion dips, purchases "
       "accelerated out of the weeks around a promotion",
       "the campaign raises these people's orders during it, and in the week after it they place at least 3 % fewer "
       "orders than without it, in every replicate")
 def post_promotion_dip(ctx: Context, plot: Path) -> Outcome:
     c = CampaignRuns(ctx)
-    base, camp = c.cohort(c.base), c.cohort(c.campaign)
+    base, camp = c.group(c.base, StandingLog.ACTIVE), c.group(c.campaign, StandingLog.ACTIVE)
     during, after, before = slice(c.start, c.end), slice(c.end, c.end + DIP_DAYS), slice(c.start - PRE_DAYS, c.start)
     bump = (camp[:, during].sum(1) / base[:, during].sum(1)) - 1
     dip = (camp[:, after].sum(1) / base[:, after].sum(1)) - 1
     lull = (camp[:, before].sum(1) / base[:, before].sum(1)) - 1
     extra = (camp - base)[:, during].sum(1)
-    lost = (camp - base)[:, c.end:c.end + POST_DAYS].sum(1)
+    lost = (camp - base)[:, c.end:c.end + c.payback_days].sum(1)
     every_b, every_c = c.everyone(c.base), c.everyone(c.campaign)
     dip_all = (every_c[:, after].sum(1) / every_b[:, after].sum(1)) - 1
     passed = bool((bump > 0).all() and (dip <= -0.03).all())
@@ -828,22 +870,23 @@ def post_promotion_dip(ctx: Context, plot: Path) -> Outcome:
     a.plot(days, camp.mean(0)[days], color="black", lw=1.2, label="with it")
     _campaign_span(a, c)
     a.set_ylim(0, 1.25 * max(base.mean(0)[days].max(), 1))  # the bump runs off the top: the dip is the point
-    _style(a, f"Orders per day of the people who joined before day {c.cohort_day}", "orders per day")
+    _style(a, f"Orders per day of the active users of day {c.cohort_day}", "orders per day")
     a.legend(fontsize=8, frameon=False, loc="lower left")
     cum = np.cumsum((camp - base).mean(0)[days])
     cum_all = np.cumsum((every_c - every_b).mean(0)[days])
-    b.plot(days, cum, color="black", lw=1.4, label=f"people who joined before day {c.cohort_day}")
-    b.plot(days, cum_all, color="#dd8452", ls="--", lw=1.2, label="all users (with newcomers)")
+    b.plot(days, cum, color="black", lw=1.4, label=f"active users of day {c.cohort_day}")
+    b.plot(days, cum_all, color="#dd8452", ls="--", lw=1.2, label="all users (with won-back and new)")
     b.axhline(0, color="grey", lw=0.8)
+    b.axvline(c.end + c.payback_days - 0.5, color="grey", lw=0.8, ls=":", label=f"{c.payback_days} days after")
     _campaign_span(b, c)
     _style(b, "Extra orders so far, campaign run minus baseline", "orders")
     b.legend(fontsize=8, frameon=False, loc="lower right")
     _finish(fig, plot, f"A {PROMOTION_DAYS}-day festival at {pct(PROMOTION_DISCOUNT, 0)} off on day {c.start}: bump, then dip")
     spread = f" (replicates {100 * dip.max():+.1f} to {100 * dip.min():+.1f} %)" if dip.size > 1 else ""
-    figure = (f"{PROMOTION_DAYS}-day festival at {pct(PROMOTION_DISCOUNT, 0)} off from day {c.start}: orders of people who joined before "
+    figure = (f"{PROMOTION_DAYS}-day festival at {pct(PROMOTION_DISCOUNT, 0)} off from day {c.start}: orders of the active users of "
               f"day {c.cohort_day} {100 * bump.mean():+.0f} % during it, {100 * dip.mean():+.1f} % in the week after{spread}, "
               f"{100 * lull.mean():+.1f} % in the week before (deal seekers waiting); {100 * -lost.mean() / extra.mean():.0f} % of "
-              f"their extra orders paid back within {POST_DAYS} days; all users {100 * dip_all.mean():+.1f} % in the week after")
+              f"their extra orders paid back within {c.payback_days} days; all users {100 * dip_all.mean():+.1f} % in the week after")
     return Outcome(figure, passed, {"start": c.start, "bump": float(bump.mean()), "dip": float(dip.mean()), "dip_by_replicate": dip.tolist(),
                                     "lull": float(lull.mean()), "payback_share": float(-lost.mean() / extra.mean()),
                                     "dip_all_users": float(dip_all.mean())})
@@ -851,53 +894,65 @@ def post_promotion_dip(ctx: Context, plot: Path) -> Outcome:
 
 @fact("promotion_bump_decomposition", "A promotion's bump splits into switching, acceleration and expansion",
       "The runs of post_promotion_dip plus a third with the same campaign creating no extra demand "
-      "(mechanisms.promotions.expansion=0). Bump = extra orders of everyone during the campaign. Acceleration = orders the "
-      "people who had joined a week before lose in the week before and the four weeks after (purchases moved into the "
-      "campaign). Expansion = their net extra orders over that window that disappear without the campaign's extra demand. "
-      "Switching = the rest: orders of newcomers the campaign drew in and orders won that would otherwise not have been "
-      "placed here (demand that would have gone elsewhere).",
+      "(mechanisms.promotions.expansion=0). Bump = extra orders of everyone during the campaign, split by the buyers' "
+      "standing a week before: the active users (not dormant), on whom the published decomposition is measured "
+      "(households already buying the category), the lapsed users (dormant or churned: orders won back) and the "
+      "newcomers (orders switched from elsewhere). Of the active users' bump: acceleration = the orders they lose in "
+      "the week before and the days after until a user the campaign kept from lapsing would have turned dormant "
+      "(behaviour.churn.dormant_after_days; purchases moved into the campaign), expansion = their net extra orders over "
+      "that window that disappear without the campaign's extra demand, switching = the rest (orders that would "
+      "otherwise not have been placed here: demand that would have gone elsewhere).",
       "van Heerde, Leeflang and Wittink 2004: about one third of the bump each from switching, acceleration and expansion "
-      "(van Heerde, Gupta and Wittink 2003: 'only 33 % is switching')",
-      "each of switching, acceleration and expansion is between 15 % and 55 % of the bump")
+      "(van Heerde, Gupta and Wittink 2003: 'only 33 % is switching'), measured on households already buying the category",
+      "each of switching, acceleration and expansion is between 15 % and 55 % of the active users' bump")
 def promotion_bump_decomposition(ctx: Context, plot: Path) -> Outcome:
     c = CampaignRuns(ctx)
-    base, camp, plain = c.cohort(c.base), c.cohort(c.campaign), c.cohort(c.no_expansion)
-    window, during = slice(c.start - PRE_DAYS, c.end + POST_DAYS), slice(c.start, c.end)
+    active = {name: c.group(runs, StandingLog.ACTIVE) for name, runs in (("base", c.base), ("campaign", c.campaign), ("plain", c.no_expansion))}
+    window, during = slice(c.start - PRE_DAYS, c.end + c.payback_days), slice(c.start, c.end)
     bump = (c.everyone(c.campaign) - c.everyone(c.base))[:, during].sum(1)
-    diff, diff_plain = camp - base, plain - base
-    accel = -(diff[:, window].sum(1) - diff[:, during].sum(1))
+    diff, diff_plain = active["campaign"] - active["base"], active["plain"] - active["base"]
+    bump_active = diff[:, during].sum(1)
+    accel = -(diff[:, window].sum(1) - bump_active)
     expansion = diff[:, window].sum(1) - diff_plain[:, window].sum(1)
-    switching = bump - accel - expansion
-    newcomers = bump - diff[:, during].sum(1)
+    switching = bump_active - accel - expansion
+    won_back, newcomers = ((c.group(c.campaign, g) - c.group(c.base, g))[:, during].sum(1) for g in (StandingLog.LAPSED, StandingLog.NEW))
     parts = {"switching": switching.mean(), "acceleration": accel.mean(), "expansion": expansion.mean()}
-    share = {k: float(v / bump.mean()) for k, v in parts.items()}
+    share = {k: float(v / bump_active.mean()) for k, v in parts.items()}
     passed = all(0.15 <= v <= 0.55 for v in share.values())
+    whole = {"switching (active users)": switching.mean(), "acceleration": accel.mean(), "expansion": expansion.mean(),
+             "won back (lapsed users)": won_back.mean(), "newcomers": newcomers.mean()}
+    whole = {k: float(v / bump.mean()) for k, v in whole.items()}
     fig, (a, b) = _axes()
-    days = np.arange(c.start - 14, min(c.end + POST_DAYS + 7, base.shape[1]))
+    days = np.arange(c.cohort_day, min(c.end + POST_DAYS + 7, diff.shape[1]))
     a.plot(days, np.cumsum(diff.mean(0)[days]), color="black", lw=1.4, label="campaign")
     a.plot(days, np.cumsum(diff_plain.mean(0)[days]), color="#2a9d8f", lw=1.2, ls="--", label="campaign creating no extra demand")
     a.axhline(0, color="grey", lw=0.8)
     a.axvspan(c.start - 0.5, c.end - 0.5, color="#f4a261", alpha=0.25, lw=0)
-    a.axvline(c.end + POST_DAYS - 0.5, color="grey", lw=0.8, ls=":", label=f"end of the {POST_DAYS}-day window")
-    _style(a, f"Extra orders so far of the people who joined before day {c.cohort_day}", "orders")
+    a.axvline(c.end + c.payback_days - 0.5, color="grey", lw=0.8, ls=":", label=f"end of the window ({c.payback_days} days after)")
+    _style(a, f"Extra orders so far of the active users of day {c.cohort_day}", "orders")
     a.legend(fontsize=8, frameon=False)
-    colours = {"switching": "#4c72b0", "acceleration": "#dd8452", "expansion": "#55a868"}
-    for row, shares in enumerate((share, {k: 1 / 3 for k in share})):
+    colours = {"switching": "#4c72b0", "acceleration": "#dd8452", "expansion": "#55a868", "switching (active users)": "#4c72b0",
+               "won back (lapsed users)": "#8172b3", "newcomers": "#64b5cd"}
+    rows = (whole, share, {k: 1 / 3 for k in share})
+    for row, shares in enumerate(rows):
         left = 0.0
         for k, v in shares.items():
             b.barh(row, v, left=left, color=colours[k], label=k if row == 0 else None)
-            b.text(left + v / 2, row, f"{100 * v:.0f} %", ha="center", va="center", fontsize=9, color="white")
+            if v >= 0.04:
+                b.text(left + v / 2, row, f"{100 * v:.0f} %", ha="center", va="center", fontsize=9, color="white")
             left += v
-    b.set_yticks([0, 1], ["model", "van Heerde et al.\n2004 (about)"])
+    b.set_yticks([0, 1, 2], ["model, all users", "model, active users", "van Heerde et al.\n2004 (about)"])
     b.set_xlim(0, 1)
     _style(b, "Shares of the bump", "", "share of the extra orders during the campaign")
     b.legend(fontsize=8, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     _finish(fig, plot, "Where a promotion's extra orders come from")
-    figure = (f"bump {bump.mean():,.0f} orders: switching {pct(share['switching'], 0)} (newcomers' orders "
-              f"{pct(newcomers.mean() / bump.mean(), 0)}, orders won from elsewhere {pct(share['switching'] - newcomers.mean() / bump.mean(), 0)}), "
-              f"acceleration {pct(share['acceleration'], 0)}, expansion {pct(share['expansion'], 0)}")
-    return Outcome(figure, passed, {"bump": float(bump.mean()), **{k: float(v) for k, v in parts.items()},
-                                    "shares": share, "newcomers": float(newcomers.mean())})
+    figure = (f"bump {bump.mean():,.0f} orders, {pct(bump_active.mean() / bump.mean(), 0)} from the active users of day {c.cohort_day}: "
+              f"of theirs, switching {pct(share['switching'], 0)}, acceleration {pct(share['acceleration'], 0)}, "
+              f"expansion {pct(share['expansion'], 0)}; won back from lapsed users {pct(won_back.mean() / bump.mean(), 0)} and "
+              f"newcomers' orders {pct(newcomers.mean() / bump.mean(), 0)} of the bump")
+    return Outcome(figure, passed, {"bump": float(bump.mean()), "bump_active": float(bump_active.mean()),
+                                    **{k: float(v) for k, v in parts.items()}, "shares": share, "shares_of_all": whole,
+                                    "won_back": float(won_back.mean()), "newcomers": float(newcomers.mean())})
 
 
 DEEP_COUPON = 0.4  # fraction of price off a new user's orders in their first week
