@@ -19,11 +19,14 @@ def test_festival_peaks_overload_delivery_and_cost_satisfaction():
     late = r.daily["late_orders"].to_numpy()
     assert late[40:43].sum() > 0.2 * r.daily["orders"][40:43].sum()
     assert late[50:].sum() == 0  # capacity suffices in ordinary weeks after the ramp-up
-    model = sim.GrowthModel(sim.compose("default", list(BASE))).run()
-    calm = sim.GrowthModel(sim.compose("default", [*BASE, "mechanisms.service.delay_shock=0"])).run()
-    users = model.pop.alive()
-    assert model.pop.satisfaction[model.pop.joined_day >= 0].mean() < calm.pop.satisfaction[calm.pop.joined_day >= 0].mean()
-    assert users.size <= calm.pop.alive().size
+    kept, kept_calm = 0, 0
+    for seed in range(3):
+        model = sim.GrowthModel(sim.compose("default", list(BASE), seed=seed)).run()
+        calm = sim.GrowthModel(sim.compose("default", [*BASE, "mechanisms.service.delay_shock=0"], seed=seed)).run()
+        assert model.pop.satisfaction[model.pop.joined_day >= 0].mean() < calm.pop.satisfaction[calm.pop.joined_day >= 0].mean()
+        kept, kept_calm = kept + model.pop.alive().size, kept_calm + calm.pop.alive().size
+    # late orders cost users; a run's own noise is a few users either way, so over three seeds
+    assert kept <= kept_calm
 
 
 def test_late_orders_are_the_orders_beyond_capacity():
