@@ -4,5 +4,6 @@
 - ``comparison``: the frames of a comparison or sweep (horizon metrics with intervals, differences);
 - ``validation``: validation against stylized facts;
 - ``sensitivity``: Morris screening and Sobol indices of horizon metrics (SALib);
-- ``calibration``: fitting settings to target series (Optuna, seeded TPE).
+- ``calibration``: fitting settings to target series (Optuna, seeded TPE);
+- ``group_buy``: what group buying did in a run, and what it brought and displaced in a comparison.
 """
