@@ -83,11 +83,62 @@ def run_report(result, figures: dict[str, Path]) -> str:
             f"{figures_html(figures)}"
             f"<h2>Acquisition channels</h2><p>Users, cost per user (CAC), retention, revenue per user by age (LTV, RMB) and payback day by channel.</p>"
             f"{table(channels)}"
+            f"{group_buy_section(result.daily)}"
             f"<h2>Horizon metrics</h2>{table(metrics)}"
             f"<details><summary>Resolved configuration (rerun with <code>sim run --config config.yaml</code>)</summary><pre>{html.escape(dump_yaml(cfg))}</pre></details>")
     subtitle = (f"scenario {cfg.scenario} · seed {cfg.seed} · {cfg.population.size:,} people · {cfg.horizon} days · "
                 f"mechanisms: {', '.join(cfg.enabled()) or 'none'} · simulated in {s.get('simulate_seconds', 0):.1f} s")
     return page(f"growth-sim run: {cfg.scenario}", subtitle, body)
+
+
+def group_buy_section(daily: pd.DataFrame) -> str:
+    """The run's group-buying diagnostic (empty when no team was opened): what it measured, nothing
+    it would need a run without group buying to know."""
+    from sim.analysis import group_buy as gb
+
+    if not gb.uses_group_buy(daily):
+        return ""
+    s = gb.run_summary(daily)
+    rows = [("teams opened", s["group_buy_teams_opened"], "{:,.0f}"), ("teams filled", s["group_buy_teams_filled"], "{:,.0f}"),
+            ("teams failed (refunded)", s["group_buy_teams_failed"], "{:,.0f}"), ("fill rate (of closed teams)", s["fill_rate"], "{:.1%}"),
+            ("team joins", s["group_buy_joins"], "{:,.0f}"),
+            ("users who joined through a team link", s["new_group_buy"], "{:,.0f}"),
+            ("their share of all new users", s["share_of_new_users"], "{:.1%}"),
+            ("team links sent", s["group_buy_links_sent"], "{:,.0f}")]
+    if "share_to_non_users" in s:
+        rows.append(("share of links to non-users (each one an invitation)", s["share_to_non_users"], "{:.1%}"))
+    if "share_to_asked" in s:
+        rows.append(("share of links to people already asked to their tolerance", s["share_to_asked"], "{:.1%}"))
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(v, f)}</td></tr>" for k, v, f in rows)
+    return ("<h2>Group buying</h2><p>Teams, fill rate and where the team links went. A link to a non-user is an invitation: "
+            "it counts towards that person's saturation like a referral invitation, so links that do not convert make later "
+            "invitations weaker; a link to someone already asked to their tolerance annoys them. What group buying displaced "
+            "(referral joins with and without it) needs a run without it: <code>sim compare</code> with a baseline shows it.</p>"
+            f"<table><tr><th>measure</th><th>value</th></tr>{body}</table>")
+
+
+def group_buy_comparison_section(comparison) -> str:
+    """For each strategy with group buying, its joins by channel against the baseline's, paired by
+    replicate: what group buying brought, what it displaced, the net (empty without group buying)."""
+    from sim.analysis import group_buy as gb
+
+    c = comparison
+    d = gb.displacement(c.daily, c.baseline)
+    if not len(d):
+        return ""
+    parts = []
+    for s in d["strategy"].unique():
+        r = gb.run_summary(c.daily[c.daily["strategy"] == s])
+        rows = d[(d["strategy"] == s) & ((d["with"] != 0) | (d["without"] != 0))][["channel", "with", "without", "difference", "low", "high"]]
+        parts.append(f"<h3>{html.escape(str(s))}</h3><p>{html.escape(gb.verdict(d, s, c.baseline))} Fill rate "
+                     f"{fmt(r['fill_rate'], '{:.1%}')} ({fmt(r['group_buy_teams_filled'], '{:,.0f}')} of "
+                     f"{fmt(r['group_buy_teams_filled'] + r['group_buy_teams_failed'], '{:,.0f}')} closed teams, mean per replicate); "
+                     f"{fmt(r.get('share_to_non_users'), '{:.0%}')} of {fmt(r['group_buy_links_sent'], '{:,.0f}')} team links went to "
+                     f"non-users.</p>{table(rows)}")
+    return ("<h2>Group buying: brought and displaced</h2><p>Users acquired over the run by channel, mean per replicate with and "
+            "without the strategy's group buying (the baseline), and the paired difference with its 95 % interval. Team links "
+            "to non-users are invitations: they compete with referral invitations for the same friends, and each one counts "
+            "towards the receiver's saturation, so a drop in referral joins is invitations displaced.</p>" + "".join(parts))
 
 
 # ============================================================================ experiments
@@ -171,6 +222,7 @@ def comparison_report(comparison, figures: dict[str, Path], experiment_text: str
             f"with its 95 % interval in brackets. “No clear difference” means the interval includes zero.</p>{verdicts}"
             f"<h2>Horizon metrics</h2><p>Mean over {len(c.seeds)} replicates with the 95 % interval of the mean in brackets.</p>"
             f"{_matrix(c.table, c.strategies, metrics, 'strategy')}"
+            f"{group_buy_comparison_section(c)}"
             f"{_experiment_figures(figures)}"
             + (f"<h2>Paired differences</h2><p>Strategy minus baseline, replicate by replicate, then averaged; relative columns are in "
                f"fractions of the baseline's mean.</p>{table(diffs)}" if len(diffs) else "")

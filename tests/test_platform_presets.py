@@ -105,3 +105,12 @@ def test_every_new_user_is_counted_in_exactly_one_channel(runs):
             # Accepted invitations (the K-factor's numerator) are the joins through a friend's request.
             social = d[["new_referral", "new_group_buy", "new_assist", "new_distribution"]].sum(axis=1)
             assert (d["invites_accepted"] == social).all(), name
+
+
+@pytest.mark.slow
+def test_group_buying_is_the_share_and_group_buy_presets_largest_channel(runs):
+    """拼团 is the engine of Pinduoduo's growth (seed document 004): in the preset, for every seed, more
+    users join through team links than through any other channel."""
+    for run in runs["share_group_buy"]:
+        joins = {c: int(run.daily[f"new_{c}"].sum()) for c in CHANNELS}
+        assert max(joins, key=joins.get) == "group_buy", joins

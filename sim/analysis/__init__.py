@@ -6,5 +6,6 @@
 - ``sensitivity``: Morris screening and Sobol indices of horizon metrics (SALib);
 - ``calibration``: fitting settings to target series (Optuna, seeded TPE);
 - ``targets``: calibration targets as observed (market shares, period aggregates, ratios, shapes);
-- ``identification``: which targets conflict and which parameters each one identifies, from the trials.
+- ``identification``: which targets conflict and which parameters each one identifies, from the trials;
+- ``group_buy``: what group buying did in a run, and what it brought and displaced in a comparison.
 """

@@ -48,7 +48,7 @@ class GroupBuyConfig(MechanismConfig):
     shares_per_day: float = param(3.0, lo=0, hi=100, unit="links per missing member per day", doc="links an open team's initiator of average sharing propensity sends per day for each place still open")
     click_rate: float = param(0.5, lo=0, hi=1, unit="probability", doc="chance a friend who is a user opens a team link (before fatigue)")
     public_join: float = param(0.6, lo=0, hi=1, unit="probability", doc="chance someone drawn to a group deal first looks for an open team for the same item (any stranger's) before opening one")
-    newcomer_conversion: float = param(0.2, lo=0, hi=1, unit="probability", doc="chance a team link makes a non-user of deal sensitivity 1 join the platform to join the team, at a saturating discount (x (1 + deal sensitivity) / 2 otherwise)")
+    newcomer_conversion: float = param(0.5, lo=0, hi=1, unit="probability", doc="chance a team link makes a non-user of deal sensitivity 1 join the platform to join the team, at a saturating discount (x (1 + deal sensitivity) / 2 otherwise). A team link is an invitation that carries its own invitee reward, the item at the team price: at a saturating discount it converts as a referral invitation with a saturating invitee reward, referral.conversion x (1 + referral.invitee_uplift) = 0.2 x 2.5 (judgement, anchored on those defaults; was 0.2, which made every link a weaker invitation that still counted in full towards the receiver's saturation)")
     failure_shock: float = param(0.05, lo=0, hi=1, unit="satisfaction", doc="satisfaction each member of a failed team loses")
 
 
@@ -57,7 +57,7 @@ class GroupBuy(Mechanism):
     name = "group_buy"
     Config = GroupBuyConfig
     columns = ("group_buy_teams_opened", "group_buy_teams_filled", "group_buy_teams_failed", "group_buy_joins",
-               "group_buy_links_sent", "group_buy_subsidy_rmb")
+               "group_buy_links_sent", "group_buy_links_to_non_users", "group_buy_links_to_asked", "group_buy_subsidy_rmb")
     accounts = {"group_buy_subsidy": "incentive"}
     channels = ("group_buy",)
 
@@ -177,7 +177,10 @@ class GroupBuy(Mechanism):
         today.count("group_buy_links_sent", target.size)
         if target.size == 0:
             return
-        fatigue = bh.ask_response(bh.recent_asks(pop, target, day, social), social)
+        recent = bh.recent_asks(pop, target, day, social)
+        fatigue = bh.ask_response(recent, social)
+        # (diagnostics: links to people already asked up to their tolerance, who are annoyed by one more)
+        today.count("group_buy_links_to_asked", int(np.count_nonzero(recent >= social.ask_tolerance)))
         bh.note_asks(pop, target, day, social)
         # Friends not yet on the platform: a chance to join it (evaluated tomorrow) and then the team.
         # Friends on the platform (active or loyal, in no team) join now if the deal meets their need.
@@ -188,6 +191,7 @@ class GroupBuy(Mechanism):
         need = bh.need_now(pop, target, day, purchase)
         today.next_exposures.add(new_target, GROUP_BUY, p_new, sender, new_edge)
         today.count("invites_sent", new_target.size)
+        today.count("group_buy_links_to_non_users", new_target.size)
         p = c.click_rate * fatigue * bh.purchase_probability(need, 1.0, deal, purchase.conversion)
         join = rng.random(target.size) < p
         self._add_members(model, target[join], self.ids[rows[join]], rng)
