@@ -277,7 +277,12 @@ def test_an_interruption_while_the_kernels_compile_is_one_line(tmp_path, sig, wo
     cmd = [sys.executable, "-m", "sim.cli", "run", "-q", "population.size=2000", "horizon=30", f"out={out}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(4.0)  # imports done, compiling
+    # Wait until the compiler has written its first kernel (imports done, compiling under way): a
+    # fixed sleep lands inside the imports on a busy machine, which is another test.
+    cache = tmp_path / "cold-cache"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not any(p.is_file() for p in cache.rglob("*")):
+        time.sleep(0.05)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert (proc.returncode, err) == (code, f"{word}: nothing was written\n")
