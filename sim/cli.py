@@ -175,7 +175,7 @@ def cmd_run(args) -> int:
             cfg = validate(_apply_overrides(to_plain(cfg), args.overrides))
         warn_changed_inputs(Path(args.config), cfg)
     else:
-        cfg = compose(None, args.overrides)
+        cfg = compose(None, args.overrides, warn=True)
     out = Path(cfg.out)
     prepare_parent(out)  # fail before simulating if results cannot be written
     bar = Progress(cfg.horizon, f"{cfg.scenario} seed {cfg.seed}", enabled=None if not args.quiet else False)
@@ -408,7 +408,7 @@ def cmd_check(args) -> int:
 def cmd_config(args) -> int:
     from sim.config import compose, dump_yaml
 
-    print(dump_yaml(compose(None, args.overrides)), end="")
+    print(dump_yaml(compose(None, args.overrides, warn=True)), end="")
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -494,15 +495,16 @@ def outside_path(name: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
-def _parsed_scenario_file(path: str, mtime_ns: int) -> tuple[Any, str | None]:
-    """(parsed YAML, problem) of a scenario file (cached by path and modification time)."""
+def _parsed_scenario_file(path: str, mtime_ns: int) -> tuple[Any, str | None, bool]:
+    """(parsed YAML, problem, whether it declares ``# @package _global_``) of a scenario file (cached
+    by path and modification time)."""
 
     try:
         text = read_text(path, "")
         data = parse_yaml(text)
     except ConfigError as exc:  # not UTF-8, not valid YAML (a python tag lands here too), an alias bomb
-        return None, str(exc).removeprefix(": ")
-    return data, _scenario_problem(text, data)
+        return None, str(exc).removeprefix(": "), False
+    return data, _scenario_problem(text, data), "_global_" in _package_headers(text)
 
 
 def _scenario_problem(text: str, data: Any) -> str | None:
@@ -574,12 +576,15 @@ def check_scenario_files(selected: Iterable[str] = ()) -> list[Path]:
             raise ConfigError(f"{root / 'hydra'}: scenario folders cannot hold Hydra's own config groups (they can name code to run)")
     readable, unreadable = _scenario_files()
     selects: dict[str, set[str]] = {}  # config name -> the names its defaults list selects
+    headless: set[str] = set()  # config names whose file lacks '# @package _global_'
     for root, path in readable:
         if root == roots[0] and path == root / "sweep.yaml":
             continue
-        data, problem = _parsed_scenario_file(str(path), path.stat().st_mtime_ns)
+        data, problem, global_package = _parsed_scenario_file(str(path), path.stat().st_mtime_ns)
         if problem:
             raise ConfigError(f"{path}: {problem}")
+        if not global_package:
+            headless.add(path.relative_to(root).with_suffix("").as_posix())
         name = path.relative_to(root).with_suffix("").as_posix()
         selects.setdefault(name, set()).update(_defaults_names(data, path.parent.relative_to(root).as_posix().strip(".")))
     wanted, todo = set(), ["config", *selected]  # what the primary config and the overrides select, transitively
@@ -593,6 +598,10 @@ def check_scenario_files(selected: Iterable[str] = ()) -> list[Path]:
     first: dict[str, Path] = {}
     for root, path in readable:
         first.setdefault(path.relative_to(root).with_suffix("").as_posix(), path)
+    for name in sorted(wanted & headless):
+        if name.split("/")[0] in SCENARIO_GROUPS:  # (graph and mechanism options are placed by their group)
+            raise ConfigError(f"{first[name]}: a scenario file starts with the line '# @package _global_' (its keys are "
+                              "set from the top of the configuration); add that line as its first")
     return [first[name] for name in sorted(wanted) if name in first]
 
 
@@ -677,12 +686,45 @@ def _compose(scenario: str | None, overrides: Sequence[str]) -> tuple[dict[str, 
     return data, [str(p) for p in files]
 
 
-def compose(scenario: str | None = None, overrides: Sequence[str] = (), seed: int | None = None) -> SimConfig:
-    """Compose and validate: the one way a configuration is made from scenario files."""
+def compose(scenario: str | None = None, overrides: Sequence[str] = (), seed: int | None = None,
+            warn: bool = False) -> SimConfig:
+    """Compose and validate: the one way a configuration is made from scenario files. ``warn``: say
+    (once a process) which overrides set a key of a switched-off mechanism (for what a user typed;
+    sweeps that vary such a key on purpose, a control, stay quiet)."""
     data, files = _compose(scenario, overrides)
     if seed is not None:
         data["seed"] = int(seed)
-    return with_sources(validate(data), files)
+    cfg = validate(data)
+    if warn:
+        warn_settings_of_disabled(cfg, overrides)
+    return with_sources(cfg, files)
+
+
+_WARNED: set[str] = set()  # keys already warned about by this process
+
+
+def settings_of_disabled(cfg: SimConfig, overrides: Sequence[str]) -> list[str]:
+    """Overrides that set a key of a mechanism the configuration leaves switched off (they change
+    nothing), as ``key=value`` texts."""
+    quiet = []
+    for ov in overrides:
+        key = override_key(ov)
+        parts = key.split(".")
+        if len(parts) >= 3 and parts[0] == "mechanisms" and parts[2] != "enabled" and parts[1] in cfg.mechanisms:
+            if not cfg.mechanisms[parts[1]].enabled:
+                quiet.append(ov)
+    return quiet
+
+
+def warn_settings_of_disabled(cfg: SimConfig, overrides: Sequence[str]) -> None:
+    """One ``warning:`` line per override that sets a switched-off mechanism's key (once a process)."""
+    for ov in settings_of_disabled(cfg, overrides):
+        key = override_key(ov)
+        name = key.split(".")[1]
+        if key not in _WARNED:
+            _WARNED.add(key)
+            print(f"warning: {ov} changes nothing: {name} is switched off in this scenario "
+                  f"(add mechanisms.{name}.enabled=true to use it)", file=sys.stderr)
 
 
 #: Attribute of a composed configuration that lists the scenario files it was read from (not a setting).

@@ -123,7 +123,7 @@ def strategy_configs(spec: ExperimentSpec) -> dict[str, SimConfig]:
     configs = {}
     for name, s in spec.strategies.items():
         try:
-            configs[name] = compose(s.scenario, [*spec.overrides, *s.overrides], seed=spec.seed)
+            configs[name] = compose(s.scenario, [*spec.overrides, *s.overrides], seed=spec.seed, warn=True)
         except ConfigError as exc:
             raise ConfigError(f"strategy {name}: {exc}") from None
     return configs

@@ -87,7 +87,7 @@ def run(scenario: str = "default", overrides: Sequence[str] = (), seed: int | No
 
     With ``out`` the run folder is also written there (``result.path``).
     """
-    cfg = compose(scenario, overrides, seed=seed)
+    cfg = compose(scenario, overrides, seed=seed, warn=True)
     result = simulate(cfg)
     if out is not None:
         result.save(out, plots=plots)

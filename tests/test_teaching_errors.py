@@ -1,0 +1,65 @@
+"""Warnings and errors that teach: a setting that changes nothing says so, a scenario file without its
+package header says how to fix it, a YAML error names its file and line."""
+
+from __future__ import annotations
+
+import pytest
+
+import sim
+from sim import cli, config
+from sim.schema import ConfigError
+
+SMALL = ["population.size=300", "horizon=2", "-q", "--no-plots"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch):
+    monkeypatch.setattr(config, "_WARNED", set())
+
+
+def test_a_setting_of_a_switched_off_mechanism_is_a_warning(tmp_path, capsys):
+    assert cli.main(["run", *SMALL, f"out={tmp_path}", "mechanisms.group_buy.discount=0.2"]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: mechanisms.group_buy.discount=0.2 changes nothing: group_buy is switched off in this scenario "
+            "(add mechanisms.group_buy.enabled=true to use it)") in err.splitlines()
+
+
+@pytest.mark.parametrize("overrides", [
+    ["mechanisms.group_buy.enabled=true", "mechanisms.group_buy.discount=0.2"],  # switched on: it matters
+    ["mechanisms.referral.inviter_reward=30"],  # on in the default scenario
+    ["mechanisms.group_buy.enabled=false"],  # saying it is off is no mistake
+])
+def test_settings_that_matter_are_not_warned_about(overrides):
+    cfg = sim.compose("default", overrides)
+    assert config.settings_of_disabled(cfg, overrides) == []
+
+
+def test_the_warning_comes_once_a_process_and_only_for_what_was_typed(capsys):
+    for value in (0.2, 0.3):
+        sim.compose("default", [f"mechanisms.push.per_day={value}"], warn=True)
+    sim.compose("default", ["mechanisms.push.annoyance=0.01"])  # (a sweep's compose: quiet)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("warning: mechanisms.push.per_day=0.2 changes nothing: push is switched off")
+
+
+def test_a_scenario_file_without_its_package_header_says_how_to_fix_it(tmp_path, monkeypatch, capsys):
+    (tmp_path / "strategy").mkdir()
+    path = tmp_path / "strategy" / "no_header.yaml"
+    path.write_text("mechanisms:\n  referral:\n    inviter_reward: 20\n")
+    monkeypatch.setenv("SIM_SCENARIO_PATH", str(tmp_path))
+    assert cli.main(["run", *SMALL, "scenario=no_header"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {path}: a scenario file starts with the line '# @package _global_' (its keys are set from "
+                   "the top of the configuration); add that line as its first\n")
+    path.write_text("# @package _global_\n" + path.read_text())
+    assert sim.compose("no_header").mechanisms["referral"].inviter_reward == 20
+
+
+def test_a_yaml_error_in_a_scenario_file_names_the_file_and_line(tmp_path, monkeypatch):
+    (tmp_path / "strategy").mkdir()
+    path = tmp_path / "strategy" / "broken.yaml"
+    path.write_text("# @package _global_\nmechanisms:\n  referral:\n    inviter_reward: [20\n")
+    monkeypatch.setenv("SIM_SCENARIO_PATH", str(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        sim.compose("broken")
+    assert str(err.value).startswith(f"{path}: line ") and "not valid YAML" in str(err.value)
