@@ -237,13 +237,17 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+#: the verdicts `sim compare` prints unless `metrics=` chooses (the folder's report has every metric)
+VERDICT_METRICS = ("users_end", "users_total", "profit")
+
+
 def cmd_compare(args) -> int:
     from sim.experiment import _strategy_map, run_comparison
     from sim.plans import experiment_spec, load_experiment
     from sim.folders import prepare_parent
     from sim.schema import to_plain
 
-    taken, overrides = _take(args.overrides, ("experiment", "scenario", "replicates", "baseline", "out", "workers", "seed"))
+    taken, overrides = _take(args.overrides, ("experiment", "scenario", "replicates", "baseline", "out", "workers", "seed", "metrics"))
     if "experiment" in taken:
         name, spec = load_experiment(taken.pop("experiment"))
         data = to_plain(spec)
@@ -259,6 +263,8 @@ def cmd_compare(args) -> int:
             data[key] = _number(key, taken[key])
     if "baseline" in taken:
         data["baseline"] = taken["baseline"]
+    if "metrics" in taken:
+        data["metrics"] = [m.strip() for m in taken["metrics"].split(",") if m.strip()]
     data["overrides"] = [*data.get("overrides", []), *overrides]
     spec = experiment_spec(data)
     workers = _number("workers", taken["workers"]) if "workers" in taken else None
@@ -274,8 +280,10 @@ def cmd_compare(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     path = result.save(out, plots=not args.no_plots)
     if not args.quiet:
-        for line in result.verdicts("profit") + result.verdicts("users_total"):
-            print(line, file=sys.stderr)
+        shown = spec.metrics if "metrics" in taken else [m for m in VERDICT_METRICS if m in spec.metrics]
+        for metric in shown:
+            for line in result.verdicts(metric):
+                print(line, file=sys.stderr)
         print(f"{len(result.horizon)} runs in {result.wall_seconds:.1f} s", file=sys.stderr)
     print(path)
     return 0

@@ -396,7 +396,7 @@ def comparison_differences(differences: pd.DataFrame, path: Path, label: str) ->
         for yy, (_, r) in zip(y[~ok], d[~ok].iterrows()):
             if r["n"] > 0 and np.isfinite(r["mean_difference"]):
                 absolute = PairedDifference(r["mean_difference"], r["ci_low"], r["ci_high"], np.nan, np.nan, np.nan, 0, 0, int(r["n"]))
-                ax.annotate(f"{effect_text(absolute, METRICS[r['metric']].unit)}  (too uncertain in % of the baseline)",
+                ax.annotate(f"{effect_text(absolute, METRICS[r['metric']].difference_unit)}  (too uncertain in % of the baseline)",
                             (0, yy), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7.5, color=colour)
     ax.axvline(0, color="black", lw=0.9)
     ax.set_ylim(-0.6, len(labels) - 0.4)

@@ -113,10 +113,10 @@ def test_missing_values_drop_their_pair():
 
 
 @pytest.mark.parametrize("better, delta, start", [
-    ("higher", 10.0, "B beats A on profit in 30 of 30 replicates, +10 %"),
-    ("higher", -10.0, "B falls short of A on profit in 30 of 30 replicates, -10 %"),
-    ("lower", -10.0, "B beats A on profit in 30 of 30 replicates, -10 %"),
-    (None, 10.0, "B is higher than A on profit in 30 of 30 replicates, +10 %"),
+    ("higher", 10.0, "B beats A on profit in 30 of 30 replicates, +10.0 [9.98, 10.0] (+10 %"),
+    ("higher", -10.0, "B falls short of A on profit in 30 of 30 replicates, -10.0 [-10.0, -9.98] (-10 %"),
+    ("lower", -10.0, "B beats A on profit in 30 of 30 replicates, -10.0 [-10.0, -9.98] (-10 %"),
+    (None, 10.0, "B is higher than A on profit in 30 of 30 replicates, +10.0 [9.98, 10.0] (+10 %"),
 ])
 def test_verdicts_say_who_wins_in_words(better, delta, start):
     a = np.linspace(90, 110, 30)
@@ -237,3 +237,27 @@ def test_command_line_settings_replace_an_experiments_sweep_values():
     assert "mechanisms.paid_acquisition.budget_per_1000=0,2.5,5,10,20,40,80" in base
     merged = _merge(base, ["seed=0,1", "population.size=2000"])
     assert merged[-2:] == ["seed=0,1", "population.size=2000"] and "seed=range(0,5)" not in merged
+
+def test_an_effect_is_in_the_metric_s_unit_with_the_relative_change_beside_it():
+    from sim.analysis.stats import effect_text
+
+    a = np.array([1000.0, 1010.0, 990.0, 1005.0])
+    d = paired_difference(a * 1.1 + np.array([1.0, -1.0, 0.5, -0.5]), a)
+    assert re.fullmatch(r"\+100 RMB \[[\d.]+ RMB, [\d.]+ RMB\] \(\+10 % \[[\d.]+ %, [\d.]+ %\]\)", effect_text(d, "RMB")), effect_text(d, "RMB")
+
+
+def test_compare_prints_the_verdict_of_every_metric_chosen_on_the_command_line(tmp_path, capsys):
+    code, out, err = _sim(capsys, "compare", "scenario=default,referral_double", "replicates=2", "workers=1", *TINY,
+                          "metrics=users_end,gmv,orders", f"out={tmp_path}")
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if "referral_double" in ln]
+    labels = ("users at the horizon", "GMV", "orders")
+    assert len(lines) == 3 and all(f" on {label}" in line for label, line in zip(labels, lines)), lines
+    diffs = pd.read_parquet(Path(out.strip().splitlines()[-1]) / "differences.parquet")
+    assert list(dict.fromkeys(diffs["metric"])) == ["users_end", "gmv", "orders"]
+
+
+def test_an_unknown_metric_on_the_command_line_lists_the_allowed_ones(tmp_path, capsys):
+    code, out, err = _sim(capsys, "compare", "scenario=default,referral_double", "replicates=2", *TINY, "metrics=users_end,foo",
+                          f"out={tmp_path}")
+    assert code == 2 and err.startswith("error: metrics[1] = 'foo': allowed is one of users_total, users_end,") and err.count("\n") == 1

@@ -295,7 +295,7 @@ def test_the_comparison_download_is_the_folder_sim_compare_writes_and_reruns_exa
 def test_the_table_shows_each_metric_with_its_interval_and_the_paired_difference(screen_comparison):
     cmp, _ = screen_comparison
     rows = compare.summary_rows(cmp)
-    assert [r["metric"] for r in rows][:2] == ["users acquired (people)", "MAU at the horizon (people)"]
+    assert [r["metric"] for r in rows][:2] == ["users acquired (people)", "users at the horizon (people)"]
     assert list(rows[0]) == ["metric", "default", compare.ON_SCREEN, f"{compare.ON_SCREEN} − default"]
     cost = next(r for r in rows if r["metric"] == "incentive cost (RMB)")
     d = cmp.differences.set_index("metric").loc["incentive_cost"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.analysis.stats import LEVEL, mean_interval, paired_difference, verdict
+from sim.analysis.stats import LEVEL, POINTS, mean_interval, paired_difference, verdict
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,11 @@ class Metric:
     unit: str = ""
     better: str | None = "higher"  # "higher", "lower" or None (neither good nor bad in itself)
     fmt: str = "{:,.0f}"
+
+    @property
+    def difference_unit(self) -> str:
+        """The unit of a difference: percentage points for a share shown in %, else the metric's."""
+        return POINTS if self.fmt.endswith("%}") else self.unit
 
 
 #: Horizon metrics an experiment can report (keys of a run's summary.json, plus ``costs``).
@@ -49,7 +54,7 @@ METRICS: dict[str, Metric] = {
     "invites_accepted": Metric("invitations accepted", "invitations"),
 }
 
-DEFAULT_METRICS = ("users_total", "mau_end", "retention_d1", "retention_d7", "retention_d30", "gmv", "revenue",
+DEFAULT_METRICS = ("users_total", "users_end", "mau_end", "retention_d1", "retention_d7", "retention_d30", "gmv", "revenue",
                    "incentive_cost", "acquisition_cost", "costs", "profit", "cac_blended", "ltv_180", "payback_day")
 
 
@@ -95,7 +100,7 @@ def difference_table(horizon: pd.DataFrame, baseline: str, metrics: Sequence[str
                          "mean_difference": d.mean, "ci_low": d.low, "ci_high": d.high,
                          "relative": d.relative, "relative_low": d.relative_low, "relative_high": d.relative_high,
                          "higher": d.higher, "lower": d.lower, "n": d.n,
-                         "verdict": verdict(str(group), baseline, meta.label, d, meta.better, meta.unit)})
+                         "verdict": verdict(str(group), baseline, meta.label, d, meta.better, meta.difference_unit)})
     return pd.DataFrame(rows)
 
 

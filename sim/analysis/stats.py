@@ -114,9 +114,15 @@ def _pct(x: float, signed: bool) -> str:
     return f"{text} %"
 
 
+#: the unit of a difference between two shares shown in % (0.012 reads "+1.2 points")
+POINTS = "points"
+
+
 def _num(x: float, unit: str, signed: bool) -> str:
     if not math.isfinite(x):
         return "–"
+    if unit == POINTS:
+        return f"{100 * x:+.1f} points" if signed else f"{100 * x:.1f} points"
     digits = 0 if round(abs(x), 2) >= 100 else 1 if round(abs(x), 2) >= 10 else 2
     text = f"{x:+,.{digits}f}" if signed else f"{x:,.{digits}f}"
     return f"{text} {unit}".rstrip()
@@ -127,12 +133,14 @@ def _in_percent(d: PairedDifference) -> bool:
 
 
 def effect_text(d: PairedDifference, unit: str = "") -> str:
-    """"+12 % [8 %, 16 %]" relative to the baseline's mean; in the metric's unit instead when the
-    baseline's mean is 0 or so close to it that percentages mislead (relative interval wider than
-    100 points, e.g. a profit near break-even)."""
+    """"+1,200 RMB [800 RMB, 1,600 RMB] (+12 % [8 %, 16 %])": the difference in the metric's own unit,
+    always, and beside it the change relative to the baseline's mean, left out when the baseline's
+    mean is 0 or so close to it that percentages mislead (relative interval wider than 100 points,
+    e.g. a profit near break-even)."""
+    text = f"{_num(d.mean, unit, True)} [{_num(d.low, unit, False)}, {_num(d.high, unit, False)}]"
     if _in_percent(d):
-        return f"{_pct(d.relative, True)} [{_pct(d.relative_low, False)}, {_pct(d.relative_high, False)}]"
-    return f"{_num(d.mean, unit, True)} [{_num(d.low, unit, False)}, {_num(d.high, unit, False)}]"
+        text += f" ({_pct(d.relative, True)} [{_pct(d.relative_low, False)}, {_pct(d.relative_high, False)}])"
+    return text
 
 
 def verdict(b: str, a: str, label: str, d: PairedDifference, better: str | None = "higher", unit: str = "") -> str:

@@ -145,7 +145,7 @@ def summary_rows(cmp: Comparison) -> list[dict[str, str]]:
             r = t.loc[(s, m)]
             row[s] = _cell(r["mean"], r["ci_low"], r["ci_high"], meta.fmt)
         for _, d in cmp.differences[cmp.differences["metric"] == m].iterrows():
-            row[f"{d['strategy']} − {d['baseline']}"] = (f"{effect_text(_difference(d), meta.unit)} · "
+            row[f"{d['strategy']} − {d['baseline']}"] = (f"{effect_text(_difference(d), meta.difference_unit)} · "
                                                          f"higher in {int(d['higher'])} of {int(d['n'])}")
         rows.append(row)
     return rows
