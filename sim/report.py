@@ -41,13 +41,38 @@ PLOT_CAPTIONS = {
 }
 
 
-def fmt(value, pattern: str = "{:,.3g}") -> str:
+def readable(value) -> str:
+    """A number as people read it: thousands separators, no scientific notation, digits by size
+    (36,077 · 16.3 · 2.79 · 0.055); text and flags as they are."""
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        return html.escape(str(value))
+    x = float(value)
+    if not math.isfinite(x):
+        return "–"
+    ax = abs(x)
+    if x.is_integer() or ax >= 100:
+        return f"{x:,.0f}"
+    if ax >= 10:
+        return f"{x:,.1f}"
+    if ax >= 1:
+        return f"{x:,.2f}"
+    return f"{x:.4f}".rstrip("0").rstrip(".") if ax >= 1e-4 else "0"
+
+
+def fmt(value, pattern: str | None = None) -> str:
+    """``value`` with ``pattern`` (a format string), or :func:`readable` without one; '–' if missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if pattern is None:
+        return readable(value)
     try:
         return pattern.format(value)
     except (ValueError, TypeError):
         return html.escape(str(value))
+
+
+#: what a payback day of -1 means (the cohort's revenue never covered its acquisition cost)
+NEVER_PAID_BACK = "never within the horizon"
 
 
 def table(df: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
@@ -55,7 +80,7 @@ def table(df: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     rows = []
     for _, row in df.iterrows():
-        cells = "".join(f"<td>{fmt(v, formats.get(c, '{:,.4g}')) if not isinstance(v, str) else html.escape(v)}</td>" for c, v in row.items())
+        cells = "".join(f"<td>{fmt(v, formats.get(c)) if not isinstance(v, str) else html.escape(v)}</td>" for c, v in row.items())
         rows.append(f"<tr>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
@@ -77,8 +102,13 @@ def figures_html(figures: dict[str, Path], root: Path | None = None) -> str:
 def run_report(result, figures: dict[str, Path]) -> str:
     s, cfg = result.summary, result.config
     cards = "".join(f"<div class='card'><b>{fmt(s.get(k), f)}</b><span>{label}</span></div>" for k, label, f in HEADLINE)
-    metrics = pd.DataFrame({"metric": list(s), "value": [v if not isinstance(v, list) else ", ".join(v) for v in s.values()]})
-    channels = result.channels[result.channels["users"] > 0]
+    values = [v if not isinstance(v, list) else ", ".join(map(str, v)) for v in s.values()]
+    values = [NEVER_PAID_BACK if k == "payback_day" and isinstance(v, (int, float)) and v < 0 else v for k, v in zip(s, values)]
+    metrics = pd.DataFrame({"metric": list(s), "value": values})
+    channels = result.channels[result.channels["users"] > 0].copy()
+    if "payback_day" in channels:
+        channels["payback_day"] = [NEVER_PAID_BACK if v < 0 else "0 (no acquisition cost)" if v == 0 and cost == 0 else readable(v)
+                                   for v, cost in zip(channels["payback_day"], channels.get("cost", channels["payback_day"] * 0 + 1))]
     body = (f"<div class='cards'>{cards}</div>"
             f"{figures_html(figures)}"
             f"<h2>Acquisition channels</h2><p>Users, cost per user (CAC), retention, revenue per user by age (LTV, RMB) and payback day by channel.</p>"
@@ -319,10 +349,10 @@ def sensitivity_report(sens, figures: dict[str, Path]) -> str:
         rows = []
         for _, r in t.sort_values(["rank", "parameter"]).iterrows():
             cells = [f"<td>{int(r['rank'])}</td>", f"<td>{html.escape(r['parameter'])}</td>",
-                     f"<td>{_cell(r[by], r[by] - r[f'{by}_conf'], r[by] + r[f'{by}_conf'], '{:,.4g}')}</td>"]
+                     f"<td>{_cell(r[by], r[by] - r[f'{by}_conf'], r[by] + r[f'{by}_conf'], None)}</td>"]
             for c in other:
                 conf = f"{c}_conf"
-                cells.append(f"<td>{_cell(r[c], r[c] - r[conf], r[c] + r[conf], '{:,.4g}') if conf in t else fmt(r[c], '{:,.4g}')}</td>")
+                cells.append(f"<td>{_cell(r[c], r[c] - r[conf], r[c] + r[conf], None) if conf in t else fmt(r[c])}</td>")
             rows.append(f"<tr>{''.join(cells)}</tr>")
         unit = f"{meta.unit or 'metric units'} per step" if method == "morris" else "share of variance"
         blocks.append(f"<h3>{html.escape(meta.label)} <span class='ci'>({html.escape(metric)}; {html.escape(unit)})</span></h3>"

@@ -3,6 +3,8 @@ package header says how to fix it, a YAML error names its file and line."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import sim
@@ -63,3 +65,23 @@ def test_a_yaml_error_in_a_scenario_file_names_the_file_and_line(tmp_path, monke
     with pytest.raises(ConfigError) as err:
         sim.compose("broken")
     assert str(err.value).startswith(f"{path}: line ") and "not valid YAML" in str(err.value)
+
+
+# ------------------------------------------------------------------------------ readable reports
+@pytest.mark.parametrize("value, text", [(42786.3, "42,786"), (1_210_000.0, "1,210,000"), (16.25, "16.2"), (2.789, "2.79"),
+                                         (0.055, "0.055"), (12, "12"), (-688661.4, "-688,661"), (float("nan"), "–")])
+def test_report_numbers_have_separators_and_no_scientific_notation(value, text):
+    from sim.report import fmt
+
+    assert fmt(value) == text
+
+
+def test_a_run_report_says_when_payback_never_happens(tmp_path):
+    """A payback day of -1 means the cohort never paid back its acquisition cost: the page says so."""
+    from sim.report import NEVER_PAID_BACK
+
+    r = sim.run("default", ["population.size=2000", "horizon=20", "mechanisms.referral.inviter_reward=200"], seed=0)
+    path = r.save(tmp_path, plots=False)
+    page = (path / "report.html").read_text()
+    assert r.summary["payback_day"] == -1 and NEVER_PAID_BACK in page
+    assert not re.search(r"\d\.\d+e[+-]\d", page)  # no scientific notation anywhere on the page
