@@ -97,7 +97,7 @@ class Comparison:
         from sim.folders import AtomicFolder, slug
 
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        folder = AtomicFolder(Path(out), f"{stamp}_{slug(self.name)}")
+        folder = AtomicFolder(Path(out), f"{stamp}_{slug(self.name, whole_words=True)}")
         definition = experiment_yaml(self.spec, self.name)
         with folder as tmp:
             (tmp / "config.yaml").write_text(definition)

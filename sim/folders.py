@@ -26,9 +26,16 @@ from pathlib import Path
 from sim.schema import ConfigError
 
 
-def slug(text: str) -> str:
-    """``text`` as a safe file-name part: letters, digits, - and _ (others become -), at most 60."""
-    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)[:60]
+def slug(text: str, whole_words: bool = False) -> str:
+    """``text`` as a safe file-name part: letters, digits, - and _ (others become -), at most 60.
+    ``whole_words``: a longer text is cut after its last whole name that fits and ends in ``-etc``
+    (for names people read, such as a comparison's strategies), not mid-word."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)
+    if not whole_words or len(safe) <= 60:
+        return safe[:60]
+    cut = safe[:57]
+    end = cut.rfind("-vs-") if "-vs-" in cut else cut.rfind("-")
+    return (cut[:end] if end > 0 else cut) + "-etc"
 
 
 #: Free space a results folder must have before any work starts (a run folder of 1M people is a few MB).

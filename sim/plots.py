@@ -55,6 +55,9 @@ def _save(fig, path: Path) -> Path:
 
 
 def _title(fig, label: str) -> None:
+    """The figure's title at its top left, long lines wrapped (a comparison of many strategies)."""
+    width = max(50, int(fig.get_figwidth() * 9.5))  # characters of a bold 12-point line that fit
+    label = "\n".join(textwrap.fill(line.replace("-vs-", " vs "), width) for line in label.split("\n"))
     fig.suptitle(label, fontsize=12, x=0.01, ha="left", fontweight="bold")
 
 
@@ -382,6 +385,7 @@ def comparison_differences(differences: pd.DataFrame, path: Path, label: str) ->
     fig, ax = plt.subplots(figsize=(9, 0.42 * len(labels) * max(1, len(strategies) * 0.6) + 1.5))
     step = 0.7 / max(len(strategies), 1)
     ys = np.arange(len(labels))[::-1]
+    in_units = False
     for k, s in enumerate(strategies):
         d = differences[differences["strategy"] == s].set_index("label").reindex(labels)
         y = ys + 0.35 - step * (k + 0.5)
@@ -396,12 +400,17 @@ def comparison_differences(differences: pd.DataFrame, path: Path, label: str) ->
         for yy, (_, r) in zip(y[~ok], d[~ok].iterrows()):
             if r["n"] > 0 and np.isfinite(r["mean_difference"]):
                 absolute = PairedDifference(r["mean_difference"], r["ci_low"], r["ci_high"], np.nan, np.nan, np.nan, 0, 0, int(r["n"]))
-                ax.annotate(f"{effect_text(absolute, METRICS[r['metric']].difference_unit)}  (too uncertain in % of the baseline)",
+                # No % scale when the interval in % spans more than the baseline itself: a baseline near
+                # zero (a profit near break-even) or few replicates of a noisy metric (the x label says so).
+                in_units = True
+                ax.annotate(effect_text(absolute, METRICS[r['metric']].difference_unit),
                             (0, yy), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7.5, color=colour)
     ax.axvline(0, color="black", lw=0.9)
     ax.set_ylim(-0.6, len(labels) - 0.4)
     ax.set_yticks(ys, labels, fontsize=9)
-    _style(ax, "Difference from the baseline (paired over replicates), % of the baseline's mean", "", "% difference")
+    _style(ax, "Difference from the baseline (paired over replicates), % of the baseline's mean", "",
+           "% difference" + ("\n(a difference written out is in the metric's own unit: its interval in % spans more than the baseline)"
+                             if in_units else ""))
     ax.legend(fontsize=8, frameon=False)
     _title(fig, label)
     return _save(fig, path)

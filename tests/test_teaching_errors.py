@@ -85,3 +85,12 @@ def test_a_run_report_says_when_payback_never_happens(tmp_path):
     page = (path / "report.html").read_text()
     assert r.summary["payback_day"] == -1 and NEVER_PAID_BACK in page
     assert not re.search(r"\d\.\d+e[+-]\d", page)  # no scientific notation anywhere on the page
+
+
+def test_a_long_comparison_name_is_cut_after_a_whole_strategy():
+    from sim.folders import slug
+
+    name = "default-vs-referral_double-vs-group_buy_team2-vs-flash_sale_weekly-vs-paid_triple"
+    assert slug(name, whole_words=True) == "default-vs-referral_double-vs-group_buy_team2-etc"
+    assert slug("default-vs-referral_double", whole_words=True) == "default-vs-referral_double"
+    assert len(slug("x" * 200, whole_words=True)) <= 64 and slug(name) == name[:60]  # job names keep their rule
