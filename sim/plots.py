@@ -65,14 +65,21 @@ def smooth(x: pd.Series, days: int = 7) -> pd.Series:
     return x.rolling(days, min_periods=1).mean()
 
 
+#: a pooled retention curve stops at the age fewer than this share of its members have reached: beyond
+#: it only the earliest joiners count, few and noisy (an incomplete tail, not a fall in retention)
+MIN_AGED_SHARE = 0.5
+
+
 def retention_by(cohorts: pd.DataFrame, channel: str = "all", max_age: int = 90, cohort_days: tuple[int, int] | None = None) -> pd.Series:
-    """Pooled day-N retention (visitors at age N / members) for one channel and optional join days."""
+    """Pooled day-N retention (visitors at age N / members who have reached it) for one channel and
+    optional join days, at the ages most of the members have reached (:data:`MIN_AGED_SHARE`)."""
     c = cohorts[cohorts["channel"] == channel]
     if cohort_days is not None:
         c = c[(c["cohort_day"] >= cohort_days[0]) & (c["cohort_day"] < cohort_days[1])]
     c = c[c["age"] <= max_age]
     g = c.groupby("age")[["retained", "users"]].sum()
-    return (g["retained"] / g["users"]).where(g["users"] > 0)
+    members = g["users"].max() if len(g) else 0
+    return (g["retained"] / g["users"]).where((g["users"] > 0) & (g["users"] >= MIN_AGED_SHARE * members))
 
 
 def growth(daily: pd.DataFrame, path: Path, label: str) -> Path:

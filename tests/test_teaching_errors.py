@@ -94,3 +94,17 @@ def test_a_long_comparison_name_is_cut_after_a_whole_strategy():
     assert slug(name, whole_words=True) == "default-vs-referral_double-vs-group_buy_team2-etc"
     assert slug("default-vs-referral_double", whole_words=True) == "default-vs-referral_double"
     assert len(slug("x" * 200, whole_words=True)) <= 64 and slug(name) == name[:60]  # job names keep their rule
+
+
+def test_a_cohort_curve_stops_where_most_of_its_members_have_not_reached_the_age():
+    """Late joiners of a month have not lived long by the horizon: the pooled curve ends where fewer
+    than half the members have reached the age, instead of drawing their few early peers as a drop."""
+    import pandas as pd
+
+    from sim.plots import retention_by
+
+    rows = [{"channel": "all", "cohort_day": day, "age": age, "users": 100, "retained": 10}
+            for day in range(30) for age in range(0, 60 - day)]  # a horizon at day 59: joiners of day d reach 59 - d
+    r = retention_by(pd.DataFrame(rows), "all", 90, (0, 30))
+    assert r.dropna().index.max() == 45  # 15 of the 30 join days reach age 45 (half), 14 reach 46
+    assert (r.dropna() == 0.1).all()
