@@ -54,6 +54,12 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _legend(ax, **kwargs) -> None:
+    """``ax.legend(**kwargs)`` when something on ``ax`` has a label (a tiny run may draw nothing)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
 def _title(fig, label: str) -> None:
     """The figure's title at its top left, long lines wrapped (a comparison of many strategies)."""
     width = max(50, int(fig.get_figwidth() * 9.5))  # characters of a bold 12-point line that fit
@@ -89,7 +95,7 @@ def growth(daily: pd.DataFrame, path: Path, label: str) -> Path:
     a.stackplot(daily["day"], cum, labels=used, colors=[CHANNEL_COLOURS[c] for c in used], alpha=0.85)
     a.plot(daily["day"], daily["users"], color="black", lw=1.2, label="users now (not churned)")
     _style(a, "Cumulative users by acquisition channel", "people")
-    a.legend(loc="upper left", fontsize=8, frameon=False)
+    _legend(a, loc="upper left", fontsize=8, frameon=False)
     new = np.vstack([smooth(daily[f"new_{c}"]) for c in used])
     b.stackplot(daily["day"], new, labels=used, colors=[CHANNEL_COLOURS[c] for c in used], alpha=0.85)
     _style(b, "New users per day (7-day mean)", "people per day")
@@ -102,7 +108,7 @@ def activity(daily: pd.DataFrame, path: Path, label: str) -> Path:
     for col, colour in (("mau", "#264653"), ("wau", "#2a9d8f"), ("dau", "#e76f51"), ("users", "#8d99ae")):
         a.plot(daily["day"], daily[col], label=col.upper() if col != "users" else "users (not churned)", color=colour, lw=1.4)
     _style(a, "Active users", "people")
-    a.legend(fontsize=8, frameon=False)
+    _legend(a, fontsize=8, frameon=False)
     ratio = (daily["dau"] / daily["mau"].where(daily["mau"] > 0)).iloc[30:] if len(daily) > 30 else daily["dau"] / daily["mau"]
     b.plot(ratio.index, ratio.values, color="#e76f51")
     b.set_ylim(0, 1)
@@ -123,7 +129,7 @@ def retention(cohorts: pd.DataFrame, path: Path, label: str, horizon: int) -> Pa
                color="black" if ch == "all" else CHANNEL_COLOURS[ch])
     a.set_yscale("log")
     _style(a, "Day-N retention by channel (share visiting on day N)", "share of cohort", "days since joining")
-    a.legend(fontsize=8, frameon=False)
+    _legend(a, fontsize=8, frameon=False)
     months = range(0, horizon, 30)
     cmap = plt.get_cmap("viridis")
     for k, start in enumerate(months):
@@ -133,7 +139,7 @@ def retention(cohorts: pd.DataFrame, path: Path, label: str, horizon: int) -> Pa
         b.plot(r.index[1:], r.values[1:], color=cmap(k / max(len(months) - 1, 1)), lw=1.1, label=f"joined days {start}-{start + 29}")
     b.set_yscale("log")
     _style(b, "Retention of monthly join cohorts", "share of cohort", "days since joining")
-    b.legend(fontsize=7, frameon=False, ncol=2)
+    _legend(b, fontsize=7, frameon=False, ncol=2)
     _title(fig, label)
     return _save(fig, path)
 
@@ -148,7 +154,9 @@ def cohort_heatmap(cohorts: pd.DataFrame, path: Path, label: str) -> Path:
     share = share.where(rows_in == 49)  # whole weeks only: 7 join days x 7 ages
     share = share.iloc[:, :26]
     fig, ax = plt.subplots(figsize=(12, 5))
-    im = ax.imshow(share.to_numpy(), aspect="auto", cmap="magma_r", vmin=0, vmax=np.nanpercentile(share.to_numpy()[:, 1:], 99) if share.shape[1] > 1 else None,
+    later = share.to_numpy()[:, 1:]
+    later = later[np.isfinite(later)]  # (a tiny run may have no cohort seen past its first week)
+    im = ax.imshow(share.to_numpy(), aspect="auto", cmap="magma_r", vmin=0, vmax=np.percentile(later, 99) if later.size else None,
                    interpolation="nearest")
     ax.set_xlabel("weeks since joining")
     ax.set_ylabel("join week")
@@ -168,7 +176,7 @@ def money(daily: pd.DataFrame, path: Path, label: str) -> Path:
         ax.axhline(0, color="grey", lw=0.8)
     _style(a, "Revenue, costs and profit per day (7-day mean)", "RMB per day")
     _style(b, "Running totals", "RMB")
-    a.legend(fontsize=8, frameon=False)
+    _legend(a, fontsize=8, frameon=False)
     _title(fig, label)
     return _save(fig, path)
 
@@ -178,7 +186,7 @@ def viral(daily: pd.DataFrame, path: Path, label: str) -> Path:
     a.plot(daily["day"], smooth(daily["invites_sent"]), label="invitations sent", color="#457b9d")
     a.plot(daily["day"], smooth(daily["invites_accepted"]), label="invitations accepted", color="#e63946")
     _style(a, "Invitations per day (7-day mean)", "per day")
-    a.legend(fontsize=8, frameon=False)
+    _legend(a, fontsize=8, frameon=False)
     b.plot(daily["day"], daily["k_factor"], color="#1d3557")
     b.axhline(1.0, color="grey", ls="--", lw=0.8)
     _style(b, "K-factor: accepted invitations per new user (30-day window)", "K")
@@ -198,12 +206,12 @@ def orders(daily: pd.DataFrame, path: Path, label: str) -> Path:
     a.stackplot(daily["day"], np.vstack([daily[f"orders_{s}"] for s in sources]), labels=sources,
                 colors=[SOURCE_COLOURS.get(s, "#999999") for s in sources], alpha=0.85, lw=0)
     _style(a, "Orders per day by what drove them (last touch)", "orders per day")
-    a.legend(loc="upper left", fontsize=8, frameon=False)
+    _legend(a, loc="upper left", fontsize=8, frameon=False)
     b.plot(daily["day"], daily["category_gini"], color="#bbbbbb", lw=0.8, label="daily")
     b.plot(daily["day"], smooth(daily["category_gini"]), color="#264653", lw=1.6, label="7-day mean")
     b.set_ylim(0, 1)
     _style(b, "Concentration of sales over categories (Gini)", "Gini")
-    b.legend(fontsize=8, frameon=False)
+    _legend(b, fontsize=8, frameon=False)
     _title(fig, label)
     return _save(fig, path)
 
@@ -337,7 +345,7 @@ def comparison_retention(retention: pd.DataFrame, strategies: list[str], path: P
     for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
         axis(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
     _style(ax, "Day-N retention (share of a cohort visiting N days after joining)", "share of cohort", "days since joining")
-    ax.legend(fontsize=8, frameon=False)
+    _legend(ax, fontsize=8, frameon=False)
     _title(fig, label)
     return _save(fig, path)
 
@@ -418,7 +426,7 @@ def comparison_differences(differences: pd.DataFrame, path: Path, label: str) ->
     _style(ax, "Difference from the baseline (paired over replicates), % of the baseline's mean", "",
            "% difference" + ("\n(a difference written out is in the metric's own unit: its interval in % spans more than the baseline)"
                              if in_units else ""))
-    ax.legend(fontsize=8, frameon=False)
+    _legend(ax, fontsize=8, frameon=False)
     _title(fig, label)
     return _save(fig, path)
 
@@ -471,7 +479,7 @@ def sweep_metric(horizon: pd.DataFrame, param: str, metrics: list[str], path: Pa
         if meta.fmt.endswith("%}"):
             ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         if by is not None:
-            ax.legend(fontsize=8, frameon=False)
+            _legend(ax, fontsize=8, frameon=False)
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
     _title(fig, label)
@@ -564,7 +572,7 @@ def sensitivity_plot(indices: pd.DataFrame, method: str, path: Path, label: str)
             _style(ax, meta.label, f"sigma ({meta.unit})" if meta.unit else "sigma", f"mu* ({meta.unit})" if meta.unit else "mu*")
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
             ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
-            ax.legend(fontsize=7, frameon=False, loc="upper left")
+            _legend(ax, fontsize=7, frameon=False, loc="upper left")
         else:
             ys = np.arange(len(t))[::-1]
             h = 0.38
@@ -575,7 +583,7 @@ def sensitivity_plot(indices: pd.DataFrame, method: str, path: Path, label: str)
             ax.set_yticks(ys, [_param_label(p) for p in t["parameter"]], fontsize=8)
             ax.axvline(0, color="grey", lw=0.8)
             _style(ax, meta.label, "", "share of variance")
-            ax.legend(fontsize=8, frameon=False, loc="lower right")
+            _legend(ax, fontsize=8, frameon=False, loc="lower right")
     _title(fig, label)
     return _save(fig, path)
 
@@ -606,7 +614,7 @@ def calibration_fit(fit: pd.DataFrame, path: Path, label: str) -> Path:
             ax.set_ylim(bottom=0)
         else:
             ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
-        ax.legend(fontsize=8, frameon=False)
+        _legend(ax, fontsize=8, frameon=False)
     _title(fig, label)
     return _save(fig, path)
 
@@ -622,13 +630,13 @@ def calibration_loss(trials: pd.DataFrame, params: list[str], path: Path, label:
     if (finite["loss"] > 0).all():
         ax.set_yscale("log")
     _style(ax, "loss", "", "trial")
-    ax.legend(fontsize=8, frameon=False)
+    _legend(ax, fontsize=8, frameon=False)
     best = trials.loc[trials["loss"].idxmin()]
     for ax, p in zip(axes[1:], params):
         sc = ax.scatter(finite["trial"], finite[p], c=np.log10(np.maximum(finite["loss"], 1e-300)), cmap="viridis_r", s=14)
         ax.axhline(best[p], color="#c44e52", lw=1, ls="--", label=f"best {best[p]:.4g}")
         _style(ax, _param_label(p), "", "trial")
-        ax.legend(fontsize=8, frameon=False)
+        _legend(ax, fontsize=8, frameon=False)
     fig.colorbar(sc, ax=axes[-1], label="log10 loss")
     _title(fig, label)
     return _save(fig, path)
