@@ -41,6 +41,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -234,7 +235,10 @@ def _map(fn, tasks: Sequence[tuple], workers: int):
     quiet = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
     if quiet not in os.environ.get("PYTHONWARNINGS", ""):
         os.environ["PYTHONWARNINGS"] = ",".join(w for w in (os.environ.get("PYTHONWARNINGS"), quiet) if w)
-    with parallel_config(backend="loky", initializer=_exit_with_parent, initargs=(os.getpid(),)):
+    with parallel_config(backend="loky", initializer=_exit_with_parent, initargs=(os.getpid(),)), warnings.catch_warnings():
+        # loky replaces a worker whose memory grew by 300 MB over its tasks (large runs) and says so
+        # as a warning; the replacement is harmless, and the user sees only the project's own lines.
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given", category=UserWarning)
         par = Parallel(n_jobs=min(workers, len(tasks)), return_as="generator_unordered")
         yield from par(delayed(fn)(*task) for task in tasks)
 

@@ -4,6 +4,7 @@ against the baseline, P(best and feasible), the recommendation and its one line.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,7 @@ def test_a_constraint_against_the_baseline_is_judged_replicate_by_replicate():
     t = d.table.set_index("strategy")
     assert t.loc["more", "p_feasible"] == 0 and t.loc["base", "p_feasible"] == 1 and t.loc["less", "p_feasible"] == 1
     assert d.recommended == "base" and d.line.startswith("recommended: keep base (best within the constraints in 100 % of 40 replicates")
+    assert re.search(r"; more does better on users_end \+\d+(\.\d)? \[", d.line) and d.line.endswith("but meets the constraints in 0 % of replicates)")
     relaxed = decide(FRAME, _question("maximise users_end; profit >= baseline - 10000"), "base")
     assert relaxed.recommended == "more"
 

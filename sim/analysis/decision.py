@@ -206,13 +206,20 @@ def decision_line(table: pd.DataFrame, q: Question, baseline: str, chosen: str |
     where = "best within the constraints" if q.constraints else f"best on {q.objective}"
     share = f"{where} in {percent_text(row['p_best'])} of {n} replicates"
     noise = f", {percent_text(row['p_best_noise'])} with every assumption at its centre" if "p_best_noise" in row else ""
-    if chosen == baseline:
-        others = table[table["strategy"] != baseline].sort_values("p_best", ascending=False, kind="stable")
-        runner = f"; next {others.iloc[0]['strategy']} in {percent_text(others.iloc[0]['p_best'])}" if len(others) else ""
-        return f"recommended: keep {baseline} ({share}{noise}{runner})"
     m = q.objective
-    effect = f"{m} {_signed(row['mean_difference'], m)} [{_signed(row['ci_low'], m)}, {_signed(row['ci_high'], m)}] vs {baseline}"
-    return f"recommended: {chosen} ({share}{noise}; {effect}; {row['money_text']})"
+
+    def effect(r) -> str:
+        return f"{m} {_signed(r['mean_difference'], m)} [{_signed(r['ci_low'], m)}, {_signed(r['ci_high'], m)}]"
+
+    if chosen == baseline:  # why not another: the one with the best objective, and how often it is allowed
+        others = table[table["strategy"] != baseline]
+        gain = others["mean_difference"] * (1.0 if q.sense == "maximise" else -1.0)
+        if not len(others) or not (gain > 0).any():
+            return f"recommended: keep {baseline} ({share}{noise}; no other strategy does better on {m})"
+        top = others.loc[gain.idxmax()]
+        return (f"recommended: keep {baseline} ({share}{noise}; {top['strategy']} does better on {effect(top)} but meets "
+                f"the constraints in {percent_text(top['p_feasible'])} of replicates)")
+    return f"recommended: {chosen} ({share}{noise}; {effect(row)} vs {baseline}; {row['money_text']})"
 
 
 # ------------------------------------------------------------------------------ assumptions
