@@ -233,6 +233,13 @@ class PlatformConfig:
     take_rate: float = param(0.05, lo=0, hi=1, unit="fraction of GMV", doc="commission the platform keeps")
     ad_revenue_per_visit_rmb: float = param(0.02, lo=0, hi=10_000, unit="RMB per visit", doc="advertising revenue per daily visit")
     price_level: float = param(1.0, lo=0, hi=100, lo_open=True, unit="multiplier", doc="scales every price (a metamorphic-test knob)")
+    first_party_share: float = param(0.0, lo=0, hi=1, unit="fraction of GMV", doc="share of GMV the platform sells itself (first-party, as JD.com does; 0: a marketplace like Pinduoduo or Taobao): its sales are revenue, their goods a cost; the take rate applies to the rest")
+    first_party_margin: float = param(0.15, lo=0, hi=1, unit="fraction of first-party sales", doc="gross margin on first-party sales (JD.com's gross margin was about 14-15 % of net revenue, 2019-2023 annual reports)")
+    payment_rate: float = param(0.006, lo=0, hi=0.2, unit="fraction of GMV", doc="payment processing cost the platform pays on every yuan (WeChat Pay and Alipay charge 0.6 % on physical goods; Pinduoduo's cost of revenues, mostly payment processing, was 6.3 bn RMB on 1,007 bn RMB of GMV in 2019, 0.63 %)")
+    fulfilment_rate: float = param(0.065, lo=0, hi=1, unit="fraction of first-party GMV", doc="warehousing and delivery of first-party orders (JD.com's fulfilment expenses: 6.3-6.8 % of net revenue, 2019-2023 annual reports); marketplace merchants ship their own orders")
+    operating_cost_per_1000: float = param(0.0, lo=0, hi=1e6, unit="RMB per day per 1,000 people in the market", doc="fixed operating cost (staff, R&D, general and administrative): it does not change with users or orders, so it cancels in a comparison of strategies; 0 by default (a generic platform has no size), the Pinduoduo preset sets its own (R&D + G&A of 2019 over China's internet users)")
+    discount_rate: float = param(0.10, lo=0, hi=2, unit="fraction per year", doc="discount rate of the terminal value: about the cost of capital of Chinese internet platforms (analysts' DCF models of them commonly use 8-12 %)")
+    terminal_years: float = param(3.0, lo=0, hi=50, unit="years", doc="years after the horizon over which the users left are valued (0: no terminal value); 3 to 5 is the explicit period of a usual DCF, and 3 keeps the value conservative")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from sim import behaviour as bh
 from sim import kernels
 from sim.config import SimConfig
 from sim.diffusion import Diffusion
-from sim.economics import Economics
+from sim.economics import Economics, settle_day
 from sim.graph import build_graph
 from sim.mechanisms import REGISTRY, STAGES
 from sim.memory import check_memory
@@ -207,7 +207,7 @@ class GrowthModel(mesa.Model):
         self._entry_order, self._entry_bounds = self._market_entry(cfg)
         self.catalogue = self._catalogue(self.streams.setup("catalogue"))
         self._popularity_cdf = choice_cdf(self.catalogue.popularity)
-        self.economics = Economics(cfg.horizon)
+        self.economics = Economics(cfg.horizon, cfg.platform)
         self.metrics = Recorder(self)
         self.edge_sends = np.zeros(self.graph.indices.size, dtype=np.uint8) if hasattr(self.graph, "indices") else None
         self.pop.max_friends = int(self.graph.degree.max(initial=0))  # bounds the friends lookup table
@@ -221,7 +221,7 @@ class GrowthModel(mesa.Model):
         self.mechanisms = [REGISTRY[name](mc) for name, mc in cfg.mechanisms.items() if mc.enabled]
         for m in self.mechanisms:
             for account, category in m.accounts.items():
-                self.economics.declare(account, category)
+                self.economics.declare(account, category, m.platform_share(account))
             for column in m.columns:
                 self.metrics.declare(column)
             m.setup(self)
@@ -532,6 +532,5 @@ class GrowthModel(mesa.Model):
     def _settle(self) -> None:
         p = self.cfg.platform
         today = self.today
-        self.economics.book("commission", p.take_rate * float(today.basket.sum()))
-        self.economics.book("ads", p.ad_revenue_per_visit_rmb * today.visitors.size)
+        settle_day(self.economics, p, float(today.basket.sum()), today.visitors.size, self.market_size())
         self._run_hooks("settle")

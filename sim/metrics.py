@@ -6,7 +6,9 @@ Definitions (also in the README):
 - ``new_users``, ``churned_users``, ``reactivated_users``: today's transitions;
 - ``k_factor``: invitations accepted in the last 30 days per user who joined in the last 30 days;
 - cohort ``retained``: members who visited at that age (classic day-N retention); ``alive``: members
-  not churned; ``revenue``: take rate x their GMV plus advertising on their visits.
+  not churned; ``revenue``: take rate x their GMV plus advertising on their visits; ``contribution``:
+  what their orders and visits leave after goods, payment and fulfilment (``economics.gmv_margin``
+  x GMV + advertising): cohort LTV, and so payback, are sums of it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sim import kernels
+from sim.economics import gmv_margin
 from sim.model_view import Model
 from sim.vocabulary import CHANNELS, ORDER_SOURCES, STATE_NAMES, State
 
@@ -80,6 +83,7 @@ class Recorder:
         self.horizon = H
         self.ages = min(H, MAX_COHORT_AGE)
         self.take_rate = cfg.platform.take_rate
+        self.margin = gmv_margin(cfg.platform)
         self.ad_rate = cfg.platform.ad_revenue_per_visit_rmb
         self.series: dict[str, np.ndarray] = {}
 
@@ -210,12 +214,13 @@ class Recorder:
         for name in ordered:
             cols[name] = self.series[name][:n]
         money = economics.columns()
-        for name in ("gmv", "revenue", "incentive_cost", "acquisition_cost", "profit"):
+        for name in MONEY_TOTALS[:5]:
             cols[name] = money[name][:n]
         for name in ("invites_sent", "invites_accepted", "k_factor", "category_gini", *(f"new_{c}" for c in CHANNELS),
                      "users", *(f"n_{s}" for s in STATE_NAMES), "market_size", *TRAILING_COLUMNS):
             cols[name] = self.series[name][:n]
-        cols["fraud_loss"] = money["fraud_loss"][:n]
+        for name in MONEY_TOTALS[5:]:
+            cols[name] = money[name][:n]
         for name in self.counter_names:
             cols.setdefault(name, self.series[name][:n])
         for name, values in money.items():
@@ -252,6 +257,7 @@ class Recorder:
                 "alive": take(self.cohort_alive)[keep].astype(np.int64),
                 "gmv": gmv[keep],
                 "revenue": self.take_rate * gmv[keep] + self.ad_rate * retained[keep],
+                "contribution": self.margin * gmv[keep] + self.ad_rate * retained[keep],
             }))
         return pd.concat(frames, ignore_index=True)
 
@@ -272,7 +278,7 @@ class Recorder:
         return out
 
     def ltv_curve(self, channel: int | None = None) -> np.ndarray:
-        """Mean cumulative revenue per cohort member by age (cohorts old enough for each age)."""
+        """Mean cumulative contribution per cohort member by age (cohorts old enough for each age): LTV."""
         n = self.days_recorded
         sel = slice(None) if channel is None else channel
         users = self.cohort_users[:n][:, sel]
@@ -281,7 +287,7 @@ class Recorder:
         ret = self.cohort_retained[:n][:, sel]
         if gmv.ndim == 3:
             gmv, ret = gmv.sum(axis=1), ret.sum(axis=1)
-        rev = self.take_rate * gmv + self.ad_rate * ret
+        rev = self.margin * gmv + self.ad_rate * ret
         top = min(self.ages, n)
         out = np.full(top, np.nan)
         for a in range(top):
@@ -297,11 +303,11 @@ def daily_columns(cfg) -> set[str]:
     from sim.economics import Economics
     from sim.mechanisms import REGISTRY
 
-    enabled = [REGISTRY[name] for name, mc in cfg.mechanisms.items() if mc.enabled]
-    economics = Economics(1)
+    enabled = [REGISTRY[name](mc) for name, mc in cfg.mechanisms.items() if mc.enabled]
+    economics = Economics(1, cfg.platform)
     for m in enabled:
         for account, category in m.accounts.items():
-            economics.declare(account, category)
+            economics.declare(account, category, m.platform_share(account))
     return {"day", *SERIES, *economics.columns(), *(c for m in enabled for c in m.columns)}
 
 
@@ -322,7 +328,7 @@ def _at(curve: np.ndarray, age: int) -> float:
 
 
 def payback_age(ltv: np.ndarray, cac: float) -> int:
-    """First cohort age (days) at which mean revenue per user covers ``cac``; -1 if never."""
+    """First cohort age (days) at which mean contribution per user covers ``cac``; -1 if never."""
     hit = np.flatnonzero(np.nan_to_num(ltv, nan=-1.0) >= cac)
     return int(hit[0]) if hit.size else -1
 
@@ -355,6 +361,39 @@ def channel_cost(model: Model, channel: str) -> float:
     return total
 
 
+#: the P&L lines a run's summary totals over the horizon (``sim.economics`` says what each means);
+#: the daily table has the first five first (DESIGN's columns), the others after the acquisition channels
+MONEY_TOTALS = ("gmv", "revenue", "incentive_cost", "acquisition_cost", "profit", "goods_cost", "variable_cost",
+                "merchant_funded", "fraud_loss", "contribution", "operating_cost")
+
+
+def terminal_value(model: Model, daily: pd.DataFrame) -> dict:
+    """The value of the users left at the horizon: each one's expected discounted days on the
+    platform over ``platform.terminal_years`` (the run's own life table of leaving by age on the
+    platform, :func:`sim.economics.hazard_by_age`, continued from the user's age today) times the
+    contribution per user per day of the last four weeks (rewards paid for bringing new users, the
+    cost of growth, left out: the users they buy are not in the value either). Returns ``terminal_value``,
+    ``profit_with_terminal`` and their inputs (``terminal_users``, ``contribution_per_user_day``,
+    ``terminal_days_per_user``: expected discounted days per user left)."""
+    from sim.economics import annuity_by_age, hazard_by_age, recent_contribution_per_user
+
+    p, rec = model.cfg.platform, model.metrics
+    growth = [f"cost_{a}" for m in model.mechanisms for a in m.for_new_users]  # rewards for new users: not theirs
+    ongoing = daily["contribution"].to_numpy() + daily[growth].to_numpy().sum(axis=1)
+    per_user = recent_contribution_per_user(ongoing, daily["users"].to_numpy())
+    alive = model.pop.alive()
+    days = 0.0
+    if p.terminal_years > 0 and alive.size:
+        n = rec.days_recorded
+        hazard = hazard_by_age(rec.cohort_alive[:n].sum(axis=1))
+        age = model.day - model.pop.joined_day[alive].astype(np.int64)
+        days = float(annuity_by_age(hazard, age, p.terminal_years, p.discount_rate).sum())
+    value = per_user * days
+    return {"terminal_value": value, "profit_with_terminal": float(daily["profit"].sum()) + value,
+            "terminal_users": int(alive.size), "contribution_per_user_day": per_user,
+            "terminal_days_per_user": days / alive.size if alive.size else 0.0}
+
+
 def summary(model: Model, daily: pd.DataFrame) -> dict:
     """Horizon metrics of one run (plain floats and ints, JSON-ready)."""
     rec = model.metrics
@@ -378,12 +417,8 @@ def summary(model: Model, daily: pd.DataFrame) -> dict:
         "retention_d7": _at(ret, 7),
         "retention_d30": _at(ret, 30),
         "orders": int(daily["orders"].sum()),
-        "gmv": float(daily["gmv"].sum()),
-        "revenue": float(daily["revenue"].sum()),
-        "incentive_cost": float(daily["incentive_cost"].sum()),
-        "acquisition_cost": float(daily["acquisition_cost"].sum()),
-        "fraud_loss": float(daily["fraud_loss"].sum()),
-        "profit": float(daily["profit"].sum()),
+        **{name: float(daily[name].sum()) for name in MONEY_TOTALS},
+        **terminal_value(model, daily),
         "cac_blended": blended_cac,
         "ltv_90": _at(ltv, 90),
         "ltv_180": _at(ltv, 180),

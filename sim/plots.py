@@ -5,7 +5,7 @@ can be re-plotted from disk without re-simulating.
 - ``activity.png``: DAU, WAU, MAU and users, with the DAU/MAU stickiness ratio;
 - ``retention.png``: day-N retention curves by channel and by monthly join cohort;
 - ``cohort_heatmap.png``: weekly join cohorts against weeks since joining;
-- ``money.png``: daily revenue, costs and profit, and their running totals;
+- ``money.png``: the P&L's daily lines (revenue, costs, contribution, profit), and their running totals;
 - ``viral.png``: invitations sent and accepted, and the K-factor;
 - ``orders.png``: orders per day by what drove them, and the concentration of sales over categories;
 - ``mechanisms.png``: each enabled mechanism's own daily counters.
@@ -36,7 +36,9 @@ import pandas as pd  # noqa: E402
 from sim.vocabulary import CHANNELS, ORDER_SOURCES  # noqa: E402
 
 CHANNEL_COLOURS = dict(zip(CHANNELS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]))
-MONEY_COLOURS = {"revenue": "#2a9d8f", "incentive_cost": "#e9c46a", "acquisition_cost": "#f4a261", "fraud_loss": "#9d0208", "profit": "#264653"}
+MONEY_COLOURS = {"revenue": "#2a9d8f", "goods_cost": "#219ebc", "variable_cost": "#b5838d", "incentive_cost": "#e9c46a",
+                 "fraud_loss": "#9d0208", "contribution": "#6a4c93", "acquisition_cost": "#f4a261", "operating_cost": "#343a40",
+                 "profit": "#264653"}
 
 
 def _style(ax, title: str, ylabel: str = "", xlabel: str = "day") -> None:
@@ -47,8 +49,9 @@ def _style(ax, title: str, ylabel: str = "", xlabel: str = "day") -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig, path: Path, bottom: float = 0.0) -> Path:
+    """Lay out (leaving ``bottom``, a share of the height, to a figure legend), write, close."""
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -168,17 +171,20 @@ def cohort_heatmap(cohorts: pd.DataFrame, path: Path, label: str) -> Path:
 
 def money(daily: pd.DataFrame, path: Path, label: str) -> Path:
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2))
-    cols = [c for c in ("revenue", "incentive_cost", "acquisition_cost", "fraud_loss", "profit") if c in daily and (daily[c] != 0).any()]
+    cols = [c for c in MONEY_COLOURS if c in daily and (daily[c] != 0).any()]  # the P&L's lines in its order
     for col in cols:
-        a.plot(daily["day"], smooth(daily[col]), label=col.replace("_", " "), color=MONEY_COLOURS[col], lw=1.8 if col == "profit" else 1.2)
-        b.plot(daily["day"], daily[col].cumsum(), label=col.replace("_", " "), color=MONEY_COLOURS[col], lw=1.8 if col == "profit" else 1.2)
+        style = {"lw": 1.8, "ls": "-"} if col in ("profit", "contribution") else {"lw": 1.1, "ls": "-" if col == "revenue" else "--"}
+        a.plot(daily["day"], smooth(daily[col]), label=col.replace("_", " "), color=MONEY_COLOURS[col], **style)
+        b.plot(daily["day"], daily[col].cumsum(), label=col.replace("_", " "), color=MONEY_COLOURS[col], **style)
     for ax in (a, b):
         ax.axhline(0, color="grey", lw=0.8)
-    _style(a, "Revenue, costs and profit per day (7-day mean)", "RMB per day")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
+    _style(a, "Revenue, costs (dashed), contribution and profit per day (7-day mean)", "RMB per day")
     _style(b, "Running totals", "RMB")
-    _legend(a, fontsize=8, frameon=False)
+    if cols:  # one legend under both panels, in the statement's order
+        fig.legend(*a.get_legend_handles_labels(), loc="lower center", ncol=min(len(cols), 5), fontsize=8, frameon=False)
     _title(fig, label)
-    return _save(fig, path)
+    return _save(fig, path, bottom=0.08 + 0.05 * ((len(cols) - 1) // 5) if cols else 0.0)
 
 
 def viral(daily: pd.DataFrame, path: Path, label: str) -> Path:

@@ -58,6 +58,7 @@ RENAMED = {
     "min_capacity": "renamed to min_capacity_per_1000, orders per day per 1,000 people in the market",
     "budget": "renamed to budget_per_1000, RMB per 1,000 people in the market",
     "total_budget": "renamed to total_budget_per_1000, RMB per 1,000 people in the market",
+    "subsidy_share": "renamed to platform_share, the share of the discount the platform funds (the merchant funds the rest)",
 }
 
 

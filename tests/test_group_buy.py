@@ -120,7 +120,7 @@ def test_group_buying_disabled_changes_nothing_whatever_its_settings():
 
 
 PRESET_GROUP_BUY = ["mechanisms.group_buy.enabled=true", "mechanisms.group_buy.team_size=2", "mechanisms.group_buy.discount=0.3",
-                    "mechanisms.group_buy.subsidy_share=0.3", "mechanisms.group_buy.window_days=1",
+                    "mechanisms.group_buy.platform_share=0.3", "mechanisms.group_buy.window_days=1",
                     "mechanisms.group_buy.open_rate=0.6", "mechanisms.group_buy.shares_per_day=5"]
 
 

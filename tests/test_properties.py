@@ -52,10 +52,11 @@ def test_random_valid_configurations_keep_every_invariant(cfg):
     d = r.daily
     assert len(d) == cfg.horizon
     assert (d[[f"n_{s}" for s in STATE_NAMES]].sum(axis=1) == r.model.pop.n).all()
-    numeric = d.drop(columns=["profit"]).select_dtypes("number")
+    numeric = d.drop(columns=["profit", "contribution"]).select_dtypes("number")  # (the two results may be negative)
     assert np.isfinite(numeric.to_numpy()).all() and (numeric.to_numpy() >= 0).all()
     assert (d[[f"new_{c}" for c in CHANNELS]].sum(axis=1) == d["new_users"]).all()
-    assert np.allclose(d["profit"], d["revenue"] - d["incentive_cost"] - d["acquisition_cost"] - d["fraud_loss"])
+    costs = ["goods_cost", "variable_cost", "incentive_cost", "fraud_loss", "acquisition_cost", "operating_cost"]
+    assert np.allclose(d["profit"], d["revenue"] - d[costs].sum(axis=1))
     assert (d["dau"] <= d["mau"]).all()
 
 

@@ -42,10 +42,18 @@ METRICS: dict[str, Metric] = {
     "orders": Metric("orders", "orders"),
     "gmv": Metric("GMV", "RMB"),
     "revenue": Metric("revenue", "RMB"),
+    "goods_cost": Metric("cost of first-party goods", "RMB", None),
+    "variable_cost": Metric("payment and fulfilment", "RMB", None),
     "incentive_cost": Metric("incentive cost", "RMB", None),
+    "merchant_funded": Metric("incentives merchants funded", "RMB", None),
+    "fraud_loss": Metric("fraud losses", "RMB", "lower"),
+    "contribution": Metric("contribution", "RMB"),
     "acquisition_cost": Metric("acquisition cost", "RMB", None),
+    "operating_cost": Metric("fixed operating cost", "RMB", None),
     "costs": Metric("total costs", "RMB", None),
-    "profit": Metric("profit", "RMB"),
+    "profit": Metric("profit", "RMB"),  # operating profit (sim.economics)
+    "terminal_value": Metric("value of the users left", "RMB"),
+    "profit_with_terminal": Metric("profit with terminal value", "RMB"),
     "cac_blended": Metric("CAC (blended)", "RMB per user", "lower", "{:,.2f}"),
     "ltv_90": Metric("LTV at 90 days", "RMB per user", "higher", "{:,.2f}"),
     "ltv_180": Metric("LTV at 180 days", "RMB per user", "higher", "{:,.2f}"),
@@ -69,7 +77,8 @@ def horizon_values(summary: Mapping) -> dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, (int, float, type(None))):
             continue
         out[key] = float("nan") if value is None else value
-    costs = [summary.get(k) or 0.0 for k in ("incentive_cost", "acquisition_cost", "fraud_loss")]
+    costs = [summary.get(k) or 0.0 for k in ("goods_cost", "variable_cost", "incentive_cost", "fraud_loss", "acquisition_cost",
+                                             "operating_cost")]
     out["costs"] = float(sum(costs))
     if out.get("payback_day", 0) is not None and out.get("payback_day", 0) < 0:
         out["payback_day"] = float("nan")

@@ -43,6 +43,7 @@ class AssistConfig(MechanismConfig):
     click_rate: float = param(0.5, lo=0, hi=1, unit="probability", doc="chance a friend on the platform clicks a first request")
     newcomer_conversion: float = param(0.1, lo=0, hi=1, unit="probability", doc="chance a request makes a non-user join the platform to click")
     failure_shock: float = param(0.03, lo=0, hi=1, unit="satisfaction", doc="satisfaction a requester loses when the request expires")
+    platform_share: float = param(1.0, lo=0, hi=1, unit="fraction of the subsidy", doc="share of the unlocked discount the platform funds (1: all; Pinduoduo pays for its 砍价免费拿 items itself, seed documents; the merchants fund the rest)")
 
 
 @register
@@ -51,6 +52,7 @@ class Assist(Mechanism):
     Config = AssistConfig
     columns = ("assist_requests", "assist_asks", "assist_clicks", "assist_unlocked", "assist_expired", "assist_subsidy_rmb")
     accounts = {"assist_subsidy": "incentive"}
+    funding = {"assist_subsidy": "platform_share"}
     channels = ("assist",)
 
     def setup(self, model) -> None:

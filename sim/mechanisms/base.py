@@ -53,6 +53,12 @@ class Mechanism:
     accounts: ClassVar[dict[str, str]] = {}
     #: acquisition channels through which it brings new users
     channels: ClassVar[tuple[str, ...]] = ()
+    #: incentive account -> the config field holding the share of it the platform funds (the rest is
+    #: the merchants'); an incentive not named here is the platform's alone
+    funding: ClassVar[dict[str, str]] = {}
+    #: incentive accounts paid for bringing someone new (a referral reward): the cost of growth, which
+    #: the terminal value of the users already there does not carry forward
+    for_new_users: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: MechanismConfig):
         self.config = config
@@ -61,6 +67,11 @@ class Mechanism:
     def stages(cls) -> tuple[str, ...]:
         """The stages this mechanism hooks: those it defines a method for."""
         return tuple(s for s in STAGES if callable(getattr(cls, s, None)))
+
+    def platform_share(self, account: str) -> float:
+        """The share of ``account`` the platform funds (1 for anything but a co-funded incentive)."""
+        field = self.funding.get(account)
+        return 1.0 if field is None else float(getattr(self.config, field))
 
     def setup(self, model: Model) -> None:
         """Called once after the population exists and before day 0."""

@@ -81,7 +81,8 @@ class ContentConfig(MechanismConfig):
     live_visit_boost: float = param(1.0, lo=0, hi=10, unit="log-odds", doc="added to every user's visit log-odds on a stream day (x content affinity)")
     live_watch_rate: float = param(0.4, lo=0, hi=1, unit="probability", doc="chance a visitor of average content affinity watches the stream")
     live_conversion_uplift: float = param(2.0, lo=0, hi=50, unit="multiplier", doc="a viewer's purchase intensity is x (1 + uplift)")
-    live_discount: float = param(0.15, lo=0, hi=0.95, unit="fraction of price", doc="stream price cut (funded by merchants)")
+    live_discount: float = param(0.15, lo=0, hi=0.95, unit="fraction of price", doc="stream price cut")
+    live_platform_share: float = param(0.0, lo=0, hi=1, unit="fraction of the stream price cut", doc="share of the stream price cut the platform funds (0: the merchants fund it, as on livestream commerce where brands cut prices for the host's audience)")
     live_reach_share: float = param(0.03, lo=0, hi=1, unit="fraction of the market per stream day", doc="share of the market (people not yet on the platform among them) the stream reaches")
     live_cost_per_1000: float = param(20.0, lo=0, hi=1e7, unit="RMB per stream day per 1,000 people in the market", doc="host and production fee, which follows the audience (20 is 2,000 RMB a stream day at 100,000 people)")
 
@@ -92,13 +93,16 @@ class Content(Mechanism):
     Config = ContentConfig
     columns = ("content_ugc_posts", "content_koc_posts", "content_kol_posts", "content_reach", "content_trust_pct",
                "livestream_viewers")
-    accounts = {"content_ugc_rewards": "incentive", "content_kol_fees": "acquisition", "content_live_fees": "acquisition"}
+    accounts = {"content_ugc_rewards": "incentive", "content_kol_fees": "acquisition", "content_live_fees": "acquisition",
+                "content_live_discounts": "incentive"}
+    funding = {"content_live_discounts": "live_platform_share"}
     channels = ("content",)
 
     def setup(self, model) -> None:
         c = self.config
         self.stock = 0.0  # quality-weighted posts, decaying
         self.posts = 0.0  # posts, decaying alike (stock / posts is the stock's mean quality)
+        self.live_share = None  # per visitor, the share of the price the stream cut pays today
         self.trust = 0.0
         self.readers = EMPTY  # users who saw a post yesterday (one entry per impression)
         self.reader_quality = np.zeros(0)
@@ -155,6 +159,7 @@ class Content(Mechanism):
     def browse(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
         v = today.visitors
+        self.live_share = None
         if v.size == 0:
             return
         if self.trust > 0:
@@ -166,9 +171,18 @@ class Content(Mechanism):
             watch = np.flatnonzero(rng.random(v.size) < np.minimum(c.live_watch_rate * self._affinity(pop, v), 1.0))
             today.boost_relevance(watch, 1.0 + c.live_conversion_uplift)
             if c.live_discount:
-                today.offer_discount(watch, c.live_discount)
+                self.live_share = np.zeros(v.size)
+                self.live_share[watch] = today.offer_discount(watch, c.live_discount)
             today.attribute(watch, "livestream")
             today.count("livestream_viewers", watch.size)
+
+    def purchase(self, model) -> None:
+        """The stream price cut on the orders of viewers who bought: booked as an incentive, funded by
+        the merchants unless ``live_platform_share`` says otherwise."""
+        if self.live_share is not None:
+            _, cut = model.today.subsidy(self.live_share)
+            if cut.size:
+                model.economics.book("content_live_discounts", float(cut.sum()))
 
     def share(self, model) -> None:
         """Buyers post reviews and 晒单, KOC post on their visits; the posts reach people tomorrow."""

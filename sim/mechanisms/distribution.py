@@ -46,6 +46,7 @@ class DistributionConfig(MechanismConfig):
     trial_days: int = param(21, lo=0, hi=365, unit="days", doc="days a new reseller tries before judging the earnings")
     quit_rate: float = param(0.05, lo=0, hi=1, unit="probability per day", doc="daily chance a reseller earning nothing gives up")
     earnings_half_rmb: float = param(2.0, lo=0, hi=1e6, lo_open=True, unit="RMB per day per reseller", doc="average daily earnings that halve the chance of giving up")
+    platform_share: float = param(1.0, lo=0, hi=1, unit="fraction of the commissions", doc="share of the reseller commissions the platform pays (in S2B2C the supplier often funds them out of its price: set a share below 1)")
 
 
 @register
@@ -55,6 +56,7 @@ class Distribution(Mechanism):
     columns = ("distribution_resellers", "distribution_recruited", "distribution_quit", "distribution_reach",
                "distribution_orders", "distribution_commissions_rmb")
     accounts = {"distribution_commissions": "incentive"}
+    funding = {"distribution_commissions": "platform_share"}
     channels = ("distribution",)
 
     def setup(self, model) -> None:

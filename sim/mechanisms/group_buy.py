@@ -8,7 +8,7 @@ their fatigue with requests); friends who are not yet users may join the platfor
 through the ordinary exposure and adoption machinery with the initiator as sender (channel
 ``group_buy``: saturation, same-sender fading and complex contagion all apply). A team that fills
 within ``window_days`` buys: every member's order is booked at the discounted price (order source
-``group_buy``) and the platform pays ``subsidy_share`` of the discount. A team that does not fill is
+``group_buy``) and the platform pays ``platform_share`` of the discount (the merchant the rest). A team that does not fill is
 refunded: no GMV, and every member is disappointed (satisfaction falls by ``failure_shock``).
 
 Trade-offs: a larger team reaches more friends and brings more new users per team, but fails more
@@ -41,7 +41,7 @@ _SEEN = -2  # inside _place only: a person whose first request today was turned 
 class GroupBuyConfig(MechanismConfig):
     team_size: int = param(3, lo=2, hi=50, unit="people", doc="members a team needs, the initiator included")
     discount: float = param(0.3, lo=0, hi=0.95, unit="fraction of price", doc="price cut a filled team gets")
-    subsidy_share: float = param(0.5, lo=0, hi=1, unit="fraction of the discount", doc="share of the discount the platform pays (the merchant funds the rest)")
+    platform_share: float = param(0.5, lo=0, hi=1, unit="fraction of the discount", doc="share of the team discount the platform funds; the merchant funds the rest, a price cut for volume (judgement: Pinduoduo's group prices are mostly merchants' own, with platform subsidies on promoted items)")
     window_days: int = param(1, lo=1, hi=30, unit="days", doc="a team opened on day d must fill by the end of day d + window_days, or it fails")
     open_rate: float = param(0.3, lo=0, hi=1, unit="probability per visit", doc="chance a visitor with a full unit of need and average deal sensitivity opens a team, at a saturating discount")
     discount_half: float = param(0.2, lo=0, lo_open=True, hi=1, unit="fraction of price", doc="discount at which the pull of a team (opening and joining) is half its maximum")
@@ -59,6 +59,7 @@ class GroupBuy(Mechanism):
     columns = ("group_buy_teams_opened", "group_buy_teams_filled", "group_buy_teams_failed", "group_buy_joins",
                "group_buy_links_sent", "group_buy_links_to_non_users", "group_buy_links_to_asked", "group_buy_subsidy_rmb")
     accounts = {"group_buy_subsidy": "incentive"}
+    funding = {"group_buy_subsidy": "platform_share"}
     channels = ("group_buy",)
 
     def setup(self, model) -> None:
@@ -219,10 +220,11 @@ class GroupBuy(Mechanism):
         paid = price * (1.0 - c.discount)
         bh.consume_need(pop, members, day, model.cfg.behaviour.purchase)
         model.book_orders(members, paid, category, "group_buy", rng)
-        subsidy = float((price * c.discount).sum()) * c.subsidy_share
-        if subsidy > 0:
-            model.economics.book("group_buy_subsidy", subsidy)
-            model.today.count("group_buy_subsidy_rmb", subsidy)
+        discount = float((price * c.discount).sum())  # the platform's share is its cost, the rest the merchants'
+        if discount > 0:
+            model.economics.book("group_buy_subsidy", discount)
+            if c.platform_share:
+                model.today.count("group_buy_subsidy_rmb", discount * c.platform_share)
         model.today.count("group_buy_teams_filled", rows.size)
 
 # ====================================================================================== compiled passes

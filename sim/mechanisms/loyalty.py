@@ -64,6 +64,7 @@ class LoyaltyConfig(MechanismConfig):
     renewal: float = param(0.7, lo=0, hi=1, unit="probability", doc="chance an engaged member renews at the end of a period")
     paid_hazard_ratio: float = param(0.75, lo=0, hi=1, unit="hazard ratio", doc="churn hazard of paid members relative to others of their tier")
     paid_repurchase: float = param(1.15, lo=1, hi=10, unit="multiplier", doc="purchase intensity of paid members (they buy here to use what they paid for)")
+    platform_share: float = param(1.0, lo=0, hi=1, unit="fraction of member discounts", doc="share of the member discounts the platform funds (points are always its own); 1, as for 88VIP's platform-wide discounts")
 
     def check(self, path: str) -> None:
         require(self.gold_spend_rmb >= self.silver_spend_rmb, f"{path}.gold_spend_rmb", self.gold_spend_rmb,
@@ -77,6 +78,7 @@ class Loyalty(Mechanism):
     columns = ("points_issued", "points_redeemed", "points_liability", "checkins", "members_regular", "members_silver",
                "members_gold", "paid_members", "membership_fees")
     accounts = {"loyalty_points": "incentive", "member_discounts": "incentive", "membership_fees": "revenue"}
+    funding = {"member_discounts": "platform_share"}
 
     def setup(self, model) -> None:
         c, pop = self.config, model.pop

@@ -109,6 +109,7 @@ class PromotionsConfig(MechanismConfig):
     deal_habit_gain: float = param(0.3, lo=0, hi=1, unit="fraction", doc="share of the way to a full deal habit that one discounted purchase at a saturating discount goes")
     habit_memory_days: float = param(45.0, lo=0, hi=36_500, lo_open=True, unit="days", doc="time scale over which a deal habit fades")
     withdrawal_hazard: float = param(0.5, lo=0, hi=50, unit="hazard ratio - 1", doc="extra churn hazard of a full deal habit x deal sensitivity while no campaign is on")
+    platform_share: float = param(1.0, lo=0, hi=1, unit="fraction of the discount", doc="share of the discounts the platform funds (1: platform coupons, as 百亿补贴; shop coupons and 店铺满减 are the merchants' own, 0); the buyer sees the same price either way")
 
 
 @register
@@ -117,6 +118,7 @@ class Promotions(Mechanism):
     Config = PromotionsConfig
     columns = ("promotion_offers", "discount_cost", "promotion_new_users", "campaigns_running")
     accounts = {"promotion_discounts": "incentive"}
+    funding = {"promotion_discounts": "platform_share"}
 
     def setup(self, model) -> None:
         pop = model.pop

@@ -96,6 +96,7 @@ class Referral(Mechanism):
     columns = ("referral_rewards_paid_rmb", "referral_rewards_issued_rmb", "referral_unattributed_joins",
                "referral_fake_accounts", "referral_fakes_paid")
     accounts = {"referral_rewards": "incentive", "referral_fraud": "fraud"}
+    for_new_users = ("referral_rewards",)
     channels = ("referral",)
 
     def setup(self, model) -> None:

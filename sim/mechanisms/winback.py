@@ -40,6 +40,7 @@ class WinbackConfig(MechanismConfig):
     churned_factor: float = param(0.4, lo=0, hi=1, unit="multiplier", doc="success for users who uninstalled, relative to dormant ones")
     cost_per_contact_rmb: float = param(0.1, lo=0, hi=1000, unit="RMB per contact", doc="cost of a message")
     return_satisfaction: float = param(0.05, lo=0, hi=1, unit="satisfaction", doc="satisfaction regained on coming back")
+    platform_share: float = param(1.0, lo=0, hi=1, unit="fraction of the coupons", doc="share of the win-back coupons the platform funds (the rest the merchants)")
 
 
 @register
@@ -48,6 +49,7 @@ class Winback(Mechanism):
     Config = WinbackConfig
     columns = ("winback_contacts", "winback_recovered", "winback_coupons_used")
     accounts = {"winback_messages": "acquisition", "winback_coupons": "incentive"}
+    funding = {"winback_coupons": "platform_share"}
 
     def setup(self, model) -> None:
         self.coupon_until = model.pop.add_column("winback_coupon_until", np.int32, fill=-1)
