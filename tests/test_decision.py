@@ -99,9 +99,12 @@ def test_the_cost_of_an_extra_unit_is_in_money_with_its_sign_in_words():
     assert t.loc["more", "money_text"] == f"{abs(expected):.2f} RMB of profit less per extra user"
     assert t.loc["less", "money_text"] == "n/a"  # fewer users: no cost per extra user
     assert d.line.endswith(f"vs base; {abs(expected):.2f} RMB of profit less per extra user)")
-    costs = _horizon({"base": {"users_end": [10, 10], "costs": [100, 100]}, "a": {"users_end": [20, 30], "costs": [400, 500]}})
+    costs = _horizon({"base": {"users_end": [10, 10, 10], "costs": [100, 100, 100]}, "a": {"users_end": [20, 21, 22], "costs": [400, 430, 460]}})
     text = decide(costs, _question("maximise users_end; costs <= 1000"), "base").table.set_index("strategy").loc["a", "money_text"]
-    assert text == "23.3 RMB of total costs more per extra user"  # the first money metric among the constraints
+    assert text == "30.0 RMB of total costs more per extra user"  # the first money metric among the constraints
+    unclear = _horizon({"base": {"users_end": [10, 10, 10], "profit": [0, 0, 0]}, "a": {"users_end": [30, 5, 12], "profit": [-50, -50, -50]}})
+    row = decide(unclear, _question("maximise users_end"), "base").table.set_index("strategy").loc["a"]
+    assert row["money_text"] == "n/a (no clear gain in users_end)" and np.isnan(row["money_per_unit"])  # +5 users [-27, +37]
 
 
 def test_assumption_effects_show_which_assumption_flips_the_decision():

@@ -125,10 +125,15 @@ def per_unit_phrase(q: Question) -> str:
 
 def money_per_unit(horizon: pd.DataFrame, q: Question, strategy: str, baseline: str) -> tuple[float, str]:
     """The mean paired change of the money metric per unit the objective gains (signed: below 0,
-    money is lost), and the same in words; nan and "n/a" when the objective does not gain."""
-    gain = paired_values(horizon, strategy, baseline, q.objective).mean() * (1.0 if q.sense == "maximise" else -1.0)
+    money is lost), and the same in words; nan and "n/a" when the objective does not gain clearly
+    (its interval reaches 0: a ratio to a gain that may be nothing means nothing)."""
+    d = mean_interval(paired_values(horizon, strategy, baseline, q.objective))
+    sign = 1.0 if q.sense == "maximise" else -1.0
+    gain = d.mean * sign
     if strategy == baseline or q.money not in horizon or not (math.isfinite(gain) and gain > 0):
         return math.nan, "n/a"
+    if not min(d.low * sign, d.high * sign) > 0:
+        return math.nan, f"n/a (no clear gain in {q.objective})"
     money = paired_values(horizon, strategy, baseline, q.money).mean()
     if not math.isfinite(money):
         return math.nan, "n/a"
