@@ -193,7 +193,8 @@ def cmd_run(args) -> int:
     if not args.quiet:
         s = result.summary
         print(f"{cfg.scenario}: {s['users_total']:,} users acquired, MAU {s['mau_end']:,} at day {s['days'] - 1}, "
-              f"GMV {s['gmv']:,.0f} RMB, profit {s['profit']:,.0f} RMB; simulated in {s['simulate_seconds']:.1f} s", file=sys.stderr)
+              f"GMV {s['gmv']:,.0f} RMB, profit {s['profit']:,.0f} RMB ({s['profit_with_terminal']:,.0f} with the users left valued); "
+              f"simulated in {s['simulate_seconds']:.1f} s", file=sys.stderr)
     print(path)
     return 0
 
