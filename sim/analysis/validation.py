@@ -1297,4 +1297,7 @@ def validate(quick: bool = False, overrides: Sequence[str] = (), facts: Sequence
 
 
 def print_progress(finding: Finding) -> None:
-    print(f"  {finding.status.upper():<7} {finding.name}", file=sys.stderr, flush=True)
+    """A line per measured fact on stderr (written above a progress bar there, if one is drawn)."""
+    from tqdm import tqdm
+
+    tqdm.write(f"  {finding.status.upper():<7} {finding.name}", file=sys.stderr)
