@@ -131,6 +131,55 @@ def run_figures(figures: dict[str, Path]) -> list[Figure]:
             for name, path in figures.items()]
 
 
+def pnl_rows(summary: dict, daily: pd.DataFrame, cfg) -> list[tuple[str, float, float, str, str]]:
+    """The run's P&L as (line, RMB, share of GMV, what it is, kind) rows, kind ``line`` or ``account``:
+    each line of the statement followed by its accounts, then the terminal value with its inputs."""
+    from sim.economics import ACCOUNTS, CATEGORIES, LINES, TOTALS
+    from sim.metrics import accounts_of
+
+    economics, _ = accounts_of(cfg)
+    gmv = summary.get("gmv") or float("nan")
+    rows = [("GMV", summary["gmv"], 1.0, LINES["gmv"], "line")]
+
+    def line(name: str, label: str) -> None:
+        rows.append((label, summary[name], summary[name] / gmv, LINES[name], "line"))
+
+    def accounts(category: str) -> None:
+        booked = [a for a, cat in economics.category.items() if cat == category
+                  and daily.get(f"{'revenue' if cat == 'revenue' else 'cost'}_{a}", pd.Series(dtype=float)).any()]
+        if len(booked) == 1 and TOTALS[category].startswith(booked[0]):  # (one account: the line says it)
+            return
+        for account in booked:
+            amount = float(daily[f"{'revenue' if category == 'revenue' else 'cost'}_{account}"].sum())
+            what = ACCOUNTS.get(account, account.replace("_", " "))
+            if account in economics.platform_share:
+                what += f" (the platform's {economics.platform_share[account]:.0%}; merchants fund the rest)"
+            rows.append((account.replace("_", " "), amount, amount / gmv, what, "account"))
+
+    for category in CATEGORIES:
+        total = TOTALS[category]
+        if category != "revenue" and not summary.get(total):
+            continue
+        line(total, total.replace("_", " ") if category == "revenue" else f"- {total.replace('_', ' ')}")
+        accounts(category)
+        if category == "fraud":
+            line("contribution", "= contribution")
+    line("profit", "= profit")
+    if summary.get("merchant_funded"):
+        line("merchant_funded", "memo: incentives merchants funded")
+        for account, share in economics.platform_share.items():
+            amount = float(daily.get(f"merchant_{account}", pd.Series(dtype=float)).sum())
+            if amount:
+                rows.append((account.replace("_", " "), amount, amount / gmv, f"the merchants' {1 - share:.0%}", "account"))
+    days = summary.get("terminal_days_per_user") or 0.0
+    rows.append(("+ terminal value", summary["terminal_value"], summary["terminal_value"] / gmv,
+                 f"{summary['terminal_users']:,} users left x {readable(summary['contribution_per_user_day'])} RMB contribution per user "
+                 f"per day (last four weeks, rewards for new users left out) x {readable(days)} discounted days each "
+                 f"(the run's life table, {readable(cfg.platform.terminal_years)} years at {cfg.platform.discount_rate:.0%} a year)", "line"))
+    line("profit_with_terminal", "= profit with terminal value")
+    return rows
+
+
 def run_report(result, figures: dict[str, Path]) -> str:
     s, cfg = result.summary, result.config
     values = [v if not isinstance(v, list) else ", ".join(map(str, v)) for v in s.values()]
@@ -143,7 +192,7 @@ def run_report(result, figures: dict[str, Path]) -> str:
                 f"mechanisms: {', '.join(cfg.enabled()) or 'none'} · simulated in {s.get('simulate_seconds', 0):.1f} s")
     return render("run.html.j2", title=f"growth-sim run: {cfg.scenario}", subtitle=subtitle,
                   cards=[(fmt(s.get(k), f), label) for k, label, f in HEADLINE], figures=run_figures(figures),
-                  channels=channels, group_buy=group_buy_rows(result.daily),
+                  channels=channels, group_buy=group_buy_rows(result.daily), pnl=pnl_rows(s, result.daily, cfg),
                   metrics=pd.DataFrame({"metric": list(s), "value": values}), config_yaml=dump_yaml(cfg))
 
 
