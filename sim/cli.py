@@ -25,11 +25,13 @@ the value and what is allowed, and exits with code 2; ``--debug`` shows the trac
 from __future__ import annotations
 
 import argparse
+import functools
+import itertools
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from sim.schema import ConfigError, clip, excerpt
@@ -79,31 +81,42 @@ def _interrupted(exc: KeyboardInterrupt) -> tuple[str, int]:
     return "interrupted", 130
 
 
-class Progress:
-    """A one-line progress bar on stderr (only when stderr is a terminal)."""
+@functools.cache
+def _bar_class():
+    """tqdm without its monitor thread (it only corrects a bar whose updates stall with adaptive
+    ``miniters``; these bars redraw on every update at most ten times a second)."""
+    from tqdm import tqdm
 
-    def __init__(self, total: int, label: str, enabled: bool | None = None):
-        self.total, self.label = max(total, 1), label
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.t0 = time.perf_counter()
-        self.last = -1.0
+    class Bar(tqdm):
+        monitor_interval = 0
 
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if now - self.last < 0.1 and done < self.total:
-            return
-        self.last = now
-        frac = done / self.total
-        bar = "#" * int(30 * frac)
-        eta = (now - self.t0) / frac * (1 - frac) if frac > 0 else 0
-        sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} {now - self.t0:5.1f}s eta {eta:4.0f}s")
-        sys.stderr.flush()
+    return Bar
 
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+
+@contextmanager
+def progress_bar(label: str, total: int | None = None, quiet: bool = False, unit: str = "it"):
+    """A progress bar (tqdm) on stderr while the block runs, cleared when the block ends (finished,
+    failed or interrupted) so the closing lines start on a clean line. Nothing when ``quiet`` or when
+    stderr is not a terminal (a log file, a pipe), and never anything on stdout, which carries the
+    folder path scripts read. Yields ``advance(done, total=None)``: how many are finished so far (and
+    the total, once known)."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda done, total=None: None
+        return
+    bar = None
+
+    def advance(done: int, total: int | None = None) -> None:
+        if total is not None and total != bar.total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        bar = _bar_class()(total=total, desc=label, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True,
+                           miniters=1, mininterval=0.1)
+        yield advance
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
@@ -179,14 +192,12 @@ def cmd_run(args) -> int:
         cfg = compose(None, args.overrides, warn=True)
     out = Path(cfg.out)
     prepare_parent(out)  # fail before simulating if results cannot be written
-    bar = Progress(cfg.horizon, f"{cfg.scenario} seed {cfg.seed}", enabled=None if not args.quiet else False)
     try:
-        result = simulate(cfg, progress=lambda m: (_checkpoint(), bar.update(m.day + 1)))
+        with progress_bar(f"{cfg.scenario} seed {cfg.seed}", cfg.horizon, args.quiet, unit="day") as advance:
+            result = simulate(cfg, progress=lambda m: (_checkpoint(), advance(m.day + 1)))
     except SimulationError as exc:
         exc.config_path = save_failed_config(cfg, out)
         raise
-    finally:
-        bar.close()
     for note in result.summary.get("graph_notes", []):
         print(f"note: {note}", file=sys.stderr)
     _checkpoint()
@@ -194,7 +205,8 @@ def cmd_run(args) -> int:
     if not args.quiet:
         s = result.summary
         print(f"{cfg.scenario}: {s['users_total']:,} users acquired, MAU {s['mau_end']:,} at day {s['days'] - 1}, "
-              f"GMV {s['gmv']:,.0f} RMB, profit {s['profit']:,.0f} RMB; simulated in {s['simulate_seconds']:.1f} s", file=sys.stderr)
+              f"GMV {s['gmv']:,.0f} RMB, profit {s['profit']:,.0f} RMB ({s['profit_with_terminal']:,.0f} with the users left valued); "
+              f"simulated in {s['simulate_seconds']:.1f} s", file=sys.stderr)
     print(path)
     return 0
 
@@ -275,10 +287,9 @@ def cmd_compare(args) -> int:
         raise ConfigError(f"workers = {workers}: allowed is a whole number >= 1")
     out = Path(taken.get("out", "results/comparisons"))
     prepare_parent(out)
-    bar = Progress(len(spec.strategies) * spec.replicates, f"compare {len(spec.strategies)} strategies x {spec.replicates} replicates",
-                   enabled=None if not args.quiet else False)
-    result = run_comparison(spec, name or "-vs-".join(spec.strategies), workers=workers, progress=lambda done, total: bar.update(done))
-    bar.close()
+    with progress_bar(f"compare {len(spec.strategies)} strategies x {spec.replicates} replicates", len(spec.strategies) * spec.replicates,
+                      args.quiet, unit="run") as advance:
+        result = run_comparison(spec, name or "-vs-".join(spec.strategies), workers=workers, progress=advance)
     for note in result.graph_notes:
         print(f"note: {note}", file=sys.stderr)
     path = result.save(out, plots=not args.no_plots)
@@ -335,14 +346,8 @@ def cmd_sensitivity(args) -> int:
                                                ("samples", "levels", "replicates"))
     out = Path(out or "results/sensitivity")
     prepare_parent(out)
-    bar = Progress(1, f"sensitivity {name}", enabled=None if not args.quiet else False)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = max(total, 1)
-        bar.update(done)
-
-    result = run_sensitivity(spec, name, workers=workers, progress=progress, launcher=launcher)
-    bar.close()
+    with progress_bar(f"sensitivity {name}", quiet=args.quiet, unit="run") as advance:
+        result = run_sensitivity(spec, name, workers=workers, progress=advance, launcher=launcher)
     path = result.save(out, plots=not args.no_plots)
     if not args.quiet:
         print(result.text(), file=sys.stderr)
@@ -360,9 +365,8 @@ def cmd_calibrate(args) -> int:
                                                ("trials", "startup_trials", "replicates", "check_replicates", "batch"))
     out = Path(out or "results/calibrations")
     prepare_parent(out)
-    bar = Progress(spec.calibration.trials, f"calibrate {name}", enabled=None if not args.quiet else False)
-    result = run_calibration(spec, name, workers=workers, progress=lambda done, total: bar.update(done))
-    bar.close()
+    with progress_bar(f"calibrate {name}", spec.calibration.trials, args.quiet, unit="trial") as advance:
+        result = run_calibration(spec, name, workers=workers, progress=advance)
     path = result.save(out, plots=not args.no_plots)
     if not args.quiet:
         print(result.text(), file=sys.stderr)
@@ -396,22 +400,16 @@ def cmd_check(args) -> int:
     names = [a for a in args.names if "=" not in a]
     overrides = [a for a in args.names if "=" in a]
     dirs = args.dir or None
-    bar = Progress(0, "check", enabled=None if not args.quiet else False)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = max(total, 1)
-        bar.update(done)
-
     if args.update:
         if overrides:
             raise ConfigError(f"{overrides[0]}: --update takes no key=value overrides (put them in the baseline's overrides)")
-        updates = update_baselines(names, dirs, workers=args.workers, progress=progress)
-        bar.close()
+        with progress_bar("check --update", quiet=args.quiet, unit="run") as advance:
+            updates = update_baselines(names, dirs, workers=args.workers, progress=advance)
         for u in updates:
             print(u.diff if u.diff else f"{u.path}: unchanged", end="" if u.diff else "\n")
         return 0
-    result = run_checks(names, overrides, dirs, workers=args.workers, progress=progress)
-    bar.close()
+    with progress_bar("check", quiet=args.quiet, unit="run") as advance:
+        result = run_checks(names, overrides, dirs, workers=args.workers, progress=advance)
     print(result.text(verbose=args.verbose))
     if not args.quiet:
         print(f"{'behaviour holds' if result.passed else 'behaviour moved'}: {len(result.table)} checks in {result.wall_seconds:.1f} s"
@@ -465,12 +463,19 @@ def cmd_scenarios(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from sim.analysis.validation import print_progress, validate
+    from sim.analysis.validation import FACTS, PENDING, print_progress, validate
     from sim.folders import prepare_parent
 
     prepare_parent(Path(args.out))  # fail before simulating if results cannot be written
-    result = validate(quick=args.quick, overrides=args.overrides, facts=args.fact or None, seed=args.seed,
-                      replicates=args.replicates, progress=None if args.quiet else print_progress)
+    facts = args.fact or [*FACTS, *PENDING]
+    done = itertools.count(1)
+    with progress_bar("validate", len(facts), args.quiet, unit="fact") as advance:
+        def progress(finding) -> None:  # a line per fact, above the bar
+            print_progress(finding)
+            advance(next(done))
+
+        result = validate(quick=args.quick, overrides=args.overrides, facts=facts, seed=args.seed,
+                          replicates=args.replicates, progress=None if args.quiet else progress)
     path = result.save(args.out)
     print(result.text())
     print(path / "report.html")

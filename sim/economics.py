@@ -67,6 +67,37 @@ LINES = {
 }
 
 
+#: what each account books (the run report's P&L shows it beside the account)
+ACCOUNTS = {
+    "commission": "take rate x GMV of the marketplace (merchants' sales)",
+    "first_party": "sales of the goods the platform sells itself",
+    "ads": "advertising revenue per visit",
+    "membership_fees": "paid membership fees (loyalty)",
+    "goods": "first-party sales x (1 - gross margin)",
+    "payment": "payment processing on every yuan paid",
+    "fulfilment": "warehousing and delivery of first-party orders",
+    "referral_rewards": "rewards per accepted invitation, to inviter and invitee (cash, coupons or points)",
+    "group_buy_subsidy": "the discount of filled teams",
+    "assist_subsidy": "the discounts friends' assists unlocked",
+    "promotion_discounts": "campaign discounts on the orders that used them",
+    "member_discounts": "members' discounts on their orders",
+    "loyalty_points": "points redeemed on orders",
+    "winback_coupons": "win-back coupons used",
+    "distribution_commissions": "resellers' commissions on the orders they brought",
+    "content_ugc_rewards": "rewards for reviews and posts",
+    "content_live_discounts": "livestream price cuts on the orders of viewers",
+    "delay_compensation": "compensation for late orders (service capacity)",
+    "fraud_farmed": "what fake accounts took from subsidies and rewards",
+    "fraud_screening": "the cost of screening sign-ups and orders",
+    "referral_fraud": "rewards paid on fake referrals",
+    "paid_ads": "paid installs (cost per install rising with volume)",
+    "content_kol_fees": "KOL post fees",
+    "content_live_fees": "host and production fees of livestream days",
+    "winback_messages": "messages to lapsed users",
+    "operating": "fixed operating cost per 1,000 people in the market",
+}
+
+
 class Economics:
     def __init__(self, horizon: int, platform=None):
         self.horizon = horizon

@@ -273,7 +273,9 @@ class GrowthModel(mesa.Model):
         a = self.cfg.adoption
         rng = self.streams.today("exposure")
         if self.day == 0 and a.seed_fraction:
-            seeds = rng.choice(self.pop.n, size=bh.share_of(a.seed_fraction, self.market_size()), replace=False)
+            k = bh.share_of(a.seed_fraction, self.market_size())
+            # in a growing market, seeds only among the people already in it (the rest cannot join yet)
+            seeds = self.sample_non_users(k, rng) if self.pop.outside else rng.choice(self.pop.n, size=k, replace=False)
             if a.seeding == "neighbourhood":  # the seeds and all their friends
                 seeds = np.unique(np.concatenate([seeds, self.graph.neighbours_of(seeds)[1]]))
             self.today.exposures.add(seeds, ORGANIC, 1.0)

@@ -297,9 +297,9 @@ class Recorder:
         return out
 
 
-def daily_columns(cfg) -> set[str]:
-    """The columns of the daily table of a run of ``cfg``, known before running it: the recorder's
-    series, the money columns and the accounts and counters of the enabled mechanisms."""
+def accounts_of(cfg):
+    """The money accounts a run of ``cfg`` books (an empty one-day ``Economics``: categories, who
+    funds each incentive), and its enabled mechanisms (configured, not set up)."""
     from sim.economics import Economics
     from sim.mechanisms import REGISTRY
 
@@ -308,6 +308,13 @@ def daily_columns(cfg) -> set[str]:
     for m in enabled:
         for account, category in m.accounts.items():
             economics.declare(account, category, m.platform_share(account))
+    return economics, enabled
+
+
+def daily_columns(cfg) -> set[str]:
+    """The columns of the daily table of a run of ``cfg``, known before running it: the recorder's
+    series, the money columns and the accounts and counters of the enabled mechanisms."""
+    economics, enabled = accounts_of(cfg)
     return {"day", *SERIES, *economics.columns(), *(c for m in enabled for c in m.columns)}
 
 

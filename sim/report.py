@@ -1,25 +1,25 @@
-"""Self-contained HTML reports: horizon metrics, channel table, every plot, the resolved config."""
+"""Self-contained HTML reports of run, comparison, sweep, sensitivity and calibration folders.
+
+This module computes what a page says (tables as data frames or rows, captions, notes); the pages
+themselves are Jinja2 templates in ``sim/templates/`` (``base.html.j2`` holds the style sheet and the
+title, ``macros.html.j2`` the tables, intervals and figure blocks). Templates escape every value
+(``autoescape``), so no text is escaped here, and a name missing from a page's data is an error
+(``StrictUndefined``), not a blank. Jinja2 is imported on the first page rendered, so ``import sim``
+does not pay for it.
+"""
 
 from __future__ import annotations
 
-import html
+import functools
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
 from sim.config import dump_yaml
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1250px;color:#1d1d1f;padding:0 1rem}
-h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem}
-.sub{color:#666;margin-top:0} table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
-td,th{padding:.3rem .7rem;border-bottom:1px solid #eee;text-align:right} th{background:#f6f6f6}
-td:first-child,th:first-child{text-align:left} img{max-width:100%;border:1px solid #eee;margin:.5rem 0}
-.cards{display:flex;flex-wrap:wrap;gap:.8rem}.card{background:#f6f8fa;border-radius:8px;padding:.7rem 1rem;min-width:150px}
-.card b{display:block;font-size:1.3rem}.card span{color:#555;font-size:.8rem}
-pre{background:#f6f8fa;padding:1rem;overflow:auto;font-size:.8rem} details{margin:1rem 0}
-"""
+TEMPLATES = Path(__file__).with_name("templates")
 
 HEADLINE = [
     ("users_total", "users acquired", "{:,.0f}"), ("users_end", "users at horizon", "{:,.0f}"),
@@ -45,7 +45,7 @@ def readable(value) -> str:
     """A number as people read it: thousands separators, no scientific notation, digits by size
     (36,077 · 16.3 · 2.79 · 0.055); text and flags as they are."""
     if isinstance(value, (bool, str)) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
-        return html.escape(str(value))
+        return str(value)
     x = float(value)
     if not math.isfinite(x):
         return "–"
@@ -60,74 +60,149 @@ def readable(value) -> str:
 
 
 def fmt(value, pattern: str | None = None) -> str:
-    """``value`` with ``pattern`` (a format string), or :func:`readable` without one; '–' if missing."""
+    """``value`` with ``pattern`` (a format string), or :func:`readable` without one; '–' if missing;
+    text as it is."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if pattern is None:
+    if pattern is None or isinstance(value, str):
         return readable(value)
     try:
         return pattern.format(value)
     except (ValueError, TypeError):
-        return html.escape(str(value))
+        return str(value)
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return False
+
+
+@functools.cache
+def environment():
+    """The one Jinja2 environment of every report: templates from ``sim/templates``, every value
+    escaped, a missing value an error, the project's number formats as filters (``fmt``, ``readable``)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(fmt=fmt, readable=readable)
+    env.tests["finite"] = _finite
+    return env
+
+
+def render(template: str, **context) -> str:
+    """The page (or piece of a page) ``template`` filled with ``context``."""
+    return environment().get_template(template).render(**context)
+
+
+def macro(name: str, *args, **kwargs) -> str:
+    """One macro of ``macros.html.j2`` rendered on its own (a table for the dashboard, say)."""
+    return str(getattr(environment().get_template("macros.html.j2").module, name)(*args, **kwargs))
+
+
+class Figure(NamedTuple):
+    """A plot on a page: its heading, its caption and where the image is, relative to the page."""
+
+    name: str
+    title: str
+    caption: str
+    src: str
+
+
+class Cell(NamedTuple):
+    """A table cell holding a mean with its 95 % interval (left out when ``low`` is not finite)."""
+
+    mean: float
+    low: float = math.nan
+    high: float = math.nan
+    pattern: str | None = None
+    note: str | None = None
 
 
 #: what a payback day of -1 means (the cohort's revenue never covered its acquisition cost)
 NEVER_PAID_BACK = "never within the horizon"
 
 
-def table(df: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
-    formats = formats or {}
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = []
-    for _, row in df.iterrows():
-        cells = "".join(f"<td>{fmt(v, formats.get(c)) if not isinstance(v, str) else html.escape(v)}</td>" for c, v in row.items())
-        rows.append(f"<tr>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+def run_figures(figures: dict[str, Path]) -> list[Figure]:
+    """The plots of a run folder, each under its name with its caption from :data:`PLOT_CAPTIONS`."""
+    return [Figure(name, name.replace("_", " ").capitalize(), PLOT_CAPTIONS.get(name, ""), f"plots/{Path(path).name}")
+            for name, path in figures.items()]
 
 
-def page(title: str, subtitle: str, body: str) -> str:
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1><p class='sub'>{html.escape(subtitle)}</p>{body}</body></html>")
+def pnl_rows(summary: dict, daily: pd.DataFrame, cfg) -> list[tuple[str, float, float, str, str]]:
+    """The run's P&L as (line, RMB, share of GMV, what it is, kind) rows, kind ``line`` or ``account``:
+    each line of the statement followed by its accounts, then the terminal value with its inputs."""
+    from sim.economics import ACCOUNTS, CATEGORIES, LINES, TOTALS
+    from sim.metrics import accounts_of
 
+    economics, _ = accounts_of(cfg)
+    gmv = summary.get("gmv") or float("nan")
+    rows = [("GMV", summary["gmv"], 1.0, LINES["gmv"], "line")]
 
-def figures_html(figures: dict[str, Path], root: Path | None = None) -> str:
-    parts = []
-    for name, path in figures.items():
-        rel = Path("plots") / Path(path).name if root is None else Path(path).relative_to(root)
-        parts.append(f"<h2>{html.escape(name.replace('_', ' ').capitalize())}</h2><p>{html.escape(PLOT_CAPTIONS.get(name, ''))}</p>"
-                     f"<img src='{rel.as_posix()}' alt='{html.escape(name)}'>")
-    return "".join(parts)
+    def line(name: str, label: str) -> None:
+        rows.append((label, summary[name], summary[name] / gmv, LINES[name], "line"))
+
+    def accounts(category: str) -> None:
+        booked = [a for a, cat in economics.category.items() if cat == category
+                  and daily.get(f"{'revenue' if cat == 'revenue' else 'cost'}_{a}", pd.Series(dtype=float)).any()]
+        if len(booked) == 1 and TOTALS[category].startswith(booked[0]):  # (one account: the line says it)
+            return
+        for account in booked:
+            amount = float(daily[f"{'revenue' if category == 'revenue' else 'cost'}_{account}"].sum())
+            what = ACCOUNTS.get(account, account.replace("_", " "))
+            if account in economics.platform_share:
+                what += f" (the platform's {economics.platform_share[account]:.0%}; merchants fund the rest)"
+            rows.append((account.replace("_", " "), amount, amount / gmv, what, "account"))
+
+    for category in CATEGORIES:
+        total = TOTALS[category]
+        if category != "revenue" and not summary.get(total):
+            continue
+        line(total, total.replace("_", " ") if category == "revenue" else f"- {total.replace('_', ' ')}")
+        accounts(category)
+        if category == "fraud":
+            line("contribution", "= contribution")
+    line("profit", "= profit")
+    if summary.get("merchant_funded"):
+        line("merchant_funded", "memo: incentives merchants funded")
+        for account, share in economics.platform_share.items():
+            amount = float(daily.get(f"merchant_{account}", pd.Series(dtype=float)).sum())
+            if amount:
+                rows.append((account.replace("_", " "), amount, amount / gmv, f"the merchants' {1 - share:.0%}", "account"))
+    days = summary.get("terminal_days_per_user") or 0.0
+    rows.append(("+ terminal value", summary["terminal_value"], summary["terminal_value"] / gmv,
+                 f"{summary['terminal_users']:,} users left x {readable(summary['contribution_per_user_day'])} RMB contribution per user "
+                 f"per day (last four weeks, rewards for new users left out) x {readable(days)} discounted days each "
+                 f"(the run's life table, {readable(cfg.platform.terminal_years)} years at {cfg.platform.discount_rate:.0%} a year)", "line"))
+    line("profit_with_terminal", "= profit with terminal value")
+    return rows
 
 
 def run_report(result, figures: dict[str, Path]) -> str:
     s, cfg = result.summary, result.config
-    cards = "".join(f"<div class='card'><b>{fmt(s.get(k), f)}</b><span>{label}</span></div>" for k, label, f in HEADLINE)
     values = [v if not isinstance(v, list) else ", ".join(map(str, v)) for v in s.values()]
     values = [NEVER_PAID_BACK if k == "payback_day" and isinstance(v, (int, float)) and v < 0 else v for k, v in zip(s, values)]
-    metrics = pd.DataFrame({"metric": list(s), "value": values})
     channels = result.channels[result.channels["users"] > 0].copy()
     if "payback_day" in channels:
         channels["payback_day"] = [NEVER_PAID_BACK if v < 0 else "0 (no acquisition cost)" if v == 0 and cost == 0 else readable(v)
                                    for v, cost in zip(channels["payback_day"], channels.get("cost", channels["payback_day"] * 0 + 1))]
-    body = (f"<div class='cards'>{cards}</div>"
-            f"{figures_html(figures)}"
-            f"<h2>Acquisition channels</h2><p>Users, cost per user (CAC), retention, revenue per user by age (LTV, RMB) and payback day by channel.</p>"
-            f"{table(channels)}"
-            f"{group_buy_section(result.daily)}"
-            f"<h2>Horizon metrics</h2>{table(metrics)}"
-            f"<details><summary>Resolved configuration (rerun with <code>sim run --config config.yaml</code>)</summary><pre>{html.escape(dump_yaml(cfg))}</pre></details>")
     subtitle = (f"scenario {cfg.scenario} · seed {cfg.seed} · {cfg.population.size:,} people · {cfg.horizon} days · "
                 f"mechanisms: {', '.join(cfg.enabled()) or 'none'} · simulated in {s.get('simulate_seconds', 0):.1f} s")
-    return page(f"growth-sim run: {cfg.scenario}", subtitle, body)
+    return render("run.html.j2", title=f"growth-sim run: {cfg.scenario}", subtitle=subtitle,
+                  cards=[(fmt(s.get(k), f), label) for k, label, f in HEADLINE], figures=run_figures(figures),
+                  channels=channels, group_buy=group_buy_rows(result.daily), pnl=pnl_rows(s, result.daily, cfg),
+                  metrics=pd.DataFrame({"metric": list(s), "value": values}), config_yaml=dump_yaml(cfg))
 
 
-def group_buy_section(daily: pd.DataFrame) -> str:
-    """The run's group-buying diagnostic (empty when no team was opened): what it measured, nothing
-    it would need a run without group buying to know."""
+def group_buy_rows(daily: pd.DataFrame) -> list[tuple[str, float, str]] | None:
+    """The run's group-buying diagnostic as (measure, value, format) rows, None when no team was
+    opened: what it measured, nothing it would need a run without group buying to know."""
     from sim.analysis import group_buy as gb
 
     if not gb.uses_group_buy(daily):
-        return ""
+        return None
     s = gb.run_summary(daily)
     rows = [("teams opened", s["group_buy_teams_opened"], "{:,.0f}"), ("teams filled", s["group_buy_teams_filled"], "{:,.0f}"),
             ("teams failed (refunded)", s["group_buy_teams_failed"], "{:,.0f}"), ("fill rate (of closed teams)", s["fill_rate"], "{:.1%}"),
@@ -139,36 +214,36 @@ def group_buy_section(daily: pd.DataFrame) -> str:
         rows.append(("share of links to non-users (each one an invitation)", s["share_to_non_users"], "{:.1%}"))
     if "share_to_asked" in s:
         rows.append(("share of links to people already asked to their tolerance", s["share_to_asked"], "{:.1%}"))
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(v, f)}</td></tr>" for k, v, f in rows)
-    return ("<h2>Group buying</h2><p>Teams, fill rate and where the team links went. A link to a non-user is an invitation: "
-            "it counts towards that person's saturation like a referral invitation, so links that do not convert make later "
-            "invitations weaker; a link to someone already asked to their tolerance annoys them. What group buying displaced "
-            "(referral joins with and without it) needs a run without it: <code>sim compare</code> with a baseline shows it.</p>"
-            f"<table><tr><th>measure</th><th>value</th></tr>{body}</table>")
+    return rows
 
 
-def group_buy_comparison_section(comparison) -> str:
+def group_buy_section(daily: pd.DataFrame) -> str:
+    """The run report's group-buying section on its own ('' when no team was opened)."""
+    return render("group_buy.html.j2", group_buy=group_buy_rows(daily))
+
+
+def group_buy_comparison_blocks(comparison) -> list[dict] | None:
     """For each strategy with group buying, its joins by channel against the baseline's, paired by
-    replicate: what group buying brought, what it displaced, the net (empty without group buying)."""
+    replicate: what group buying brought, what it displaced, the net (None without group buying)."""
     from sim.analysis import group_buy as gb
 
     c = comparison
     d = gb.displacement(c.daily, c.baseline)
     if not len(d):
-        return ""
-    parts = []
+        return None
+    blocks = []
     for s in d["strategy"].unique():
         r = gb.run_summary(c.daily[c.daily["strategy"] == s])
         rows = d[(d["strategy"] == s) & ((d["with"] != 0) | (d["without"] != 0))][["channel", "with", "without", "difference", "low", "high"]]
-        parts.append(f"<h3>{html.escape(str(s))}</h3><p>{html.escape(gb.verdict(d, s, c.baseline))} Fill rate "
-                     f"{fmt(r['fill_rate'], '{:.1%}')} ({fmt(r['group_buy_teams_filled'], '{:,.0f}')} of "
-                     f"{fmt(r['group_buy_teams_filled'] + r['group_buy_teams_failed'], '{:,.0f}')} closed teams, mean per replicate); "
-                     f"{fmt(r.get('share_to_non_users'), '{:.0%}')} of {fmt(r['group_buy_links_sent'], '{:,.0f}')} team links went to "
-                     f"non-users.</p>{table(rows)}")
-    return ("<h2>Group buying: brought and displaced</h2><p>Users acquired over the run by channel, mean per replicate with and "
-            "without the strategy's group buying (the baseline), and the paired difference with its 95 % interval. Team links "
-            "to non-users are invitations: they compete with referral invitations for the same friends, and each one counts "
-            "towards the receiver's saturation, so a drop in referral joins is invitations displaced.</p>" + "".join(parts))
+        blocks.append({"strategy": str(s), "verdict": gb.verdict(d, s, c.baseline), "fill_rate": r["fill_rate"],
+                       "filled": r["group_buy_teams_filled"], "closed": r["group_buy_teams_filled"] + r["group_buy_teams_failed"],
+                       "to_non_users": r.get("share_to_non_users"), "links": r["group_buy_links_sent"], "channels": rows})
+    return blocks
+
+
+def group_buy_comparison_section(comparison) -> str:
+    """The comparison report's group-buying section on its own ('' without group buying)."""
+    return render("group_buy_comparison.html.j2", group_buy=group_buy_comparison_blocks(comparison))
 
 
 # ============================================================================ experiments
@@ -181,33 +256,27 @@ EXPERIMENT_CAPTIONS = {
 }
 
 
-def _cell(mean: float, low: float, high: float, pattern: str) -> str:
-    if not math.isfinite(low):
-        return fmt(mean, pattern)
-    return f"{fmt(mean, pattern)} <span class='ci'>[{fmt(low, pattern)}, {fmt(high, pattern)}]</span>"
-
-
-def _matrix(table: pd.DataFrame, groups: list[str], metrics: list[str], by: str) -> str:
-    """Metrics as rows, groups as columns, each cell 'mean [low, high]'."""
+def _horizon_rows(table: pd.DataFrame, groups: list[str], metrics: list[str], by: str) -> list[dict]:
+    """Metrics as rows, groups as columns, each cell a mean with its interval (and how many runs have
+    a value, when some have none)."""
     from sim.analysis.comparison import METRICS
 
-    head = "<th>metric</th>" + "".join(f"<th>{html.escape(str(g))}</th>" for g in groups)
-    rows = []
     runs = int(table["n"].max()) if len(table) else 0
+    rows = []
     for m in metrics:
         meta = METRICS[m]
         cells = []
         for g in groups:
             r = table[(table[by] == g) & (table["metric"] == m)].iloc[0]
-            some = f" <span class='ci'>({int(r['n'])} of {runs} runs have a value)</span>" if r["n"] < runs else ""
-            cells.append(f"<td>{_cell(r['mean'], r['ci_low'], r['ci_high'], meta.fmt)}{some}</td>")
-        unit = f" ({meta.unit})" if meta.unit else ""
-        rows.append(f"<tr><td>{html.escape(meta.label + unit)}</td>{''.join(cells)}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+            note = f"{int(r['n'])} of {runs} runs have a value" if r["n"] < runs else None
+            cells.append(Cell(r["mean"], r["ci_low"], r["ci_high"], meta.fmt, note))
+        rows.append({"label": meta.label + (f" ({meta.unit})" if meta.unit else ""), "cells": cells})
+    return rows
 
 
-def _experiment_figures(figures: dict[str, Path]) -> str:
-    parts = []
+def experiment_figures(figures: dict[str, Path]) -> list[Figure]:
+    """The plots of a comparison or sweep folder with their captions (:data:`EXPERIMENT_CAPTIONS`)."""
+    found = []
     for name, path in figures.items():
         caption = EXPERIMENT_CAPTIONS.get(name, "")
         title = name.replace("comparison_", "").replace("sweep_", "").replace("_", " ").capitalize()
@@ -215,12 +284,8 @@ def _experiment_figures(figures: dict[str, Path]) -> str:
             title = f"Against {name[len('sweep_'):]}"
             caption = ("Each metric at the horizon against this swept parameter: dots are means over seeds, the band (or bar) the 95 % interval "
                        "of that mean (other swept parameters are averaged over, or drawn as separate lines).")
-        parts.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(caption)}</p>"
-                     f"<img src='plots/{Path(path).name}' alt='{html.escape(name)}'>")
-    return "".join(parts)
-
-
-COMPARISON_CSS = ".ci{color:#777;font-size:.8rem} ul.verdicts li{margin:.3rem 0} .win{color:#1b7f3b} .loss{color:#b42318}"
+        found.append(Figure(name, title, caption, f"plots/{Path(path).name}"))
+    return found
 
 
 def comparison_report(comparison, figures: dict[str, Path], experiment_text: str) -> str:
@@ -228,48 +293,23 @@ def comparison_report(comparison, figures: dict[str, Path], experiment_text: str
     (``experiment_text``: the experiment definition, as its ``config.yaml`` holds it)."""
     c = comparison
     cfg = next(iter(c.configs.values()))
-    metrics = list(c.spec.metrics)
-    items = []
-    for s in c.strategies:
-        if s == c.baseline:
-            continue
-        d = c.differences[c.differences["strategy"] == s]
-        for _, r in d.iterrows():
-            cls = "win" if " beats " in r["verdict"] else "loss" if " falls short of " in r["verdict"] else ""
-            items.append(f"<li class='{cls}'>{html.escape(r['verdict'])}</li>")
-    verdicts = f"<ul class='verdicts'>{''.join(items)}</ul>" if items else "<p>Only one strategy: nothing to compare with.</p>"
-    diffs = c.differences.copy()
-    if len(diffs):
-        diffs = diffs[["strategy", "label", "mean_difference", "ci_low", "ci_high", "relative", "relative_low", "relative_high", "higher", "n"]]
-        diffs.columns = ["strategy", "metric", "difference", "low", "high", "relative", "rel. low", "rel. high", "replicates higher", "replicates"]
-    resolved = "".join(f"<details><summary>Resolved configuration of {html.escape(s)}</summary><pre>{html.escape(dump_yaml(cfg_s))}</pre></details>"
-                       for s, cfg_s in c.configs.items())
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in getattr(c, "graph_notes", ()))
-    body = (f"<style>{COMPARISON_CSS}</style>"
-            + (f"<p>The social graph was repaired on loading:</p><ul>{notes}</ul>" if notes else "")
-            + f"<h2>The answer</h2><p>Each strategy against the baseline <b>{html.escape(c.baseline)}</b>, metric by metric: "
-            f"how many of the {len(c.seeds)} paired replicates it came out ahead in, and the difference in % of the baseline "
-            f"with its 95 % interval in brackets. “No clear difference” means the interval includes zero.</p>{verdicts}"
-            f"<h2>Horizon metrics</h2><p>Mean over {len(c.seeds)} replicates with the 95 % interval of the mean in brackets.</p>"
-            f"{_matrix(c.table, c.strategies, metrics, 'strategy')}"
-            f"{group_buy_comparison_section(c)}"
-            f"{_experiment_figures(figures)}"
-            + (f"<h2>Paired differences</h2><p>Strategy minus baseline, replicate by replicate, then averaged; relative columns are in "
-               f"fractions of the baseline's mean.</p>{table(diffs)}" if len(diffs) else "")
-            + f"<h2>How this was computed</h2><p>Every strategy ran the same {len(c.seeds)} replicates. Replicate r of every strategy "
-            f"used the same seed (derived from base seed {c.spec.seed}), so it saw the same social graph, the same people and the same "
-            f"everyday luck (common random numbers); differences are therefore measured within each replicate, which removes the noise "
-            f"the strategies share. Intervals are Student-t intervals over replicates. Rerun one replicate on its own with "
-            f"<code>sim run scenario=NAME seed=SEED</code> (seeds are in <code>horizon.parquet</code>); rerun the whole comparison with "
-            f"<code>sim compare experiment=config.yaml</code> from this folder.</p>"
-            f"<details><summary>Experiment definition (config.yaml)</summary><pre>{html.escape(experiment_text)}</pre></details>"
-            f"{resolved}")
+    verdicts = [("win" if " beats " in v else "loss" if " falls short of " in v else "", v)
+                for s in c.strategies if s != c.baseline for v in c.differences.loc[c.differences["strategy"] == s, "verdict"]]
+    diffs = None
+    if len(c.differences):
+        diffs = c.differences[["strategy", "label", "mean_difference", "ci_low", "ci_high", "relative", "relative_low", "relative_high",
+                               "higher", "n"]].copy()
+        diffs.columns = ["strategy", "metric", "difference", "low", "high", "relative", "rel. low", "rel. high", "replicates higher",
+                         "replicates"]
     subtitle = (f"{len(c.strategies)} strategies · {len(c.seeds)} replicates each · {cfg.population.size:,} people · {cfg.horizon} days · "
                 f"baseline {c.baseline} · computed in {c.wall_seconds:.0f} s")
-    title = f"growth-sim comparison: {c.name}"
     if c.spec.description:
         subtitle = f"{c.spec.description} — {subtitle}"
-    return page(title, subtitle, body)
+    return render("comparison.html.j2", title=f"growth-sim comparison: {c.name}", subtitle=subtitle,
+                  graph_notes=list(getattr(c, "graph_notes", ())), baseline=c.baseline, replicates=len(c.seeds), seed=c.spec.seed,
+                  verdicts=verdicts, strategies=c.strategies, horizon=_horizon_rows(c.table, c.strategies, list(c.spec.metrics), "strategy"),
+                  group_buy=group_buy_comparison_blocks(c), figures=experiment_figures(figures), differences=diffs,
+                  experiment_text=experiment_text, resolved=[(s, dump_yaml(cfg_s)) for s, cfg_s in c.configs.items()])
 
 
 def sweep_report(sweep, figures: dict[str, Path]) -> str:
@@ -277,37 +317,15 @@ def sweep_report(sweep, figures: dict[str, Path]) -> str:
     from sim.analysis.comparison import METRICS
 
     s = sweep
-    t = s.table()
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in [*s.varied, "runs", *(METRICS[m].label for m in s.metrics)])
-    rows = []
-    for _, r in t.iterrows():
-        cells = [f"<td>{html.escape(str(r[p]))}</td>" for p in s.varied] + [f"<td>{int(r['runs'])}</td>"]
-        cells += [f"<td>{_cell(r[m], r[f'{m}_low'], r[f'{m}_high'], METRICS[m].fmt)}</td>" for m in s.metrics]
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    rows = "".join(rows)
-    seeds = s.horizon["seed"].nunique() if "seed" in s.horizon else 1
-    body = (f"<style>{COMPARISON_CSS}</style>"
-            f"<h2>Horizon metrics by swept value</h2><p>Mean over the runs of each combination ({seeds} seed(s)) with the 95 % interval "
-            f"in brackets. Every run is a folder in <code>runs/</code>; all of them are in <code>sweep.parquet</code> (daily) and "
-            f"<code>horizon.parquet</code> (one row per run).</p><table><tr>{head}</tr>{rows}</table>"
-            f"{_experiment_figures(figures)}")
-    return page(f"growth-sim sweep: {', '.join(s.varied) or 'seeds'}", f"{len(s.horizon)} runs in {s.path}", body)
+    rows = [{"swept": [str(r[p]) for p in s.varied], "runs": int(r["runs"]),
+             "cells": [Cell(r[m], r[f"{m}_low"], r[f"{m}_high"], METRICS[m].fmt) for m in s.metrics]}
+            for _, r in s.table().iterrows()]
+    return render("sweep.html.j2", title=f"growth-sim sweep: {', '.join(s.varied) or 'seeds'}", subtitle=f"{len(s.horizon)} runs in {s.path}",
+                  seeds=s.horizon["seed"].nunique() if "seed" in s.horizon else 1,
+                  columns=[*s.varied, "runs", *(METRICS[m].label for m in s.metrics)], rows=rows, figures=experiment_figures(figures))
 
 
 # ============================================================================ sensitivity and calibration
-INDEX_NOTES = {
-    "morris": ("Morris elementary effects: <b>mu*</b> is the mean absolute change of the metric when the parameter moves one "
-               "step of its range (a quarter of it with four levels), in the metric's own unit; rank by it. <b>sigma</b> large next to "
-               "mu* means the effect depends on the other parameters (interactions or a non-linear response). The interval is a "
-               "bootstrap 95 % interval of mu*. A parameter whose mu* is small next to the others can be fixed at any value in its range; "
-               "intervals that overlap leave the order of those parameters open (raise <code>samples</code>)."),
-    "sobol": ("Sobol indices: <b>ST</b> (total) is the share of the metric's variance over the ranges that goes away if the parameter "
-              "is fixed, its interactions included; rank by it. <b>S1</b> (first order) is the share it explains on its own; ST well "
-              "above S1 means interactions. Intervals are bootstrap 95 % intervals; small negative values are sampling noise around 0. "
-              "Intervals as wide as the indices themselves mean too few samples: raise <code>samples</code>."),
-}
-
-
 PLOT_NOTES = {
     "morris": ("The same indices, one panel per metric: mu* (how much the metric moves with the parameter) across, sigma up, "
                "with mu*'s 95 % interval as whiskers. Far right means influential; above the line sigma = mu* means the effect "
@@ -317,19 +335,30 @@ PLOT_NOTES = {
 }
 
 
-def _params_table(params, best: dict | None = None) -> str:
-    head = "<tr><th>parameter</th><th>low</th><th>high</th><th>scale</th>" + ("<th>fitted</th>" if best else "") + "</tr>"
+def _plain_figures(figures: dict[str, Path], captions: dict[str, tuple[str, str]]) -> list[Figure]:
+    return [Figure(name, *captions[name], f"plots/{Path(path).name}") for name, path in figures.items()]
+
+
+#: how each index is named in a report's column headers
+INDEX_LABELS = {"mu_star": "mu*", "mu": "mu", "sigma": "sigma", "ST": "ST", "S1": "S1"}
+
+
+def _sensitivity_block(sens, metric: str, t: pd.DataFrame) -> dict:
+    """One metric's table: a row per parameter, most influential first; the ranking index and every
+    index with a confidence column as 'value [95 % interval]'."""
+    from sim.analysis.comparison import METRICS
+
+    by = sens.rank_by
+    other = [c for c in sens.index_columns if c not in (by, f"{by}_conf") and not c.endswith("_conf")]
+    columns = [f"{INDEX_LABELS[by]} [95 % interval]"] + [f"{INDEX_LABELS[c]}{' [95 % interval]' if f'{c}_conf' in t else ''}" for c in other]
     rows = []
-    for key, r in params.items():
-        fitted = f"<td><b>{fmt(best[key], '{:.6g}')}</b></td>" if best else ""
-        rows.append(f"<tr><td>{html.escape(key)}</td><td>{fmt(r.low, '{:g}')}</td><td>{fmt(r.high, '{:g}')}</td>"
-                    f"<td>{'logarithmic' if r.log else 'linear'}</td>{fitted}</tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
-def _plain_figures(figures: dict[str, Path], captions: dict[str, str]) -> str:
-    return "".join(f"<h2>{html.escape(captions[name][0])}</h2><p>{html.escape(captions[name][1])}</p>"
-                   f"<img src='plots/{Path(path).name}' alt='{html.escape(name)}'>" for name, path in figures.items())
+    for _, r in t.sort_values(["rank", "parameter"]).iterrows():
+        cells = [Cell(r[by], r[by] - r[f"{by}_conf"], r[by] + r[f"{by}_conf"])]
+        cells += [Cell(r[c], r[c] - r[f"{c}_conf"], r[c] + r[f"{c}_conf"]) if f"{c}_conf" in t else Cell(r[c]) for c in other]
+        rows.append({"rank": int(r["rank"]), "parameter": r["parameter"], "cells": cells})
+    meta = METRICS[metric]
+    unit = f"{meta.unit or 'metric units'} per step" if sens.method == "morris" else "share of variance"
+    return {"label": meta.label, "metric": metric, "unit": unit, "columns": columns, "rows": rows}
 
 
 def sensitivity_report(sens, figures: dict[str, Path]) -> str:
@@ -337,120 +366,47 @@ def sensitivity_report(sens, figures: dict[str, Path]) -> str:
     method's indices and intervals, the plot, the parameter ranges and the experiment."""
     from sim.analysis.comparison import METRICS
 
-    method, s = sens.method, sens.spec.sensitivity
-    by = sens.rank_by
-    other = [c for c in sens.index_columns if c not in (by, f"{by}_conf") and not c.endswith("_conf")]
-    label = {"mu_star": "mu*", "mu": "mu", "sigma": "sigma", "ST": "ST", "S1": "S1"}
-    blocks = []
-    for metric, t in sens.indices.groupby("metric", sort=False):
-        meta = METRICS[metric]
-        head = f"<tr><th>rank</th><th>parameter</th><th>{label[by]} [95 % interval]</th>" + "".join(
-            f"<th>{label[c]}{' [95 % interval]' if f'{c}_conf' in t else ''}</th>" for c in other) + "</tr>"
-        rows = []
-        for _, r in t.sort_values(["rank", "parameter"]).iterrows():
-            cells = [f"<td>{int(r['rank'])}</td>", f"<td>{html.escape(r['parameter'])}</td>",
-                     f"<td>{_cell(r[by], r[by] - r[f'{by}_conf'], r[by] + r[f'{by}_conf'], None)}</td>"]
-            for c in other:
-                conf = f"{c}_conf"
-                cells.append(f"<td>{_cell(r[c], r[c] - r[conf], r[c] + r[conf], None) if conf in t else fmt(r[c])}</td>")
-            rows.append(f"<tr>{''.join(cells)}</tr>")
-        unit = f"{meta.unit or 'metric units'} per step" if method == "morris" else "share of variance"
-        blocks.append(f"<h3>{html.escape(meta.label)} <span class='ci'>({html.escape(metric)}; {html.escape(unit)})</span></h3>"
-                      f"<table>{head}{''.join(rows)}</table>")
-    skipped = "".join(f"<li>{html.escape(m)}: {html.escape(why)}</li>" for m, why in sens.skipped.items())
-    top = "".join(f"<div class='card'><b>{html.escape(sens.ranking(m)[0].split('.')[-1])}</b><span>most influential on "
-                  f"{html.escape(METRICS[m].label)}</span></div>" for m in sens.indices["metric"].unique()[:5])
+    method = sens.method
     name = "Morris screening" if method == "morris" else "Sobol indices"
-    body = (f"<style>{COMPARISON_CSS}</style><div class='cards'>{top}</div>"
-            f"<h2>Which parameters matter</h2><p>{INDEX_NOTES[method]}</p>{''.join(blocks)}"
-            + (f"<p>No indices for:</p><ul>{skipped}</ul>" if skipped else "")
-            + _plain_figures(figures, {method: (name, PLOT_NOTES[method])})
-            + f"<h2>Parameter ranges</h2><p>Each run draws every parameter from its range (base scenario <code>{html.escape(s.scenario)}</code>"
-            f"{', overrides ' + html.escape(' '.join(sens.spec.overrides)) if sens.spec.overrides else ''}); the values of each point are in "
-            f"<code>points.parquet</code>, the metrics of every run in <code>horizon.parquet</code>, the indices in "
-            f"<code>indices.csv</code> and <code>indices.json</code>.</p>{_params_table(s.params)}"
-            f"<details><summary>Base configuration (<code>config.yaml</code>)</summary><pre>{html.escape(dump_yaml(sens.config))}</pre></details>")
-    subtitle = f"{sens.label()} · computed in {sens.wall_seconds:.0f} s"
-    return page(f"growth-sim sensitivity: {sens.name} ({name})", subtitle, body)
+    cards = [(sens.ranking(m)[0].split(".")[-1], f"most influential on {METRICS[m].label}") for m in sens.indices["metric"].unique()[:5]]
+    return render("sensitivity.html.j2", title=f"growth-sim sensitivity: {sens.name} ({name})",
+                  subtitle=f"{sens.label()} · computed in {sens.wall_seconds:.0f} s", method=method, cards=cards,
+                  blocks=[_sensitivity_block(sens, metric, t) for metric, t in sens.indices.groupby("metric", sort=False)],
+                  skipped=sens.skipped, figures=_plain_figures(figures, {method: (name, PLOT_NOTES[method])}),
+                  scenario=sens.spec.sensitivity.scenario, overrides=" ".join(sens.spec.overrides), params=sens.spec.sensitivity.params,
+                  config_yaml=dump_yaml(sens.config))
 
 
 def calibration_report(cal, figures: dict[str, Path]) -> str:
     """The calibration folder's report: the fitted values within their searched ranges, the loss in
     sample and on fresh seeds, how to run the fitted model, how close each target is, the targets the
     model cannot meet together, what each target identifies, and the fit and search plots."""
+    from sim.analysis.identification import IDENTIFIES, RESPONDS
+
     c = cal.section
-    cards = (f"<div class='cards'><div class='card'><b>{fmt(cal.best_loss, '{:.4g}')}</b><span>{html.escape(c.loss)} loss, best trial "
-             f"({c.replicates} seed{'s' if c.replicates > 1 else ''})</span></div><div class='card'><b>{fmt(cal.check_loss, '{:.4g}')}</b>"
-             f"<span>loss on {c.check_replicates} fresh seeds</span></div><div class='card'><b>{len(cal.trials)}</b><span>trials</span></div></div>")
-    run = html.escape("sim run " + " ".join(cal.overrides()))
-    body = (f"<style>{COMPARISON_CSS}</style>{cards}"
-            f"<h2>Fitted parameters</h2><p>The best trial of the search (Optuna's seeded TPE over the ranges below); the held-out loss "
-            f"reruns it at seeds the search never used, so a held-out loss far above the best one means the fit chased noise.</p>"
-            f"{_params_table(c.params, cal.best)}"
-            f"<h2>Run the fitted model</h2><pre style='white-space:pre-wrap'>{run}\nsim run --config config.yaml\nSIM_SCENARIO_PATH=&lt;this folder&gt;/scenarios sim run "
-            f"scenario={html.escape(cal.scenario_name())}</pre>"
-            f"<h2>How close the fit is</h2><p>The fitted model rerun at the fresh seeds against each target, expressed as the target is: "
-            f"error of the mean in % of the target, how often the target lies inside the 95 % interval of the mean, and the target's "
-            f"own loss at the best trial and at the fresh seeds (<code>fit.csv</code> has every point; every trial, with each target's "
-            f"loss, is in <code>trials.csv</code>).</p>{_calibration_targets(cal)}"
-            f"{_calibration_diagnostics(cal)}"
-            + _plain_figures(figures, {
-                "fit": ("Fit", "Each target (dots) against the fitted model rerun at fresh seeds: the mean (line) and the 95 % interval of "
-                               "the mean (band), a panel per target."),
-                "loss": ("Search", "Left: the loss of every trial and the best so far. Then, per parameter, the values tried, coloured by "
-                                   "loss: where the points crowd is where the sampler found good fits; the dashed line is the best value.")})
-            + f"<details><summary>The fitted model as a scenario file</summary><pre>{html.escape(cal.scenario_yaml())}</pre></details>")
+    seeds = f"{c.replicates} seed{'s' if c.replicates > 1 else ''}"
+    cards = [(fmt(cal.best_loss, "{:.4g}"), f"{c.loss} loss, best trial ({seeds})"),
+             (fmt(cal.check_loss, "{:.4g}"), f"loss on {c.check_replicates} fresh seeds"), (str(len(cal.trials)), "trials")]
+    figures = _plain_figures(figures, {
+        "fit": ("Fit", "Each target (dots) against the fitted model rerun at fresh seeds: the mean (line) and the 95 % interval of "
+                       "the mean (band), a panel per target."),
+        "loss": ("Search", "Left: the loss of every trial and the best so far. Then, per parameter, the values tried, coloured by "
+                           "loss: where the points crowd is where the sampler found good fits; the dashed line is the best value.")})
     subtitle = (f"{c.scenario} · {len(c.params)} parameter{'s' if len(c.params) > 1 else ''} · {len(cal.trials)} trials x "
-                f"{c.replicates} seed{'s' if c.replicates > 1 else ''} · computed in {cal.wall_seconds:.0f} s")
-    return page(f"growth-sim calibration: {cal.name}", subtitle, body)
+                f"{seeds} · computed in {cal.wall_seconds:.0f} s")
+    return render("calibration.html.j2", title=f"growth-sim calibration: {cal.name}", subtitle=subtitle, cards=cards,
+                  params=c.params, best=cal.best, run_command="sim run " + " ".join(cal.overrides()), scenario_name=cal.scenario_name(),
+                  targets=_calibration_targets(cal),
+                  conflicts=cal.conflicts.to_dict("records") if len(cal.targets) > 1 else None, conflict_line=cal.conflict_line(),
+                  loss_unit="root-mean-square log error" if c.loss == "msle" else "mean relative error",
+                  conflict_tolerance=c.conflict_tolerance, responds=RESPONDS, identifies=IDENTIFIES, identification=cal.identification,
+                  figures=figures, scenario_yaml=cal.scenario_yaml())
 
 
-def _calibration_targets(cal) -> str:
+def _calibration_targets(cal) -> list[dict]:
     """A row per target: what it is, its errors at the fresh seeds and its loss in and out of sample."""
     fit = cal.fit[cal.fit["target"].notna()].copy()
     fit["rel"] = (fit["mean"] - fit["target"]).abs() / fit["target"].abs().where(fit["target"] != 0)
     fit["covered"] = (fit["target"] >= fit["low"]) & (fit["target"] <= fit["high"])
     summary = fit.groupby("name", sort=False).agg(median_rel=("rel", "median"), max_rel=("rel", "max"), covered=("covered", "mean"))
-    rows = []
-    for t in cal.target_summary():
-        r = summary.loc[t["name"]]
-        rows.append(f"<tr><td>{html.escape(t['name'])}</td><td>{html.escape(t['expressed'])}</td><td>{html.escape(t['label'])}</td>"
-                    f"<td>{t['points']}</td><td>{fmt(t['weight'], '{:g}')}</td><td>{fmt(r['median_rel'], '{:.1%}')}</td><td>{fmt(r['max_rel'], '{:.1%}')}</td>"
-                    f"<td>{fmt(r['covered'], '{:.0%}')}</td><td>{fmt(t['best_loss'], '{:.3g}')}</td><td>{fmt(t['check_loss'], '{:.3g}')}</td></tr>")
-    return ("<table><tr><th>target</th><th>expressed as</th><th>source</th><th>points</th><th>weight</th><th>median error</th><th>largest error</th>"
-            f"<th>targets inside the 95 % band</th><th>loss, best trial</th><th>loss, fresh seeds</th></tr>{''.join(rows)}</table>")
-
-
-def _calibration_diagnostics(cal) -> str:
-    """Which targets conflict (a table of every pair) and which parameters each target identifies
-    (a target x parameter table of scores)."""
-    from sim.analysis.identification import IDENTIFIES, RESPONDS
-
-    c = cal.section
-    unit = "root-mean-square log error" if c.loss == "msle" else "mean relative error"
-    out = ""
-    if len(cal.targets) > 1:
-        rows = "".join(
-            f"<tr><td>{html.escape(r['first'])}</td><td>{html.escape(r['second'])}</td><td>{fmt(r['best_first'], '{:.1%}')}</td>"
-            f"<td>{fmt(r['best_second'], '{:.1%}')}</td><td>{fmt(r['first_at'], '{:.1%}')}</td><td>{fmt(r['second_at'], '{:.1%}')}</td>"
-            f"<td>{fmt(r['gap'], '{:.1%}')}</td><td>{html.escape(r['shared'] or '–')}</td><td>{'<b>conflict</b>' if r['conflict'] else 'no'}</td></tr>"
-            for _, r in cal.conflicts.iterrows())
-        out += (f"<h2>Targets the model cannot meet together</h2><p><b>{html.escape(cal.conflict_line())}.</b></p><p>For each pair of targets, "
-                f"the best error ({unit}) of each alone over the trials, the errors at the trial closest to both bests, and how far that "
-                f"trial is from them (the larger excess). A pair conflicts when that distance exceeds {c.conflict_tolerance:.0%} "
-                f"(<code>conflict_tolerance</code>) and both losses respond to a common parameter (score at least {RESPONDS} below): "
-                f"improving one then worsens the other. Losses that depend on different parameters can always be met together, so a "
-                f"gap without a shared parameter only means the search has not tried the combination yet.</p>"
-                f"<table><tr><th>target</th><th>and target</th><th>best alone</th><th>best alone</th><th>closest trial</th><th>closest trial</th>"
-                f"<th>distance</th><th>shared parameters</th><th>verdict</th></tr>{rows}</table>")
-    ident = cal.identification
-    head = "".join(f"<th>{html.escape(p)}</th>" for p in ident.columns)
-    rows = "".join(f"<tr><td>{html.escape(str(name))}</td>" + "".join(
-        f"<td>{'<b>' if v >= IDENTIFIES else ''}{fmt(v, '{:.2f}')}{'</b>' if v >= IDENTIFIES else ''}</td>" for v in row) + "</tr>"
-        for name, row in ident.iterrows())
-    out += (f"<h2>What each target identifies</h2><p>How much of the variation of each target's loss across the trials goes with "
-            f"each parameter alone (omega squared of the loss's ranks between quantile bins of the parameter: 0 means the loss "
-            f"ignores it, 1 that it decides the loss; bold from {IDENTIFIES}). A parameter no target scores on is not pinned down by "
-            f"these targets: its fitted value is a guess. The trials crowd where the fit is good, so this describes the search, "
-            f"not the model everywhere (<code>sim sensitivity</code> does that).</p><table><tr><th>target</th>{head}</tr>{rows}</table>")
-    return out
+    return [t | summary.loc[t["name"]].to_dict() for t in cal.target_summary()]

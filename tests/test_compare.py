@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import re
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +168,7 @@ def test_comparison_folder_is_complete_and_reruns_exactly(tmp_path, capsys):
     diffs = pd.read_parquet(path / "differences.parquet")
     assert {"strategy", "metric", "mean_difference", "ci_low", "ci_high", "verdict"} <= set(diffs.columns)
     html = (path / "report.html").read_text()
-    assert "referral_double" in html and diffs["verdict"].iloc[0] in html.replace("&#x27;", "'")
+    assert "referral_double" in html and diffs["verdict"].iloc[0] in unescape(html)
     assert re.search(r"referral_double .*on profit(:| in) .*of 2 replicates", err), err  # the verdict on profit, whichever it is
     spec = yaml.safe_load((path / "config.yaml").read_text())
     assert spec["replicates"] == 2 and set(spec["strategies"]) == {"default", "referral_double"}

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 
 import networkx as nx
@@ -281,7 +282,7 @@ def test_the_comparison_download_is_the_folder_sim_compare_writes_and_reruns_exa
     for file in ("config.yaml", "daily.parquet", "horizon.parquet", "differences.parquet", "table.parquet", "retention.parquet",
                  "report.html", "plots/curves.png", "plots/retention.png", "resolved/on-screen-settings.yaml"):
         assert (folder / file).is_file(), file
-    report = (folder / "report.html").read_text().replace("&#x27;", "'")
+    report = unescape((folder / "report.html").read_text())
     assert all(v in report for v in cmp.differences["verdict"])
     # the folder's experiment file reruns the page's comparison on the command line, run for run
     from sim.cli import main

@@ -155,3 +155,22 @@ def test_an_old_key_is_refused_with_its_new_name():
 
     with pytest.raises(ConfigError, match="subsidy_share: renamed to platform_share"):
         sim.compose("default", ["mechanisms.group_buy.subsidy_share=0.3"])
+
+
+def test_the_run_report_explains_every_line(tmp_path):
+    import html as h
+    import re
+
+    r = sim.run("default", overrides=["population.size=2000", "horizon=40", "mechanisms.group_buy.enabled=true"],
+                out=tmp_path, plots=False)
+    page = h.unescape((r.path / "report.html").read_text())
+    table = page[page.index("<table class='pnl'>"): page.index("</table>", page.index("<table class='pnl'>"))]
+    labels = re.findall(r"<tr class='(?:line|account)'><td>([^<]+)</td>", table)
+    assert labels[:2] == ["GMV", "revenue"] and labels[-2:] == ["+ terminal value", "= profit with terminal value"]
+    for line in ("= contribution", "= profit", "- incentive cost", "memo: incentives merchants funded", "group buy subsidy"):
+        assert line in labels, line
+    assert "the platform's 50%; merchants fund the rest" in table and "the merchants' 50%" in table
+    rows = re.findall(r"<tr class='(?:line|account)'><td>[^<]+</td><td class='num'>([^<]+)</td><td class='num'>[^<]+</td><td>([^<]*)</td>", table)
+    assert len(rows) == len(labels) and all(what.strip() for _, what in rows)  # every line says what it is
+    profit = dict(zip(labels, (float(v.replace(",", "")) for v, _ in rows)))["= profit"]
+    assert profit == pytest.approx(r.summary["profit"], abs=1)

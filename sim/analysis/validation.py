@@ -45,7 +45,6 @@ mechanism exists.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import sys
@@ -1223,22 +1222,15 @@ class Validation:
         return "\n".join(lines)
 
     def html(self) -> str:
-        from sim.report import page, table
+        """The folder's report.html: the table of facts, then a section per fact with its plot."""
+        from sim.report import render
 
-        summary = table(self.table[["fact", "result", "figure", "reference"]])
-        sections = []
-        for f in self.findings:
-            verdict = {"pass": "✅ pass", "fail": "❌ fail", "pending": "⏳ pending"}[f.status]
-            img = f"<img src='plots/{f.plot.name}' alt='{html.escape(f.name)}'>" if f.plot is not None else ""
-            sections.append(
-                f"<h2>{html.escape(f.title)} — {verdict}</h2>"
-                f"<p><b>Measured:</b> {html.escape(f.measured)}</p><p><b>Figure:</b> {html.escape(f.figure)}</p>"
-                f"<p><b>Reference:</b> {html.escape(f.reference)}</p><p><b>Criterion:</b> {html.escape(f.criterion)}</p>{img}")
         done = [f for f in self.findings if f.status != "pending"]
         subtitle = (f"{sum(f.passed for f in done)} of {len(done)} facts pass · {self.size.name} size · "
                     f"{self.size.population:,} people, {self.size.horizon} days, {len(done) and self.size.replicates} replicate(s) · "
                     f"overrides: {' '.join(self.overrides) or 'none'} · {self.seconds:.0f} s")
-        return page("growth-sim validation against stylized facts", subtitle, summary + "".join(sections))
+        return render("validation.html.j2", title="growth-sim validation against stylized facts", subtitle=subtitle,
+                      summary=self.table[["fact", "result", "figure", "reference"]], findings=self.findings)
 
     def save(self, out: str | Path = "results/validation") -> Path:
         """Write the validation folder (report.html, facts.csv, facts.json, plots/) atomically."""
@@ -1305,4 +1297,7 @@ def validate(quick: bool = False, overrides: Sequence[str] = (), facts: Sequence
 
 
 def print_progress(finding: Finding) -> None:
-    print(f"  {finding.status.upper():<7} {finding.name}", file=sys.stderr, flush=True)
+    """A line per measured fact on stderr (written above a progress bar there, if one is drawn)."""
+    from tqdm import tqdm
+
+    tqdm.write(f"  {finding.status.upper():<7} {finding.name}", file=sys.stderr)

@@ -12,7 +12,6 @@ configurations), zipped. Nothing here computes a statistic of its own: the curve
 from __future__ import annotations
 
 import dataclasses
-import html
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -152,9 +151,10 @@ def summary_rows(cmp: Comparison) -> list[dict[str, str]]:
 
 
 def table_html(rows: list[dict[str, str]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r.values()) + "</tr>" for r in rows)
-    return f"<table class='cmp'><tr>{head}</tr>{body}</table>"
+    """The rows of :func:`summary_rows` as an HTML table (escaped by the template)."""
+    from sim.report import macro
+
+    return macro("table", pd.DataFrame(rows), css_class="cmp")
 
 
 def comparison_zip(cmp: Comparison) -> tuple[str, bytes]:
