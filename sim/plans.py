@@ -245,6 +245,14 @@ class AssumptionSpec:
         return self.kind != "choice"
 
     @property
+    def text(self) -> str:
+        """"lognormal: median 25, sigma 0.5", "choice: popular (30 %), personalised (70 %)"."""
+        if self.kind == "choice":
+            return "choice: " + ", ".join(f"{v} ({100 * p:.0f} %)" for v, p in zip(self.choice, self.probabilities))
+        names = DISTRIBUTIONS[self.kind].strip("[]").split(", ")
+        return f"{self.kind}: " + ", ".join(f"{n} {v:g}" for n, v in zip(names, self.values))
+
+    @property
     def probabilities(self) -> tuple[float, ...]:
         """The probability of each choice (all equal unless ``p`` says)."""
         return self.p if self.p is not None else tuple(1.0 / len(self.choice) for _ in self.choice)

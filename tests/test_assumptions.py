@@ -75,6 +75,13 @@ def test_a_fixed_world_narrows_the_replicate_spread_of_gmv():
     assert "fixed across replicates at seed 0" in fixed.world and "drawn anew for each replicate" in varies.world
 
 
+def test_a_comparison_without_assumptions_or_a_decision_has_neither_section(tmp_path):
+    c = sim.compare(["default", "referral_double"], replicates=2, overrides=TINY, workers=1, out=tmp_path, plots=False)
+    page = (c.path / "report.html").read_text()
+    assert "The decision" not in page and "<h2>Assumptions</h2>" not in page and "drawn anew for each replicate" in page
+    assert c.decision is None and c.noise is None and not (c.path / "decision.json").exists()
+
+
 # ------------------------------------------------------------------------------ draws
 def test_draws_follow_their_distributions():
     u = (np.arange(20_000) + 0.5) / 20_000  # an even grid of uniform numbers: means within 0.1 %

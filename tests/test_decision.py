@@ -3,6 +3,7 @@ against the baseline, P(best and feasible), the recommendation and its one line.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -158,6 +159,9 @@ def test_an_experiment_with_assumptions_and_a_decision_reruns_exactly(tmp_path):
                     assumptions={"mechanisms.referral.reward_uplift": {"triangular": [2, 4, 6]}}, decision="maximise users_end")
     for name in ("horizon_noise.parquet", "uncertainty.parquet", "assumption_effects.parquet", "decision.json"):
         assert (c.path / name).is_file(), name
+    page = html.unescape((c.path / "report.html").read_text())
+    assert "<h2>The decision</h2>" in page and c.decision.line in page and "<h2>Assumptions</h2>" in page
+    assert "triangular: low 2, mode 4, high 6" in page and c.world in page
     _, spec = load_experiment(str(c.path / "config.yaml"))
     again = sim.experiment.run_comparison(spec, "again", workers=1)
     pd.testing.assert_frame_equal(again.horizon, c.horizon)
