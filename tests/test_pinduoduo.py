@@ -3,6 +3,7 @@ shoppers, and the calibration experiment that fits the shape of the company's re
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import numpy as np
@@ -63,3 +64,22 @@ def test_an_experiment_with_only_held_out_targets_is_refused():
                                        "targets": [{"metric": "dau", "values": {5: 10}, "weight": 0}]}}
     with pytest.raises(ConfigError, match="at least one target needs a weight above 0"):
         experiment_spec(data, "x.yaml")
+
+
+def test_the_documented_calibrated_values_are_the_preset_s():
+    """docs/pinduoduo.md's table gives every calibrated setting of the experiment, the value the preset
+    runs with, close to the fitted one (rounded to two significant figures or better)."""
+    from sim.plans import PROJECT
+    from sim.schema import to_plain
+
+    rows = re.findall(r"^\| `([\w.]+)`[^|]*\| ([\d.]+) \| ([\d.]+) \|", (PROJECT / "docs" / "pinduoduo.md").read_text(), re.M)
+    table = {key: (float(fitted), float(preset)) for key, fitted, preset in rows}
+    _, spec = load_experiment("pinduoduo")
+    assert set(table) == set(spec.calibration.params)
+    cfg = to_plain(sim.compose("pinduoduo"))
+    for key, (fitted, preset) in table.items():
+        value = cfg
+        for part in key.split("."):
+            value = value[part]
+        assert value == preset, key
+        assert preset == pytest.approx(fitted, rel=0.05), key
