@@ -303,7 +303,9 @@ def test_the_table_shows_each_metric_with_its_interval_and_the_paired_difference
     assert not lines & {r["metric"] for r in rows} and "total costs (RMB)" in {r["metric"] for r in rows}  # the P&L's lines are in the P&L
     cost = next(r for r in compare.pnl_rows(cmp) if r["line (RMB)"] == "− incentive cost")
     d = cmp.differences.set_index("metric").loc["incentive_cost"]
-    assert cost[f"{compare.ON_SCREEN} − default"].endswith(f"higher in {d['higher']} of 2") and d["higher"] == 2
+    assert cost[f"{compare.ON_SCREEN} − default"] == compare.interval_text(d["mean_difference"], d["ci_low"], d["ci_high"])
+    assert cost[f"{compare.ON_SCREEN} − default"].startswith("+") and d["higher"] == 2
+    assert next(r for r in rows if r["metric"] == "total costs (RMB)")[f"{compare.ON_SCREEN} − default"].endswith("higher in 2 of 2")
     mean = cmp.table.set_index(["strategy", "metric"]).loc[("default", "incentive_cost"), "mean"]
     assert cost["default"].startswith(f"{mean:,.0f} [")
 
@@ -340,6 +342,12 @@ def test_the_question_on_the_page_is_the_decision_sim_compare_reads():
     assert compare.sense_of("cac_blended") == "minimise" and compare.sense_of("users_end") == "maximise"
     asked = compare.comparison_metrics(compare.decision_of("maximise", "k_factor", "ltv_90 >= baseline"))
     assert {"k_factor", "ltv_90", *(m for m, _ in compare.statement())} <= set(asked) and len(asked) == len(set(asked))
+
+
+def test_a_difference_reads_with_signed_bounds_and_shares_in_points():
+    assert compare.interval_text(1234.4, -80.2, 2549.0) == "+1,234 [-80.2,\u00a0+2,549]"
+    assert compare.interval_text(0.012, -0.003, 0.026, points=True) == "+1.2 [-0.3,\u00a0+2.6]\u00a0points"
+    assert compare.interval_text(float("nan"), float("nan"), float("nan")) == "– [–,\u00a0–]"
 
 
 def test_the_statement_runs_top_to_bottom_as_the_economics_books_it():
@@ -444,7 +452,8 @@ def test_with_assumptions_every_difference_has_its_noise_only_interval_and_share
         assert list(rows[0])[-3:] == [head, f"{head}, noise only", "share from assumptions"]
     profit = next(r for r in pnl if r["line (RMB)"] == "= profit with terminal value")
     p = u.loc["profit_with_terminal"]
-    assert profit[f"{head}, noise only"] == f"{p['noise_mean_difference']:+,.0f} [{p['noise_ci_low']:,.0f}, {p['noise_ci_high']:,.0f}]"
+    assert profit[f"{head}, noise only"] == compare.interval_text(p["noise_mean_difference"], p["noise_ci_low"], p["noise_ci_high"])
+    assert profit[f"{head}, noise only"] != profit[head]  # two sets of runs, two intervals
     assert profit["share from assumptions"].endswith(" %")
     # the lines shown add up as the statement does: revenue less the costs is the contribution, in every run's mean
     t = cmp.table.set_index(["strategy", "metric"])["mean"]

@@ -61,11 +61,10 @@ CSS = """
 .decision-line{font-size:15px;font-weight:600;color:#1d2733;background:#eef4fb;border-left:4px solid #1f5fa8;padding:8px 12px;margin:8px 0 6px 0}
 .decision-items{margin-bottom:6px}
 .decision-items .kpi b{font-size:15px}
-.question,.assumption{align-items:baseline;flex-wrap:wrap}
 .question .v-input,.assumption .v-input{flex:0 1 auto}
+.assumption-error{margin:-6px 0 6px 0}
 .table-box{overflow-x:auto;margin-bottom:4px}
 .cmp td,.cmp th{padding:4px 10px;border-bottom:1px solid #e5e8ec;text-align:right;font-size:12.5px}
-.cmp td:nth-child(2),.cmp td:nth-child(3){white-space:nowrap}
 .cmp td:first-child,.cmp th:first-child{text-align:left;min-width:150px}
 .cmp th{background:#f4f6f8}
 .pnl td,.pnl th{padding:3px 10px;border-bottom:1px solid #e5e8ec;text-align:right;font-size:12.5px;white-space:nowrap}
@@ -523,7 +522,7 @@ def Question():
         objective.value = m
         sense.value = cp.sense_of(m)
 
-    with solara.Row(gap="12px", classes=["question"]):
+    with solara.Row(gap="12px", classes=["question"], style={"align-items": "center", "flex-wrap": "wrap"}):
         solara.Select("decide", values=["maximise", "minimise"], value=sense, style={"max-width": "130px"}, classes=["decision-sense"])
         solara.Select("objective", values=list(cp.OBJECTIVES), value=objective.value, on_value=choose_objective,
                       style={"max-width": "230px"}, classes=["decision-objective"])
@@ -568,18 +567,21 @@ def Assumptions(a: str, b: str):
                 "assumption at its centre (noise only): twice the runs"))
     for i, row in enumerate(rows):
         keys = [k.key for k in eligible] + ([] if row.key in {k.key for k in eligible} else [row.key])
-        with solara.Row(gap="10px", classes=["assumption", f"assumption-{i}"]):
-            solara.Select("setting", values=keys, value=row.key, style={"min-width": "330px", "max-width": "380px"},
+        with solara.Row(gap="10px", classes=["assumption", f"assumption-{i}"], style={"align-items": "center", "flex-wrap": "wrap"}):
+            solara.Select("setting", values=keys, value=row.key, style={"min-width": "300px", "max-width": "340px"},
                           on_value=lambda k, i=i: put(i, cp.assumption_around(by_key[k], shared_value(k))))
             solara.Select("distribution", values=list(cp.DISTRIBUTIONS), value=row.kind, style={"max-width": "130px"},
                           on_value=lambda v, i=i, row=row: put(i, dataclasses.replace(row, kind=v)))
             ends = ["low", "mode", "high"] if row.kind == "triangular" else ["low", "high"]
             for end in ends:
-                solara.InputFloat(end, value=getattr(row, end), style={"max-width": "110px"}, classes=[f"assumption-{end}"],
+                solara.InputFloat(end, value=getattr(row, end), style={"max-width": "95px"}, classes=[f"assumption-{end}"],
                                   on_value=lambda v, i=i, row=row, end=end: put(i, dataclasses.replace(row, **{end: v})) if v is not None else None)
             unit = by_key[row.key].unit if row.key in by_key else ""
             solara.HTML(tag="div", unsafe_innerHTML=html.escape(unit), classes=["knob-unit"])
             solara.Button(icon_name="mdi-close", icon=True, on_click=lambda i=i: put(i, None), classes=["remove-assumption"])
+        error = cp.assumption_error(row)
+        if error:
+            solara.HTML(tag="div", unsafe_innerHTML=html.escape(error), classes=["knob-changed", "assumption-error"])
 
 
 @solara.component

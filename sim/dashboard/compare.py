@@ -43,6 +43,7 @@ CURVES = {
     "cumulative_profit": ("profit", True, "Cumulative profit", "RMB"),
 }
 RETENTION_AGES = 60
+NBSP = "\u00a0"  #: inside an interval, so that a narrow table column breaks a cell before its bracket only
 #: the verdicts shown above the charts (the table has every metric)
 HEADLINE = ("users_total", "mau_end", "retention_d30", "profit")
 
@@ -199,6 +200,20 @@ class Assumption:
         return {"triangular": [self.low, self.mode, self.high]} if self.kind == "triangular" else {"uniform": [self.low, self.high]}
 
 
+def assumption_error(row: Assumption) -> str | None:
+    """The one-line error ``sim compare`` gives for the row's distribution on its own (low above
+    high, a mode outside them), or None; whether the range fits the setting is checked when the
+    comparison starts, against the strategies' configurations."""
+    from sim.plans import AssumptionSpec
+
+    kind, values = next(iter(row.spec().items()))
+    try:
+        AssumptionSpec(**{kind: tuple(values)}).check(f"assumptions.{row.key}")
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
 def assumption_specs(rows: Iterable[Assumption]) -> dict[str, dict[str, list[float]]]:
     """``assumptions=`` of :func:`sim.compare` (a key given twice: the last row)."""
     return {a.key: a.spec() for a in rows}
@@ -280,32 +295,36 @@ def _cell(mean: float, low: float, high: float, pattern: str) -> str:
     def f(x: float) -> str:
         return pattern.format(x) if np.isfinite(x) else "–"
 
-    return f(mean) if not np.isfinite(low) else f"{f(mean)} [{f(low)}, {f(high)}]"
+    return f(mean) if not np.isfinite(low) else f"{f(mean)} [{f(low)},{NBSP}{f(high)}]"
 
 
-def differences_of(cmp: Comparison, metric: str, unit: str | None = None) -> dict[str, str]:
+def interval_text(mean: float, low: float, high: float, points: bool = False) -> str:
+    """A difference with its interval, every number signed: ``+1,234 [+800, +1,650]``; a difference
+    of shares in points: ``+1.2 [-0.3, +2.6] points`` (a narrow column breaks it before the bracket
+    only)."""
+    def f(x: float) -> str:
+        return number_text(x, POINTS, True).removesuffix(" points") if points else number_text(x, "", True)
+
+    return f"{f(mean)} [{f(low)},{NBSP}{f(high)}]" + (f"{NBSP}points" if points else "")
+
+
+def differences_of(cmp: Comparison, metric: str, compact: bool = False) -> dict[str, str]:
     """The difference columns of ``metric``'s row: each strategy's paired difference from the
-    baseline with its interval and in how many replicates it was higher; with assumptions also the
-    same with noise only (every assumption at its centre) and the share of the variance of a
-    replicate's difference the assumptions bring. ``unit``: of the differences (default: the
-    metric's; a table whose header names the unit gives "")."""
+    baseline with its interval (in words, with the relative change and in how many replicates it
+    was higher; ``compact``: the numbers only); with assumptions also the same with noise only
+    (every assumption at its centre) and the share of the variance of a replicate's difference the
+    assumptions bring."""
     meta = METRICS[metric]
-    unit = meta.difference_unit if unit is None else unit
+    points = meta.difference_unit == POINTS
     row = {}
     noise = cmp.uncertainty.set_index(["strategy", "metric"]) if cmp.uncertainty is not None else None
     for _, d in cmp.differences[cmp.differences["metric"] == metric].iterrows():
         head = f"{d['strategy']} − {d['baseline']}"
-        row[head] = f"{effect_text(_difference(d), unit)} · higher in {int(d['higher'])} of {int(d['n'])}"
+        row[head] = (interval_text(d["mean_difference"], d["ci_low"], d["ci_high"], points) if compact else
+                     f"{effect_text(_difference(d), meta.difference_unit)} · higher in {int(d['higher'])} of {int(d['n'])}")
         if noise is not None:
             u = noise.loc[(d["strategy"], metric)]
-
-            shares = POINTS if unit == POINTS else ""  # the unit is in the row's label; a share's difference in points
-
-            def f(x: float, signed: bool = False) -> str:
-                return number_text(x, shares, signed).replace(" points", "")
-
-            row[f"{head}, noise only"] = (f"{f(u['noise_mean_difference'], True)} [{f(u['noise_ci_low'])}, {f(u['noise_ci_high'])}]"
-                                          + (" points" if shares else ""))
+            row[f"{head}, noise only"] = interval_text(u["noise_mean_difference"], u["noise_ci_low"], u["noise_ci_high"], points)
             row["share from assumptions"] = percent_text(u["assumption_share"])
     return row
 
@@ -341,7 +360,7 @@ def pnl_rows(cmp: Comparison) -> list[dict[str, str]]:
         for s in cmp.strategies:
             r = t.loc[(s, metric)]
             row[s] = _cell(r["mean"], r["ci_low"], r["ci_high"], "{:,.0f}")
-        rows.append({**row, **differences_of(cmp, metric, unit="")})
+        rows.append({**row, **differences_of(cmp, metric, compact=True)})
     return rows
 
 
