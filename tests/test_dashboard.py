@@ -239,7 +239,8 @@ def test_the_dashboard_compares_exactly_as_sim_compare_does():
     market = {**SCREEN, "population.size": 10_000}
     page = compare.compare_strategies([page_strategy(name, population__size=market["population.size"]) for name in ("default", "referral_double")],
                                       replicates=3, seed=5)
-    cli = sim.compare(["default", "referral_double"], replicates=3, seed=5, overrides=[f"{k}={v}" for k, v in market.items()], workers=2)
+    cli = sim.compare(["default", "referral_double"], replicates=3, seed=5, overrides=[f"{k}={v}" for k, v in market.items()], workers=2,
+                      metrics=compare.comparison_metrics())
     assert page.seeds == cli.seeds == replicate_seeds(5, 3)
     for frame in ("daily", "horizon", "table", "differences", "retention"):
         pd.testing.assert_frame_equal(getattr(page, frame), getattr(cli, frame), obj=frame)
@@ -297,10 +298,14 @@ def test_the_table_shows_each_metric_with_its_interval_and_the_paired_difference
     cmp, _ = screen_comparison
     rows = compare.summary_rows(cmp)
     assert [r["metric"] for r in rows][:2] == ["users acquired (people)", "users at the horizon (people)"]
-    assert list(rows[0]) == ["metric", "default", compare.ON_SCREEN, f"{compare.ON_SCREEN} − default"]
-    cost = next(r for r in rows if r["metric"] == "incentive cost (RMB)")
+    assert list(rows[0]) == ["metric", "default", compare.ON_SCREEN, f"{compare.ON_SCREEN} − default"]  # no assumptions: as before
+    lines = {m for m, _ in compare.statement()}
+    assert not lines & {r["metric"] for r in rows} and "total costs (RMB)" in {r["metric"] for r in rows}  # the P&L's lines are in the P&L
+    cost = next(r for r in compare.pnl_rows(cmp) if r["line (RMB)"] == "− incentive cost")
     d = cmp.differences.set_index("metric").loc["incentive_cost"]
-    assert cost[f"{compare.ON_SCREEN} − default"].endswith(f"higher in {d['higher']} of 2") and d["higher"] == 2
+    assert cost[f"{compare.ON_SCREEN} − default"] == compare.interval_text(d["mean_difference"], d["ci_low"], d["ci_high"])
+    assert cost[f"{compare.ON_SCREEN} − default"].startswith("+") and d["higher"] == 2
+    assert next(r for r in rows if r["metric"] == "total costs (RMB)")[f"{compare.ON_SCREEN} − default"].endswith("higher in 2 of 2")
     mean = cmp.table.set_index(["strategy", "metric"]).loc[("default", "incentive_cost"), "mean"]
     assert cost["default"].startswith(f"{mean:,.0f} [")
 
@@ -317,6 +322,192 @@ def test_curve_bands_hold_every_replicate_between_their_means(screen_comparison)
     retention = compare.retention_bands(cmp)
     day1 = retention[retention["x"] == 1].set_index("strategy")["mean"]
     assert day1["default"] == pytest.approx(cmp.horizon.groupby("strategy")["retention_d1"].mean()["default"])
+
+
+# ------------------------------------------------------------------------------ the decision, assumptions, the P&L
+def test_the_question_on_the_page_is_the_decision_sim_compare_reads():
+    from sim.plans import decision_from_text
+
+    assert compare.decision_of("maximise", "users_end", compare.CONSTRAINTS[0]) == \
+        decision_from_text("maximise users_end; profit_with_terminal >= baseline")
+    assert compare.decision_of("minimise", "cac_blended", "profit >= baseline - 500; retention_d30 >= 0.05 ;") == \
+        {"minimise": "cac_blended", "subject_to": ["profit >= baseline - 500", "retention_d30 >= 0.05"]}
+    for none in ("", compare.NO_CONSTRAINT, " ; "):
+        assert compare.decision_of("maximise", "users_end", none) == {"maximise": "users_end", "subject_to": []}
+    for bad in ("profit >= baseline * 2", "profits >= baseline", "profit => 0"):
+        error = compare.decision_error("maximise", "users_end", bad)
+        assert error is not None and error.startswith("decision") and "allowed" in error and "\n" not in error, error
+    for text in compare.CONSTRAINTS:  # every offered form is one the project accepts, against the baseline
+        assert compare.decision_error("maximise", compare.OBJECTIVE, text) is None and "baseline" in text
+    assert compare.sense_of("cac_blended") == "minimise" and compare.sense_of("users_end") == "maximise"
+    asked = compare.comparison_metrics(compare.decision_of("maximise", "k_factor", "ltv_90 >= baseline"))
+    assert {"k_factor", "ltv_90", *(m for m, _ in compare.statement())} <= set(asked) and len(asked) == len(set(asked))
+
+
+def test_a_difference_reads_with_signed_bounds_and_shares_in_points():
+    assert compare.interval_text(1234.4, -80.2, 2549.0) == "+1,234 [-80.2,\u00a0+2,549]"
+    assert compare.interval_text(0.012, -0.003, 0.026, points=True) == "+1.2 [-0.3,\u00a0+2.6]\u00a0points"
+    assert compare.interval_text(float("nan"), float("nan"), float("nan")) == "– [–,\u00a0–]"
+
+
+def test_the_statement_runs_top_to_bottom_as_the_economics_books_it():
+    from sim.analysis.comparison import METRICS
+    from sim.economics import LINES, TOTALS
+
+    lines = [m for m, _ in compare.statement()]
+    assert set(lines) <= set(METRICS) and set(lines) <= set(LINES) and set(TOTALS.values()) <= set(lines)
+    assert lines[:2] == ["gmv", "revenue"] and lines.index("contribution") == lines.index("fraud_loss") + 1
+    assert lines.index("acquisition_cost") > lines.index("contribution") and lines.index("profit") == lines.index("operating_cost") + 1
+    assert lines[-4:] == ["profit", "terminal_value", "profit_with_terminal", "merchant_funded"]
+
+
+def test_an_assumption_starts_on_a_range_the_project_accepts():
+    """Every numeric knob a comparison of the default scenario offers gets a first range around its
+    value that `sim compare` accepts (inside the allowed range, whole numbers for whole-number keys,
+    low below high), whatever the value: zero, at an open bound, near the top."""
+    from sim.assumptions import check_assumptions
+    from sim.config import compose
+    from sim.plans import AssumptionSpec
+    from sim.schema import to_plain
+
+    plain = {"default": to_plain(compose("all_mechanisms"))}
+    values = kn.scenario_values("all_mechanisms")
+    knobs = [k for k in kn.all_knobs() if k.kind in ("float", "int") and k.key not in compare.NOT_ASSUMPTIONS]
+    for knob in knobs:
+        a = compare.assumption_around(knob, values[knob.key])
+        assert a.low < a.high and a.low <= a.mode <= a.high, a
+        if knob.kind == "int":
+            assert a.low.is_integer() and a.high.is_integer(), a
+        for kind in compare.DISTRIBUTIONS:
+            spec = dataclasses.replace(a, kind=kind).spec()
+            check_assumptions(plain, {knob.key: AssumptionSpec(**spec)})  # raises ConfigError if refused
+    cac = compare.assumption_around(next(k for k in knobs if k.key == "mechanisms.paid_acquisition.cac_rmb"), 25.0)
+    assert (cac.low, cac.mode, cac.high) == (12.5, 25.0, 37.5) and cac.spec() == {"uniform": [12.5, 37.5]}
+    assert dataclasses.replace(cac, kind="triangular").spec() == {"triangular": [12.5, 25.0, 37.5]}
+
+
+def test_an_assumption_is_offered_only_on_a_setting_the_strategies_share():
+    a = page_strategy("default")
+    b = page_strategy(compare.ON_SCREEN, mechanisms__referral__inviter_reward=30.0)
+    reference = kn.scenario_values("default")
+    screen = {**kn.initial_values(reference), **SCREEN, "mechanisms.referral.inviter_reward": 30.0}
+    pair = [(a, compare.strategy_values("default", screen, kn.scenario_values)), (b, compare.strategy_values(compare.ON_SCREEN, screen, None))]
+    offered = {k.key for k in compare.assumption_keys(pair, kn.all_knobs())}
+    assert "mechanisms.referral.inviter_reward" not in offered  # B sets it: an assumption would erase what B is
+    assert not offered & set(compare.NOT_ASSUMPTIONS)
+    assert {"mechanisms.referral.invitee_reward", "mechanisms.paid_acquisition.cac_rmb", "graph.avg_degree"} <= offered
+    assert not any(k.startswith("mechanisms.group_buy.") for k in offered)  # off in both: its settings change nothing
+    assert all(next(k for k in kn.all_knobs() if k.key == key).kind in ("float", "int") for key in offered)
+    group = page_strategy("share_group_buy")
+    pair = [(a, pair[0][1]), (group, compare.strategy_values("share_group_buy", screen, kn.scenario_values))]
+    offered = {k.key for k in compare.assumption_keys(pair, kn.all_knobs())}
+    differ = {k for k, v in kn.scenario_values("share_group_buy").items() if v != reference[k]}
+    assert offered and not offered & differ
+
+
+UNCERTAIN = {"mechanisms.paid_acquisition.cac_rmb": {"uniform": [10.0, 60.0]}}
+QUESTION = {"maximise": "users_end", "subject_to": ["profit_with_terminal >= baseline"]}
+
+
+@pytest.fixture(scope="module")
+def uncertain_comparison():
+    """The page's comparison with its default question and one uncertain assumption (2,000 people,
+    40 days, 3 replicates: each run with the draw and again with the assumption at its centre)."""
+    small = {"population.size": 2000, "horizon": 40}
+    pair = [page_strategy("default", **{k.replace(".", "__"): v for k, v in small.items()}),
+            page_strategy(compare.ON_SCREEN, mechanisms__referral__inviter_reward=30.0, **{k.replace(".", "__"): v for k, v in small.items()})]
+    return compare.compare_strategies(pair, replicates=3, seed=3, decision=QUESTION, assumptions=UNCERTAIN), pair
+
+
+def test_the_page_decides_and_draws_assumptions_exactly_as_sim_compare_does(uncertain_comparison):
+    cmp, pair = uncertain_comparison
+    cli = sim.compare([(s.label, s.scenario, s.overrides) for s in pair], replicates=3, seed=3, workers=2, decision=QUESTION,
+                      assumptions=UNCERTAIN, metrics=compare.comparison_metrics(QUESTION))
+    for frame in ("horizon", "noise", "table", "differences", "uncertainty", "assumption_effects"):
+        pd.testing.assert_frame_equal(getattr(cmp, frame), getattr(cli, frame), obj=frame)
+    assert cmp.decision.line == cli.decision.line and cmp.decision.line.startswith("recommended: ")
+    pd.testing.assert_frame_equal(cmp.decision.table, cli.decision.table)
+
+
+def test_the_decision_figures_are_the_comparisons_own(uncertain_comparison):
+    cmp, _ = uncertain_comparison
+    items = {name: value for name, _, value in compare.decision_items(cmp)}
+    row = cmp.decision.table.set_index("strategy").loc[compare.ON_SCREEN]
+    from sim.analysis.stats import percent_text
+
+    assert items["p-best"] == f"{percent_text(row['p_best'])} ({percent_text(row['p_best_noise'])} noise only)"
+    assert items["p-feasible"] == percent_text(row["p_feasible"]) and items["cost"] == row["money_text"]
+    if row["mean_difference"] > 0:  # the line names B's gain on the objective in the same words
+        assert f"users_end {items['objective']}" in cmp.decision.line
+    assert items["objective"].startswith("+" if row["mean_difference"] > 0 else "-") and items["objective"].count("[") == 1
+    assert [k for k, _, _ in compare.decision_items(cmp)] == ["p-best", "p-feasible", "objective", "cost"]  # B only: A is the baseline
+
+
+def test_with_assumptions_every_difference_has_its_noise_only_interval_and_share(uncertain_comparison):
+    cmp, _ = uncertain_comparison
+    head = f"{compare.ON_SCREEN} − default"
+    u = cmp.uncertainty.set_index("metric")
+    pnl = compare.pnl_rows(cmp)
+    for rows in (pnl, compare.summary_rows(cmp)):
+        assert list(rows[0])[-3:] == [head, f"{head}, noise only", "share from assumptions"]
+    profit = next(r for r in pnl if r["line (RMB)"] == "= profit with terminal value")
+    p = u.loc["profit_with_terminal"]
+    assert profit[f"{head}, noise only"] == compare.interval_text(p["noise_mean_difference"], p["noise_ci_low"], p["noise_ci_high"])
+    assert profit[f"{head}, noise only"] != profit[head]  # two sets of runs, two intervals
+    assert profit["share from assumptions"].endswith(" %")
+    # the lines shown add up as the statement does: revenue less the costs is the contribution, in every run's mean
+    t = cmp.table.set_index(["strategy", "metric"])["mean"]
+    for s in cmp.strategies:
+        costs = sum(t[(s, m)] for m in ("goods_cost", "variable_cost", "incentive_cost", "fraud_loss"))
+        assert t[(s, "contribution")] == pytest.approx(t[(s, "revenue")] - costs, abs=1e-6)
+        assert t[(s, "profit_with_terminal")] == pytest.approx(t[(s, "profit")] + t[(s, "terminal_value")], abs=1e-6)
+    shown = [r["line (RMB)"] for r in pnl]
+    assert "− cost of first-party goods" not in shown and "− fixed operating cost" not in shown  # zero in every run of a marketplace
+    assert shown[0] == "GMV" and shown[-1] == "= profit with terminal value"
+
+
+def test_the_objective_chart_holds_each_replicates_difference_around_its_interval(uncertain_comparison):
+    cmp, _ = uncertain_comparison
+    sets = compare.objective_replicates(cmp)
+    assert [s["set"] for s in sets] == ["with assumptions", "noise only"]
+    u = cmp.uncertainty.set_index("metric").loc["users_end"]
+    for s, prefix in zip(sets, ("", "noise_")):
+        assert len(s["values"]) == 3 and np.mean(s["values"]) == pytest.approx(u[f"{prefix}mean_difference"])
+        assert s["low"] <= s["mean"] <= s["high"]
+    option = charts.difference_chart(sets, "users at the horizon", "people")
+    json.dumps(option, allow_nan=False)
+    dots = [x for x in option["series"] if x["name"].endswith("replicates")]
+    assert [[d[0] for d in x["data"]] for x in dots] == [list(map(float, s["values"])) for s in sets]
+
+
+def test_the_flip_table_names_each_assumption_with_what_it_drew(uncertain_comparison):
+    cmp, _ = uncertain_comparison
+    rows = compare.flip_rows(cmp)
+    e = cmp.assumption_effects.iloc[0]
+    assert [r["assumption"] for r in rows] == ["mechanisms.paid_acquisition.cac_rmb"]
+    drawn = cmp.horizon["assumption:mechanisms.paid_acquisition.cac_rmb"]
+    assert rows[0]["distribution"] == "uniform: low 10, high 60" and 10 <= drawn.min() <= drawn.max() <= 60
+    assert rows[0]["flips"] == ("yes" if e["flips"] else "")
+    assert rows[0]["recommended (lower / upper half)"] == f"{e['recommended_low'] or 'none'} / {e['recommended_high'] or 'none'}"
+
+
+def test_without_assumptions_the_page_shows_no_second_interval(screen_comparison):
+    cmp, _ = screen_comparison
+    assert cmp.uncertainty is None and compare.flip_rows(cmp) == [] and compare.decision_items(cmp) == []
+    assert not any("noise only" in k for r in compare.pnl_rows(cmp) for k in r)
+
+
+def test_the_run_tab_shows_the_runs_pnl_as_its_report_does():
+    from sim.dashboard import app
+    from sim.report import pnl_rows
+
+    result = sim.simulate(sim.compose("default", list(SMALL)))
+    page = unescape(app.pnl_html(result))
+    rows = pnl_rows(result.summary, result.daily, result.config)
+    assert page.count("<tr class=") == len(rows)
+    for label, amount, _, what, _ in rows:
+        assert label in page and what in page
+    assert "= profit with terminal value" in page and f"{result.summary['profit_with_terminal']:,.0f}" in page
 
 
 def test_the_run_download_is_a_complete_run_folder(tmp_path):

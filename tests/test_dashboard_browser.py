@@ -111,11 +111,11 @@ def type_until_shown(page, key: str, text: str, shown: str) -> None:
     raise AssertionError(f"the page did not show {shown!r} after {key} = {text}")
 
 
-def small_market(page) -> None:
+def small_market(page, market: dict[str, str] = MARKET) -> None:
     """Back to the scenario, on a market small enough to simulate in a moment."""
     page.locator(".reset-button").click()
     page.wait_for_function("() => document.querySelector('.knob-population-size .knob-field input').value === '20000'")
-    for key, value in MARKET.items():
+    for key, value in market.items():
         type_into(page, key.replace(".", "-"), value, expect=f"{key}={value}")
 
 
@@ -209,6 +209,39 @@ def test_two_strategies_compare_side_by_side_with_bands(page):
     assert page.locator(".chart-cmp-users canvas").count() == 1
     assert "mechanisms.referral.inviter_reward=30" in page.locator("body").inner_text()
     page.locator(".v-tab").first.click()  # back to the run
+
+
+def test_the_comparison_decides_shows_the_pnl_and_an_assumption_adds_the_noise_only_interval(page):
+    """The compare tab's default question (users at the horizon, keeping profit with terminal value)
+    gives the recommendation line and the P&L per strategy; an uncertain assumption added gives each
+    difference a second interval (noise only), the per-replicate chart and the flip table."""
+    small_market(page, {"population.size": "2000", "horizon": "40"})
+    type_into(page, "mechanisms-referral-inviter_reward", "30", expect="mechanisms.referral.inviter_reward=30")
+    page.locator(".v-tab").nth(1).click()
+    thumb = page.locator(".replicates .v-slider__thumb-container")
+    thumb.focus()
+    thumb.press("Home")  # 2 replicates
+    page.locator(".compare-button").click()
+    line = page.locator(".decision-line")
+    line.wait_for()
+    assert line.inner_text().startswith("recommended: ") and "of 2 replicates" in line.inner_text()
+    assert "P(best) of on-screen settings" in page.locator(".decision-p-best").inner_text()
+    pnl = page.locator(".compare-pnl").inner_text()
+    for label in ("revenue", "− incentive cost", "= contribution", "= profit", "= profit with terminal value"):
+        assert label in pnl, label
+    assert "noise only" not in pnl and page.locator(".flip-table").count() == 0
+    page.locator(".add-assumption").click()
+    page.locator(".assumption-0").wait_for()
+    page.locator(".compare-button").click()
+    page.wait_for_function("() => (document.querySelector('.compare-pnl') || {}).textContent?.includes('noise only')")
+    assert "share from assumptions" in page.locator(".compare-pnl").inner_text()
+    key = page.locator(".assumption-0 .v-select__selection").first.inner_text().strip()
+    assert key and key in page.locator(".flip-table").inner_text()
+    page.locator(".chart-cmp-objective canvas").wait_for()
+    assert "with every assumption at its centre" in page.locator(".decision-line").inner_text()
+    page.locator(".remove-assumption").click()  # leave the tab as the other tests expect it
+    page.locator(".assumption-0").wait_for(state="detached")
+    page.locator(".v-tab").first.click()
 
 
 def test_moving_a_slider_changes_the_result(page):

@@ -11,6 +11,7 @@ Every browser tab is its own session (Solara's reactive variables are per sessio
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import logging
@@ -24,6 +25,7 @@ import solara
 from solara.lab import task
 
 import sim
+from sim.analysis.comparison import METRICS
 from sim.config import available_scenarios, scenario_description
 from sim.dashboard import charts, compare as cp, knobs as kn
 from sim.dashboard.live import Snapshot, Stopped, Watcher, run_folder_zip
@@ -56,6 +58,22 @@ CSS = """
 .graph-card{margin-bottom:10px}
 .v-expansion-panel-content__wrap{padding:0 12px 8px 12px !important}
 .v-input--switch{margin-top:2px}
+.decision-line{font-size:15px;font-weight:600;color:#1d2733;background:#eef4fb;border-left:4px solid #1f5fa8;padding:8px 12px;margin:8px 0 6px 0}
+.decision-items{margin-bottom:6px}
+.decision-items .kpi b{font-size:15px}
+.question .v-input,.assumption .v-input{flex:0 1 auto}
+.assumption-error{margin:-6px 0 6px 0}
+.table-box{overflow-x:auto;margin-bottom:4px}
+.cmp td,.cmp th{padding:4px 10px;border-bottom:1px solid #e5e8ec;text-align:right;font-size:12.5px}
+.cmp td:first-child,.cmp th:first-child{text-align:left;min-width:150px}
+.cmp th{background:#f4f6f8}
+.pnl td,.pnl th{padding:3px 10px;border-bottom:1px solid #e5e8ec;text-align:right;font-size:12.5px;white-space:nowrap}
+.pnl td:first-child,.pnl th:first-child,.pnl td:last-child,.pnl th:last-child{text-align:left}
+.pnl td:last-child{color:#66727f;font-size:11.5px;white-space:normal}
+.pnl tr.line td{font-weight:600}
+.pnl tr.line td:last-child{font-weight:400}
+.pnl tr.account td:first-child{padding-left:22px;color:#3b4a5a}
+.pnl th{background:#f4f6f8}
 """
 
 
@@ -83,6 +101,10 @@ compare_a = solara.reactive("")
 compare_b = solara.reactive(cp.ON_SCREEN)
 replicates = solara.reactive(4)
 compare_error: solara.Reactive[str | None] = solara.reactive(None)
+objective = solara.reactive(cp.OBJECTIVE)  # the decision: sense objective subject to constraints
+sense = solara.reactive(cp.sense_of(cp.OBJECTIVE))
+constraints = solara.reactive(cp.CONSTRAINTS[0])
+assumptions: solara.Reactive[tuple[cp.Assumption, ...]] = solara.reactive(())
 
 
 @dataclass(frozen=True)
@@ -246,11 +268,22 @@ def strategy(choice: str) -> cp.Strategy:
 compare_runs: solara.Reactive[tuple[int, int]] = solara.reactive((0, 0))  # (runs done, runs in all)
 
 
+def strategy_pair(a: str, b: str) -> list[tuple[cp.Strategy, dict[str, Any]]]:
+    """Strategies A and B with the knob values each runs with (empty while the screen has an error)."""
+    _, errs = current_overrides()
+    if errs:
+        return []
+    vals = current_values()
+    return [(strategy(c), cp.strategy_values(c, vals, reference)) for c in (a, b)]
+
+
 @task
 def run_comparison(a: str, b: str, n: int):
     compare_error.value = None
     compare_runs.value = (0, 0)
     try:
+        decision = cp.decision_of(sense.value, objective.value, constraints.value)
+        uncertain = cp.assumption_specs(assumptions.value) or None
         pair = cp.distinct([strategy(a), strategy(b)])
         seed = int(current_values().get("seed", 0))
         page_open = page_watcher()
@@ -261,7 +294,7 @@ def run_comparison(a: str, b: str, n: int):
             compare_runs.value = (done, total)
             run_comparison.progress = 100.0 * done / total
 
-        return cp.compare_strategies(pair, replicates=n, seed=seed, progress=progress)
+        return cp.compare_strategies(pair, replicates=n, seed=seed, progress=progress, decision=decision, assumptions=uncertain)
     except Stopped:
         return None
     except ConfigError as exc:
@@ -402,6 +435,16 @@ def kpis(snap: Snapshot) -> list[tuple[str, str, str]]:
     ]
 
 
+def pnl_html(result: sim.RunResult) -> str:
+    """The run's P&L over the horizon as the run report has it (:func:`sim.report.pnl_rows`): each
+    line of the statement, the accounts under it, the value of the users left; RMB and share of GMV."""
+    from sim.report import fmt, pnl_rows
+
+    rows = "".join(f"<tr class='{kind}'><td>{html.escape(label)}</td><td>{fmt(amount)}</td><td>{fmt(share, '{:.1%}')}</td>"
+                   f"<td>{html.escape(what)}</td></tr>" for label, amount, share, what, kind in pnl_rows(result.summary, result.daily, result.config))
+    return f"<table class='pnl'><tr><th>line</th><th>RMB</th><th>of GMV</th><th>what it is</th></tr>{rows}</table>"
+
+
 @solara.component
 def Kpis(snap: Snapshot):
     with solara.Row(gap="10px", style={"flex-wrap": "wrap"}):
@@ -462,9 +505,83 @@ def RunView():
         Chart(charts.activity(snap.daily, snap.horizon), "activity")
         Chart(charts.retention(snap.retention), "retention")
         Chart(charts.money(snap.daily, snap.horizon), "money")
+    if not running and done is not None:
+        solara.HTML(tag="div", unsafe_innerHTML="Profit and loss over the horizon", classes=["section-title"])
+        solara.HTML(tag="div", unsafe_innerHTML=pnl_html(done.result), classes=["run-pnl", "table-box"])
     GraphView(snap)
     if not running:
         Reproduce(done)
+
+
+@solara.component
+def Question():
+    """The decision: maximise (or minimise) a metric subject to constraints, as ``sim compare decision=``."""
+    error = cp.decision_error(sense.value, objective.value, constraints.value)
+
+    def choose_objective(m: str) -> None:
+        objective.value = m
+        sense.value = cp.sense_of(m)
+
+    with solara.Row(gap="12px", classes=["question"], style={"align-items": "center", "flex-wrap": "wrap"}):
+        solara.Select("decide", values=["maximise", "minimise"], value=sense, style={"max-width": "130px"}, classes=["decision-sense"])
+        solara.Select("objective", values=list(cp.OBJECTIVES), value=objective.value, on_value=choose_objective,
+                      style={"max-width": "230px"}, classes=["decision-objective"])
+        combo = solara.v.Combobox(label="subject to (a form below, or type METRIC OP VALUE; several joined by ;)",
+                                  items=[*cp.CONSTRAINTS, cp.NO_CONSTRAINT], v_model=constraints.value,
+                                  error_messages=[error] if error else [], style_="min-width:420px; max-width:560px",
+                                  class_="decision-constraints")
+        solara.v.use_event(combo, "change", lambda widget, event, v: constraints.set(v if isinstance(v, str) else ""))
+
+
+@solara.component
+def Assumptions(a: str, b: str):
+    """Uncertain inputs: a numeric setting the strategies share, drawn once per replicate."""
+    pair = strategy_pair(a, b)
+    eligible = cp.assumption_keys(pair, all_knobs()) if pair else []
+    by_key = {k.key: k for k in all_knobs()}
+    rows = list(assumptions.value)
+
+    def shared_value(key: str) -> float:
+        return float(pair[0][1][key]) if pair else float(reference(scenario.value)[key])
+
+    def put(i: int, row: cp.Assumption | None) -> None:
+        new = list(assumptions.value)
+        if row is None:
+            del new[i]
+        else:
+            new[i] = row
+        assumptions.value = tuple(new)
+
+    def add() -> None:
+        used = {r.key for r in assumptions.value}
+        knob = next((k for k in eligible if k.key not in used), None)
+        if knob is not None:
+            assumptions.value = (*assumptions.value, cp.assumption_around(knob, shared_value(knob.key)))
+
+    with solara.Row(gap="10px", style={"align-items": "center"}):
+        solara.Button("Add an uncertain assumption", icon_name="mdi-plus", text=True, on_click=add,
+                      disabled=not eligible or len(rows) >= len(eligible), classes=["add-assumption"])
+        if rows:
+            solara.HTML(tag="div", classes=["knob-doc"], unsafe_innerHTML=(
+                "each replicate draws every assumption once, the same for both strategies; the same seeds run again with every "
+                "assumption at its centre (noise only): twice the runs"))
+    for i, row in enumerate(rows):
+        keys = [k.key for k in eligible] + ([] if row.key in {k.key for k in eligible} else [row.key])
+        with solara.Row(gap="10px", classes=["assumption", f"assumption-{i}"], style={"align-items": "center", "flex-wrap": "wrap"}):
+            solara.Select("setting", values=keys, value=row.key, style={"min-width": "300px", "max-width": "340px"},
+                          on_value=lambda k, i=i: put(i, cp.assumption_around(by_key[k], shared_value(k))))
+            solara.Select("distribution", values=list(cp.DISTRIBUTIONS), value=row.kind, style={"max-width": "130px"},
+                          on_value=lambda v, i=i, row=row: put(i, dataclasses.replace(row, kind=v)))
+            ends = ["low", "mode", "high"] if row.kind == "triangular" else ["low", "high"]
+            for end in ends:
+                solara.InputFloat(end, value=getattr(row, end), style={"max-width": "95px"}, classes=[f"assumption-{end}"],
+                                  on_value=lambda v, i=i, row=row, end=end: put(i, dataclasses.replace(row, **{end: v})) if v is not None else None)
+            unit = by_key[row.key].unit if row.key in by_key else ""
+            solara.HTML(tag="div", unsafe_innerHTML=html.escape(unit), classes=["knob-unit"])
+            solara.Button(icon_name="mdi-close", icon=True, on_click=lambda i=i: put(i, None), classes=["remove-assumption"])
+        error = cp.assumption_error(row)
+        if error:
+            solara.HTML(tag="div", unsafe_innerHTML=html.escape(error), classes=["knob-changed", "assumption-error"])
 
 
 @solara.component
@@ -484,6 +601,8 @@ def CompareView():
             solara.SliderInt("replicates", value=replicates, min=2, max=12, thumb_label="always")
         solara.Button("Compare", icon_name="mdi-scale-balance", color="primary", classes=["compare-button"],
                       on_click=lambda: run_comparison(a, compare_b.value, replicates.value))
+    Question()
+    Assumptions(a, compare_b.value)
     if compare_error.value:
         solara.Error(compare_error.value, classes=["compare-error"])
     if run_comparison.pending:
@@ -501,8 +620,17 @@ def CompareView():
 @solara.component
 def CompareResult(cmp):
     labels = cmp.strategies
-    solara.HTML(tag="div", unsafe_innerHTML=f"{len(cmp.horizon)} runs in {cmp.wall_seconds:.1f} s · baseline {cmp.baseline}",
+    n = len(cmp.seeds)
+    uncertain = cmp.uncertainty is not None
+    solara.HTML(tag="div", unsafe_innerHTML=f"{len(cmp.horizon) * (2 if uncertain else 1)} runs in {cmp.wall_seconds:.1f} s · "
+                f"baseline {cmp.baseline}" + (" · with assumptions, and again with each at its centre" if uncertain else ""),
                 classes=["status", "compare-status-done"])
+    if cmp.decision is not None:
+        solara.HTML(tag="div", unsafe_innerHTML=html.escape(cmp.decision.line), classes=["decision-line"])
+        with solara.Row(gap="10px", style={"flex-wrap": "wrap"}, classes=["decision-items"]):
+            for name, label, value in cp.decision_items(cmp):
+                solara.HTML(tag="div", unsafe_innerHTML=f"<b>{html.escape(value)}</b><span>{html.escape(label)}</span>",
+                            classes=["kpi", f"decision-{name}"])
     for text in cp.headline_verdicts(cmp):
         solara.HTML(tag="div", unsafe_innerHTML=html.escape(text), classes=["status", "verdict"])
     with solara.Div(classes=["chart-grid"]):
@@ -510,12 +638,31 @@ def CompareResult(cmp):
             Chart(charts.band_chart(cp.curve_bands(cmp, name), labels, title, unit), f"cmp-{name.replace('_', '-')}")
         Chart(charts.band_chart(cp.retention_bands(cmp), labels, "Day-N retention", "% of cohort (log scale)",
                                 "days since joining", percent=True, log=True), "cmp-retention")
-    solara.HTML(tag="div", unsafe_innerHTML=(
-        "<style>.cmp td,.cmp th{padding:4px 10px;border-bottom:1px solid #e5e8ec;text-align:right;font-size:12.5px}"
-        ".cmp td:first-child,.cmp th:first-child{text-align:left}.cmp th{background:#f4f6f8}</style>"
-        f"{cp.table_html(cp.summary_rows(cmp))}<div class='knob-doc'>mean [95 % interval] over {len(cmp.seeds)} replicates; "
-        "last column: the paired difference from the baseline (in % of its mean, or in the metric's unit near zero) with its "
-        "interval, and in how many replicates the strategy was higher.</div>"))
+    if uncertain:
+        meta = METRICS[cmp.decision.question.objective if cmp.decision is not None else cp.OBJECTIVE]
+        Chart(charts.difference_chart(cp.objective_replicates(cmp), f"{meta.label.capitalize()}: {labels[1]} − {labels[0]}, per replicate",
+                                      meta.unit or "difference"), "cmp-objective", height=210)
+        solara.HTML(tag="div", classes=["knob-doc"], unsafe_innerHTML=(
+            "Curves and their bands are the runs with the assumptions drawn. Per replicate: each dot is one replicate's paired "
+            "difference, the light bar the 95 % interval of the mean with the assumptions drawn, the darker one with noise only "
+            "(every assumption at its centre)."))
+        solara.HTML(tag="div", unsafe_innerHTML="Which assumption could flip the decision", classes=["section-title"])
+        solara.HTML(tag="div", classes=["flip-table", "table-box"], unsafe_innerHTML=(
+            f"{cp.table_html(cp.flip_rows(cmp))}<div class='knob-doc'>Spearman: rank correlation of the draw with the difference "
+            f"(within about ±{1.96 / max(n - 1, 1) ** 0.5:.2f} chance alone gives it with {n} replicates); the replicates split at "
+            "the draw's median, the mean difference and the recommendation in each half; <b>yes</b> when the sign or the "
+            "recommendation changes.</div>"))
+    note = ("; with assumptions, the same with noise only and the share of the variance of a replicate's difference they bring"
+            if uncertain else "")
+    solara.HTML(tag="div", unsafe_innerHTML="Profit and loss", classes=["section-title"])
+    solara.HTML(tag="div", classes=["compare-pnl", "table-box"], unsafe_innerHTML=(
+        f"{cp.table_html(cp.pnl_rows(cmp))}<div class='knob-doc'>RMB over the horizon, mean [95 % interval] over {n} replicates; "
+        f"the difference from the baseline is paired replicate by replicate{note}. Lines zero in every run are left out.</div>"))
+    solara.HTML(tag="div", unsafe_innerHTML="Users, retention and unit economics", classes=["section-title"])
+    solara.HTML(tag="div", classes=["compare-table", "table-box"], unsafe_innerHTML=(
+        f"{cp.table_html(cp.summary_rows(cmp))}<div class='knob-doc'>mean [95 % interval] over {n} replicates; "
+        "the paired difference from the baseline (in % of its mean, or in the metric's unit near zero) with its "
+        f"interval, and in how many replicates the strategy was higher{note}.</div>"))
     solara.HTML(tag="div", unsafe_innerHTML="Reproduce and download", classes=["section-title"])
     for s in cp.strategies_of(cmp):
         with solara.Row(gap="10px", style={"align-items": "center"}):

@@ -171,3 +171,33 @@ def band_chart(data: pd.DataFrame, labels: list[str], title: str, ytitle: str, x
     option["legend"]["data"] = list(labels)
     option["tooltip"] = {"trigger": "axis"}
     return option
+
+
+def difference_chart(sets: list[dict[str, Any]], title: str, unit: str) -> dict[str, Any]:
+    """Paired differences of a metric, one row per set (``{"set", "values", "mean", "low", "high"}``,
+    e.g. with the assumptions drawn and with noise only): each replicate's difference as a dot, the
+    95 % interval of the mean as a wide light bar, the mean as a dark tick; a line at zero."""
+    names = [s["set"] for s in sets]
+    series: list[dict[str, Any]] = []
+    for k, s in enumerate(sets):
+        colour = STRATEGY_COLOURS[1]
+        light = 0.45 if k else 0.22  # the wider interval (drawn first) lighter
+        series.append({"type": "line", "name": f"{s['set']} interval", "data": [[_clean([s["low"]])[0], k], [_clean([s["high"]])[0], k]],
+                       "showSymbol": False, "silent": True, "color": colour, "lineStyle": {"width": 18, "opacity": light, "cap": "butt"},
+                       "tooltip": {"show": False}, "z": 1})
+        series.append({"type": "scatter", "name": f"{s['set']} replicates", "data": [[v, k] for v in _clean(s["values"]) if v is not None],
+                       "symbolSize": 7, "itemStyle": {"color": "#ffffff", "borderColor": INK, "borderWidth": 1}, "z": 3})
+        series.append({"type": "scatter", "name": f"{s['set']} mean", "data": [[_clean([s["mean"]])[0], k]], "symbol": "rect",
+                       "symbolSize": [3, 24], "itemStyle": {"color": INK}, "z": 4})
+    series[0]["markLine"] = {"silent": True, "symbol": "none", "data": [{"xAxis": 0}], "label": {"show": False},
+                             "lineStyle": {"color": MUTED, "type": "dashed", "width": 1}}
+    return {
+        "animation": False,
+        "title": {"text": title, "left": 6, "top": 2, "textStyle": {"fontSize": 14, "fontWeight": 600, "color": INK}},
+        "tooltip": {"trigger": "item"},
+        "grid": {"left": 120, "right": 24, "top": 40, "bottom": 42},
+        "xAxis": {**_axis(unit, scale=True), "nameLocation": "middle", "nameGap": 26, "nameRotate": 0},
+        "yAxis": {"type": "category", "data": names, "inverse": True, "axisTick": {"show": False},
+                  "axisLine": {"lineStyle": {"color": "#aab4bf"}}, "axisLabel": {"color": INK}},
+        "series": series,
+    }
