@@ -616,6 +616,15 @@ def override_key(text: str) -> str:
     return text.split("=", 1)[0].lstrip("+~")
 
 
+def effective_overrides(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` with each key once, at its first place and with its last value (the one that
+    takes effect): ``[size=10000, horizon=120, size=5000]`` -> ``[size=5000, horizon=120]``."""
+    last: dict[str, str] = {}
+    for text in overrides:
+        last[override_key(text)] = text
+    return list(last.values())
+
+
 def check_no_code(overrides: Sequence[str], hydra_allowed: Sequence[str] = ()) -> None:
     """Refuse overrides whose key names code (``_target_`` and the like), and overrides that reach
     Hydra's own settings (a key or a ``@package`` with a ``hydra`` segment), unless the key starts with

@@ -77,3 +77,11 @@ class Diffusion:
         cand = np.flatnonzero(inactive)  # bass
         p = np.minimum(self.cfg.p + self.cfg.q * share[cand], 1.0)
         return cand[rng.random(cand.size) < p]
+
+
+def adoption_only(cfg) -> bool:
+    """Whether a run is a classic diffusion model's (``diffusion.model`` other than ``none``). Such a
+    run is read for adoption alone: its people still visit and buy through the platform's behaviour
+    model, but GMV and profit are no part of a textbook cascade, threshold or Bass model, so the
+    run line and reports leave money (and the platform's other metrics) out."""
+    return cfg.diffusion.model != "none"
