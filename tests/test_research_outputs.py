@@ -240,3 +240,32 @@ def test_a_diffusion_run_report_shows_adoption_only(cascade):
     for money in ("GMV", "RMB", "profit", "P&amp;L", "CAC", "LTV", "money.png"):
         assert money not in page, money
     assert "adopters" in page and "adopted share of the graph" in page
+
+
+# ------------------------------------------------------------------------------ graph families
+def _graph(kind: str, size: int, *overrides: str):
+    from sim.graph import build_graph
+
+    cfg = sim.compose("default", [f"population.size={size}", f"graph={kind}", *overrides])
+    return build_graph(cfg.graph, size, np.random.default_rng(1))
+
+
+def test_a_block_model_community_means_the_same_at_any_market_size():
+    """Communities of about 100 people at 10,000 and at 40,000 people (a count of communities made
+    them four times larger, and the graph four times less clustered, in the larger market)."""
+    clustering = {}
+    for size in (10_000, 40_000):
+        g = _graph("sbm", size)
+        assert np.bincount(g.community).mean() == pytest.approx(100, rel=0.02)
+        u, v = g.edges()
+        assert np.mean(g.community[u] == g.community[v]) == pytest.approx(0.8, abs=0.01)
+        clustering[size] = g.clustering_sample(np.random.default_rng(2))
+    assert clustering[40_000] == pytest.approx(clustering[10_000], rel=0.15)
+    assert clustering[40_000] > 20 * _graph("er", 40_000).clustering_sample(np.random.default_rng(2))
+
+
+def test_the_old_count_of_communities_is_refused_with_its_replacement():
+    from sim.schema import ConfigError
+
+    with pytest.raises(ConfigError, match="renamed to graph.community_size, people per community"):
+        sim.compose("default", ["graph=sbm", "graph.communities=100"])
