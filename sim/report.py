@@ -334,7 +334,8 @@ def comparison_report(comparison, figures: dict[str, Path], experiment_text: str
 
 
 def sweep_report(sweep, figures: dict[str, Path]) -> str:
-    """The sweep folder's report: the grouped table of horizon metrics and the sweep plots."""
+    """The sweep folder's report: the grouped table of horizon metrics, how many seeds its spread
+    needs (:func:`seed_rows`), and the sweep plots."""
     from sim.analysis.comparison import METRICS
 
     s = sweep
@@ -343,7 +344,26 @@ def sweep_report(sweep, figures: dict[str, Path]) -> str:
             for _, r in s.table().iterrows()]
     return render("sweep.html.j2", title=f"growth-sim sweep: {', '.join(s.varied) or 'seeds'}", subtitle=f"{len(s.horizon)} runs in {s.path}",
                   seeds=s.horizon["seed"].nunique() if "seed" in s.horizon else 1,
-                  columns=[*s.varied, "runs", *(METRICS[m].label for m in s.metrics)], rows=rows, figures=experiment_figures(figures))
+                  columns=[*s.varied, "runs", *(METRICS[m].label for m in s.metrics)], rows=rows,
+                  power=seed_rows(s.horizon, s.varied, s.metrics), figures=experiment_figures(figures))
+
+
+def seed_rows(horizon: pd.DataFrame, groups: list[str], metrics: list[str]) -> dict:
+    """What the spread between seeds means for a sweep's bands, per metric: the band's half-width
+    now, the seeds that would halve it and the seeds a 5 % difference needs (:mod:`sim.analysis.power`)."""
+    from sim.analysis.comparison import METRICS
+    from sim.analysis.power import MOST, POWER, RELATIVE, seed_table
+
+    t = seed_table(horizon, groups, metrics)
+    runs = int(t["runs"].max()) if len(t) else 0
+
+    def count(n) -> str:
+        return "–" if n is None or pd.isna(n) else f"more than {MOST:,}" if n > MOST else f"{int(n):,}"
+
+    rows = [{"label": METRICS[r["metric"]].label, "pattern": METRICS[r["metric"]].fmt, "mean": r["mean"], "sd": r["sd"],
+             "half_width": r["half_width"], "to_halve": count(r["to_halve"]), "difference": r["difference"], "needed": count(r["needed"]),
+             "short": r["needed"] is not None and not pd.isna(r["needed"]) and r["needed"] > r["runs"]} for _, r in t.iterrows()]
+    return {"runs": runs, "rows": rows, "relative_text": f"{100 * RELATIVE:g} %", "power_text": f"{100 * POWER:g} %"}
 
 
 # ============================================================================ sensitivity and calibration

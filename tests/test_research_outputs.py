@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -269,3 +270,57 @@ def test_the_old_count_of_communities_is_refused_with_its_replacement():
 
     with pytest.raises(ConfigError, match="renamed to graph.community_size, people per community"):
         sim.compose("default", ["graph=sbm", "graph.communities=100"])
+
+
+# ------------------------------------------------------------------------------ how many replicates
+def test_the_replicates_a_difference_needs_give_it_eighty_percent_power():
+    """Simulated two-sample t tests at the n the formula gives reject about 80 % of the time."""
+    from scipy import stats
+
+    from sim.analysis.power import replicates_for
+
+    n = replicates_for(sd=10.0, difference=5.0)
+    assert n == math.ceil(2 * (1.959964 + 0.841621) ** 2 * 4)  # 63
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 10, (4000, n)), rng.normal(5, 10, (4000, n))
+    power = np.mean(stats.ttest_ind(a, b, axis=1).pvalue < 0.05)
+    assert power == pytest.approx(0.8, abs=0.03)
+    assert replicates_for(10.0, 5.0, paired=True) == math.ceil(n / 2)
+    assert replicates_for(float("nan"), 5.0) is None and replicates_for(1.0, 0.0) is None
+
+
+def test_seeds_to_halve_a_band_halve_its_t_interval():
+    from sim.analysis.power import half_width, replicates_to_halve
+
+    for n in (3, 5, 10, 30):
+        m = replicates_to_halve(n)
+        assert half_width(1.0, m) <= half_width(1.0, n) / 2 < half_width(1.0, m - 1)
+    assert replicates_to_halve(30) in range(110, 121)  # about 4 n
+
+
+def _sweep(seeds: int, sd: float):
+    """A sweep's runs without simulating: two graph kinds x `seeds` seeds, users acquired 1,000 and
+    1,050 plus noise of standard deviation `sd`."""
+    from sim.experiment import Sweep
+
+    rng = np.random.default_rng(1)
+    rows = [{"graph": g, "seed": s, "run": f"{g}-{s}", "users_total": base + rng.normal(0, sd), "profit": -10.0 * base}
+            for g, base in (("er", 1000.0), ("sbm", 1050.0)) for s in range(seeds)]
+    return Sweep(Path("sweep"), ["graph", "seed"], pd.DataFrame(), pd.DataFrame(rows), ["users_total", "profit"])
+
+
+def test_the_sweep_report_says_how_many_seeds_its_spread_needs():
+    from sim.analysis.power import replicates_for
+    from sim.report import sweep_report
+
+    s = _sweep(3, 100.0)
+    page = sweep_report(s, {})
+    assert "How many seeds the bands need" in page
+    sd = np.sqrt(s.horizon.groupby("graph")["users_total"].var().mean())
+    needed = replicates_for(sd, 0.05 * s.horizon["users_total"].mean())
+    row = next(r for r in page.split("<tr>") if r.startswith("<td>users acquired"))
+    assert f"<b>{needed:,}</b>" in row  # more than the 3 seeds run: in bold
+    quiet = sweep_report(_sweep(3, 1.0), {})
+    row = next(r for r in quiet.split("<tr>") if r.startswith("<td>users acquired"))
+    assert "<b>" not in row  # a spread of 1 person resolves 5 % of 1,000 with 2 seeds
+    assert "One run per combination" in sweep_report(_sweep(1, 100.0), {})
