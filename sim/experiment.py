@@ -49,9 +49,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from sim.analysis.comparison import METRICS, difference_table, grouped_table, horizon_table, horizon_values
 from sim.config import SimConfig, compose, dump_yaml
+from sim.diffusion import adoption_metrics
 from sim.memory import available_bytes, check_memory
 from sim.plans import (  # noqa: F401  (the plans' names, as sim.experiment always offered them)
     DEFAULT_SWEEP_METRICS, PROJECT, CalibrationSpec, ExperimentSpec, MetricName, ParameterRange, SensitivitySpec, StrategyInput,
@@ -662,8 +664,10 @@ def load_sweep(folder: str | os.PathLike, metrics: Sequence[str] = DEFAULT_SWEEP
     params: list[str] = []
     daily, horizon = [], []
     seen: dict[str, str] = {}
+    diffusion = True  # every run a classic diffusion model's: adoption metrics only
     for p in runs:
         summary = json.loads((p / "summary.json").read_text())
+        diffusion = diffusion and (yaml.safe_load((p / "config.yaml").read_text()).get("diffusion") or {}).get("model", "none") != "none"
         swept = summary.get("sweep", {})
         job = json.dumps(swept, sort_keys=True)
         if job in seen:  # the same job written twice (by an older version, or two sweeps at once): counted once
@@ -683,7 +687,8 @@ def load_sweep(folder: str | os.PathLike, metrics: Sequence[str] = DEFAULT_SWEEP
     dy = dy.sort_values(["run", "day"], key=lambda s: s.map(order) if s.name == "run" else s, kind="stable")
     dy = dy[[*params, "run", *[c for c in dy.columns if c not in params and c != "run"]]].reset_index(drop=True)
     hz = hz[[*params, "run", *[c for c in hz.columns if c not in params and c != "run"]]]
-    return Sweep(folder, params, dy, hz, [m for m in metrics if m in METRICS])
+    metrics = [m for m in metrics if m in METRICS]
+    return Sweep(folder, params, dy, hz, adoption_metrics(metrics) if diffusion else metrics)
 
 
 def collect_sweep(folder: str | os.PathLike, metrics: Sequence[str] = DEFAULT_SWEEP_METRICS, plots: bool = True) -> Sweep:

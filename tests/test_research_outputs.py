@@ -324,3 +324,18 @@ def test_the_sweep_report_says_how_many_seeds_its_spread_needs():
     row = next(r for r in quiet.split("<tr>") if r.startswith("<td>users acquired"))
     assert "<b>" not in row  # a spread of 1 person resolves 5 % of 1,000 with 2 seeds
     assert "One run per combination" in sweep_report(_sweep(1, 100.0), {})
+
+
+def test_a_sweep_of_diffusion_runs_reports_adopters_not_money(tmp_path):
+    import subprocess
+    import sys
+
+    folder = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "-m", "sim.cli", "run", "-m", "scenario=ic", "graph=er,sbm", "population.size=1000",
+                           "horizon=15", f"hydra.sweep.dir={folder}"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    from sim.experiment import load_sweep
+
+    assert load_sweep(folder).metrics == ["users_total"]
+    page = (folder / "report.html").read_text()
+    assert "users acquired" in page and "GMV" not in page and "profit" not in page
