@@ -395,9 +395,8 @@ def _sensitivity_block(sens, metric: str, t: pd.DataFrame) -> dict:
     interval, the other indices (with their intervals where they have one), and whether the ranking
     index stands out of the seed noise; above it, that noise."""
     from sim.analysis.comparison import METRICS
-    from sim.analysis.sensitivity import interval
 
-    by = sens.rank_by
+    by, interval = sens.rank_by, sens.interval
     bounds = ("_conf", "_low", "_high")
     other = [c for c in sens.index_columns if c != by and not c.endswith(bounds)]
     has_interval = [c for c in other if f"{c}_conf" in t or f"{c}_low" in t]

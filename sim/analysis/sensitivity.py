@@ -188,6 +188,14 @@ class Sensitivity:
         """The index parameters are ranked by (``mu_star`` or ``ST``)."""
         return RANK_BY[self.method]
 
+    @staticmethod
+    def interval(row: Mapping[str, Any], column: str) -> tuple[float, float]:
+        """The 95 % interval of an index in a row of :attr:`indices`: its bounds (mu*'s percentile
+        bootstrap) or the index plus and minus its half-width (SALib's ``_conf`` columns of the Sobol indices)."""
+        if f"{column}_low" in row:
+            return row[f"{column}_low"], row[f"{column}_high"]
+        return row[column] - row[f"{column}_conf"], row[column] + row[f"{column}_conf"]
+
     @property
     def index_columns(self) -> tuple[str, ...]:
         """The method's index columns of :attr:`indices`."""
@@ -214,7 +222,7 @@ class Sensitivity:
                 if not np.isfinite(row[by]):
                     lines.append(f"  {row['rank']:>2}. {row['parameter']:<48} n/a")
                     continue
-                low, high = interval(row, by)
+                low, high = self.interval(row, by)
                 extra = f"  sigma {_num(row['sigma'])}" if self.method == "morris" else f"  S1 {row['S1']:.3f} ± {row['S1_conf']:.3f}"
                 flag = "  (not distinguishable from noise)" if row[by] <= row["noise_floor"] else ""
                 lines.append(f"  {row['rank']:>2}. {row['parameter']:<48} {_num(row[by])} [{_num(low)}, {_num(high)}]{extra}{flag}")
@@ -275,14 +283,6 @@ class Sensitivity:
 
 def _num(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
-
-
-def interval(row: Mapping[str, Any], column: str) -> tuple[float, float]:
-    """The 95 % interval of an index in a row of the indices: its bounds (mu*'s percentile bootstrap)
-    or the index plus and minus its half-width (SALib's ``_conf`` columns of the Sobol indices)."""
-    if f"{column}_low" in row:
-        return row[f"{column}_low"], row[f"{column}_high"]
-    return row[column] - row[f"{column}_conf"], row[column] + row[f"{column}_conf"]
 
 
 def base_config(spec: ExperimentSpec, scenario: str) -> SimConfig:
