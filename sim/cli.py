@@ -6,6 +6,7 @@
     sim run -m experiment=NAME                            the sweep of experiments/NAME.yaml
     sim compare scenario=A,B [replicates=30] [baseline=A] [key=value ...] [out=DIR]
     sim compare experiment=NAME                           rerun a named comparison exactly
+    sim compare ... [world=fixed] ['decision=maximise users_end; profit >= baseline']   see docs/decisions.md
     sim sensitivity experiment=NAME [method=sobol] [samples=N] [key=value ...] [hydra/launcher=ray]   Morris / Sobol indices
     sim calibrate experiment=NAME [trials=N] [key=value ...]   fit parameters to target series (Optuna)
     sim experiments                                       the named experiments
@@ -259,17 +260,15 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-#: the verdicts `sim compare` prints unless `metrics=` chooses (the folder's report has every metric)
-VERDICT_METRICS = ("users_end", "users_total", "profit")
-
-
 def cmd_compare(args) -> int:
+    from sim.analysis.comparison import VERDICT_METRICS  # printed unless `metrics=` chooses (the report has every metric)
     from sim.experiment import _strategy_map, run_comparison
-    from sim.plans import experiment_spec, load_experiment
+    from sim.plans import decision_from_text, experiment_spec, load_experiment
     from sim.folders import prepare_parent
     from sim.schema import to_plain
 
-    taken, overrides = _take(args.overrides, ("experiment", "scenario", "replicates", "baseline", "out", "workers", "seed", "metrics"))
+    taken, overrides = _take(args.overrides, ("experiment", "scenario", "replicates", "baseline", "out", "workers", "seed", "metrics",
+                                              "world", "decision"))
     if "experiment" in taken:
         name, spec = load_experiment(taken.pop("experiment"))
         data = to_plain(spec)
@@ -287,6 +286,10 @@ def cmd_compare(args) -> int:
         data["baseline"] = taken["baseline"]
     if "metrics" in taken:
         data["metrics"] = [m.strip() for m in taken["metrics"].split(",") if m.strip()]
+    if "world" in taken:
+        data["world"] = taken["world"]
+    if "decision" in taken:
+        data["decision"] = decision_from_text(taken["decision"])
     data["overrides"] = [*data.get("overrides", []), *overrides]
     spec = experiment_spec(data)
     workers = _number("workers", taken["workers"]) if "workers" in taken else None
@@ -305,7 +308,10 @@ def cmd_compare(args) -> int:
         for metric in shown:
             for line in result.verdicts(metric):
                 print(line, file=sys.stderr)
-        print(f"{len(result.horizon)} runs in {result.wall_seconds:.1f} s", file=sys.stderr)
+        runs = len(result.horizon) + (len(result.noise) if result.noise is not None else 0)
+        print(f"{runs} runs in {result.wall_seconds:.1f} s", file=sys.stderr)
+        if result.decision is not None:  # the answer last, just above the folder (stdout stays the folder alone)
+            print(result.decision.line, file=sys.stderr)
     print(path)
     return 0
 
@@ -515,7 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compare", parents=[common], help="compare strategies over paired replicates (common random numbers)")
-    p.add_argument("overrides", nargs="*", help="scenario=A,B replicates=N baseline=A seed=S workers=N out=DIR experiment=NAME, then key=value overrides for every strategy")
+    p.add_argument("overrides", nargs="*", help="scenario=A,B replicates=N baseline=A seed=S workers=N out=DIR experiment=NAME metrics=a,b world=varies|fixed "
+                                                 "'decision=maximise METRIC; CONSTRAINT; ...', then key=value overrides for every strategy")
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the comparison folder")
     p.set_defaults(func=cmd_compare)

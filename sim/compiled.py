@@ -29,7 +29,7 @@ from numba.extending import register_jitable
 
 #: Files and folders of a package (relative to it) outside the compiled model layer: editing them
 #: never invalidates compiled code.
-UNCOMPILED = ("__init__.py", "__main__.py", "analysis", "dashboard", "reference", "bench.py", "check.py", "cli.py",
+UNCOMPILED = ("__init__.py", "__main__.py", "analysis", "dashboard", "reference", "assumptions.py", "bench.py", "check.py", "cli.py",
               "experiment.py", "folders.py", "plans.py", "plots.py", "report.py", "runs.py")
 
 

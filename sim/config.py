@@ -251,7 +251,11 @@ class PlatformConfig:
 
 @dataclass(frozen=True)
 class SimConfig:
-    seed: int = param(0, lo=0, hi=2**63 - 1, doc="seed of every random stream of the run")
+    seed: int = param(0, lo=0, hi=2**63 - 1, doc="seed of every random stream of the run (of the daily behaviour only, when world_seed is set)")
+    world_seed: int | None = param(None, lo=0, hi=2**63 - 1,
+                                   doc="seed of the world: the streams that build the model (social graph, people's attributes, catalogue, "
+                                       "market entry); null: the same as seed. A comparison with world=fixed sets it to build every "
+                                       "replicate's world alike, so replicates differ only in behaviour")
     horizon: int = param(365, lo=1, hi=36_500, unit="days", doc="days simulated")
     scenario: str = param("default", doc="name of the scenario this config was composed from")
     out: str = param("results/runs", doc="folder in which run folders are created")

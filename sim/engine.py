@@ -6,7 +6,8 @@ each stage is a short vectorised function here; the decision rules live in ``sim
 platform mechanisms hook the stages (see ``sim/mechanisms/base.py`` for where each hook runs).
 
 Randomness: one ``SeedSequence`` per run; every subsystem draws from its own stream
-(``sim.streams``), re-derived each day from (seed, stream name, day). Switching a mechanism on
+(``sim.streams``), re-derived each day from (seed, stream name, day); the streams that build the
+world (graph, people, catalogue, market) come from ``world_seed`` when it is set. Switching a mechanism on
 therefore does not shift the draws of the others, and strategies compared with the same seed share
 their base randomness (common random numbers): the same graph, the same people, the same daily
 draws until their states diverge.
@@ -196,7 +197,7 @@ class GrowthModel(mesa.Model):
         check_memory(cfg)  # refuse, before building anything, a run that will not fit in memory
         super().__init__(seed=cfg.seed)
         self.cfg = cfg
-        self.streams = Streams(cfg.seed)
+        self.streams = Streams(cfg.seed, cfg.world_seed)
         self.graph = graph if graph is not None else self.make_graph(cfg)
         if self.graph.n != cfg.population.size:  # an edge list sets the market size: resolve it
             cfg = self.cfg = replace(cfg, population=replace(cfg.population, size=self.graph.n))
@@ -228,8 +229,9 @@ class GrowthModel(mesa.Model):
 
     @staticmethod
     def make_graph(cfg: SimConfig):
-        """The social graph of ``cfg``: it depends only on the graph settings, the size and the seed."""
-        return build_graph(cfg.graph, cfg.population.size, Streams(cfg.seed).setup("graph"))
+        """The social graph of ``cfg``: it depends only on the graph settings, the size and the world
+        seed (the seed unless ``world_seed`` is set)."""
+        return build_graph(cfg.graph, cfg.population.size, Streams(cfg.seed, cfg.world_seed).setup("graph"))
 
     def get_mechanism(self, name: str):
         """The enabled mechanism ``name``, or None (mechanisms that cooperate look each other up)."""

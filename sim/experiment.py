@@ -41,8 +41,9 @@ import re
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,17 +52,19 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from sim.analysis.comparison import METRICS, difference_table, grouped_table, horizon_table, horizon_values
-from sim.config import SimConfig, compose, dump_yaml
+from sim.analysis.comparison import METRICS, difference_table, grouped_table, horizon_table, horizon_values, uncertainty_table
+from sim.analysis.decision import Decision, Question, assumption_effects, decide
+from sim.assumptions import COLUMN, check_assumptions, check_draws, config_node, set_key
+from sim.config import SOURCES, SimConfig, compose, dump_yaml, with_sources
 from sim.diffusion import adoption_metrics
 from sim.memory import available_bytes, check_memory
 from sim.plans import (  # noqa: F401  (the plans' names, as sim.experiment always offered them)
     DEFAULT_SWEEP_METRICS, PROJECT, CalibrationSpec, ExperimentSpec, MetricName, ParameterRange, SensitivitySpec, StrategyInput,
-    StrategySpec, SweepSpec, TargetSpec, available_experiments, experiment_dirs, experiment_spec, experiment_yaml,
+    StrategySpec, SweepSpec, TargetSpec, available_experiments, decision_from_text, experiment_dirs, experiment_spec, experiment_yaml,
     load_experiment, replicate_seeds,
 )
 from sim.runs import is_complete
-from sim.schema import ConfigError, require, to_plain, unknown_key
+from sim.schema import ConfigError, require, to_plain
 
 
 # ============================================================================ comparisons
@@ -81,6 +84,20 @@ class Comparison:
     wall_seconds: float = 0.0
     path: Path | None = None
     graph_notes: tuple[str, ...] = ()  # repairs the edge-list loader made to the graph (dropped self-loops, ...)
+    world_seed: int | None = None  # the seed every replicate's world was built from; None: each replicate's own seed
+    noise: pd.DataFrame | None = None  # with assumptions: the horizon frame of the same seeds with every assumption at its centre
+    uncertainty: pd.DataFrame | None = None  # with assumptions: each paired difference with and without them, variance share
+    assumption_effects: pd.DataFrame | None = None  # with assumptions: which of them could flip the decision
+    decision: Decision | None = None  # with a decision: P(best), P(feasible), the recommendation
+
+    @property
+    def world(self) -> str:
+        """How the replicates' worlds were drawn, in one sentence."""
+        if self.world_seed is None:
+            return ("The world (graph, people, catalogue) was drawn anew for each replicate: its variation is part of "
+                    "the intervals.")
+        return (f"The world (graph, people, catalogue) was fixed across replicates at seed {self.world_seed}: intervals "
+                "are noise only, conditional on this world.")
 
     @property
     def strategies(self) -> list[str]:
@@ -111,6 +128,12 @@ class Comparison:
             self.differences.to_parquet(tmp / "differences.parquet", index=False)
             self.table.to_parquet(tmp / "table.parquet", index=False)
             self.retention.to_parquet(tmp / "retention.parquet", index=False)
+            for frame, file in ((self.noise, "horizon_noise.parquet"), (self.uncertainty, "uncertainty.parquet"),
+                                (self.assumption_effects, "assumption_effects.parquet")):
+                if frame is not None:
+                    frame.to_parquet(tmp / file, index=False)
+            if self.decision is not None:
+                (tmp / "decision.json").write_text(json.dumps(self.decision.as_dict(), indent=1, ensure_ascii=False) + "\n")
             from sim import plots as plotting
             from sim.report import comparison_report
 
@@ -131,22 +154,48 @@ def strategy_configs(spec: ExperimentSpec) -> dict[str, SimConfig]:
     return configs
 
 
+def fixed_world_seed(spec: ExperimentSpec, configs: Mapping[str, SimConfig]) -> int | None:
+    """The seed every replicate's world is built from: a ``world_seed`` the configurations set,
+    else with ``world: fixed`` the experiment's base seed; None when each replicate draws its own."""
+    given = {cfg.world_seed for cfg in configs.values()}
+    if len(given) > 1:
+        shown = ", ".join(f"{n}: {cfg.world_seed}" for n, cfg in configs.items())
+        raise ConfigError(f"world_seed: the strategies' scenarios set different worlds ({shown}); strategies of one comparison share theirs")
+    (world,) = given
+    if world is None and spec.world == "fixed":
+        world = spec.seed
+    return world
+
+
 Run = tuple[str, int, pd.DataFrame, dict, np.ndarray]  # strategy, replicate, daily, summary, retention curve
 
 
+def replicate_config(cfg: SimConfig, seed: int, world_seed: int | None = None, values: Mapping[str, Any] | None = None) -> SimConfig:
+    """A strategy's configuration in one replicate: its seed, the world seed when the world is held
+    fixed, and the replicate's draws of the assumptions (key -> value)."""
+    if values:
+        cfg = with_sources(point_config(to_plain(cfg), values, seed), getattr(cfg, SOURCES, ()))
+    cfg = cfg.with_seed(seed)
+    if world_seed is not None:
+        cfg = with_sources(replace(cfg, world_seed=int(world_seed)), getattr(cfg, SOURCES, ()))
+    return cfg
+
+
 def run_replicate(configs: Mapping[str, SimConfig], replicate: int, seed: int,
-                  on_run: Callable[[], None] | None = None) -> list[Run]:
-    """Run every strategy for one replicate seed (``on_run()`` after each run). Strategies with the
-    same graph settings share one graph (graphs are never modified; each model builds its own
-    people, which it does modify)."""
+                  on_run: Callable[[], None] | None = None, *, world_seed: int | None = None,
+                  values: Mapping[str, Any] | None = None, graphs: dict | None = None) -> list[Run]:
+    """Run every strategy for one replicate seed (``on_run()`` after each run), with the world built
+    from ``world_seed`` when given and the assumptions at ``values``. Strategies with the same graph
+    settings share one graph (graphs are never modified; each model builds its own people, which it
+    does modify), and so do calls given the same ``graphs`` cache."""
     from sim.engine import GrowthModel
     from sim.metrics import run_series, summary
 
-    graphs: dict[tuple, Any] = {}
+    graphs = {} if graphs is None else graphs
     out = []
     for name, cfg in configs.items():
-        cfg = cfg.with_seed(seed)
-        key = (cfg.graph, cfg.population.size, seed)
+        cfg = replicate_config(cfg, seed, world_seed, values)
+        key = (cfg.graph, cfg.population.size, seed if cfg.world_seed is None else cfg.world_seed)
         if key not in graphs:
             graphs[key] = GrowthModel.make_graph(cfg)
         model = GrowthModel(cfg, graph=graphs[key]).run()
@@ -157,6 +206,18 @@ def run_replicate(configs: Mapping[str, SimConfig], replicate: int, seed: int,
         if on_run is not None:
             on_run()
     return out
+
+
+ReplicateSets = Sequence[tuple[str, Mapping[str, Any]]]  # (set name, assumption values) run in one replicate
+
+
+def run_replicate_sets(configs: Mapping[str, SimConfig], replicate: int, seed: int, world_seed: int | None, sets: ReplicateSets,
+                       on_run: Callable[[], None] | None = None) -> list[tuple[str, Run]]:
+    """Every strategy of one replicate in each set of assumption values (the drawn values, then
+    their centres: the noise-only set), sharing the replicate's graphs; each run tagged with its set."""
+    graphs: dict[tuple, Any] = {}
+    return [(name, run) for name, values in sets
+            for run in run_replicate(configs, replicate, seed, on_run, world_seed=world_seed, values=values, graphs=graphs)]
 
 
 def default_workers() -> int:
@@ -176,7 +237,10 @@ def _map(fn, tasks: Sequence[tuple], workers: int):
     quiet = "ignore::UserWarning:joblib.externals.loky.backend.resource_tracker"
     if quiet not in os.environ.get("PYTHONWARNINGS", ""):
         os.environ["PYTHONWARNINGS"] = ",".join(w for w in (os.environ.get("PYTHONWARNINGS"), quiet) if w)
-    with parallel_config(backend="loky", initializer=_exit_with_parent, initargs=(os.getpid(),)):
+    with parallel_config(backend="loky", initializer=_exit_with_parent, initargs=(os.getpid(),)), warnings.catch_warnings():
+        # loky replaces a worker whose memory grew by 300 MB over its tasks (large runs) and says so
+        # as a warning; the replacement is harmless, and the user sees only the project's own lines.
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given", category=UserWarning)
         par = Parallel(n_jobs=min(workers, len(tasks)), return_as="generator_unordered")
         yield from par(delayed(fn)(*task) for task in tasks)
 
@@ -204,8 +268,15 @@ def run_comparison(spec: ExperimentSpec, name: str, workers: int | None = None,
     t0 = time.perf_counter()
     configs = strategy_configs(spec)
     seeds = replicate_seeds(spec.seed, spec.replicates)
-    tasks = [(configs, r, s) for r, s in enumerate(seeds)]
-    total, done = len(tasks) * len(configs), 0
+    world = fixed_world_seed(spec, configs)
+    plains = {s: to_plain(cfg) for s, cfg in configs.items()}
+    assumptions = check_assumptions(plains, spec.assumptions)
+    draws = [assumptions.draw(spec.seed, r) for r in range(len(seeds))]
+    centre = assumptions.centre()
+    check_draws(plains, [*draws, centre])  # every replicate's configuration is valid, or nothing runs
+    sets = [[("drawn", d), ("noise", centre)] if assumptions else [("drawn", {})] for d in draws]
+    tasks = [(configs, r, s, world, sets[r]) for r, s in enumerate(seeds)]
+    total, done = sum(len(t[-1]) for t in tasks) * len(configs), 0
 
     def tick(runs: int = 1) -> None:
         nonlocal done
@@ -221,41 +292,66 @@ def run_comparison(spec: ExperimentSpec, name: str, workers: int | None = None,
     workers = max(1, min(workers, int(fit))) if math.isfinite(fit) else workers
     if progress:
         progress(0, total)
-    results: list[Run] = []
+    results: list[tuple[str, Run]] = []
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
-            results.extend(run_replicate(*task, on_run=tick))
+            results.extend(run_replicate_sets(*task, on_run=tick))
     else:
-        for chunk in _map(run_replicate, tasks, workers):
+        for chunk in _map(run_replicate_sets, tasks, workers):
             results.extend(chunk)
             tick(len(chunk))
-    return analyse(spec, name, configs, seeds, results, time.perf_counter() - t0)
+    noise = [run for kind, run in results if kind == "noise"]
+    return analyse(spec, name, configs, seeds, [run for kind, run in results if kind == "drawn"], time.perf_counter() - t0,
+                   world_seed=world, draws=draws if assumptions else None, noise=noise or None, centre=centre)
+
+
+def _horizon(results: Sequence[Run], seeds: Sequence[int], world_seed: int | None, draws: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """strategy, replicate, seed, world_seed, ``assumption:<key>`` (each replicate's draws), then the horizon metrics."""
+    return pd.DataFrame([{"strategy": s, "replicate": r, "seed": seeds[r], "world_seed": seeds[r] if world_seed is None else world_seed,
+                          **{f"{COLUMN}{k}": v for k, v in draws[r].items()}, **horizon_values(h)} for s, r, _, h, _ in results])
 
 
 def analyse(spec: ExperimentSpec, name: str, configs: Mapping[str, SimConfig], seeds: list[int],
-            results: list[Run], wall_seconds: float = 0.0) -> Comparison:
-    """The frames of a comparison from its runs (in any order)."""
+            results: list[Run], wall_seconds: float = 0.0, *, world_seed: int | None = None,
+            draws: Sequence[Mapping[str, Any]] | None = None, noise: list[Run] | None = None,
+            centre: Mapping[str, Any] | None = None) -> Comparison:
+    """The frames of a comparison from its runs (in any order): with ``draws`` (each replicate's
+    assumption values) and ``noise`` (the runs with every assumption at its ``centre``), also the
+    intervals with and without the assumptions and which of them could flip the decision."""
     order = {s: k for k, s in enumerate(configs)}
     results = sorted(results, key=lambda r: (order[r[0]], r[1]))
     daily = pd.concat([d.assign(strategy=s, replicate=r) for s, r, d, _, _ in results], ignore_index=True)
     counters = [c for c in daily.columns if daily[c].isna().any()]  # a mechanism's column, absent where it is off
     daily[counters] = daily[counters].fillna(0)
     daily = daily[["strategy", "replicate", *[c for c in daily.columns if c not in ("strategy", "replicate")]]]
-    horizon = pd.DataFrame([{"strategy": s, "replicate": r, "seed": seeds[r], **horizon_values(h)} for s, r, _, h, _ in results])
+    draws = draws or [{} for _ in seeds]
+    horizon = _horizon(results, seeds, world_seed, draws)
     retention = pd.concat([pd.DataFrame({"strategy": s, "replicate": r, "age": np.arange(c.size), "retention": c})
                            for s, r, _, _, c in results], ignore_index=True)
     metrics = list(spec.metrics)
+    baseline = spec.baseline_name
     table = horizon_table(horizon, metrics)
-    diffs = difference_table(horizon, spec.baseline_name, metrics)
-    resolved = {s: cfg.with_seed(seeds[0]) for s, cfg in configs.items()}
+    diffs = difference_table(horizon, baseline, metrics)
+    resolved = {s: replicate_config(cfg, seeds[0], world_seed) for s, cfg in configs.items()}
     notes = tuple(dict.fromkeys(n for _, _, _, h, _ in results for n in h.get("graph_notes", ())))
-    return Comparison(name, spec, resolved, seeds, daily, horizon, table, diffs, retention, wall_seconds, graph_notes=notes)
+    question = Question.of(spec.decision, metrics)
+    noise_horizon = uncertainty = effects = None
+    if noise:
+        noise = sorted(noise, key=lambda r: (order[r[0]], r[1]))
+        noise_horizon = _horizon(noise, seeds, world_seed, [dict(centre or {}) for _ in seeds])
+        uncertainty = uncertainty_table(horizon, noise_horizon, baseline, metrics)
+        effects = assumption_effects(horizon, question, baseline, {k: f"{COLUMN}{k}" for k in spec.assumptions},
+                                     {k: a.choice for k, a in spec.assumptions.items() if a.kind == "choice"})
+    decision = decide(horizon, question, baseline, noise_horizon) if spec.decision is not None else None
+    return Comparison(name, spec, resolved, seeds, daily, horizon, table, diffs, retention, wall_seconds, graph_notes=notes,
+                      world_seed=world_seed, noise=noise_horizon, uncertainty=uncertainty, assumption_effects=effects, decision=decision)
 
 
 def compare(scenarios: Sequence[StrategyInput] | Mapping[str, Any], replicates: int = 30, overrides: Sequence[str] = (),
             baseline: str | None = None, out: str | os.PathLike | None = None, *, seed: int = 0,
             metrics: Sequence[str] | None = None, workers: int | None = None, plots: bool = True,
-            progress: Callable[[int, int], None] | None = None) -> Comparison:
+            progress: Callable[[int, int], None] | None = None, assumptions: Mapping[str, Any] | None = None,
+            world: str = "varies", decision: Mapping[str, Any] | str | None = None) -> Comparison:
     """Compare strategies over ``replicates`` paired replicates (common random numbers).
 
     ``scenarios`` lists the strategies, each a scenario name (``"referral_double"``) or a
@@ -265,12 +361,20 @@ def compare(scenarios: Sequence[StrategyInput] | Mapping[str, Any], replicates: 
     ``baseline`` (default: the first strategy) is what the others are compared with. With ``out``
     the comparison folder is written there (``result.path``). ``progress(done, total)`` counts
     finished runs (see :func:`run_comparison`).
+
+    ``assumptions`` maps config keys to distributions (``{"mechanisms.paid_acquisition.cac_rmb":
+    {"uniform": [15, 40]}}``) drawn once per replicate; ``world="fixed"`` builds every replicate's
+    world from the base seed; ``decision`` is ``{"maximise": "users_end", "subject_to": ["profit >=
+    baseline"]}`` (or the same as text, ``"maximise users_end; profit >= baseline"``). See
+    docs/decisions.md.
     """
     strategies = dict(scenarios) if isinstance(scenarios, Mapping) else _strategy_map(scenarios)
     data: dict[str, Any] = {"strategies": strategies, "replicates": replicates, "overrides": list(overrides),
-                            "baseline": baseline, "seed": seed}
+                            "baseline": baseline, "seed": seed, "world": world, "assumptions": dict(assumptions or {})}
     if metrics is not None:
         data["metrics"] = list(metrics)
+    if decision is not None:
+        data["decision"] = decision_from_text(decision) if isinstance(decision, str) else dict(decision)
     spec = experiment_spec(data)
     result = run_comparison(spec, "-vs-".join(spec.strategies), workers=workers, progress=progress)
     if out is not None:
@@ -718,15 +822,6 @@ def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
 POINTS_FILE = "points.json"  # the plan of a multirun over points: base scenario, overrides, points, seeds
 
 
-def set_key(data: dict, key: str, value: Any) -> None:
-    """Set a dotted ``key`` in a plain config dict (the key must exist)."""
-    *parents, last = key.split(".")
-    node = data
-    for part in parents:
-        node = node[part]
-    node[last] = value
-
-
 def check_space(base: SimConfig, params: Mapping[str, ParameterRange], where: str) -> dict[str, type]:
     """Check a parameter space against a composed configuration before any run: every key exists and
     is a number, and both ends of its range are allowed values. Returns key -> ``int`` or ``float``."""
@@ -735,14 +830,7 @@ def check_space(base: SimConfig, params: Mapping[str, ParameterRange], where: st
     plain = to_plain(base)
     kinds: dict[str, type] = {}
     for key, rng in params.items():
-        node: Any = plain
-        walked: list[str] = []
-        for part in key.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                options = list(node) if isinstance(node, Mapping) else []
-                raise ConfigError(unknown_key(f"{where}.params.{'.'.join([*walked, part])}", part, options))
-            node = node[part]
-            walked.append(part)
+        node = config_node(plain, key, f"{where}.params")
         if key == "seed" or isinstance(node, bool) or not isinstance(node, (int, float)):
             raise ConfigError(f"{where}.params.{key}: allowed are numeric settings (this one is {node!r})"
                               if key != "seed" else f"{where}.params.seed: the seed is not a parameter (use replicates)")

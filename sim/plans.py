@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from sim.analysis.comparison import DEFAULT_METRICS, METRICS
-from sim.config import check_no_code
+from sim.config import check_no_code, override_key
 from sim.inputs import read_yaml
 from sim.schema import ConfigError, build, param, require, suggest, to_plain
 
@@ -210,6 +210,162 @@ class CalibrationSpec:
                 "at least one target needs a weight above 0 (weight 0 holds a target out of the fit)")
 
 
+#: The distributions an assumption can follow, each a list of its parameters.
+DISTRIBUTIONS = {
+    "uniform": "[low, high]",
+    "triangular": "[low, mode, high]",
+    "normal": "[mean, sd]",
+    "lognormal": "[median, sigma]",
+    "choice": "[a, b, ...]",
+}
+DISTRIBUTION_FORMS = ", ".join(f"{{{k}: {v}}}" for k, v in DISTRIBUTIONS.items())
+
+
+@dataclass(frozen=True)
+class AssumptionSpec:
+    """One uncertain input of a comparison (``assumptions: {key: {uniform: [low, high]}}``): drawn
+    once per replicate, the same draw for every strategy of that replicate. Normal and lognormal
+    draws are truncated to the key's allowed range; uniform and triangular ones must lie inside it."""
+
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
+    uniform: tuple[float, ...] | None = param(None, doc="[low, high]: every value in between equally likely")
+    triangular: tuple[float, ...] | None = param(None, doc="[low, mode, high]: most likely at mode, never beyond low and high")
+    normal: tuple[float, ...] | None = param(None, doc="[mean, sd], truncated to the key's allowed range")
+    lognormal: tuple[float, ...] | None = param(None, doc="[median, sigma]: the logarithm is normal with standard deviation sigma; truncated to the key's range")
+    choice: tuple[Any, ...] | None = param(None, doc="[a, b, ...]: one of these values (numbers, words or true/false)")
+    p: tuple[float, ...] | None = param(None, doc="with choice: the probability of each value, in order (default: all equal)")
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in DISTRIBUTIONS if getattr(self, k) is not None)
+
+    @property
+    def values(self) -> tuple:
+        return getattr(self, self.kind)
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind != "choice"
+
+    @property
+    def text(self) -> str:
+        """"lognormal: median 25, sigma 0.5", "choice: popular (30 %), personalised (70 %)"."""
+        if self.kind == "choice":
+            return "choice: " + ", ".join(f"{v} ({100 * p:.0f} %)" for v, p in zip(self.choice, self.probabilities))
+        names = DISTRIBUTIONS[self.kind].strip("[]").split(", ")
+        return f"{self.kind}: " + ", ".join(f"{n} {v:g}" for n, v in zip(names, self.values))
+
+    @property
+    def probabilities(self) -> tuple[float, ...]:
+        """The probability of each choice (all equal unless ``p`` says)."""
+        return self.p if self.p is not None else tuple(1.0 / len(self.choice) for _ in self.choice)
+
+    def check(self, path: str) -> None:
+        given = [k for k in DISTRIBUTIONS if getattr(self, k) is not None]
+        require(len(given) == 1, path, {k: list(getattr(self, k)) for k in given}, f"allowed is one distribution: {DISTRIBUTION_FORMS}")
+        kind, v = given[0], list(self.values)
+        where = f"{path}.{kind}"
+        require(self.p is None or kind == "choice", f"{path}.p", list(self.p or ()), "p goes with choice only")
+        if kind == "choice":
+            require(len(v) >= 2, where, v, "allowed is a list of at least two values")
+            require(all(isinstance(x, (int, float, str, bool)) for x in v), where, v, "allowed values are numbers, words or true/false")
+            require(len({repr(x) for x in v}) == len(v), where, v, "each value once")
+            if self.p is not None:
+                p = list(self.p)
+                require(len(p) == len(v), f"{path}.p", p, f"one probability per value ({len(v)})")
+                require(all(x >= 0 for x in p), f"{path}.p", p, "probabilities are >= 0")
+                require(abs(sum(p) - 1.0) <= 1e-6, f"{path}.p", p, f"probabilities add up to 1 (these add up to {sum(p):g})")
+            return
+        size = len(DISTRIBUTIONS[kind].split(","))
+        require(len(v) == size, where, v, f"allowed is {DISTRIBUTIONS[kind]}")
+        if kind == "uniform":
+            require(v[0] < v[1], where, v, "low must be below high")
+        elif kind == "triangular":
+            require(v[0] < v[2] and v[0] <= v[1] <= v[2], where, v, "allowed is low <= mode <= high with low below high")
+        elif kind == "normal":
+            require(v[1] > 0, where, v, "the standard deviation must be above 0")
+        else:
+            require(v[0] > 0 and v[1] > 0, where, v, "the median and sigma must be above 0")
+
+
+#: A constraint of a decision: ``METRIC OP RHS`` with RHS a number, ``baseline``, ``baseline + N`` or ``baseline - N``.
+CONSTRAINT_PATTERN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<)\s*(?:(baseline)(?:\s*([+-])\s*(\d+(?:\.\d*)?|\.\d+))?|"
+                                r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?))\s*")
+CONSTRAINT_FORMS = "METRIC OP VALUE with OP one of >=, <=, >, < and VALUE a number, baseline, baseline + N or baseline - N (e.g. 'profit >= baseline')"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``metric op (baseline + offset)`` when ``relative``, else ``metric op offset``."""
+
+    metric: str
+    op: str
+    relative: bool
+    offset: float
+    text: str
+
+
+def parse_constraint(text: str, path: str) -> Constraint:
+    match = CONSTRAINT_PATTERN.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ConfigError(f"{path} = {text!r}: allowed is {CONSTRAINT_FORMS}")
+    metric, op, base, sign, offset, number = match.groups()
+    require(metric in METRICS, path, text, f"unknown metric {metric!r}{suggest(metric, METRICS)}; allowed: {', '.join(METRICS)}")
+    if base:
+        value = float(offset or 0.0) * (-1.0 if sign == "-" else 1.0)
+    else:
+        value = float(number)
+    require(np.isfinite(value), path, text, "the value must be a finite number")
+    return Constraint(metric, op, bool(base), value, " ".join(text.split()))
+
+
+@dataclass(frozen=True)
+class DecisionSpec:
+    """The question a comparison answers: which strategy is best on one metric (maximise or
+    minimise) among those meeting every constraint, judged replicate by replicate."""
+
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
+    maximise: MetricName | None = param(None, doc="the horizon metric to make as large as possible (or give minimise)")
+    minimise: MetricName | None = param(None, doc="the horizon metric to make as small as possible (or give maximise)")
+    subject_to: tuple[str, ...] = param((), doc="constraints 'METRIC OP VALUE', OP one of >=, <=, >, <, VALUE a number, baseline, "
+                                                "baseline + N or baseline - N, judged in each replicate against the baseline's same replicate")
+
+    def check(self, path: str) -> None:
+        require((self.maximise is None) != (self.minimise is None), f"{path}.maximise", self.maximise or self.minimise,
+                "give exactly one of maximise: METRIC or minimise: METRIC")
+        for k, text in enumerate(self.subject_to):
+            parse_constraint(text, f"{path}.subject_to[{k}]")
+
+    @property
+    def objective(self) -> str:
+        return self.maximise or self.minimise
+
+    @property
+    def sense(self) -> str:
+        return "maximise" if self.maximise else "minimise"
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        return tuple(parse_constraint(t, "decision.subject_to") for t in self.subject_to)
+
+
+DECISION_FORMS = "'maximise METRIC; CONSTRAINT; ...' or 'minimise METRIC; ...' with each CONSTRAINT " + CONSTRAINT_FORMS.split(" with ", 1)[0] + \
+    " (e.g. 'decision=maximise users_end; profit >= baseline')"
+
+
+def decision_from_text(text: str) -> dict[str, Any]:
+    """``maximise users_end; profit >= baseline; cac_blended <= 60`` (the command line's ``decision=``)
+    as the mapping an experiment file's ``decision:`` holds."""
+    text = text.strip().strip("'\"")
+    parts = [p.strip() for p in text.split(";")]
+    head = parts[0].split()
+    if len(head) != 2 or head[0] not in ("maximise", "minimise") or not all(parts[1:]):
+        raise ConfigError(f"decision = {text!r}: allowed is {DECISION_FORMS}")
+    return {head[0]: head[1], "subject_to": parts[1:]}
+
+
 @dataclass(frozen=True)
 class ExperimentSpec:
     LIST_ALLOWED_KEYS: ClassVar[bool] = True
@@ -224,9 +380,18 @@ class ExperimentSpec:
     sweep: SweepSpec | None = param(None, doc="a parameter sweep (`sim run -m experiment=NAME`)")
     sensitivity: SensitivitySpec | None = param(None, doc="a sensitivity analysis (`sim sensitivity experiment=NAME`)")
     calibration: CalibrationSpec | None = param(None, doc="a calibration to observed series (`sim calibrate experiment=NAME`)")
+    world: Literal["varies", "fixed"] = param("varies", doc="varies: each replicate draws its own world (graph, people, catalogue), "
+                                                            "part of the intervals; fixed: every replicate's world is built from the base "
+                                                            "seed, so replicates differ only in behaviour (intervals conditional on that world)")
+    assumptions: dict[str, AssumptionSpec] = param(factory=dict, doc="config key -> a distribution ({uniform: [low, high]}, ...): "
+                                                                      "uncertain inputs drawn once per replicate, the same for every strategy")
+    decision: DecisionSpec | None = param(None, doc="the question: maximise (or minimise) a metric subject to constraints; "
+                                                    "writes decision.json and prints the recommendation")
 
     def check(self, path: str) -> None:
         ovs = [*self.overrides, *(o for s in self.strategies.values() for o in s.overrides)]
+        for key, a in self.assumptions.items():
+            ovs += [f"{key}={v}" if isinstance(v, str) else f"{key}=" for v in (a.choice or [None])]
         if self.sweep is not None:  # every swept key with every value (a value can name a group option)
             for key, values in self.sweep.params.items():
                 ovs += [f"{key}={v}" for v in (values if isinstance(values, (list, tuple)) else [values])]
@@ -237,10 +402,27 @@ class ExperimentSpec:
             check_no_code(ovs)
         except ConfigError as exc:
             raise ConfigError(f"{path + ': ' if path else ''}{exc}") from None
+        self._check_keys_set_once(path)
         where = f"{path}.baseline" if path else "baseline"
         if self.baseline is not None and self.strategies:
             require(self.baseline in self.strategies, where, self.baseline,
                     f"allowed is one of the strategies: {', '.join(self.strategies)}{suggest(self.baseline, self.strategies)}")
+
+    def _check_keys_set_once(self, path: str) -> None:
+        """An assumption's key set by an override too would be ambiguous (which value holds?); a
+        strategy of its own world would break the pairing of replicates."""
+        prefix = f"{path}." if path else ""
+        for name, s in self.strategies.items():
+            for text in s.overrides:
+                require(override_key(text) != "world_seed", f"{prefix}strategies.{name}.overrides", text,
+                        "strategies of one comparison share their worlds: set world: fixed, or world_seed in the common overrides")
+        for key in self.assumptions:
+            for where, texts in [("overrides", self.overrides), *((f"strategies.{n}.overrides", s.overrides) for n, s in self.strategies.items())]:
+                clash = next((t for t in texts if override_key(t) == key), None)
+                require(clash is None, f"{prefix}assumptions.{key}", clash,
+                        f"{where} sets this key too: an assumption and an override of one key are ambiguous (keep one)")
+            require(key not in ("seed", "world_seed"), f"{prefix}assumptions.{key}", key,
+                    "seeds are not assumptions (replicates draw the seed; world: fixed holds the world)")
 
     @property
     def baseline_name(self) -> str:
@@ -335,6 +517,9 @@ def experiment_yaml(spec: ExperimentSpec, name: str) -> str:
     """An experiment as YAML that ``sim compare experiment=PATH`` reruns exactly."""
     data = to_plain(spec)
     data["strategies"] = {k: {"scenario": v["scenario"], "overrides": list(v["overrides"])} for k, v in data["strategies"].items()}
+    data["assumptions"] = {k: {d: v for d, v in a.items() if v is not None} for k, a in data["assumptions"].items()}
+    if data["decision"] is not None:
+        data["decision"] = {k: v for k, v in data["decision"].items() if v is not None}
     header = f"# experiment {name}: rerun with `sim compare experiment=<this file>`\n"
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 

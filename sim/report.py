@@ -262,6 +262,59 @@ def group_buy_comparison_blocks(comparison) -> list[dict] | None:
     return blocks
 
 
+def decision_block(comparison) -> dict | None:
+    """The comparison's decision (None without one): the recommendation, the question, and per
+    strategy P(best), P(feasible) (with and without the assumptions' uncertainty), the objective's
+    paired difference and the money per extra unit."""
+    from sim.analysis.comparison import METRICS
+
+    d = comparison.decision
+    if d is None:
+        return None
+    q = d.question
+    noise = "p_best_noise" in d.table
+    rows = [{"strategy": r["strategy"], "p_best": r["p_best"], "p_feasible": r["p_feasible"],
+             "p_best_noise": r["p_best_noise"] if noise else None,
+             "difference": None if r["strategy"] == d.baseline else Cell(r["mean_difference"], r["ci_low"], r["ci_high"]),
+             "money": r["money_text"]} for r in d.table.to_dict("records")]
+    return {"line": d.line, "sense": q.sense, "objective": METRICS[q.objective].label, "key": q.objective,
+            "constraints": [c.text for c in q.constraints], "money": METRICS[q.money].label, "baseline": d.baseline,
+            "replicates": d.replicates, "noise": noise, "rows": rows}
+
+
+def assumption_block(comparison) -> dict | None:
+    """The comparison's assumptions (None without any): what was drawn, each paired difference of
+    the decision's metrics (or the verdict metrics) with and without the assumptions, and which
+    assumption could flip the decision, the strongest first."""
+    from sim.analysis.comparison import METRICS, VERDICT_METRICS
+    from sim.assumptions import COLUMN
+
+    c = comparison
+    if c.uncertainty is None:
+        return None
+    first = c.horizon[c.horizon["strategy"] == c.baseline]
+    centre = c.noise[c.noise["strategy"] == c.baseline].iloc[0]
+    drawn = []
+    for key, a in c.spec.assumptions.items():
+        values = first[f"{COLUMN}{key}"]
+        seen = ", ".join(readable(v) for v in dict.fromkeys(values)) if a.kind == "choice" else \
+            f"{readable(values.min())} to {readable(values.max())}"
+        drawn.append({"key": key, "distribution": a.text, "centre": centre[f"{COLUMN}{key}"], "seen": seen})
+    q = c.decision.question if c.decision is not None else None
+    shown = [q.objective, *(k.metric for k in q.constraints), q.money] if q is not None else list(VERDICT_METRICS)
+    shown = [m for m in dict.fromkeys(shown) if m in set(c.uncertainty["metric"])]
+    u = c.uncertainty[c.uncertainty["metric"].isin(shown)]
+    u = u.assign(order=u["metric"].map({m: k for k, m in enumerate(shown)})).sort_values(["order"], kind="stable")
+    intervals = [{"strategy": r["strategy"], "metric": METRICS[r["metric"]].label,
+                  "drawn": Cell(r["mean_difference"], r["ci_low"], r["ci_high"]),
+                  "noise": Cell(r["noise_mean_difference"], r["noise_ci_low"], r["noise_ci_high"]),
+                  "spread": (r["spread_low"], r["spread_high"]), "share": r["assumption_share"]} for r in u.to_dict("records")]
+    e = c.assumption_effects
+    e = e.iloc[e["spearman"].abs().fillna(0).sort_values(ascending=False, kind="stable").index] if len(e) else e
+    return {"drawn": drawn, "intervals": intervals, "effects": e.to_dict("records"), "replicates": len(c.seeds),
+            "objective": METRICS[e["metric"].iloc[0]].label if len(e) else "", "baseline": c.baseline}
+
+
 def group_buy_comparison_section(comparison) -> str:
     """The comparison report's group-buying section on its own ('' without group buying)."""
     return render("group_buy_comparison.html.j2", group_buy=group_buy_comparison_blocks(comparison))
@@ -330,6 +383,7 @@ def comparison_report(comparison, figures: dict[str, Path], experiment_text: str
                   graph_notes=list(getattr(c, "graph_notes", ())), baseline=c.baseline, replicates=len(c.seeds), seed=c.spec.seed,
                   verdicts=verdicts, strategies=c.strategies, horizon=_horizon_rows(c.table, c.strategies, list(c.spec.metrics), "strategy"),
                   group_buy=group_buy_comparison_blocks(c), figures=experiment_figures(figures), differences=diffs,
+                  decision=decision_block(c), assumptions=assumption_block(c), world=c.world,
                   experiment_text=experiment_text, resolved=[(s, dump_yaml(cfg_s)) for s, cfg_s in c.configs.items()])
 
 

@@ -107,10 +107,13 @@ def daily_seed_words(seed: int, key: int, slots: range) -> np.ndarray:
 
 
 class Streams:
-    """Named, independent random streams derived from one seed."""
+    """Named, independent random streams derived from one seed, and the streams that build the model
+    (:meth:`setup`) from the world seed (by default the same seed), so that a world can be held
+    fixed while the daily behaviour varies with the seed."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, world_seed: int | None = None):
         self.seed = int(seed)
+        self.world_seed = self.seed if world_seed is None else int(world_seed)
         self.day = 0
         self._today: dict[str, np.random.Generator] = {}
         self._daily: dict[str, tuple[int, np.ndarray]] = {}  # name -> (first slot, seed words per slot)
@@ -123,8 +126,9 @@ class Streams:
         return np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(self._key(name), slot))))
 
     def setup(self, name: str) -> np.random.Generator:
-        """A stream for building the model (graph, people)."""
-        return self._make(name, 0)
+        """A stream for building the model (graph, people, catalogue, market): slot 0 of ``name``
+        under the world seed."""
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.world_seed, spawn_key=(self._key(name), 0))))
 
     def today(self, name: str) -> np.random.Generator:
         """Today's stream ``name``: the same draws for the same (seed, name, day) in any scenario.

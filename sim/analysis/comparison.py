@@ -62,6 +62,10 @@ METRICS: dict[str, Metric] = {
     "invites_accepted": Metric("invitations accepted", "invitations"),
 }
 
+#: the verdicts `sim compare` prints unless `metrics=` chooses, and the objective of a comparison
+#: without a decision (the first of these it reports)
+VERDICT_METRICS = ("users_end", "users_total", "profit")
+
 DEFAULT_METRICS = ("users_total", "users_end", "mau_end", "retention_d1", "retention_d7", "retention_d30", "gmv", "revenue",
                    "incentive_cost", "acquisition_cost", "costs", "profit", "cac_blended", "ltv_180", "payback_day")
 
@@ -126,4 +130,40 @@ def grouped_table(horizon: pd.DataFrame, params: Sequence[str], metrics: Sequenc
             iv = mean_interval(runs[m].to_numpy(dtype=np.float64), level)
             row[m], row[f"{m}_low"], row[f"{m}_high"] = iv.mean, iv.low, iv.high
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+SPREAD = 0.90  #: the share of replicates' paired differences the spread columns hold (5th to 95th percentile)
+
+
+def paired_values(horizon: pd.DataFrame, strategy: str, baseline: str, metric: str, by: str = "strategy") -> pd.Series:
+    """``strategy``'s value minus ``baseline``'s in each replicate both ran (indexed by replicate)."""
+    wide = horizon.pivot(index="replicate", columns=by, values=metric)
+    return (wide[strategy] - wide[baseline]).dropna()
+
+
+def uncertainty_table(horizon: pd.DataFrame, noise: pd.DataFrame, baseline: str, metrics: Sequence[str],
+                      level: float = LEVEL) -> pd.DataFrame:
+    """Each strategy's paired difference against ``baseline`` with the assumptions drawn (``horizon``)
+    and with every assumption at its central value (``noise``: the same seeds, so noise only): the
+    mean and interval of each, the spread of the replicates' differences (the middle ``SPREAD`` of
+    them) and the share of the variance of a replicate's difference that comes from the assumptions,
+    (var_total - var_noise) / var_total, floored at 0 (the two sets have independent estimates of
+    their variances, so a small true share can come out below 0)."""
+    rows = []
+    tail = (1.0 - SPREAD) / 2.0
+    for group in horizon["strategy"].unique():
+        if group == baseline:
+            continue
+        for m in metrics:
+            row = {"strategy": group, "baseline": baseline, "metric": m, "label": METRICS[m].label}
+            for prefix, frame in (("", horizon), ("noise_", noise)):
+                d = paired_values(frame, group, baseline, m).to_numpy(np.float64)
+                iv = mean_interval(d, level)
+                lo, hi = (np.quantile(d, [tail, 1.0 - tail]) if d.size else (np.nan, np.nan))
+                row.update({f"{prefix}mean_difference": iv.mean, f"{prefix}ci_low": iv.low, f"{prefix}ci_high": iv.high,
+                            f"{prefix}spread_low": float(lo), f"{prefix}spread_high": float(hi), f"{prefix}sd": iv.sd})
+            total, only_noise = row["sd"] ** 2, row["noise_sd"] ** 2
+            row["assumption_share"] = max(0.0, total - only_noise) / total if total > 0 else np.nan
+            rows.append(row)
     return pd.DataFrame(rows)

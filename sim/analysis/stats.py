@@ -118,7 +118,8 @@ def _pct(x: float, signed: bool) -> str:
 POINTS = "points"
 
 
-def _num(x: float, unit: str, signed: bool) -> str:
+def number_text(x: float, unit: str = "", signed: bool = False) -> str:
+    """``x`` with digits by its size and thousands separators, then ``unit`` (a share's difference in points)."""
     if not math.isfinite(x):
         return "–"
     if unit == POINTS:
@@ -126,6 +127,11 @@ def _num(x: float, unit: str, signed: bool) -> str:
     digits = 0 if round(abs(x), 2) >= 100 else 1 if round(abs(x), 2) >= 10 else 2
     text = f"{x:+,.{digits}f}" if signed else f"{x:,.{digits}f}"
     return f"{text} {unit}".rstrip()
+
+
+def percent_text(x: float) -> str:
+    """A share as "83 %" (one decimal below 10 %)."""
+    return _pct(x, False)
 
 
 def _in_percent(d: PairedDifference) -> bool:
@@ -137,7 +143,7 @@ def effect_text(d: PairedDifference, unit: str = "") -> str:
     always, and beside it the change relative to the baseline's mean, left out when the baseline's
     mean is 0 or so close to it that percentages mislead (relative interval wider than 100 points,
     e.g. a profit near break-even)."""
-    text = f"{_num(d.mean, unit, True)} [{_num(d.low, unit, False)}, {_num(d.high, unit, False)}]"
+    text = f"{number_text(d.mean, unit, True)} [{number_text(d.low, unit, False)}, {number_text(d.high, unit, False)}]"
     if _in_percent(d):
         text += f" ({_pct(d.relative, True)} [{_pct(d.relative_low, False)}, {_pct(d.relative_high, False)}])"
     return text
