@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import glob
 import hashlib
 import json
@@ -56,7 +57,7 @@ from sim.analysis.comparison import METRICS, difference_table, grouped_table, ho
 from sim.analysis.decision import Decision, Question, assumption_effects, decide
 from sim.assumptions import COLUMN, check_assumptions, check_draws, config_node, set_key
 from sim.config import SOURCES, SimConfig, compose, dump_yaml, with_sources
-from sim.diffusion import adoption_metrics
+from sim.diffusion import adoption_metrics, adoption_only
 from sim.memory import available_bytes, check_memory
 from sim.plans import (  # noqa: F401  (the plans' names, as sim.experiment always offered them)
     DEFAULT_SWEEP_METRICS, PROJECT, CalibrationSpec, ExperimentSpec, MetricName, ParameterRange, SensitivitySpec, StrategyInput,
@@ -267,6 +268,8 @@ def run_comparison(spec: ExperimentSpec, name: str, workers: int | None = None,
     require(len(spec.strategies) >= 1, "scenario", "", "allowed is at least one strategy")
     t0 = time.perf_counter()
     configs = strategy_configs(spec)
+    if spec.decision is None and all(adoption_only(cfg) for cfg in configs.values()):  # textbook diffusion: adoption, no money
+        spec = dataclasses.replace(spec, metrics=tuple(adoption_metrics(spec.metrics)))
     seeds = replicate_seeds(spec.seed, spec.replicates)
     world = fixed_world_seed(spec, configs)
     plains = {s: to_plain(cfg) for s, cfg in configs.items()}

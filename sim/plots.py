@@ -314,12 +314,12 @@ def _curve(daily: pd.DataFrame, column: str) -> np.ndarray:
     return wide
 
 
-def comparison_curves(daily: pd.DataFrame, strategies: list[str], path: Path, label: str) -> Path:
-    """Each key curve per strategy: the mean over replicates and a 95 % band."""
+def comparison_curves(daily: pd.DataFrame, strategies: list[str], path: Path, label: str, curves=CURVES) -> Path:
+    """Each key curve (of ``curves``) per strategy: the mean over replicates and a 95 % band."""
     from sim.analysis.stats import band
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
-    for ax, (column, title, unit) in zip(axes.flat, CURVES):
+    fig, axes = _grid(len(curves), 2, (6.0, 3.75))
+    for ax, (column, title, unit) in zip(axes, curves):
         for k, s in enumerate(strategies):
             d = daily[daily["strategy"] == s]
             days = np.sort(d["day"].unique())
@@ -330,7 +330,7 @@ def comparison_curves(daily: pd.DataFrame, strategies: list[str], path: Path, la
         if column == "profit":
             ax.axhline(0, color="grey", lw=0.8)
         _style(ax, title, unit)
-    axes.flat[0].legend(fontsize=8, frameon=False, loc="upper left")
+    axes[0].legend(fontsize=8, frameon=False, loc="upper left")
     _title(fig, label)
     return _save(fig, path)
 
@@ -448,9 +448,13 @@ def comparison_plots(comparison, folder: Path) -> dict[str, Path]:
     c = comparison
     cfg = next(iter(c.configs.values()))
     label = f"{c.name} · {len(c.seeds)} replicates · {cfg.population.size:,} people · {cfg.horizon} days"
-    out = {"comparison_curves": comparison_curves(c.daily, c.strategies, folder / "curves.png", label),
-           "comparison_retention": comparison_retention(c.retention, c.strategies, folder / "retention.png", label),
-           "comparison_horizon": comparison_horizon(c.table, c.strategies, list(c.spec.metrics), folder / "horizon.png", label)}
+    from sim.diffusion import adoption_only
+
+    adoption = all(adoption_only(cfg) for cfg in c.configs.values())  # textbook diffusion models: the adoption curve alone
+    out = {"comparison_curves": comparison_curves(c.daily, c.strategies, folder / "curves.png", label, CURVES[:1] if adoption else CURVES)}
+    if not adoption:
+        out["comparison_retention"] = comparison_retention(c.retention, c.strategies, folder / "retention.png", label)
+    out["comparison_horizon"] = comparison_horizon(c.table, c.strategies, list(c.spec.metrics), folder / "horizon.png", label)
     if len(c.differences):
         out["comparison_differences"] = comparison_differences(c.differences, folder / "differences.png", label)
     return out

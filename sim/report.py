@@ -383,7 +383,7 @@ def comparison_report(comparison, figures: dict[str, Path], experiment_text: str
                   graph_notes=list(getattr(c, "graph_notes", ())), baseline=c.baseline, replicates=len(c.seeds), seed=c.spec.seed,
                   verdicts=verdicts, strategies=c.strategies, horizon=_horizon_rows(c.table, c.strategies, list(c.spec.metrics), "strategy"),
                   group_buy=group_buy_comparison_blocks(c), figures=experiment_figures(figures), differences=diffs,
-                  decision=decision_block(c), assumptions=assumption_block(c), world=c.world,
+                  decision=decision_block(c), assumptions=assumption_block(c), world=c.world, replicates_needed=replicate_rows(c),
                   experiment_text=experiment_text, resolved=[(s, dump_yaml(cfg_s)) for s, cfg_s in c.configs.items()])
 
 
@@ -410,14 +410,41 @@ def seed_rows(horizon: pd.DataFrame, groups: list[str], metrics: list[str]) -> d
 
     t = seed_table(horizon, groups, metrics)
     runs = int(t["runs"].max()) if len(t) else 0
-
-    def count(n) -> str:
-        return "–" if n is None or pd.isna(n) else f"more than {MOST:,}" if n > MOST else f"{int(n):,}"
-
     rows = [{"label": METRICS[r["metric"]].label, "pattern": METRICS[r["metric"]].fmt, "mean": r["mean"], "sd": r["sd"],
-             "half_width": r["half_width"], "to_halve": count(r["to_halve"]), "difference": r["difference"], "needed": count(r["needed"]),
-             "short": r["needed"] is not None and not pd.isna(r["needed"]) and r["needed"] > r["runs"]} for _, r in t.iterrows()]
+             "half_width": r["half_width"], "to_halve": _count(r["to_halve"]), "difference": r["difference"], "needed": _count(r["needed"]),
+             "short": _more(r["needed"], r["runs"])} for _, r in t.iterrows()]
     return {"runs": runs, "rows": rows, "relative_text": f"{100 * RELATIVE:g} %", "power_text": f"{100 * POWER:g} %"}
+
+
+def _count(n) -> str:
+    """A replicate count as a cell: '–' when it cannot be said, capped at :data:`sim.analysis.power.MOST`."""
+    from sim.analysis.power import MOST
+
+    return "–" if n is None or pd.isna(n) else f"more than {MOST:,}" if n > MOST else f"{int(n):,}"
+
+
+def _more(needed, runs) -> bool:
+    return needed is not None and not pd.isna(needed) and needed > runs
+
+
+def replicate_rows(comparison) -> dict | None:
+    """What the spread of a comparison's paired differences means, per metric and strategy: the
+    replicates that resolve a difference of 5 % of the baseline's mean at 80 % power
+    (:func:`sim.analysis.power.paired_table`); None with a single strategy."""
+    from sim.analysis.comparison import METRICS
+    from sim.analysis.power import POWER, RELATIVE, paired_table
+
+    c = comparison
+    others = [s for s in c.strategies if s != c.baseline]
+    if not others:
+        return None
+    t = paired_table(c.horizon, c.baseline, list(c.spec.metrics)).set_index(["metric", "strategy"])
+    rows = []
+    for m in c.spec.metrics:
+        cells = [{"text": _count(t.loc[(m, s), "needed"]), "short": _more(t.loc[(m, s), "needed"], t.loc[(m, s), "runs"])} for s in others]
+        rows.append({"label": METRICS[m].label, "difference": fmt(t.loc[(m, others[0]), "difference"], METRICS[m].fmt), "cells": cells})
+    return {"strategies": others, "rows": rows, "replicates": len(c.seeds), "relative_text": f"{100 * RELATIVE:g} %",
+            "power_text": f"{100 * POWER:g} %", "short": any(cell["short"] for row in rows for cell in row["cells"])}
 
 
 # ============================================================================ sensitivity and calibration

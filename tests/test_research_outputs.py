@@ -339,3 +339,28 @@ def test_a_sweep_of_diffusion_runs_reports_adopters_not_money(tmp_path):
     assert load_sweep(folder).metrics == ["users_total"]
     page = (folder / "report.html").read_text()
     assert "users acquired" in page and "GMV" not in page and "profit" not in page
+
+
+def test_a_comparison_of_diffusion_runs_reports_adopters_not_money(tmp_path):
+    c = sim.compare(["ic", "lt"], replicates=2, overrides=["population.size=1000", "horizon=15"], out=tmp_path, workers=1)
+    assert list(c.spec.metrics) == ["users_total", "users_end"] and set(c.table["metric"]) == {"users_total", "users_end"}
+    page = (c.path / "report.html").read_text()
+    assert "GMV" not in page and "profit" not in page and "RMB" not in page
+    assert sorted(p.name for p in (c.path / "plots").iterdir()) == ["curves.png", "differences.png", "horizon.png"]
+
+
+def test_the_comparison_report_says_how_many_replicates_a_difference_needs(tmp_path):
+    """The replicates a 5 % difference needs, from the spread of the paired differences: n =
+    (z.975 + z.8)^2 sd^2 / (0.05 |baseline mean|)^2, in bold where the comparison ran fewer."""
+    from statistics import NormalDist
+
+    c = sim.compare(["default", "referral_double"], replicates=3, overrides=["population.size=1500", "horizon=30"],
+                    metrics=["users_total", "profit"], out=tmp_path, workers=1)
+    h = c.horizon.set_index(["strategy", "replicate"])
+    d = h.loc["referral_double", "users_total"] - h.loc["default", "users_total"]
+    z = NormalDist().inv_cdf(0.975) + NormalDist().inv_cdf(0.8)
+    needed = max(2, math.ceil((z * d.std(ddof=1) / (0.05 * h.loc["default", "users_total"].mean())) ** 2))
+    page = (c.path / "report.html").read_text()
+    section = page[page.index("How many replicates a difference needs"):]
+    row = next(r for r in section.split("<tr>") if r.startswith("<td>users acquired"))
+    assert (f"<b>{needed:,}</b>" if needed > 3 else f"<td>{needed:,}</td>") in row

@@ -85,4 +85,25 @@ def seed_table(horizon: pd.DataFrame, groups: Sequence[str], metrics: Sequence[s
     return pd.DataFrame(rows)
 
 
-__all__ = ["POWER", "RELATIVE", "half_width", "replicates_for", "replicates_to_halve", "seed_table"]
+def paired_table(horizon: pd.DataFrame, baseline: str, metrics: Sequence[str], relative: float = RELATIVE) -> pd.DataFrame:
+    """For each strategy other than ``baseline`` and each metric of a comparison (``horizon``: strategy,
+    replicate, metrics; replicate r of every strategy ran with the same seed): the spread of the paired
+    differences, the half-width of their mean's 95 % interval now, and the replicates that resolve a
+    difference of ``relative`` x |the baseline's mean| at 80 % power."""
+    wide = {s: runs.set_index("replicate") for s, runs in horizon.groupby("strategy", sort=False)}
+    base = wide[baseline]
+    rows = []
+    for strategy, runs in wide.items():
+        if strategy == baseline:
+            continue
+        for m in metrics:
+            d = (runs[m] - base[m]).to_numpy(np.float64)
+            d = d[np.isfinite(d)]
+            sd = float(np.std(d, ddof=1)) if d.size >= 2 else math.nan
+            scale = relative * abs(float(np.nanmean(base[m].to_numpy(np.float64))))
+            rows.append({"strategy": strategy, "metric": m, "runs": int(d.size), "sd": sd, "half_width": half_width(sd, d.size),
+                         "difference": scale, "needed": replicates_for(sd, scale, paired=True)})
+    return pd.DataFrame(rows, columns=["strategy", "metric", "runs", "sd", "half_width", "difference", "needed"])
+
+
+__all__ = ["POWER", "RELATIVE", "half_width", "paired_table", "replicates_for", "replicates_to_halve", "seed_table"]
