@@ -364,3 +364,17 @@ def test_the_comparison_report_says_how_many_replicates_a_difference_needs(tmp_p
     section = page[page.index("How many replicates a difference needs"):]
     row = next(r for r in section.split("<tr>") if r.startswith("<td>users acquired"))
     assert (f"<b>{needed:,}</b>" if needed > 3 else f"<td>{needed:,}</td>") in row
+
+
+def test_a_metric_no_run_has_a_value_gives_no_replicate_count_and_no_warning():
+    import warnings
+
+    from sim.analysis.power import paired_table, seed_table
+
+    horizon = pd.DataFrame({"strategy": ["a", "a", "b", "b"], "replicate": [0, 1, 0, 1], "ltv_180": [np.nan] * 4, "users_total": [10.0, 12, 11, 15]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = paired_table(horizon, "a", ["ltv_180", "users_total"]).set_index("metric")
+        s = seed_table(horizon, ["strategy"], ["ltv_180"])
+    assert pd.isna(t.loc["ltv_180", "needed"]) and t.loc["users_total", "needed"] >= 2
+    assert pd.isna(s["needed"].iloc[0])

@@ -78,11 +78,18 @@ def seed_table(horizon: pd.DataFrame, groups: Sequence[str], metrics: Sequence[s
                 variances.append(float(np.var(x, ddof=1)))
         n = int(np.median(counts)) if counts else 0
         sd = math.sqrt(float(np.mean(variances))) if variances else math.nan
-        mean = float(np.nanmean(horizon[m].to_numpy(np.float64))) if len(horizon) else math.nan
+        mean = _finite_mean(horizon[m])
         rows.append({"metric": m, "mean": mean, "sd": sd, "runs": n, "half_width": half_width(sd, n),
                      "to_halve": replicates_to_halve(n) if math.isfinite(sd) else None,
                      "difference": relative * abs(mean), "needed": replicates_for(sd, relative * abs(mean))})
     return pd.DataFrame(rows)
+
+
+def _finite_mean(values: pd.Series) -> float:
+    """The mean of the finite values (nan when there are none, e.g. LTV at 180 days in a shorter run)."""
+    x = values.to_numpy(np.float64)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else math.nan
 
 
 def paired_table(horizon: pd.DataFrame, baseline: str, metrics: Sequence[str], relative: float = RELATIVE) -> pd.DataFrame:
@@ -100,7 +107,7 @@ def paired_table(horizon: pd.DataFrame, baseline: str, metrics: Sequence[str], r
             d = (runs[m] - base[m]).to_numpy(np.float64)
             d = d[np.isfinite(d)]
             sd = float(np.std(d, ddof=1)) if d.size >= 2 else math.nan
-            scale = relative * abs(float(np.nanmean(base[m].to_numpy(np.float64))))
+            scale = relative * abs(_finite_mean(base[m]))
             rows.append({"strategy": strategy, "metric": m, "runs": int(d.size), "sd": sd, "half_width": half_width(sd, d.size),
                          "difference": scale, "needed": replicates_for(sd, scale, paired=True)})
     return pd.DataFrame(rows, columns=["strategy", "metric", "runs", "sd", "half_width", "difference", "needed"])
