@@ -5,8 +5,8 @@ which of its strategies to check, the seeds, overrides that keep the runs cheap 
 a short horizon) and, under ``expected``, the ensemble statistics of every checked metric: mean,
 standard deviation and number of runs over the seeds, per strategy. Metrics are horizon metrics of a
 run (``users_end``, ``retention_d30``, ``orders``, ``revenue``, ``profit``, ...) and summaries of its
-curves (``peak_new_users_day``: the day the 7-day mean of new users peaks; ``half_users_day``: the
-first day on which half of all users ever acquired had joined).
+curves (``peak_new_users_day``: the day the 7-day mean of new users peaks, day 0's seed users left
+out; ``half_users_day``: the first day on which half of all users ever acquired had joined).
 
 ``sim check`` reruns every baseline with the same seeds and compares the new ensemble with the
 stored one. The tolerance is statistical, not an exact float:
@@ -62,7 +62,7 @@ from sim.schema import ConfigError, build, excerpt, param, require, suggest, to_
 
 #: Summaries of the daily curves a baseline can check, besides the horizon metrics of ``METRICS``.
 CURVES = {
-    "peak_new_users_day": "day on which the 7-day mean of new users peaks",
+    "peak_new_users_day": "day on which the 7-day mean of new users peaks (from day 1: the day-0 seed users left out)",
     "half_users_day": "first day by which half of all users ever acquired had joined",
 }
 CHECKABLE = (*METRICS, *CURVES)

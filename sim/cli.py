@@ -203,12 +203,22 @@ def cmd_run(args) -> int:
     _checkpoint()
     path = write_run_folder(result, out, plots=not args.no_plots)
     if not args.quiet:
-        s = result.summary
-        print(f"{cfg.scenario}: {s['users_total']:,} users acquired, MAU {s['mau_end']:,} at day {s['days'] - 1}, "
-              f"GMV {s['gmv']:,.0f} RMB, profit {s['profit']:,.0f} RMB ({s['profit_with_terminal']:,.0f} with the users left valued); "
-              f"simulated in {s['simulate_seconds']:.1f} s", file=sys.stderr)
+        print(run_line(cfg, result.summary), file=sys.stderr)
     print(path)
     return 0
+
+
+def run_line(cfg, s: dict) -> str:
+    """The line ``sim run`` ends with: users, MAU and money; for a classic diffusion model's run
+    (:func:`sim.diffusion.adoption_only`), adopters alone."""
+    from sim.diffusion import adoption_only
+
+    if adoption_only(cfg):
+        return (f"{cfg.scenario}: {s['users_total']:,} adopters ({s['adoption_share']:.1%} of {s['population']:,} people) by day {s['days'] - 1}, "
+                f"new adopters peaking on day {s['peak_new_users_day']}; simulated in {s['simulate_seconds']:.1f} s")
+    return (f"{cfg.scenario}: {s['users_total']:,} users acquired, MAU {s['mau_end']:,} at day {s['days'] - 1}, "
+            f"GMV {s['gmv']:,.0f} RMB, profit {s['profit']:,.0f} RMB ({s['profit_with_terminal']:,.0f} with the users left valued); "
+            f"simulated in {s['simulate_seconds']:.1f} s")
 
 
 def _take(overrides: Sequence[str], keys: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -314,6 +324,7 @@ def _section_changes(taken: dict[str, str], numbers: Sequence[str]) -> dict:
 def _experiment_for(command: str, overrides: Sequence[str], section_keys: Sequence[str], numbers: Sequence[str]):
     """Load ``experiment=NAME`` for ``sim sensitivity`` / ``sim calibrate``: its ``section`` settings
     changed by ``key=value`` of the section's own keys, other ``key=value`` appended to its overrides."""
+    from sim.config import effective_overrides
     from sim.plans import experiment_spec, load_experiment
     from sim.schema import to_plain
 
@@ -328,7 +339,7 @@ def _experiment_for(command: str, overrides: Sequence[str], section_keys: Sequen
     if "seed" in taken:
         data["seed"] = _number("seed", taken.pop("seed"))
     data[command].update(_section_changes(taken, numbers))
-    data["overrides"] = [*data.get("overrides", []), *rest]
+    data["overrides"] = effective_overrides([*data.get("overrides", []), *rest])  # the file's size=10000, then size=5000: once
     spec = experiment_spec(data, name)
     workers = _number("workers", workers) if workers is not None else None
     if workers is not None and workers < 1:
@@ -351,7 +362,7 @@ def cmd_sensitivity(args) -> int:
     path = result.save(out, plots=not args.no_plots)
     if not args.quiet:
         print(result.text(), file=sys.stderr)
-        print(f"{len(result.horizon)} runs in {result.wall_seconds:.1f} s", file=sys.stderr)
+        print(f"{len(result.horizon) + len(result.noise_runs)} runs in {result.wall_seconds:.1f} s", file=sys.stderr)
     print(path)
     return 0
 

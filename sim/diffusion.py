@@ -77,3 +77,21 @@ class Diffusion:
         cand = np.flatnonzero(inactive)  # bass
         p = np.minimum(self.cfg.p + self.cfg.q * share[cand], 1.0)
         return cand[rng.random(cand.size) < p]
+
+
+def adoption_only(cfg) -> bool:
+    """Whether a run is a classic diffusion model's (``diffusion.model`` other than ``none``). Such a
+    run is read for adoption alone: its people still visit and buy through the platform's behaviour
+    model, but GMV and profit are no part of a textbook cascade, threshold or Bass model, so the
+    run line and reports leave money (and the platform's other metrics) out."""
+    return cfg.diffusion.model != "none"
+
+
+#: the horizon metrics comparisons and sweeps of classic diffusion runs show: adopters (with churn off,
+#: the users at the horizon are the same people)
+ADOPTION_METRICS = ("users_total", "users_end")
+
+
+def adoption_metrics(metrics) -> list[str]:
+    """The adoption metrics among ``metrics`` (``users_total`` when none is)."""
+    return [m for m in metrics if m in ADOPTION_METRICS] or ["users_total"]

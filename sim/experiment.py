@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import glob
 import hashlib
 import json
@@ -50,11 +51,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from sim.analysis.comparison import METRICS, difference_table, grouped_table, horizon_table, horizon_values, uncertainty_table
 from sim.analysis.decision import Decision, Question, assumption_effects, decide
 from sim.assumptions import COLUMN, check_assumptions, check_draws, config_node, set_key
 from sim.config import SOURCES, SimConfig, compose, dump_yaml, with_sources
+from sim.diffusion import adoption_metrics, adoption_only
 from sim.memory import available_bytes, check_memory
 from sim.plans import (  # noqa: F401  (the plans' names, as sim.experiment always offered them)
     DEFAULT_SWEEP_METRICS, PROJECT, CalibrationSpec, ExperimentSpec, MetricName, ParameterRange, SensitivitySpec, StrategyInput,
@@ -265,6 +268,8 @@ def run_comparison(spec: ExperimentSpec, name: str, workers: int | None = None,
     require(len(spec.strategies) >= 1, "scenario", "", "allowed is at least one strategy")
     t0 = time.perf_counter()
     configs = strategy_configs(spec)
+    if spec.decision is None and all(adoption_only(cfg) for cfg in configs.values()):  # textbook diffusion: adoption, no money
+        spec = dataclasses.replace(spec, metrics=tuple(adoption_metrics(spec.metrics)))
     seeds = replicate_seeds(spec.seed, spec.replicates)
     world = fixed_world_seed(spec, configs)
     plains = {s: to_plain(cfg) for s, cfg in configs.items()}
@@ -766,8 +771,10 @@ def load_sweep(folder: str | os.PathLike, metrics: Sequence[str] = DEFAULT_SWEEP
     params: list[str] = []
     daily, horizon = [], []
     seen: dict[str, str] = {}
+    diffusion = True  # every run a classic diffusion model's: adoption metrics only
     for p in runs:
         summary = json.loads((p / "summary.json").read_text())
+        diffusion = diffusion and (yaml.safe_load((p / "config.yaml").read_text()).get("diffusion") or {}).get("model", "none") != "none"
         swept = summary.get("sweep", {})
         job = json.dumps(swept, sort_keys=True)
         if job in seen:  # the same job written twice (by an older version, or two sweeps at once): counted once
@@ -787,7 +794,8 @@ def load_sweep(folder: str | os.PathLike, metrics: Sequence[str] = DEFAULT_SWEEP
     dy = dy.sort_values(["run", "day"], key=lambda s: s.map(order) if s.name == "run" else s, kind="stable")
     dy = dy[[*params, "run", *[c for c in dy.columns if c not in params and c != "run"]]].reset_index(drop=True)
     hz = hz[[*params, "run", *[c for c in hz.columns if c not in params and c != "run"]]]
-    return Sweep(folder, params, dy, hz, [m for m in metrics if m in METRICS])
+    metrics = [m for m in metrics if m in METRICS]
+    return Sweep(folder, params, dy, hz, adoption_metrics(metrics) if diffusion else metrics)
 
 
 def collect_sweep(folder: str | os.PathLike, metrics: Sequence[str] = DEFAULT_SWEEP_METRICS, plots: bool = True) -> Sweep:

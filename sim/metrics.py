@@ -409,7 +409,9 @@ def summary(model: Model, daily: pd.DataFrame) -> dict:
     total_new = float(daily["new_users"].sum())
     spend = float(daily["acquisition_cost"].sum() + daily["incentive_cost"].sum())
     blended_cac = spend / total_new if total_new else float("nan")
-    new = daily["new_users"].rolling(7, min_periods=1).mean().to_numpy()
+    # Day 0's joiners are the seed users, set by adoption.seed_fraction rather than by growth: left
+    # out, or a run whose seeds outnumber every later day would peak on day 0.
+    new = daily["new_users"].iloc[1:].rolling(7, min_periods=1).mean().to_numpy()
     out = {
         "days": int(len(daily)),
         "population": int(model.pop.n),
@@ -419,7 +421,7 @@ def summary(model: Model, daily: pd.DataFrame) -> dict:
         "dau_end": int(daily["dau"].iloc[-1]),
         "mau_end": int(daily["mau"].iloc[-1]),
         "dau_mau_end": float(daily["dau"].iloc[-1] / daily["mau"].iloc[-1]) if daily["mau"].iloc[-1] else 0.0,
-        "peak_new_users_day": int(np.argmax(new)),
+        "peak_new_users_day": 1 + int(np.argmax(new)) if new.size else 0,
         "retention_d1": _at(ret, 1),
         "retention_d7": _at(ret, 7),
         "retention_d30": _at(ret, 30),

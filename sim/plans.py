@@ -117,8 +117,12 @@ class SensitivitySpec:
     replicates: int = param(1, lo=1, hi=10_000, unit="seeds per point", doc="seeds each point is run at; the analysis uses their mean (every point sees the same seeds)")
     metrics: tuple[MetricName, ...] = param(("profit", "users_total", "retention_d30"), doc="horizon metrics analysed")
     resamples: int = param(1000, lo=10, hi=1_000_000, unit="resamples", doc="bootstrap resamples for the confidence intervals of the indices")
+    noise_seeds: int = param(8, lo=0, hi=10_000, unit="seeds",
+                             doc="runs of the centre of the ranges at different seeds, whose spread is the seed noise an index must exceed (0: none; "
+                                 "8 estimate the noise's standard deviation within about 25 %)")
 
     def check(self, path: str) -> None:
+        require(self.noise_seeds != 1, f"{path}.noise_seeds", 1, "allowed is 0 (no noise floor) or at least 2 (a spread needs two runs)")
         require(len(self.params) >= 2, f"{path}.params", len(self.params), "allowed is at least two parameters")
         require(len(self.metrics) >= 1, f"{path}.metrics", [], "allowed is at least one metric")
         if self.method == "sobol":

@@ -17,7 +17,8 @@ Experiments (frames of a comparison or sweep folder):
 - comparison ``differences.png``: paired differences against the baseline, in % of its mean;
 - sweep ``sweep_<param>.png``: horizon metrics against one swept parameter, with intervals over seeds;
 - sweep ``heatmap.png``: the mean of a metric over two swept parameters;
-- sensitivity ``morris.png`` (mu* against sigma) or ``sobol.png`` (S1 and ST bars), with intervals;
+- sensitivity ``morris.png`` (mu* and sigma per parameter) or ``sobol.png`` (S1 and ST bars), with intervals and the
+  seed noise floor, and ``morris_per_sd.png`` (mu* over the metric's standard deviation, parameters by metrics);
 - calibration ``fit.png`` (each target, expressed as it is, against the simulated mean and its 95 % band) and ``loss.png``.
 """
 
@@ -275,6 +276,10 @@ def run_plots(result, folder: Path) -> dict[str, Path]:
     cfg = result.config
     label = f"{cfg.scenario} · seed {cfg.seed} · {cfg.population.size:,} people · {cfg.horizon} days"
     daily, cohorts = result.daily, result.cohorts
+    from sim.diffusion import adoption_only
+
+    if adoption_only(cfg):  # a textbook diffusion model: who adopted when, nothing of the platform's money or visits
+        return {"growth": growth(daily, folder / "growth.png", label)}
     out = {
         "growth": growth(daily, folder / "growth.png", label),
         "activity": activity(daily, folder / "activity.png", label),
@@ -309,12 +314,12 @@ def _curve(daily: pd.DataFrame, column: str) -> np.ndarray:
     return wide
 
 
-def comparison_curves(daily: pd.DataFrame, strategies: list[str], path: Path, label: str) -> Path:
-    """Each key curve per strategy: the mean over replicates and a 95 % band."""
+def comparison_curves(daily: pd.DataFrame, strategies: list[str], path: Path, label: str, curves=CURVES) -> Path:
+    """Each key curve (of ``curves``) per strategy: the mean over replicates and a 95 % band."""
     from sim.analysis.stats import band
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
-    for ax, (column, title, unit) in zip(axes.flat, CURVES):
+    fig, axes = _grid(len(curves), 2, (6.0, 3.75))
+    for ax, (column, title, unit) in zip(axes, curves):
         for k, s in enumerate(strategies):
             d = daily[daily["strategy"] == s]
             days = np.sort(d["day"].unique())
@@ -325,7 +330,7 @@ def comparison_curves(daily: pd.DataFrame, strategies: list[str], path: Path, la
         if column == "profit":
             ax.axhline(0, color="grey", lw=0.8)
         _style(ax, title, unit)
-    axes.flat[0].legend(fontsize=8, frameon=False, loc="upper left")
+    axes[0].legend(fontsize=8, frameon=False, loc="upper left")
     _title(fig, label)
     return _save(fig, path)
 
@@ -443,9 +448,13 @@ def comparison_plots(comparison, folder: Path) -> dict[str, Path]:
     c = comparison
     cfg = next(iter(c.configs.values()))
     label = f"{c.name} · {len(c.seeds)} replicates · {cfg.population.size:,} people · {cfg.horizon} days"
-    out = {"comparison_curves": comparison_curves(c.daily, c.strategies, folder / "curves.png", label),
-           "comparison_retention": comparison_retention(c.retention, c.strategies, folder / "retention.png", label),
-           "comparison_horizon": comparison_horizon(c.table, c.strategies, list(c.spec.metrics), folder / "horizon.png", label)}
+    from sim.diffusion import adoption_only
+
+    adoption = all(adoption_only(cfg) for cfg in c.configs.values())  # textbook diffusion models: the adoption curve alone
+    out = {"comparison_curves": comparison_curves(c.daily, c.strategies, folder / "curves.png", label, CURVES[:1] if adoption else CURVES)}
+    if not adoption:
+        out["comparison_retention"] = comparison_retention(c.retention, c.strategies, folder / "retention.png", label)
+    out["comparison_horizon"] = comparison_horizon(c.table, c.strategies, list(c.spec.metrics), folder / "horizon.png", label)
     if len(c.differences):
         out["comparison_differences"] = comparison_differences(c.differences, folder / "differences.png", label)
     return out
@@ -550,35 +559,41 @@ def _param_label(key: str) -> str:
     return ".".join(key.split(".")[-2:])
 
 
+def _morris_panel(ax, t: pd.DataFrame, meta) -> None:
+    """One metric's Morris indices as a dot plot, a row per parameter named on the axis (most
+    influential on top, so no two labels can overlap): mu* (dot) with its 95 % interval, sigma (hollow
+    diamond: right of the dot, the effect changes sign or size with the other parameters) and the seed
+    noise floor as a grey band from zero."""
+    rows = np.arange(len(t))[::-1]
+    floor = float(t["noise_floor"].iloc[0]) if "noise_floor" in t else np.nan
+    if np.isfinite(floor) and floor > 0:
+        ax.axvspan(0, floor, color="0.8", alpha=0.6, lw=0, label="seed noise floor")
+    mu = t["mu_star"].to_numpy(np.float64)
+    err = np.vstack([mu - t["mu_star_low"].to_numpy(np.float64), t["mu_star_high"].to_numpy(np.float64) - mu])
+    ax.errorbar(mu, rows, xerr=err, fmt="o", color="#1f4e79", capsize=3, ms=6, label="mu* (95 % interval)")
+    ax.plot(t["sigma"].to_numpy(np.float64), rows, "D", mfc="none", color="#c44e52", ms=6, label="sigma")
+    ax.set_yticks(rows, [_param_label(p) for p in t["parameter"]], fontsize=8)
+    ax.set_ylim(-0.6, len(t) - 0.4)
+    ax.set_xlim(0, None)
+    _style(ax, meta.label, "", f"mu* and sigma ({meta.unit}, across the whole range)" if meta.unit else "mu* and sigma (across the whole range)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
+    _legend(ax, fontsize=7, frameon=False, loc="lower right")
+
+
 def sensitivity_plot(indices: pd.DataFrame, method: str, path: Path, label: str) -> Path:
-    """Sensitivity indices, a panel per metric. Morris: mu* (importance) against sigma (non-linearity
-    or interaction) per parameter, with mu*'s bootstrap interval and the lines sigma = 0.1, 0.5 and
-    1 x mu*. Sobol: first-order S1 and total ST bars per parameter, most influential on top, with
-    bootstrap intervals."""
+    """Sensitivity indices, a panel per metric, a row per parameter (most influential on top). Morris:
+    mu* (importance) with its bootstrap interval and sigma (non-linearity or interaction), beside the
+    seed noise floor (:func:`_morris_panel`). Sobol: first-order S1 and total ST bars with bootstrap
+    intervals, beside the noise floor of ST."""
     from sim.analysis.comparison import METRICS
 
     metrics = list(dict.fromkeys(indices["metric"]))
-    colours = {p: STRATEGY_COLOURS[k % len(STRATEGY_COLOURS)] for k, p in enumerate(dict.fromkeys(indices["parameter"]))}
-    fig, axes = _grid(len(metrics), 2 if method == "morris" else 3, (6.0, 4.6) if method == "morris" else (5.2, 0.5 * indices["parameter"].nunique() + 1.6))
+    fig, axes = _grid(len(metrics), 2, (6.4, 0.45 * indices["parameter"].nunique() + 1.6))
     for ax, m in zip(axes, metrics):
         t = indices[indices["metric"] == m].sort_values("rank")
         meta = METRICS[m]
         if method == "morris":
-            x, y = t["mu_star"].to_numpy(np.float64), t["sigma"].to_numpy(np.float64)
-            top = max(np.nanmax(x + t["mu_star_conf"].to_numpy()), np.nanmax(y), 1e-12) * 1.15
-            for ratio, style in ((1.0, "-"), (0.5, "--"), (0.1, ":")):
-                ax.plot([0, top], [0, ratio * top], color="grey", lw=0.8, ls=style, label=f"sigma = {ratio:g} mu*")
-            for _, row in t.iterrows():
-                colour = colours[row["parameter"]]
-                ax.errorbar(row["mu_star"], row["sigma"], xerr=row["mu_star_conf"], fmt="o", color=colour, capsize=3, ms=6)
-                ax.annotate(_param_label(row["parameter"]), (row["mu_star"], row["sigma"]), textcoords="offset points",
-                            xytext=(5, 4), fontsize=8, color=colour)
-            ax.set_xlim(0, top)
-            ax.set_ylim(0, top)
-            _style(ax, meta.label, f"sigma ({meta.unit})" if meta.unit else "sigma", f"mu* ({meta.unit})" if meta.unit else "mu*")
-            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
-            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
-            _legend(ax, fontsize=7, frameon=False, loc="upper left")
+            _morris_panel(ax, t, meta)
         else:
             ys = np.arange(len(t))[::-1]
             h = 0.38
@@ -586,10 +601,40 @@ def sensitivity_plot(indices: pd.DataFrame, method: str, path: Path, label: str)
                 vals = t[col].to_numpy(np.float64)
                 ax.barh(ys + (h / 2 if k == 0 else -h / 2), np.nan_to_num(vals), height=h, color=colour, label=col,
                         xerr=np.nan_to_num(t[f"{col}_conf"].to_numpy(np.float64)), error_kw={"capsize": 3, "lw": 1})
+            floor = float(t["noise_floor"].iloc[0]) if "noise_floor" in t else np.nan
+            if np.isfinite(floor) and floor > 0:
+                ax.axvspan(0, floor, color="0.8", alpha=0.5, lw=0, label="seed noise floor (ST)")
             ax.set_yticks(ys, [_param_label(p) for p in t["parameter"]], fontsize=8)
             ax.axvline(0, color="grey", lw=0.8)
             _style(ax, meta.label, "", "share of variance")
             _legend(ax, fontsize=8, frameon=False, loc="lower right")
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def sensitivity_per_sd(indices: pd.DataFrame, path: Path, label: str) -> Path:
+    """Morris mu* / sd as a table of colours: a row per parameter (most influential on average first),
+    a column per metric, the value written in each cell; cells at or below the seed noise floor grey."""
+    from sim.analysis.comparison import METRICS
+
+    metrics = list(dict.fromkeys(indices["metric"]))
+    table = indices.pivot(index="parameter", columns="metric", values="mu_star_per_sd")[metrics]
+    table = table.loc[table.mean(axis=1).sort_values(ascending=False, kind="stable").index]
+    noise = (indices.pivot(index="parameter", columns="metric", values="mu_star") <= indices.pivot(index="parameter", columns="metric",
+                                                                                                   values="noise_floor")).loc[table.index, metrics]
+    values = table.to_numpy(np.float64)
+    fig, ax = plt.subplots(figsize=(2.0 * len(metrics) + 3.6, 0.5 * len(table) + 1.9))
+    image = ax.imshow(np.ma.masked_array(values, noise.to_numpy() | ~np.isfinite(values)), cmap=plt.get_cmap("Blues").with_extremes(bad="0.88"),
+                      aspect="auto", vmin=0, vmax=max(np.nanmax(values), 1e-12) if np.isfinite(values).any() else 1)
+    for (i, j), v in np.ndenumerate(values):
+        text = "–" if not np.isfinite(v) else f"{v:.2f}" + ("\n(noise)" if noise.iat[i, j] else "")
+        dark = np.isfinite(v) and not noise.iat[i, j] and v > 0.6 * np.nanmax(values)
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "#333")
+    ax.set_xticks(range(len(metrics)), [METRICS[m].label for m in metrics], fontsize=9)
+    ax.set_yticks(range(len(table)), [_param_label(p) for p in table.index], fontsize=9)
+    ax.tick_params(length=0)
+    ax.set_title("mu* / standard deviation of the metric over the design", fontsize=11, loc="left")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="mu* / sd")
     _title(fig, label)
     return _save(fig, path)
 

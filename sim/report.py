@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +29,15 @@ HEADLINE = [
     ("revenue", "revenue (RMB)", "{:,.0f}"), ("profit", "profit (RMB)", "{:,.0f}"),
     ("k_factor", "K-factor", "{:.2f}"), ("cac_blended", "blended CAC (RMB)", "{:,.1f}"),
 ]
+
+#: the headline cards of a classic diffusion run (:func:`sim.diffusion.adoption_only`): adoption alone
+ADOPTION_HEADLINE = [
+    ("users_total", "adopters", "{:,.0f}"), ("adoption_share", "adopted share of the graph", "{:.1%}"),
+    ("peak_new_users_day", "day the 7-day mean of new adopters peaks", "{:,.0f}"),
+]
+#: what a classic diffusion run's horizon-metrics table keeps: adoption and the facts of the run
+ADOPTION_SUMMARY = ("days", "population", "users_total", "adoption_share", "peak_new_users_day", "scenario", "seed", "version",
+                    "git_revision", "build_seconds", "simulate_seconds", "wall_seconds", "mechanisms", "graph_notes", "inputs")
 
 PLOT_CAPTIONS = {
     "growth": "Where users come from. Left: everyone who ever joined, stacked by acquisition channel, with the users still on the platform (black). Right: new users per day; a hump means word of mouth drove growth (an S-shaped adoption curve).",
@@ -181,19 +191,30 @@ def pnl_rows(summary: dict, daily: pd.DataFrame, cfg) -> list[tuple[str, float, 
 
 
 def run_report(result, figures: dict[str, Path]) -> str:
+    """The run folder's report: headline cards, plots, the P&L, channels and every horizon metric; a
+    classic diffusion run's (:func:`sim.diffusion.adoption_only`) shows adoption only: no money cards,
+    P&L or channel economics."""
+    from sim.diffusion import adoption_only
+
     s, cfg = result.summary, result.config
-    values = [v if not isinstance(v, list) else ", ".join(map(str, v)) for v in s.values()]
-    values = [NEVER_PAID_BACK if k == "payback_day" and isinstance(v, (int, float)) and v < 0 else v for k, v in zip(s, values)]
-    channels = result.channels[result.channels["users"] > 0].copy()
-    if "payback_day" in channels:
-        channels["payback_day"] = [NEVER_PAID_BACK if v < 0 else "0 (no acquisition cost)" if v == 0 and cost == 0 else readable(v)
-                                   for v, cost in zip(channels["payback_day"], channels.get("cost", channels["payback_day"] * 0 + 1))]
+    adoption = adoption_only(cfg)
+    shown = {k: v for k, v in s.items() if k in ADOPTION_SUMMARY} if adoption else s
+    values = [v if not isinstance(v, list) else ", ".join(map(str, v)) for v in shown.values()]
+    values = [NEVER_PAID_BACK if k == "payback_day" and isinstance(v, (int, float)) and v < 0 else v for k, v in zip(shown, values)]
+    channels = None
+    if not adoption:
+        channels = result.channels[result.channels["users"] > 0].copy()
+        if "payback_day" in channels:
+            channels["payback_day"] = [NEVER_PAID_BACK if v < 0 else "0 (no acquisition cost)" if v == 0 and cost == 0 else readable(v)
+                                       for v, cost in zip(channels["payback_day"], channels.get("cost", channels["payback_day"] * 0 + 1))]
     subtitle = (f"scenario {cfg.scenario} · seed {cfg.seed} · {cfg.population.size:,} people · {cfg.horizon} days · "
-                f"mechanisms: {', '.join(cfg.enabled()) or 'none'} · simulated in {s.get('simulate_seconds', 0):.1f} s")
+                + (f"diffusion model {cfg.diffusion.model} (adoption only)" if adoption else f"mechanisms: {', '.join(cfg.enabled()) or 'none'}")
+                + f" · simulated in {s.get('simulate_seconds', 0):.1f} s")
+    headline = ADOPTION_HEADLINE if adoption else HEADLINE
     return render("run.html.j2", title=f"growth-sim run: {cfg.scenario}", subtitle=subtitle,
-                  cards=[(fmt(s.get(k), f), label) for k, label, f in HEADLINE], figures=run_figures(figures),
-                  channels=channels, group_buy=group_buy_rows(result.daily), pnl=pnl_rows(s, result.daily, cfg),
-                  metrics=pd.DataFrame({"metric": list(s), "value": values}), config_yaml=dump_yaml(cfg))
+                  cards=[(fmt(s.get(k), f), label) for k, label, f in headline], figures=run_figures(figures),
+                  channels=channels, group_buy=group_buy_rows(result.daily), pnl=None if adoption else pnl_rows(s, result.daily, cfg),
+                  metrics=pd.DataFrame({"metric": list(shown), "value": values}), config_yaml=dump_yaml(cfg))
 
 
 def group_buy_rows(daily: pd.DataFrame) -> list[tuple[str, float, str]] | None:
@@ -362,12 +383,13 @@ def comparison_report(comparison, figures: dict[str, Path], experiment_text: str
                   graph_notes=list(getattr(c, "graph_notes", ())), baseline=c.baseline, replicates=len(c.seeds), seed=c.spec.seed,
                   verdicts=verdicts, strategies=c.strategies, horizon=_horizon_rows(c.table, c.strategies, list(c.spec.metrics), "strategy"),
                   group_buy=group_buy_comparison_blocks(c), figures=experiment_figures(figures), differences=diffs,
-                  decision=decision_block(c), assumptions=assumption_block(c), world=c.world,
+                  decision=decision_block(c), assumptions=assumption_block(c), world=c.world, replicates_needed=replicate_rows(c),
                   experiment_text=experiment_text, resolved=[(s, dump_yaml(cfg_s)) for s, cfg_s in c.configs.items()])
 
 
 def sweep_report(sweep, figures: dict[str, Path]) -> str:
-    """The sweep folder's report: the grouped table of horizon metrics and the sweep plots."""
+    """The sweep folder's report: the grouped table of horizon metrics, how many seeds its spread
+    needs (:func:`seed_rows`), and the sweep plots."""
     from sim.analysis.comparison import METRICS
 
     s = sweep
@@ -376,14 +398,64 @@ def sweep_report(sweep, figures: dict[str, Path]) -> str:
             for _, r in s.table().iterrows()]
     return render("sweep.html.j2", title=f"growth-sim sweep: {', '.join(s.varied) or 'seeds'}", subtitle=f"{len(s.horizon)} runs in {s.path}",
                   seeds=s.horizon["seed"].nunique() if "seed" in s.horizon else 1,
-                  columns=[*s.varied, "runs", *(METRICS[m].label for m in s.metrics)], rows=rows, figures=experiment_figures(figures))
+                  columns=[*s.varied, "runs", *(METRICS[m].label for m in s.metrics)], rows=rows,
+                  power=seed_rows(s.horizon, s.varied, s.metrics), figures=experiment_figures(figures))
+
+
+def seed_rows(horizon: pd.DataFrame, groups: list[str], metrics: list[str]) -> dict:
+    """What the spread between seeds means for a sweep's bands, per metric: the band's half-width
+    now, the seeds that would halve it and the seeds a 5 % difference needs (:mod:`sim.analysis.power`)."""
+    from sim.analysis.comparison import METRICS
+    from sim.analysis.power import MOST, POWER, RELATIVE, seed_table
+
+    t = seed_table(horizon, groups, metrics)
+    runs = int(t["runs"].max()) if len(t) else 0
+    rows = [{"label": METRICS[r["metric"]].label, "pattern": METRICS[r["metric"]].fmt, "mean": r["mean"], "sd": r["sd"],
+             "half_width": r["half_width"], "to_halve": _count(r["to_halve"]), "difference": r["difference"], "needed": _count(r["needed"]),
+             "short": _more(r["needed"], r["runs"])} for _, r in t.iterrows()]
+    return {"runs": runs, "rows": rows, "relative_text": f"{100 * RELATIVE:g} %", "power_text": f"{100 * POWER:g} %"}
+
+
+def _count(n) -> str:
+    """A replicate count as a cell: '–' when it cannot be said, capped at :data:`sim.analysis.power.MOST`."""
+    from sim.analysis.power import MOST
+
+    return "–" if n is None or pd.isna(n) else f"more than {MOST:,}" if n > MOST else f"{int(n):,}"
+
+
+def _more(needed, runs) -> bool:
+    return needed is not None and not pd.isna(needed) and needed > runs
+
+
+def replicate_rows(comparison) -> dict | None:
+    """What the spread of a comparison's paired differences means, per metric and strategy: the
+    replicates that resolve a difference of 5 % of the baseline's mean at 80 % power
+    (:func:`sim.analysis.power.paired_table`); None with a single strategy."""
+    from sim.analysis.comparison import METRICS
+    from sim.analysis.power import POWER, RELATIVE, paired_table
+
+    c = comparison
+    others = [s for s in c.strategies if s != c.baseline]
+    if not others:
+        return None
+    t = paired_table(c.horizon, c.baseline, list(c.spec.metrics)).set_index(["metric", "strategy"])
+    rows = []
+    for m in c.spec.metrics:
+        cells = [{"text": _count(t.loc[(m, s), "needed"]), "short": _more(t.loc[(m, s), "needed"], t.loc[(m, s), "runs"])} for s in others]
+        rows.append({"label": METRICS[m].label, "difference": fmt(t.loc[(m, others[0]), "difference"], METRICS[m].fmt), "cells": cells})
+    return {"strategies": others, "rows": rows, "replicates": len(c.seeds), "relative_text": f"{100 * RELATIVE:g} %",
+            "power_text": f"{100 * POWER:g} %", "short": any(cell["short"] for row in rows for cell in row["cells"])}
 
 
 # ============================================================================ sensitivity and calibration
 PLOT_NOTES = {
-    "morris": ("The same indices, one panel per metric: mu* (how much the metric moves with the parameter) across, sigma up, "
-               "with mu*'s 95 % interval as whiskers. Far right means influential; above the line sigma = mu* means the effect "
-               "changes sign or size with the other parameters; near the origin means the parameter hardly matters."),
+    "morris": ("The same indices, one panel per metric, a row per parameter, most influential on top: mu* (dot, how much the metric "
+               "moves across the parameter's range) with its 95 % interval, and sigma (hollow diamond). A diamond right of its dot means "
+               "the effect changes sign or size with the other parameters; a dot inside the grey band (the seed noise floor) is a "
+               "parameter not distinguishable from luck."),
+    "morris_per_sd": ("mu* divided by the metric's standard deviation over the design, for every parameter and metric: how many "
+                      "standard deviations of the metric the parameter moves it across its range, comparable between metrics. "
+                      "Grey cells are at or below the noise floor."),
     "sobol": ("The same indices as bars, one panel per metric, most influential on top: total ST and first-order S1 with their "
               "95 % intervals. A long ST bar over a short S1 bar is a parameter that acts through interactions."),
 }
@@ -394,40 +466,57 @@ def _plain_figures(figures: dict[str, Path], captions: dict[str, tuple[str, str]
 
 
 #: how each index is named in a report's column headers
-INDEX_LABELS = {"mu_star": "mu*", "mu": "mu", "sigma": "sigma", "ST": "ST", "S1": "S1"}
+INDEX_LABELS = {"mu_star": "mu*", "mu": "mu", "sigma": "sigma", "ST": "ST", "S1": "S1", "mu_star_per_sd": "mu* / sd"}
+#: indices written with a format of their own (the others as numbers are read, :func:`readable`)
+INDEX_FORMATS = {"mu_star_per_sd": "{:.2f}"}
 
 
 def _sensitivity_block(sens, metric: str, t: pd.DataFrame) -> dict:
-    """One metric's table: a row per parameter, most influential first; the ranking index and every
-    index with a confidence column as 'value [95 % interval]'."""
+    """One metric's table: a row per parameter, most influential first; the ranking index with its 95 %
+    interval, the other indices (with their intervals where they have one), and whether the ranking
+    index stands out of the seed noise; above it, that noise."""
     from sim.analysis.comparison import METRICS
 
-    by = sens.rank_by
-    other = [c for c in sens.index_columns if c not in (by, f"{by}_conf") and not c.endswith("_conf")]
-    columns = [f"{INDEX_LABELS[by]} [95 % interval]"] + [f"{INDEX_LABELS[c]}{' [95 % interval]' if f'{c}_conf' in t else ''}" for c in other]
+    by, interval = sens.rank_by, sens.interval
+    bounds = ("_conf", "_low", "_high")
+    other = [c for c in sens.index_columns if c != by and not c.endswith(bounds)]
+    has_interval = [c for c in other if f"{c}_conf" in t or f"{c}_low" in t]
+    columns = [f"{INDEX_LABELS[by]} [95 % interval]"] + [f"{INDEX_LABELS[c]}{' [95 % interval]' if c in has_interval else ''}" for c in other]
+    floor = float(t["noise_floor"].iloc[0])
     rows = []
     for _, r in t.sort_values(["rank", "parameter"]).iterrows():
-        cells = [Cell(r[by], r[by] - r[f"{by}_conf"], r[by] + r[f"{by}_conf"])]
-        cells += [Cell(r[c], r[c] - r[f"{c}_conf"], r[c] + r[f"{c}_conf"]) if f"{c}_conf" in t else Cell(r[c]) for c in other]
-        rows.append({"rank": int(r["rank"]), "parameter": r["parameter"], "cells": cells})
+        cells = [Cell(r[by], *interval(r, by))] + [Cell(r[c], *interval(r, c)) if c in has_interval else Cell(r[c], pattern=INDEX_FORMATS.get(c))
+                                                   for c in other]
+        noise = ("–" if not math.isfinite(floor) or not math.isfinite(r[by])
+                 else "not distinguishable from noise" if r[by] <= floor else f"{r[by] / floor:,.1f} x the noise" if floor > 0 else "above")
+        rows.append({"rank": int(r["rank"]), "parameter": r["parameter"], "cells": cells, "noise": noise})
     meta = METRICS[metric]
-    unit = f"{meta.unit or 'metric units'} per step" if sens.method == "morris" else "share of variance"
-    return {"label": meta.label, "metric": metric, "unit": unit, "columns": columns, "rows": rows}
+    unit = f"{meta.unit or 'metric units'} across the whole range" if sens.method == "morris" else "share of variance"
+    n = sens.noise[sens.noise["metric"] == metric]
+    noise = None
+    if len(n) and n["seeds"].iloc[0] > 1:
+        r = n.iloc[0]
+        noise = {"seeds": int(r["seeds"]), "mean": r["mean"], "sd": r["sd"], "floor": r["floor"], "fmt": meta.fmt, "unit": meta.unit}
+    return {"label": meta.label, "metric": metric, "unit": unit, "columns": columns, "rows": rows, "noise": noise}
 
 
 def sensitivity_report(sens, figures: dict[str, Path]) -> str:
     """The sensitivity folder's report: the ranking of the parameters for every metric, with the
-    method's indices and intervals, the plot, the parameter ranges and the experiment."""
+    method's indices and intervals and the seed noise, the plots, the parameter ranges and the experiment."""
     from sim.analysis.comparison import METRICS
+    from sim.config import effective_overrides
 
     method = sens.method
     name = "Morris screening" if method == "morris" else "Sobol indices"
     cards = [(sens.ranking(m)[0].split(".")[-1], f"most influential on {METRICS[m].label}") for m in sens.indices["metric"].unique()[:5]]
+    s = sens.spec.sensitivity
     return render("sensitivity.html.j2", title=f"growth-sim sensitivity: {sens.name} ({name})",
                   subtitle=f"{sens.label()} · computed in {sens.wall_seconds:.0f} s", method=method, cards=cards,
+                  levels=s.levels, step=str(Fraction(s.levels, 2 * (s.levels - 1))), replicates=s.replicates,
                   blocks=[_sensitivity_block(sens, metric, t) for metric, t in sens.indices.groupby("metric", sort=False)],
-                  skipped=sens.skipped, figures=_plain_figures(figures, {method: (name, PLOT_NOTES[method])}),
-                  scenario=sens.spec.sensitivity.scenario, overrides=" ".join(sens.spec.overrides), params=sens.spec.sensitivity.params,
+                  skipped=sens.skipped, figures=_plain_figures(figures, {k: (name if k == method else "Normalised importance", PLOT_NOTES[k])
+                                                                      for k in figures}),
+                  scenario=s.scenario, overrides=" ".join(effective_overrides(sens.spec.overrides)), params=s.params,
                   config_yaml=dump_yaml(sens.config))
 
 

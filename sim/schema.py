@@ -59,6 +59,7 @@ RENAMED = {
     "budget": "renamed to budget_per_1000, RMB per 1,000 people in the market",
     "total_budget": "renamed to total_budget_per_1000, RMB per 1,000 people in the market",
     "subsidy_share": "renamed to platform_share, the share of the discount the platform funds (the merchant funds the rest)",
+    "communities": "renamed to graph.community_size, people per community (100 communities of 100,000 people is 1,000)",
 }
 
 

@@ -32,7 +32,7 @@ def assert_simple_symmetric(g: Graph) -> None:
     lambda rng: barabasi_albert(N, 10, rng),
     lambda rng: holme_kim(N, 10, 0.5, rng),
     lambda rng: watts_strogatz(N, 10, 0.1, rng),
-    lambda rng: stochastic_block(N, 10, 20, 0.8, rng),
+    lambda rng: stochastic_block(N, 10, 250, 0.8, rng),
     lambda rng: random_regular(N, 10, rng),
 ], ids=["er", "ba", "holme_kim", "ws", "sbm", "regular"])
 def test_generators_give_simple_graphs_with_the_requested_mean_degree(make):
@@ -91,7 +91,7 @@ def test_random_regular_keeps_degrees_when_their_sum_is_odd_or_the_graph_large()
 
 
 def test_block_model_puts_the_homophily_share_of_edges_inside_communities():
-    g = stochastic_block(N, 10, 25, 0.8, np.random.default_rng(4))
+    g = stochastic_block(N, 10, 200, 0.8, np.random.default_rng(4))
     u, v = g.edges()
     inside = np.mean(g.community[u] == g.community[v])
     assert inside == pytest.approx(0.8, abs=0.02)

@@ -17,7 +17,7 @@ GENERATORS = {
     "ba": lambda n, g, rng: barabasi_albert(n, g.avg_degree, rng),
     "holme_kim": lambda n, g, rng: holme_kim(n, g.avg_degree, g.triangle_prob, rng),
     "ws": lambda n, g, rng: watts_strogatz(n, g.avg_degree, g.rewire, rng),
-    "sbm": lambda n, g, rng: stochastic_block(n, g.avg_degree, g.communities, g.homophily, rng),
+    "sbm": lambda n, g, rng: stochastic_block(n, g.avg_degree, g.community_size, g.homophily, rng),
     "lattice": lambda n, g, rng: lattice(n, g.avg_degree),
     "regular": lambda n, g, rng: random_regular(n, g.avg_degree, rng),
     "complete": lambda n, g, rng: CompleteGraph(n),

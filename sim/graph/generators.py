@@ -9,8 +9,8 @@
   target, closing a triangle. Vectorised by drawing the triad step on the attachment skeleton
   (a neighbour of the first target that is older than the new node).
 - ``ws``: Watts-Strogatz ring lattice with each edge rewired with probability ``rewire``.
-- ``sbm``: stochastic block model with equal communities and a fraction ``homophily`` of edges inside
-  communities.
+- ``sbm``: stochastic block model: equal communities of about ``community_size`` people and a fraction
+  ``homophily`` of edges inside them (when a community is too small to hold that many ties, fewer).
 - ``lattice``: a 2-D lattice, people in rows of about sqrt(n), each tied to its 4 (square), 6
   (triangular: the clustered lattice of Centola 2010, where a person's neighbours are each other's
   neighbours) or 8 (square with diagonals) nearest neighbours; the rows wrap into one another
@@ -115,8 +115,8 @@ def watts_strogatz(n: int, avg_degree: float, rewire: float, rng: np.random.Gene
     return Graph.from_edges(n, u, v)
 
 
-def stochastic_block(n: int, avg_degree: float, communities: int, homophily: float, rng: np.random.Generator) -> Graph:
-    c = max(1, min(communities, n))
+def stochastic_block(n: int, avg_degree: float, community_size: int, homophily: float, rng: np.random.Generator) -> Graph:
+    c = max(1, min(int(round(n / community_size)), n))
     sizes = np.full(c, n // c, dtype=np.int64)
     sizes[: n % c] += 1
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
