@@ -168,10 +168,9 @@ def pnl_rows(summary: dict, daily: pd.DataFrame, cfg) -> list[tuple[str, float, 
 
     for category in CATEGORIES:
         total = TOTALS[category]
-        if category != "revenue" and not summary.get(total):
-            continue
-        line(total, total.replace("_", " ") if category == "revenue" else f"- {total.replace('_', ' ')}")
-        accounts(category)
+        if category == "revenue" or summary.get(total):  # (a cost line nothing was booked to is left out)
+            line(total, total.replace("_", " ") if category == "revenue" else f"- {total.replace('_', ' ')}")
+            accounts(category)
         if category == "fraud":
             line("contribution", "= contribution")
     line("profit", "= profit")

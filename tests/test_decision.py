@@ -196,7 +196,7 @@ def test_a_decision_in_an_experiment_file_names_the_file_and_key(tmp_path):
 
 def test_the_growth_question_ships_with_a_decision_and_assumptions():
     _, spec = load_experiment("growth_question")
-    assert spec.decision.objective == "users_end" and [c.text for c in spec.decision.constraints] == ["profit >= baseline"]
+    assert spec.decision.objective == "users_end" and [c.text for c in spec.decision.constraints] == ["profit_with_terminal >= baseline"]
     assert 3 <= len(spec.assumptions) <= 5 and spec.baseline_name == "default"
     configs = sim.experiment.strategy_configs(spec)
     from sim.assumptions import check_assumptions

@@ -174,3 +174,7 @@ def test_the_run_report_explains_every_line(tmp_path):
     assert len(rows) == len(labels) and all(what.strip() for _, what in rows)  # every line says what it is
     profit = dict(zip(labels, (float(v.replace(",", "")) for v, _ in rows)))["= profit"]
     assert profit == pytest.approx(r.summary["profit"], abs=1)
+    from sim.report import pnl_rows
+
+    no_fraud = [label for label, *_ in pnl_rows(dict(r.summary, fraud_loss=0.0), r.daily, r.config)]
+    assert "= contribution" in no_fraud and "- fraud loss" not in no_fraud  # the line stays when a cost above it is nil
