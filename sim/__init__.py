@@ -12,6 +12,7 @@ Python entry points::
     regression = sim.run_checks()      # rerun experiments/baselines/: regression.passed, regression.table
     s = sim.sensitivity("growth_drivers")      # Morris / Sobol indices: s.indices, s.ranking("profit")
     c = sim.calibrate("retention_benchmark")   # fitted parameters: c.best, c.trials, c.path
+    o = sim.optimise("referral_budget")        # the front after re-evaluation: o.front, o.trials, o.path (study.db)
 """
 
 from sim.version import __version__  # noqa: E402
@@ -24,7 +25,8 @@ from sim.analysis.validation import Validation, validate  # noqa: E402
 from sim.check import CheckResult, run_checks  # noqa: E402
 from sim.analysis.sensitivity import Sensitivity, sensitivity  # noqa: E402
 from sim.analysis.calibration import Calibration, calibrate  # noqa: E402
+from sim.analysis.optimisation import Optimisation, optimise, optimize  # noqa: E402
 
-__all__ = ["Calibration", "CheckResult", "Comparison", "ConfigError", "GrowthModel", "RunResult", "SimConfig", "Sensitivity",
+__all__ = ["Calibration", "CheckResult", "Comparison", "ConfigError", "GrowthModel", "Optimisation", "RunResult", "SimConfig", "Sensitivity",
            "SimulationError", "Validation", "__version__",
-           "calibrate", "compare", "compose", "load_run", "run", "run_checks", "sensitivity", "simulate", "validate"]
+           "calibrate", "compare", "compose", "load_run", "optimise", "optimize", "run", "run_checks", "sensitivity", "simulate", "validate"]

@@ -9,6 +9,8 @@
     sim compare ... [world=fixed] ['decision=maximise users_end; profit >= baseline']   see docs/decisions.md
     sim sensitivity experiment=NAME [method=sobol] [samples=N] [key=value ...] [hydra/launcher=ray]   Morris / Sobol indices
     sim calibrate experiment=NAME [trials=N] [key=value ...]   fit parameters to target series (Optuna)
+    sim optimise experiment=NAME [trials=N] [resume=true|DIR] [key=value ...]   the best settings for several objectives
+                                                          under constraints (also `sim optimize`; Optuna, a resumable study)
     sim experiments                                       the named experiments
     sim check [NAME ...] [key=value ...] [--update]       regression check against experiments/baselines/
     sim config [scenario=NAME] [key=value ...]            print the resolved configuration
@@ -387,6 +389,49 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+OPTIMISE_KEYS = ("trials", "replicates", "check_replicates", "candidates", "sampler", "startup_trials", "batch", "scenario")
+OPTIMISE_NUMBERS = ("trials", "replicates", "check_replicates", "candidates", "startup_trials", "batch")
+
+
+def _resume(text: str | None) -> bool | Path:
+    """``resume=true`` (the newest study of the experiment), ``false``, or a study folder."""
+    if text is None or text.lower() in ("false", "no", "0", ""):
+        return False
+    if text.lower() in ("true", "yes", "1"):
+        return True
+    return Path(text).expanduser()
+
+
+def cmd_optimise(args) -> int:
+    from sim.analysis.optimisation import EXPERIMENT_FILE, run_optimisation, study_folder
+
+    taken, overrides = _take(args.overrides, ("resume",))
+    resume = _resume(taken.get("resume"))
+    if isinstance(resume, Path) and not any(o.startswith("experiment=") for o in overrides):
+        overrides = [f"experiment={study_folder(resume) / EXPERIMENT_FILE}", *overrides]  # the plan the study was started with
+    name, spec, out, workers = _experiment_for("optimisation", overrides, OPTIMISE_KEYS, OPTIMISE_NUMBERS)
+    try:
+        with progress_bar(f"optimise {name}", None, args.quiet, unit="run") as advance:
+            result = run_optimisation(spec, name, Path(out or "results/optimisations"), resume=resume, workers=workers, progress=advance)
+    except KeyboardInterrupt as exc:
+        folder = getattr(exc, "study_folder", None)
+        if folder is None:
+            raise
+        word, code = _interrupted(exc)
+        print(f"{word}: the study keeps its finished trials in {folder / 'study.db'}; continue it with "
+              f"`sim optimise resume={folder}`", file=sys.stderr)
+        return code
+    _checkpoint()
+    path = result.save(plots=not args.no_plots)
+    if not args.quiet:
+        print(result.text(), file=sys.stderr)
+        print(f"the front's figures again: {result.reproduce_command()}", file=sys.stderr)
+        print(f"{result.ran} trials run in {result.wall_seconds:.1f} s (the study holds {len(result.trials)}); report: {path / 'report.html'}",
+              file=sys.stderr)
+    print(path)
+    return 0
+
+
 def _number(key: str, text: str) -> int:
     try:
         return int(text)
@@ -400,7 +445,8 @@ def cmd_experiments(args) -> int:
     for name in sorted(available_experiments()):
         _, spec = load_experiment(name)
         kinds = [k for k, on in (("compare", bool(spec.strategies)), ("sweep", spec.sweep is not None),
-                                 ("sensitivity", spec.sensitivity is not None), ("calibrate", spec.calibration is not None)) if on]
+                                 ("sensitivity", spec.sensitivity is not None), ("calibrate", spec.calibration is not None),
+                                 ("optimise", spec.optimisation is not None)) if on]
         print(f"  {name:<22} [{', '.join(kinds)}] {spec.description}")
     return 0
 
@@ -541,6 +587,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="skip the plots")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the folder")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("optimise", aliases=["optimize"], parents=[common],
+                       help="search settings for the best trade-off between objectives under constraints (Optuna; resumable)")
+    p.add_argument("overrides", nargs="*", help="experiment=NAME trials=N replicates=N check_replicates=N candidates=N sampler=tpe|nsga2|nsga3|random "
+                                                 "startup_trials=N batch=N scenario=S seed=S workers=N out=DIR resume=true|DIR, then key=value "
+                                                 "overrides of the base configuration")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the study folder")
+    p.set_defaults(func=cmd_optimise)
 
     p = sub.add_parser("experiments", parents=[common], help="list the named experiments in experiments/")
     p.set_defaults(func=cmd_experiments)

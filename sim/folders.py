@@ -20,8 +20,9 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from sim.schema import ConfigError
 
@@ -134,10 +135,21 @@ def _is_stale(tmp: Path, now: float) -> bool:
             return now - tmp.stat().st_mtime > LEASE_SECONDS
         except OSError:
             return False
-    mine = {k: owner.get(k) for k in ("host", "boot", "pidns")} == _machine()
-    if mine and isinstance(owner.get("pid"), int) and not _alive(owner["pid"]):
+    if writer_gone(owner):
         return True
     return now - beat > LEASE_SECONDS
+
+
+def writer() -> dict:
+    """This process as a writer others can check on: machine (host, boot id, pid namespace) and pid."""
+    return {**_machine(), "pid": os.getpid()}
+
+
+def writer_gone(owner: dict) -> bool:
+    """The writer ``owner`` (from :func:`writer`) ran on this machine and its process no longer
+    exists. A writer on another machine (or in another container) is never known to be gone."""
+    mine = {k: owner.get(k) for k in ("host", "boot", "pidns")} == _machine()
+    return mine and isinstance(owner.get("pid"), int) and not _alive(owner["pid"])
 
 
 def remove_stale_temporaries(parent: Path) -> list[Path]:
@@ -160,7 +172,7 @@ class Lease:
         self.path = folder / LEASE
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         with os.fdopen(fd, "w") as f:
-            json.dump({**_machine(), "pid": os.getpid()}, f)
+            json.dump(writer(), f)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease {folder.name}", daemon=True)
         self._thread.start()
@@ -311,3 +323,32 @@ class AtomicFolder:
     def write_error(self, err: OSError) -> ConfigError:
         reason = err.strerror or str(err) or type(err).__name__
         return ConfigError(f"out = {str(self.parent)!r}: could not write {self.name} ({reason}); nothing was kept")
+
+
+def replace_entries(folder: Path, write: Callable[[Path], Any], last: str | None = None) -> None:
+    """Write files into an existing ``folder`` (a study's, which lives on between sessions) so that
+    each appears whole: ``write(tmp)`` fills a hidden temporary folder inside it, whose entries then
+    replace those of the same name one by one (a file by an atomic rename; a folder by moving the
+    old one aside first), ``last`` (the summary naming what the others describe) after the rest."""
+    folder = Path(folder)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-p{os.getpid()}-results-", dir=folder))
+    lease = None
+    try:
+        lease = Lease(tmp)
+        write(tmp)
+        lease.release()
+        lease = None
+        entries = sorted((p for p in tmp.iterdir()), key=lambda p: (p.name == last, p.name))
+        for entry in entries:
+            dest = folder / entry.name
+            if entry.is_dir() and os.path.lexists(dest):
+                aside = folder / f".tmp-p{os.getpid()}-old-{entry.name}-{os.urandom(4).hex()}"
+                os.rename(dest, aside)
+                os.rename(entry, dest)
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                os.replace(entry, dest)
+    finally:
+        if lease is not None:
+            lease.release()
+        shutil.rmtree(tmp, ignore_errors=True)

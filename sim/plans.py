@@ -367,6 +367,141 @@ def decision_from_text(text: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class SearchParameter:
+    """One setting an optimisation searches: a range (``key: [low, high]``, whole numbers for a
+    whole-number key) or a list of values (``key: {choices: [2, 3, 5]}``)."""
+
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
+    low: float | None = param(None, doc="lowest value (in the key's own unit)")
+    high: float | None = param(None, doc="highest value")
+    log: bool = param(False, doc="search on a logarithmic scale (low must be above 0)")
+    choices: tuple[Any, ...] | None = param(None, doc="the values to choose from (numbers, words or true/false), instead of a range")
+
+    def check(self, path: str) -> None:
+        if self.choices is not None:
+            require(self.low is None and self.high is None, path, {"low": self.low, "high": self.high, "choices": list(self.choices)},
+                    "give either a range [low, high] or choices, not both")
+            v = list(self.choices)
+            require(len(v) >= 2, f"{path}.choices", v, "allowed is a list of at least two values")
+            require(all(isinstance(x, (int, float, str, bool)) for x in v), f"{path}.choices", v, "allowed values are numbers, words or true/false")
+            require(len({repr(x) for x in v}) == len(v), f"{path}.choices", v, "each value once")
+            require(not self.log, f"{path}.log", self.log, "log goes with a range, not with choices")
+            return
+        require(self.low is not None and self.high is not None, path, {"low": self.low, "high": self.high}, SEARCH_FORMS)
+        ParameterRange(self.low, self.high, self.log).check(path)
+
+    @property
+    def range(self) -> ParameterRange | None:
+        """The range searched (None for choices)."""
+        return None if self.choices is not None else ParameterRange(self.low, self.high, self.log)
+
+
+SEARCH_FORMS = "allowed is [low, high], {low: .., high: .., log: true} or {choices: [a, b, ...]}"
+
+
+def _normalise_search(raw: Any) -> Any:
+    """``key: [low, high]`` is short for ``key: {low: .., high: ..}``; choices are written out."""
+    if not isinstance(raw, Mapping):
+        return raw
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise ConfigError(f"optimisation.params.{key} = {list(value)}: {SEARCH_FORMS}")
+            value = {"low": value[0], "high": value[1]}
+        out[str(key)] = value
+    return out
+
+
+SENSES = {"maximise": "maximise", "maximize": "maximise", "minimise": "minimise", "minimize": "minimise"}
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """One objective of an optimisation: a horizon metric and the direction that is better."""
+
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
+    metric: MetricName = param(doc="the horizon metric (users_end, profit, profit_with_terminal, ...)")
+    direction: Literal["maximise", "minimise", "maximize", "minimize"] = param(doc="maximise or minimise")
+
+    @property
+    def sense(self) -> str:
+        """``maximise`` or ``minimise`` (either spelling is accepted)."""
+        return SENSES[self.direction]
+
+    @property
+    def sign(self) -> float:
+        """+1 for an objective to maximise, -1 to minimise: sign x value is always 'larger is better'."""
+        return 1.0 if self.sense == "maximise" else -1.0
+
+
+def _normalise_objectives(raw: Any) -> Any:
+    """``objectives: {metric: .., direction: ..}`` (a single objective) is a list of one."""
+    return [raw] if isinstance(raw, Mapping) else raw
+
+
+def contradiction(constraints: Sequence[Constraint]) -> str | None:
+    """Why no strategy can meet all ``constraints`` together, or None. Constraints are compared
+    when they bound one metric on the same footing (two numbers, or two offsets from the baseline):
+    the largest lower bound must not exceed the smallest upper bound (nor equal it when either is strict)."""
+    for metric in dict.fromkeys(c.metric for c in constraints):
+        for relative in (False, True):
+            same = [c for c in constraints if c.metric == metric and c.relative == relative]
+            lower = [c for c in same if c.op in (">=", ">")]
+            upper = [c for c in same if c.op in ("<=", "<")]
+            if not lower or not upper:
+                continue
+            lo = max(lower, key=lambda c: (c.offset, c.op == ">"))
+            hi = min(upper, key=lambda c: (c.offset, c.op == "<"))
+            if lo.offset > hi.offset or (lo.offset == hi.offset and (lo.op == ">" or hi.op == "<")):
+                return f"'{lo.text}' and '{hi.text}' cannot both hold"
+    return None
+
+
+@dataclass(frozen=True)
+class OptimisationSpec:
+    """What to search for the best strategy (``sim optimise experiment=NAME``): the settings and
+    their ranges, the objectives, the constraints, and how many trials and replicates."""
+
+    LIST_ALLOWED_KEYS: ClassVar[bool] = True
+
+    params: dict[str, SearchParameter] = param(factory=dict, doc="config key -> [low, high] (or {low, high, log}, or {choices: [..]}): the search space")
+    objectives: tuple[ObjectiveSpec, ...] = param((), doc="one or more {metric: METRIC, direction: maximise|minimise}")
+    constraints: tuple[str, ...] = param((), doc="'METRIC OP VALUE', OP one of >=, <=, >, <, VALUE a number, baseline, baseline + N or "
+                                                 "baseline - N (against the scenario as it is, on the same seeds): a strategy that breaks one is infeasible")
+    scenario: str = param("default", doc="the scenario every trial starts from; as it is, it is the baseline (and the first trial when inside the space)")
+    trials: int = param(60, lo=1, hi=100_000, unit="trials", doc="the study's size: parameter sets evaluated (a resumed study runs until it holds this many)")
+    replicates: int = param(4, lo=1, hi=10_000, unit="seeds per trial", doc="seeds each trial runs, the same for every trial (common random numbers)")
+    check_replicates: int = param(20, lo=2, hi=10_000, unit="seeds", doc="fresh seeds, shared by every candidate and the baseline, that the final candidates are re-evaluated at")
+    candidates: int = param(8, lo=1, hi=1_000, unit="trials", doc="most trials re-evaluated: the best non-dominated ones (the top few for one objective)")
+    sampler: Literal["tpe", "nsga2", "nsga3", "random"] = param("tpe", doc="Optuna's sampler: tpe (multi-objective TPE for several objectives), "
+                                                                       "nsga2, nsga3 (genetic; for large studies) or random")
+    startup_trials: int = param(10, lo=0, hi=100_000, unit="trials", doc="tpe: trials drawn at random before TPE starts modelling the objectives")
+    batch: int = param(2, lo=1, hi=1_000, unit="trials", doc="trials asked of the sampler at a time and run together (the history depends on it, not on the number of workers)")
+
+    def check(self, path: str) -> None:
+        require(len(self.params) >= 1, f"{path}.params", {}, "allowed is at least one parameter")
+        require(len(self.objectives) >= 1, f"{path}.objectives", [], "allowed is at least one {metric: METRIC, direction: maximise|minimise}")
+        metrics = [o.metric for o in self.objectives]
+        twice = next((m for m in metrics if metrics.count(m) > 1), None)
+        require(twice is None, f"{path}.objectives", metrics, f"{twice} is an objective twice")
+        parsed = [parse_constraint(text, f"{path}.constraints[{k}]") for k, text in enumerate(self.constraints)]
+        why = contradiction(parsed)
+        require(why is None, f"{path}.constraints", list(self.constraints), f"contradictory: {why}")
+
+    @property
+    def parsed_constraints(self) -> tuple[Constraint, ...]:
+        return tuple(parse_constraint(t, "optimisation.constraints") for t in self.constraints)
+
+    @property
+    def metrics(self) -> list[str]:
+        """The objectives' metrics, then the constraints' (each once)."""
+        return list(dict.fromkeys([*(o.metric for o in self.objectives), *(c.metric for c in self.parsed_constraints)]))
+
+
+@dataclass(frozen=True)
 class ExperimentSpec:
     LIST_ALLOWED_KEYS: ClassVar[bool] = True
 
@@ -380,6 +515,7 @@ class ExperimentSpec:
     sweep: SweepSpec | None = param(None, doc="a parameter sweep (`sim run -m experiment=NAME`)")
     sensitivity: SensitivitySpec | None = param(None, doc="a sensitivity analysis (`sim sensitivity experiment=NAME`)")
     calibration: CalibrationSpec | None = param(None, doc="a calibration to observed series (`sim calibrate experiment=NAME`)")
+    optimisation: OptimisationSpec | None = param(None, doc="a search for the best settings (`sim optimise experiment=NAME`)")
     world: Literal["varies", "fixed"] = param("varies", doc="varies: each replicate draws its own world (graph, people, catalogue), "
                                                             "part of the intervals; fixed: every replicate's world is built from the base "
                                                             "seed, so replicates differ only in behaviour (intervals conditional on that world)")
@@ -398,6 +534,9 @@ class ExperimentSpec:
         for space in (self.sensitivity, self.calibration):
             if space is not None:
                 ovs += [f"{key}=" for key in space.params]
+        if self.optimisation is not None:  # a searched key with every choice (a word can name a group option)
+            for key, p in self.optimisation.params.items():
+                ovs += [f"{key}={v}" if isinstance(v, str) else f"{key}=" for v in (p.choices or [None])]
         try:  # a file names settings, never code; the launcher is chosen on the command line
             check_no_code(ovs)
         except ConfigError as exc:
@@ -460,6 +599,12 @@ def experiment_spec(data: Mapping[str, Any], where: str = "", base: Path | None 
                 data[section] = dict(data[section])
                 if "params" in data[section]:
                     data[section]["params"] = _normalise_ranges(data[section]["params"])
+        if isinstance(data.get("optimisation"), Mapping):
+            data["optimisation"] = dict(data["optimisation"])
+            if "params" in data["optimisation"]:
+                data["optimisation"]["params"] = _normalise_search(data["optimisation"]["params"])
+            if "objectives" in data["optimisation"]:
+                data["optimisation"]["objectives"] = _normalise_objectives(data["optimisation"]["objectives"])
         if isinstance(data.get("calibration"), Mapping) and "targets" in data["calibration"]:
             targets = _normalise_targets(data["calibration"]["targets"])
             if isinstance(targets, (list, tuple)):

@@ -19,7 +19,8 @@ Experiments (frames of a comparison or sweep folder):
 - sweep ``heatmap.png``: the mean of a metric over two swept parameters;
 - sensitivity ``morris.png`` (mu* and sigma per parameter) or ``sobol.png`` (S1 and ST bars), with intervals and the
   seed noise floor, and ``morris_per_sd.png`` (mu* over the metric's standard deviation, parameters by metrics);
-- calibration ``fit.png`` (each target, expressed as it is, against the simulated mean and its 95 % band) and ``loss.png``.
+- calibration ``fit.png`` (each target, expressed as it is, against the simulated mean and its 95 % band) and ``loss.png``;
+- optimisation ``front.png`` (the re-evaluated front with intervals and the baseline), ``history.png`` and ``importance.png``.
 """
 
 from __future__ import annotations
@@ -689,5 +690,133 @@ def calibration_loss(trials: pd.DataFrame, params: list[str], path: Path, label:
         _style(ax, _param_label(p), "", "trial")
         _legend(ax, fontsize=8, frameon=False)
     fig.colorbar(sc, ax=axes[-1], label="log10 loss")
+    _title(fig, label)
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------ optimisation
+FRONT_COLOUR, BASELINE_COLOUR, TRIAL_COLOUR = "#c44e52", "#222222", "#9a9a9a"
+
+
+def _axis_label(metric: str, sense: str) -> str:
+    from sim.analysis.comparison import METRICS
+
+    meta = METRICS[metric]
+    unit = f" ({meta.unit})" if meta.unit and meta.unit != meta.label else ""
+    return f"{meta.label}{unit}, {'higher' if sense == 'maximise' else 'lower'} is better"
+
+
+def _errors(rows: pd.DataFrame, metric: str) -> np.ndarray:
+    """Asymmetric error bars (below, above) of a mean and its 95 % interval (0 where unknown)."""
+    return np.nan_to_num(np.vstack([rows[metric] - rows[f"{metric}_low"], rows[f"{metric}_high"] - rows[metric]]))
+
+
+def _trials_scatter(ax, trials: pd.DataFrame, x: str, y: str) -> None:
+    """Every trial at the search seeds: feasible ones as dots, infeasible ones as crosses."""
+    ok = trials["feasible"]
+    ax.plot(trials.loc[ok, x], trials.loc[ok, y], "o", color=TRIAL_COLOUR, ms=3.5, alpha=0.6, label="trial (search seeds)")
+    if (~ok).any():
+        ax.plot(trials.loc[~ok, x], trials.loc[~ok, y], "x", color=TRIAL_COLOUR, ms=4, alpha=0.6, label="infeasible trial")
+
+
+def optimisation_front(opt, path: Path, label: str) -> Path:
+    """The answer of an optimisation. Several objectives: a panel per pair of them (at most three),
+    every trial at the search seeds in grey, the re-evaluated candidates with their 95 % intervals
+    at the fresh seeds (hollow: off the front), the front in colour joined in order, the baseline as
+    a black star. One objective: each candidate's mean and interval against the baseline's, and the
+    objective against each searched parameter."""
+    objectives = list(opt.section.objectives)
+    cands = opt.candidates
+    base = cands[cands["candidate"] == "baseline"]
+    front = opt.front[opt.front["candidate"] != "baseline"]
+    off = cands[~cands["on_front"] & (cands["candidate"] != "baseline")]
+    if len(objectives) >= 2:
+        pairs = [(a, b) for i, a in enumerate(objectives) for b in objectives[i + 1:]][:3]
+        fig, axes = _grid(len(pairs), 3, (6.2, 4.8) if len(pairs) > 1 else (8.5, 5.6))
+        for ax, (a, b) in zip(axes, pairs):
+            x, y = a.metric, b.metric
+            _trials_scatter(ax, opt.trials, x, y)
+            for c in opt.section.parsed_constraints:  # a bound on a plotted objective, at the fresh seeds
+                if c.metric in (x, y):
+                    at = c.offset + (float(base[c.metric].iloc[0]) if c.relative else 0.0)
+                    (ax.axhline if c.metric == y else ax.axvline)(at, color="#8c8c8c", ls=":", lw=1.2, label=f"constraint: {c.text}")
+            if len(off):
+                ax.errorbar(off[x], off[y], xerr=_errors(off, x), yerr=_errors(off, y), fmt="o", mfc="white", color="#4c72b0",
+                            capsize=2, ms=5, lw=0.8, label="candidate off the front (fresh seeds)")
+            if len(front):
+                line = front.sort_values(x)
+                ax.plot(line[x], line[y], "-", color=FRONT_COLOUR, lw=1, alpha=0.6)
+                ax.errorbar(front[x], front[y], xerr=_errors(front, x), yerr=_errors(front, y), fmt="o", color=FRONT_COLOUR,
+                            capsize=3, ms=6, label="front (fresh seeds, 95 % intervals)")
+                for _, r in front.iterrows():
+                    ax.annotate(r["candidate"], (r[x], r[y]), textcoords="offset points", xytext=(5, 4), fontsize=8, color=FRONT_COLOUR)
+            ax.errorbar(base[x], base[y], xerr=_errors(base, x), yerr=_errors(base, y), fmt="*", color=BASELINE_COLOUR, capsize=3, ms=12,
+                        label="baseline (the scenario as it is)")
+            _style(ax, "", _axis_label(y, b.sense), _axis_label(x, a.sense))
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
+            _legend(ax, fontsize=7, frameon=False)
+    else:
+        metric, sense = objectives[0].metric, objectives[0].sense
+        params = opt.params[:3]
+        fig, axes = _grid(1 + len(params), 2, (5.6, 4.2))
+        ax = axes[0]
+        shown = pd.concat([front, cands[~cands["on_front"]]])  # the front first, then the others (the baseline among them)
+        ys = np.arange(len(shown))[::-1]
+        for yv, (_, r) in zip(ys, shown.iterrows()):
+            is_base = r["candidate"] == "baseline"
+            colour = FRONT_COLOUR if r["on_front"] else BASELINE_COLOUR if is_base else "#4c72b0"
+            ax.errorbar(r[f"{metric}_diff"], yv, xerr=None if is_base else _errors(pd.DataFrame([r]), f"{metric}_diff"),
+                        fmt="*" if is_base else "o", color=colour, capsize=3, ms=11 if is_base else 6)
+        ax.axvline(0, color=BASELINE_COLOUR, lw=0.8)
+        ax.set_yticks(ys, [f"{r['candidate']}{' (best)' if r['on_front'] else ''}" for _, r in shown.iterrows()], fontsize=8)
+        _style(ax, "against the baseline, paired (fresh seeds)", "", f"difference in {_axis_label(metric, sense)}")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
+        for ax, p in zip(axes[1:], params):
+            numeric = pd.api.types.is_numeric_dtype(opt.trials[p])
+            _trials_scatter(ax, opt.trials if numeric else opt.trials.assign(**{p: opt.trials[p].astype(str)}), p, metric)
+            for rows, colour, name in ((off, "#4c72b0", "candidate (fresh seeds)"), (front, FRONT_COLOUR, "best (fresh seeds)")):
+                if len(rows):
+                    xs = rows[p] if numeric else rows[p].astype(str)
+                    ax.errorbar(xs, rows[metric], yerr=_errors(rows, metric), fmt="o", color=colour, capsize=3, ms=5, label=name)
+            ax.axhline(float(base[metric].iloc[0]), color=BASELINE_COLOUR, ls="--", lw=1, label="baseline (fresh seeds)")
+            _style(ax, _param_label(p), _axis_label(metric, sense), p.split(".")[-1])
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
+            _legend(ax, fontsize=7, frameon=False)
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def optimisation_history(opt, path: Path, label: str) -> Path:
+    """Each objective of every trial at the search seeds, in the order tried (crosses: infeasible),
+    the best feasible value so far, and the baseline's value at the same seeds (dashed)."""
+    objectives = list(opt.section.objectives)
+    fig, axes = _grid(len(objectives), 2, (6.0, 3.8))
+    t = opt.trials
+    for ax, x in zip(axes, objectives):
+        _trials_scatter(ax, t, "trial", x.metric)
+        signed = np.where(t["feasible"], t[x.metric] * x.sign, -np.inf)
+        best = np.maximum.accumulate(signed) * x.sign
+        ax.step(t["trial"], np.where(np.isfinite(best), best, np.nan), where="post", color="#264653", lw=1.6, label="best feasible so far")
+        ax.axhline(opt.search_baseline[x.metric], color=BASELINE_COLOUR, ls="--", lw=1, label="baseline (search seeds)")
+        _style(ax, _axis_label(x.metric, x.sense), "", "trial")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_compact))
+        _legend(ax, fontsize=7, frameon=False)
+    _title(fig, label)
+    return _save(fig, path)
+
+
+def optimisation_importance(importance: pd.DataFrame, path: Path, label: str) -> Path:
+    """How much of each objective's variation over the trials goes with each parameter alone
+    (omega squared), a panel per objective, largest on top."""
+    from sim.analysis.comparison import METRICS
+
+    fig, axes = _grid(len(importance), 3, (4.6, 0.45 * importance.shape[1] + 1.6))
+    for ax, (objective, scores) in zip(axes, importance.iterrows()):
+        s = scores.fillna(0.0).sort_values()
+        ax.barh(np.arange(len(s)), s.to_numpy(), color="#4c72b0")
+        ax.set_yticks(np.arange(len(s)), [_param_label(p) for p in s.index], fontsize=8)
+        ax.set_xlim(0, max(1.0, float(s.max())))
+        _style(ax, METRICS[objective].label, "", "share of the variation over the trials")
     _title(fig, label)
     return _save(fig, path)

@@ -552,3 +552,98 @@ def _calibration_targets(cal) -> list[dict]:
     fit["covered"] = (fit["target"] >= fit["low"]) & (fit["target"] <= fit["high"])
     summary = fit.groupby("name", sort=False).agg(median_rel=("rel", "median"), max_rel=("rel", "max"), covered=("covered", "mean"))
     return [t | summary.loc[t["name"]].to_dict() for t in cal.target_summary()]
+
+
+# ============================================================================ optimisation
+OPTIMISATION_CAPTIONS = {
+    "front": ("The front", "The answer. Grey: every trial at the search seeds (crosses: infeasible there). Coloured, with 95 % intervals "
+                           "both ways: the candidates re-evaluated at fresh seeds, filled and joined where they are on the front, hollow "
+                           "where another feasible point (or the baseline) beats them or they break a constraint; the black star is the "
+                           "baseline, the scenario as it is, at the same fresh seeds. Points whose intervals overlap may not differ: the "
+                           "table above says which cannot be told apart, from the paired differences."),
+    "history": ("History of the search", "Each objective of every trial at the search seeds, in the order the sampler tried them, the best feasible "
+                              "value so far and the baseline at the same seeds. A best-so-far line still climbing at the end says more "
+                              "trials would pay (resume the study with a larger trials=)."),
+    "importance": ("What each objective responds to", "The share of the variation of each objective over the trials that goes with each "
+                                                      "parameter alone (omega squared of the ranks between quantile bins of the "
+                                                      "parameter). The trials crowd where the sampler found good values, so this "
+                                                      "describes the search, not the model everywhere (sim sensitivity does that); with "
+                                                      "few trials the bins are few (two below 12 trials) and a response that rises and "
+                                                      "falls across the range can score low."),
+}
+
+
+SAMPLERS = {"tpe": "TPE sampler (its multi-objective form for several objectives)", "nsga2": "NSGA-II sampler",
+            "nsga3": "NSGA-III sampler", "random": "random sampler"}
+
+
+def _candidate_row(opt, r, objectives: list[str]) -> dict:
+    """A candidate as the report shows it: its values, each objective's mean and its paired
+    difference against the baseline (each with its 95 % interval), P(feasible), what beats it."""
+    from sim.analysis.comparison import METRICS
+
+    cells = [Cell(r[m], r[f"{m}_low"], r[f"{m}_high"], METRICS[m].fmt) for m in objectives]
+    signed = {m: METRICS[m].fmt.replace("{:", "{:+") for m in objectives}
+    diffs = [Cell(math.nan) if r["candidate"] == "baseline" else Cell(r[f"{m}_diff"], r[f"{m}_diff_low"], r[f"{m}_diff_high"], signed[m])
+             for m in objectives]
+    search = [Cell(r[f"{m}_search"], pattern=METRICS[m].fmt) for m in objectives]
+    if r["on_front"]:
+        status = "on the front" + (" (the scenario as it is)" if r["candidate"] == "baseline" else "")
+    elif not r["feasible"]:
+        broken = [c.text for c in opt.section.parsed_constraints if r[f"margin: {c.text}"] < 0 or
+                  (c.op in (">", "<") and r[f"margin: {c.text}"] == 0)]
+        status = "infeasible: breaks " + "; ".join(broken)
+    else:
+        status = f"beaten by {r['dominated_by'].replace(',', ', ')}"
+    return {"name": r["candidate"], "trial": int(r["trial"]), "settings": [r[k] for k in opt.params], "cells": cells, "diffs": diffs,
+            "search": search, "p_feasible": r["p_feasible"], "status": status,
+            "same": r["indistinguishable_from"].replace(",", ", ") or "–", "scenario": r["scenario"]}
+
+
+def optimisation_report(opt, figures: dict[str, Path]) -> str:
+    """The study folder's report: the question, the front after re-evaluation (means, intervals,
+    differences against the baseline, what cannot be told apart), how to rerun a candidate, every
+    re-evaluated candidate and why it is off the front, the search and its plots."""
+    from sim.analysis.comparison import METRICS
+
+    c = opt.section
+    objectives = opt.objectives
+    cands = opt.candidates
+    base = cands[cands["candidate"] == "baseline"].iloc[0]
+    front = [_candidate_row(opt, r, objectives) for _, r in opt.front.iterrows()]
+    others = [_candidate_row(opt, r, objectives) for _, r in cands.iterrows() if not r["on_front"] and r["candidate"] != "baseline"]
+    cards = [(str(len(opt.front)), "strategies on the front"), (str(len(opt.trials)), f"trials x {c.replicates} seeds"),
+             (str(len(opt.check_seeds)), "fresh seeds per candidate")]
+    for m, x in zip(objectives, c.objectives):
+        if len(opt.front):
+            best = opt.front[f"{m}_diff"].max() if x.sense == "maximise" else opt.front[f"{m}_diff"].min()
+            cards.append((fmt(best, METRICS[m].fmt.replace("{:", "{:+")), f"{METRICS[m].label}: best on the front vs baseline"))
+    space = [{"key": k, "searched": ", ".join(map(str, p.choices)) if p.choices is not None else
+              f"{p.low:g} .. {p.high:g}{' (logarithmic)' if p.log else ''}",
+              "baseline": readable(_config_value(opt.base, k))} for k, p in c.params.items()]
+    subtitle = (f"{c.scenario} · {len(c.params)} parameter{'s' if len(c.params) > 1 else ''} · {len(opt.trials)} trials x "
+                f"{c.replicates} seed{'s' if c.replicates > 1 else ''} · {len(cands) - 1} candidates at {len(opt.check_seeds)} fresh seeds "
+                f"· this session {opt.wall_seconds:.0f} s")
+    return render("optimisation.html.j2", title=f"growth-sim optimisation: {opt.name}", subtitle=subtitle, cards=cards,
+                  question=[f"{x.sense} {METRICS[x.metric].label} ({x.metric})" for x in c.objectives], constraints=list(c.constraints),
+                  params=[".".join(k.split(".")[-2:]) for k in opt.params], objectives=[(m, METRICS[m].label) for m in objectives],
+                  front=front, others=others,
+                  baseline=_candidate_row(opt, base, objectives), distinguish=opt.distinguish_lines(),
+                  reproduce=opt.reproduce_command(), resume=f"sim optimise resume={opt.path}",
+                  space=space, sampler=SAMPLERS[c.sampler], failed=opt.failed, seed=opt.spec.seed, check_seed=opt.check_seed,
+                  check_replicates=len(opt.check_seeds), baseline_on_front=bool(base["on_front"]),
+                  importance=opt.importance if len(opt.trials) >= 2 else None,
+                  figures=[Figure(name, *OPTIMISATION_CAPTIONS[name], f"plots/{Path(path).name}") for name, path in figures.items()],
+                  experiment_yaml=_experiment_text(opt))
+
+
+def _config_value(cfg, key: str):
+    from sim.assumptions import config_node
+    from sim.schema import to_plain
+
+    return config_node(to_plain(cfg), key, "optimisation.params")
+
+
+def _experiment_text(opt) -> str:
+    path = opt.path / "experiment.yaml" if opt.path is not None else None
+    return path.read_text() if path is not None and path.is_file() else ""

@@ -142,17 +142,10 @@ class Calibration:
 
     def scenario_yaml(self) -> str:
         """The fitted model as a scenario file: the default scenario with every setting that differs."""
-        import yaml
-
-        default = to_plain(compose("default", []))
-        diff = _difference(to_plain(self.best_config), default)
-        for key in ("seed", "scenario", "out"):
-            diff.pop(key, None)
-        head = (f"# @package _global_\n# Calibrated by `sim calibrate experiment={self.name}`: {self.section.scenario} with "
-                f"{', '.join(f'{k}={_hydra_value(v)}' for k, v in self.best.items())}\n# ({self.section.loss} loss {self.best_loss:.4g}; "
-                f"held out {self.check_loss:.4g}). Every setting that differs from the default scenario:\n"
-                "defaults:\n  - override /named: default\n")
-        return head + (yaml.safe_dump(diff, sort_keys=False, allow_unicode=True) if diff else "")
+        return scenario_file(self.best_config, f"Calibrated by `sim calibrate experiment={self.name}`: {self.section.scenario} with "
+                                               f"{', '.join(f'{k}={_hydra_value(v)}' for k, v in self.best.items())}\n"
+                                               f"({self.section.loss} loss {self.best_loss:.4g}; held out {self.check_loss:.4g}). "
+                                               "Every setting that differs from the default scenario:")
 
     def save(self, out: str | os.PathLike = "results/calibrations", plots: bool = True) -> Path:
         """Write the calibration folder under ``out`` atomically (never over an existing one)."""
@@ -208,6 +201,19 @@ class Calibration:
 
 def _json_number(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
+
+
+def scenario_file(config: SimConfig, comment: str, default: Mapping[str, Any] | None = None) -> str:
+    """``config`` as a scenario file (``SIM_SCENARIO_PATH``): the default scenario with every setting
+    that differs (not the seed), under ``comment`` (lines of text, written as YAML comments).
+    ``default``: the default scenario as plain data, when the caller has it already."""
+    import yaml
+
+    diff = _difference(to_plain(config), default if default is not None else to_plain(compose("default", [])))
+    for key in ("seed", "scenario", "out"):
+        diff.pop(key, None)
+    head = "# @package _global_\n" + "".join(f"# {line}\n" for line in comment.splitlines()) + "defaults:\n  - override /named: default\n"
+    return head + (yaml.safe_dump(diff, sort_keys=False, allow_unicode=True) if diff else "")
 
 
 def _difference(data: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, Any]:

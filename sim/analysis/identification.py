@@ -27,7 +27,7 @@ Both read the loss of each target at every trial (``trials.csv``, columns ``loss
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -129,13 +129,20 @@ def omega_squared(parameter: np.ndarray, loss: np.ndarray, bins: int) -> float:
     return float(np.clip((between - (k - 1) * mean_within) / (between + within + mean_within), 0.0, 1.0))
 
 
+def association(trials: pd.DataFrame, outcomes: Mapping[str, str], params: Sequence[str], index: str = "outcome") -> pd.DataFrame:
+    """Outcome x parameter: the omega-squared score of each outcome (name -> its column of
+    ``trials``) against each (numeric) parameter over the trials (NaN with fewer than
+    ``MIN_TRIALS`` trials)."""
+    bins = int(np.clip(len(trials) // 6, 2, 5))
+    scores = {p: [omega_squared(trials[p], trials[column], bins) if len(trials) >= MIN_TRIALS else np.nan for column in outcomes.values()]
+              for p in params}
+    return pd.DataFrame(scores, index=pd.Index(list(outcomes), name=index))
+
+
 def identification(trials: pd.DataFrame, names: Sequence[str], params: Sequence[str]) -> pd.DataFrame:
     """Target x parameter: the omega-squared score of each target's loss against each parameter over
     the trials (NaN with fewer than ``MIN_TRIALS`` trials)."""
-    bins = int(np.clip(len(trials) // 6, 2, 5))
-    scores = {p: [omega_squared(trials[p], trials[loss_column(n)], bins) if len(trials) >= MIN_TRIALS else np.nan for n in names]
-              for p in params}
-    return pd.DataFrame(scores, index=pd.Index(list(names), name="target"))
+    return association(trials, {n: loss_column(n) for n in names}, params, index="target")
 
 
 def identification_lines(table: pd.DataFrame) -> list[str]:
@@ -150,5 +157,5 @@ def identification_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-__all__ = ["LOSS_PREFIX", "as_errors", "conflict_line", "conflicting_pairs", "conflicts", "identification", "identification_lines", "loss_column",
+__all__ = ["LOSS_PREFIX", "as_errors", "association", "conflict_line", "conflicting_pairs", "conflicts", "identification", "identification_lines", "loss_column",
            "omega_squared", "shared_parameters", "target_losses_frame"]
