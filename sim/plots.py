@@ -739,7 +739,7 @@ def optimisation_front(opt, path: Path, label: str) -> Path:
             for c in opt.section.parsed_constraints:  # a bound on a plotted objective, at the fresh seeds
                 if c.metric in (x, y):
                     at = c.offset + (float(base[c.metric].iloc[0]) if c.relative else 0.0)
-                    (ax.axhline if c.metric == y else ax.axvline)(at, color="#8c8c8c", ls=":", lw=1.2, label=f"constraint: {c.text}")
+                    (ax.axhline if c.metric == y else ax.axvline)(at, color="#8c8c8c", ls=":", lw=1.2, label=f"constraint: {c.text} (fresh seeds)")
             if len(off):
                 ax.errorbar(off[x], off[y], xerr=_errors(off, x), yerr=_errors(off, y), fmt="o", mfc="white", color="#4c72b0",
                             capsize=2, ms=5, lw=0.8, label="candidate off the front (fresh seeds)")

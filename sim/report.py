@@ -597,7 +597,7 @@ def _candidate_row(opt, r, objectives: list[str]) -> dict:
         status = f"beaten by {r['dominated_by'].replace(',', ', ')}"
     return {"name": r["candidate"], "trial": int(r["trial"]), "settings": [r[k] for k in opt.params], "cells": cells, "diffs": diffs,
             "search": search, "p_feasible": r["p_feasible"], "status": status,
-            "same": r["indistinguishable_from"].replace(",", ", ") or "–", "scenario": r["scenario"]}
+            "same": r["indistinguishable_from"].replace(",", ", ") or "–"}
 
 
 def optimisation_report(opt, figures: dict[str, Path]) -> str:
@@ -631,7 +631,7 @@ def optimisation_report(opt, figures: dict[str, Path]) -> str:
                   baseline=_candidate_row(opt, base, objectives), distinguish=opt.distinguish_lines(),
                   reproduce=opt.reproduce_command(), resume=f"sim optimise resume={opt.path}",
                   space=space, sampler=SAMPLERS[c.sampler], failed=opt.failed, seed=opt.spec.seed, check_seed=opt.check_seed,
-                  check_replicates=len(opt.check_seeds), baseline_on_front=bool(base["on_front"]),
+                  check_replicates=len(opt.check_seeds), baseline_on_front=bool(base["on_front"]), scenario_stem=opt.scenario_name("")[:-1],
                   importance=opt.importance if len(opt.trials) >= 2 else None,
                   figures=[Figure(name, *OPTIMISATION_CAPTIONS[name], f"plots/{Path(path).name}") for name, path in figures.items()],
                   experiment_yaml=_experiment_text(opt))

@@ -109,10 +109,14 @@ def test_points_that_cannot_be_told_apart_are_said_to_be_so(study):
     for a, row in c.iterrows():
         for b in filter(None, row["indistinguishable_from"].split(",")):
             assert a in c.loc[b, "indistinguishable_from"].split(",")
-    lines = study.distinguish_lines()
-    for _, row in study.front.iterrows():
-        if row["indistinguishable_from"]:
-            assert any(line.startswith(f"{row['candidate']} is not distinguishable from") for line in lines)
+    said = []
+    for line in study.distinguish_lines():
+        head, rest = line.split(" is not distinguishable from ")
+        said += [frozenset((head, other)) for other in rest.split(" (")[0].split(", ")]
+    assert len(said) == len(set(said))  # each pair once
+    front = set(study.front["candidate"])
+    expected = {frozenset((a, b)) for a in front for b in c.loc[a, "indistinguishable_from"].split(",") if b}
+    assert set(said) == expected
 
 
 # ------------------------------------------------------------------------------ the folder

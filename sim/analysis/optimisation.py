@@ -539,7 +539,8 @@ class Optimisation:
             lines.append(f"  {row['candidate']:<8} {what}{where}")
             lines.append("           " + "; ".join(_with_interval(row, m) + ("" if row["candidate"] == BASELINE else f" ({_signed(row[f'{m}_diff'])} vs baseline)")
                                                    for m in self.objectives)
-                         + (f"; constraints met at {percent_text(row['p_feasible'])} of the fresh seeds" if c.constraints else ""))
+                         + "".join(f"; {x.text}: margin {_signed(row[margin_column(x)])}" for x in c.parsed_constraints)
+                         + (f"; met at {percent_text(row['p_feasible'])} of the fresh seeds" if c.constraints else ""))
         if list(self.front["candidate"]) == [BASELINE]:
             lines.append("  nothing the search found beats the scenario as it is within the constraints: keep it")
         elif not len(self.front):
@@ -548,10 +549,11 @@ class Optimisation:
         return "\n".join(lines)
 
     def distinguish_lines(self) -> list[str]:
-        """Which front points cannot be told apart from another candidate or the baseline."""
-        lines = []
+        """Which front points cannot be told apart from another candidate or the baseline (each pair once)."""
+        lines, said = [], set()
         for _, row in self.front.iterrows():
-            same = [s for s in row["indistinguishable_from"].split(",") if s]
+            same = [s for s in row["indistinguishable_from"].split(",") if s and s not in said]
+            said.add(row["candidate"])
             if same:
                 lines.append(f"{row['candidate']} is not distinguishable from {', '.join(same)} (every objective's paired 95 % interval includes 0)")
         return lines
