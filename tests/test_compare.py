@@ -217,7 +217,7 @@ def test_a_typo_in_an_experiment_file_names_the_file_and_key(tmp_path, capsys):
 def test_every_shipped_experiment_is_valid(name):
     _, spec = load_experiment(name)
     assert spec.description
-    if spec.sensitivity is not None or spec.calibration is not None:  # a research experiment (tests/test_sensitivity.py, test_calibration.py)
+    if spec.sensitivity is not None or spec.calibration is not None or spec.optimisation is not None:  # a research experiment (tests/test_sensitivity.py, test_calibration.py, test_optimise.py)
         return
     assert len(spec.strategies) >= 2 and spec.sweep is not None
     configs = strategy_configs(spec)  # every strategy composes: scenario names and keys exist
