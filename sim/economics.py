@@ -43,18 +43,13 @@ BEFORE_CONTRIBUTION = ("goods", "variable", "incentive", "fraud")
 #: days of recent contribution per user the terminal value carries forward
 TERMINAL_WINDOW = 28
 
-#: what each line of the statement means (the run report explains every line with these)
+#: what each line of the statement means (the run report explains every line with these; each
+#: account's own line is in ``ACCOUNTS``)
 LINES = {
     "gmv": "value of all orders at the prices buyers paid (first-party and marketplace)",
     "revenue": "commission + first-party sales + advertising + fees",
-    "revenue_commission": "take rate x GMV of the marketplace (merchants' sales)",
-    "revenue_first_party": "sales of the goods the platform sells itself (first-party share of GMV)",
-    "revenue_ads": "advertising revenue per visit",
-    "revenue_membership_fees": "paid membership fees",
     "goods_cost": "what the first-party goods cost the platform (their sales x (1 - gross margin))",
     "variable_cost": "payment processing on all GMV and fulfilment of first-party orders",
-    "cost_payment": "payment processing: a share of every yuan paid (WeChat Pay, Alipay)",
-    "cost_fulfilment": "warehousing and delivery of first-party orders, a share of their value",
     "incentive_cost": "rewards, coupons, subsidies and commissions the platform pays",
     "merchant_funded": "the merchants' share of co-funded discounts (a memo: not the platform's cost)",
     "fraud_loss": "what fake accounts and orders took, and the cost of screening them",
@@ -190,7 +185,7 @@ def settle_day(economics: Economics, platform, basket_total: float, visits: int,
     """Book a day's platform-level lines: commission and first-party sales on today's GMV, the cost
     of first-party goods, payment and fulfilment, advertising on visits, the fixed operating cost."""
     first = platform.first_party_share
-    economics.book("commission", platform.take_rate * (1.0 - first) * basket_total if first else platform.take_rate * basket_total)
+    economics.book("commission", platform.take_rate * (1.0 - first) * basket_total)  # (x 1.0 is exact: a marketplace's as before)
     economics.book("ads", platform.ad_revenue_per_visit_rmb * visits)
     if first:
         economics.book("first_party", first * basket_total)

@@ -155,12 +155,13 @@ def pnl_rows(summary: dict, daily: pd.DataFrame, cfg) -> list[tuple[str, float, 
         rows.append((label, summary[name], summary[name] / gmv, LINES[name], "line"))
 
     def accounts(category: str) -> None:
+        prefix = "revenue" if category == "revenue" else "cost"
         booked = [a for a, cat in economics.category.items() if cat == category
-                  and daily.get(f"{'revenue' if cat == 'revenue' else 'cost'}_{a}", pd.Series(dtype=float)).any()]
+                  and daily.get(f"{prefix}_{a}", pd.Series(dtype=float)).any()]
         if len(booked) == 1 and TOTALS[category].startswith(booked[0]):  # (one account: the line says it)
             return
         for account in booked:
-            amount = float(daily[f"{'revenue' if category == 'revenue' else 'cost'}_{account}"].sum())
+            amount = float(daily[f"{prefix}_{account}"].sum())
             what = ACCOUNTS.get(account, account.replace("_", " "))
             if account in economics.platform_share:
                 what += f" (the platform's {economics.platform_share[account]:.0%}; merchants fund the rest)"
