@@ -15,17 +15,53 @@ Python entry points::
     o = sim.optimise("referral_budget")        # the front after re-evaluation: o.front, o.trials, o.path (study.db)
 """
 
-from sim.version import __version__  # noqa: E402
-from sim.config import SimConfig, compose  # noqa: E402
-from sim.engine import GrowthModel  # noqa: E402
-from sim.experiment import Comparison, compare  # noqa: E402
-from sim.runs import RunResult, load_run, run, simulate  # noqa: E402
-from sim.schema import ConfigError, SimulationError  # noqa: E402
-from sim.analysis.validation import Validation, validate  # noqa: E402
-from sim.check import CheckResult, run_checks  # noqa: E402
-from sim.analysis.sensitivity import Sensitivity, sensitivity  # noqa: E402
-from sim.analysis.calibration import Calibration, calibrate  # noqa: E402
-from sim.analysis.optimisation import Optimisation, optimise, optimize  # noqa: E402
+from typing import TYPE_CHECKING
+
+from sim.version import __version__
+
+#: Every public name and the module that defines it. They are imported on first use (PEP 562), so that
+#: ``import sim`` and the commands that simulate nothing (``sim keys``, ``sim scenarios``, a refused
+#: value) do not pay for the engine, Mesa, pandas or the compiled kernels.
+_PUBLIC = {
+    "SimConfig": "sim.config", "compose": "sim.config",
+    "GrowthModel": "sim.engine",
+    "Comparison": "sim.experiment", "compare": "sim.experiment",
+    "RunResult": "sim.runs", "load_run": "sim.runs", "run": "sim.runs", "simulate": "sim.runs",
+    "ConfigError": "sim.schema", "SimulationError": "sim.schema",
+    "Validation": "sim.analysis.validation", "validate": "sim.analysis.validation",
+    "CheckResult": "sim.check", "run_checks": "sim.check",
+    "Sensitivity": "sim.analysis.sensitivity", "sensitivity": "sim.analysis.sensitivity",
+    "Calibration": "sim.analysis.calibration", "calibrate": "sim.analysis.calibration",
+    "Optimisation": "sim.analysis.optimisation", "optimise": "sim.analysis.optimisation", "optimize": "sim.analysis.optimisation",
+}
+
+
+def __getattr__(name: str):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sim' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})
+
+
+if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
+    from sim.analysis.calibration import Calibration, calibrate
+    from sim.analysis.optimisation import Optimisation, optimise, optimize
+    from sim.analysis.sensitivity import Sensitivity, sensitivity
+    from sim.analysis.validation import Validation, validate
+    from sim.check import CheckResult, run_checks
+    from sim.config import SimConfig, compose
+    from sim.engine import GrowthModel
+    from sim.experiment import Comparison, compare
+    from sim.runs import RunResult, load_run, run, simulate
+    from sim.schema import ConfigError, SimulationError
 
 __all__ = ["Calibration", "CheckResult", "Comparison", "ConfigError", "GrowthModel", "Optimisation", "RunResult", "SimConfig", "Sensitivity",
            "SimulationError", "Validation", "__version__",

@@ -15,7 +15,15 @@ One command measures, each in a fresh subprocess (so that peak memory, read from
    engine's own graph and neighbour gathers, not a full model run): the ratio of node-steps per
    second, and the mean final cascade sizes of both as a check that they compute the same thing;
 4. scaling: the engine over a sweep of population sizes (degree 20) and of average degrees (100k
-   people), with fits showing that the cost per simulated day grows linearly in people and in edges.
+   people), with fits showing that the cost per simulated day grows linearly in people and in edges;
+5. horizons: a five-year run against a one-year run at 100k people (cost per simulated day of both);
+6. a market of ten million people, every mechanism, a year: time and peak memory (or the memory
+   estimate's refusal where the machine has too little);
+7. what a user waits for: whole commands, each a fresh process timed from outside (the median of a
+   few runs), with the wall time each should stay within: commands that simulate nothing, ``sim run``
+   of the default and of every mechanism with the part of the wall time outside the simulated days,
+   writing a run folder (plots included), and loading the compiled kernels (a process's first tiny
+   run minus a second one).
 
 It writes ``results/bench/<date>.json`` and ``results/bench/<date>.png`` (the scaling plot) and prints
 a table. Times are wall-clock seconds; CPU seconds are recorded too, and so is the load average,
@@ -30,6 +38,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +55,23 @@ REFERENCE_PEOPLE = 10_000
 #: a busy market for the second reference comparison: most of the 10k people are users at once (about
 #: 4,900 a day on average instead of about 300), where the Mesa model's cost per user shows
 BUSY_MARKET = ("adoption.external_rate=0.02", "behaviour.churn.base_hazard=0.02")
+LONG_HORIZON = 5 * 365
+LONG_PEOPLE = 100_000
+LARGE_PEOPLE = 10_000_000
+#: Whole commands as a user types them, and the wall time each should stay within on a two-core
+#: machine (runs write into a temporary folder that is removed afterwards).
+COMMANDS = (
+    ("sim keys", ("keys",), 0.5),
+    ("sim scenarios", ("scenarios",), 0.5),
+    ("sim config", ("config",), 0.5),
+    ("sim run population.size=abc (refused)", ("run", "population.size=abc"), 0.5),
+    ("sim run", ("run", "-q"), 3.0),
+    ("sim run scenario=all_mechanisms", ("run", "-q", "scenario=all_mechanisms"), 3.5),
+)
+OUTSIDE_DAYS_TARGET = 1.5  # seconds of a `sim run` outside its simulated days (imports, composing, building, writing)
+FOLDER_TARGET = 1.0  # seconds to write a run folder of 100k people, plots included
+KERNEL_TARGET = 0.3  # seconds to load the compiled kernels in a fresh process
+COMMAND_RUNS = 3
 IC_PEOPLE = 10_000
 IC_PROBABILITY = 0.1
 IC_SEED_FRACTION = 0.01
@@ -83,7 +109,7 @@ def worker_model(spec: dict) -> dict:
     import sim
 
     cfg = sim.compose(spec["scenario"], spec["overrides"], seed=spec.get("seed", 0))
-    warmup_s = 0.0
+    warmup_s = kernel_load_s = 0.0
     if spec["kind"] == "reference":
         from sim.reference import ReferenceModel
 
@@ -93,8 +119,10 @@ def worker_model(spec: dict) -> dict:
         # first run, with a tiny run of the same scenario over the same days (some kernels are first
         # needed late: win-back's after a month, campaigns on their days): a one-off cost per
         # process, reported apart so that the time per day is the engine's steady state.
-        tiny = [o for o in spec["overrides"] if not o.startswith("population.size=")]
-        _, warmup_s, _ = _timed(lambda: sim.GrowthModel(sim.compose(spec["scenario"], [*tiny, "population.size=1000"])).run())
+        tiny = sim.compose(spec["scenario"], [*(o for o in spec["overrides"] if not o.startswith("population.size=")), "population.size=1000"])
+        _, warmup_s, _ = _timed(lambda: sim.GrowthModel(tiny).run())
+        _, again_s, _ = _timed(lambda: sim.GrowthModel(tiny).run())  # the same run, kernels loaded
+        kernel_load_s = max(warmup_s - again_s, 0.0)
         model, build_s, build_cpu = _timed(lambda: sim.GrowthModel(cfg))
     _, sim_s, sim_cpu = _timed(model.run)
     people, days = cfg.population.size, cfg.horizon
@@ -104,11 +132,77 @@ def worker_model(spec: dict) -> dict:
         edges, user_days = int(model.graph.indices.size), float(model.metrics.series["users"].sum())
     return {
         "kind": spec["kind"], "scenario": cfg.scenario, "people": people, "directed_edges": edges, "days": days,
-        "mechanisms": cfg.enabled(), "warmup_s": warmup_s, "build_s": build_s, "build_cpu_s": build_cpu, "simulate_s": sim_s,
+        "mechanisms": cfg.enabled(), "warmup_s": warmup_s, "kernel_load_s": kernel_load_s, "build_s": build_s, "build_cpu_s": build_cpu, "simulate_s": sim_s,
         "simulate_cpu_s": sim_cpu, "ms_per_day": 1e3 * sim_s / days, "cpu_ms_per_day": 1e3 * sim_cpu / days,
         "people_days_per_s": people * days / sim_s, "user_days": user_days, "user_days_per_s": user_days / sim_s,
         "peak_mb": _peak_mb(),
     }
+
+
+def worker_folder(spec: dict) -> dict:
+    """Simulate, then time writing the run folder (tables, plots, report) into a temporary folder."""
+    import tempfile
+
+    import sim
+    from sim.runs import write_run_folder
+
+    result = sim.run(spec["scenario"], spec["overrides"], seed=spec.get("seed", 0))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, wall, cpu = _timed(lambda: write_run_folder(result, Path(tmp)))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu += (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)  # figures drawn in child processes
+    return {"kind": "folder", "scenario": spec["scenario"], "people": result.config.population.size,
+            "write_s": wall, "write_cpu_s": cpu, "simulate_s": result.summary["simulate_seconds"]}
+
+
+def time_command(argv: Sequence[str], runs: int = COMMAND_RUNS, timeout: float = 600) -> dict:
+    """A whole ``sim`` command in fresh processes: median wall and CPU seconds (its own and its
+    children's) over ``runs`` runs; for a run, the median of its simulated days' seconds (from the
+    run folder's summary). The exit code of the last run is recorded. (No peak memory: a child's
+    ``ru_maxrss`` starts from this process's size, which it is forked from; the engine table has
+    the runs' peaks.)"""
+    import tempfile
+
+    walls, cpus, days = [], [], []
+    code = None
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "sim.cli", *argv, *([f"out={tmp}/runs"] if argv[0] == "run" else [])]
+            with open(Path(tmp) / "stdout", "w+") as out, open(Path(tmp) / "stderr", "w+") as err:
+                t = time.perf_counter()
+                proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+                try:
+                    _, status, usage = _wait4(proc.pid, timeout)
+                except TimeoutError:
+                    proc.kill()
+                    proc.wait()
+                    return {"error": f"timed out after {timeout:.0f} s"}
+                walls.append(time.perf_counter() - t)
+                proc.returncode = code = os.waitstatus_to_exitcode(status)
+                cpus.append(usage.ru_utime + usage.ru_stime)
+                out.seek(0)
+                folder = out.read().strip().splitlines()
+            if argv[0] == "run" and code == 0 and folder:
+                days.append(json.loads((Path(folder[-1]) / "summary.json").read_text())["simulate_seconds"])
+    row = {"wall_s": float(np.median(walls)), "cpu_s": float(np.median(cpus)), "exit": code, "runs": runs,
+           "wall_s_all": walls}
+    if days:
+        row["simulate_s"] = float(np.median(days))
+        row["outside_days_s"] = float(np.median(np.array(walls) - np.array(days)))
+    return row
+
+
+def _wait4(pid: int, timeout: float):
+    """``os.wait4`` (the child's own resource use, which ``subprocess`` would discard) with a timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done_pid, status, usage = os.wait4(pid, os.WNOHANG)
+        if done_pid == pid:
+            return done_pid, status, usage
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        time.sleep(0.005)
 
 
 def csr_independent_cascade(graph, p: float, seeds: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
@@ -194,6 +288,8 @@ def _worker_main(spec_json: str) -> int:
     try:
         if spec["kind"] == "ic":
             result = worker_ic(spec)
+        elif spec["kind"] == "folder":
+            result = worker_folder(spec)
         elif spec["kind"] == "pair":  # the engine, then the reference model, on one configuration
             result = {k: worker_model({**spec, "kind": k}) for k in ("engine", "reference")}
         else:
@@ -229,16 +325,28 @@ class Plan:
     reference_people: int = REFERENCE_PEOPLE
     ic_people: int = IC_PEOPLE
     ic_runs: int = IC_RUNS
+    long_horizon: int = LONG_HORIZON
+    long_people: int = LONG_PEOPLE
+    large_people: int = LARGE_PEOPLE
+    folder_people: int = 100_000
+    commands: tuple[tuple[str, tuple[str, ...], float], ...] = COMMANDS
+    command_runs: int = COMMAND_RUNS
     reference: bool = True
     ic: bool = True
     scaling: bool = True
+    horizons: bool = True
+    large: bool = True
+    whole: bool = True
     notes: list[str] = field(default_factory=list)
 
     @classmethod
     def quick(cls) -> Plan:
         """A tiny plan that exercises every part in seconds (for tests and a first look)."""
+        small = ("population.size=2000", "horizon=20")
+        commands = tuple((label, (*argv, *small) if argv[0] == "run" and "-q" in argv else argv, limit) for label, argv, limit in COMMANDS)
         return cls(sizes=(2_000, 5_000), scaling_sizes=(2_000, 5_000), degrees=(10, 20), degree_people=5_000,
-                   horizon=20, reference_people=2_000, ic_people=2_000, ic_runs=2)
+                   horizon=20, reference_people=2_000, ic_people=2_000, ic_runs=2, long_horizon=60, long_people=2_000,
+                   large_people=20_000, folder_people=2_000, commands=commands, command_runs=1)
 
 
 def engine_spec(people: int, degree: float, horizon: int) -> dict:
@@ -281,6 +389,21 @@ def run_bench(plan: Plan, progress=print) -> dict:
         record["scaling"] = {"by_people": by_people, "by_degree": by_degree,
                              "fit_people": scaling_fit(by_people, "people"),
                              "fit_edges": scaling_fit(by_degree, "directed_edges")}
+    if plan.horizons:
+        progress(f"horizons: {plan.long_people:,} people over {plan.long_horizon} days and over {plan.horizon} ...")
+        record["horizons"] = {"short": engine(plan.long_people, DEGREE),
+                              "long": run_worker(engine_spec(plan.long_people, DEGREE, plan.long_horizon))}
+    if plan.large:
+        progress(f"a large market: {plan.large_people:,} people, {plan.horizon} days (minutes) ...")
+        record["large"] = engine(plan.large_people, DEGREE)
+    if plan.whole:
+        record["commands"] = []
+        for label, argv, limit in plan.commands:
+            progress(f"whole command: {label} ...")
+            record["commands"].append({"label": label, "argv": list(argv), "target_s": limit, **time_command(argv, plan.command_runs)})
+        progress(f"writing a run folder: all_mechanisms, {plan.folder_people:,} people ...")
+        record["folder"] = run_worker({"kind": "folder", "scenario": "all_mechanisms",
+                                       "overrides": [f"population.size={plan.folder_people}", f"horizon={plan.horizon}"]})
     record["machine"]["load_average_end"] = os.getloadavg()
     return record
 
@@ -323,10 +446,11 @@ def table(record: dict) -> str:
             continue
         lines.append(f"{r['people']:>10,} {_num(r['directed_edges'], 1):>9} {r['build_s']:>8.2f} {r['ms_per_day']:>8.2f} "
                      f"{_num(r['people_days_per_s']):>14} {r['peak_mb']:>8.0f} {r['build_cpu_s'] + r['simulate_cpu_s']:>7.2f}")
-    loads = [r["warmup_s"] for r in record["engine"] if "warmup_s" in r]
+    loads = [r["kernel_load_s"] for r in record["engine"] if "kernel_load_s" in r]
     if loads:
-        lines.append(f"(each process first loads the compiled kernels, cached on disk, with a tiny run: {min(loads):.2f}-"
-                     f"{max(loads):.2f} s, not in the figures above)")
+        lines.append(f"(each process first loads the compiled kernels, cached on disk: {min(loads):.2f}-{max(loads):.2f} s, "
+                     f"within {KERNEL_TARGET} s: {_verdict(max(loads), KERNEL_TARGET)}; measured as a tiny run's first time minus "
+                     "its second, not in the figures above)")
     for key, market in (("reference", ""), ("reference_busy", f" with {', '.join(BUSY_MARKET)} (a busy market)")):
         ref = record.get(key)
         if not ref:
@@ -365,10 +489,66 @@ def table(record: dict) -> str:
                 upper = f" (upper half {f['loglog_slope_upper']:.2f})" if f["loglog_slope_upper"] is not None else ""
                 lines.append(f"scaling of CPU time per simulated day with {label}: log-log slope {f['loglog_slope']:.2f}{upper}; "
                              f"straight line t = a + b x with R^2 {f['linear_r2']:.3f}")
+    lines += _more_rows(record)
     load = record["machine"]
     lines.append(f"\nload average {load['load_average_start'][0]:.1f} at start, {load['load_average_end'][0]:.1f} at end "
                  f"on {load['cpus']} CPUs (wall times stretch with load; cpu s is the process's own time)")
     return "\n".join(lines)
+
+
+def _verdict(value: float, limit: float) -> str:
+    return "ok" if value <= limit else "over"
+
+
+def _more_rows(record: dict) -> list[str]:
+    """The horizons, the large market and the whole commands, as table lines."""
+    lines = []
+    hz = record.get("horizons")
+    if hz:
+        lines.append("")
+        short, long_ = hz["short"], hz["long"]
+        if "error" in short or "error" in long_:
+            lines.append(f"horizons: error: {short.get('error') or long_.get('error')}")
+        else:
+            ratio = long_["cpu_ms_per_day"] / short["cpu_ms_per_day"]
+            lines.append(f"horizons, {short['people']:,} people: {long_['days']} days cost {long_['cpu_ms_per_day']:.2f} cpu ms a day "
+                         f"({long_['simulate_cpu_s']:.1f} cpu s), {short['days']} days {short['cpu_ms_per_day']:.2f} "
+                         f"({short['simulate_cpu_s']:.1f} cpu s): {ratio:.2f}x per day")
+    big = record.get("large")
+    if big:
+        lines.append("")
+        if "error" in big:
+            lines.append(f"large market: error: {big['error']}")
+        else:
+            lines.append(f"large market: {big['people']:,} people, {_num(big['directed_edges'], 1)} directed edges, {big['days']} days: "
+                         f"build {big['build_s']:.1f} s, simulate {big['simulate_s']:.1f} s ({big['ms_per_day']:.0f} ms a day), "
+                         f"peak {big['peak_mb'] / 1024:.1f} GB")
+    commands = record.get("commands")
+    if commands:
+        runs = commands[0].get("runs", 1)
+        lines.append("")
+        lines.append(f"whole commands (a fresh process each, median of {runs} run{'s' if runs > 1 else ''}; 'within': the wall time "
+                     "each should stay within):")
+        lines.append(f"  {'command':<40} {'wall s':>7} {'within':>7} {'cpu s':>7}")
+        for c in commands:
+            if "error" in c:
+                lines.append(f"  {c['label']:<40} error: {c['error']}")
+                continue
+            line = (f"  {c['label']:<40} {c['wall_s']:>7.2f} {c['target_s']:>7.1f} {c['cpu_s']:>7.2f}  "
+                    f"{_verdict(c['wall_s'], c['target_s'])}")
+            if "outside_days_s" in c:
+                line += (f"; simulated days {c['simulate_s']:.2f} s, the rest {c['outside_days_s']:.2f} s (within "
+                         f"{OUTSIDE_DAYS_TARGET}: {_verdict(c['outside_days_s'], OUTSIDE_DAYS_TARGET)})")
+            lines.append(line)
+    folder = record.get("folder")
+    if folder:
+        if "error" in folder:
+            lines.append(f"  writing a run folder: error: {folder['error']}")
+        else:
+            lines.append(f"  writing a run folder ({folder['scenario']}, {folder['people']:,} people, tables, plots and report): "
+                         f"{folder['write_s']:.2f} s wall, {folder['write_cpu_s']:.2f} cpu s (within {FOLDER_TARGET} s: "
+                         f"{_verdict(folder['write_s'], FOLDER_TARGET)})")
+    return lines
 
 
 def scaling_plot(record: dict, path: Path) -> Path | None:
@@ -440,6 +620,9 @@ def plan_from_args(args) -> Plan:
     plan.reference = not args.no_reference
     plan.ic = not args.no_ic
     plan.scaling = not args.no_scaling
+    plan.horizons = not args.no_horizons
+    plan.large = not args.no_large
+    plan.whole = not args.no_commands
     return plan
 
 

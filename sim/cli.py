@@ -180,7 +180,6 @@ def warn_changed_inputs(config: Path, cfg) -> None:
 def cmd_run(args) -> int:
     from sim.config import compose, load_yaml, validate
     from sim.folders import prepare_parent
-    from sim.runs import simulate, write_run_folder
     from sim.schema import SimulationError, to_plain
 
     if args.multirun:
@@ -194,6 +193,8 @@ def cmd_run(args) -> int:
         cfg = compose(None, args.overrides, warn=True)
     out = Path(cfg.out)
     prepare_parent(out)  # fail before simulating if results cannot be written
+    from sim.runs import simulate, write_run_folder  # (the engine: not imported for a refused value)
+
     try:
         with progress_bar(f"{cfg.scenario} seed {cfg.seed}", cfg.horizon, args.quiet, unit="day") as advance:
             result = simulate(cfg, progress=lambda m: (_checkpoint(), advance(m.day + 1)))
@@ -643,6 +644,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-reference", action="store_true", help="skip the plain Mesa reference model")
     p.add_argument("--no-ic", action="store_true", help="skip the independent cascade against NDlib")
     p.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep and its plot")
+    p.add_argument("--no-horizons", action="store_true", help="skip the five-year horizon against one year")
+    p.add_argument("--no-large", action="store_true", help="skip the market of ten million people (minutes, about 10 GB)")
+    p.add_argument("--no-commands", action="store_true", help="skip the whole commands (sim run, sim keys, ...) and run-folder writing")
     p.add_argument("--out", default="results/bench", help="folder for <date>.json and <date>.png (default results/bench)")
     p.set_defaults(func=cmd_bench)
     return parser

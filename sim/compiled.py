@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 from pathlib import Path
-
-import numba
-from numba.core import caching
-from numba.extending import register_jitable
 
 #: Files and folders of a package (relative to it) outside the compiled model layer: editing them
 #: never invalidates compiled code.
@@ -61,49 +58,99 @@ def _process_stamp(root: Path) -> bytes:
     return sources_stamp(root)
 
 
-class _PackageStamp:
-    """Stamps a cache entry with the hash of its package's model layer, not of its own file (a
-    module outside any package, such as a script, keeps numba's stamp of its own file)."""
+@functools.lru_cache(maxsize=None)
+def _numba():
+    """Import numba and define what this module needs of it: once, when the first compiled function is
+    called (commands that simulate nothing never import numba; it costs about 0.2 s). Formulas declared
+    before then are registered with numba here, before any compiled pass that calls them is compiled."""
+    import numba
+    from numba.core import caching
+    from numba.extending import register_jitable, typeof_impl
 
-    def get_source_stamp(self):
-        root = package_root(self._py_file)
-        if not (root / "__init__.py").is_file():
-            return super().get_source_stamp()
-        return _process_stamp(root)
+    class _PackageStamp:
+        """Stamps a cache entry with the hash of its package's model layer, not of its own file (a
+        module outside any package, such as a script, keeps numba's stamp of its own file)."""
+
+        def get_source_stamp(self):
+            root = package_root(self._py_file)
+            if not (root / "__init__.py").is_file():
+                return super().get_source_stamp()
+            return _process_stamp(root)
+
+    class _UserProvidedLocator(_PackageStamp, caching.UserProvidedCacheLocator):
+        pass
+
+    class _InTreeLocator(_PackageStamp, caching.InTreeCacheLocator):
+        pass
+
+    class _UserWideLocator(_PackageStamp, caching.UserWideCacheLocator):
+        pass
+
+    class _CacheImpl(caching.CompileResultCacheImpl):
+        _locator_classes = [_UserProvidedLocator, _InTreeLocator, _UserWideLocator]
+
+    class _Cache(caching.FunctionCache):
+        _impl_class = _CacheImpl
+
+    # A compiled function that calls another sees a Kernel as a module global: numba types it as the
+    # dispatcher it stands for (and inlines that, as it would a dispatcher named directly).
+    typeof_impl.register(Kernel)(lambda kernel, context: typeof_impl(kernel.dispatcher(), context))
+    with _LOCK:
+        for fn in _FORMULAS:
+            register_jitable(fn)
+        _NUMBA_READY.append(register_jitable)
+    return numba, _Cache
 
 
-class _UserProvidedLocator(_PackageStamp, caching.UserProvidedCacheLocator):
-    pass
+_LOCK = threading.RLock()
+_FORMULAS: list = []  # formulas declared before numba was imported, registered when it is
+_NUMBA_READY: list = []  # numba's register_jitable, once numba is imported
 
 
-class _InTreeLocator(_PackageStamp, caching.InTreeCacheLocator):
-    pass
+class Kernel:
+    """A compiled function: the Python function, compiled by numba (or loaded from the on-disk cache)
+    the first time it is called. Calls, ``py_func`` and numba's attributes (``signatures``, ``stats``)
+    behave as they do on numba's dispatcher."""
+
+    def __init__(self, fn):
+        functools.update_wrapper(self, fn)
+        self.py_func = fn
+        self._dispatcher = None
+
+    def dispatcher(self):
+        """numba's dispatcher of this function (the function itself under ``NUMBA_DISABLE_JIT=1``)."""
+        if self._dispatcher is None:
+            numba, cache = _numba()
+            with _LOCK:
+                if self._dispatcher is None:
+                    dispatcher = numba.njit(nogil=True, error_model="numpy")(self.py_func)
+                    if isinstance(dispatcher, numba.core.dispatcher.Dispatcher):  # not under NUMBA_DISABLE_JIT
+                        try:
+                            dispatcher._cache = cache(dispatcher.py_func)
+                        except RuntimeError:  # "cannot cache function ...: no locator available"
+                            pass
+                    self._dispatcher = dispatcher
+        return self._dispatcher
+
+    def __call__(self, *args, **kwargs):
+        return (self._dispatcher or self.dispatcher())(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name == "_dispatcher":
+            raise AttributeError(name)
+        return getattr(self.dispatcher(), name)
+
+    def __repr__(self) -> str:
+        return f"<compiled function {self.__module__}.{self.__qualname__}>"
 
 
-class _UserWideLocator(_PackageStamp, caching.UserWideCacheLocator):
-    pass
-
-
-class _CacheImpl(caching.CompileResultCacheImpl):
-    _locator_classes = [_UserProvidedLocator, _InTreeLocator, _UserWideLocator]
-
-
-class _Cache(caching.FunctionCache):
-    _impl_class = _CacheImpl
-
-
-def jit(fn):
+def jit(fn) -> Kernel:
     """The decorator every compiled function uses: compiled without the GIL, with numpy's error model
     (a division by zero gives inf or nan, as in numpy, instead of raising), cached on disk under the
     hash of the package's model layer (see the module docstring); compiled afresh in each process
-    where no cache location is writable (set ``NUMBA_CACHE_DIR`` to a writable directory there)."""
-    dispatcher = numba.njit(nogil=True, error_model="numpy")(fn)
-    if isinstance(dispatcher, numba.core.dispatcher.Dispatcher):  # not under NUMBA_DISABLE_JIT
-        try:
-            dispatcher._cache = _Cache(dispatcher.py_func)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            pass
-    return dispatcher
+    where no cache location is writable (set ``NUMBA_CACHE_DIR`` to a writable directory there).
+    Compiled on first call (:class:`Kernel`): importing a module of compiled functions costs nothing."""
+    return Kernel(fn)
 
 
 def formula(fn):
@@ -111,7 +158,12 @@ def formula(fn):
     once. Called from Python it runs as written, with numpy's arithmetic (on whole arrays too, where
     it uses numpy's functions: ``np.minimum``, not ``min``); called from a compiled pass it is
     compiled with that pass (numba's ``register_jitable``; LLVM inlines functions this small)."""
-    return register_jitable(fn)
+    with _LOCK:
+        if _NUMBA_READY:
+            _NUMBA_READY[0](fn)
+        else:
+            _FORMULAS.append(fn)
+    return fn
 
 
-__all__ = ["UNCOMPILED", "formula", "jit", "model_sources", "package_root", "sources_stamp"]
+__all__ = ["UNCOMPILED", "Kernel", "formula", "jit", "model_sources", "package_root", "sources_stamp"]

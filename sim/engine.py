@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import mesa
 import numpy as np
 
 from sim import behaviour as bh
@@ -26,12 +25,15 @@ from sim.config import SimConfig
 from sim.diffusion import Diffusion
 from sim.economics import Economics, settle_day
 from sim.graph import build_graph
+from sim.lazy_mesa import import_mesa
 from sim.mechanisms import REGISTRY, STAGES
 from sim.memory import check_memory
 from sim.metrics import Recorder
 from sim.population import Population, category_popularity
 from sim.streams import Streams, choice_cdf, draw_choice
 from sim.vocabulary import CHANNELS, ORDER_SOURCES, State
+
+mesa = import_mesa()  # Mesa without the subpackages the engine never uses (sim.lazy_mesa)
 
 ORGANIC = CHANNELS.index("organic")
 EMPTY = np.zeros(0, dtype=np.int64)

@@ -42,6 +42,17 @@ def test_quick_bench_measures_every_part_and_writes_json_and_plot(tmp_path):
     assert record["ic"]["ndlib"]["node_steps_per_s"] > 0 and record["ic"]["ratio"] > 0
     assert record["scaling"]["fit_people"] is not None
     assert "people-days/s" in done.stdout and "engine / Mesa" in done.stdout and "engine / NDlib" in done.stdout
+    assert all(r["kernel_load_s"] >= 0 for r in record["engine"])
+    assert record["horizons"]["long"]["days"] == 60 and record["horizons"]["short"]["days"] == 20
+    assert record["large"]["people"] == 20_000 and record["large"]["peak_mb"] > 50
+    commands = {c["label"]: c for c in record["commands"]}
+    assert len(commands) == 6 and all(c["wall_s"] > 0 and c["cpu_s"] > 0 for c in commands.values())
+    assert commands["sim run population.size=abc (refused)"]["exit"] == 2
+    assert all(c["exit"] == 0 for label, c in commands.items() if "refused" not in label)
+    run = commands["sim run scenario=all_mechanisms"]
+    assert 0 < run["simulate_s"] < run["wall_s"] and run["outside_days_s"] == pytest.approx(run["wall_s"] - run["simulate_s"])
+    assert 0 < record["folder"]["write_s"] and record["folder"]["people"] == 2000
+    assert "whole commands" in done.stdout and "writing a run folder" in done.stdout and "horizons" in done.stdout
 
 
 def test_bad_sizes_are_one_line_and_exit_code_2():
@@ -57,7 +68,7 @@ def test_bad_sizes_are_one_line_and_exit_code_2():
 ])
 def test_sizes_or_a_horizon_the_model_refuses_are_one_line_exit_2_and_no_results_file(tmp_path, flags, message):
     done = subprocess.run([sys.executable, "-m", "sim.cli", "bench", "--quick", *flags, "--no-reference", "--no-ic", "--no-scaling",
-                           "--out", str(tmp_path / "bench")], capture_output=True, text=True, timeout=300)
+                           "--no-horizons", "--no-large", "--no-commands", "--out", str(tmp_path / "bench")], capture_output=True, text=True, timeout=300)
     assert (done.returncode, done.stderr) == (2, message + "\n")
     assert not (tmp_path / "bench").exists()  # no record of failed measurements
 
