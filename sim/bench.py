@@ -118,10 +118,11 @@ def worker_model(spec: dict) -> dict:
         # Load the compiled kernels (sim.kernels, cached on disk) once, as any process does on its
         # first run, with a tiny run of the same scenario over the same days (some kernels are first
         # needed late: win-back's after a month, campaigns on their days): a one-off cost per
-        # process, reported apart so that the time per day is the engine's steady state.
+        # process, reported apart so that the time per day is the engine's steady state. The same tiny
+        # run again, kernels loaded, tells the loading from the tiny run's own simulating.
         tiny = sim.compose(spec["scenario"], [*(o for o in spec["overrides"] if not o.startswith("population.size=")), "population.size=1000"])
         _, warmup_s, _ = _timed(lambda: sim.GrowthModel(tiny).run())
-        _, again_s, _ = _timed(lambda: sim.GrowthModel(tiny).run())  # the same run, kernels loaded
+        _, again_s, _ = _timed(lambda: sim.GrowthModel(tiny).run())
         kernel_load_s = max(warmup_s - again_s, 0.0)
         model, build_s, build_cpu = _timed(lambda: sim.GrowthModel(cfg))
     _, sim_s, sim_cpu = _timed(model.run)
