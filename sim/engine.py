@@ -114,6 +114,7 @@ class Today:
     core_orders: slice = field(default_factory=lambda: slice(0, 0))  # the core purchase's orders within buyers / basket
     core_positions: np.ndarray = field(default_factory=lambda: EMPTY)  # their buyers' positions in visitors
     counters: dict[str, float] = field(default_factory=dict)
+    buffers: dict[str, np.ndarray] | None = None  # the model's per-person scratch arrays, reused from day to day
     _visit_boost: np.ndarray | None = None
     _hazard_ratio: np.ndarray | None = None
 
@@ -172,15 +173,25 @@ class Today:
     def visit_boost(self) -> np.ndarray:
         """Today's additive visit log-odds per person (allocated on first use)."""
         if self._visit_boost is None:
-            self._visit_boost = np.zeros(self.n, dtype=np.float32)
+            self._visit_boost = self._per_person("visit_boost", 0.0)
         return self._visit_boost
 
     @property
     def hazard_ratio(self) -> np.ndarray:
         """Today's multiplicative churn-hazard ratio per person (allocated on first use)."""
         if self._hazard_ratio is None:
-            self._hazard_ratio = np.ones(self.n, dtype=np.float32)
+            self._hazard_ratio = self._per_person("hazard_ratio", 1.0)
         return self._hazard_ratio
+
+    def _per_person(self, name: str, value: float) -> np.ndarray:
+        """A float32 array of ``value`` per person: the model's array of that name from an earlier
+        day, filled again (a fresh array of a million people costs its page faults every day)."""
+        buffers = {} if self.buffers is None else self.buffers
+        array = buffers.get(name)
+        if array is None:
+            array = buffers[name] = np.empty(self.n, dtype=np.float32)
+        array.fill(value)
+        return array
 
 
 @dataclass(frozen=True)
@@ -219,6 +230,7 @@ class GrowthModel(mesa.Model):
         self.day = -1
         self.pending = Exposures()  # shares made yesterday, evaluated today
         self.today: Today | None = None  # the current day's scratch state (from the first step)
+        self._buffers: dict[str, np.ndarray] = {}  # per-person arrays of a day, reused the next (Today.buffers)
         self.diffusion = Diffusion.build(cfg.diffusion, self)  # a classic diffusion model, or None
         self.mechanisms = [REGISTRY[name](mc) for name, mc in cfg.mechanisms.items() if mc.enabled]
         for m in self.mechanisms:
@@ -250,7 +262,7 @@ class GrowthModel(mesa.Model):
         self.streams.new_day(self.day)
         self.economics.day = self.day
         room = len(self.today.exposures) if self.today is not None else 1024  # yesterday's count
-        self.today = Today(self.day, self.pop.n, exposures=self.pending, next_exposures=Exposures(room))
+        self.today = Today(self.day, self.pop.n, exposures=self.pending, next_exposures=Exposures(room), buffers=self._buffers)
         self.pending = self.today.next_exposures
         self._enter_market()
         if self.cfg.catalogue.breadth_growth:

@@ -5,16 +5,32 @@ The model's memory is a sum of arrays whose sizes the configuration fixes:
 - the social graph: ``indices`` (int32) and the per-edge invitation memory (uint8) per directed
   edge, ``indptr`` (int64) and ``degree`` (int32) per person; while a generator builds it, the
   edge-endpoint arrays and the conversion to CSR hold several more copies per edge
-  (``BUILD_BYTES_PER_EDGE``, measured on holme_kim, the most demanding generator);
+  (``BUILD_BYTES_PER_EDGE``, per generator: the most a generator needs over the graph it makes);
 - the people: about ``BYTES_PER_PERSON`` of columns (state, days, counters, satisfaction, need,
-  ...), plus room for each enabled mechanism's own columns and the day's temporary arrays;
+  ...), plus room for each enabled mechanism's own columns and arrays and the day's temporary arrays;
 - the recorder: cohort arrays of (horizon + ages) x channels x ages (stored by the day they describe),
   and each person's last order day;
 - the interpreter and the libraries (numpy, pandas, scipy, mesa, hydra): a fixed base.
 
-The constants below were fitted to the peak resident memory of real runs (``sim bench`` records
-it); the estimate errs on the high side. A configuration whose estimate exceeds the memory the
-machine has available is refused before the run with one line (exit code 2).
+The constants below were fitted to the peak resident memory of real runs (every mechanism on,
+holme_kim graph of average degree 20, a year; ``/usr/bin/time -v``, and the peak of the simulated
+days alone read from the kernel's high-water mark reset after the graph was built; all include the
+0.22 GB of the interpreter and libraries):
+
+============  ===============  ==========================  =========  ==========
+people        peak (building)  peak of the simulated days  estimate   estimate
+                                                           (build)    (days)
+============  ===============  ==========================  =========  ==========
+1,000,000     0.76 GB          0.64 GB                     0.81 GB    0.67 GB
+3,000,000     1.76 GB          1.29 GB                     1.94 GB    1.44 GB
+10,000,000    5.19 GB          3.45 GB                     5.89 GB    4.16 GB
+============  ===============  ==========================  =========  ==========
+
+Building the graph is the peak (holme_kim holds about 26 bytes per directed edge at its peak); while
+the days run, the graph is about 5.4 bytes per directed edge, the people's columns 73 bytes per
+person, the mechanisms' columns and arrays about 185 more with all thirteen on, and the recorder
+40 MB to 70 MB. The estimate errs on the high side. A configuration whose estimate exceeds the memory
+the machine has available is refused before the run with one line (exit code 2).
 """
 
 from __future__ import annotations
@@ -28,9 +44,14 @@ from sim.schema import ConfigError, excerpt
 
 BASE_BYTES = 250e6  # interpreter, numpy, pandas, scipy, mesa, hydra, matplotlib
 BYTES_PER_PERSON = 129.0  # core columns (~79 B), kernel scratch (5 B) and the day's temporaries over users
-BYTES_PER_PERSON_PER_MECHANISM = 16.0  # a mechanism's own columns (two float64 or so)
+BYTES_PER_PERSON_PER_MECHANISM = 11.0  # a mechanism's own columns and arrays (185 B measured for all 13)
 BYTES_PER_EDGE = 5.0  # int32 neighbour index + uint8 invitation memory, per directed edge
-BUILD_BYTES_PER_EDGE = 40.0  # peak while generating: endpoints, skeleton graph, CSR conversion
+#: peak while a generator builds a graph (endpoints, skeleton graph, CSR conversion), per directed
+#: edge of the graph made, measured at 1,000,000 people of average degree 20 (rounded up); plus
+#: ``BUILD_BYTES_PER_PERSON``
+BUILD_BYTES_PER_EDGE = {"holme_kim": 27.0, "er": 32.0, "ba": 15.0, "ws": 15.0, "sbm": 23.0, "regular": 35.0}
+BUILD_BYTES_PER_EDGE_OTHER = 40.0  # the other generators (lattice: at most a few edges per person)
+BUILD_BYTES_PER_PERSON = 24.0  # indptr (int64), degrees and row counts
 RECORDER_BYTES_PER_CELL = 16.0  # cohort retained (int32), alive (int32), gmv (float64)
 ENTRY_BYTES_PER_PERSON = 8.0  # a growing market: the people in order of entry (int64)
 RECORDER_BYTES_PER_PERSON = 4.0  # each person's last order day (int32), for the trailing-buyer columns
@@ -63,7 +84,7 @@ def estimate(cfg: SimConfig) -> MemoryEstimate:
     """The memory a run of ``cfg`` needs (no graph is built; an edge list is sized by its largest node id
     or ``# nodes:`` header and its lines, read without loading it)."""
     g, n = cfg.graph, cfg.population.size
-    build_per_edge = BUILD_BYTES_PER_EDGE
+    build_per_edge = BUILD_BYTES_PER_EDGE.get(g.kind, BUILD_BYTES_PER_EDGE_OTHER)
     if g.kind == "complete":
         edges = 0
     elif g.kind == "edgelist":
@@ -85,7 +106,7 @@ def estimate(cfg: SimConfig) -> MemoryEstimate:
         people=n,
         directed_edges=edges,
         graph_bytes=edges * BYTES_PER_EDGE + 12.0 * n,
-        build_bytes=edges * build_per_edge + 40.0 * n,
+        build_bytes=edges * build_per_edge + BUILD_BYTES_PER_PERSON * n,
         people_bytes=n * (BYTES_PER_PERSON + BYTES_PER_PERSON_PER_MECHANISM * mechanisms
                           + (ENTRY_BYTES_PER_PERSON if cfg.population.entry else 0.0)),
         recorder_bytes=(days + ages) * len(CHANNELS) * ages * RECORDER_BYTES_PER_CELL  # stored by the day described

@@ -379,3 +379,21 @@ def test_positions_in_equals_isin():
     mark = np.zeros(N_PEOPLE, dtype=bool)
     np.testing.assert_array_equal(positions_in(v, people, mark), np.flatnonzero(np.isin(v, people)))
     assert not mark.any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 50, width=32), max_size=200), st.floats(0.0625, 1, width=32), st.integers(1, 1200))
+def test_fading_equals_numpy_until_a_value_would_turn_subnormal(values, factor, days):
+    """Day after day, ``fade`` gives numpy's ``column *= factor`` while values are normal float32
+    numbers, and zero where numpy would reach a subnormal one (which it takes a hundred times longer
+    to multiply)."""
+    faded = np.array(values, dtype=np.float32)
+    plain = faded.copy()
+    factor = np.float32(factor)
+    tiny = np.finfo(np.float32).tiny
+    for _ in range(days):
+        kernels.fade(faded, factor)
+        plain *= factor
+        plain[plain < tiny] = 0.0  # numpy's value while normal; zero from the first subnormal one
+    assert np.array_equal(faded, plain)
+    assert not ((faded > 0) & (faded < tiny)).any()

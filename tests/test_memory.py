@@ -99,3 +99,25 @@ def test_the_memory_limit_of_the_process_own_cgroup_counts(tmp_path, v2):
     assert cgroup_available(proc, fs) == 3 * 2**30
     (proc.parent / "none").write_text("0::/\n")
     assert cgroup_available(proc.parent / "none", fs) == float("inf")
+
+
+def test_estimate_covers_what_every_mechanism_holds():
+    """With every mechanism on, the people's columns and the mechanisms' own arrays stay within the
+    estimate's share for people."""
+    from sim.bench import all_mechanisms_overrides
+
+    config = cfg(*all_mechanisms_overrides(), "population.size=20000", "horizon=30")
+    model = sim.GrowthModel(config)
+    model.run()
+    mechanisms = sum(v.nbytes for m in model.mechanisms for v in vars(m).values() if isinstance(v, np.ndarray))
+    held = model.graph.nbytes() + model.edge_sends.nbytes + model.pop.nbytes() + mechanisms
+    est = estimate(config)
+    assert est.graph_bytes + est.people_bytes >= held
+
+
+def test_building_the_default_graph_is_estimated_by_its_own_generator():
+    """Each generator is sized by its own cost per edge: the default (holme_kim) needs less than a
+    random regular graph of the same degree, and any kind fits in the old common bound of 40 bytes."""
+    a = estimate(cfg("population.size=100000"))
+    b = estimate(cfg("population.size=100000", "graph.kind=regular"))
+    assert a.build_bytes < b.build_bytes <= 40.0 * b.directed_edges + 40.0 * b.people

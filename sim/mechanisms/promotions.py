@@ -46,7 +46,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.compiled import jit
-from sim.kernels import positions_in
+from sim.kernels import fade, positions_in
 from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param, require
 from sim.vocabulary import CHANNELS
@@ -280,7 +280,7 @@ class Promotions(Mechanism):
 
     def retention(self, model) -> None:
         c, pop = self.config, model.pop
-        self.habit *= self.habit_decay
+        fade(self.habit, self.habit_decay)
         if c.withdrawal_hazard == 0 or any(not KINDS[r.campaign.kind]["new_only"] for r in self.runs):
             return  # a campaign for everyone is on: no withdrawal today
         _withdrawal(pop.user_index, self.habit, np.float32(0.01), np.float32(c.withdrawal_hazard),

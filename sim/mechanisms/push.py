@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim import kernels
 from sim.compiled import jit
 from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
@@ -74,7 +75,7 @@ class Push(Mechanism):
 
     def visit(self, model) -> None:
         c, pop, today = self.config, model.pop, model.today
-        self.fatigue *= np.float32(c.fatigue_decay)
+        kernels.fade(self.fatigue, np.float32(c.fatigue_decay))
         if c.per_day <= 0:
             return
         rng = self.rng(model)
