@@ -15,11 +15,15 @@ import contextlib
 import hashlib
 import json
 import os
+import pickle
 import shutil
+import signal
 import socket
 import tempfile
 import threading
 import time
+import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -352,3 +356,94 @@ def replace_entries(folder: Path, write: Callable[[Path], Any], last: str | None
         if lease is not None:
             lease.release()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class HelperProcess:
+    """Context manager: ``work()`` run by a forked child process while this one goes on, both writing
+    into the same temporary folder. The child shares this process's memory as it was at the fork
+    (frames are not copied or pickled). :meth:`wait` returns when the child has finished and raises
+    what it raised; leaving the block any other way (an error, Ctrl-C) kills the child and waits for
+    it, so nothing writes into the folder once its writer cleans it up, and no process is left behind.
+    Ctrl-C is this process's to handle: the child ignores it."""
+
+    def __init__(self, work: Callable[[], Any]):
+        self.work = work
+        self.pid: int | None = None
+        self._errors: int | None = None
+
+    def __enter__(self) -> HelperProcess:
+        read, write = os.pipe()
+        with warnings.catch_warnings():  # (fork in a process with threads: this child runs none of their code)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: do the work, report a failure through the pipe, never return
+            code = 1
+            try:
+                os.close(read)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # (not the command's handler, which cleans up)
+                self.work()
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 (everything goes back to the parent)
+                with contextlib.suppress(BaseException):
+                    _send_failure(write, exc)
+            finally:
+                os._exit(code)
+        os.close(write)
+        self.pid, self._errors = pid, read
+        return self
+
+    def wait(self) -> None:
+        """Wait for the child to finish; raise its exception (with its traceback as a note) if it failed."""
+        chunks = []
+        while chunk := os.read(self._errors, 1 << 16):
+            chunks.append(chunk)
+        pid, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if status == 0:
+            return
+        if not chunks:
+            raise RuntimeError(f"the helper process ended without finishing its work ({_ending(status)})")
+        exc, trace = _received_failure(b"".join(chunks))
+        exc.add_note(f"(raised in helper process {pid}):\n{trace}".rstrip())
+        raise exc
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.pid = None
+        if self._errors is not None:
+            os.close(self._errors)
+            self._errors = None
+        return False
+
+
+def _send_failure(fd: int, exc: BaseException) -> None:
+    """Write the exception (pickled, if it can be) and its traceback's text to ``fd``."""
+    try:
+        pickled = pickle.dumps(exc)
+    except Exception:  # noqa: BLE001 (the text still says what happened)
+        pickled = None
+    view = memoryview(pickle.dumps((pickled, "".join(traceback.format_exception(exc)))))
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _received_failure(data: bytes) -> tuple[BaseException, str]:
+    """What :func:`_send_failure` wrote: the exception (a RuntimeError if it cannot be rebuilt) and the text."""
+    try:
+        pickled, trace = pickle.loads(data)
+    except Exception:  # noqa: BLE001 (cut short: killed while writing it)
+        return RuntimeError("the helper process failed"), ""
+    try:
+        return pickle.loads(pickled), trace
+    except Exception:  # noqa: BLE001
+        return RuntimeError(trace.strip().splitlines()[-1] if trace.strip() else "the helper process failed"), trace
+
+
+def _ending(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"

@@ -8,6 +8,7 @@ folder appears whole or not at all; an existing folder is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ import pandas as pd
 from sim import folders
 from sim.config import SimConfig, compose, dump_yaml, input_files
 from sim.engine import GrowthModel
-from sim.folders import AtomicFolder, read_manifest, slug, write_manifest
+from sim.folders import AtomicFolder, HelperProcess, read_manifest, slug, write_manifest
 from sim.inputs import input_hashes
 from sim.metrics import channel_table, summary
 from sim.schema import ConfigError
@@ -100,25 +101,53 @@ def is_complete(folder: Path) -> bool:
     return folders.is_complete(folder, RUN_FILES)
 
 
-def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str | None = None, replace: bool = False) -> Path:
+def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str | None = None, replace: bool = False,
+                     parallel: bool | None = None) -> Path:
     """Write the run folder under ``out`` (named ``name``, default: time stamp, scenario and seed);
-    ``replace``: see :func:`publish` (sweep jobs)."""
+    ``replace``: see :func:`publish` (sweep jobs). ``parallel``: a forked helper process draws part
+    of the plots meanwhile (default: when this process has a core to spare, :func:`spare_core`)."""
     cfg = result.config
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = AtomicFolder(out, name or f"{stamp}_{slug(cfg.scenario)}_seed{cfg.seed}", replace=replace, required=RUN_FILES)
-    with folder as tmp:
+    shares = 2 if plots and (spare_core() if parallel is None else parallel) else 1
+    with folder as tmp, contextlib.ExitStack() as helpers:
+        if shares == 2:  # (forked first, so that it draws while this process writes the tables)
+            helper = helpers.enter_context(HelperProcess(lambda: _draw(result, tmp / "plots", (1, 2))))
         (tmp / "config.yaml").write_text(dump_yaml(cfg))
         result.daily.to_parquet(tmp / "daily.parquet", index=False)
         result.cohorts.to_parquet(tmp / "cohorts.parquet", index=False)
         result.channels.to_parquet(tmp / "channels.parquet", index=False)
         (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
-        from sim import plots as plotting
         from sim.report import run_report
 
-        figures = plotting.run_plots(result, tmp / "plots") if plots else {}
+        figures = _draw(result, tmp / "plots", (0, shares)) if plots else {}
         (tmp / "report.html").write_text(run_report(result, figures))
+        if shares == 2:
+            helper.wait()
         write_manifest(tmp, folder.name)
     return folder.path
+
+
+def _draw(result: RunResult, folder: Path, share: tuple[int, int]) -> dict[str, Path]:
+    from sim import plots as plotting
+
+    return plotting.run_plots(result, folder, share)
+
+
+def spare_core() -> bool:
+    """Whether this process may keep a second core busy with a forked helper: it may run on two or
+    more; it is not a worker of a process pool (a comparison's, a sweep's), whose workers already
+    keep them busy; and this is its main thread (a server's other threads may hold locks a fork would
+    copy held)."""
+    import multiprocessing
+    import threading
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on Linux)
+        cores = os.cpu_count() or 1
+    return (cores >= 2 and hasattr(os, "fork") and multiprocessing.parent_process() is None
+            and threading.current_thread() is threading.main_thread())
 
 
 def load_run(path: str | os.PathLike) -> RunResult:
