@@ -26,6 +26,7 @@ Experiments (frames of a comparison or sweep folder):
 from __future__ import annotations
 
 import gc
+import io
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -387,6 +388,20 @@ def split(names: Sequence[str], shares: int) -> list[list[str]]:
         groups[k].add(name)
         busy[k] += DRAW_SECONDS.get(name, OTHER_SECONDS)
     return [[n for n in names if n in group] for group in groups]
+
+
+def warm_up() -> None:
+    """Draw a small figure, into memory, as the run plots are drawn (log scale, legend, titles), to fill
+    the caches a first figure fills (fonts, the mathtext parser): a tenth of a second that a process
+    loading the plots ahead of time (:func:`sim.runs.preload_plots`) spares its plotting processes."""
+    fig, ax = plt.subplots(figsize=(2.0, 2.0))
+    ax.plot([1, 2], [1, 100], label="line")
+    ax.set_yscale("log")
+    _style(ax, "title")
+    _legend(ax, fontsize=8)
+    _title(fig, "label")
+    fig.savefig(io.BytesIO(), format="png", dpi=110)
+    plt.close(fig)
 
 
 def run_plots(result, folder: Path, share: tuple[int, int] = (0, 1)) -> dict[str, Path]:

@@ -12,6 +12,8 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -59,13 +61,19 @@ def git_revision() -> str | None:
         return None
 
 
-def simulate(cfg: SimConfig, progress=None) -> RunResult:
-    """Build the model, run it to the horizon, and collect its outputs (no files written)."""
+def simulate(cfg: SimConfig, progress=None, plots_next: bool = False) -> RunResult:
+    """Build the model, run it to the horizon, and collect its outputs (no files written).
+
+    ``plots_next``: a run folder with plots is written next; the plotting modules are imported in a
+    background thread meanwhile (:func:`preload_plots`), from the second day on."""
     t0 = time.perf_counter()
     model = GrowthModel(cfg)
     t_build = time.perf_counter() - t0
     while model.running and model.day + 1 < cfg.horizon:
         model.step()
+        if plots_next:
+            preload_plots()
+            plots_next = False
         if progress is not None:
             progress(model)
     t_sim = time.perf_counter() - t0 - t_build
@@ -89,10 +97,41 @@ def run(scenario: str = "default", overrides: Sequence[str] = (), seed: int | No
     With ``out`` the run folder is also written there (``result.path``).
     """
     cfg = compose(scenario, overrides, seed=seed, warn=True)
-    result = simulate(cfg)
+    result = simulate(cfg, plots_next=out is not None and plots)
     if out is not None:
         result.save(out, plots=plots)
     return result
+
+
+#: The thread importing the plotting modules, once started (:func:`preload_plots`).
+_PRELOAD: list[threading.Thread] = []
+
+
+def preload_plots() -> None:
+    """Start importing the plotting modules (matplotlib, a third of a second or more) in a background
+    thread, once per process, so that the run folder written next finds them loaded. Meant to run
+    while a simulation does: its compiled kernels leave the interpreter to other threads. Started
+    after the first simulated day, when the simulation has imported all it needs (two threads
+    importing the same modules for the first time could wait on each other)."""
+    if _PRELOAD or "sim.plots" in sys.modules:
+        return
+    thread = threading.Thread(target=_import_plots, name="import plots", daemon=True)
+    _PRELOAD.append(thread)
+    thread.start()
+
+
+def _import_plots() -> None:
+    with contextlib.suppress(Exception):  # (an error shows again where the plots are drawn)
+        from sim import plots
+
+        plots.warm_up()
+
+
+def _preloaded() -> None:
+    """Wait for :func:`preload_plots`'s import to end: a fork while a thread imports could copy its
+    locks held."""
+    for thread in _PRELOAD:
+        thread.join()
 
 
 def is_complete(folder: Path) -> bool:
@@ -110,6 +149,7 @@ def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = AtomicFolder(out, name or f"{stamp}_{slug(cfg.scenario)}_seed{cfg.seed}", replace=replace, required=RUN_FILES)
     shares = 2 if plots and (spare_core() if parallel is None else parallel) else 1
+    _preloaded()
     with folder as tmp, contextlib.ExitStack() as helpers:
         if shares == 2:  # (forked first, so that it draws while this process writes the tables)
             helper = helpers.enter_context(HelperProcess(lambda: _draw(result, tmp / "plots", (1, 2))))
