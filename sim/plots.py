@@ -378,10 +378,11 @@ OTHER_SECONDS = 0.1
 FOLDER_WRITER_SECONDS = 0.2
 
 
-def split(names: Sequence[str], shares: int) -> list[list[str]]:
+def split(names: Sequence[str], shares: int, writer_draws: bool = True) -> list[list[str]]:
     """``names`` in ``shares`` groups of about equal drawing time (the longest first, each to the least
-    busy group; group 0, the run folder's writer, starts busy with its other work), each in plan order."""
-    busy = [FOLDER_WRITER_SECONDS if shares > 1 else 0.0] + [0.0] * (shares - 1)
+    busy group), each in plan order. ``writer_draws``: group 0 is the run folder's writer's, which
+    starts busy with its other work (:data:`FOLDER_WRITER_SECONDS`)."""
+    busy = [FOLDER_WRITER_SECONDS if shares > 1 and writer_draws else 0.0] + [0.0] * (shares - 1)
     groups: list[set[str]] = [set() for _ in range(shares)]
     for name in sorted(names, key=lambda n: -DRAW_SECONDS.get(n, OTHER_SECONDS)):  # (stable: plan order among equals)
         k = busy.index(min(busy))
@@ -404,21 +405,25 @@ def warm_up() -> None:
     plt.close(fig)
 
 
-def run_plots(result, folder: Path, share: tuple[int, int] = (0, 1)) -> dict[str, Path]:
+def run_plots(result, folder: Path, share: tuple[int, int] = (0, 1), writer_draws: bool = True) -> dict[str, Path]:
     """Draw the plots of a run into ``folder``; returns name -> path of every plot of the run.
 
-    ``share=(k, n)``: draw only the k-th of ``n`` groups of :func:`split`, the others being drawn by
-    other processes at the same time (:func:`sim.runs.write_run_folder`)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    ``share=(k, n)``: draw only the k-th of ``n`` groups of :func:`split` (``writer_draws``: share 0
+    is the folder writer's), the others being drawn by other processes at the same time
+    (:func:`sim.runs.write_run_folder`)."""
+    folder.mkdir(exist_ok=True)  # (not its parent: a run's temporary folder, which a helper never recreates once removed)
     plan = run_plan(result)
-    mine = split(list(plan), share[1])[share[0]]
-    # What was alive before is no garbage of the drawing: the collector leaves it be (a tenth of the time).
-    gc.freeze()
+    mine = split(list(plan), share[1], writer_draws)[share[0]]
+    # No collection while drawing: a collection walks every object alive, which in a forked helper
+    # copies every page it shares with its parent; the figures' cycles are collected afterwards.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         for name in mine:
             plan[name](folder)
     finally:
-        gc.unfreeze()
+        if collecting:
+            gc.enable()
     return {name: folder / f"{name}.png" for name in plan}
 
 

@@ -1,6 +1,7 @@
 """The plots of a run folder: every figure of the run's plan is there and named in its report, drawn
-by one process or shared with a forked helper; a helper that fails makes the write fail, leaving no
-folder, no temporary and no process behind."""
+by one process, shared with a helper forked as the folder is written, or by the helper forked as the
+simulation started (``simulate(plots_next=True)``); a helper that fails makes the write fail, leaving
+no folder, no temporary and no process behind."""
 
 from __future__ import annotations
 
@@ -60,14 +61,14 @@ class Helpers:
 
     def __init__(self, monkeypatch):
         self.pids: list[int] = []
-        enter = folders.HelperProcess.__enter__
+        start = folders.HelperProcess.start
 
         def recording(helper):
-            helper = enter(helper)
+            helper = start(helper)
             self.pids.append(helper.pid)
             return helper
 
-        monkeypatch.setattr(folders.HelperProcess, "__enter__", recording)
+        monkeypatch.setattr(folders.HelperProcess, "start", recording)
 
     def all_gone(self) -> bool:
         for pid in self.pids:
@@ -91,15 +92,49 @@ def failing_in_helper(monkeypatch, fail):
     monkeypatch.setattr(plots, "run_plan", run_plan)
 
 
-def test_a_helper_that_raises_makes_the_write_raise_it_and_leaves_nothing(tmp_path, monkeypatch, every_mechanism):
+def test_the_helper_started_with_the_simulation_draws_every_plot(tmp_path, monkeypatch, every_mechanism):
+    helpers = Helpers(monkeypatch)
+    result = sim.simulate(sim.compose("all_mechanisms", SMALL), plots_next=True)
+    assert result.plot_helper is not None and len(helpers.pids) == 1
+    path = write_run_folder(result, tmp_path, name="ahead")
+    assert figures(path) == sorted(f"{name}.png" for name in plots.run_plan(result))
+    assert sim.runs.is_complete(path) and result.plot_helper is None
+    assert not (path / sim.runs.FRAMES).exists()
+    assert helpers.all_gone()  # (and the helper of its own it forked for half the plots, which it waited for)
+    with Image.open(path / "plots" / "mechanisms.png") as a, \
+            Image.open(write_run_folder(every_mechanism, tmp_path, name="alone", parallel=False) / "plots" / "mechanisms.png") as b:
+        assert a.size == b.size
+
+
+def test_the_helper_of_a_result_never_written_or_a_failed_simulation_is_stopped(monkeypatch):
+    import gc
+
+    helpers = Helpers(monkeypatch)
+    result = sim.simulate(sim.compose("default", ["population.size=500", "horizon=5"]), plots_next=True)
+    del result
+    gc.collect()
+    assert helpers.all_gone()
+
+    def broken(cfg):
+        raise RuntimeError("the model would not build")
+
+    monkeypatch.setattr(sim.runs, "GrowthModel", broken)
+    with pytest.raises(RuntimeError, match="would not build"):
+        sim.simulate(sim.compose("default", ["population.size=500", "horizon=5"]), plots_next=True)
+    assert len(helpers.pids) == 2 and helpers.all_gone()
+
+
+@pytest.mark.parametrize("ahead", [False, True], ids=["forked-at-write", "forked-at-simulate"])
+def test_a_helper_that_raises_makes_the_write_raise_it_and_leaves_nothing(tmp_path, monkeypatch, every_mechanism, ahead):
     helpers = Helpers(monkeypatch)
 
     def fail():
         raise ValueError("no ink left")
 
     failing_in_helper(monkeypatch, fail)
+    result = sim.simulate(sim.compose("all_mechanisms", SMALL), plots_next=True) if ahead else every_mechanism
     with pytest.raises(ValueError, match="no ink left") as caught:
-        write_run_folder(every_mechanism, tmp_path, name="broken", parallel=True)
+        write_run_folder(result, tmp_path, name="broken", parallel=None if ahead else True)
     assert any("helper process" in note and "no ink left" in note for note in caught.value.__notes__)  # its traceback
     assert list(tmp_path.iterdir()) == []  # no run folder, no temporary
     assert helpers.all_gone()
