@@ -15,11 +15,15 @@ import contextlib
 import hashlib
 import json
 import os
+import pickle
 import shutil
+import signal
 import socket
 import tempfile
 import threading
 import time
+import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -352,3 +356,170 @@ def replace_entries(folder: Path, write: Callable[[Path], Any], last: str | None
         if lease is not None:
             lease.release()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class HelperProcess:
+    """A forked child process that does ``work(order)`` while this one goes on, both writing into the
+    same temporary folder. The child runs ``prepare()`` first (imports, say) then waits for its order
+    (:meth:`send`: small and pickled, it never waits for the child to read it); it shares this
+    process's memory as it was at the fork, so large data need not be sent. :meth:`wait` returns
+    when the child has finished and raises what it raised. :meth:`stop` (leaving the ``with`` block,
+    an error or Ctrl-C included) kills the child and waits for it, so nothing writes into the folder
+    once its writer has removed it and no process is left behind; a child never sent an order ends
+    without working. Ctrl-C is this process's to handle: the child ignores it, and it dies with the
+    thread that forked it (the main thread: use it from there)."""
+
+    def __init__(self, work: Callable[[Any], Any], prepare: Callable[[], Any] | None = None):
+        self.work, self.prepare = work, prepare
+        self.pid: int | None = None
+        self._orders: int | None = None
+        self._errors: int | None = None
+
+    def start(self) -> HelperProcess:
+        orders, self._orders = os.pipe()
+        self._errors, errors = os.pipe()
+        parent = os.getpid()
+        with warnings.catch_warnings():  # (fork in a process with threads: this child runs none of their code)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 1
+            try:
+                os.close(self._orders)
+                os.close(self._errors)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # (not the command's handler, which cleans up)
+                _die_with_parent(parent)
+                if self.prepare is not None:
+                    self.prepare()
+                order = _read_message(orders)
+                if order is not None:
+                    _write_all(errors, pickle.dumps((True, self.work(pickle.loads(order)), "")))
+                code = 0
+            except BaseException as exc:  # noqa: BLE001 (everything goes back to the parent)
+                with contextlib.suppress(BaseException):
+                    _send_failure(errors, exc)
+            finally:
+                os._exit(code)
+        os.close(orders)
+        os.close(errors)
+        self.pid = pid
+        return self
+
+    def send(self, order: Any) -> None:
+        """Give the child its order, ``work(order)`` (pickled; beyond a pipe's buffer, 64 KiB, this
+        waits for the child to be ready to read it)."""
+        data = pickle.dumps(order, protocol=5)
+        try:
+            _write_all(self._orders, len(data).to_bytes(8, "little") + data)
+        except BrokenPipeError:  # the child ended before reading it: say why
+            self.wait()
+            raise
+        finally:
+            os.close(self._orders)
+            self._orders = None
+
+    def wait(self) -> Any:
+        """Wait for the child to finish and return what ``work`` returned; raise its exception (with
+        its traceback as a note) if it failed."""
+        if self._orders is not None:  # (never sent one: the child ends without working)
+            os.close(self._orders)
+            self._orders = None
+        chunks = []
+        while chunk := os.read(self._errors, 1 << 16):
+            chunks.append(chunk)
+        pid, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        done, value, trace = _received_outcome(b"".join(chunks))
+        if status == 0 and done:
+            return value
+        if value is None:
+            raise RuntimeError(f"the helper process ended without finishing its work ({_ending(status)})")
+        value.add_note(f"(raised in helper process {pid}):\n{trace}".rstrip())
+        raise value
+
+    def stop(self) -> None:
+        """Kill the child if it still runs, wait for it, and close the pipes."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.pid = None
+        for name in ("_orders", "_errors"):
+            if getattr(self, name) is not None:
+                os.close(getattr(self, name))
+                setattr(self, name, None)
+
+    def __enter__(self) -> HelperProcess:
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.stop()
+        return False
+
+    def __getstate__(self) -> dict:  # (a copy in another process has no child: an inert one)
+        return {"work": None, "prepare": None, "pid": None, "_orders": None, "_errors": None}
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when the thread that forked it ends (Linux), so that a helper
+    of a writer killed by SIGKILL does not go on writing; elsewhere, and if it is already gone, exit."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _read_message(fd: int) -> bytes | None:
+    """A length-prefixed message from ``fd`` (:meth:`HelperProcess.send`), or None when the pipe closes first."""
+    head = _read_exactly(fd, 8)
+    return None if head is None else _read_exactly(fd, int.from_bytes(head, "little"))
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    data = bytearray()
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _send_failure(fd: int, exc: BaseException) -> None:
+    """Write (False, the exception pickled if it can be, its traceback's text) to ``fd``."""
+    try:
+        pickled = pickle.dumps(exc)
+    except Exception:  # noqa: BLE001 (the text still says what happened)
+        pickled = None
+    _write_all(fd, pickle.dumps((False, pickled, "".join(traceback.format_exception(exc)))))
+
+
+def _received_outcome(data: bytes) -> tuple[bool, Any, str]:
+    """What the child wrote: (True, its value, "") or (False, its exception, its traceback's text);
+    (False, None, "") when it wrote nothing whole (killed); an exception that cannot be rebuilt here
+    comes back as a RuntimeError with its last line."""
+    try:
+        done, value, trace = pickle.loads(data)
+    except Exception:  # noqa: BLE001 (nothing, or cut short)
+        return False, None, ""
+    if done:
+        return True, value, ""
+    try:
+        return False, pickle.loads(value), trace
+    except Exception:  # noqa: BLE001
+        return False, RuntimeError(trace.strip().splitlines()[-1] if trace.strip() else "the helper process failed"), trace
+
+
+def _ending(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"

@@ -25,7 +25,10 @@ Experiments (frames of a comparison or sweep folder):
 
 from __future__ import annotations
 
+import gc
+import io
 import textwrap
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -43,8 +46,11 @@ MONEY_COLOURS = {"revenue": "#2a9d8f", "goods_cost": "#219ebc", "variable_cost":
                  "profit": "#264653"}
 
 
+PANEL_TITLE_SIZE = 11
+
+
 def _style(ax, title: str, ylabel: str = "", xlabel: str = "day") -> None:
-    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_title(title, fontsize=PANEL_TITLE_SIZE, loc="left")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -54,9 +60,52 @@ def _style(ax, title: str, ylabel: str = "", xlabel: str = "day") -> None:
 def _save(fig, path: Path, bottom: float = 0.0) -> Path:
     """Lay out (leaving ``bottom``, a share of the height, to a figure legend), write, close."""
     fig.tight_layout(rect=(0, bottom, 1, 1))
-    fig.savefig(path, dpi=110)
+    return _write(fig, path)
+
+
+def _write(fig, path: Path) -> Path:
+    """Draw ``fig`` once into a PNG at ``path`` and close it."""
+    # tight_layout leaves a placeholder layout engine behind, and with any engine set savefig draws the
+    # whole figure once more before drawing it for the file: nothing is left to lay out here.
+    fig.set_layout_engine(None)
+    fig.savefig(path, dpi=110, pil_kwargs={"compress_level": 3})  # (6, the default, is 40 % slower for 7 % less)
     plt.close(fig)
     return path
+
+
+def _place(fig, left: float = 1.0, right: float = 0.2, top: float = 0.7, bottom: float = 0.6, across: float = 1.0,
+           down: float = 0.0) -> None:
+    """Place the subplots with fixed margins and gaps between them, in inches: ``left`` for the tick
+    labels and label of the y axis, ``top`` for the titles, ``bottom`` for the x axis's, ``across``
+    and ``down`` between panels. The figures of a run are laid out this way, not by tight_layout,
+    which draws a figure once more to measure it (half the time of a run's plots), and two runs'
+    panels line up."""
+    width, height = fig.get_size_inches()
+    nrow, ncol = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
+    panel_width = (width - left - right - (ncol - 1) * across) / ncol
+    panel_height = (height - top - bottom - (nrow - 1) * down) / nrow
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height,
+                        wspace=across / panel_width, hspace=down / panel_height)
+    for ax in fig.axes:
+        _pin_titles(ax)
+
+
+def _pin_titles(ax) -> None:
+    """Keep the titles of ``ax`` where matplotlib would put them: at the top of the panel, unless an
+    offset text of its y axis (or a twin's), such as 1e6, is there to be cleared. Without an offset
+    text that is known before drawing, and pinning the titles spares the draw measuring every tick
+    label of the panel's y axes to find it out (a quarter of the time of a figure of many panels)."""
+    titles = [(loc, ax.get_title(loc=loc)) for loc in ("center", "left", "right")]
+    if not any(text for _, text in titles):
+        return
+    for twin in ax.get_shared_x_axes().get_siblings(ax):
+        formatter = twin.yaxis.get_major_formatter()
+        formatter.set_locs(twin.yaxis.get_majorticklocs())  # (as the draw will: same limits, same ticks)
+        if twin.yaxis.offsetText.get_visible() and formatter.get_offset():
+            return
+    for loc, text in titles:
+        if text:
+            ax.set_title(text, loc=loc, fontsize=PANEL_TITLE_SIZE, y=1.0)  # (a position given: not looked for at draw time)
 
 
 def _legend(ax, **kwargs) -> None:
@@ -69,7 +118,7 @@ def _title(fig, label: str) -> None:
     """The figure's title at its top left, long lines wrapped (a comparison of many strategies)."""
     width = max(50, int(fig.get_figwidth() * 9.5))  # characters of a bold 12-point line that fit
     label = "\n".join(textwrap.fill(line.replace("-vs-", " vs "), width) for line in label.split("\n"))
-    fig.suptitle(label, fontsize=12, x=0.01, ha="left", fontweight="bold")
+    fig.suptitle(label, fontsize=12, x=0.01, y=1 - 0.085 / fig.get_figheight(), ha="left", fontweight="bold")  # as high on a tall figure
 
 
 def smooth(x: pd.Series, days: int = 7) -> pd.Series:
@@ -88,9 +137,13 @@ def retention_by(cohorts: pd.DataFrame, channel: str = "all", max_age: int = 90,
     if cohort_days is not None:
         c = c[(c["cohort_day"] >= cohort_days[0]) & (c["cohort_day"] < cohort_days[1])]
     c = c[c["age"] <= max_age]
-    g = c.groupby("age")[["retained", "users"]].sum()
-    members = g["users"].max() if len(g) else 0
-    return (g["retained"] / g["users"]).where((g["users"] > 0) & (g["users"] >= MIN_AGED_SHARE * members))
+    return _pooled(c.groupby("age")[["retained", "users"]].sum())
+
+
+def _pooled(by_age: pd.DataFrame) -> pd.Series:
+    """Retention from visitors (``retained``) and members (``users``) summed by age (:func:`retention_by`)."""
+    members = by_age["users"].max() if len(by_age) else 0
+    return (by_age["retained"] / by_age["users"]).where((by_age["users"] > 0) & (by_age["users"] >= MIN_AGED_SHARE * members))
 
 
 def growth(daily: pd.DataFrame, path: Path, label: str) -> Path:
@@ -105,7 +158,8 @@ def growth(daily: pd.DataFrame, path: Path, label: str) -> Path:
     b.stackplot(daily["day"], new, labels=used, colors=[CHANNEL_COLOURS[c] for c in used], alpha=0.85)
     _style(b, "New users per day (7-day mean)", "people per day")
     _title(fig, label)
-    return _save(fig, path)
+    _place(fig)
+    return _write(fig, path)
 
 
 def activity(daily: pd.DataFrame, path: Path, label: str) -> Path:
@@ -119,15 +173,19 @@ def activity(daily: pd.DataFrame, path: Path, label: str) -> Path:
     b.set_ylim(0, 1)
     _style(b, "Stickiness: DAU / MAU (from day 30)", "ratio")
     _title(fig, label)
-    return _save(fig, path)
+    _place(fig)
+    return _write(fig, path)
 
 
 def retention(cohorts: pd.DataFrame, path: Path, label: str, horizon: int) -> Path:
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2))
     max_age = min(90, horizon - 1)
+    young = cohorts[cohorts["age"] <= max_age]  # each curve as retention_by draws it, from one groupby
+    by_channel = young.groupby(["channel", "age"])[["retained", "users"]].sum()
+    joined = young[young["age"] == 0].groupby("channel")["users"].sum()
     for ch in ["all", *CHANNELS]:
-        r = retention_by(cohorts, ch, max_age)
-        members = cohorts[(cohorts["channel"] == ch) & (cohorts["age"] == 0)]["users"].sum()
+        r = _pooled(by_channel.loc[ch]) if ch in joined.index else pd.Series(dtype=float)
+        members = joined.get(ch, 0)
         if r.empty or members < 50:
             continue
         a.plot(r.index[1:], r.values[1:], label=f"{ch} ({members:,} users)", lw=2.2 if ch == "all" else 1.2,
@@ -137,8 +195,11 @@ def retention(cohorts: pd.DataFrame, path: Path, label: str, horizon: int) -> Pa
     _legend(a, fontsize=8, frameon=False)
     months = range(0, horizon, 30)
     cmap = plt.get_cmap("viridis")
+    everyone = young[young["channel"] == "all"]
+    by_month = everyone.groupby([everyone["cohort_day"] // 30, "age"])[["retained", "users"]].sum()
+    joined_in = set(by_month.index.get_level_values(0))
     for k, start in enumerate(months):
-        r = retention_by(cohorts, "all", max_age, (start, start + 30))
+        r = _pooled(by_month.loc[start // 30]) if start // 30 in joined_in else pd.Series(dtype=float)
         if r.dropna().size < 8:
             continue
         b.plot(r.index[1:], r.values[1:], color=cmap(k / max(len(months) - 1, 1)), lw=1.1, label=f"joined days {start}-{start + 29}")
@@ -146,7 +207,8 @@ def retention(cohorts: pd.DataFrame, path: Path, label: str, horizon: int) -> Pa
     _style(b, "Retention of monthly join cohorts", "share of cohort", "days since joining")
     _legend(b, fontsize=7, frameon=False, ncol=2)
     _title(fig, label)
-    return _save(fig, path)
+    _place(fig, left=1.05, across=1.05)  # (log-scale labels: 3 x 10^-1)
+    return _write(fig, path)
 
 
 def cohort_heatmap(cohorts: pd.DataFrame, path: Path, label: str) -> Path:
@@ -165,10 +227,11 @@ def cohort_heatmap(cohorts: pd.DataFrame, path: Path, label: str) -> Path:
                    interpolation="nearest")
     ax.set_xlabel("weeks since joining")
     ax.set_ylabel("join week")
-    ax.set_title("Cohort retention: mean share of each weekly cohort visiting per day", fontsize=11, loc="left")
+    ax.set_title("Cohort retention: mean share of each weekly cohort visiting per day", fontsize=PANEL_TITLE_SIZE, loc="left")
     fig.colorbar(im, ax=ax, label="share visiting per day")
     _title(fig, label)
-    return _save(fig, path)
+    _place(fig, left=0.75, right=0.15)  # (the colour bar takes its room from the panel's)
+    return _write(fig, path)
 
 
 def money(daily: pd.DataFrame, path: Path, label: str) -> Path:
@@ -186,7 +249,8 @@ def money(daily: pd.DataFrame, path: Path, label: str) -> Path:
     if cols:  # one legend under both panels, in the statement's order
         fig.legend(*a.get_legend_handles_labels(), loc="lower center", ncol=min(len(cols), 5), fontsize=8, frameon=False)
     _title(fig, label)
-    return _save(fig, path, bottom=0.08 + 0.05 * ((len(cols) - 1) // 5) if cols else 0.0)
+    _place(fig, bottom=0.6 + (0.3 + 0.2 * ((len(cols) - 1) // 5) if cols else 0.0))  # the legend's rows under the panels
+    return _write(fig, path)
 
 
 def viral(daily: pd.DataFrame, path: Path, label: str) -> Path:
@@ -199,7 +263,8 @@ def viral(daily: pd.DataFrame, path: Path, label: str) -> Path:
     b.axhline(1.0, color="grey", ls="--", lw=0.8)
     _style(b, "K-factor: accepted invitations per new user (30-day window)", "K")
     _title(fig, label)
-    return _save(fig, path)
+    _place(fig)
+    return _write(fig, path)
 
 
 SOURCE_COLOURS = {"organic": "#8d99ae", "promotion": "#e76f51", "recommendation": "#2a9d8f", "group_buy": "#c44e52",
@@ -221,7 +286,8 @@ def orders(daily: pd.DataFrame, path: Path, label: str) -> Path:
     _style(b, "Concentration of sales over categories (Gini)", "Gini")
     _legend(b, fontsize=8, frameon=False)
     _title(fig, label)
-    return _save(fig, path)
+    _place(fig)
+    return _write(fig, path)
 
 
 def _unit(columns: list[str]) -> str:
@@ -234,16 +300,15 @@ def _unit(columns: list[str]) -> str:
 
 def mechanisms(daily: pd.DataFrame, enabled: list[str], path: Path, label: str) -> Path | None:
     """One panel per enabled mechanism with the daily counters it declares (7-day means)."""
-    from sim.mechanisms import REGISTRY
-
-    panels = [(name, [c for c in REGISTRY[name].columns if c in daily and (daily[c] != 0).any()]) for name in enabled]
-    panels = [(name, cols) for name, cols in panels if cols]
+    panels = mechanism_panels(daily, enabled)
     if not panels:
         return None
     ncol = min(3, len(panels))
     nrow = -(-len(panels) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(max(4.6 * ncol, 7.0), 4.4 * nrow), squeeze=False)  # wide enough for the title
-    for ax, (name, cols) in zip(axes.flat, panels):
+    fig = plt.figure(figsize=(max(4.6 * ncol, 7.0), 4.4 * nrow))  # wide enough for the title
+    grid = fig.add_gridspec(nrow, ncol)
+    axes = [fig.add_subplot(grid[k // ncol, k % ncol]) for k in range(len(panels))]  # (the last row's empty cells: none)
+    for ax, (name, cols) in zip(axes, panels):
         # Money (names ending in _rmb) and levels in percent (_pct) get their own axis on the right,
         # dashed; counts spread over orders of magnitude go on a log scale.
         right = [c for c in cols if c.endswith(("_rmb", "_pct"))]
@@ -265,37 +330,101 @@ def mechanisms(daily: pd.DataFrame, enabled: list[str], path: Path, label: str) 
         # Below the panel, so that it never hides a curve.
         ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7, frameon=False, loc="upper center",
                   bbox_to_anchor=(0.5, -0.2), ncol=2)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
     _title(fig, label)
-    return _save(fig, path)
+    # Between columns: the right axis's labels and the next panel's left ones; between rows: the x axis,
+    # the legend (up to four rows) and the next title.
+    _place(fig, left=0.9, right=0.8, top=0.75, bottom=1.25, across=1.55, down=1.6)
+    return _write(fig, path)
 
 
-def run_plots(result, folder: Path) -> dict[str, Path]:
-    """Draw every plot of a run into ``folder``; returns name -> path."""
-    folder.mkdir(parents=True, exist_ok=True)
+def mechanism_panels(daily: pd.DataFrame, enabled: list[str]) -> list[tuple[str, list[str]]]:
+    """The panels of ``mechanisms.png``: each enabled mechanism with the daily counters it declares that moved."""
+    from sim.mechanisms import REGISTRY
+
+    panels = [(name, [c for c in REGISTRY[name].columns if c in daily and (daily[c] != 0).any()]) for name in enabled]
+    return [(name, cols) for name, cols in panels if cols]
+
+
+def run_plan(result) -> dict[str, Callable[[Path], Path]]:
+    """The plots of a run, in the report's order: name -> a function drawing ``<name>.png`` into a folder."""
+    from sim.diffusion import adoption_only
+
     cfg = result.config
     label = f"{cfg.scenario} · seed {cfg.seed} · {cfg.population.size:,} people · {cfg.horizon} days"
     daily, cohorts = result.daily, result.cohorts
-    from sim.diffusion import adoption_only
-
+    plan = {"growth": lambda folder: growth(daily, folder / "growth.png", label)}
     if adoption_only(cfg):  # a textbook diffusion model: who adopted when, nothing of the platform's money or visits
-        return {"growth": growth(daily, folder / "growth.png", label)}
-    out = {
-        "growth": growth(daily, folder / "growth.png", label),
-        "activity": activity(daily, folder / "activity.png", label),
-        "retention": retention(cohorts, folder / "retention.png", label, len(daily)),
-        "cohort_heatmap": cohort_heatmap(cohorts, folder / "cohort_heatmap.png", label),
-        "money": money(daily, folder / "money.png", label),
-    }
+        return plan
+    plan.update({
+        "activity": lambda folder: activity(daily, folder / "activity.png", label),
+        "retention": lambda folder: retention(cohorts, folder / "retention.png", label, len(daily)),
+        "cohort_heatmap": lambda folder: cohort_heatmap(cohorts, folder / "cohort_heatmap.png", label),
+        "money": lambda folder: money(daily, folder / "money.png", label),
+    })
     if daily["invites_sent"].sum() > 0:
-        out["viral"] = viral(daily, folder / "viral.png", label)
+        plan["viral"] = lambda folder: viral(daily, folder / "viral.png", label)
     if (daily["orders"] > daily["orders_organic"]).any():
-        out["orders"] = orders(daily, folder / "orders.png", label)
-    panel = mechanisms(daily, cfg.enabled(), folder / "mechanisms.png", label)
-    if panel is not None:
-        out["mechanisms"] = panel
-    return out
+        plan["orders"] = lambda folder: orders(daily, folder / "orders.png", label)
+    if mechanism_panels(daily, cfg.enabled()):
+        plan["mechanisms"] = lambda folder: mechanisms(daily, cfg.enabled(), folder / "mechanisms.png", label)
+    return plan
+
+
+#: Seconds a run plot takes to draw (100,000 people, every mechanism, a year, one core; the others about
+#: 0.1 s), and the other work of the process that writes a run folder (tables, report): what
+#: :func:`split` balances. Only the proportions matter, and they hold at other sizes.
+DRAW_SECONDS = {"mechanisms": 0.73, "retention": 0.24, "growth": 0.12}
+OTHER_SECONDS = 0.1
+FOLDER_WRITER_SECONDS = 0.2
+
+
+def split(names: Sequence[str], shares: int, writer_draws: bool = True) -> list[list[str]]:
+    """``names`` in ``shares`` groups of about equal drawing time (the longest first, each to the least
+    busy group), each in plan order. ``writer_draws``: group 0 is the run folder's writer's, which
+    starts busy with its other work (:data:`FOLDER_WRITER_SECONDS`)."""
+    busy = [FOLDER_WRITER_SECONDS if shares > 1 and writer_draws else 0.0] + [0.0] * (shares - 1)
+    groups: list[set[str]] = [set() for _ in range(shares)]
+    for name in sorted(names, key=lambda n: -DRAW_SECONDS.get(n, OTHER_SECONDS)):  # (stable: plan order among equals)
+        k = busy.index(min(busy))
+        groups[k].add(name)
+        busy[k] += DRAW_SECONDS.get(name, OTHER_SECONDS)
+    return [[n for n in names if n in group] for group in groups]
+
+
+def warm_up() -> None:
+    """Draw a small figure, into memory, as the run plots are drawn (log scale, legend, titles), to fill
+    the caches a first figure fills (fonts, the mathtext parser): a tenth of a second that a process
+    loading the plots ahead of time (:func:`sim.runs.preload_plots`) spares its plotting processes."""
+    fig, ax = plt.subplots(figsize=(2.0, 2.0))
+    ax.plot([1, 2], [1, 100], label="line")
+    ax.set_yscale("log")
+    _style(ax, "title")
+    _legend(ax, fontsize=8)
+    _title(fig, "label")
+    fig.savefig(io.BytesIO(), format="png", dpi=110)
+    plt.close(fig)
+
+
+def run_plots(result, folder: Path, share: tuple[int, int] = (0, 1), writer_draws: bool = True) -> dict[str, Path]:
+    """Draw the plots of a run into ``folder``; returns name -> path of every plot of the run.
+
+    ``share=(k, n)``: draw only the k-th of ``n`` groups of :func:`split` (``writer_draws``: share 0
+    is the folder writer's), the others being drawn by other processes at the same time
+    (:func:`sim.runs.write_run_folder`)."""
+    folder.mkdir(exist_ok=True)  # (not its parent: a run's temporary folder, which a helper never recreates once removed)
+    plan = run_plan(result)
+    mine = split(list(plan), share[1], writer_draws)[share[0]]
+    # No collection while drawing: a collection walks every object alive, which in a forked helper
+    # copies every page it shares with its parent; the figures' cycles are collected afterwards.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for name in mine:
+            plan[name](folder)
+    finally:
+        if collecting:
+            gc.enable()
+    return {name: folder / f"{name}.png" for name in plan}
 
 
 # ============================================================================ experiments

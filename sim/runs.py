@@ -8,10 +8,13 @@ folder appears whole or not at all; an existing folder is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pickle
 import subprocess
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +25,7 @@ import pandas as pd
 from sim import folders
 from sim.config import SimConfig, compose, dump_yaml, input_files
 from sim.engine import GrowthModel
-from sim.folders import AtomicFolder, read_manifest, slug, write_manifest
+from sim.folders import AtomicFolder, HelperProcess, read_manifest, slug, write_manifest
 from sim.inputs import input_hashes
 from sim.metrics import channel_table, summary
 from sim.schema import ConfigError
@@ -42,6 +45,7 @@ class RunResult:
     summary: dict
     path: Path | None = None
     model: GrowthModel | None = field(default=None, repr=False)
+    plot_helper: PlotHelper | None = field(default=None, repr=False, compare=False)  # (simulate(plots_next=True))
 
     def save(self, out: str | os.PathLike | None = None, plots: bool = True) -> Path:
         """Write the run folder under ``out`` (default: the config's ``out``) and return its path."""
@@ -58,8 +62,21 @@ def git_revision() -> str | None:
         return None
 
 
-def simulate(cfg: SimConfig, progress=None) -> RunResult:
-    """Build the model, run it to the horizon, and collect its outputs (no files written)."""
+def simulate(cfg: SimConfig, progress=None, plots_next: bool = False) -> RunResult:
+    """Build the model, run it to the horizon, and collect its outputs (no files written).
+
+    ``plots_next``: a run folder with plots is written next (:func:`write_run_folder`); when this
+    process has a core to spare, the process that will draw them starts now (:class:`PlotHelper`)."""
+    helper = PlotHelper() if plots_next and spare_core() else None
+    try:
+        return _simulate(cfg, progress, helper)
+    except BaseException:
+        if helper is not None:
+            helper.stop()
+        raise
+
+
+def _simulate(cfg: SimConfig, progress, helper: PlotHelper | None) -> RunResult:
     t0 = time.perf_counter()
     model = GrowthModel(cfg)
     t_build = time.perf_counter() - t0
@@ -78,7 +95,8 @@ def simulate(cfg: SimConfig, progress=None) -> RunResult:
         "graph_notes": list(getattr(model.graph, "notes", ())),
         "inputs": input_hashes(input_files(cfg)),  # what the run read, for `sim run --config` to notice a change
     })
-    return RunResult(model.cfg, daily, model.metrics.cohorts(), channel_table(model, daily), info, model=model)
+    return RunResult(model.cfg, daily, model.metrics.cohorts(), channel_table(model, daily), info, model=model,
+                     plot_helper=helper)
 
 
 def run(scenario: str = "default", overrides: Sequence[str] = (), seed: int | None = None,
@@ -88,10 +106,67 @@ def run(scenario: str = "default", overrides: Sequence[str] = (), seed: int | No
     With ``out`` the run folder is also written there (``result.path``).
     """
     cfg = compose(scenario, overrides, seed=seed, warn=True)
-    result = simulate(cfg)
+    result = simulate(cfg, plots_next=out is not None and plots)
     if out is not None:
         result.save(out, plots=plots)
     return result
+
+
+class PlotHelper:
+    """A helper process forked as a simulation starts (``simulate(plots_next=True)``), importing the
+    plotting modules on the core the simulation leaves free, then waiting. The run folder's writer
+    hands it the frames (:meth:`draw`) and neither draws nor imports the plotting library; the
+    helper forks a second helper of its own (matplotlib loaded) and the two draw half the plots
+    each. Forked before the model is built, it shares none of the model's memory (no copy-on-write
+    of a large market's state). A helper of a result dropped unwritten is stopped with it (or at
+    exit); one never handed frames ends without drawing."""
+
+    def __init__(self):
+        self.process = HelperProcess(_draw_order, prepare=_prepare_plots).start()
+        self._stop = weakref.finalize(self, self.process.stop)
+        self._frames: Path | None = None
+
+    def draw(self, result: RunResult, folder: Path) -> None:
+        """Hand the helper the frames the plots need (in a file beside ``folder``: pickled in one go,
+        faster than through a pipe) and the folder to draw them into."""
+        self._frames = folder.parent / FRAMES
+        with open(self._frames, "wb") as f:
+            pickle.dump((result.config, result.daily, result.cohorts), f, protocol=5)
+        self.process.send((str(self._frames), str(folder)))
+
+    def wait(self) -> dict[str, Path]:
+        """Wait for the helper; name -> path of every plot of the run (as :func:`sim.plots.run_plots`)."""
+        figures = self.process.wait()
+        self._frames.unlink()
+        return figures
+
+    def stop(self) -> None:
+        self._stop()
+
+
+#: The frames a :class:`PlotHelper` reads, for a moment in a run's temporary folder.
+FRAMES = ".frames.pickle"
+
+
+def _prepare_plots() -> None:
+    from sim import plots
+
+    plots.warm_up()
+
+
+def _draw_order(order: tuple[str, str]) -> dict[str, Path]:
+    """In the :class:`PlotHelper`: read the frames, draw half the plots, and the other half in a helper of its own."""
+    from types import SimpleNamespace
+
+    frames, folder = order
+    with open(frames, "rb") as f:
+        config, daily, cohorts = pickle.load(f)
+    result, folder = SimpleNamespace(config=config, daily=daily, cohorts=cohorts), Path(folder)
+    with HelperProcess(lambda share: _draw(result, folder, share, writer_draws=False)) as other:
+        other.send((1, 2))
+        figures = _draw(result, folder, (0, 2), writer_draws=False)
+        other.wait()
+    return figures
 
 
 def is_complete(folder: Path) -> bool:
@@ -100,25 +175,71 @@ def is_complete(folder: Path) -> bool:
     return folders.is_complete(folder, RUN_FILES)
 
 
-def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str | None = None, replace: bool = False) -> Path:
+def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str | None = None, replace: bool = False,
+                     parallel: bool | None = None) -> Path:
     """Write the run folder under ``out`` (named ``name``, default: time stamp, scenario and seed);
-    ``replace``: see :func:`publish` (sweep jobs)."""
+    ``replace``: see :func:`publish` (sweep jobs). The plots: drawn by the helpers of
+    ``simulate(plots_next=True)`` if it started them; otherwise ``parallel``: a helper forked now
+    draws part of them while this process writes the tables and draws the rest (default: when this
+    process has a core to spare, :func:`spare_core`). ``parallel=False``: this process alone."""
     cfg = result.config
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = AtomicFolder(out, name or f"{stamp}_{slug(cfg.scenario)}_seed{cfg.seed}", replace=replace, required=RUN_FILES)
-    with folder as tmp:
-        (tmp / "config.yaml").write_text(dump_yaml(cfg))
-        result.daily.to_parquet(tmp / "daily.parquet", index=False)
-        result.cohorts.to_parquet(tmp / "cohorts.parquet", index=False)
-        result.channels.to_parquet(tmp / "channels.parquet", index=False)
-        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
-        from sim import plots as plotting
-        from sim.report import run_report
+    ahead, result.plot_helper = result.plot_helper, None  # (started by simulate: used once, or stopped)
+    try:
+        if ahead is not None and (not plots or parallel is False):
+            ahead.stop()
+            ahead = None
+        shares = 2 if plots and ahead is None and (spare_core() if parallel is None else parallel) else 1
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        folder = AtomicFolder(out, name or f"{stamp}_{slug(cfg.scenario)}_seed{cfg.seed}", replace=replace, required=RUN_FILES)
+        # (helpers are stopped before the temporary folder is removed, on any way out)
+        with folder as tmp, contextlib.ExitStack() as helpers:
+            if ahead is not None:
+                helpers.callback(ahead.stop)
+                ahead.draw(result, tmp / "plots")
+            elif shares == 2:  # (forked first, so that it draws while this process writes the tables)
+                helper = helpers.enter_context(HelperProcess(lambda share: _draw(result, tmp / "plots", share)))
+                helper.send((1, 2))
+            (tmp / "config.yaml").write_text(dump_yaml(cfg))
+            result.daily.to_parquet(tmp / "daily.parquet", index=False)
+            result.cohorts.to_parquet(tmp / "cohorts.parquet", index=False)
+            result.channels.to_parquet(tmp / "channels.parquet", index=False)
+            (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+            from sim.report import run_report
 
-        figures = plotting.run_plots(result, tmp / "plots") if plots else {}
-        (tmp / "report.html").write_text(run_report(result, figures))
-        write_manifest(tmp, folder.name)
+            if ahead is not None:
+                figures = ahead.wait()
+            else:
+                figures = _draw(result, tmp / "plots", (0, shares)) if plots else {}
+                if shares == 2:
+                    helper.wait()
+            (tmp / "report.html").write_text(run_report(result, figures))
+            write_manifest(tmp, folder.name)
+    finally:
+        if ahead is not None:
+            ahead.stop()
     return folder.path
+
+
+def _draw(result: RunResult, folder: Path, share: tuple[int, int], writer_draws: bool = True) -> dict[str, Path]:
+    from sim import plots as plotting
+
+    return plotting.run_plots(result, folder, share, writer_draws)
+
+
+def spare_core() -> bool:
+    """Whether this process may keep a second core busy with a forked helper: it may run on two or
+    more; it is not a worker of a process pool (a comparison's, a sweep's), whose workers already
+    keep them busy; and this is its main thread (a server's other threads may hold locks a fork would
+    copy held)."""
+    import multiprocessing
+    import threading
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # (not on Linux)
+        cores = os.cpu_count() or 1
+    return (cores >= 2 and hasattr(os, "fork") and multiprocessing.parent_process() is None
+            and threading.current_thread() is threading.main_thread())
 
 
 def load_run(path: str | os.PathLike) -> RunResult:
