@@ -197,7 +197,7 @@ def cmd_run(args) -> int:
     prepare_parent(out)  # fail before simulating if results cannot be written
     try:
         with progress_bar(f"{cfg.scenario} seed {cfg.seed}", cfg.horizon, args.quiet, unit="day") as advance:
-            result = simulate(cfg, progress=lambda m: (_checkpoint(), advance(m.day + 1)))
+            result = simulate(cfg, progress=lambda m: (_checkpoint(), advance(m.day + 1)), plots_next=not args.no_plots)
     except SimulationError as exc:
         exc.config_path = save_failed_config(cfg, out)
         raise
