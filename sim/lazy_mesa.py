@@ -30,14 +30,13 @@ class _Deferred(types.ModuleType):
     system sees an ordinary module (and imports its submodules) without running it."""
 
     def __getattr__(self, name: str):
-        loaded = self.__dict__.get("_deferred_loaded")
-        if loaded is None:
-            with _LOCK:
-                if not self.__dict__.get("_deferred_loaded"):
-                    self.__dict__["_deferred_loaded"] = True
-                    self.__spec__.loader.exec_module(self)
-            return getattr(self, name)
-        raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        if self.__dict__.get("_deferred_loaded"):  # its code has run: the attribute does not exist
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        with _LOCK:
+            if not self.__dict__.get("_deferred_loaded"):
+                self.__dict__["_deferred_loaded"] = True
+                self.__spec__.loader.exec_module(self)
+        return getattr(self, name)
 
 
 def import_mesa() -> types.ModuleType:
