@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from sim import compositions
 from sim.inputs import MAX_CONFIG_BYTES, file_problem, parse_yaml, read_text, read_yaml
 from sim.mechanisms import REGISTRY
 from sim.schema import MAX_PEOPLE, ConfigError, build, clip, excerpt, param, require, suggest, to_plain, unknown_key
@@ -677,22 +678,44 @@ def compose_dict(scenario: str | None = None, overrides: Sequence[str] = ()) -> 
 
 
 def _compose(scenario: str | None, overrides: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
-    """:func:`compose_dict`, and the scenario files the composition read (for provenance)."""
+    """:func:`compose_dict`, and the scenario files the composition read (for provenance). Hydra
+    composes a given set of scenario files and overrides once; later processes read its result back
+    (:mod:`sim.compositions`)."""
+    name_in_overrides, rest = _split(overrides)
+    name = name_in_overrides or scenario or "default"
+    check_no_code(rest)
+    hydra_overrides = [scenario_override(name), *rest]
+    files = check_scenario_files(selected_config_names(hydra_overrides))
+    schema = defaults()
+    _check_override_keys(rest, schema)
+    extra = [r for r in scenario_dirs()[1:]]
+    if extra:
+        hydra_overrides.append("hydra.searchpath=[" + ",".join(f"file://{r}" for r in extra) + "]")
+    name_of = compositions.key(_scenario_bytes(), hydra_overrides, schema)
+    data = compositions.recall(name_of)
+    if data is None:
+        data = _hydra_compose(hydra_overrides, overrides)
+        compositions.remember(name_of, data)
+    data["scenario"] = name
+    return data, [str(p) for p in files]
+
+
+def _scenario_bytes() -> list[tuple[str, bytes]]:
+    """Every readable scenario file as (root number/relative path, bytes): what Hydra may read for a
+    run's configuration (not the project's ``sweep.yaml``, which configures Hydra's sweeps)."""
+    roots = scenario_dirs()
+    return [(f"{roots.index(root)}/{path.relative_to(root).as_posix()}", path.read_bytes())
+            for root, path in _scenario_files()[0] if not (root == roots[0] and path == root / "sweep.yaml")]
+
+
+def _hydra_compose(hydra_overrides: list[str], overrides: Sequence[str]) -> dict[str, Any]:
+    """Hydra's composition of the primary config with ``hydra_overrides``, resolved, as a plain dict."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    name_in_overrides, rest = _split(overrides)
-    name = name_in_overrides or scenario or "default"
-    check_no_code(rest)
-    hydra_overrides = [scenario_override(name), *rest]
-    files = check_scenario_files(selected_config_names(hydra_overrides))
-    _check_override_keys(rest, defaults())
-    extra = [r for r in scenario_dirs()[1:]]
-    if extra:
-        hydra_overrides.append("hydra.searchpath=[" + ",".join(f"file://{r}" for r in extra) + "]")
     _register_schema()
     try:
         gh = GlobalHydra.instance()
@@ -704,13 +727,11 @@ def _compose(scenario: str | None, overrides: Sequence[str]) -> tuple[dict[str, 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"overrides {clip(' '.join(overrides)) or '(none)'}: {clip(first, 300)}") from None
     try:  # interpolations resolve here: an unknown resolver or a missing key is one line too
-        data = OmegaConf.to_container(cfg, resolve=True)
+        return OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         key = getattr(exc, "full_key", None)
         raise ConfigError(f"{key + ': ' if key else ''}{first}") from None
-    data["scenario"] = name
-    return data, [str(p) for p in files]
 
 
 def compose(scenario: str | None = None, overrides: Sequence[str] = (), seed: int | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -10,6 +11,9 @@ import pytest
 import sim
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Compositions kept by the tests (sim.compositions) go to a folder of their own, not the user's cache.
+_CACHE = tempfile.TemporaryDirectory(prefix="sim-test-cache-")
+os.environ.setdefault("SIM_CACHE_DIR", _CACHE.name)
 
 SMALL = ("population.size=3000", "horizon=60")
 
