@@ -141,13 +141,14 @@ def worker_model(spec: dict) -> dict:
 
 
 def worker_folder(spec: dict) -> dict:
-    """Simulate, then time writing the run folder (tables, plots, report) into a temporary folder."""
+    """Simulate, then time writing the run folder (tables, plots, report) into a temporary folder, as
+    ``sim run`` does: its plot helper started with the simulation (``simulate(plots_next=True)``)."""
     import tempfile
 
-    import sim
-    from sim.runs import write_run_folder
+    from sim.config import compose
+    from sim.runs import simulate, write_run_folder
 
-    result = sim.run(spec["scenario"], spec["overrides"], seed=spec.get("seed", 0))
+    result = simulate(compose(spec["scenario"], spec["overrides"], seed=spec.get("seed", 0)), plots_next=True)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as tmp:
         _, wall, cpu = _timed(lambda: write_run_folder(result, Path(tmp)))
