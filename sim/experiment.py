@@ -114,7 +114,7 @@ class Comparison:
 
     def save(self, out: str | os.PathLike = "results/comparisons", plots: bool = True) -> Path:
         """Write the comparison folder under ``out`` atomically and return its path."""
-        from sim.folders import AtomicFolder, slug
+        from sim.folders import AtomicFolder, slug, write_table
 
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = AtomicFolder(Path(out), f"{stamp}_{slug(self.name, whole_words=True)}")
@@ -124,15 +124,15 @@ class Comparison:
             (tmp / "resolved").mkdir()
             for strategy, cfg in self.configs.items():
                 (tmp / "resolved" / f"{slug(strategy)}.yaml").write_text(dump_yaml(cfg))
-            self.daily.to_parquet(tmp / "daily.parquet", index=False)
-            self.horizon.to_parquet(tmp / "horizon.parquet", index=False)
-            self.differences.to_parquet(tmp / "differences.parquet", index=False)
-            self.table.to_parquet(tmp / "table.parquet", index=False)
-            self.retention.to_parquet(tmp / "retention.parquet", index=False)
+            write_table(self.daily, tmp / "daily.parquet")
+            write_table(self.horizon, tmp / "horizon.parquet")
+            write_table(self.differences, tmp / "differences.parquet")
+            write_table(self.table, tmp / "table.parquet")
+            write_table(self.retention, tmp / "retention.parquet")
             for frame, file in ((self.noise, "horizon_noise.parquet"), (self.uncertainty, "uncertainty.parquet"),
                                 (self.assumption_effects, "assumption_effects.parquet")):
                 if frame is not None:
-                    frame.to_parquet(tmp / file, index=False)
+                    write_table(frame, tmp / file)
             if self.decision is not None:
                 (tmp / "decision.json").write_text(json.dumps(self.decision.as_dict(), indent=1, ensure_ascii=False) + "\n")
             from sim import plots as plotting
@@ -803,9 +803,11 @@ def collect_sweep(folder: str | os.PathLike, metrics: Sequence[str] = DEFAULT_SW
 
     Each file is written under a temporary name and renamed into place, so a reader never sees half
     a table; collecting again (after a resumed sweep) replaces them."""
+    from sim.folders import write_table
+
     s = load_sweep(folder, metrics)
-    _atomic(s.path / "sweep.parquet", lambda p: s.daily.to_parquet(p, index=False))
-    _atomic(s.path / "horizon.parquet", lambda p: s.horizon.to_parquet(p, index=False))
+    _atomic(s.path / "sweep.parquet", lambda p: write_table(s.daily, p))
+    _atomic(s.path / "horizon.parquet", lambda p: write_table(s.horizon, p))
     if plots:
         from sim import plots as plotting
         from sim.report import sweep_report

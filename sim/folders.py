@@ -358,6 +358,19 @@ def replace_entries(folder: Path, write: Callable[[Path], Any], last: str | None
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def write_table(frame, path: str | os.PathLike) -> None:
+    """Write ``frame`` (without its index) to the Parquet file ``path``, as fast as a table reads back
+    the same: dictionary-encoded text columns (a few distinct names, such as channels) and plain
+    numbers, snappy-compressed. pandas' default also dictionary-encodes every number column, which
+    halves the speed of writing a cohort table of half a million rows for a file 5 % smaller; the
+    frame read back is identical either way (types and values)."""
+    import pandas as pd
+
+    text = [str(c) for c, dtype in frame.dtypes.items()
+            if pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)]
+    frame.to_parquet(path, index=False, compression="snappy", use_dictionary=text)
+
+
 class HelperProcess:
     """A forked child process that does ``work(order)`` while this one goes on, both writing into the
     same temporary folder. The child runs ``prepare()`` first (imports, say) then waits for its order
@@ -367,13 +380,18 @@ class HelperProcess:
     an error or Ctrl-C included) kills the child and waits for it, so nothing writes into the folder
     once its writer has removed it and no process is left behind; a child never sent an order ends
     without working. Ctrl-C is this process's to handle: the child ignores it, and it dies with the
-    thread that forked it (the main thread: use it from there)."""
+    thread that forked it (the main thread: use it from there).
+
+    An order sent with ``more=True`` leaves the way open for more: the child starts on the first
+    while this process prepares the next, and reads each further one with :func:`next_order`."""
 
     def __init__(self, work: Callable[[Any], Any], prepare: Callable[[], Any] | None = None):
         self.work, self.prepare = work, prepare
         self.pid: int | None = None
         self._orders: int | None = None
         self._errors: int | None = None
+        self._sending: threading.Thread | None = None  # (an order being written by a thread: send(background=True))
+        self._send_error: BaseException | None = None
 
     def start(self) -> HelperProcess:
         orders, self._orders = os.pipe()
@@ -392,6 +410,8 @@ class HelperProcess:
                 _die_with_parent(parent)
                 if self.prepare is not None:
                     self.prepare()
+                global _ORDERS
+                _ORDERS = orders
                 order = _read_message(orders)
                 if order is not None:
                     _write_all(errors, pickle.dumps((True, self.work(pickle.loads(order)), "")))
@@ -406,23 +426,52 @@ class HelperProcess:
         self.pid = pid
         return self
 
-    def send(self, order: Any) -> None:
-        """Give the child its order, ``work(order)`` (pickled; beyond a pipe's buffer, 64 KiB, this
-        waits for the child to be ready to read it)."""
+    def send(self, order: Any, more: bool = False, background: bool = False) -> None:
+        """Give the child its order, ``work(order)`` for the first, :func:`next_order` for the others
+        (pickled; beyond a pipe's buffer, 64 KiB, this waits for the child to be ready to read it).
+        ``more``: other orders follow. ``background``: a thread writes it, so that this process goes
+        on while the child is still busy preparing (it is the next call's to wait for, and to raise
+        the child's failure if the child ended instead of reading it)."""
+        self._finish_sending()
         data = pickle.dumps(order, protocol=5)
+        message = len(data).to_bytes(8, "little") + data
+        if background:
+            self._sending = threading.Thread(target=self._write_order, args=(message, more), name="helper order", daemon=True)
+            self._sending.start()
+            return
+        self._write_order(message, more)
+        if self._send_error is not None:
+            self._finish_sending()
+
+    def _write_order(self, message: bytes, more: bool) -> None:
         try:
-            _write_all(self._orders, len(data).to_bytes(8, "little") + data)
-        except BrokenPipeError:  # the child ended before reading it: say why
-            self.wait()
-            raise
+            _write_all(self._orders, message)
+        except BrokenPipeError as exc:  # the child ended before reading it: why is for _finish_sending to say
+            self._send_error = exc
+            more = False
         finally:
-            os.close(self._orders)
-            self._orders = None
+            if not more:
+                os.close(self._orders)
+                self._orders = None
+
+    def _finish_sending(self) -> None:
+        """Wait for an order being written; if the child ended before reading it, raise why."""
+        if self._sending is not None:
+            self._sending.join()
+            self._sending = None
+        if self._send_error is not None:
+            error, self._send_error = self._send_error, None
+            self.wait()
+            raise error
 
     def wait(self) -> Any:
         """Wait for the child to finish and return what ``work`` returned; raise its exception (with
         its traceback as a note) if it failed."""
-        if self._orders is not None:  # (never sent one: the child ends without working)
+        if self._sending is not None:
+            self._sending.join()
+            self._sending = None
+        self._send_error = None  # (the child's own failure, read below, says more)
+        if self._orders is not None:  # (never sent one, or not the last: the child ends without working further)
             os.close(self._orders)
             self._orders = None
         chunks = []
@@ -445,6 +494,10 @@ class HelperProcess:
                 os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
             self.pid = None
+        if self._sending is not None:  # (its write fails now that the child is gone; its pipe is closed after it)
+            self._sending.join()
+            self._sending = None
+        self._send_error = None
         for name in ("_orders", "_errors"):
             if getattr(self, name) is not None:
                 os.close(getattr(self, name))
@@ -458,7 +511,21 @@ class HelperProcess:
         return False
 
     def __getstate__(self) -> dict:  # (a copy in another process has no child: an inert one)
-        return {"work": None, "prepare": None, "pid": None, "_orders": None, "_errors": None}
+        return {"work": None, "prepare": None, "pid": None, "_orders": None, "_errors": None, "_sending": None, "_send_error": None}
+
+
+#: In a helper process (:class:`HelperProcess`): the pipe its orders come through.
+_ORDERS: int | None = None
+
+
+def next_order() -> Any:
+    """In a helper process: wait for the next order its parent sends (after one sent with ``more=True``)."""
+    if _ORDERS is None:
+        raise RuntimeError("next_order() is for a helper process")
+    message = _read_message(_ORDERS)
+    if message is None:
+        raise RuntimeError("the writer sent no further order")
+    return pickle.loads(message)
 
 
 def _die_with_parent(parent: int) -> None:
