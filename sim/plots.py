@@ -370,6 +370,11 @@ def run_plan(result) -> dict[str, Callable[[Path], Path]]:
     return plan
 
 
+#: The run plots drawn from the cohort table; the others need the daily table alone, which a run's
+#: plot helpers have before the cohort table is written (:class:`sim.runs.PlotHelper`).
+COHORT_PLOTS = frozenset({"retention", "cohort_heatmap"})
+
+
 #: Seconds a run plot takes to draw (100,000 people, every mechanism, a year, one core; the others about
 #: 0.1 s), and the other work of the process that writes a run folder (tables, report): what
 #: :func:`split` balances. Only the proportions matter, and they hold at other sizes.
@@ -405,6 +410,43 @@ def warm_up() -> None:
     plt.close(fig)
 
 
+class InMemory:
+    """A folder stand-in for a plan's drawing functions (:func:`run_plan`): ``memory / "name.png"``
+    is a buffer the PNG is written into, kept in :attr:`files` (name -> bytes) until the run folder
+    they go to exists (:func:`draw_in_memory`)."""
+
+    def __init__(self):
+        self._buffers: dict[str, io.BytesIO] = {}
+
+    def __truediv__(self, name: str) -> io.BytesIO:
+        self._buffers[name] = io.BytesIO()
+        return self._buffers[name]
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        return {name: buffer.getvalue() for name, buffer in self._buffers.items()}
+
+
+def draw_in_memory(plan: dict[str, Callable], names: Sequence[str]) -> dict[str, bytes]:
+    """Draw the plots ``names`` of ``plan`` (:func:`run_plan`) into memory: file name -> the PNG's
+    bytes, the same bytes as drawn into a folder (:func:`run_plots`)."""
+    memory = InMemory()
+    _without_collection(lambda: [plan[name](memory) for name in names])
+    return memory.files
+
+
+def _without_collection(draw: Callable[[], object]) -> None:
+    """``draw()`` with no garbage collection: a collection walks every object alive, which in a
+    forked helper copies every page it shares with its parent; the figures' cycles are collected afterwards."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        draw()
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def run_plots(result, folder: Path, share: tuple[int, int] = (0, 1), writer_draws: bool = True) -> dict[str, Path]:
     """Draw the plots of a run into ``folder``; returns name -> path of every plot of the run.
 
@@ -414,16 +456,7 @@ def run_plots(result, folder: Path, share: tuple[int, int] = (0, 1), writer_draw
     folder.mkdir(exist_ok=True)  # (not its parent: a run's temporary folder, which a helper never recreates once removed)
     plan = run_plan(result)
     mine = split(list(plan), share[1], writer_draws)[share[0]]
-    # No collection while drawing: a collection walks every object alive, which in a forked helper
-    # copies every page it shares with its parent; the figures' cycles are collected afterwards.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for name in mine:
-            plan[name](folder)
-    finally:
-        if collecting:
-            gc.enable()
+    _without_collection(lambda: [plan[name](folder) for name in mine])
     return {name: folder / f"{name}.png" for name in plan}
 
 

@@ -190,10 +190,11 @@ def pnl_rows(summary: dict, daily: pd.DataFrame, cfg) -> list[tuple[str, float, 
     return rows
 
 
-def run_report(result, figures: dict[str, Path]) -> str:
+def run_report(result, figures: dict[str, Path], config_yaml: str | None = None) -> str:
     """The run folder's report: headline cards, plots, the P&L, channels and every horizon metric; a
     classic diffusion run's (:func:`sim.diffusion.adoption_only`) shows adoption only: no money cards,
-    P&L or channel economics."""
+    P&L or channel economics. ``config_yaml``: the configuration as ``dump_yaml`` writes it, when
+    the caller has it already (the run folder's writer: written once, not twice)."""
     from sim.diffusion import adoption_only
 
     s, cfg = result.summary, result.config
@@ -214,7 +215,7 @@ def run_report(result, figures: dict[str, Path]) -> str:
     return render("run.html.j2", title=f"growth-sim run: {cfg.scenario}", subtitle=subtitle,
                   cards=[(fmt(s.get(k), f), label) for k, label, f in headline], figures=run_figures(figures),
                   channels=channels, group_buy=group_buy_rows(result.daily), pnl=None if adoption else pnl_rows(s, result.daily, cfg),
-                  metrics=pd.DataFrame({"metric": list(shown), "value": values}), config_yaml=dump_yaml(cfg))
+                  metrics=pd.DataFrame({"metric": list(shown), "value": values}), config_yaml=dump_yaml(cfg) if config_yaml is None else config_yaml)
 
 
 def group_buy_rows(daily: pd.DataFrame) -> list[tuple[str, float, str]] | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
 import subprocess
 import time
 import weakref
@@ -25,7 +24,7 @@ import pandas as pd
 from sim import folders
 from sim.config import SimConfig, compose, dump_yaml, input_files
 from sim.engine import GrowthModel
-from sim.folders import AtomicFolder, HelperProcess, read_manifest, slug, write_manifest
+from sim.folders import AtomicFolder, HelperProcess, read_manifest, slug, write_manifest, write_table
 from sim.inputs import input_hashes
 from sim.metrics import channel_table, summary
 from sim.schema import ConfigError
@@ -86,6 +85,8 @@ def _simulate(cfg: SimConfig, progress, helper: PlotHelper | None) -> RunResult:
             progress(model)
     t_sim = time.perf_counter() - t0 - t_build
     daily = model.metrics.daily(model.economics)
+    if helper is not None:  # (it draws the daily table's plots while the other tables are made and written)
+        helper.begin(model.cfg, daily)
     info = summary(model, daily)
     info.update({
         "scenario": cfg.scenario, "seed": cfg.seed, "version": __version__, "git_revision": git_revision(),
@@ -114,59 +115,98 @@ def run(scenario: str = "default", overrides: Sequence[str] = (), seed: int | No
 
 class PlotHelper:
     """A helper process forked as a simulation starts (``simulate(plots_next=True)``), importing the
-    plotting modules on the core the simulation leaves free, then waiting. The run folder's writer
-    hands it the frames (:meth:`draw`) and neither draws nor imports the plotting library; the
-    helper forks a second helper of its own (matplotlib loaded) and the two draw half the plots
-    each. Forked before the model is built, it shares none of the model's memory (no copy-on-write
-    of a large market's state). A helper of a result dropped unwritten is stopped with it (or at
-    exit); one never handed frames ends without drawing."""
+    plotting modules on the core the simulation leaves free, then waiting. The writer never draws
+    nor imports the plotting library: as soon as the daily table exists it hands it over
+    (:meth:`begin`), and the helper forks a second helper of its own (matplotlib loaded) and the two
+    draw their shares of the daily table's plots into memory while the writer makes the other
+    tables and writes the run folder. Once the cohort table is written (:meth:`draw`) they draw its
+    plots from that file (read back as it was written, not pickled for them) and write every PNG
+    into the folder. Forked before the model is built, it shares none of the model's memory (no
+    copy-on-write of a large market's state). A helper of a result dropped unwritten is stopped with
+    it (or at exit); one never handed the folder ends without writing."""
 
     def __init__(self):
         self.process = HelperProcess(_draw_order, prepare=_prepare_plots).start()
         self._stop = weakref.finalize(self, self.process.stop)
-        self._frames: Path | None = None
 
-    def draw(self, result: RunResult, folder: Path) -> None:
-        """Hand the helper the frames the plots need (in a file beside ``folder``: pickled in one go,
-        faster than through a pipe) and the folder to draw them into."""
-        self._frames = folder.parent / FRAMES
-        with open(self._frames, "wb") as f:
-            pickle.dump((result.config, result.daily, result.cohorts), f, protocol=5)
-        self.process.send((str(self._frames), str(folder)))
+    def begin(self, config: SimConfig, daily: pd.DataFrame) -> None:
+        """Hand the helper the run's configuration and daily table (written to it by a thread: a
+        small run may end before the helper has loaded the plotting library and reads it)."""
+        self.process.send((config, daily), more=True, background=True)
+
+    def draw(self, cohorts: Path, folder: Path) -> None:
+        """Tell the helper where the cohort table has been written and the folder to draw into."""
+        self.process.send((str(cohorts), str(folder)))
 
     def wait(self) -> dict[str, Path]:
         """Wait for the helper; name -> path of every plot of the run (as :func:`sim.plots.run_plots`)."""
-        figures = self.process.wait()
-        self._frames.unlink()
-        return figures
+        return self.process.wait()
 
     def stop(self) -> None:
         self._stop()
 
 
-#: The frames a :class:`PlotHelper` reads, for a moment in a run's temporary folder.
-FRAMES = ".frames.pickle"
-
-
 def _prepare_plots() -> None:
+    import pyarrow.parquet  # noqa: F401  (to read the cohort table)
+
     from sim import plots
 
     plots.warm_up()
 
 
-def _draw_order(order: tuple[str, str]) -> dict[str, Path]:
-    """In the :class:`PlotHelper`: read the frames, draw half the plots, and the other half in a helper of its own."""
+def _draw_order(order: tuple[SimConfig, pd.DataFrame]) -> dict[str, Path]:
+    """In the :class:`PlotHelper`: fork a helper for half the plots and draw the other half; the
+    writer's next order (cohort table, folder) is passed on to that helper as soon as it comes."""
+    import threading
     from types import SimpleNamespace
 
-    frames, folder = order
-    with open(frames, "rb") as f:
-        config, daily, cohorts = pickle.load(f)
-    result, folder = SimpleNamespace(config=config, daily=daily, cohorts=cohorts), Path(folder)
-    with HelperProcess(lambda share: _draw(result, folder, share, writer_draws=False)) as other:
-        other.send((1, 2))
-        figures = _draw(result, folder, (0, 2), writer_draws=False)
+    config, daily = order
+    result = SimpleNamespace(config=config, daily=daily, cohorts=None)
+    with HelperProcess(lambda share: _draw_share(result, share, folders.next_order)) as other:
+        other.send((1, 2), more=True)
+        passed: list = []
+        failed: list[BaseException] = []
+
+        def pass_on() -> None:  # (a thread: the order is passed on while this process draws)
+            try:
+                passed.append(folders.next_order())
+                other.send(passed[0])
+            except BaseException as exc:  # noqa: BLE001 (raised where it is waited for)
+                failed.append(exc)
+
+        relay = threading.Thread(target=pass_on, name="pass on", daemon=True)
+        relay.start()
+
+        def received() -> tuple[str, str]:
+            relay.join()
+            if failed:
+                raise failed[0]
+            return passed[0]
+
+        figures = _draw_share(result, (0, 2), received)
         other.wait()
     return figures
+
+
+def _draw_share(result, share: tuple[int, int], folder_order) -> dict[str, Path]:
+    """Draw share ``share`` of a run's plots (:func:`sim.plots.split`): those of the daily table
+    into memory first, then, once ``folder_order()`` gives the cohort table's file and the folder,
+    those of the cohort table; write them all into the folder."""
+    from sim import plots
+
+    plan = plots.run_plan(result)
+    mine = plots.split(list(plan), share[1], writer_draws=False)[share[0]]
+    files = plots.draw_in_memory(plan, [name for name in mine if name not in plots.COHORT_PLOTS])
+    cohorts, folder = folder_order()
+    folder = Path(folder)
+    later = [name for name in mine if name in plots.COHORT_PLOTS]
+    if later:
+        result.cohorts = pd.read_parquet(cohorts)
+        files |= plots.draw_in_memory(plots.run_plan(result), later)
+    folder.mkdir(exist_ok=True)  # (not its parent: a run's temporary folder, which a helper never recreates once removed)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return {name: folder / f"{name}.png" for name in plan}
 
 
 def is_complete(folder: Path) -> bool:
@@ -193,16 +233,19 @@ def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str
         folder = AtomicFolder(out, name or f"{stamp}_{slug(cfg.scenario)}_seed{cfg.seed}", replace=replace, required=RUN_FILES)
         # (helpers are stopped before the temporary folder is removed, on any way out)
         with folder as tmp, contextlib.ExitStack() as helpers:
-            if ahead is not None:
+            if ahead is not None:  # (it has the daily table: the cohort table first, which it reads back)
                 helpers.callback(ahead.stop)
-                ahead.draw(result, tmp / "plots")
+                write_table(result.cohorts, tmp / "cohorts.parquet")
+                ahead.draw(tmp / "cohorts.parquet", tmp / "plots")
             elif shares == 2:  # (forked first, so that it draws while this process writes the tables)
                 helper = helpers.enter_context(HelperProcess(lambda share: _draw(result, tmp / "plots", share)))
                 helper.send((1, 2))
-            (tmp / "config.yaml").write_text(dump_yaml(cfg))
-            result.daily.to_parquet(tmp / "daily.parquet", index=False)
-            result.cohorts.to_parquet(tmp / "cohorts.parquet", index=False)
-            result.channels.to_parquet(tmp / "channels.parquet", index=False)
+            config_yaml = dump_yaml(cfg)
+            (tmp / "config.yaml").write_text(config_yaml)
+            write_table(result.daily, tmp / "daily.parquet")
+            if ahead is None:
+                write_table(result.cohorts, tmp / "cohorts.parquet")
+            write_table(result.channels, tmp / "channels.parquet")
             (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
             from sim.report import run_report
 
@@ -212,7 +255,7 @@ def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str
                 figures = _draw(result, tmp / "plots", (0, shares)) if plots else {}
                 if shares == 2:
                     helper.wait()
-            (tmp / "report.html").write_text(run_report(result, figures))
+            (tmp / "report.html").write_text(run_report(result, figures, config_yaml))
             write_manifest(tmp, folder.name)
     finally:
         if ahead is not None:
