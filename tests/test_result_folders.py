@@ -190,3 +190,63 @@ def test_a_terminated_sweep_says_what_was_kept_and_how_to_resume(tmp_path):
     assert 1 <= len(kept) < 30 and all(is_complete(p) for p in kept)
     assert not [p for p in runs.iterdir() if p.name.startswith(".")]  # no temporary left
     assert "Traceback" not in err and not (folder / "sweep.parquet").exists()
+
+
+def test_a_table_reads_back_as_it_was_written_with_only_its_text_columns_dictionary_encoded(tmp_path):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    frame = pd.DataFrame({
+        "channel": pd.Series(["all", "referral", "", "all"] * 50, dtype="str"),
+        "name": pd.Series(["a", None, "b", "c"] * 50, dtype=object),
+        "kind": pd.Categorical(["x", "y", "x", "x"] * 50),
+        "day": np.arange(200, dtype=np.int32), "users": np.arange(200, dtype=np.int64) * 3,
+        "share": np.r_[np.linspace(0, 1, 199), np.nan], "open": np.arange(200) % 3 == 0,
+    })
+    folders.write_table(frame, tmp_path / "t.parquet")
+    frame.to_parquet(tmp_path / "default.parquet", index=False)  # (pandas' own choices: text read back as str)
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(back, pd.read_parquet(tmp_path / "default.parquet"), check_exact=True)
+    pd.testing.assert_frame_equal(back.drop(columns="name"), frame.drop(columns="name"), check_exact=True)
+    columns = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
+    encoded = {columns.column(i).path_in_schema: "RLE_DICTIONARY" in columns.column(i).encodings for i in range(columns.num_columns)}
+    assert encoded == {"channel": True, "name": True, "kind": True, "day": False, "users": False, "share": False, "open": False}
+
+
+def test_the_run_tables_read_back_as_the_run_made_them(tmp_path):
+    result = sim.simulate(sim.compose("all_mechanisms", ["population.size=2000", "horizon=40"]))
+    back = sim.load_run(write_run_folder(result, tmp_path, plots=False))
+    for table in ("daily", "cohorts", "channels"):
+        pd.testing.assert_frame_equal(getattr(back, table), getattr(result, table), check_exact=True)
+
+
+def _sum_of_orders(first: int) -> int:
+    return first + folders.next_order() + folders.next_order()
+
+
+def test_a_helper_takes_further_orders_and_a_large_one_is_sent_while_it_still_prepares():
+    helper = folders.HelperProcess(lambda first: sum(first) + _sum_of_orders(0), prepare=lambda: time.sleep(1.0)).start()
+    try:
+        large = list(range(200_000))  # (beyond a pipe's buffer: a plain send would wait for the child to read it)
+        t0 = time.monotonic()
+        helper.send(large, more=True, background=True)
+        assert time.monotonic() - t0 < 0.5
+        helper.send(1, more=True)
+        helper.send(2)
+        assert helper.wait() == sum(large) + 3
+    finally:
+        helper.stop()
+
+
+def test_a_helper_that_fails_before_reading_a_background_order_makes_the_next_call_raise_its_error():
+    def fail():
+        raise ValueError("could not prepare")
+
+    helper = folders.HelperProcess(lambda order: order, prepare=fail).start()
+    try:
+        helper.send(list(range(200_000)), more=True, background=True)
+        with pytest.raises(ValueError, match="could not prepare"):
+            helper.send(1)
+    finally:
+        helper.stop()
+    assert helper.pid is None
