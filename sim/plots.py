@@ -375,24 +375,34 @@ def run_plan(result) -> dict[str, Callable[[Path], Path]]:
 COHORT_PLOTS = frozenset({"retention", "cohort_heatmap"})
 
 
-#: Seconds a run plot takes to draw (100,000 people, every mechanism, a year, one core; the others about
-#: 0.1 s), and the other work of the process that writes a run folder (tables, report): what
-#: :func:`split` balances. Only the proportions matter, and they hold at other sizes.
-DRAW_SECONDS = {"mechanisms": 0.73, "retention": 0.24, "growth": 0.12}
-OTHER_SECONDS = 0.1
+#: Seconds a run plot takes to draw (100,000 people, every mechanism, a year, one warm process, the
+#: medians of four; the others about 0.15 s), and the other work of the process that writes a run
+#: folder (tables, report): what :func:`split` balances. Only the proportions matter, and they hold at
+#: other sizes. (The mechanisms' figure takes as long as all the others together: it is drawn alone.)
+DRAW_SECONDS = {"mechanisms": 1.3, "retention": 0.33, "growth": 0.18, "orders": 0.18, "money": 0.17}
+OTHER_SECONDS = 0.15
 FOLDER_WRITER_SECONDS = 0.2
+MECHANISM_PANEL_SECONDS = 0.1  # (the mechanisms' figure, a panel: 13 panels 1.3 s, 2 panels 0.14 s)
 
 
-def split(names: Sequence[str], shares: int, writer_draws: bool = True) -> list[list[str]]:
+def draw_seconds(result) -> dict[str, float]:
+    """:data:`DRAW_SECONDS` for the run of ``result``: its mechanisms' figure in proportion to its
+    panels (a run of two mechanisms draws it as fast as any other figure)."""
+    return {**DRAW_SECONDS, "mechanisms": MECHANISM_PANEL_SECONDS * len(mechanism_panels(result.daily, result.config.enabled()))}
+
+
+def split(names: Sequence[str], shares: int, writer_draws: bool = True, seconds: dict[str, float] | None = None) -> list[list[str]]:
     """``names`` in ``shares`` groups of about equal drawing time (the longest first, each to the least
-    busy group), each in plan order. ``writer_draws``: group 0 is the run folder's writer's, which
-    starts busy with its other work (:data:`FOLDER_WRITER_SECONDS`)."""
+    busy group), each in plan order; ``seconds``: what each takes (default :data:`DRAW_SECONDS`, see
+    :func:`draw_seconds`). ``writer_draws``: group 0 is the run folder's writer's, which starts busy
+    with its other work (:data:`FOLDER_WRITER_SECONDS`)."""
+    seconds = DRAW_SECONDS if seconds is None else seconds
     busy = [FOLDER_WRITER_SECONDS if shares > 1 and writer_draws else 0.0] + [0.0] * (shares - 1)
     groups: list[set[str]] = [set() for _ in range(shares)]
-    for name in sorted(names, key=lambda n: -DRAW_SECONDS.get(n, OTHER_SECONDS)):  # (stable: plan order among equals)
+    for name in sorted(names, key=lambda n: -seconds.get(n, OTHER_SECONDS)):  # (stable: plan order among equals)
         k = busy.index(min(busy))
         groups[k].add(name)
-        busy[k] += DRAW_SECONDS.get(name, OTHER_SECONDS)
+        busy[k] += seconds.get(name, OTHER_SECONDS)
     return [[n for n in names if n in group] for group in groups]
 
 
@@ -455,7 +465,7 @@ def run_plots(result, folder: Path, share: tuple[int, int] = (0, 1), writer_draw
     (:func:`sim.runs.write_run_folder`)."""
     folder.mkdir(exist_ok=True)  # (not its parent: a run's temporary folder, which a helper never recreates once removed)
     plan = run_plan(result)
-    mine = split(list(plan), share[1], writer_draws)[share[0]]
+    mine = split(list(plan), share[1], writer_draws, draw_seconds(result))[share[0]]
     _without_collection(lambda: [plan[name](folder) for name in mine])
     return {name: folder / f"{name}.png" for name in plan}
 

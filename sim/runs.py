@@ -198,7 +198,7 @@ def _draw_share(result, share: tuple[int, int], folder_order) -> dict[str, Path]
     from sim import plots
 
     plan = plots.run_plan(result)
-    mine = plots.split(list(plan), share[1], writer_draws=False)[share[0]]
+    mine = plots.split(list(plan), share[1], writer_draws=False, seconds=plots.draw_seconds(result))[share[0]]
     files = plots.draw_in_memory(plan, [name for name in mine if name not in plots.COHORT_PLOTS])
     cohorts, folder = folder_order()
     folder = Path(folder)
