@@ -311,10 +311,14 @@ def _table(kind: str, a: float, b: float, size: int) -> np.ndarray:
     return t
 
 
-def _state_table(values: dict[int, float], default: float) -> np.ndarray:
+@lru_cache(maxsize=64)
+def _state_table(default: float, *values: tuple[int, float]) -> np.ndarray:
+    """A value per lifecycle state: ``default``, except the ``(state, value)`` pairs given. Made once
+    per distinct settings (the stages ask for theirs every day) and read-only, as the tables above."""
     t = np.full(N_STATES, default, dtype=np.float64)
-    for state, v in values.items():
+    for state, v in values:
         t[state] = v
+    t.flags.writeable = False
     return t
 
 
@@ -325,7 +329,7 @@ def power_table(base: float, size: int) -> np.ndarray:
 
 def need_ratio_table(cfg) -> np.ndarray:
     """Demand accrual by lifecycle state, relative to active users (loyal users need more)."""
-    return _state_table({State.LOYAL: cfg.loyal_need_ratio}, 1.0)
+    return _state_table(1.0, (State.LOYAL, cfg.loyal_need_ratio))
 
 
 # What a pass reads reaches it as a few tuples (columns, settings), not as a long argument list; each
@@ -374,7 +378,7 @@ def nudge_satisfaction(pop: Population, idx: np.ndarray, delta: np.ndarray | flo
 def visit_probability(pop: Population, idx: np.ndarray, day: int, cfg, boost_logit: np.ndarray | None = None) -> np.ndarray:
     """Daily visit probability of users ``idx`` (:func:`visit_log_odds`; ``day``: today, so nobody has
     more than ``day + 1`` visits)."""
-    state_odds = _state_table({State.DORMANT: np.log(max(cfg.dormant_odds, 1e-9)), State.LOYAL: np.log(cfg.loyal_odds)}, 0.0)
+    state_odds = _state_table(0.0, (State.DORMANT, np.log(max(cfg.dormant_odds, 1e-9))), (State.LOYAL, np.log(cfg.loyal_odds)))
     columns = pop.segment, pop.propensity, pop.joined_day, pop.satisfaction, pop.seg["satisfaction"], pop.visits, pop.state
     tables = _table("habit", 0.0, 0.0, _pow2(day + 2)), _table("visit_novelty", cfg.novelty_odds, cfg.novelty_days, _pow2(day + 2))
     settings = logit(pop.seg["visit_rate"]), cfg.satisfaction_weight, tables, cfg.habit_weight, state_odds
@@ -429,7 +433,7 @@ def churn_hazard(pop: Population, idx: np.ndarray, day: int, cfg, hazard_ratio: 
     columns = pop.joined_day, pop.segment, pop.frailty, pop.satisfaction, pop.seg["satisfaction"], pop.friends, pop.state
     settings = (np.float32(cfg.base_hazard), _table("tenure", cfg.tenure_days, cfg.tenure_decay, _pow2(day + 1)), cfg.satisfaction_weight,
                 _table("friends", 0.0, cfg.friends_weight, _pow2(pop.max_friends + 1)), bool(cfg.friends_weight),
-                _state_table({State.LOYAL: cfg.loyal_ratio, State.DORMANT: cfg.dormant_ratio}, 1.0))
+                _state_table(1.0, (State.LOYAL, cfg.loyal_ratio), (State.DORMANT, cfg.dormant_ratio)))
     return _churn_hazards(idx, day, columns, settings, NO_VALUES if hazard_ratio is None else hazard_ratio)
 
 

@@ -130,8 +130,12 @@ class Today:
         so the offering mechanism can book its own subsidy with :meth:`subsidy`."""
         if self.discount is None:
             self.discount = np.zeros(self.visitors.size)
-        share = (1.0 - self.discount[positions]) * np.asarray(fraction)
-        self.discount[positions] = 1.0 - (1.0 - self.discount[positions]) * (1.0 - np.asarray(fraction))
+        fraction = np.asarray(fraction)
+        left = 1.0 - self.discount[positions]  # (read once: repeated positions read the same value)
+        share = left * fraction
+        self.discount[positions] = 1.0 - left * (1.0 - fraction)
+        if share.dtype == np.float64 and share.shape == np.shape(positions):
+            return share  # (a fresh array already)
         return np.broadcast_to(share, np.shape(positions)).astype(np.float64)
 
     def enlarge_basket(self, positions: np.ndarray, factor: np.ndarray | float) -> None:

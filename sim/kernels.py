@@ -306,6 +306,21 @@ def note_last_orders(buyers, day, last_order, last_ordered_on):
 
 
 @jit
+def count_recent(last_visit, week_from, month_from):
+    """People whose last visit is on or after ``week_from`` and on or after ``month_from`` (weekly
+    and monthly actives): one pass over everyone for both counts."""
+    week = 0
+    month = 0
+    for i in range(last_visit.size):
+        d = last_visit[i]
+        if d >= month_from:
+            month += 1
+        if d >= week_from:
+            week += 1
+    return week, month
+
+
+@jit
 def record_cohorts(day, visitors, buyers, basket, joined_day, channel, alive_now, cohort_alive, cohort_retained,
                    cohort_gmv):
     """Today's cell of every cohort (join day x channel) younger than the tracked ages: members

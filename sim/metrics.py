@@ -40,15 +40,6 @@ SERIES = ("cumulative_users", "dau", "wau", "mau", "active_users", "users", "k_f
 MARKET_COLUMN = "market_size"
 
 
-def unique_count(idx: np.ndarray, n: int) -> int:
-    """Distinct values among person indices (a sort for few, a mask for many)."""
-    if idx.size < n // 16:
-        return int(np.count_nonzero(np.diff(np.sort(idx))) + 1) if idx.size else 0
-    mask = np.zeros(n, dtype=bool)
-    mask[idx] = True
-    return int(mask.sum())
-
-
 def _stack_rows(columns: dict[str, np.ndarray], length: int) -> np.ndarray:
     """Copy columns of ``length`` into the rows of one matrix; the dict then holds views of the rows."""
     table = np.vstack(list(columns.values())) if columns else np.zeros((0, length))
@@ -152,6 +143,8 @@ class Recorder:
             self._account_rows = _stack_rows(economics.daily, self.horizon)
             names = list(self.series)
             self._counter_rows = np.array([names.index(name) for name in self.counter_names], dtype=np.int64)
+            self._channel_rows = np.array([names.index(f"new_{name}") for name in CHANNELS], dtype=np.int64)
+            self._state_rows = np.array([names.index(f"n_{name}") for name in STATE_NAMES], dtype=np.int64)
             self._table_sizes = sizes
         return self._series_rows, self._account_rows, self._counter_rows
 
@@ -160,23 +153,19 @@ class Recorder:
         s = self.series
         rows, _, counter_rows = self._tables(model.economics)
         rows[counter_rows, day] = [today.counters.get(name, 0.0) for name in self.counter_names]
-        new_ch = np.bincount(pop.channel[today.new_users], minlength=len(CHANNELS))
-        for c, name in enumerate(CHANNELS):
-            s[f"new_{name}"][day] = new_ch[c]
+        rows[self._channel_rows, day] = np.bincount(pop.channel[today.new_users], minlength=len(CHANNELS))
         counts = pop.state_counts()
-        for k, name in enumerate(STATE_NAMES):
-            s[f"n_{name}"][day] = counts[k]
+        rows[self._state_rows, day] = counts
         s["market_size"][day] = pop.market_size()
         s["cumulative_users"][day] = (s["cumulative_users"][day - 1] if day else 0.0) + s["new_users"][day]  # whole numbers: exact
         s["dau"][day] = today.visitors.size
-        s["buyers"][day] = unique_count(today.buyers, pop.n)
         kernels.note_last_orders(today.buyers, day, self.last_order, self.last_ordered_on)
+        s["buyers"][day] = self.last_ordered_on[day]  # distinct buyers today: the people whose last order is today
         for window in TRAILING_WINDOWS:
             lo = max(0, day - window + 1)
             s[f"active_buyers_{window}"][day] = self.last_ordered_on[lo: day + 1].sum()
         s["gmv_365"][day] = model.economics.gmv[max(0, day - 364): day + 1].sum()
-        s["wau"][day] = np.count_nonzero(pop.last_visit >= max(day - 6, 0))
-        s["mau"][day] = np.count_nonzero(pop.last_visit >= max(day - 29, 0))
+        s["wau"][day], s["mau"][day] = kernels.count_recent(pop.last_visit, max(day - 6, 0), max(day - 29, 0))
         s["active_users"][day] = counts[State.ACTIVE] + counts[State.LOYAL]
         s["users"][day] = counts[State.ACTIVE] + counts[State.LOYAL] + counts[State.DORMANT]
         lo = max(0, day - K_WINDOW + 1)
