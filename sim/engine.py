@@ -153,8 +153,9 @@ class Today:
         pos = self.bought[used]
         return pos, self.full_price[used] * share[pos]
 
-    def boost_relevance(self, positions: np.ndarray, factor: np.ndarray | float) -> None:
-        """Multiply the purchase relevance of visitors at ``positions``."""
+    def boost_relevance(self, positions: np.ndarray | slice, factor: np.ndarray | float) -> None:
+        """Multiply the purchase relevance of visitors at ``positions`` (``slice(None)``: all of them,
+        without an index array as long as the visitors)."""
         if self.relevance is None:
             self.relevance = np.ones(self.visitors.size)
         self.relevance[positions] *= factor

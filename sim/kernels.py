@@ -247,6 +247,16 @@ def drop_users(users, idx, state, lo, hi, seen):
     return out
 
 
+@jit
+def count_states(idx, state, n_states):
+    """``np.bincount(state[idx], minlength=n_states)``: people ``idx`` per state, without the gathered
+    copy and its widening."""
+    counts = np.zeros(n_states, dtype=np.int64)
+    for i in idx:
+        counts[state[i]] += 1
+    return counts
+
+
 # ------------------------------------------------------------------------------ purchases
 @jit
 def add_at(column, idx, delta):

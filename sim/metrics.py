@@ -153,7 +153,8 @@ class Recorder:
         s = self.series
         rows, _, counter_rows = self._tables(model.economics)
         rows[counter_rows, day] = [today.counters.get(name, 0.0) for name in self.counter_names]
-        rows[self._channel_rows, day] = np.bincount(pop.channel[today.new_users], minlength=len(CHANNELS))
+        new_by_channel = np.bincount(pop.channel[today.new_users], minlength=len(CHANNELS))
+        rows[self._channel_rows, day] = new_by_channel
         counts = pop.state_counts()
         rows[self._state_rows, day] = counts
         s["market_size"][day] = pop.market_size()
@@ -172,7 +173,7 @@ class Recorder:
         joined = s["new_users"][lo: day + 1].sum()
         s["k_factor"][day] = s["invites_accepted"][lo: day + 1].sum() / joined if joined else 0.0
         s["category_gini"][day] = gini(np.bincount(today.order_category, minlength=model.catalogue.categories))
-        self._cohorts(model)
+        self._cohorts(model, new_by_channel)
         self.days_recorded = day + 1
         self.check(day, model.economics)
 
@@ -191,10 +192,10 @@ class Recorder:
             if not np.isfinite(value) or value < 0:
                 raise SimulationError(f"day {day}: {name} = {value} (must be a finite, non-negative number)")
 
-    def _cohorts(self, model: Model) -> None:
+    def _cohorts(self, model: Model, new_by_channel: np.ndarray) -> None:
+        """Today's cohort cells; ``new_by_channel``: today's new users per channel (the cohort's size)."""
         day, pop, today = model.day, model.pop, model.today
-        C = len(CHANNELS)
-        self.cohort_users[day] = np.bincount(pop.channel[today.new_users], minlength=C)
+        self.cohort_users[day] = new_by_channel
         retained, alive, gmv = self._cells
         kernels.record_cohorts(day, today.visitors, today.buyers, today.basket, pop.joined_day, pop.channel,
                                self.alive_now, alive, retained, gmv)

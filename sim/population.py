@@ -173,8 +173,9 @@ class Population:
     def state_counts(self) -> np.ndarray:
         """People in each state. Users are counted over the user index; the churned are the people
         who ever joined and are not users; the aware take one comparison over everyone, and the
-        rest never heard of the platform (a bincount over everyone first widens every int8 to int64)."""
-        counts = np.bincount(self.state[self._users], minlength=N_STATES)
+        rest never heard of the platform (a bincount over everyone first widens every int8 to int64;
+        over the users, ``np.bincount`` of their states costs twice a compiled tally)."""
+        counts = kernels.count_states(self._users, self.state, N_STATES)
         counts[State.CHURNED] = self._joined - self._users.size
         counts[State.AWARE] = np.count_nonzero(self.state == State.AWARE)
         counts[State.POTENTIAL] = self.n - self._joined - counts[State.AWARE] - self.outside

@@ -162,13 +162,17 @@ class Content(Mechanism):
         self.live_share = None
         if v.size == 0:
             return
+        affinity = None  # of the visitors (a segment's, fixed): looked up once for both uses below
         if self.trust > 0:
-            today.boost_relevance(np.arange(v.size), 1.0 + c.trust_purchase_uplift * self.trust)
-            gain = (c.browse_satisfaction * self.trust * self._affinity(pop, v)).astype(np.float32)
+            today.boost_relevance(slice(None), 1.0 + c.trust_purchase_uplift * self.trust)  # every visitor
+            affinity = self._affinity(pop, v)
+            gain = (c.browse_satisfaction * self.trust * affinity).astype(np.float32)
             pop.satisfaction[v] = np.clip(pop.satisfaction[v] + gain, 0, 1)
         if self.streaming(model.day):
             rng = self.rng(model)
-            watch = np.flatnonzero(rng.random(v.size) < np.minimum(c.live_watch_rate * self._affinity(pop, v), 1.0))
+            if affinity is None:
+                affinity = self._affinity(pop, v)
+            watch = np.flatnonzero(rng.random(v.size) < np.minimum(c.live_watch_rate * affinity, 1.0))
             today.boost_relevance(watch, 1.0 + c.live_conversion_uplift)
             if c.live_discount:
                 self.live_share = np.zeros(v.size)
