@@ -38,6 +38,7 @@ mesa = import_mesa()  # Mesa without the subpackages the engine never uses (sim.
 ORGANIC = CHANNELS.index("organic")
 EMPTY = np.zeros(0, dtype=np.int64)
 SENDS_TOP = 250  # edge_sends is a saturating uint8 count
+ORDER_COUNTERS = tuple(f"orders_{source}" for source in ORDER_SOURCES)  # today's counter of each order source
 NO_OFFER = np.zeros(0)  # no relevance factors or discounts today (an argument of bh.decide_purchases)
 
 
@@ -391,8 +392,9 @@ class GrowthModel(mesa.Model):
         onboarding = (State.ACTIVE, np.float32(b.purchase.initial_need), np.float32(b.satisfaction.onboarding_friction),
                       self.channel_frailty.astype(np.float32))
         kernels.join_columns(idx, channel, sender, day, columns, onboarding)
-        self._gain_users(idx)
-        self.graph.add_to_neighbours(idx, pop.adopted_friends, +1)  # joining is for good: never taken back
+        # friends who are users (as _gain_users) and who ever joined (joining is for good: never
+        # taken back), in one walk along the new users' rows
+        self.graph.add_to_neighbours(idx, pop.friends, +1, also=pop.adopted_friends)
         if self.cfg.adoption.join_notice > 0:
             self._notify_friends(idx)
         self.today.new_users = np.concatenate([self.today.new_users, idx])
@@ -491,9 +493,9 @@ class GrowthModel(mesa.Model):
                 raise ValueError(f"book_orders: source {source!r} is not one of {ORDER_SOURCES}")
             today.count(f"orders_{source}", buyers.size)
         else:
-            for k, n in enumerate(np.bincount(source, minlength=len(ORDER_SOURCES)).tolist()):
+            for name, n in zip(ORDER_COUNTERS, np.bincount(source, minlength=len(ORDER_SOURCES)).tolist()):
                 if n:
-                    today.count(f"orders_{ORDER_SOURCES[k]}", n)
+                    today.count(name, n)
         self.economics.book_gmv(float(basket.sum()))
 
     def choose_category(self, buyers: np.ndarray, rng: np.random.Generator,

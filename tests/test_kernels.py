@@ -285,6 +285,14 @@ def test_add_to_neighbours_equals_add_at_over_the_rows(k):
         np.add.at(want, g.neighbours(v), -1)
     g.add_to_neighbours(nodes, target, -1)
     assert np.array_equal(target, want)
+    # a second column in the same walk gets the same additions
+    other = rng.integers(-5, 5, 1000).astype(np.int32)
+    want_other = other.copy()
+    for v in nodes.tolist():
+        np.add.at(want_other, g.neighbours(v), 2)
+    want += want_other - other
+    g.add_to_neighbours(nodes, target, 2, also=other)
+    assert np.array_equal(target, want) and np.array_equal(other, want_other)
 
 
 @pytest.mark.parametrize("scalar", [True, False])

@@ -184,6 +184,16 @@ def _add_to_rows(indptr, indices, nodes, target, delta):
             target[indices[j]] += delta
 
 
+@jit
+def _add_to_rows_twice(indptr, indices, nodes, target, also, delta):
+    """:func:`_add_to_rows` into two columns in the same walk (the rows are read once)."""
+    for v in nodes:
+        for j in range(indptr[v], indptr[v + 1]):
+            k = indices[j]
+            target[k] += delta
+            also[k] += delta
+
+
 class _Sampling:
     def sample_neighbours_where(self, nodes: np.ndarray, rng: np.random.Generator, accept: np.ndarray,
                                 tries: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -264,11 +274,15 @@ class Graph(_Sampling):
         slots = _segments(self.indptr[nodes], counts)
         return np.repeat(np.arange(nodes.size), counts), self.indices[slots], slots
 
-    def add_to_neighbours(self, nodes: np.ndarray, target: np.ndarray, delta: int) -> None:
+    def add_to_neighbours(self, nodes: np.ndarray, target: np.ndarray, delta: int, also: np.ndarray | None = None) -> None:
         """``target[j] += delta`` for every neighbour j of every node in ``nodes`` (integer columns:
-        the order of the additions does not matter, wrap-around included)."""
+        the order of the additions does not matter, wrap-around included); the same additions into
+        the column ``also`` when given, in the same walk along the rows."""
         if nodes.size:
-            _add_to_rows(self.indptr, self.indices, nodes, target, delta)
+            if also is None:
+                _add_to_rows(self.indptr, self.indices, nodes, target, delta)
+            else:
+                _add_to_rows_twice(self.indptr, self.indices, nodes, target, also, delta)
 
     def neighbour_sum(self, x: np.ndarray) -> np.ndarray:
         """(A @ x): the sum of ``x`` over each node's neighbours."""
@@ -379,10 +393,11 @@ class CompleteGraph(_Sampling):
         other = other + (other >= nodes)  # skip oneself
         return other.astype(INDEX), np.full(nodes.size, -1, dtype=np.int64)
 
-    def add_to_neighbours(self, nodes: np.ndarray, target: np.ndarray, delta: int) -> None:
+    def add_to_neighbours(self, nodes: np.ndarray, target: np.ndarray, delta: int, also: np.ndarray | None = None) -> None:
         if nodes.size:
-            target += delta * nodes.size
-            np.add.at(target, nodes, -delta)
+            for column in (target,) if also is None else (target, also):
+                column += delta * nodes.size
+                np.add.at(column, nodes, -delta)
 
     def neighbour_sum(self, x: np.ndarray) -> np.ndarray:
         return x.sum(dtype=np.float64) - x
