@@ -524,7 +524,7 @@ class GrowthModel(mesa.Model):
     def _retention(self) -> None:
         self._run_hooks("retention")
         pop, day, c = self.pop, self.day, self.cfg.behaviour.churn
-        alive = pop.alive()
+        alive = pop.user_index  # (only read, and churn below replaces the index: no copy needed)
         columns = pop.segment, pop.satisfaction, pop.seg["satisfaction"], pop.last_visit, pop.state
         idle = bh.age_users(alive, day, columns, self.cfg.behaviour.satisfaction.reversion, c.dormant_after_days, State.DORMANT)
         hazard = bh.churn_hazard(pop, alive, day, c, self.today._hazard_ratio)

@@ -188,7 +188,7 @@ class Loyalty(Mechanism):
 
     def _paid_membership(self, model, rng: np.random.Generator) -> None:
         c, pop, day, today = self.config, model.pop, model.day, model.today
-        users = pop.alive()
+        users = pop.user_index  # (read at once: no copy needed)
         due = users[self.member_until[users] == day]  # last day of a period: renew or lapse
         engaged = (pop.state[due] == State.ACTIVE) | (pop.state[due] == State.LOYAL)
         renew = due[engaged & (rng.random(due.size) < c.renewal)]

@@ -200,7 +200,7 @@ class Promotions(Mechanism):
         announced = [r for r in self.runs if KINDS[r.campaign.kind]["urgency"] > 0]
         if not announced:
             return
-        users = model.pop.alive()
+        users = model.pop.user_index  # (read at once: no copy needed)
         boost = self.config.visit_uplift * max(KINDS[r.campaign.kind]["urgency"] * self._pull(r.campaign) * r.campaign.reach for r in announced)
         model.today.visit_boost[users] += np.float32(boost)
 
