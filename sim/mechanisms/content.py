@@ -167,7 +167,7 @@ class Content(Mechanism):
             today.boost_relevance(slice(None), 1.0 + c.trust_purchase_uplift * self.trust)  # every visitor
             affinity = self._affinity(pop, v)
             gain = (c.browse_satisfaction * self.trust * affinity).astype(np.float32)
-            pop.satisfaction[v] = np.clip(pop.satisfaction[v] + gain, 0, 1)
+            bh.nudge_satisfaction(pop, v, gain)  # (visitors are distinct: as a clipped sum over them, in one pass)
         if self.streaming(model.day):
             rng = self.rng(model)
             if affinity is None:
