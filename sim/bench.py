@@ -164,17 +164,22 @@ def time_command(argv: Sequence[str], runs: int = COMMAND_RUNS, timeout: float =
     children's) over ``runs`` runs; for a run, the median of its simulated days' seconds (from the
     run folder's summary). The exit code of the last run is recorded. (No peak memory: a child's
     ``ru_maxrss`` starts from this process's size, which it is forked from; the engine table has
-    the runs' peaks.)"""
+    the runs' peaks.) Each run starts in a new empty folder, which receives its run folder
+    (``results/runs/``), with the same command line: as a user repeating a command, later runs read
+    back Hydra's composition of the first (:mod:`sim.compositions`), and so does the median."""
     import tempfile
 
     walls, cpus, days = [], [], []
     code = None
+    env = dict(os.environ)  # (a relative PYTHONPATH, such as a checkout's '.', kept valid from the new folder)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p)
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-m", "sim.cli", *argv, *([f"out={tmp}/runs"] if argv[0] == "run" else [])]
+            cmd = [sys.executable, "-m", "sim.cli", *argv]
             with open(Path(tmp) / "stdout", "w+") as out, open(Path(tmp) / "stderr", "w+") as err:
                 t = time.perf_counter()
-                proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+                proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=tmp, env=env)
                 try:
                     _, status, usage = _wait4(proc.pid, timeout)
                 except TimeoutError:
@@ -187,7 +192,7 @@ def time_command(argv: Sequence[str], runs: int = COMMAND_RUNS, timeout: float =
                 out.seek(0)
                 folder = out.read().strip().splitlines()
             if argv[0] == "run" and code == 0 and folder:
-                days.append(json.loads((Path(folder[-1]) / "summary.json").read_text())["simulate_seconds"])
+                days.append(json.loads((Path(tmp) / folder[-1] / "summary.json").read_text())["simulate_seconds"])
     row = {"wall_s": float(np.median(walls)), "cpu_s": float(np.median(cpus)), "exit": code, "runs": runs,
            "wall_s_all": walls}
     if days:
