@@ -33,7 +33,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from sim import kernels
+from sim import halves, kernels
 from sim.compiled import formula, jit
 from sim.population import Population
 from sim.vocabulary import N_STATES, State
@@ -355,6 +355,14 @@ def follow_catalogue(pop: Population, cfg, day: int) -> None:
 
 
 # ===================================================================================== 2. people
+def _per_person(kernel, idx: np.ndarray, *args) -> np.ndarray:
+    """``out``: the result of ``kernel`` (a pass that writes ``out[k]`` for ``idx[k]`` alone, see
+    :mod:`sim.halves`) for every one of ``idx``, in two halves at once when the pass is long."""
+    out = np.empty(idx.size, dtype=np.float64)
+    halves.run(kernel, idx.size, idx, *args, out)
+    return out
+
+
 def settle_propensity(pop: Population) -> None:
     """Turn the population's gamma draws of visit propensity into log-odds (:func:`propensity_of`)."""
     if pop.propensity_draw is not None:
@@ -382,7 +390,7 @@ def visit_probability(pop: Population, idx: np.ndarray, day: int, cfg, boost_log
     columns = pop.segment, pop.propensity, pop.joined_day, pop.satisfaction, pop.seg["satisfaction"], pop.visits, pop.state
     tables = _table("habit", 0.0, 0.0, _pow2(day + 2)), _table("visit_novelty", cfg.novelty_odds, cfg.novelty_days, _pow2(day + 2))
     settings = logit(pop.seg["visit_rate"]), cfg.satisfaction_weight, tables, cfg.habit_weight, state_odds
-    return _visit_probabilities(idx, day, columns, settings, NO_VALUES if boost_logit is None else boost_logit)
+    return _per_person(_visit_probabilities, idx, day, columns, settings, NO_VALUES if boost_logit is None else boost_logit)
 
 
 def need_now(pop: Population, idx: np.ndarray, day: int, cfg) -> np.ndarray:
@@ -434,7 +442,18 @@ def churn_hazard(pop: Population, idx: np.ndarray, day: int, cfg, hazard_ratio: 
     settings = (np.float32(cfg.base_hazard), _table("tenure", cfg.tenure_days, cfg.tenure_decay, _pow2(day + 1)), cfg.satisfaction_weight,
                 _table("friends", 0.0, cfg.friends_weight, _pow2(pop.max_friends + 1)), bool(cfg.friends_weight),
                 _state_table(1.0, (State.LOYAL, cfg.loyal_ratio), (State.DORMANT, cfg.dormant_ratio)))
-    return _churn_hazards(idx, day, columns, settings, NO_VALUES if hazard_ratio is None else hazard_ratio)
+    return _per_person(_churn_hazards, idx, day, columns, settings, NO_VALUES if hazard_ratio is None else hazard_ratio)
+
+
+def decide_purchases(v: np.ndarray, day: int, demand: tuple, offers: tuple, deal_sensitivity: np.ndarray, conversion: float,
+                     u: np.ndarray) -> np.ndarray:
+    """The core purchase decision of today's visitors ``v`` (distinct): latent demand brought up to
+    date, the :func:`purchase_chance` with today's ``offers`` (relevance, discount per visitor: an
+    empty one means 1 or 0 for all) and :func:`deal_factor`, a purchase where ``u`` is below it, and
+    the demand stock after it (one order less, at least 0). Returns who bought (one flag per visitor)."""
+    buy = np.empty(v.size, dtype=np.bool_)
+    halves.run(_decide_purchases, v.size, v, day, demand, offers, deal_sensitivity, conversion, u, buy)
+    return buy
 
 
 def churn_probability(hazard: np.ndarray) -> np.ndarray:
@@ -452,7 +471,7 @@ def sharing_propensity(pop: Population, idx: np.ndarray, day: int, cfg) -> np.nd
     """Multiplier on how much users ``idx`` share and invite today (:func:`sharing_of`; the novelty of
     a just-joined platform fades over ``novelty_days``)."""
     novelty = _table("novelty", cfg.novelty_boost, cfg.novelty_days, _pow2(day + 2))  # ages up to day + 1
-    return _sharing(np.asarray(idx), day, pop.joined_day, pop.satisfaction, novelty)
+    return _per_person(_sharing, np.asarray(idx), day, pop.joined_day, pop.satisfaction, novelty)
 
 
 # ------------------------------------------------------------------------------------ requests to friends
@@ -511,48 +530,50 @@ def _nudge(idx, delta, satisfaction):
 
 
 @jit
-def _visit_probabilities(idx, day, columns, settings, boost):
-    """:func:`logistic` of :func:`visit_log_odds` for each of ``idx`` (``boost``: per person, or empty)."""
+def _visit_probabilities(idx, day, columns, settings, boost, out, lo, hi):
+    """``out[k]``: :func:`logistic` of :func:`visit_log_odds` for ``idx[k]``, ``k`` in ``lo .. hi - 1``
+    (``boost``: per person, or empty)."""
     segment, propensity, joined_day, satisfaction, base_sat, visits, state = columns
     logit_rate, sat_weight, (habit_table, novelty_table), habit_weight, state_odds = settings
-    out = np.empty(idx.size, dtype=np.float64)
     has_boost = boost.size > 0
-    for k in range(idx.size):
+    for k in range(lo, hi):
         i = idx[k]
         g = segment[i]
         x = visit_log_odds(logit_rate[g], np.float64(propensity[i]), novelty_table[day - joined_day[i]], np.float64(satisfaction[i]),
                            base_sat[g], sat_weight, habit_table[visits[i]], habit_weight, state_odds[state[i]],
                            np.float64(boost[i]) if has_boost else 0.0)
         out[k] = logistic(x)
-    return out
 
 
 @jit
-def _churn_hazards(idx, day, columns, settings, hazard_ratio):
-    """:func:`churn_hazard_of` for each of ``idx`` (``hazard_ratio``: per person, or empty); the
-    tables cover every age and friend count the caller can meet."""
+def _churn_hazards(idx, day, columns, settings, hazard_ratio, out, lo, hi):
+    """``out[k]``: :func:`churn_hazard_of` for ``idx[k]``, ``k`` in ``lo .. hi - 1`` (``hazard_ratio``:
+    per person, or empty); the tables cover every age and friend count the caller can meet."""
     joined_day, segment, frailty, satisfaction, base_sat, friends, state = columns
     base_hazard32, tenure_table, sat_weight, friends_table, use_friends, state_ratio = settings
-    out = np.empty(idx.size, dtype=np.float64)
     has_ratio = hazard_ratio.size > 0
-    for k in range(idx.size):
+    for k in range(lo, hi):
         i = idx[k]
         out[k] = churn_hazard_of(base_hazard32, frailty[i], tenure_table[day - joined_day[i]], np.float64(satisfaction[i]),
                                  base_sat[segment[i]], sat_weight, friends_table[friends[i]] if use_friends else 1.0,
                                  state_ratio[state[i]], np.float64(hazard_ratio[i]) if has_ratio else 1.0)
-    return out
+
+
+@jit
+def _need_of(i, day, demand):
+    """:func:`need_accrued` of person ``i`` since the stock was last brought up to date."""
+    segment, state, need, need_day, need_rate, state_need_ratio, need_cap, joined_day, tenure_need = demand
+    last_age = tenure_need.size - 1  # (a day past the horizon, as tests ask, reads the last age)
+    return need_accrued(np.float64(need[i]), need_rate[segment[i]] * tenure_need[min(day - joined_day[i], last_age)],
+                        state_need_ratio[state[i]], np.float64(day - need_day[i]), need_cap)
 
 
 @jit
 def _need_now(idx, day, demand):
     """:func:`need_accrued` for each of ``idx`` since its stock was last brought up to date."""
-    segment, state, need, need_day, need_rate, state_need_ratio, need_cap, joined_day, tenure_need = demand
     out = np.empty(idx.size, dtype=np.float64)
-    last_age = tenure_need.size - 1  # (a day past the horizon, as tests ask, reads the last age)
     for k in range(idx.size):
-        i = idx[k]
-        out[k] = need_accrued(np.float64(need[i]), need_rate[segment[i]] * tenure_need[min(day - joined_day[i], last_age)],
-                              state_need_ratio[state[i]], np.float64(day - need_day[i]), need_cap)
+        out[k] = _need_of(idx[k], day, demand)
     return out
 
 
@@ -583,24 +604,20 @@ def _consume_need(idx, day, demand):
 
 
 @jit
-def decide_purchases(v, day, demand, offers, deal_sensitivity, conversion, u):
-    """The core purchase decision of today's visitors ``v``: latent demand brought up to date, the
-    :func:`purchase_chance` with today's ``offers`` (relevance, discount per visitor: an empty one
-    means 1 or 0 for all) and :func:`deal_factor`, a purchase where ``u`` is below it, and the demand
-    stock after it (one order less, at least 0). Returns who bought (one flag per visitor)."""
+def _decide_purchases(v, day, demand, offers, deal_sensitivity, conversion, u, buy, lo, hi):
+    """:func:`decide_purchases` for visitors ``v[lo:hi]``: each visitor's stock read, then written
+    (visitors are distinct, so two halves may run at once)."""
     segment, need, need_day = demand[0], demand[2], demand[3]
     relevance, discount = offers
-    now = _need_now(v, day, demand)
-    buy = np.empty(v.size, dtype=np.bool_)
     has_rel, has_disc = relevance.size > 0, discount.size > 0
-    for k in range(v.size):
+    for k in range(lo, hi):
         i = v[k]
+        now = _need_of(i, day, demand)
         deal = deal_factor(deal_sensitivity[segment[i]], discount[k]) if has_disc else 1.0
-        b = u[k] < purchase_chance(conversion, now[k], relevance[k] if has_rel else 1.0, deal)
+        b = u[k] < purchase_chance(conversion, now, relevance[k] if has_rel else 1.0, deal)
         buy[k] = b
-        need[i] = np.float32(max(now[k] - 1.0, 0.0) if b else now[k])
+        need[i] = np.float32(max(now - 1.0, 0.0) if b else now)
         need_day[i] = day
-    return buy
 
 
 @jit
@@ -636,13 +653,12 @@ def drawn_to_deal(v, u, prune, day, demand, deal, rate, pull):
 
 
 @jit
-def _sharing(idx, day, joined_day, satisfaction, novelty_table):
-    """:func:`sharing_of` for each of ``idx``, with the novelty of its age from the table."""
-    out = np.empty(idx.size, dtype=np.float64)
-    for k in range(idx.size):
+def _sharing(idx, day, joined_day, satisfaction, novelty_table, out, lo, hi):
+    """``out[k]``: :func:`sharing_of` for ``idx[k]``, ``k`` in ``lo .. hi - 1``, with the novelty of its
+    age from the table."""
+    for k in range(lo, hi):
         i = idx[k]
         out[k] = sharing_of(satisfaction[i], novelty_table[day - joined_day[i]])
-    return out
 
 
 @jit

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sim import behaviour as bh
-from sim import kernels
+from sim import halves, kernels
 from sim.config import SimConfig
 from sim.diffusion import Diffusion
 from sim.economics import Economics, settle_day
@@ -214,6 +214,7 @@ class GrowthModel(mesa.Model):
         """``graph``: the graph :meth:`make_graph` gives for ``cfg``, when already built (experiments
         share one between strategies of the same replicate; graphs are never modified)."""
         check_memory(cfg)  # refuse, before building anything, a run that will not fit in memory
+        halves.enabled()  # (and a bad SIM_THREADS in the environment)
         super().__init__(seed=cfg.seed)
         self.cfg = cfg
         self.streams = Streams(cfg.seed, cfg.world_seed)

@@ -248,7 +248,12 @@ def _map(fn, tasks: Sequence[tuple], workers: int):
 
 def _exit_with_parent(parent: int) -> None:
     """Start of every pool worker: a daemon thread ends the worker once the process that started
-    the pool is gone (killed, even by SIGKILL), so no worker outlives a killed comparison."""
+    the pool is gone (killed, even by SIGKILL), so no worker outlives a killed comparison. The
+    worker's runs keep to one thread (:mod:`sim.halves`): the pool already keeps the cores busy."""
+    from sim import halves
+
+    halves.single()
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(0.5)
@@ -690,6 +695,15 @@ def _json_value(v: Any) -> Any:
     return v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v)
 
 
+def _one_thread_per_job() -> None:
+    """A multirun's jobs run side by side (joblib's or Ray's workers), so each keeps to one thread
+    (:mod:`sim.halves`); a SLURM job has its own allocation, and uses two cores where it was given them."""
+    if "SLURM_JOB_ID" not in os.environ:
+        from sim import halves
+
+        halves.single()
+
+
 def sweep_job(_cfg) -> dict:
     """One job of a multirun (any launcher): compose its configuration, simulate, write its run folder.
 
@@ -700,6 +714,7 @@ def sweep_job(_cfg) -> dict:
 
     from sim.runs import simulate, write_run_folder
 
+    _one_thread_per_job()
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
     fixed = set(hc.job.config.override_dirname.exclude_keys)
@@ -981,6 +996,7 @@ def point_job(_cfg) -> dict:
 
     from sim.runs import simulate, write_run_folder
 
+    _one_thread_per_job()
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
     name = run_name(hc.job.override_dirname)

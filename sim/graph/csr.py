@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim import halves
 from sim.compiled import jit
 
 INDEX = np.int32
@@ -116,10 +117,11 @@ def _csr_from_edges(u, v, indptr, indices):
 
 
 @jit
-def _sample_kernel(nodes, u, indptr, indices, target, edge):
-    """``target[i]``, ``edge[i]``: the neighbour of ``nodes[i]`` at slot ``floor(u[i] x degree)`` of
-    its CSR row and that slot (the edge id); -1, -1 for a node without neighbours."""
-    for i in range(nodes.size):
+def _sample_kernel(nodes, u, indptr, indices, target, edge, lo, hi):
+    """``target[i]``, ``edge[i]`` for ``i`` in ``lo .. hi - 1``: the neighbour of ``nodes[i]`` at slot
+    ``floor(u[i] x degree)`` of its CSR row and that slot (the edge id); -1, -1 for a node without
+    neighbours. (Each ``i`` on its own: two halves may run at once, :mod:`sim.halves`.)"""
+    for i in range(lo, hi):
         start = indptr[nodes[i]]
         deg = indptr[nodes[i] + 1] - start
         slot = start + np.int64(u[i] * deg)
@@ -128,20 +130,19 @@ def _sample_kernel(nodes, u, indptr, indices, target, edge):
 
 
 @jit
-def _first_try_where(nodes, u, indptr, indices, accept, target, edge, retry, ok):
-    """The first try of :meth:`Graph.sample_neighbours_where`: the neighbour of ``nodes[i]`` at slot
-    ``floor(u[i] x degree)`` and that slot; where ``accept`` rejects it, -1, -1 and the position
-    ``i`` goes to ``retry``. Returns how many positions went there. (Rows without neighbours give
-    -1, -1 and are not retried.) ``ok`` is scratch.
+def _first_try(nodes, u, rows, accept, found, ok, lo, hi):
+    """The gathers of the first try of :meth:`Graph.sample_neighbours_where` for ``lo .. hi - 1``: the
+    neighbour of ``nodes[i]`` at slot ``floor(u[i] x degree)`` and that slot, and ``ok[i]``, whether
+    ``accept`` takes it (rows without neighbours give -1, -1 and are ok: not retried).
 
     The gathers (the neighbour, then its ``accept``) come in loops without data-dependent
     branches, so the CPU overlaps the cache misses of many rows; the branching on the outcome comes
-    last."""
-    _sample_kernel(nodes, u, indptr, indices, target, edge)
-    for i in range(nodes.size):
+    after (:func:`_reject`). ``rows``: (indptr, indices); ``found``: (target, edge)."""
+    (indptr, indices), (target, edge) = rows, found
+    _sample_kernel(nodes, u, indptr, indices, target, edge, lo, hi)
+    for i in range(lo, hi):
         t = target[i]
         ok[i] = accept[t] if t >= 0 else True
-    return _reject(ok, np.arange(nodes.size), target, edge, retry)
 
 
 @jit
@@ -160,19 +161,19 @@ def _reject(ok, positions, target, edge, retry):
 
 
 @jit
-def _retry_where(nodes, todo, u, indptr, indices, accept, target, edge, retry, ok):
-    """One more try for the positions ``todo`` (uniform ``u[j]`` for ``todo[j]``), as in
-    :func:`_first_try_where` (gathers first, then the outcome): accepted neighbours are written,
-    the rejected positions go to ``retry``. Returns how many went there."""
-    for j in range(todo.size):
+def _retry(nodes, todo, u, rows, accept, found, ok, lo, hi):
+    """The gathers of one more try for the positions ``todo[lo:hi]`` (uniform ``u[j]`` for ``todo[j]``),
+    as in :func:`_first_try`: the neighbour and slot written at ``todo[j]``, ``ok[j]`` whether
+    ``accept`` takes it (:func:`_reject` then sends the rejected to the next try)."""
+    (indptr, indices), (target, edge) = rows, found
+    for j in range(lo, hi):
         i = todo[j]
         start = indptr[nodes[i]]
         slot = start + np.int64(u[j] * (indptr[nodes[i] + 1] - start))
         edge[i] = slot
         target[i] = indices[slot]
-    for j in range(todo.size):
+    for j in range(lo, hi):
         ok[j] = accept[target[todo[j]]]
-    return _reject(ok, todo, target, edge, retry)
 
 
 @jit
@@ -298,7 +299,7 @@ class Graph(_Sampling):
         u = rng.random(nodes.size)
         target = np.empty(nodes.size, dtype=INDEX)
         edge = np.empty(nodes.size, dtype=np.int64)
-        _sample_kernel(nodes, u, self.indptr, self.indices, target, edge)
+        halves.run(_sample_kernel, nodes.size, nodes, u, self.indptr, self.indices, target, edge)
         return target, edge
 
     def sample_neighbours_where(self, nodes: np.ndarray, rng: np.random.Generator, accept: np.ndarray,
@@ -315,13 +316,16 @@ class Graph(_Sampling):
             edge[:] = -1
             return target, edge
         todo, ok = np.empty(nodes.size, dtype=np.int64), np.empty(nodes.size, dtype=np.bool_)
-        m = _first_try_where(nodes, rng.random(nodes.size), self.indptr, self.indices, accept, target, edge, todo, ok)
+        rows, found = (self.indptr, self.indices), (target, edge)
+        halves.run(_first_try, nodes.size, nodes, rng.random(nodes.size), rows, accept, found, ok)
+        m = _reject(ok, np.arange(nodes.size), target, edge, todo)
         if m and tries > 1:
             spare = np.empty(m, dtype=np.int64)
             for _ in range(tries - 1):
                 if m == 0:
                     break
-                m = _retry_where(nodes, todo[:m], rng.random(m), self.indptr, self.indices, accept, target, edge, spare, ok)
+                halves.run(_retry, m, nodes, todo, rng.random(m), rows, accept, found, ok)
+                m = _reject(ok, todo[:m], target, edge, spare)
                 todo, spare = spare, todo
         return target, edge
 

@@ -1,0 +1,138 @@
+"""Two halves of a pass at once (sim.halves): the same results, bit for bit, as one thread."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import sim
+from sim import behaviour as bh
+from sim import halves
+from sim.bench import all_mechanisms_overrides
+from sim.schema import ConfigError
+
+
+@pytest.fixture
+def every_pass_split(monkeypatch):
+    """Split every pass, however short (they are not, at the tests' sizes)."""
+    monkeypatch.setattr(halves, "MIN_SPLIT", 1)
+    monkeypatch.setattr(halves, "_allowed", True)
+
+
+def _fingerprint(result) -> str:
+    h = hashlib.sha256()
+    for table in (result.daily, result.cohorts, result.channels):
+        h.update(table.to_csv().encode())
+    return h.hexdigest()
+
+
+def test_every_mechanism_gives_the_same_run_with_passes_split(monkeypatch):
+    cfg = sim.compose("default", [*all_mechanisms_overrides(), "population.size=6000", "horizon=90"], seed=3)
+    monkeypatch.setattr(halves, "_allowed", False)
+    one = _fingerprint(sim.simulate(cfg))
+    monkeypatch.setattr(halves, "MIN_SPLIT", 1)
+    monkeypatch.setattr(halves, "_allowed", True)
+    calls = []
+    run = halves.run
+    monkeypatch.setattr(halves, "run", lambda kernel, n, *args: (calls.append(kernel.__name__), run(kernel, n, *args)))
+    two = _fingerprint(sim.simulate(cfg))
+    assert one == two
+    assert {"_visit_probabilities", "_churn_hazards", "_decide_purchases", "_sample_kernel"} <= set(calls)
+
+
+def test_a_split_pass_equals_the_whole_pass(every_pass_split):
+    rng = np.random.default_rng(1)
+    n = 1001
+    joined, satisfaction = rng.integers(0, 50, n).astype(np.int32), rng.random(n).astype(np.float32)
+    novelty = rng.random(64)
+    idx = rng.integers(0, n, 777)
+    whole = np.empty(idx.size)
+    bh._sharing(idx, 60, joined, satisfaction, novelty, whole, 0, idx.size)
+    split = np.empty(idx.size)
+    halves.run(bh._sharing, idx.size, idx, 60, joined, satisfaction, novelty, split)
+    assert np.array_equal(whole, split)
+
+
+def _fails_below(limit):
+    def kernel(out, lo, hi):
+        if lo < limit:
+            raise ValueError(f"refused {lo}")
+        out[lo:hi] = 1
+    return kernel
+
+
+def test_an_error_in_the_helpers_half_reaches_the_caller_and_the_helper_goes_on(every_pass_split):
+    out = np.zeros(10)
+    with pytest.raises(ValueError, match="refused 0"):
+        halves.run(_fails_below(1), 10, out)  # (the first half, on the helper thread, fails)
+    out[:] = 0
+    halves.run(_fails_below(-1), 10, out)
+    assert (out == 1).all()
+
+
+def test_short_passes_and_a_single_process_stay_on_one_thread(monkeypatch):
+    seen = []
+
+    def kernel(lo, hi):
+        seen.append((lo, hi))
+
+    monkeypatch.setattr(halves, "_allowed", True)
+    halves.run(kernel, halves.MIN_SPLIT - 1)
+    halves.single()
+    halves.run(kernel, halves.MIN_SPLIT * 3)
+    assert seen == [(0, halves.MIN_SPLIT - 1), (0, halves.MIN_SPLIT * 3)]
+    monkeypatch.setattr(halves, "_allowed", True)
+    seen.clear()
+    halves.run(kernel, 100_000)
+    assert sorted(seen) == [(0, 50_000), (50_000, 100_000)]
+
+
+@pytest.mark.parametrize(("setting", "allowed"), [("1", False), ("2", True)])
+def test_sim_threads_decides(monkeypatch, setting, allowed):
+    monkeypatch.setenv("SIM_THREADS", setting)
+    halves.reset()
+    try:
+        assert halves.enabled() is allowed
+    finally:
+        halves.reset()
+
+
+def test_a_bad_sim_threads_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setenv("SIM_THREADS", "four")
+    halves.reset()
+    try:
+        with pytest.raises(ConfigError, match=r"SIM_THREADS='four'.*allowed are 1"):
+            halves.enabled()
+    finally:
+        monkeypatch.delenv("SIM_THREADS")
+        halves.reset()
+
+
+def test_a_bad_sim_threads_from_the_command_line(tmp_path):
+    env = {**os.environ, "SIM_THREADS": "many"}
+    done = subprocess.run([sys.executable, "-m", "sim.cli", "run", "population.size=500", "horizon=5", f"out={tmp_path / 'r'}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "SIM_THREADS='many'" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_forked_child_splits_with_its_own_helper(every_pass_split):
+    out = np.zeros(8)
+    halves.run(_fails_below(-1), 8, out)  # the parent's helper thread exists now
+    pid = os.fork()
+    if pid == 0:  # the child: no helper thread was copied; a split starts its own
+        try:
+            child = np.zeros(8)
+            halves.run(_fails_below(-1), 8, child)
+            os._exit(0 if (child == 1).all() else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
