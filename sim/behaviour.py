@@ -456,6 +456,31 @@ def decide_purchases(v: np.ndarray, day: int, demand: tuple, offers: tuple, deal
     return buy
 
 
+def drawn_to_deal(v: np.ndarray, u: np.ndarray, prune: bool, day: int, demand: tuple, deal: np.ndarray, rate: float,
+                  pull: float) -> np.ndarray:
+    """The visitors ``v`` drawn to a deal: ``u <`` :func:`deal_draw_chance` (``deal``: per segment).
+    Group buying passes its ``open_rate`` and pull; friend assists (``sim.mechanisms.assist``) their
+    start rate times the discount, and a pull of 1 (exact).
+
+    Speed: with ``prune`` (the caller's promise that ``rate``, ``deal`` and ``pull`` are not
+    negative) the latent demand is brought up to date (four cache misses a person) only where ``u``
+    is below ``rate x deal[segment] x pull``. That is an upper bound of the chance in floating point
+    too (rounding is monotone and ``min(need, 1) <= 1``), so the same people are drawn;
+    ``rate x max(deal) x pull`` bounds it in turn, a test without a gather."""
+    out, pos = np.empty(v.size, v.dtype), np.empty(v.size, np.int64)
+    parts = halves.run(_drawn_to_deal, v.size, v, u, prune, day, demand, (deal, rate, pull), out, pos)
+    return out[:halves.joined(parts, out)]
+
+
+def age_users(alive: np.ndarray, day: int, columns: tuple, reversion: float, dormant_after: int, dormant: int) -> np.ndarray:
+    """The start of the retention stage for users ``alive`` (``columns``: segment, satisfaction, its
+    baseline by segment, last visit, state): satisfaction :func:`reverted` towards its segment
+    baseline, and users idle ``dormant_after`` days become ``dormant``. Returns the idle days."""
+    idle = np.empty(alive.size, dtype=np.int64)
+    halves.run(_age_users, alive.size, alive, day, columns, (reversion, dormant_after, dormant), idle)
+    return idle
+
+
 def churn_probability(hazard: np.ndarray) -> np.ndarray:
     """:func:`chance_of_hazard` over arrays (numpy's arithmetic)."""
     return chance_of_hazard(hazard)
@@ -621,35 +646,24 @@ def _decide_purchases(v, day, demand, offers, deal_sensitivity, conversion, u, b
 
 
 @jit
-def drawn_to_deal(v, u, prune, day, demand, deal, rate, pull):
-    """The visitors ``v`` drawn to a deal: ``u <`` :func:`deal_draw_chance` (``deal``: per segment).
-    Group buying passes its ``open_rate`` and pull; friend assists (``sim.mechanisms.assist``) their
-    start rate times the discount, and a pull of 1 (exact).
-
-    Speed: with ``prune`` (the caller's promise that ``rate``, ``deal`` and ``pull`` are not
-    negative) the latent demand is brought up to date (four cache misses a person) only where ``u``
-    is below ``rate x deal[segment] x pull``. That is an upper bound of the chance in floating point
-    too (rounding is monotone and ``min(need, 1) <= 1``), so the same people are drawn;
-    ``rate x max(deal) x pull`` bounds it in turn, a test without a gather."""
+def _drawn_to_deal(v, u, prune, day, demand, odds, out, pos, lo, hi):
+    """:func:`drawn_to_deal` for ``v[lo:hi]``, kept from position ``lo`` of ``out`` on (``pos``: scratch)."""
     segment = demand[0]
+    deal, rate, pull = odds
     top = rate * deal.max() * pull
-    idx = np.empty(v.size, v.dtype)
-    pos = np.empty(v.size, np.int64)
-    m = 0
-    for k in range(v.size):
+    m = lo
+    for k in range(lo, hi):
         if not prune or (u[k] < top and u[k] < rate * deal[segment[v[k]]] * pull):
-            idx[m] = v[k]
+            out[m] = v[k]
             pos[m] = k
             m += 1
-    idx, pos = idx[:m], pos[:m]
-    now = _need_now(idx, day, demand)
-    out = np.empty(m, v.dtype)
-    n = 0
-    for k in range(m):
-        if u[pos[k]] < deal_draw_chance(rate, deal[segment[idx[k]]], now[k], pull):
-            out[n] = idx[k]
+    now = _need_now(out[lo:m], day, demand)
+    n = lo
+    for j in range(lo, m):
+        if u[pos[j]] < deal_draw_chance(rate, deal[segment[out[j]]], now[j - lo], pull):
+            out[n] = out[j]
             n += 1
-    return out[:n]
+    return n - lo
 
 
 @jit
@@ -662,20 +676,17 @@ def _sharing(idx, day, joined_day, satisfaction, novelty_table, out, lo, hi):
 
 
 @jit
-def age_users(alive, day, columns, reversion, dormant_after, dormant):
-    """The start of the retention stage for users ``alive`` (``columns``: segment, satisfaction, its
-    baseline by segment, last visit, state): satisfaction :func:`reverted` towards its segment
-    baseline, and users idle ``dormant_after`` days become ``dormant``. Returns the idle days."""
+def _age_users(alive, day, columns, settings, idle, lo, hi):
+    """:func:`age_users` for ``alive[lo:hi]``."""
     segment, satisfaction, base_sat, last_visit, state = columns
-    idle = np.empty(alive.size, dtype=np.int64)
-    for k in range(alive.size):
+    reversion, dormant_after, dormant = settings
+    for k in range(lo, hi):
         i = alive[k]
         satisfaction[i] = np.float32(reverted(np.float64(satisfaction[i]), base_sat[segment[i]], reversion))
         d = day - last_visit[i]
         idle[k] = d
         if d >= dormant_after and state[i] != dormant:
             state[i] = dormant
-    return idle
 
 
 @jit

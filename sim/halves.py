@@ -8,14 +8,23 @@ computed by the same code from the same inputs in either case, so the results ar
 same with one thread or two; only passes whose elements are independent (no element reads what
 another writes, nothing summed across elements) are split this way.
 
-A pass is split only when it is long enough to pay for the hand-over (:data:`MIN_SPLIT` elements)
+A pass may be split when it is long enough to pay for the hand-over (:data:`MIN_SPLIT` elements)
 and this process may use a second core (:func:`enabled`): the machine gives it two or more, and it
 is not a worker of a process pool, whose workers already keep the cores busy (pools call
-:func:`single` in each worker). ``SIM_THREADS=1`` in the environment keeps every run on one thread;
-``SIM_THREADS=2`` allows the second even where the machine reports one core.
+:func:`single` in each worker). Whether two halves are faster depends on more than the length:
+whether the columns a pass reads fit in the CPU's cache (two cores share its bandwidth), and
+whether another process holds the second core (then the helper's half waits for it). So each pass
+is timed, per element and per length within a factor of two, both ways (:class:`_Timing`), and done the faster way; the slower way is
+tried again now and then, as the market grows or the machine gets busier. Timing chooses only the
+speed: the results are the same either way.
+
+``SIM_THREADS=1`` in the environment keeps every run on one thread; ``SIM_THREADS=2`` splits every
+pass long enough, untimed (as the tests do), even where the machine reports one core.
 
 A pass given to :func:`run` has two more arguments than its elements need, ``lo`` and ``hi``: it
-does elements ``lo`` to ``hi - 1`` of ``n``.
+does elements ``lo`` to ``hi - 1`` of ``n``. A pass that keeps some elements (a filter) compacts what
+it keeps of its range to the start of that range and returns how many; :func:`joined` then brings
+the halves' kept elements together, in order, as one pass over all would have left them.
 """
 
 from __future__ import annotations
@@ -24,11 +33,20 @@ import itertools
 import os
 import queue
 import threading
+import time
 
-#: The shortest pass (elements) split in two. Handing half a pass to the helper thread and taking
-#: it back costs about 20-40 microseconds here; a pass over people takes 5-10 ns per element
-#: (random reads of their columns), so below about 40,000 elements there is little to gain.
-MIN_SPLIT = 40_000
+#: The shortest pass (elements) that may be split in two. Handing half a pass to the helper thread
+#: and taking it back costs 10-30 microseconds on the 2-core machine of the benchmarks; a pass over
+#: people takes 5 ns per element where their columns fit in cache (100,000 people) and 20-80 ns
+#: where they do not (a million: a cache miss per column read), so 8,192 elements (40-650
+#: microseconds) are where a split starts to pay in a large market; the timing decides the rest.
+MIN_SPLIT = 8_192
+
+#: Of a pass's calls, the first :data:`TRIALS` alternate one thread and two; after them one call in
+#: :data:`RETRY_EVERY` goes the way that was slower, so the timing follows a growing market and a
+#: machine that gets busier or quieter (a cost of 1/16 of the difference when nothing changed).
+TRIALS = 4
+RETRY_EVERY = 16
 
 _ENV = "SIM_THREADS"
 
@@ -62,8 +80,41 @@ class _Helper:
                 return value
 
 
+class _Timing:
+    """Seconds per element of one pass, done whole (``one``) and in halves (``two``): for the way
+    taken, the mean of the latest calls (an exponential moving average weighting the latest by 1/4);
+    for the other way, its latest retry (older ones may be from a different market or machine)."""
+
+    __slots__ = ("calls", "one", "two")
+
+    def __init__(self):
+        self.calls, self.one, self.two = 0, 0.0, 0.0
+
+    def split_next(self) -> bool:
+        """Whether the next call should be done in halves."""
+        calls = self.calls
+        self.calls += 1
+        if calls < TRIALS:
+            return calls % 2 == 1
+        faster_in_halves = self.two < self.one
+        return not faster_in_halves if calls % RETRY_EVERY == 0 else faster_in_halves
+
+    def note(self, in_halves: bool, seconds: float, n: int) -> None:
+        rate = seconds / n
+        if self.calls <= TRIALS or (self.calls - 1) % RETRY_EVERY == 0:  # a trial or a retry: kept as it is
+            taken = rate
+        else:
+            taken = 0.75 * (self.two if in_halves else self.one) + 0.25 * rate
+        if in_halves:
+            self.two = taken
+        else:
+            self.one = taken
+
+
 _helper: _Helper | None = None
 _allowed: bool | None = None  # None: not decided yet (see enabled)
+_timed = True  # False under SIM_THREADS=2: every pass long enough is split
+_timings: dict = {}  # (the compiled pass, its length's power of two) -> its _Timing
 _lock = threading.Lock()
 
 
@@ -85,13 +136,14 @@ def _cores() -> int:
 
 def enabled() -> bool:
     """Whether passes may be split over two threads in this process (see the module docstring)."""
-    global _allowed
+    global _allowed, _timed
     if _allowed is None:
         setting = os.environ.get(_ENV, "").strip()
         if setting not in ("", "1", "2"):
             from sim.schema import ConfigError
 
             raise ConfigError(f"{_ENV}={setting!r} in the environment: allowed are 1 (one thread per run) or 2 (two where a pass is long), or unset (two when the machine gives this process two cores)")
+        _timed = setting != "2"
         if setting:
             _allowed = setting == "2"
         else:
@@ -108,34 +160,59 @@ def single() -> None:
 
 
 def reset() -> None:
-    """Decide again, from the environment and the machine, at the next pass (tests)."""
-    global _allowed
-    _allowed = None
+    """Decide again, from the environment and the machine, at the next pass, and forget the timings (tests)."""
+    global _allowed, _timed
+    _allowed, _timed = None, True
+    _timings.clear()
 
 
-def run(kernel, n: int, *args) -> None:
+def run(kernel, n: int, *args) -> list[tuple[int, object]]:
     """``kernel(*args, lo, hi)`` over elements ``0 .. n - 1``: in one call, or in two halves at once
     (``0 .. n // 2 - 1`` on the helper thread, the rest on this one) when ``n`` is at least
-    :data:`MIN_SPLIT` and :func:`enabled`. The kernel writes its results into arrays among ``args``."""
-    global _helper
+    :data:`MIN_SPLIT` and :func:`enabled`. The kernel writes its results into arrays among ``args``.
+    Returns each part's ``lo`` and what the kernel returned for it, in order."""
     if n < MIN_SPLIT or not enabled():
-        kernel(*args, 0, n)
-        return
+        return [(0, kernel(*args, 0, n))]
+    if not _timed:
+        return _in_halves(kernel, n, args)
+    key = kernel, n.bit_length()  # (timed per length within a factor of two: the cost per element depends on it)
+    timing = _timings.get(key) or _timings.setdefault(key, _Timing())
+    split = timing.split_next()
+    start = time.perf_counter()
+    parts = _in_halves(kernel, n, args) if split else [(0, kernel(*args, 0, n))]
+    timing.note(split, time.perf_counter() - start, n)
+    return parts
+
+
+def _in_halves(kernel, n: int, args: tuple) -> list[tuple[int, object]]:
+    global _helper
     with _lock:
         if _helper is None:
             _helper = _Helper()
         helper = _helper
     if not helper.busy.acquire(blocking=False):  # another thread of this process is splitting a pass
-        kernel(*args, 0, n)
-        return
+        return [(0, kernel(*args, 0, n))]
     try:
         mid = n // 2
         number = next(helper.numbers)
         helper.jobs.put((number, kernel, (*args, 0, mid)))
-        kernel(*args, mid, n)
-        helper.take(number)
+        second = kernel(*args, mid, n)
+        return [(0, helper.take(number)), (mid, second)]
     finally:
         helper.busy.release()
 
 
-__all__ = ["MIN_SPLIT", "enabled", "reset", "run", "single"]
+def joined(parts: list[tuple[int, int]], *arrays) -> int:
+    """The elements a filter kept, ``count`` at position ``lo`` of every one of ``arrays`` for each
+    part ``(lo, count)`` (as :func:`run` returns them), moved together to the start of the arrays in
+    order. Returns how many there are."""
+    m = 0
+    for lo, count in parts:
+        if lo != m and count:
+            for a in arrays:
+                a[m:m + count] = a[lo:lo + count]  # (numpy copies overlapping ranges as memmove does)
+        m += count
+    return m
+
+
+__all__ = ["MIN_SPLIT", "enabled", "joined", "reset", "run", "single"]

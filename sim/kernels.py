@@ -13,6 +13,9 @@ Rules every kernel follows, so that runs stay bit for bit reproducible:
 - no randomness inside a kernel: uniforms are drawn by the caller from the model's seeded streams
   (``sim.streams``) and passed in;
 - a kernel visits its events in array order and its result depends only on its inputs;
+- a pass over many elements that are independent of each other may run in two halves at once
+  (``sim.halves``): its compiled form takes ``lo, hi`` and a Python function of the same name
+  without the underscore hands it to ``halves.run``, with the same results on one thread or two;
 - compiled once and cached on disk (``sim.compiled``), so a run pays the compile only the first time
   on a machine; ``NUMBA_DISABLE_JIT=1`` runs the same code as plain Python (for debugging).
 """
@@ -21,20 +24,30 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim import halves
 from sim.compiled import jit
 
 
 # ------------------------------------------------------------------------------ adoption stage
-@jit
-def keep_reachable(receiver, channel, prob, sender, edge, people, day, codes):
+def keep_reachable(receiver, channel, prob, sender, edge, people, day, codes) -> int:
     """Today's exposure events: keeps (compacted in place, in order; returns how many) those that
     reach people in the market who have not joined (``people``: state, aware day and the mask of
     people in the market who never joined; ``codes``: the potential and aware state codes); the
-    people reached for the first time become aware today."""
+    people reached for the first time become aware today.
+
+    In two halves at once for many events (:mod:`sim.halves`): a person reached from both halves
+    may be made aware by both, which write the same state and day."""
+    parts = halves.run(_keep_reachable, receiver.size, receiver, channel, prob, sender, edge, people, day, codes)
+    return halves.joined(parts, receiver, channel, prob, sender, edge)
+
+
+@jit
+def _keep_reachable(receiver, channel, prob, sender, edge, people, day, codes, lo, hi):
+    """:func:`keep_reachable` for the events ``lo .. hi - 1``, kept from position ``lo`` on."""
     state, aware_day, open_to_join = people
     potential, aware = codes
-    m = 0
-    for i in range(receiver.size):
+    m = lo
+    for i in range(lo, hi):
         r = receiver[i]
         if not open_to_join[r]:  # a user already, or not in the market yet
             continue
@@ -49,7 +62,7 @@ def keep_reachable(receiver, channel, prob, sender, edge, people, day, codes):
             sender[m] = sender[i]
             edge[m] = edge[i]
             m += 1
-    return m
+    return m - lo
 
 
 @jit
@@ -83,26 +96,39 @@ def first_success(receiver, u, prob, best):
 
 
 # ------------------------------------------------------------------------------ visits and the lifecycle
-@jit
-def joined_before(users, joined_day, day):
+def joined_before(users, joined_day, day) -> np.ndarray:
     """The users (in order) who joined before ``day``: today's joiners visited by joining."""
     out = np.empty(users.size, dtype=np.int64)
-    m = 0
-    for i in users:
+    return out[:halves.joined(halves.run(_joined_before, users.size, users, joined_day, day, out), out)]
+
+
+@jit
+def _joined_before(users, joined_day, day, out, lo, hi):
+    m = lo
+    for k in range(lo, hi):
+        i = users[k]
         if joined_day[i] < day:
             out[m] = i
             m += 1
-    return out[:m]
+    return m - lo
+
+
+def record_visits(cand, u, p, day, state, dormant, last_visit, visits) -> tuple[np.ndarray, np.ndarray]:
+    """The visitors of the day among ``cand`` (distinct users; those with ``u < p``), in order, and
+    which of them were dormant; each visitor's last visit becomes ``day`` and their visit count rises by one."""
+    visitors = np.empty(cand.size, dtype=np.int64)
+    back = np.empty(cand.size, dtype=np.int64)
+    parts = halves.run(_record_visits, cand.size, cand, u, p, day, (state, dormant, last_visit, visits), visitors, back)
+    m = halves.joined([(lo, kept[0]) for lo, kept in parts], visitors)
+    b = halves.joined([(lo, kept[1]) for lo, kept in parts], back)
+    return visitors[:m], back[:b]
 
 
 @jit
-def record_visits(cand, u, p, day, state, dormant, last_visit, visits):
-    """The visitors of the day among ``cand`` (those with ``u < p``), in order, and which of them
-    were dormant; each visitor's last visit becomes ``day`` and their visit count rises by one."""
-    visitors = np.empty(cand.size, dtype=np.int64)
-    back = np.empty(cand.size, dtype=np.int64)
-    m = b = 0
-    for k in range(cand.size):
+def _record_visits(cand, u, p, day, people, visitors, back, lo, hi):
+    state, dormant, last_visit, visits = people
+    m = b = lo
+    for k in range(lo, hi):
         if u[k] < p[k]:
             i = cand[k]
             visitors[m] = i
@@ -112,15 +138,22 @@ def record_visits(cand, u, p, day, state, dormant, last_visit, visits):
                 b += 1
             last_visit[i] = day
             visits[i] += 1
-    return visitors[:m], back[:b]
+    return m - lo, b - lo
 
 
-@jit
-def loyalty_transitions(users, state, orders, satisfaction, min_orders, min_sat32, down_sat32, active, loyal):
+def loyalty_transitions(users, state, orders, satisfaction, min_orders, min_sat32, down_sat32, active, loyal) -> None:
     """Active users with enough orders and satisfaction become loyal; loyal users whose satisfaction
     fell below ``down_sat32`` become active again (thresholds in float32, as numpy compares them with
     the float32 column)."""
-    for k in range(users.size):
+    halves.run(_loyalty_transitions, users.size, users, (state, orders, satisfaction), (min_orders, min_sat32, down_sat32), (active, loyal))
+
+
+@jit
+def _loyalty_transitions(users, columns, thresholds, codes, lo, hi):
+    state, orders, satisfaction = columns
+    min_orders, min_sat32, down_sat32 = thresholds
+    active, loyal = codes
+    for k in range(lo, hi):
         i = users[k]
         st = state[i]
         if st == active:

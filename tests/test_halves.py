@@ -22,6 +22,7 @@ def every_pass_split(monkeypatch):
     """Split every pass, however short (they are not, at the tests' sizes)."""
     monkeypatch.setattr(halves, "MIN_SPLIT", 1)
     monkeypatch.setattr(halves, "_allowed", True)
+    monkeypatch.setattr(halves, "_timed", False)
 
 
 def _fingerprint(result) -> str:
@@ -37,9 +38,10 @@ def test_every_mechanism_gives_the_same_run_with_passes_split(monkeypatch):
     one = _fingerprint(sim.simulate(cfg))
     monkeypatch.setattr(halves, "MIN_SPLIT", 1)
     monkeypatch.setattr(halves, "_allowed", True)
+    monkeypatch.setattr(halves, "_timed", False)
     calls = []
     run = halves.run
-    monkeypatch.setattr(halves, "run", lambda kernel, n, *args: (calls.append(kernel.__name__), run(kernel, n, *args)))
+    monkeypatch.setattr(halves, "run", lambda kernel, n, *args: (calls.append(kernel.__name__), run(kernel, n, *args))[1])
     two = _fingerprint(sim.simulate(cfg))
     assert one == two
     assert {"_visit_probabilities", "_churn_hazards", "_decide_purchases", "_sample_kernel"} <= set(calls)
@@ -82,6 +84,7 @@ def test_short_passes_and_a_single_process_stay_on_one_thread(monkeypatch):
         seen.append((lo, hi))
 
     monkeypatch.setattr(halves, "_allowed", True)
+    monkeypatch.setattr(halves, "_timed", False)
     halves.run(kernel, halves.MIN_SPLIT - 1)
     halves.single()
     halves.run(kernel, halves.MIN_SPLIT * 3)
@@ -92,14 +95,47 @@ def test_short_passes_and_a_single_process_stay_on_one_thread(monkeypatch):
     assert sorted(seen) == [(0, 50_000), (50_000, 100_000)]
 
 
-@pytest.mark.parametrize(("setting", "allowed"), [("1", False), ("2", True)])
-def test_sim_threads_decides(monkeypatch, setting, allowed):
+@pytest.mark.parametrize(("setting", "allowed", "timed"), [("1", False, True), ("2", True, False)])
+def test_sim_threads_decides(monkeypatch, setting, allowed, timed):
     monkeypatch.setenv("SIM_THREADS", setting)
     halves.reset()
     try:
-        assert halves.enabled() is allowed
+        assert halves.enabled() is allowed and halves._timed is timed
     finally:
         halves.reset()
+
+
+def test_the_timing_keeps_to_the_faster_way_and_tries_the_other_now_and_then(monkeypatch):
+    """A pass faster whole is done whole after its trials, but for one call in RETRY_EVERY; when the
+    halves become faster (the machine got quieter), it follows."""
+    monkeypatch.setattr(halves, "_allowed", True)
+    monkeypatch.setattr(halves, "_timed", True)
+    monkeypatch.setattr(halves, "_timings", {})
+    clock = [0.0]
+    monkeypatch.setattr(halves.time, "perf_counter", lambda: clock[0])
+    cost = {False: 1.0, True: 2.0}  # seconds per call, whole and in halves
+    ways = []
+
+    def in_halves(kernel, n, args):
+        ways.append(True)
+        clock[0] += cost[True]
+        return [(0, None), (n // 2, None)]
+
+    def kernel(lo, hi):  # (called whole: in halves goes through in_halves)
+        ways.append(False)
+        clock[0] += cost[False]
+
+    monkeypatch.setattr(halves, "_in_halves", in_halves)
+    for _ in range(2 * halves.RETRY_EVERY):
+        halves.run(kernel, halves.MIN_SPLIT)
+    assert ways[:halves.TRIALS] == [False, True] * (halves.TRIALS // 2)
+    later = ways[halves.TRIALS:]
+    assert later.count(True) == 1 and ways[halves.RETRY_EVERY]  # the slower way, tried again once in RETRY_EVERY calls
+    cost[True] = 0.25  # the halves are now faster
+    ways.clear()
+    for _ in range(2 * halves.RETRY_EVERY):
+        halves.run(kernel, halves.MIN_SPLIT)
+    assert ways[-halves.RETRY_EVERY // 2:].count(False) <= 1
 
 
 def test_a_bad_sim_threads_is_refused_in_one_line(monkeypatch):
