@@ -44,7 +44,7 @@ def test_every_mechanism_gives_the_same_run_with_passes_split(monkeypatch):
     monkeypatch.setattr(halves, "run", lambda kernel, n, *args: (calls.append(kernel.__name__), run(kernel, n, *args))[1])
     two = _fingerprint(sim.simulate(cfg))
     assert one == two
-    assert {"_visit_probabilities", "_churn_hazards", "_decide_purchases", "_sample_kernel"} <= set(calls)
+    assert {"_visit_probabilities", "_churn_hazards", "_decide_purchases", "_sample_kernel", "_show_part", "_keep_reachable"} <= set(calls)
 
 
 def test_a_split_pass_equals_the_whole_pass(every_pass_split):

@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 
 from sim import behaviour as bh
+from sim import halves
 from sim.compiled import formula, jit
 from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
@@ -194,8 +195,7 @@ def _learnt(orders, learning_orders):
     return o / (o + learning_orders) if learning_orders > 0 else 1.0
 
 
-@jit
-def _show(v, draws, people, knowledge, effects):
+def _show(v, draws, people, knowledge, effects) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Today's recommendation for each visitor ``v[i]``, and what it does, in one pass over visitors.
 
     ``draws``: (cat, cdf, know_u, explore, explore_cat, follow_u); ``people``: (favourite, orders,
@@ -208,19 +208,29 @@ def _show(v, draws, people, knowledge, effects):
     it (``follow_u[i]`` below the follow chance). Adds ``gain`` (relevant) or ``cost`` (irrelevant) to
     the visitors' satisfaction, kept within [0, 1] (visitors are distinct people), as
     :func:`sim.behaviour.nudge_satisfaction` does."""
+    n = v.size
+    shown = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.float64), np.empty(n, dtype=np.bool_)
+    halves.run(_show_part, n, v, draws, people, knowledge, effects, shown)
+    return shown
+
+
+@jit
+def _show_part(v, draws, people, knowledge, effects, shown, lo, hi):
+    """:func:`_show` for the visitors ``v[lo:hi]``, written into ``shown`` (category, relevant,
+    factor, follows) at their positions (visitors are distinct: two halves may run at once). The
+    explorations of the visitors before ``lo`` took the first categories of ``explore_cat``."""
     cat, cdf, know_u, explore, explore_cat, follow_u = draws
     fav, orders, satisfaction = people
     precision, recognised, learning_orders = knowledge
     follow_relevant, follow_irrelevant, relevant_boost, irrelevant_boost, gain, cost = effects
-    n = v.size
-    out = np.empty(n, dtype=np.int64)
-    relevant = np.empty(n, dtype=np.bool_)
-    factor = np.empty(n, dtype=np.float64)
-    follows = np.empty(n, dtype=np.bool_)
+    out, relevant, factor, follows = shown
     personalised = know_u.size > 0
     draw = cdf.size > 0
     j = 0
-    for i in range(n):
+    for i in range(lo):
+        if explore[i]:
+            j += 1
+    for i in range(lo, hi):
         p = v[i]
         f = np.int64(fav[p])
         c = np.int64(np.searchsorted(cdf, cat[i], side="right")) if draw else np.int64(cat[i])
@@ -241,26 +251,15 @@ def _show(v, draws, people, knowledge, effects):
             follows[i] = follow_u[i] < follow_irrelevant
             s = satisfaction[p] + cost
         satisfaction[p] = min(max(s, np.float32(0.0)), np.float32(1.0))
-    return out, relevant, factor, follows
 
 
-@jit
-def _show_compact(v, draws, people, knowledge, effects):
+def _show_compact(v, draws, people, knowledge, effects) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_show`, returning what browse uses: the relevance factor of each visitor, the positions
     of the visitors who follow their recommendation with its category, and the visitors (people)
     shown a relevant one, in order."""
     out, relevant, factor, follows = _show(v, draws, people, knowledge, effects)
     followers = np.flatnonzero(follows)
-    followed = np.empty(followers.size, dtype=np.int64)
-    for k in range(followers.size):
-        followed[k] = out[followers[k]]
-    hit = np.empty(v.size, dtype=v.dtype)
-    m = 0
-    for i in range(v.size):
-        if relevant[i]:
-            hit[m] = v[i]
-            m += 1
-    return factor, followers, followed, hit[:m]
+    return factor, followers, out[followers], v[relevant]
 
 
 @jit
