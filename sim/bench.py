@@ -32,6 +32,7 @@ because on a shared machine the wall time of a single-threaded numpy run stretch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -128,16 +129,21 @@ def worker_model(spec: dict) -> dict:
         model, build_s, build_cpu = _timed(lambda: model_class(cfg))
     _, sim_s, sim_cpu = _timed(model.run)
     people, days = cfg.population.size, cfg.horizon
+    fingerprint = None
     if spec["kind"] == "reference":
         edges, user_days = int(model.grid.G.number_of_edges() * 2), float(sum(model.daily["users"]))
     else:
         edges, user_days = int(model.graph.indices.size), float(model.metrics.series["users"].sum())
+        digest = hashlib.sha256()  # of every daily series: the same run gives the same, bit for bit
+        for name in sorted(model.metrics.series):
+            digest.update(name.encode() + np.ascontiguousarray(model.metrics.series[name]).tobytes())
+        fingerprint = digest.hexdigest()[:16]
     return {
         "kind": spec["kind"], "scenario": cfg.scenario, "people": people, "directed_edges": edges, "days": days,
         "mechanisms": cfg.enabled(), "warmup_s": warmup_s, "kernel_load_s": kernel_load_s, "build_s": build_s, "build_cpu_s": build_cpu, "simulate_s": sim_s,
         "simulate_cpu_s": sim_cpu, "ms_per_day": 1e3 * sim_s / days, "cpu_ms_per_day": 1e3 * sim_cpu / days,
         "people_days_per_s": people * days / sim_s, "user_days": user_days, "user_days_per_s": user_days / sim_s,
-        "peak_mb": _peak_mb(),
+        "peak_mb": _peak_mb(), "fingerprint": fingerprint, "threads": os.environ.get("SIM_THREADS", "auto"),
     }
 
 
@@ -308,11 +314,12 @@ def _worker_main(spec_json: str) -> int:
     return 0
 
 
-def run_worker(spec: dict, timeout: float = 3600) -> dict:
-    """Run one measurement in a fresh Python process and return its JSON result."""
+def run_worker(spec: dict, timeout: float = 3600, env: dict | None = None) -> dict:
+    """Run one measurement in a fresh Python process (with ``env`` added to its environment) and
+    return its JSON result."""
     cmd = [sys.executable, "-m", "sim.bench", "--worker", json.dumps(spec)]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
@@ -345,6 +352,7 @@ class Plan:
     horizons: bool = True
     large: bool = True
     whole: bool = True
+    two_cores: bool = True
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -379,6 +387,10 @@ def run_bench(plan: Plan, progress=print) -> dict:
         return cache[key]
 
     record["engine"] = [engine(n, DEGREE) for n in plan.sizes]
+    if plan.two_cores:
+        people = max(plan.sizes)
+        progress(f"engine on one thread (SIM_THREADS=1): {people:,} people, {plan.horizon} days ...")
+        record["one_thread"] = run_worker(engine_spec(people, DEGREE, plan.horizon), env={"SIM_THREADS": "1"})
     if plan.reference:
         for key, market, extra in (("reference", "", ()), ("reference_busy", " (busy market)", BUSY_MARKET)):
             progress(f"reference Mesa model and engine: {plan.reference_people:,} people, scenario core_growth{market} ...")
@@ -497,11 +509,27 @@ def table(record: dict) -> str:
                 upper = f" (upper half {f['loglog_slope_upper']:.2f})" if f["loglog_slope_upper"] is not None else ""
                 lines.append(f"scaling of CPU time per simulated day with {label}: log-log slope {f['loglog_slope']:.2f}{upper}; "
                              f"straight line t = a + b x with R^2 {f['linear_r2']:.3f}")
+    lines += _two_cores_rows(record)
     lines += _more_rows(record)
     load = record["machine"]
     lines.append(f"\nload average {load['load_average_start'][0]:.1f} at start, {load['load_average_end'][0]:.1f} at end "
                  f"on {load['cpus']} CPUs (wall times stretch with load; cpu s is the process's own time)")
     return "\n".join(lines)
+
+
+def _two_cores_rows(record: dict) -> list[str]:
+    """The largest market of the table on one thread against the same run using both cores (sim.halves)."""
+    one = record.get("one_thread")
+    if not one:
+        return []
+    if "error" in one:
+        return ["", f"one thread: error: {one['error']}"]
+    two = next((r for r in record["engine"] if r.get("people") == one["people"] and "error" not in r), None)
+    if two is None:
+        return []
+    same = "the same results, bit for bit" if one["fingerprint"] == two["fingerprint"] else "DIFFERENT RESULTS"
+    return ["", f"one run on two cores, {one['people']:,} people: {two['ms_per_day']:.1f} ms a day ({two['cpu_ms_per_day']:.1f} cpu ms), "
+                f"against {one['ms_per_day']:.1f} ms on one thread (SIM_THREADS=1): {one['ms_per_day'] / two['ms_per_day']:.2f}x; {same}"]
 
 
 def _verdict(value: float, limit: float) -> str:
@@ -631,6 +659,7 @@ def plan_from_args(args) -> Plan:
     plan.horizons = not args.no_horizons
     plan.large = not args.no_large
     plan.whole = not args.no_commands
+    plan.two_cores = not args.no_two_cores
     return plan
 
 

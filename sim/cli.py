@@ -647,6 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-horizons", action="store_true", help="skip the five-year horizon against one year")
     p.add_argument("--no-large", action="store_true", help="skip the market of ten million people (minutes, about 10 GB)")
     p.add_argument("--no-commands", action="store_true", help="skip the whole commands (sim run, sim keys, ...) and run-folder writing")
+    p.add_argument("--no-two-cores", action="store_true", help="skip the largest size run again on one thread (SIM_THREADS=1)")
     p.add_argument("--out", default="results/bench", help="folder for <date>.json and <date>.png (default results/bench)")
     p.set_defaults(func=cmd_bench)
     return parser
