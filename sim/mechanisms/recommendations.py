@@ -186,14 +186,6 @@ class Recommendations(Mechanism):
         if self.config.strategy == "social" and today.buyers.size:
             self.last_bought[today.buyers] = today.order_category  # the latest order wins
 
-# ====================================================================================== compiled passes
-@formula
-def _learnt(orders, learning_orders):
-    """How well the recommender has learnt a user from their ``orders``: orders / (orders +
-    learning_orders), 1 when it needs no history."""
-    o = np.float64(orders)
-    return o / (o + learning_orders) if learning_orders > 0 else 1.0
-
 
 def _show(v, draws, people, knowledge, effects) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Today's recommendation for each visitor ``v[i]``, and what it does, in one pass over visitors.
@@ -212,6 +204,24 @@ def _show(v, draws, people, knowledge, effects) -> tuple[np.ndarray, np.ndarray,
     shown = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.bool_), np.empty(n, dtype=np.float64), np.empty(n, dtype=np.bool_)
     halves.run(_show_part, n, v, draws, people, knowledge, effects, shown)
     return shown
+
+
+def _show_compact(v, draws, people, knowledge, effects) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_show`, returning what browse uses: the relevance factor of each visitor, the positions
+    of the visitors who follow their recommendation with its category, and the visitors (people)
+    shown a relevant one, in order."""
+    out, relevant, factor, follows = _show(v, draws, people, knowledge, effects)
+    followers = np.flatnonzero(follows)
+    return factor, followers, out[followers], v[relevant]
+
+
+# ====================================================================================== compiled passes
+@formula
+def _learnt(orders, learning_orders):
+    """How well the recommender has learnt a user from their ``orders``: orders / (orders +
+    learning_orders), 1 when it needs no history."""
+    o = np.float64(orders)
+    return o / (o + learning_orders) if learning_orders > 0 else 1.0
 
 
 @jit
@@ -251,15 +261,6 @@ def _show_part(v, draws, people, knowledge, effects, shown, lo, hi):
             follows[i] = follow_u[i] < follow_irrelevant
             s = satisfaction[p] + cost
         satisfaction[p] = min(max(s, np.float32(0.0)), np.float32(1.0))
-
-
-def _show_compact(v, draws, people, knowledge, effects) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_show`, returning what browse uses: the relevance factor of each visitor, the positions
-    of the visitors who follow their recommendation with its category, and the visitors (people)
-    shown a relevant one, in order."""
-    out, relevant, factor, follows = _show(v, draws, people, knowledge, effects)
-    followers = np.flatnonzero(follows)
-    return factor, followers, out[followers], v[relevant]
 
 
 @jit
