@@ -37,10 +37,11 @@ import time
 
 #: The shortest pass (elements) that may be split in two. Handing half a pass to the helper thread
 #: and taking it back costs 10-30 microseconds on the 2-core machine of the benchmarks; a pass over
-#: people takes 5 ns per element where their columns fit in cache (100,000 people) and 20-80 ns
-#: where they do not (a million: a cache miss per column read), so 8,192 elements (40-650
-#: microseconds) are where a split starts to pay in a large market; the timing decides the rest.
-MIN_SPLIT = 8_192
+#: people takes about 5 ns per element where their columns fit in cache (100,000 people: passes
+#: there are shorter than this, and splitting them made the run 4-12 % slower) and 20-80 ns where
+#: they do not (a million: a cache miss per column read), where passes of 32,768 elements and more
+#: ran 1.2-2x faster in halves; the timing decides the rest.
+MIN_SPLIT = 32_768
 
 #: Of a pass's calls, the first :data:`TRIALS` alternate one thread and two; after them one call in
 #: :data:`RETRY_EVERY` goes the way that was slower, so the timing follows a growing market and a
