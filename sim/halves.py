@@ -30,6 +30,7 @@ the halves' kept elements together, in order, as one pass over all would have le
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import queue
 import threading
@@ -54,23 +55,34 @@ _ENV = "SIM_THREADS"
 
 class _Helper:
     """The helper thread (a daemon, started at the first split) and the queues to and from it.
-    Jobs carry a number, so an answer left over from a pass the caller stopped waiting for
-    (Ctrl+C) is never taken for a later one's."""
+    Jobs carry a number, so an answer left over from a pass the caller stopped waiting for is never
+    taken for a later one's. ``claim`` holds the thread splitting a pass now (one at a time: a server
+    may simulate in several threads; the others do their passes whole): it is taken and let go by
+    single dictionary operations, so that a Ctrl+C landing anywhere cannot leave it held."""
 
     def __init__(self):
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.answers: queue.SimpleQueue = queue.SimpleQueue()
         self.numbers = itertools.count()
-        self.busy = threading.Lock()  # one caller at a time (a server may simulate in several threads)
+        self.sent = self.done = -1  # the numbers of the last job sent and of the last one done
+        self.claim: dict[str, int] = {}
         threading.Thread(target=self._work, name="growth-sim second half", daemon=True).start()
 
     def _work(self) -> None:
         while True:
             number, kernel, args = self.jobs.get()
             try:
-                self.answers.put((number, kernel(*args), None))
+                answer = (number, kernel(*args), None)
             except BaseException as error:  # (handed to the caller, who raises it)
-                self.answers.put((number, None, error))
+                answer = (number, None, error)
+            self.done = number
+            self.answers.put(answer)
+
+    def send(self, kernel, args: tuple) -> int:
+        number = next(self.numbers)
+        self.jobs.put((number, kernel, args))
+        self.sent = number
+        return number
 
     def take(self, number: int):
         while True:
@@ -79,6 +91,19 @@ class _Helper:
                 if error is not None:
                     raise error
                 return value
+
+    def settle(self) -> None:
+        """Wait until the helper has done every job sent: a pass that raises (an error in the
+        caller's half, Ctrl+C) does so only once nothing writes into its arrays any more. A Ctrl+C
+        during this wait (at most a half pass) is raised when it ends."""
+        interrupted = None
+        while self.done < self.sent:
+            try:
+                self.answers.get()  # (answers of finished jobs: nobody waits for them any more)
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
 
 class _Timing:
@@ -120,9 +145,10 @@ _lock = threading.Lock()
 
 
 def _forget_helper() -> None:
-    """In a forked child: the parent's helper thread is not there (the child starts its own if it needs one)."""
-    global _helper, _lock
-    _helper, _lock = None, threading.Lock()
+    """In a forked child: the parent's helper thread is not there (the child starts its own if it
+    needs one), and whether it may split is decided afresh (a worker of a fork-started pool may not)."""
+    global _helper, _lock, _allowed
+    _helper, _lock, _allowed = None, threading.Lock(), None
 
 
 os.register_at_fork(after_in_child=_forget_helper)
@@ -139,11 +165,12 @@ def enabled() -> bool:
     """Whether passes may be split over two threads in this process (see the module docstring)."""
     global _allowed, _timed
     if _allowed is None:
-        setting = os.environ.get(_ENV, "").strip()
+        raw = os.environ.get(_ENV, "")
+        setting = raw.strip()
         if setting not in ("", "1", "2"):
             from sim.schema import ConfigError
 
-            raise ConfigError(f"{_ENV}={setting!r} in the environment: allowed are 1 (one thread per run) or 2 (two where a pass is long), or unset (two when the machine gives this process two cores)")
+            raise ConfigError(f"{_ENV}={raw!r} in the environment: allowed are 1 (one thread per run) or 2 (two where a pass is long), or unset or empty (two when the machine gives this process two cores)")
         _timed = setting != "2"
         if setting:
             _allowed = setting == "2"
@@ -172,6 +199,7 @@ def run(kernel, n: int, *args) -> list[tuple[int, object]]:
     (``0 .. n // 2 - 1`` on the helper thread, the rest on this one) when ``n`` is at least
     :data:`MIN_SPLIT` and :func:`enabled`. The kernel writes its results into arrays among ``args``.
     Returns each part's ``lo`` and what the kernel returned for it, in order."""
+    n = operator.index(n)  # (a numpy integer too; not a float)
     if n < MIN_SPLIT or not enabled():
         return [(0, kernel(*args, 0, n))]
     if not _timed:
@@ -181,7 +209,7 @@ def run(kernel, n: int, *args) -> list[tuple[int, object]]:
     split = timing.split_next()
     start = time.perf_counter()
     parts = _in_halves(kernel, n, args) if split else [(0, kernel(*args, 0, n))]
-    timing.note(split, time.perf_counter() - start, n)
+    timing.note(len(parts) == 2, time.perf_counter() - start, n)  # (done whole if another thread was splitting)
     return parts
 
 
@@ -191,16 +219,22 @@ def _in_halves(kernel, n: int, args: tuple) -> list[tuple[int, object]]:
         if _helper is None:
             _helper = _Helper()
         helper = _helper
-    if not helper.busy.acquire(blocking=False):  # another thread of this process is splitting a pass
-        return [(0, kernel(*args, 0, n))]
+    me = threading.get_ident()
     try:
+        if helper.claim.setdefault("owner", me) != me:  # another thread of this process is splitting a pass
+            return [(0, kernel(*args, 0, n))]
         mid = n // 2
-        number = next(helper.numbers)
-        helper.jobs.put((number, kernel, (*args, 0, mid)))
-        second = kernel(*args, mid, n)
-        return [(0, helper.take(number)), (mid, second)]
+        try:
+            number = helper.send(kernel, (*args, 0, mid))
+            second = kernel(*args, mid, n)
+            first = helper.take(number)
+        except BaseException:
+            helper.settle()
+            raise
+        return [(0, first), (mid, second)]
     finally:
-        helper.busy.release()
+        if helper.claim.get("owner") == me:
+            helper.claim.pop("owner", None)
 
 
 def joined(parts: list[tuple[int, int]], *arrays) -> int:

@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -77,6 +78,39 @@ def test_an_error_in_the_helpers_half_reaches_the_caller_and_the_helper_goes_on(
     assert (out == 1).all()
 
 
+def test_a_pass_that_raises_leaves_nothing_writing_and_the_next_one_splits(every_pass_split):
+    """When the caller's half fails (or Ctrl+C lands), the pass raises only once the helper's half
+    has finished writing: nothing changes the arrays after the exception."""
+    def kernel(out, lo, hi):
+        if lo == 0:
+            time.sleep(0.3)  # (the helper's half, still running when the caller's half fails)
+            out[lo:hi] = 1
+        else:
+            raise ValueError("the caller's half")
+
+    out = np.zeros(8)
+    with pytest.raises(ValueError, match="caller's half"):
+        halves.run(kernel, 8, out)
+    assert (out[:4] == 1).all()  # (written before the exception, not after)
+    parts = halves.run(_fails_below(-1), 8, np.zeros(8))
+    assert [lo for lo, _ in parts] == [0, 4]  # (the pass was let go: the next one is split)
+
+
+def test_the_length_may_be_a_numpy_integer_but_not_a_float(monkeypatch):
+    monkeypatch.setattr(halves, "_allowed", True)
+    monkeypatch.setattr(halves, "_timed", True)
+    monkeypatch.setattr(halves, "_timings", {})
+    seen = []
+
+    def kernel(lo, hi):
+        seen.append(hi - lo)
+
+    halves.run(kernel, np.int64(halves.MIN_SPLIT))
+    assert sum(seen) == halves.MIN_SPLIT
+    with pytest.raises(TypeError):
+        halves.run(kernel, float(halves.MIN_SPLIT))
+
+
 def test_short_passes_and_a_single_process_stay_on_one_thread(monkeypatch):
     seen = []
 
@@ -142,7 +176,7 @@ def test_a_bad_sim_threads_is_refused_in_one_line(monkeypatch):
     monkeypatch.setenv("SIM_THREADS", "four")
     halves.reset()
     try:
-        with pytest.raises(ConfigError, match=r"SIM_THREADS='four'.*allowed are 1"):
+        with pytest.raises(ConfigError, match=r"SIM_THREADS='four'.*allowed are 1.*or unset or empty"):
             halves.enabled()
     finally:
         monkeypatch.delenv("SIM_THREADS")
@@ -159,15 +193,17 @@ def test_a_bad_sim_threads_from_the_command_line(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_a_forked_child_splits_with_its_own_helper(every_pass_split):
+def test_a_forked_child_decides_afresh_and_splits_with_its_own_helper(every_pass_split, monkeypatch):
     out = np.zeros(8)
     halves.run(_fails_below(-1), 8, out)  # the parent's helper thread exists now
+    monkeypatch.setenv("SIM_THREADS", "2")  # (the child decides again, from the environment)
     pid = os.fork()
     if pid == 0:  # the child: no helper thread was copied; a split starts its own
         try:
+            decided = halves._allowed is None
             child = np.zeros(8)
-            halves.run(_fails_below(-1), 8, child)
-            os._exit(0 if (child == 1).all() else 1)
+            parts = halves.run(_fails_below(-1), 8, child)
+            os._exit(0 if decided and len(parts) == 2 and (child == 1).all() else 1)
         except BaseException:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
