@@ -154,7 +154,8 @@ def _forget_helper() -> None:
 os.register_at_fork(after_in_child=_forget_helper)
 
 
-def _cores() -> int:
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # (not on Linux)
@@ -177,7 +178,7 @@ def enabled() -> bool:
         else:
             import multiprocessing
 
-            _allowed = _cores() >= 2 and multiprocessing.parent_process() is None
+            _allowed = cores() >= 2 and multiprocessing.parent_process() is None
     return _allowed
 
 
@@ -250,4 +251,4 @@ def joined(parts: list[tuple[int, int]], *arrays) -> int:
     return m
 
 
-__all__ = ["MIN_SPLIT", "enabled", "joined", "reset", "run", "single"]
+__all__ = ["MIN_SPLIT", "cores", "enabled", "joined", "reset", "run", "single"]

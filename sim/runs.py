@@ -25,6 +25,7 @@ from sim import folders
 from sim.config import SimConfig, compose, dump_yaml, input_files
 from sim.engine import GrowthModel
 from sim.folders import AtomicFolder, HelperProcess, read_manifest, slug, write_manifest, write_table
+from sim.halves import cores
 from sim.inputs import input_hashes
 from sim.metrics import channel_table, summary
 from sim.schema import ConfigError
@@ -280,11 +281,7 @@ def spare_core() -> bool:
     import multiprocessing
     import threading
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # (not on Linux)
-        cores = os.cpu_count() or 1
-    return (cores >= 2 and hasattr(os, "fork") and multiprocessing.parent_process() is None
+    return (cores() >= 2 and hasattr(os, "fork") and multiprocessing.parent_process() is None
             and threading.current_thread() is threading.main_thread())
 
 
