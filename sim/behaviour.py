@@ -650,7 +650,7 @@ def _drawn_to_deal(v, u, prune, day, demand, odds, out, pos, lo, hi):
     """:func:`drawn_to_deal` for ``v[lo:hi]``, kept from position ``lo`` of ``out`` on (``pos``: scratch)."""
     segment = demand[0]
     deal, rate, pull = odds
-    top = rate * deal.max() * pull
+    top = rate * kernels.largest(deal) * pull
     m = lo
     for k in range(lo, hi):
         if not prune or (u[k] < top and u[k] < rate * deal[segment[v[k]]] * pull):

@@ -92,6 +92,21 @@ def _numba():
     class _Cache(caching.FunctionCache):
         _impl_class = _CacheImpl
 
+        def load_overload(self, sig, target_context):
+            """Load a cached kernel without first refreshing the whole target context, as numba does
+            before every load: the first refresh of a process imports some forty modules of numba's
+            compiler (and, through its check that BLAS exists, scipy.linalg), 0.35-0.5 s a process,
+            and each later one costs half a millisecond a kernel. Machine code loaded from the cache
+            needs only numba's runtime, initialised here; compiling, when a kernel is not cached,
+            refreshes the contexts itself (numba's compiler does so before typing)."""
+            light = getattr(self, "_load_overload", None)
+            guard = getattr(self, "_guard_against_spurious_io_errors", None)
+            if light is None or guard is None or _runtime() is None:  # another numba: its own way
+                return super().load_overload(sig, target_context)
+            _runtime().initialize(target_context)
+            with guard():
+                return light(sig, target_context)
+
     # A compiled function that calls another sees a Kernel as a module global: numba types it as the
     # dispatcher it stands for (and inlines that, as it would a dispatcher named directly).
     typeof_impl.register(Kernel)(lambda kernel, context: typeof_impl(kernel.dispatcher(), context))
@@ -100,6 +115,18 @@ def _numba():
             register_jitable(fn)
         _NUMBA_READY.append(register_jitable)
     return numba, _Cache
+
+
+@functools.lru_cache(maxsize=None)
+def _runtime():
+    """numba's runtime system (``rtsys``, which compiled code that allocates arrays calls into), or
+    None where a numba release keeps it elsewhere."""
+    try:
+        from numba.core.runtime import nrt
+    except ImportError:
+        return None
+    rtsys = getattr(nrt, "rtsys", None)
+    return rtsys if callable(getattr(rtsys, "initialize", None)) else None
 
 
 _LOCK = threading.RLock()

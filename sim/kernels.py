@@ -499,6 +499,68 @@ def _rank_within(keys):
     return rank
 
 
+# ------------------------------------------------------------------------------ numpy's searches, inside compiled passes
+# numba's own np.searchsorted, np.flatnonzero and array.max() keep a reference to their module
+# (numba's array maths) in the cache entry of every kernel that calls them; loading such an entry
+# imports that module and with it, through numba's check that BLAS exists, scipy.linalg: 0.3 s of a
+# process that simulates anything. These give the same results and keep kernels' entries free of it.
+@jit
+def search_sorted(a, x):
+    """``np.searchsorted(a, x)`` (side "left") for one value ``x`` in the sorted array ``a``: the
+    first position whose value is not below ``x``."""
+    lo, hi = 0, a.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@jit
+def search_sorted_right(a, x):
+    """``np.searchsorted(a, x, side="right")`` for one value ``x``: the first position whose value is
+    above ``x``."""
+    lo, hi = 0, a.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@jit
+def nonzero_positions(mask):
+    """``np.flatnonzero(mask)`` of a one-dimensional array: the positions of its true elements, in order."""
+    n = 0
+    for k in range(mask.size):
+        if mask[k]:
+            n += 1
+    out = np.empty(n, dtype=np.int64)
+    n = 0
+    for k in range(mask.size):
+        if mask[k]:
+            out[n] = k
+            n += 1
+    return out
+
+
+@jit
+def largest(a):
+    """``a.max()`` of a non-empty one-dimensional array (nan when it holds a nan, as numpy's)."""
+    m = a[0]
+    for k in range(1, a.size):
+        v = a[k]
+        if v > m or v != v:
+            m = v
+            if v != v:
+                break
+    return m
+
+
 # ------------------------------------------------------------------------------ requests to friends: group buying and assists
 @jit
 def free_of(v, taken, bits):

@@ -405,3 +405,25 @@ def test_fading_equals_numpy_until_a_value_would_turn_subnormal(values, factor, 
         plain[plain < tiny] = 0.0  # numpy's value while normal; zero from the first subnormal one
     assert np.array_equal(faded, plain)
     assert not ((faded > 0) & (faded < tiny)).any()
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(-20, 20), max_size=60), st.lists(st.integers(-25, 25), min_size=1, max_size=20))
+def test_the_searches_equal_numpys(values, queries):
+    a = np.sort(np.asarray(values, dtype=np.int64))
+    for x in queries:
+        assert kernels.search_sorted(a, x) == np.searchsorted(a, x)
+        assert kernels.search_sorted_right(a, x) == np.searchsorted(a, x, side="right")
+    cdf = np.cumsum(np.asarray(values, dtype=np.float64) ** 2) / 7.0
+    for u in np.random.default_rng(len(values)).random(20) * (cdf[-1] if cdf.size else 1.0):
+        assert kernels.search_sorted_right(cdf, u) == np.searchsorted(cdf, u, side="right")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.booleans(), max_size=300), st.lists(st.floats(-1e6, 1e6, width=32), min_size=1, max_size=50))
+def test_positions_and_largest_equal_numpys(mask, values):
+    np.testing.assert_array_equal(kernels.nonzero_positions(np.asarray(mask, dtype=bool)), np.flatnonzero(mask))
+    a = np.asarray(values, dtype=np.float64)
+    assert kernels.largest(a) == a.max()
+    a[len(values) // 2] = np.nan
+    assert np.isnan(kernels.largest(a))

@@ -23,7 +23,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.compiled import jit
-from sim.kernels import free_of, links_sent, links_to_send, person_bits
+from sim.kernels import free_of, links_sent, links_to_send, person_bits, search_sorted
 from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
 from sim.vocabulary import ACTIVE, AWARE, DORMANT
@@ -175,7 +175,7 @@ def _count_clicks(request_ids, ids, clicks, needed, done):
     live = 0
     n_done = 0
     for i in range(request_ids.size):
-        r = np.searchsorted(ids, request_ids[i])
+        r = search_sorted(ids, request_ids[i])
         if r < ids.size and ids[r] == request_ids[i]:
             clicks[r] += 1
             live += 1

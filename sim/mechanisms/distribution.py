@@ -20,7 +20,7 @@ import numpy as np
 
 from sim import behaviour as bh
 from sim.compiled import jit
-from sim.kernels import merge_sorted, positions_in
+from sim.kernels import merge_sorted, positions_in, search_sorted
 from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
 from sim.vocabulary import ACTIVE, AWARE, DORMANT
@@ -222,7 +222,7 @@ def _commissions(buyers, basket, day, touched_day, touched_by, upline, since, re
         c = rate * basket[i]
         paid[k] = c
         k += 1
-        earned[np.searchsorted(resellers, seller)] += c
+        earned[search_sorted(resellers, seller)] += c
     return paid[:k], earned
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from sim import behaviour as bh
 from sim import kernels
 from sim.compiled import jit
-from sim.kernels import free_of, links_sent, links_to_send, person_bits
+from sim.kernels import free_of, links_sent, links_to_send, person_bits, search_sorted
 from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
 from sim.vocabulary import ACTIVE, AWARE, LOYAL
@@ -243,7 +243,7 @@ def _place(people, team_ids, ids, members, team, team_size, placed, rows, full, 
         p = people[i]
         if team[p] != NO_TEAM:  # in a team already, or an entry after the person's first
             continue
-        r = np.searchsorted(ids, team_ids[i])
+        r = search_sorted(ids, team_ids[i])
         if r < ids.size and ids[r] == team_ids[i] and members[r] < team_size:
             members[r] += 1
             team[p] = team_ids[i]
@@ -324,7 +324,7 @@ def _members(rows, ids, m_person, m_team, team):
     gone = np.empty(n, np.bool_)
     m = 0
     for j in range(n):
-        r = np.searchsorted(ids, m_team[j])
+        r = search_sorted(ids, m_team[j])
         gone[j] = chosen[r]
         if gone[j]:
             who[m] = m_person[j]

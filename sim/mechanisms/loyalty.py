@@ -27,6 +27,7 @@ import numpy as np
 
 from sim.compiled import jit
 from sim.graph.csr import unique_sorted
+from sim.kernels import nonzero_positions
 from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param, require
 from sim.vocabulary import ACTIVE, DORMANT, State
@@ -363,7 +364,7 @@ def _visitor_offers(v, day, u, members, terms, basket):
     positions and the shares."""
     segment, basket_rmb, price_level, max_share = basket
     factor, member, can, value = _visitor_terms(v, day, u, members, terms)
-    pos = np.flatnonzero(can)
+    pos = nonzero_positions(can)
     share = np.empty(pos.size, dtype=np.float64)
     for k in range(pos.size):
         i = pos[k]

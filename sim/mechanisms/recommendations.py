@@ -34,6 +34,7 @@ import numpy as np
 from sim import behaviour as bh
 from sim import halves
 from sim.compiled import formula, jit
+from sim.kernels import search_sorted_right
 from sim.mechanisms.base import Mechanism, MechanismConfig, register
 from sim.schema import param
 from sim.streams import choice_cdf, draw_choice
@@ -243,7 +244,7 @@ def _show_part(v, draws, people, knowledge, effects, shown, lo, hi):
     for i in range(lo, hi):
         p = v[i]
         f = np.int64(fav[p])
-        c = np.int64(np.searchsorted(cdf, cat[i], side="right")) if draw else np.int64(cat[i])
+        c = np.int64(search_sorted_right(cdf, cat[i])) if draw else np.int64(cat[i])
         if personalised and know_u[i] < precision * _learnt(orders[p], learning_orders) * recognised[f]:
             c = f
         if explore[i]:
