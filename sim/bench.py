@@ -111,6 +111,7 @@ def worker_model(spec: dict) -> dict:
 
     cfg = sim.compose(spec["scenario"], spec["overrides"], seed=spec.get("seed", 0))
     warmup_s = kernel_load_s = 0.0
+    graph_read_s = None
     if spec["kind"] == "reference":
         from sim.reference import ReferenceModel
 
@@ -126,7 +127,10 @@ def worker_model(spec: dict) -> dict:
         _, warmup_s, _ = _timed(lambda: model_class(tiny).run())
         _, again_s, _ = _timed(lambda: model_class(tiny).run())
         kernel_load_s = max(warmup_s - again_s, 0.0)
-        model, build_s, build_cpu = _timed(lambda: model_class(cfg))
+        # Built as the first run on a world is, its graph generated (not read back from the graphs a
+        # run keeps, sim.graph.store); then the same graph kept and read back, as a later run would.
+        model, build_s, build_cpu = _timed(lambda: model_class(cfg, graph=_checked(model_class, cfg).make_graph(cfg, keep=False)))
+        graph_read_s = _graph_read_s(model_class, cfg, model.graph)
     _, sim_s, sim_cpu = _timed(model.run)
     people, days = cfg.population.size, cfg.horizon
     fingerprint = None
@@ -144,7 +148,30 @@ def worker_model(spec: dict) -> dict:
         "simulate_cpu_s": sim_cpu, "ms_per_day": 1e3 * sim_s / days, "cpu_ms_per_day": 1e3 * sim_cpu / days,
         "people_days_per_s": people * days / sim_s, "user_days": user_days, "user_days_per_s": user_days / sim_s,
         "peak_mb": _peak_mb(), "fingerprint": fingerprint, "threads": os.environ.get("SIM_THREADS", "auto"),
+        **({"graph_read_s": graph_read_s} if graph_read_s is not None else {}),
     }
+
+
+def _checked(model_class, cfg):
+    """``model_class``, once the memory estimate has let ``cfg`` through (it refuses, before building
+    anything, a run that will not fit)."""
+    from sim.memory import check_memory
+
+    check_memory(cfg)
+    return model_class
+
+
+def _graph_read_s(model_class, cfg, graph) -> float | None:
+    """Seconds to read ``graph`` back from the graphs runs keep (:mod:`sim.graph.store`), as a later
+    run on the same world does; None where it is not kept (a small market, the store turned off)."""
+    from sim.graph import store
+
+    name = store.key(cfg.graph, cfg.population.size, cfg.seed if cfg.world_seed is None else cfg.world_seed)
+    store.remember(name, graph)
+    if name is None or store.folder() is None or not (store.folder() / f"{name}.npz").is_file():
+        return None
+    read, seconds, _ = _timed(lambda: model_class.make_graph(cfg))
+    return seconds if read.indices.size == graph.indices.size else None
 
 
 def worker_folder(spec: dict) -> dict:
@@ -477,6 +504,11 @@ def table(record: dict) -> str:
         lines.append(f"(each process first loads the compiled kernels, cached on disk: {min(loads):.2f}-{max(loads):.2f} s, "
                      f"within {KERNEL_TARGET} s: {_verdict(max(loads), KERNEL_TARGET)}; measured as a tiny run's first time minus "
                      "its second, not in the figures above)")
+    kept = [r for r in record["engine"] if "graph_read_s" in r]
+    if kept:
+        r = max(kept, key=lambda r: r["people"])
+        lines.append(f"(a later run on the same world reads its graph back, kept on disk by the first: {r['graph_read_s']:.2f} s at "
+                     f"{r['people']:,} people, against the {r['build_s']:.2f} s build above, which generates it; sim.graph.store)")
     for key, market in (("reference", ""), ("reference_busy", f" with {', '.join(BUSY_MARKET)} (a busy market)")):
         ref = record.get(key)
         if not ref:

@@ -58,6 +58,12 @@ def _process_stamp(root: Path) -> bytes:
     return sources_stamp(root)
 
 
+def model_stamp() -> bytes:
+    """The stamp of this package's model layer as this process first read it: what anything derived
+    from the model's code and kept between processes is keyed by (compiled kernels, generated graphs)."""
+    return _process_stamp(package_root(__file__))
+
+
 @functools.lru_cache(maxsize=None)
 def _numba():
     """Import numba and define what this module needs of it: once, when the first compiled function is
@@ -193,4 +199,4 @@ def formula(fn):
     return fn
 
 
-__all__ = ["UNCOMPILED", "Kernel", "formula", "jit", "model_sources", "package_root", "sources_stamp"]
+__all__ = ["UNCOMPILED", "Kernel", "formula", "jit", "model_sources", "model_stamp", "package_root", "sources_stamp"]

@@ -24,7 +24,7 @@ from sim import halves, kernels
 from sim.config import SimConfig
 from sim.diffusion import Diffusion
 from sim.economics import Economics, settle_day
-from sim.graph import build_graph
+from sim.graph import build_graph, store
 from sim.lazy_mesa import import_mesa
 from sim.mechanisms import REGISTRY, STAGES
 from sim.memory import check_memory
@@ -249,10 +249,19 @@ class GrowthModel(mesa.Model):
         self.hooks = {stage: [getattr(m, stage) for m in self.mechanisms if stage in m.stages()] for stage in STAGES}
 
     @staticmethod
-    def make_graph(cfg: SimConfig):
+    def make_graph(cfg: SimConfig, keep: bool = True):
         """The social graph of ``cfg``: it depends only on the graph settings, the size and the world
-        seed (the seed unless ``world_seed`` is set)."""
-        return build_graph(cfg.graph, cfg.population.size, Streams(cfg.seed, cfg.world_seed).setup("graph"))
+        seed (the seed unless ``world_seed`` is set). A large generated graph is kept on disk and read
+        back by later runs on the same world (:mod:`sim.graph.store`); ``keep=False`` generates it
+        and keeps nothing."""
+        streams = Streams(cfg.seed, cfg.world_seed)
+        n = cfg.population.size
+        name = store.key(cfg.graph, n, streams.world_seed) if keep else None
+        graph = store.recall(name, n)
+        if graph is None:
+            graph = build_graph(cfg.graph, n, streams.setup("graph"))
+            store.remember(name, graph)
+        return graph
 
     def get_mechanism(self, name: str):
         """The enabled mechanism ``name``, or None (mechanisms that cooperate look each other up)."""
