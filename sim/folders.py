@@ -395,6 +395,7 @@ class HelperProcess:
 
     def start(self) -> HelperProcess:
         orders, self._orders = os.pipe()
+        _widen(self._orders)
         self._errors, errors = os.pipe()
         parent = os.getpid()
         with warnings.catch_warnings():  # (fork in a process with threads: this child runs none of their code)
@@ -429,19 +430,27 @@ class HelperProcess:
     def send(self, order: Any, more: bool = False, background: bool = False) -> None:
         """Give the child its order, ``work(order)`` for the first, :func:`next_order` for the others
         (pickled; beyond a pipe's buffer, 64 KiB, this waits for the child to be ready to read it).
-        ``more``: other orders follow. ``background``: a thread writes it, so that this process goes
-        on while the child is still busy preparing (it is the next call's to wait for, and to raise
-        the child's failure if the child ended instead of reading it)."""
-        self._finish_sending()
+        ``more``: other orders follow. ``background``: a thread writes it, after any order still being
+        written, so that this process goes on while the child is still busy (it is the next
+        foreground call's to wait for, and to raise the child's failure if the child ended instead
+        of reading it)."""
         data = pickle.dumps(order, protocol=5)
         message = len(data).to_bytes(8, "little") + data
-        if background:
-            self._sending = threading.Thread(target=self._write_order, args=(message, more), name="helper order", daemon=True)
+        if background:  # (after an order still being written, by the same thread: never waits here)
+            self._sending = threading.Thread(target=self._write_after, args=(self._sending, message, more), name="helper order",
+                                             daemon=True)
             self._sending.start()
             return
+        self._finish_sending()
         self._write_order(message, more)
         if self._send_error is not None:
             self._finish_sending()
+
+    def _write_after(self, previous: threading.Thread | None, message: bytes, more: bool) -> None:
+        if previous is not None:
+            previous.join()
+        if self._orders is not None and self._send_error is None:  # (not after a failed one: the child ended)
+            self._write_order(message, more)
 
     def _write_order(self, message: bytes, more: bool) -> None:
         try:
@@ -553,6 +562,16 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
             return None
         data += chunk
     return bytes(data)
+
+
+def _widen(fd: int) -> None:
+    """Give the pipe at ``fd`` a buffer of 1 MiB where the system allows it (Linux; 64 KiB otherwise):
+    a table handed to a helper that is busy drawing then goes over in a few writes, each of which
+    waits for the writer's thread to get the interpreter back, instead of hundreds."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -375,12 +375,13 @@ def run_plan(result) -> dict[str, Callable[[Path], Path]]:
 COHORT_PLOTS = frozenset({"retention", "cohort_heatmap"})
 
 
-#: Seconds a run plot takes to draw (100,000 people, every mechanism, a year, one warm process, the
-#: medians of four; the others about 0.15 s), and the other work of the process that writes a run
-#: folder (tables, report): what :func:`split` balances. Only the proportions matter, and they hold at
-#: other sizes. (The mechanisms' figure takes as long as all the others together: it is drawn alone.)
-DRAW_SECONDS = {"mechanisms": 1.3, "retention": 0.33, "growth": 0.18, "orders": 0.18, "money": 0.17}
-OTHER_SECONDS = 0.15
+#: Seconds a run plot takes to draw the first time in a plotting process, as a plot helper draws it
+#: (100,000 people, every mechanism, a year; the others about 0.17 s), and the other work of the
+#: process that writes a run folder (tables, report): what :func:`split` balances. Only the
+#: proportions matter, and they hold at other sizes. (The mechanisms' figure takes about as long as
+#: all the others together.)
+DRAW_SECONDS = {"mechanisms": 1.3, "retention": 0.5, "cohort_heatmap": 0.25, "orders": 0.22, "growth": 0.2, "money": 0.2}
+OTHER_SECONDS = 0.17
 FOLDER_WRITER_SECONDS = 0.2
 MECHANISM_PANEL_SECONDS = 0.1  # (the mechanisms' figure, a panel: 13 panels 1.3 s, 2 panels 0.14 s)
 

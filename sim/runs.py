@@ -97,8 +97,10 @@ def _simulate(cfg: SimConfig, progress, helper: PlotHelper | None) -> RunResult:
         "graph_notes": list(getattr(model.graph, "notes", ())),
         "inputs": input_hashes(input_files(cfg)),  # what the run read, for `sim run --config` to notice a change
     })
-    return RunResult(model.cfg, daily, model.metrics.cohorts(), channel_table(model, daily), info, model=model,
-                     plot_helper=helper)
+    cohorts = model.metrics.cohorts()
+    if helper is not None:  # (it draws the cohort table's plots next, while the tables are written)
+        helper.cohorts(cohorts)
+    return RunResult(model.cfg, daily, cohorts, channel_table(model, daily), info, model=model, plot_helper=helper)
 
 
 def run(scenario: str = "default", overrides: Sequence[str] = (), seed: int | None = None,
@@ -119,12 +121,15 @@ class PlotHelper:
     plotting modules on the core the simulation leaves free, then waiting. The writer never draws
     nor imports the plotting library: as soon as the daily table exists it hands it over
     (:meth:`begin`), and the helper forks a second helper of its own (matplotlib loaded) and the two
-    draw their shares of the daily table's plots into memory while the writer makes the other
-    tables and writes the run folder. Once the cohort table is written (:meth:`draw`) they draw its
-    plots from that file (read back as it was written, not pickled for them) and write every PNG
-    into the folder. Forked before the model is built, it shares none of the model's memory (no
-    copy-on-write of a large market's state). A helper of a result dropped unwritten is stopped with
-    it (or at exit); one never handed the folder ends without writing."""
+    draw their shares of the daily table's plots into memory; the cohort table follows as soon as it
+    is made (:meth:`cohorts`), and they draw its plots while the writer writes the tables; once told
+    the folder (:meth:`draw`) they write every PNG into it. The tables are handed over in memory (a
+    pickle through a pipe: milliseconds, where reading the cohort table's file back took a helper
+    0.05-0.7 s), and a table and what its file gives back are equal, types included, so the figures
+    are the same bytes as those drawn from the run folder. Forked before the model is built, it
+    shares none of the model's memory (no copy-on-write of a large market's state). A helper of a
+    result dropped unwritten is stopped with it (or at exit); one never handed the folder ends
+    without writing."""
 
     def __init__(self):
         self.process = HelperProcess(_draw_order, prepare=_prepare_plots).start()
@@ -135,9 +140,13 @@ class PlotHelper:
         small run may end before the helper has loaded the plotting library and reads it)."""
         self.process.send((config, daily), more=True, background=True)
 
-    def draw(self, cohorts: Path, folder: Path) -> None:
-        """Tell the helper where the cohort table has been written and the folder to draw into."""
-        self.process.send((str(cohorts), str(folder)))
+    def cohorts(self, table: pd.DataFrame) -> None:
+        """Hand the helper the cohort table (by a thread too, after the daily table)."""
+        self.process.send(table, more=True, background=True)
+
+    def draw(self, folder: Path) -> None:
+        """Tell the helper the folder to write the plots into."""
+        self.process.send(str(folder))
 
     def wait(self) -> dict[str, Path]:
         """Wait for the helper; name -> path of every plot of the run (as :func:`sim.plots.run_plots`)."""
@@ -148,19 +157,15 @@ class PlotHelper:
 
 
 def _prepare_plots() -> None:
-    import io
-
     from sim import plots
 
     plots.warm_up()
-    table = io.BytesIO()  # a table written and read back, as the cohort table will be: a first read costs
-    pd.DataFrame({"number": [1], "text": ["a"]}).to_parquet(table)  # five times the next (imports, first allocations)
-    pd.read_parquet(table)
 
 
 def _draw_order(order: tuple[SimConfig, pd.DataFrame]) -> dict[str, Path]:
     """In the :class:`PlotHelper`: fork a helper for half the plots and draw the other half; the
-    writer's next order (cohort table, folder) is passed on to that helper as soon as it comes."""
+    writer's next orders (the cohort table, the folder) are passed on to that helper as they come."""
+    import queue
     import threading
     from types import SimpleNamespace
 
@@ -168,45 +173,45 @@ def _draw_order(order: tuple[SimConfig, pd.DataFrame]) -> dict[str, Path]:
     result = SimpleNamespace(config=config, daily=daily, cohorts=None)
     with HelperProcess(lambda share: _draw_share(result, share, folders.next_order)) as other:
         other.send((1, 2), more=True)
-        passed: list = []
-        failed: list[BaseException] = []
+        passed: queue.SimpleQueue = queue.SimpleQueue()
 
-        def pass_on() -> None:  # (a thread: the order is passed on while this process draws)
+        def pass_on() -> None:  # (a thread: the orders are passed on while this process draws)
             try:
-                passed.append(folders.next_order())
-                other.send(passed[0])
+                for more in (True, False):  # (the cohort table, then the folder)
+                    order = folders.next_order()
+                    passed.put((True, order))
+                    other.send(order, more=more)
             except BaseException as exc:  # noqa: BLE001 (raised where it is waited for)
-                failed.append(exc)
+                passed.put((False, exc))
 
         relay = threading.Thread(target=pass_on, name="pass on", daemon=True)
         relay.start()
 
-        def received() -> tuple[str, str]:
-            relay.join()
-            if failed:
-                raise failed[0]
-            return passed[0]
+        def received():
+            ok, value = passed.get()
+            if not ok:
+                raise value
+            return value
 
         figures = _draw_share(result, (0, 2), received)
         other.wait()
     return figures
 
 
-def _draw_share(result, share: tuple[int, int], folder_order) -> dict[str, Path]:
-    """Draw share ``share`` of a run's plots (:func:`sim.plots.split`): those of the daily table
-    into memory first, then, once ``folder_order()`` gives the cohort table's file and the folder,
-    those of the cohort table; write them all into the folder."""
+def _draw_share(result, share: tuple[int, int], next_order) -> dict[str, Path]:
+    """Draw share ``share`` of a run's plots (:func:`sim.plots.split`) into memory: those of the daily
+    table first, then, once ``next_order()`` gives the cohort table, those of the cohort table; then,
+    once ``next_order()`` gives the folder, write them all into it."""
     from sim import plots
 
     plan = plots.run_plan(result)
     mine = plots.split(list(plan), share[1], writer_draws=False, seconds=plots.draw_seconds(result))[share[0]]
     files = plots.draw_in_memory(plan, [name for name in mine if name not in plots.COHORT_PLOTS])
-    cohorts, folder = folder_order()
-    folder = Path(folder)
+    result.cohorts = next_order()
     later = [name for name in mine if name in plots.COHORT_PLOTS]
     if later:
-        result.cohorts = pd.read_parquet(cohorts)
         files |= plots.draw_in_memory(plots.run_plan(result), later)
+    folder = Path(next_order())
     folder.mkdir(exist_ok=True)  # (not its parent: a run's temporary folder, which a helper never recreates once removed)
     for name, data in files.items():
         (folder / name).write_bytes(data)
@@ -237,18 +242,16 @@ def write_run_folder(result: RunResult, out: Path, plots: bool = True, name: str
         folder = AtomicFolder(out, name or f"{stamp}_{slug(cfg.scenario)}_seed{cfg.seed}", replace=replace, required=RUN_FILES)
         # (helpers are stopped before the temporary folder is removed, on any way out)
         with folder as tmp, contextlib.ExitStack() as helpers:
-            if ahead is not None:  # (it has the daily table: the cohort table first, which it reads back)
+            if ahead is not None:  # (it has the tables: only the folder to write its plots into)
                 helpers.callback(ahead.stop)
-                write_table(result.cohorts, tmp / "cohorts.parquet")
-                ahead.draw(tmp / "cohorts.parquet", tmp / "plots")
+                ahead.draw(tmp / "plots")
             elif shares == 2:  # (forked first, so that it draws while this process writes the tables)
                 helper = helpers.enter_context(HelperProcess(lambda share: _draw(result, tmp / "plots", share)))
                 helper.send((1, 2))
             config_yaml = dump_yaml(cfg)
             (tmp / "config.yaml").write_text(config_yaml)
             write_table(result.daily, tmp / "daily.parquet")
-            if ahead is None:
-                write_table(result.cohorts, tmp / "cohorts.parquet")
+            write_table(result.cohorts, tmp / "cohorts.parquet")
             write_table(result.channels, tmp / "channels.parquet")
             (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
             from sim.report import run_report
