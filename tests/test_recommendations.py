@@ -228,3 +228,22 @@ def test_recommendation_tables_follow_the_sales_tally():
         np.testing.assert_array_equal(w, rec.popular_weights())
         np.testing.assert_array_equal(cdf, choice_cdf(rec.popular_weights()))
         np.testing.assert_array_equal(recognised, rec._recognised())
+
+
+@pytest.mark.parametrize("strategy", ["popular", "personalised"])
+def test_a_memory_shorter_than_a_day_falls_back_to_the_catalogue_on_a_day_without_sales(strategy):
+    """With ``sales_memory_days`` near 0 the tally forgets everything overnight: on a day without an
+    order it holds no sale, and the shares are the catalogue's popularity, not 0 / 0."""
+    import warnings
+
+    cfg = sim.compose("all_mechanisms", ["population.size=300", "horizon=12", "graph.avg_degree=6",
+                                         "mechanisms.recommendations.sales_memory_days=1e-06",
+                                         f"mechanisms.recommendations.strategy={strategy}"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = sim.GrowthModel(cfg).run()
+    rec = model.get_mechanism("recommendations")
+    share = rec.sales_share()
+    assert np.all(np.isfinite(share)) and np.isclose(share.sum(), 1.0)
+    rec.sales = np.zeros_like(rec.sales)
+    assert np.array_equal(rec.sales_share(), model.catalogue.popularity / model.catalogue.popularity.sum())
