@@ -244,7 +244,7 @@ def test_a_helper_that_fails_before_reading_a_background_order_makes_the_next_ca
 
     helper = folders.HelperProcess(lambda order: order, prepare=fail).start()
     try:
-        helper.send(list(range(200_000)), more=True, background=True)
+        helper.send(bytes(4 << 20), more=True, background=True)  # (more than the order pipe holds, 1 MiB: read or refused)
         with pytest.raises(ValueError, match="could not prepare"):
             helper.send(1)
     finally:
