@@ -2,13 +2,13 @@
 
 A generated graph is a pure function of its settings (``graph.*``), the market size, the world seed
 and the code that draws it: the same inputs always give the same CSR arrays. Generating a large one
-is the longest step before a run's first day: about 0.2 s at 100,000 people, 2.4-3 s at a million and
-46 s at ten million (Holme-Kim, 20 friends on average), while reading its arrays back from disk takes
-a few milliseconds at 100,000 and well under a second at ten million. So a graph of
-:data:`MIN_PEOPLE` people or more is kept in a file named by a hash of all its inputs, and a later
-run on the same world (another strategy, another scenario with the same graph settings, the same
-command again) reads it back instead of generating it (:func:`recall`, :func:`remember`; ``GrowthModel.make_graph``): the run's
-results are the same, bit for bit.
+is the longest step before a run's first day: about 0.2 s at 100,000 people, 2.4-6 s at a million
+and 46 s or more at ten million (Holme-Kim, 20 friends on average), while reading its arrays back
+takes 0.01 s at 100,000 and 0.07-0.1 s at a million. So a graph of :data:`MIN_PEOPLE` people or more
+is kept in a file named by a hash of all its inputs, and a later run on the same world (another
+strategy, another scenario with the same graph settings, the same command again) reads it back
+instead of generating it (:func:`recall`, :func:`remember`, called by ``GrowthModel.make_graph``):
+the run's results are the same, bit for bit.
 
 What the key covers: the graph settings and the market size, the world seed (``world_seed``, or the
 run's seed when it is not set), the sources of the whole model layer (any edit of the model, the
@@ -17,11 +17,11 @@ generators draw from). Graphs loaded from an edge list (``graph.kind=edgelist``)
 file and never kept; the complete graph has no arrays to keep.
 
 The files live in ``$SIM_CACHE_DIR/graphs`` (default ``~/.cache/growth-sim/graphs``, or under
-``$XDG_CACHE_HOME``); ``SIM_CACHE_DIR=off`` turns this cache off, with the compositions'. A graph takes
-about 8 bytes per friendship end (80 MB at a million people with 20 friends each); the oldest files
-go first beyond :data:`KEEP_BYTES` in all. A file that cannot be read, or whose arrays are not a
-valid graph of the size asked for, is a miss (and removed), never an error; deleting the folder is
-always safe.
+``$XDG_CACHE_HOME``); ``SIM_CACHE_DIR=off`` turns this cache off, with the compositions'. A graph
+takes 4 bytes per friendship end (two per friendship) and 8 per person: 85 MB at a million people
+with 20 friends each. Beyond :data:`KEEP_BYTES` in all the least recently used go first. A file that
+cannot be read, or whose arrays are not a valid graph of the size asked for, is a miss (and
+removed), never an error; deleting the folder is always safe.
 """
 
 from __future__ import annotations
