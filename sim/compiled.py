@@ -107,12 +107,16 @@ def _numba():
             refreshes the contexts itself (numba's compiler does so before typing)."""
             light = getattr(self, "_load_overload", None)
             guard = getattr(self, "_guard_against_spurious_io_errors", None)
-            if light is None or guard is None or _runtime() is None:  # another numba: its own way
+            if light is None or guard is None or _runtime() is None or not _LIGHT_NUMBA:  # another numba: its own way
                 return super().load_overload(sig, target_context)
             _runtime().initialize(target_context)
             with guard():
                 return light(sig, target_context)
 
+    # The light load above is for the numba releases whose loading it was checked against (0.60 to
+    # 0.68: the same internals); a later one loads its own way until checked.
+    global _LIGHT_NUMBA
+    _LIGHT_NUMBA = (0, 60) <= tuple(int(p) for p in numba.__version__.split(".")[:2]) < (0, 69)
     # A compiled function that calls another sees a Kernel as a module global: numba types it as the
     # dispatcher it stands for (and inlines that, as it would a dispatcher named directly).
     typeof_impl.register(Kernel)(lambda kernel, context: typeof_impl(kernel.dispatcher(), context))
@@ -135,6 +139,7 @@ def _runtime():
     return rtsys if callable(getattr(rtsys, "initialize", None)) else None
 
 
+_LIGHT_NUMBA = False  # (set once numba is imported: whether its kernels load the light way)
 _LOCK = threading.RLock()
 _FORMULAS: list = []  # formulas declared before numba was imported, registered when it is
 _NUMBA_READY: list = []  # numba's register_jitable, once numba is imported

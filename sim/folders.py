@@ -568,10 +568,11 @@ def _widen(fd: int) -> None:
     """Give the pipe at ``fd`` a buffer of 1 MiB where the system allows it (Linux; 64 KiB otherwise):
     a table handed to a helper that is busy drawing then goes over in a few writes, each of which
     waits for the writer's thread to get the interpreter back, instead of hundreds."""
-    with contextlib.suppress(OSError, AttributeError, ValueError):
+    with contextlib.suppress(OSError, ImportError, ValueError):
         import fcntl
 
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+        if hasattr(fcntl, "F_SETPIPE_SZ"):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -177,10 +177,12 @@ def _draw_order(order: tuple[SimConfig, pd.DataFrame]) -> dict[str, Path]:
 
         def pass_on() -> None:  # (a thread: the orders are passed on while this process draws)
             try:
-                for more in (True, False):  # (the cohort table, then the folder)
-                    order = folders.next_order()
-                    passed.put((True, order))
-                    other.send(order, more=more)
+                table = folders.next_order()
+                passed.put((True, table))  # (this process draws from it while it goes to the other)
+                other.send(table, more=True)
+                folder = folders.next_order()
+                other.send(folder)  # (sent before this process may finish and wait for the other)
+                passed.put((True, folder))
             except BaseException as exc:  # noqa: BLE001 (raised where it is waited for)
                 passed.put((False, exc))
 
@@ -194,6 +196,7 @@ def _draw_order(order: tuple[SimConfig, pd.DataFrame]) -> dict[str, Path]:
             return value
 
         figures = _draw_share(result, (0, 2), received)
+        relay.join()  # (the other helper is the relay's until it has sent the folder)
         other.wait()
     return figures
 

@@ -121,3 +121,12 @@ def test_the_least_recently_used_graphs_go_beyond_the_budget(kept, monkeypatch):
     names = {seed: store.key(small(seed=seed).graph, 3000, seed) + ".npz" for seed in (1, 2, 3)}
     assert left == {names[1], names[3]}
     assert first.indices.size > 0
+
+
+def test_a_graph_larger_than_the_budget_is_not_kept_and_pushes_nothing_out(kept, monkeypatch):
+    GrowthModel.make_graph(small(seed=1))
+    (first,) = _files(kept)
+    assert first.stat().st_mode & 0o777 == 0o644  # (readable by others sharing the folder)
+    monkeypatch.setattr(store, "KEEP_BYTES", int(1.5 * first.stat().st_size))
+    GrowthModel.make_graph(small("graph.avg_degree=40", seed=2))  # (about twice the bytes: over the budget alone)
+    assert _files(kept) == [first]

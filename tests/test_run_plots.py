@@ -186,3 +186,24 @@ def test_pool_workers_and_other_threads_draw_alone():
     from joblib import Parallel, delayed
 
     assert Parallel(n_jobs=2, backend="loky")(delayed(spare_core)() for _ in range(2)) == [False, False]
+
+
+def test_a_relay_slow_to_pass_on_the_folder_still_gives_the_whole_folder(tmp_path, monkeypatch):
+    """The first helper passes the folder on to the second from a thread; however late that thread
+    sends it, the first helper waits for it before it waits for the second helper."""
+    import threading
+    import time
+
+    send = folders.HelperProcess.send
+
+    def late(self, order, more=False, background=False):
+        if threading.current_thread().name == "pass on" and not more:
+            time.sleep(2.0)  # (the relay thread descheduled just before it sends the folder)
+        return send(self, order, more, background)
+
+    monkeypatch.setattr(folders.HelperProcess, "send", late)
+    result = sim.simulate(sim.compose("default", SMALL), plots_next=True)
+    assert result.plot_helper is not None
+    path = write_run_folder(result, tmp_path, name="late")
+    assert figures(path) == sorted(f"{name}.png" for name in plots.run_plan(result))
+    assert sim.runs.is_complete(path)

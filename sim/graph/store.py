@@ -81,7 +81,7 @@ def recall(name: str | None, n: int) -> Graph | None:
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {k: stored[k] for k in stored.files}
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError):  # (not kept, or another user's: generated, theirs left alone)
         return None
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # (truncated, foreign, not ours)
         _drop(path)
@@ -125,24 +125,27 @@ def remember(name: str | None, graph: Graph) -> None:
     arrays = {"indptr": graph.indptr, "indices": graph.indices}
     if graph.community is not None:
         arrays["community"] = np.asarray(graph.community)
+    if sum(a.nbytes for a in arrays.values()) > KEEP_BYTES:  # (kept, it would push out every other and itself)
+        return
     try:
         where.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
+            os.chmod(tmp, 0o644)  # (as a file written by open(): others sharing SIM_CACHE_DIR may read it)
             os.replace(tmp, where / f"{name}.npz")
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _prune(where)
+        _prune(where, keep=where / f"{name}.npz")
     except (OSError, ValueError):
         return
 
 
-def _prune(where: Path) -> None:
-    """Drop the least recently used graphs beyond :data:`KEEP_BYTES`, and files half-written by a
-    process killed an hour or more ago."""
+def _prune(where: Path, keep: Path) -> None:
+    """Drop the least recently used graphs beyond :data:`KEEP_BYTES` (never ``keep``, the one just
+    written), and files half-written by a process killed an hour or more ago."""
     stale = time.time() - 3600
     for path in where.glob(".*.tmp"):
         try:
@@ -161,8 +164,9 @@ def _prune(where: Path) -> None:
     for _, size, path in sorted(entries):
         if total <= KEEP_BYTES:
             break
-        path.unlink(missing_ok=True)
-        total -= size
+        if path != keep:
+            path.unlink(missing_ok=True)
+            total -= size
 
 
 __all__ = ["FORMAT", "KEEP_BYTES", "MIN_PEOPLE", "folder", "key", "recall", "remember"]
