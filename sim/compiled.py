@@ -105,18 +105,18 @@ def _numba():
             and each later one costs half a millisecond a kernel. Machine code loaded from the cache
             needs only numba's runtime, initialised here; compiling, when a kernel is not cached,
             refreshes the contexts itself (numba's compiler does so before typing)."""
-            light = getattr(self, "_load_overload", None)
-            guard = getattr(self, "_guard_against_spurious_io_errors", None)
-            if light is None or guard is None or _runtime() is None or not _LIGHT_NUMBA:  # another numba: its own way
+            if _LIGHT_RUNTIME is None:  # another numba: its own way
                 return super().load_overload(sig, target_context)
-            _runtime().initialize(target_context)
-            with guard():
-                return light(sig, target_context)
+            _LIGHT_RUNTIME.initialize(target_context)
+            with self._guard_against_spurious_io_errors():
+                return self._load_overload(sig, target_context)
 
     # The light load above is for the numba releases whose loading it was checked against (0.60 to
     # 0.68: the same internals); a later one loads its own way until checked.
-    global _LIGHT_NUMBA
-    _LIGHT_NUMBA = (0, 60) <= tuple(int(p) for p in numba.__version__.split(".")[:2]) < (0, 69)
+    global _LIGHT_RUNTIME
+    checked = (0, 60) <= tuple(int(p) for p in numba.__version__.split(".")[:2]) < (0, 69)
+    inside = all(hasattr(caching.FunctionCache, a) for a in ("_load_overload", "_guard_against_spurious_io_errors"))
+    _LIGHT_RUNTIME = _runtime() if checked and inside else None
     # A compiled function that calls another sees a Kernel as a module global: numba types it as the
     # dispatcher it stands for (and inlines that, as it would a dispatcher named directly).
     typeof_impl.register(Kernel)(lambda kernel, context: typeof_impl(kernel.dispatcher(), context))
@@ -127,7 +127,6 @@ def _numba():
     return numba, _Cache
 
 
-@functools.lru_cache(maxsize=None)
 def _runtime():
     """numba's runtime system (``rtsys``, which compiled code that allocates arrays calls into), or
     None where a numba release keeps it elsewhere."""
@@ -139,7 +138,7 @@ def _runtime():
     return rtsys if callable(getattr(rtsys, "initialize", None)) else None
 
 
-_LIGHT_NUMBA = False  # (set once numba is imported: whether its kernels load the light way)
+_LIGHT_RUNTIME = None  # numba's runtime once numba is imported, if its kernels load the light way
 _LOCK = threading.RLock()
 _FORMULAS: list = []  # formulas declared before numba was imported, registered when it is
 _NUMBA_READY: list = []  # numba's register_jitable, once numba is imported
