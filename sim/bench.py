@@ -129,7 +129,7 @@ def worker_model(spec: dict) -> dict:
         kernel_load_s = max(warmup_s - again_s, 0.0)
         # Built as the first run on a world is, its graph generated (not read back from the graphs a
         # run keeps, sim.graph.store); then the same graph kept and read back, as a later run would.
-        model, build_s, build_cpu = _timed(lambda: model_class(cfg, graph=_checked(model_class, cfg).make_graph(cfg, keep=False)))
+        model, build_s, build_cpu = _timed(lambda: _generated(model_class, cfg))
         graph_read_s = _graph_read_s(model_class, cfg, model.graph)
     _, sim_s, sim_cpu = _timed(model.run)
     people, days = cfg.population.size, cfg.horizon
@@ -152,13 +152,13 @@ def worker_model(spec: dict) -> dict:
     }
 
 
-def _checked(model_class, cfg):
-    """``model_class``, once the memory estimate has let ``cfg`` through (it refuses, before building
-    anything, a run that will not fit)."""
+def _generated(model_class, cfg):
+    """The model of ``cfg`` with its graph generated, not read back (once the memory estimate has let
+    ``cfg`` through: it refuses, before building anything, a run that will not fit)."""
     from sim.memory import check_memory
 
     check_memory(cfg)
-    return model_class
+    return model_class(cfg, graph=model_class.make_graph(cfg, keep=False))
 
 
 def _graph_read_s(model_class, cfg, graph) -> float | None:
@@ -166,9 +166,7 @@ def _graph_read_s(model_class, cfg, graph) -> float | None:
     run on the same world does; None where it is not kept (a small market, the store turned off)."""
     from sim.graph import store
 
-    name = store.key(cfg.graph, cfg.population.size, cfg.seed if cfg.world_seed is None else cfg.world_seed)
-    store.remember(name, graph)
-    if name is None or store.folder() is None or not (store.folder() / f"{name}.npz").is_file():
+    if not store.remember(model_class.graph_key(cfg), graph):
         return None
     read, seconds, _ = _timed(lambda: model_class.make_graph(cfg))
     return seconds if read.indices.size == graph.indices.size else None

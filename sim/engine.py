@@ -254,14 +254,17 @@ class GrowthModel(mesa.Model):
         seed (the seed unless ``world_seed`` is set). A large generated graph is kept on disk and read
         back by later runs on the same world (:mod:`sim.graph.store`); ``keep=False`` generates it
         and keeps nothing."""
-        streams = Streams(cfg.seed, cfg.world_seed)
-        n = cfg.population.size
-        name = store.key(cfg.graph, n, streams.world_seed) if keep else None
-        graph = store.recall(name, n)
+        name = GrowthModel.graph_key(cfg) if keep else None
+        graph = store.recall(name, cfg.population.size)
         if graph is None:
-            graph = build_graph(cfg.graph, n, streams.setup("graph"))
+            graph = build_graph(cfg.graph, cfg.population.size, Streams(cfg.seed, cfg.world_seed).setup("graph"))
             store.remember(name, graph)
         return graph
+
+    @staticmethod
+    def graph_key(cfg: SimConfig) -> str | None:
+        """The name the graph of ``cfg`` is kept under (:mod:`sim.graph.store`), or None when it is not kept."""
+        return store.key(cfg.graph, cfg.population.size, Streams(cfg.seed, cfg.world_seed).world_seed)
 
     def get_mechanism(self, name: str):
         """The enabled mechanism ``name``, or None (mechanisms that cooperate look each other up)."""

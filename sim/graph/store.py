@@ -89,10 +89,8 @@ def recall(name: str | None, n: int) -> Graph | None:
     if not _valid(arrays, n):
         _drop(path)
         return None
-    try:
+    with contextlib.suppress(OSError):
         os.utime(path)  # (recently used: kept longest)
-    except OSError:
-        pass
     return Graph(n, arrays["indptr"], arrays["indices"], arrays.get("community"))
 
 
@@ -115,18 +113,18 @@ def _valid(arrays: dict[str, np.ndarray], n: int) -> bool:
     return community is None or (community.ndim == 1 and community.size == n)
 
 
-def remember(name: str | None, graph: Graph) -> None:
+def remember(name: str | None, graph: Graph) -> bool:
     """Keep ``graph`` under ``name`` (atomically: a reader sees the whole file or none), then drop the
-    least recently used files beyond :data:`KEEP_BYTES`. Any failure (a full or read-only disk) is
-    silent. A graph with notes (repairs made while loading it) is not kept."""
+    least recently used files beyond :data:`KEEP_BYTES`; whether it was kept. Any failure (a full or
+    read-only disk) is silent. A graph with notes (repairs made while loading it) is not kept."""
     where = folder()
     if name is None or where is None or type(graph) is not Graph or graph.notes:
-        return
+        return False
     arrays = {"indptr": graph.indptr, "indices": graph.indices}
     if graph.community is not None:
         arrays["community"] = np.asarray(graph.community)
     if sum(a.nbytes for a in arrays.values()) > KEEP_BYTES:  # (kept, it would push out every other and itself)
-        return
+        return False
     try:
         where.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".", suffix=".tmp")
@@ -140,7 +138,8 @@ def remember(name: str | None, graph: Graph) -> None:
             raise
         _prune(where, keep=where / f"{name}.npz")
     except (OSError, ValueError):
-        return
+        return False
+    return True
 
 
 def _prune(where: Path, keep: Path) -> None:
