@@ -19,6 +19,7 @@ the same functions as plain Python (for debugging).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import threading
@@ -108,12 +109,13 @@ def _numba():
             if _LIGHT_RUNTIME is None:  # another numba: its own way
                 return super().load_overload(sig, target_context)
             _LIGHT_RUNTIME.initialize(target_context)
-            with self._guard_against_spurious_io_errors():
+            with self._guard_against_spurious_io_errors(), _unannounced_llvm_calls():
                 return self._load_overload(sig, target_context)
 
     # The light load above is for the numba releases whose loading it was checked against (0.60 to
     # 0.68: the same internals); a later one loads its own way until checked.
-    global _LIGHT_RUNTIME
+    global _LIGHT_RUNTIME, _LLVM_FFI
+    from llvmlite.binding import ffi as _LLVM_FFI
     checked = (0, 60) <= tuple(int(p) for p in numba.__version__.split(".")[:2]) < (0, 69)
     inside = all(hasattr(caching.FunctionCache, a) for a in ("_load_overload", "_guard_against_spurious_io_errors"))
     _LIGHT_RUNTIME = _runtime() if checked and inside else None
@@ -138,7 +140,30 @@ def _runtime():
     return rtsys if callable(getattr(rtsys, "initialize", None)) else None
 
 
+@contextlib.contextmanager
+def _unannounced_llvm_calls():
+    """Hold the lock of llvmlite's calls into LLVM, and while it is held, call them without the
+    callbacks numba registers on it: each call into LLVM (about 190 for a kernel loaded from the cache,
+    17,600 for the 92 of a run with every mechanism, walking the symbols of each kernel's machine
+    code) broadcasts two events of numba's, which cost twice the call itself. They feed timers of
+    compilation (a kernel's ``metadata``), which mean nothing for a kernel loaded from the cache.
+    Other threads wait for the lock, as they would for each call; the callbacks are back before it
+    is let go."""
+    lock = getattr(getattr(_LLVM_FFI, "lib", None), "_lock", None)
+    if not isinstance(getattr(lock, "_cblist", None), list):  # (another llvmlite: its own way)
+        yield
+        return
+    with lock:
+        callbacks = lock._cblist
+        try:
+            lock._cblist = []
+            yield
+        finally:
+            lock._cblist = callbacks
+
+
 _LIGHT_RUNTIME = None  # numba's runtime once numba is imported, if its kernels load the light way
+_LLVM_FFI = None  # llvmlite's binding to LLVM, once numba is imported
 _LOCK = threading.RLock()
 _FORMULAS: list = []  # formulas declared before numba was imported, registered when it is
 _NUMBA_READY: list = []  # numba's register_jitable, once numba is imported

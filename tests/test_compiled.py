@@ -150,3 +150,37 @@ def test_kernels_loaded_from_the_cache_import_none_of_numbas_compiler():
     second = subprocess.run([sys.executable, "-c", LOADED], capture_output=True, text=True, env=env, timeout=600)
     assert second.returncode == 0, second.stderr
     assert second.stdout.split() == ["0", "False", "False"], second.stdout
+
+
+QUIET = textwrap.dedent("""\
+    import sys
+    from llvmlite import binding
+    import sim
+    from sim.compiled import Kernel
+    calls = [0]
+    def count():
+        calls[0] += 1
+    binding.ffi.register_lock_callback(count, lambda: None)
+    sim.run("all_mechanisms", overrides=["population.size=2000", "horizon=40"])
+    kernels = {id(k): k for name, module in list(sys.modules.items()) if name.startswith("sim")
+               for k in vars(module).values() if isinstance(k, Kernel) and k._dispatcher is not None}.values()
+    hits = sum(sum(k.stats.cache_hits.values()) for k in kernels)
+    misses = sum(sum(k.stats.cache_misses.values()) for k in kernels)
+    during = calls[0]
+    binding.get_process_triple()  # a call into LLVM after the loading: announced again
+    print(hits, misses, during, calls[0] - during)
+    """)
+
+
+def test_kernels_loaded_from_the_cache_call_into_llvm_unannounced():
+    """Loading a kernel from the cache walks its symbols in some 190 calls into LLVM; the callbacks
+    numba registers on llvmlite's lock (two events each, which cost twice the call) are left out
+    while a kernel loads, and are back afterwards, for any other call into LLVM."""
+    env = {**os.environ, "SIM_THREADS": "1"}
+    for _ in range(2):  # (the first may compile what is not cached yet)
+        done = subprocess.run([sys.executable, "-c", QUIET], capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr
+    hits, misses, during, after = map(int, done.stdout.split())
+    assert misses == 0 and hits > 20, done.stdout
+    assert during < 20 * hits, done.stdout  # (before: about 190 a kernel; the rest: numba setting up its runtime)
+    assert after >= 1, done.stdout
