@@ -96,6 +96,27 @@ def _numba():
     class _CacheImpl(caching.CompileResultCacheImpl):
         _locator_classes = [_UserProvidedLocator, _InTreeLocator, _UserWideLocator]
 
+        def reduce(self, cres):
+            """numba's cache entry of a compiled kernel, and the names of the symbols its module for
+            linking defines (what numba reads from that module at every load: see :meth:`rebuild`)."""
+            payload = super().reduce(cres)
+            if _LIGHT_RUNTIME is None or payload[0][1] != "object":
+                return payload
+            return (*payload, _defined_symbols(cres.library._get_module_for_linking()))
+
+        def rebuild(self, target_context, payload):
+            """A kernel from its cache entry. numba parses the LLVM bitcode of the kernel's module for
+            linking into other kernels and walks its symbols at every load (two thirds of loading a
+            kernel); a kernel loaded from the cache is linked into another only when one that calls
+            it is compiled in the same process. Here the symbols saved with the entry are taken and
+            the module is parsed when first linked (:func:`_rebuild`)."""
+            *entry, defined = payload
+            if not isinstance(defined, frozenset):  # (numba's own entry)
+                return super().rebuild(target_context, payload)
+            if _LIGHT_RUNTIME is None:
+                return super().rebuild(target_context, tuple(entry))
+            return _rebuild(target_context, tuple(entry), defined)
+
     class _Cache(caching.FunctionCache):
         _impl_class = _CacheImpl
 
@@ -160,6 +181,56 @@ def _unannounced_llvm_calls():
             yield
         finally:
             lock._cblist = callbacks
+
+
+def _defined_symbols(module) -> frozenset[str]:
+    """The functions and globals an LLVM module defines (as numba's JIT engine reads them)."""
+    return frozenset(value.name for values in (module.functions, module.global_variables) for value in values
+                     if not value.is_declaration)
+
+
+def _rebuild(target_context, entry: tuple, defined: frozenset[str]):
+    """numba's ``CompileResult._rebuild`` (the same in numba 0.60 to 0.68), but for the library, whose
+    module for linking is parsed when first needed and whose symbols are ``defined``."""
+    from numba.core.compiler import CompileResult
+
+    libdata, fndesc, env, signature, objectmode, lifted, typeann, reload_init, referenced_envs = entry
+    for fn in reload_init or ():
+        fn()
+    codegen = target_context.codegen()
+    name, _, (object_code, shared_bitcode) = libdata
+    library = codegen.create_library(name)
+    library.__class__ = _linked_on_demand(type(library))
+    library.enable_object_caching()
+    library._set_compiled_object(object_code)
+    library._shared_bitcode = shared_bitcode
+    library._finalize_final_module()
+    codegen._engine._defined_symbols |= defined
+    result = CompileResult(target_context=target_context, typing_context=target_context.typing_context, library=library,
+                           environment=env, entry_point=target_context.get_executable(library, fndesc, env), fndesc=fndesc,
+                           type_annotation=typeann, signature=signature, objectmode=objectmode, lifted=lifted,
+                           typing_error=None, call_helper=None, metadata=None, reload_init=reload_init,
+                           referenced_envs=referenced_envs)
+    for referenced in referenced_envs:
+        library.codegen.set_env(referenced.env_name, referenced)
+    return result
+
+
+@functools.lru_cache(maxsize=None)
+def _linked_on_demand(library_class: type) -> type:
+    """``library_class`` (numba's code library of the CPU target) whose module for linking into other
+    libraries, loaded from the cache as LLVM bitcode, is parsed the first time it is asked for."""
+    from llvmlite import binding
+
+    def module(self):
+        if self.__dict__.get("_shared_module") is None and self.__dict__.get("_shared_bitcode") is not None:
+            self.__dict__["_shared_module"] = binding.parse_bitcode(self.__dict__.pop("_shared_bitcode"))
+        return self.__dict__.get("_shared_module")
+
+    def set_module(self, value):
+        self.__dict__["_shared_module"] = value
+
+    return type(f"{library_class.__name__}LinkedOnDemand", (library_class,), {"_shared_module": property(module, set_module)})
 
 
 _LIGHT_RUNTIME = None  # numba's runtime once numba is imported, if its kernels load the light way

@@ -71,6 +71,34 @@ def test_an_edit_of_a_callee_in_another_file_reaches_its_cached_caller(tmp_path,
         assert (value, cached) == (4, True)
 
 
+LINKED = textwrap.dedent("""\
+    from fakepkg.callee import bump
+    from sim.compiled import jit
+    loaded = bump(1)  # from the cache: its module for linking not parsed
+    library = bump.overloads[bump.signatures[0]].library
+    parsed_before = library.__dict__.get("_shared_module") is not None
+
+    @jit
+    def thrice(x):  # (a script's kernel: compiled here, linking in the cached one)
+        return bump(x) * 3
+
+    print(loaded, thrice(1), sum(bump.stats.cache_hits.values()), parsed_before,
+          library.__dict__.get("_shared_module") is not None, flush=True)
+    """)
+
+
+def test_a_kernel_loaded_from_the_cache_links_into_one_compiled_later(tmp_path):
+    """A cached kernel's module for linking is parsed only when a kernel compiled later calls it,
+    and the later kernel runs the cached one's code."""
+    _package(tmp_path, "sim", step=1)
+    assert _run(tmp_path) == (4, False)  # compiled, cached
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(sim.__file__).parent.parent)])}
+    env.pop("NUMBA_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", LINKED], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2", "6", "1", "False", "True"], out.stdout
+
+
 def test_the_stamp_covers_the_model_layer_and_nothing_else(tmp_path):
     pkg = tmp_path / "pkg"
     (pkg / "mechanisms").mkdir(parents=True)
