@@ -19,7 +19,6 @@ the same functions as plain Python (for debugging).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import threading
@@ -76,13 +75,14 @@ def _numba():
 
     class _PackageStamp:
         """Stamps a cache entry with the hash of its package's model layer, not of its own file (a
-        module outside any package, such as a script, keeps numba's stamp of its own file)."""
+        module outside any package, such as a script, keeps numba's stamp of its own file), and with
+        the format of this module's entries (:data:`ENTRY_FORMAT`)."""
 
         def get_source_stamp(self):
             root = package_root(self._py_file)
             if not (root / "__init__.py").is_file():
-                return super().get_source_stamp()
-            return _process_stamp(root)
+                return super().get_source_stamp(), ENTRY_FORMAT
+            return _process_stamp(root), ENTRY_FORMAT
 
     class _UserProvidedLocator(_PackageStamp, caching.UserProvidedCacheLocator):
         pass
@@ -130,13 +130,12 @@ def _numba():
             if _LIGHT_RUNTIME is None:  # another numba: its own way
                 return super().load_overload(sig, target_context)
             _LIGHT_RUNTIME.initialize(target_context)
-            with self._guard_against_spurious_io_errors(), _unannounced_llvm_calls():
+            with self._guard_against_spurious_io_errors():
                 return self._load_overload(sig, target_context)
 
     # The light load above is for the numba releases whose loading it was checked against (0.60 to
     # 0.68: the same internals); a later one loads its own way until checked.
-    global _LIGHT_RUNTIME, _LLVM_FFI
-    from llvmlite.binding import ffi as _LLVM_FFI
+    global _LIGHT_RUNTIME
     checked = (0, 60) <= tuple(int(p) for p in numba.__version__.split(".")[:2]) < (0, 69)
     inside = all(hasattr(caching.FunctionCache, a) for a in ("_load_overload", "_guard_against_spurious_io_errors"))
     _LIGHT_RUNTIME = _runtime() if checked and inside else None
@@ -159,28 +158,6 @@ def _runtime():
         return None
     rtsys = getattr(nrt, "rtsys", None)
     return rtsys if callable(getattr(rtsys, "initialize", None)) else None
-
-
-@contextlib.contextmanager
-def _unannounced_llvm_calls():
-    """Hold the lock of llvmlite's calls into LLVM, and while it is held, call them without the
-    callbacks numba registers on it: each call into LLVM (about 190 for a kernel loaded from the cache,
-    17,600 for the 92 of a run with every mechanism, walking the symbols of each kernel's machine
-    code) broadcasts two events of numba's, which cost twice the call itself. They feed timers of
-    compilation (a kernel's ``metadata``), which mean nothing for a kernel loaded from the cache.
-    Other threads wait for the lock, as they would for each call; the callbacks are back before it
-    is let go."""
-    lock = getattr(getattr(_LLVM_FFI, "lib", None), "_lock", None)
-    if not isinstance(getattr(lock, "_cblist", None), list):  # (another llvmlite: its own way)
-        yield
-        return
-    with lock:
-        callbacks = lock._cblist
-        try:
-            lock._cblist = []
-            yield
-        finally:
-            lock._cblist = callbacks
 
 
 def _defined_symbols(module) -> frozenset[str]:
@@ -224,7 +201,8 @@ def _linked_on_demand(library_class: type) -> type:
 
     def module(self):
         if self.__dict__.get("_shared_module") is None and self.__dict__.get("_shared_bitcode") is not None:
-            self.__dict__["_shared_module"] = binding.parse_bitcode(self.__dict__.pop("_shared_bitcode"))
+            self.__dict__["_shared_module"] = binding.parse_bitcode(self.__dict__["_shared_bitcode"])
+            del self.__dict__["_shared_bitcode"]
         return self.__dict__.get("_shared_module")
 
     def set_module(self, value):
@@ -234,7 +212,10 @@ def _linked_on_demand(library_class: type) -> type:
 
 
 _LIGHT_RUNTIME = None  # numba's runtime once numba is imported, if its kernels load the light way
-_LLVM_FFI = None  # llvmlite's binding to LLVM, once numba is imported
+#: In every entry's stamp: entries of another format (numba's own, or this module's before its entries
+#: kept their symbols, which numba's loader cannot read) are stale to this module and this module's to
+#: them, and are compiled afresh rather than misread.
+ENTRY_FORMAT = "entries with their symbols (1)"
 _LOCK = threading.RLock()
 _FORMULAS: list = []  # formulas declared before numba was imported, registered when it is
 _NUMBA_READY: list = []  # numba's register_jitable, once numba is imported
