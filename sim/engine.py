@@ -213,7 +213,9 @@ class GrowthModel(mesa.Model):
     def __init__(self, cfg: SimConfig, graph=None):
         """``graph``: the graph :meth:`make_graph` gives for ``cfg``, when already built (experiments
         share one between strategies of the same replicate; graphs are never modified)."""
-        check_memory(cfg)  # refuse, before building anything, a run that will not fit in memory
+        # Refuse, before building anything, a run that will not fit in memory; a graph handed over or
+        # kept from an earlier run on the same world is not generated (generating is the peak).
+        check_memory(cfg, generated=graph is None and not store.kept(GrowthModel.graph_key(cfg)))
         halves.enabled()  # (and a bad SIM_THREADS in the environment)
         super().__init__(seed=cfg.seed)
         self.cfg = cfg

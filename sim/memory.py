@@ -29,7 +29,10 @@ people        peak (building)  peak of the simulated days  estimate   estimate
 Building the graph is the peak (holme_kim holds about 26 bytes per directed edge at its peak); while
 the days run, the graph is about 5.4 bytes per directed edge, the people's columns 73 bytes per
 person, the mechanisms' columns and arrays about 185 more with all thirteen on, and the recorder
-40 MB to 70 MB. The estimate errs on the high side. A configuration whose estimate exceeds the memory
+40 MB to 70 MB. A run on a world whose graph an earlier run kept (:mod:`sim.graph.store`) reads it
+back instead of generating it, about 4 bytes per directed edge and 24 per person, and the simulated
+days are then the peak (ten million people: 4.2 GB estimated instead of 5.9). The estimate errs on
+the high side. A configuration whose estimate exceeds the memory
 the machine has available is refused before the run with one line (exit code 2).
 """
 
@@ -55,6 +58,11 @@ BUILD_BYTES_PER_PERSON = 24.0  # indptr (int64), degrees and row counts
 RECORDER_BYTES_PER_CELL = 16.0  # cohort retained (int32), alive (int32), gmv (float64)
 ENTRY_BYTES_PER_PERSON = 8.0  # a growing market: the people in order of entry (int64)
 RECORDER_BYTES_PER_PERSON = 4.0  # each person's last order day (int32), for the trailing-buyer columns
+#: reading a kept graph back instead of generating it (:mod:`sim.graph.store`): its neighbour indices
+#: (int32) per directed edge, and row pointers, degrees and the check of them per person (10M people
+#: of degree 20: 0.85 GB measured above the base, 1.01 GB estimated)
+READ_BYTES_PER_EDGE = 4.0
+READ_BYTES_PER_PERSON = 24.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,7 @@ class MemoryEstimate:
     build_bytes: float
     people_bytes: float
     recorder_bytes: float
+    generated: bool = True  # the graph is generated (False: a kept graph read back, build_bytes its reading)
 
     @property
     def peak_bytes(self) -> float:
@@ -73,16 +82,19 @@ class MemoryEstimate:
 
     def describe(self) -> str:
         return (f"about {gb(self.peak_bytes)} ({self.people:,} people, {self.directed_edges:,} directed edges: "
-                f"graph {gb(self.graph_bytes)}, people {gb(self.people_bytes)}, building the graph {gb(self.build_bytes)})")
+                f"graph {gb(self.graph_bytes)}, people {gb(self.people_bytes)}, "
+                f"{'building the graph' if self.generated else 'reading the kept graph back'} {gb(self.build_bytes)})")
 
 
 def gb(x: float) -> str:
     return f"{x / 1e9:.2f} GB" if x >= 1e8 else f"{x / 1e6:.0f} MB"
 
 
-def estimate(cfg: SimConfig) -> MemoryEstimate:
+def estimate(cfg: SimConfig, generated: bool = True) -> MemoryEstimate:
     """The memory a run of ``cfg`` needs (no graph is built; an edge list is sized by its largest node id
-    or ``# nodes:`` header and its lines, read without loading it)."""
+    or ``# nodes:`` header and its lines, read without loading it). ``generated=False``: the run reads
+    its graph back from the graphs kept between runs (:mod:`sim.graph.store`) instead of generating
+    it, which needs a fraction of generating's peak (a ten-million market: 1.0 GB against 5.4)."""
     g, n = cfg.graph, cfg.population.size
     build_per_edge = BUILD_BYTES_PER_EDGE.get(g.kind, BUILD_BYTES_PER_EDGE_OTHER)
     if g.kind == "complete":
@@ -106,11 +118,13 @@ def estimate(cfg: SimConfig) -> MemoryEstimate:
         people=n,
         directed_edges=edges,
         graph_bytes=edges * BYTES_PER_EDGE + 12.0 * n,
-        build_bytes=edges * build_per_edge + BUILD_BYTES_PER_PERSON * n,
+        build_bytes=(edges * build_per_edge + BUILD_BYTES_PER_PERSON * n if generated
+                     else edges * READ_BYTES_PER_EDGE + READ_BYTES_PER_PERSON * n),
         people_bytes=n * (BYTES_PER_PERSON + BYTES_PER_PERSON_PER_MECHANISM * mechanisms
                           + (ENTRY_BYTES_PER_PERSON if cfg.population.entry else 0.0)),
         recorder_bytes=(days + ages) * len(CHANNELS) * ages * RECORDER_BYTES_PER_CELL  # stored by the day described
         + n * RECORDER_BYTES_PER_PERSON,
+        generated=generated,
     )
 
 
@@ -176,9 +190,10 @@ def cgroup_available(proc_cgroup: str | os.PathLike = "/proc/self/cgroup", fs_ro
     return avail
 
 
-def check_memory(cfg: SimConfig, available: float | None = None) -> MemoryEstimate:
-    """Refuse (ConfigError, one line) a configuration that will not fit in the available memory."""
-    est = estimate(cfg)
+def check_memory(cfg: SimConfig, available: float | None = None, generated: bool = True) -> MemoryEstimate:
+    """Refuse (ConfigError, one line) a configuration that will not fit in the available memory
+    (``generated``: see :func:`estimate`)."""
+    est = estimate(cfg, generated)
     avail = available_bytes() if available is None else available
     if est.peak_bytes > avail:
         if cfg.graph.kind == "edgelist":

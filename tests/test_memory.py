@@ -121,3 +121,35 @@ def test_building_the_default_graph_is_estimated_by_its_own_generator():
     a = estimate(cfg("population.size=100000"))
     b = estimate(cfg("population.size=100000", "graph.kind=regular"))
     assert a.build_bytes < b.build_bytes <= 40.0 * b.directed_edges + 40.0 * b.people
+
+
+def test_a_kept_graph_read_back_is_charged_its_reading_not_its_generation():
+    big = cfg("population.size=10000000")
+    generated, read_back = estimate(big), estimate(big, generated=False)
+    assert read_back.build_bytes < generated.build_bytes / 4
+    days = read_back.graph_bytes + read_back.people_bytes + read_back.recorder_bytes
+    assert read_back.peak_bytes - generated.peak_bytes < 0 and read_back.build_bytes < days  # the days are the peak
+    assert "reading the kept graph back" in read_back.describe() and "building the graph" in generated.describe()
+    between = (read_back.peak_bytes + generated.peak_bytes) / 2
+    check_memory(big, available=between, generated=False)  # fits
+    with pytest.raises(ConfigError, match="building the graph"):
+        check_memory(big, available=between)
+
+
+def test_a_run_whose_graph_is_kept_is_not_refused_for_generating_it(monkeypatch, tmp_path):
+    """Between the two estimates, a run on a world whose graph an earlier run kept goes ahead; the
+    same run with nothing kept is refused (generating the graph is its peak)."""
+    from sim import memory
+    from sim.engine import GrowthModel
+
+    monkeypatch.setenv("SIM_CACHE_DIR", str(tmp_path / "cache"))
+    config = cfg("population.size=60000", "graph.kind=er", "graph.avg_degree=100", "horizon=20")
+    between = (estimate(config, generated=False).peak_bytes + estimate(config).peak_bytes) / 2
+    assert estimate(config).peak_bytes > between > estimate(config, generated=False).peak_bytes
+    GrowthModel(config)  # generates the graph, and keeps it
+    monkeypatch.setattr(memory, "available_bytes", lambda: between)
+    model = GrowthModel(config)  # reads it back: fits
+    assert model.graph.n == 60000
+    monkeypatch.setenv("SIM_CACHE_DIR", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="building the graph"):
+        GrowthModel(config)

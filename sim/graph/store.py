@@ -71,6 +71,12 @@ def key(graph_cfg: Any, n: int, world_seed: int) -> str | None:
     return h.hexdigest()
 
 
+def kept(name: str | None) -> bool:
+    """Whether a graph is kept under ``name`` (to be read back by :func:`recall`, which checks it)."""
+    where = folder()
+    return name is not None and where is not None and (where / f"{name}.npz").is_file()
+
+
 def recall(name: str | None, n: int) -> Graph | None:
     """The graph kept under ``name`` if its arrays are a valid graph of ``n`` people; else None (and a
     bad file is removed)."""
