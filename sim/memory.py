@@ -32,8 +32,8 @@ person, the mechanisms' columns and arrays about 185 more with all thirteen on, 
 40 MB to 70 MB. A run on a world whose graph an earlier run kept (:mod:`sim.graph.store`) reads it
 back instead of generating it, about 4 bytes per directed edge and 24 per person, and the simulated
 days are then the peak (ten million people: 4.2 GB estimated instead of 5.9). The estimate errs on
-the high side. A configuration whose estimate exceeds the memory
-the machine has available is refused before the run with one line (exit code 2).
+the high side. A configuration whose estimate exceeds the memory the machine has available is
+refused before the run with one line (exit code 2).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def estimate(cfg: SimConfig, generated: bool = True) -> MemoryEstimate:
     """The memory a run of ``cfg`` needs (no graph is built; an edge list is sized by its largest node id
     or ``# nodes:`` header and its lines, read without loading it). ``generated=False``: the run reads
     its graph back from the graphs kept between runs (:mod:`sim.graph.store`) instead of generating
-    it, which needs a fraction of generating's peak (a ten-million market: 1.0 GB against 5.4)."""
+    it, which needs a fraction of generating's peak (a ten-million market: 1.0 GB against 5.6)."""
     g, n = cfg.graph, cfg.population.size
     build_per_edge = BUILD_BYTES_PER_EDGE.get(g.kind, BUILD_BYTES_PER_EDGE_OTHER)
     if g.kind == "complete":
