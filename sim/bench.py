@@ -486,6 +486,11 @@ def _num(x: float, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
+def _compact(x: float) -> str:
+    """A size as an axis label: 30k, 1M, 3.85M."""
+    return f"{x / 1e6:.3g}M" if x >= 1e6 else f"{x / 1e3:.3g}k" if x >= 1e3 else f"{x:.3g}"
+
+
 def table(record: dict) -> str:
     lines = []
     mech = ", ".join(record["mechanisms"])
@@ -634,6 +639,7 @@ def scaling_plot(record: dict, path: Path) -> Path | None:
     if not sc:
         return None
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -654,6 +660,8 @@ def scaling_plot(record: dict, path: Path) -> Path | None:
             ax.loglog(x, y, marker=marker, label=label)
         y0 = sum(ok[-1][f] for f in ("build_cpu_s", "simulate_cpu_s"))
         ax.loglog(x, y0 * x / x[-1], "k--", lw=0.8, label="slope 1 (linear)")
+        ax.set_xticks(x, [_compact(v) for v in x])  # (the sizes measured, not 3 x 10^6 beside 4 x 10^6)
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(fixed)
         ax.set_ylabel("CPU seconds")
         ax.set_title(title, fontsize=10)
