@@ -72,7 +72,7 @@ class Recommendations(Mechanism):
         cat = model.catalogue
         # The sales tally starts from the catalogue's popularity (what the shop knows before day 0).
         self.sales = cat.popularity * 1.0
-        self._known = self.sales  # (and what it falls back to when it remembers no sale at all)
+        self._known_share = self.sales / self.sales.sum()  # (what the shares fall back to when it remembers no sale)
         self.decay = float(np.exp(-1.0 / self.config.sales_memory_days))
         if self.config.strategy == "social":
             self.last_bought = model.pop.add_column("last_bought_category", np.int16, fill=-1)
@@ -91,7 +91,7 @@ class Recommendations(Mechanism):
         """Each category's share of the sales tally; the catalogue's popularity when the tally holds
         no sale (a memory far shorter than a day, ``sales_memory_days`` near 0, on a day without orders)."""
         total = self.sales.sum()
-        return self.sales / total if total > 0 else self._known / self._known.sum()
+        return self.sales / total if total > 0 else self._known_share.copy()
 
     def popular_weights(self) -> np.ndarray:
         """Probability of each category under the popular strategy (top categories by sales)."""
