@@ -250,10 +250,15 @@ def cmd_sweep(args) -> int:
         metrics = spec.sweep.metrics
     try:
         folder = sweep(overrides, out=taken.get("out", "results/sweeps"), metrics=metrics, run_plots=not args.no_plots and args.run_plots)
-    except KeyboardInterrupt as exc:
+    except BaseException as exc:
+        # Ctrl+C or SIGTERM, or another error it caused (landing inside Hydra's or OmegaConf's code, an
+        # interruption can leave their state half-changed, which then fails otherwise): the sweep's report.
+        interruption = exc if isinstance(exc, KeyboardInterrupt) else _RECEIVED[-1]() if _RECEIVED and isinstance(exc, Exception) else None
+        if interruption is None:
+            raise
         from sim.experiment import sweep_interrupted
 
-        word, code = _interrupted(exc)
+        word, code = _interrupted(interruption)
         print(f"{word}: {sweep_interrupted(exc)}", file=sys.stderr)
         return code
     if not args.quiet:

@@ -65,7 +65,7 @@ from sim.plans import (  # noqa: F401  (the plans' names, as sim.experiment alwa
     load_experiment, replicate_seeds,
 )
 from sim.runs import is_complete
-from sim.schema import ConfigError, require, to_plain
+from sim.schema import ConfigError, SimulationError, require, to_plain
 
 
 # ============================================================================ comparisons
@@ -566,7 +566,7 @@ def sweep(overrides: Sequence[str], out: str | os.PathLike = "results/sweeps", m
     started = time.time()
     try:
         _launch(sweep_job, task, own, hydra_ovs, folder)
-    except KeyboardInterrupt as exc:  # Ctrl+C or SIGTERM: say what was kept and how to go on
+    except BaseException as exc:  # Ctrl+C or SIGTERM (or another error it caused inside Hydra): say what was kept and how to go on
         exc.sweep = (folder, math.prod(_count(ov) for ov in parsed))
         raise
     report = folder / "report.html"
@@ -622,15 +622,79 @@ def _launch(task_function: Callable, task: Sequence[str], own: Sequence[str], us
     import hydra
 
     main = hydra.main(config_path=str(scenario_dirs()[0]), config_name=SWEEP_CONFIG, version_base="1.3")(task_function)
-    saved = sys.argv
+    saved, full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = ["sim", "--multirun", *argv]
+    # Hydra raises what a job or its own code raised, instead of printing it with a traceback and
+    # exiting: a failed job is reported here in one line, and an interruption that surfaced as
+    # another error inside Hydra's code still as the interruption it was (sim.cli).
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        main()
-    except SystemExit as exc:  # Hydra reports a failed job itself, then exits
+        with _without_hydras_job_line():
+            main()
+    except JobFailed as exc:
+        raise exc.kind(f"the run {exc.name} failed: {exc.message}; the complete runs are kept in {folder / RUNS}; "
+                       f"rerun the same command with hydra.sweep.dir={folder} to resume it") from None
+    except SystemExit as exc:  # Hydra's own command-line errors
         if exc.code:
             raise ConfigError(f"the sweep did not finish (Hydra's message is above); rerun with hydra.sweep.dir={folder} to resume") from None
     finally:
         sys.argv = saved
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
+
+
+class JobFailed(Exception):
+    """A job of a multirun stopped by one of the project's errors (a run refused or broken, a folder
+    not written), its line already printed (:func:`_job`): raised through Hydra, on any launcher
+    (it pickles), to :func:`_launch`, which reports it as that error (``kind``) in one line."""
+
+    def __init__(self, name: str, kind: type[Exception], message: str):
+        super().__init__(name, kind, message)
+        self.name, self.kind, self.message = name, kind, message
+
+
+def _job(prefix: str, name: str, work: Callable[[], dict]) -> dict:
+    """``work()``, one job of a multirun named ``name``; where it fails, a line ``[prefix] name: failed:
+    ...`` as it happens. The project's errors go on as :class:`JobFailed` (one line, no traceback);
+    anything else, a fault in the code, goes on as itself, with its traceback."""
+    try:
+        return work()
+    except (ConfigError, SimulationError, OSError) as exc:
+        if isinstance(exc, OSError):  # (as sim.cli reports one: what failed, on which file)
+            kind, message = ConfigError, f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+        else:
+            kind, message = type(exc), str(exc)
+        print(f"[{prefix}] {name}: failed: {message}", file=sys.stderr, flush=True)
+        raise JobFailed(name, kind, message) from None
+    except Exception as exc:
+        print(f"[{prefix}] {name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        raise
+
+
+#: What Hydra writes before it raises a failed job's error: the job has said so itself (:func:`_job`).
+HYDRAS_JOB_LINE = "Error executing job with overrides: "
+
+
+@contextlib.contextmanager
+def _without_hydras_job_line():
+    """Standard error without the line Hydra writes about a failed job (:data:`HYDRAS_JOB_LINE`)."""
+    stream = sys.stderr
+
+    class Filtered:
+        def write(self, text: str) -> int:
+            return len(text) if text.startswith(HYDRAS_JOB_LINE) else stream.write(text)
+
+        def __getattr__(self, name: str):
+            return getattr(stream, name)
+
+    sys.stderr = Filtered()
+    try:
+        yield
+    finally:
+        if isinstance(sys.stderr, Filtered):
+            sys.stderr = stream
 
 
 @contextlib.contextmanager
@@ -725,15 +789,19 @@ def sweep_job(_cfg) -> dict:
         print(f"[sweep] {name}: already complete, skipped", file=sys.stderr, flush=True)
         return {"run": name, "skipped": True}
     swept = {ov.key_or_group: _json_value(ov.value()) for ov in _parse(overrides) if ov.get_key_element() not in fixed}
-    with _hydra_state_kept():
-        cfg = compose(None, overrides)
-    result = simulate(cfg)
-    result.summary.update({"sweep": swept, "overrides": overrides})
-    path = write_run_folder(result, runs, plots=run_plots, name=name, replace=True)
-    s = result.summary
-    print(f"[sweep] {path.name}: profit {s['profit']:,.0f} RMB, {s['users_total']:,} users in {s['wall_seconds']:.1f} s",
-          file=sys.stderr, flush=True)
-    return {"run": path.name, "skipped": False}
+
+    def work() -> dict:
+        with _hydra_state_kept():
+            cfg = compose(None, overrides)
+        result = simulate(cfg)
+        result.summary.update({"sweep": swept, "overrides": overrides})
+        path = write_run_folder(result, runs, plots=run_plots, name=name, replace=True)
+        s = result.summary
+        print(f"[sweep] {path.name}: profit {s['profit']:,.0f} RMB, {s['users_total']:,} users in {s['wall_seconds']:.1f} s",
+              file=sys.stderr, flush=True)
+        return {"run": path.name, "skipped": False}
+
+    return _job("sweep", name, work)
 
 
 try:  # a Hydra callback: collect the sweep in the launching process once every job has returned
@@ -1009,13 +1077,17 @@ def point_job(_cfg) -> dict:
     k = next(int(ov.value()) for ov in parsed if ov.key_or_group == "point")
     rest = [text for text, ov in zip(overrides, parsed) if ov.key_or_group != "point"]
     values = plan["points"][k]
-    with _hydra_state_kept():
-        cfg = compose(None, [*rest, *point_overrides(values)])
-    result = simulate(cfg)
-    result.summary.update({"point": k, "point_values": values, "overrides": rest})
-    path = write_run_folder(result, runs, plots=False, name=name, replace=True)
-    print(f"[points] {path.name}: done in {result.summary['wall_seconds']:.1f} s", file=sys.stderr, flush=True)
-    return {"run": path.name, "skipped": False}
+
+    def work() -> dict:
+        with _hydra_state_kept():
+            cfg = compose(None, [*rest, *point_overrides(values)])
+        result = simulate(cfg)
+        result.summary.update({"point": k, "point_values": values, "overrides": rest})
+        path = write_run_folder(result, runs, plots=False, name=name, replace=True)
+        print(f"[points] {path.name}: done in {result.summary['wall_seconds']:.1f} s", file=sys.stderr, flush=True)
+        return {"run": path.name, "skipped": False}
+
+    return _job("points", name, work)
 
 
 def collect_points(folder: str | os.PathLike) -> PointRuns:

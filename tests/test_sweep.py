@@ -113,6 +113,65 @@ def test_an_interrupted_sweep_resumes_and_skips_finished_runs(tmp_path):
     assert len(pd.read_parquet(folder / "horizon.parquet")) == 6
 
 
+def _failing(monkeypatch, fail):
+    """``sim.runs.simulate`` calling ``fail()`` for the run of seed 1 instead of simulating it."""
+    import sim.runs
+
+    simulate = sim.runs.simulate
+    monkeypatch.setattr(sim.runs, "simulate", lambda cfg, *a, **k: fail() if cfg.seed == 1 else simulate(cfg, *a, **k))
+
+
+def test_a_failed_job_says_so_in_one_line_keeps_the_other_runs_and_resumes(tmp_path, monkeypatch, capsys):
+    from sim import cli
+    from sim.schema import SimulationError
+
+    folder = tmp_path / "sweep"
+    args = ["run", "-m", "seed=0,1,2", *TINY, f"hydra.sweep.dir={folder}", "hydra.launcher.n_jobs=1"]
+
+    def broken():
+        raise SimulationError("column dau: -1 on day 3")
+
+    with monkeypatch.context() as patch:
+        _failing(patch, broken)
+        assert cli.main(args) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "[sweep] seed=1: failed: column dau: -1 on day 3\n" in err
+    assert err.splitlines()[-1] == (f"error: the run seed=1 failed: column dau: -1 on day 3; the complete runs are kept in "
+                                    f"{folder / 'runs'}; rerun the same command with hydra.sweep.dir={folder} to resume it")
+    assert not any(word in err for word in ("Traceback", "Error executing job", "HYDRA_FULL_ERROR"))  # (Hydra's own report)
+    assert "HYDRA_FULL_ERROR" not in os.environ
+    assert sorted(p.name for p in (folder / "runs").iterdir()) == ["seed=0", "seed=2"]
+    assert cli.main(args) == 0  # resumed: the failed job only
+    err = capsys.readouterr().err
+    assert "[sweep] seed=0: already complete, skipped" in err and "[sweep] seed=2: already complete, skipped" in err
+    assert len(pd.read_parquet(folder / "horizon.parquet")) == 3
+
+
+def test_an_interruption_that_surfaces_as_another_error_inside_hydra_is_reported_as_the_interruption(tmp_path, monkeypatch, capsys):
+    """SIGTERM landing inside OmegaConf's code (composing a job's configuration) can leave its state
+    half-changed, so that what comes out is an AttributeError: the sweep still says what it kept."""
+    import signal as signals
+
+    from sim import cli
+
+    folder = tmp_path / "sweep"
+
+    def terminated_inside_omegaconf():
+        try:
+            cli._on_sigterm(signals.SIGTERM, None)
+        except KeyboardInterrupt:
+            raise AttributeError("'NoneType' object has no attribute '_invalidate_flags_cache'") from None
+
+    _failing(monkeypatch, terminated_inside_omegaconf)
+    code = cli.main(["run", "-m", "seed=0,1,2", *TINY, f"hydra.sweep.dir={folder}", "hydra.launcher.n_jobs=1"])
+    err = capsys.readouterr().err
+    kept = [p for p in (folder / "runs").iterdir() if not p.name.startswith(".")]
+    assert code == 128 + signals.SIGTERM, err
+    assert err.splitlines()[-1] == (f"terminated: the sweep stopped with {len(kept)} of 3 runs complete, kept in {folder / 'runs'}; "
+                                    f"rerun the same command with hydra.sweep.dir={folder} to resume it")
+    assert len(kept) == 2 and not any(word in err for word in ("Traceback", "Error executing job", "HYDRA_FULL_ERROR"))
+
+
 def test_run_folder_names_are_safe_and_distinct():
     assert run_name("a.b=1,seed=2") == "a.b=1,seed=2"
     assert run_name("") == "run"
