@@ -37,6 +37,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
+from PIL.PngImagePlugin import PngInfo  # noqa: E402
 
 from sim.vocabulary import CHANNELS, ORDER_SOURCES  # noqa: E402
 
@@ -63,12 +65,29 @@ def _save(fig, path: Path, bottom: float = 0.0) -> Path:
     return _write(fig, path)
 
 
+#: Dots per inch of every figure written.
+DPI = 110
+
+
 def _write(fig, path: Path) -> Path:
-    """Draw ``fig`` once into a PNG at ``path`` and close it."""
+    """Draw ``fig`` once into a PNG at ``path`` and close it.
+
+    What ``fig.savefig(path, dpi=DPI)`` writes, pixel for pixel, except that an opaque figure (each of
+    the project's: white background) is stored as RGB, not RGBA: a tenth smaller and a third
+    quicker to compress (0.23 against 0.33 s for the eight figures of a run of every mechanism,
+    about a tenth of the time they take to draw)."""
     # tight_layout leaves a placeholder layout engine behind, and with any engine set savefig draws the
     # whole figure once more before drawing it for the file: nothing is left to lay out here.
     fig.set_layout_engine(None)
-    fig.savefig(path, dpi=110, pil_kwargs={"compress_level": 3})  # (6, the default, is 40 % slower for 7 % less)
+    fig.set_dpi(DPI)
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())
+    image = Image.frombuffer("RGBA", (pixels.shape[1], pixels.shape[0]), pixels, "raw", "RGBA", 0, 1)
+    if pixels[..., 3].min() == 255:
+        image = image.convert("RGB")
+    info = PngInfo()
+    info.add_text("Software", f"Matplotlib version{matplotlib.__version__}, https://matplotlib.org/")  # (as savefig's)
+    image.save(path, format="png", dpi=(DPI, DPI), pnginfo=info, compress_level=3)  # (6, the default, is 40 % slower for 7 % less)
     plt.close(fig)
     return path
 
@@ -417,8 +436,7 @@ def warm_up() -> None:
     _style(ax, "title")
     _legend(ax, fontsize=8)
     _title(fig, "label")
-    fig.savefig(io.BytesIO(), format="png", dpi=110)
-    plt.close(fig)
+    _write(fig, io.BytesIO())
 
 
 class InMemory:

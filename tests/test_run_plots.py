@@ -207,3 +207,27 @@ def test_a_relay_slow_to_pass_on_the_folder_still_gives_the_whole_folder(tmp_pat
     path = write_run_folder(result, tmp_path, name="late")
     assert figures(path) == sorted(f"{name}.png" for name in plots.run_plan(result))
     assert sim.runs.is_complete(path)
+
+
+@pytest.mark.parametrize("transparent", [False, True])
+def test_a_figure_is_written_pixel_for_pixel_as_savefig_draws_it_and_as_rgb_where_it_is_opaque(tmp_path, transparent):
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    def figure():
+        fig, ax = plt.subplots(figsize=(4, 3))
+        ax.plot([0, 1, 2], [1, 3, 2], label="line")
+        plots._style(ax, "a title", "people")
+        plots._legend(ax)
+        fig.patch.set_alpha(0.0 if transparent else 1.0)
+        return fig
+
+    fig = figure()
+    fig.savefig(tmp_path / "savefig.png", dpi=plots.DPI)
+    plt.close(fig)
+    plots._write(figure(), tmp_path / "written.png")
+    written, drawn = Image.open(tmp_path / "written.png"), Image.open(tmp_path / "savefig.png")
+    assert written.mode == ("RGBA" if transparent else "RGB") and drawn.mode == "RGBA"
+    assert np.array_equal(np.asarray(written.convert("RGBA")), np.asarray(drawn))
+    assert written.info["dpi"] == drawn.info["dpi"] and written.info["Software"] == drawn.info["Software"]
+    assert (tmp_path / "written.png").stat().st_size < (tmp_path / "savefig.png").stat().st_size or transparent
