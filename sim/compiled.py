@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+import time
 from pathlib import Path
 
 #: Files and folders of a package (relative to it) outside the compiled model layer: editing them
@@ -69,6 +70,7 @@ def _numba():
     """Import numba and define what this module needs of it: once, when the first compiled function is
     called (commands that simulate nothing never import numba; it costs about 0.2 s). Formulas declared
     before then are registered with numba here, before any compiled pass that calls them is compiled."""
+    started = time.perf_counter()
     import numba
     from numba.core import caching
     from numba.extending import register_jitable, typeof_impl
@@ -129,9 +131,14 @@ def _numba():
             refreshes the contexts itself (numba's compiler does so before typing)."""
             if _LIGHT_RUNTIME is None:  # another numba: its own way
                 return super().load_overload(sig, target_context)
+            started = time.perf_counter()
             _LIGHT_RUNTIME.initialize(target_context)
             with self._guard_against_spurious_io_errors():
-                return self._load_overload(sig, target_context)
+                loaded = self._load_overload(sig, target_context)
+            if loaded is not None:
+                _SPENT["loading"] += time.perf_counter() - started
+                _SPENT["loaded"] += 1
+            return loaded
 
     # The light load above is for the numba releases whose loading it was checked against (0.60 to
     # 0.68: the same internals); a later one loads its own way until checked.
@@ -146,6 +153,7 @@ def _numba():
         for fn in _FORMULAS:
             register_jitable(fn)
         _NUMBA_READY.append(register_jitable)
+    _SPENT["numba"] = time.perf_counter() - started
     return numba, _Cache
 
 
@@ -217,6 +225,17 @@ _LIGHT_RUNTIME = None  # numba's runtime once numba is imported, if its kernels 
 #: them, and are compiled afresh rather than misread.
 ENTRY_FORMAT = "entries with their symbols (1)"
 _LOCK = threading.RLock()
+#: What making the compiled functions ready has cost this process so far (:func:`spent`).
+_SPENT = {"numba": 0.0, "dispatchers": 0.0, "loading": 0.0, "loaded": 0}
+
+
+def spent() -> dict:
+    """Seconds this process has spent making its compiled functions ready, timed where it happens:
+    importing numba (``numba``), creating numba's dispatchers (``dispatchers``) and loading kernels
+    from the cache (``loading``, of ``loaded`` kernels); what ``sim bench`` reports as kernel
+    loading. (Kernels loaded numba's own way, on a numba release this module has not been checked
+    against, and kernels compiled afresh are not counted in ``loading``.)"""
+    return dict(_SPENT)
 _FORMULAS: list = []  # formulas declared before numba was imported, registered when it is
 _NUMBA_READY: list = []  # numba's register_jitable, once numba is imported
 
@@ -237,12 +256,14 @@ class Kernel:
             numba, cache = _numba()
             with _LOCK:
                 if self._dispatcher is None:
+                    started = time.perf_counter()
                     dispatcher = numba.njit(nogil=True, error_model="numpy")(self.py_func)
                     if isinstance(dispatcher, numba.core.dispatcher.Dispatcher):  # not under NUMBA_DISABLE_JIT
                         try:
                             dispatcher._cache = cache(dispatcher.py_func)
                         except RuntimeError:  # "cannot cache function ...: no locator available"
                             pass
+                    _SPENT["dispatchers"] += time.perf_counter() - started
                     self._dispatcher = dispatcher
         return self._dispatcher
 
