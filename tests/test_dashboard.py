@@ -563,3 +563,29 @@ def test_a_bad_number_typed_in_a_knob_is_refused_and_the_last_good_value_kept(ke
         assert math.isfinite(lo) and math.isfinite(hi)
     good, none = knob.accept("12", last)
     assert none is None and good == 12
+
+
+def test_the_server_prepares_the_first_page_and_its_run_while_it_waits_and_never_fails_for_it(monkeypatch):
+    """``sim dash`` warms up in the background (sim.dashboard.server.warm_up): in a fresh process, the
+    page's caches are filled and the kernels the opening scenario's run needs are loaded, so that
+    its first run loads none; and a warm-up that fails says nothing and leaves the page to report."""
+    code = """
+import sim
+from sim import compiled
+from sim.dashboard import app, server
+server.warm_up()
+assert app.reference.cache_info().currsize == 1 and app.knob_groups.cache_info().currsize == 1
+before = compiled.spent()["loaded"]
+sim.simulate(sim.compose(app.DEFAULT_SCENARIO, ["population.size=3000", "horizon=60"]))
+print(compiled.spent()["loaded"] - before)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0"]  # (warmed: the first run loads no kernel)
+    from sim.dashboard import server
+
+    def broken(*a, **k):
+        raise RuntimeError("no disk")
+
+    monkeypatch.setattr(sim, "simulate", broken)
+    server.warm_up()  # (no exception, nothing printed)

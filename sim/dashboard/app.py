@@ -89,7 +89,8 @@ def CopyButton(text: str):
 
 
 # ------------------------------------------------------------------------------ session state
-scenario = solara.reactive("default")
+DEFAULT_SCENARIO = "default"  # what the page opens with
+scenario = solara.reactive(DEFAULT_SCENARIO)
 edits: solara.Reactive[dict[str, Any]] = solara.reactive({})  # knob key -> value set on the page
 typed_errors: solara.Reactive[dict[str, str]] = solara.reactive({})  # knob key -> why the text typed last was refused
 auto_run = solara.reactive(True)

@@ -8,9 +8,11 @@ from the ``solara-assets`` package (through Solara's asset route), so it works w
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
+import threading
 import warnings
 
 from sim.schema import ConfigError
@@ -46,11 +48,34 @@ def free_port(host: str = DEFAULT_HOST) -> int:
         return s.getsockname()[1]
 
 
-def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, open_browser: bool = False) -> int:
-    """Run the dashboard until interrupted (blocking)."""
+def warm_up() -> None:
+    """What the first page and its first run would otherwise wait for, done while the server waits
+    for its first visitor: the page's modules imported, the opening scenario composed as the page
+    shows it and as it first runs it (Hydra's first composition in a process), and the compiled
+    kernels that run needs loaded (the same scenario at 1,000 people; :mod:`sim.compiled`). Started
+    in the background by :func:`serve`; what fails here is left for the page to meet and report."""
+    try:
+        import networkx  # noqa: F401 (the graph view's layout)
+
+        import sim
+        from sim.dashboard import app, knobs
+
+        app.knob_groups()
+        app.reference(app.DEFAULT_SCENARIO)
+        sim.compose(app.DEFAULT_SCENARIO, [f"population.size={knobs.DASHBOARD_POPULATION}"])
+        sim.simulate(sim.compose(app.DEFAULT_SCENARIO, ["population.size=1000"]))
+    except Exception:  # noqa: BLE001
+        logging.getLogger("sim.dashboard").debug("warming up failed", exc_info=True)
+
+
+def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, open_browser: bool = False, warm: bool = True) -> int:
+    """Run the dashboard until interrupted (blocking). ``warm``: prepare the first page and run in
+    the background meanwhile (:func:`warm_up`)."""
     check_port(host, port)
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
+    if warm:
+        threading.Thread(target=warm_up, name="warm up", daemon=True).start()
     from solara.__main__ import cli  # after the environment is set: Solara reads it on import
 
     # Served over plain http on this machine, Solara falls back to samesite=lax cookies, as it should.
