@@ -106,11 +106,15 @@ def kernel_loading_line(rows: list[dict]) -> str:
     if loaded == 0:
         return "(kernel loading: none loaded from the cache; every kernel was compiled afresh, so run sim bench again)"
     first = [r["first_time_s"] for r in rows]
-    return (f"(each process first loads the compiled kernels, cached on disk: {total:.2f} s, median of {len(rows)} processes, "
+    return (f"(each process first loads the compiled kernels, cached on disk: {total:.2f} s{f', median of {len(rows)} processes' if len(rows) > 1 else ''}, "
             f"within {KERNEL_TARGET} s: {_verdict(total, KERNEL_TARGET)}; numba's import {median('numba'):.2f} s, its dispatchers "
             f"{median('dispatchers'):.2f} s, {loaded} kernels {median('loading'):.2f} s ({1e3 * median('loading') / loaded:.1f} ms each); "
             f"timed where it happens, not in the figures above. A tiny run's first time minus its second, which adds the "
-            f"modules and memory it first needs: {min(first):.2f}-{max(first):.2f} s)")
+            f"modules and memory it first needs: {_span(first)} s)")
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.2f}" if min(values) == max(values) else f"{min(values):.2f}-{max(values):.2f}"
 
 
 def _timed(fn):
